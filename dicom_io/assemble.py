@@ -1,0 +1,251 @@
+"""Assemble a series into a Hounsfield-unit volume with exact geometry.
+
+Slices are sorted along the normal, duplicates resolved (one kept, the choice
+explained), pixel data decoded (any transfer syntax pydicom's plugins handle:
+RLE, JPEG lossless and baseline, JPEG-LS, JPEG 2000), converted to HU slice
+by slice with that slice's RescaleSlope/RescaleIntercept, with
+PixelPaddingValue set to ``padding_hu`` and MONOCHROME1 inverted. A slice whose
+pixel data cannot be decoded is skipped with a warning; the series is still
+assembled when what remains is consistent, and the gap shows in the geometry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.dataset import Dataset
+
+from dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry, slice_normal
+from dicom_io.series import Series, SliceHeader, split_by_geometry
+from ichpipe.errors import DicomInputError, GeometryError
+
+__all__ = ["MAX_MATRIX", "CTVolume", "assemble_series", "header_geometry"]
+
+log = logging.getLogger(__name__)
+
+#: Largest Rows or Columns accepted before any pixel buffer is allocated.
+MAX_MATRIX = 4096
+
+
+@dataclass(frozen=True)
+class CTVolume:
+    """A series as a HU volume, sorted along the normal.
+
+    Attributes
+    ----------
+    hu:
+        float32 array of shape (slices, rows, columns) in Hounsfield units.
+    geometry:
+        Positions, spacing along the normal, per-slice thickness, tilt, gaps.
+    slices:
+        The header of each slice, in volume order (for SEG references).
+    study_uid, series_uid:
+        Identifiers of the assembled series.
+    warnings:
+        Everything noteworthy: geometry notes, skipped and duplicate slices.
+    """
+
+    hu: npt.NDArray[np.float32]
+    geometry: VolumeGeometry
+    slices: tuple[SliceHeader, ...]
+    study_uid: str
+    series_uid: str
+    warnings: tuple[str, ...]
+
+    @property
+    def first(self) -> Dataset:
+        """Header of the first slice (patient, study and series tags)."""
+        return self.slices[0].dataset
+
+
+def _sort_and_deduplicate(
+    slices: Sequence[SliceHeader], normal: npt.NDArray[np.float64], tolerance: float
+) -> tuple[list[SliceHeader], list[str]]:
+    """Sort by projection on the normal and keep one slice per position."""
+    offsets = {id(s): float(np.dot(np.asarray(s.position), normal)) for s in slices}
+    keyed = sorted(slices, key=lambda s: (offsets[id(s)], s.sop_instance_uid, s.frame or 0))
+    kept: list[SliceHeader] = []
+    notes: list[str] = []
+    for sh in keyed:
+        if not kept or offsets[id(sh)] - offsets[id(kept[-1])] > tolerance:
+            kept.append(sh)
+            continue
+        prev = kept[-1]
+        if sh.sop_instance_uid == prev.sop_instance_uid and sh.frame == prev.frame:
+            notes.append(
+                f"duplicate file {sh.label} is a copy of {prev.label} (same SOPInstanceUID); kept {prev.label}"
+            )
+            continue
+        # Different instances at one position: keep the later reconstruction
+        # (higher InstanceNumber), as a re-sent image replaces the earlier one.
+        n_prev = int(prev.dataset.get("InstanceNumber", 0) or 0)
+        n_this = int(sh.dataset.get("InstanceNumber", 0) or 0)
+        keep, drop = (sh, prev) if n_this > n_prev else (prev, sh)
+        kept[-1] = keep
+        notes.append(
+            f"duplicate position: {sh.label} and {prev.label} lie at the same place along the normal;"
+            f" kept {keep.label} (higher InstanceNumber), dropped {drop.label}"
+        )
+    return kept, notes
+
+
+def _stored_to_hu(
+    ds: Dataset, stored: npt.NDArray[Any], sh: SliceHeader, padding_hu: float
+) -> npt.NDArray[np.float32]:
+    arr = stored
+    if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
+        bits = int(ds.get("BitsStored", 16) or 16)
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        arr = (lo + hi) - arr.astype(np.int64)
+    hu = arr.astype(np.float32)
+    if sh.slope != 1.0:
+        hu *= np.float32(sh.slope)
+    if sh.intercept != 0.0:
+        hu += np.float32(sh.intercept)
+    pad = ds.get("PixelPaddingValue")
+    if pad is not None:
+        limit = ds.get("PixelPaddingRangeLimit")
+        if limit is not None:
+            lo_p, hi_p = sorted((int(pad), int(limit)))
+            mask = (stored >= lo_p) & (stored <= hi_p)
+        else:
+            mask = stored == int(pad)
+        hu[mask] = np.float32(padding_hu)
+    return hu
+
+
+def _read_planes(
+    ordered: Sequence[SliceHeader], padding_hu: float
+) -> tuple[dict[int, npt.NDArray[np.float32]], list[str]]:
+    """Decode the pixel data of each plane; a file is read once for all its frames."""
+    by_file: dict[str, list[int]] = defaultdict(list)
+    for i, sh in enumerate(ordered):
+        by_file[str(sh.path)].append(i)
+    planes: dict[int, npt.NDArray[np.float32]] = {}
+    notes: list[str] = []
+    for path, indices in by_file.items():
+        try:
+            ds = pydicom.dcmread(path, force=True)
+            pixels = ds.pixel_array
+        except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, RuntimeError,
+                NotImplementedError, IndexError) as exc:
+            for i in indices:
+                notes.append(f"skipped {ordered[i].label}: pixel data unreadable ({type(exc).__name__}: {exc})")
+            continue
+        for i in indices:
+            sh = ordered[i]
+            frame = pixels if sh.frame is None else (pixels[sh.frame] if pixels.ndim == 3 else pixels)
+            if frame.shape != (sh.rows, sh.columns):
+                notes.append(
+                    f"skipped {sh.label}: pixel data has shape {frame.shape}, header says {sh.rows}x{sh.columns}"
+                )
+                continue
+            planes[i] = _stored_to_hu(ds, frame, sh, padding_hu)
+    return planes, notes
+
+
+def _plan(series: Series, cfg: GeometryConfig) -> tuple[list[SliceHeader], list[str], tuple[float, ...]]:
+    """Check the matrix, drop unplaceable slices, sort along the normal, de-duplicate."""
+    label = series.key
+    rows, cols = series.slices[0].rows, series.slices[0].columns
+    if not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX):
+        raise DicomInputError(
+            f"Series {label}: matrix {rows}x{cols} is outside 1..{MAX_MATRIX}; refusing to allocate it."
+        )
+    placed, notes = split_by_geometry(series.slices, series_label=label)
+    orientation = placed[0].orientation
+    if orientation is None:  # split_by_geometry guarantees it
+        raise GeometryError(f"Series {label}: no orientation.")
+    normal = slice_normal(orientation, tolerance=cfg.orthogonality_tolerance)
+    spacings = {tuple(round(v, 4) for v in (s.pixel_spacing or ())) for s in placed}
+    if len(spacings) > 1:
+        raise GeometryError(
+            f"Series {label}: PixelSpacing differs between slices ({sorted(spacings)}); cannot build one volume."
+        )
+    ordered, dup_notes = _sort_and_deduplicate(placed, normal, cfg.duplicate_tolerance_mm)
+    return ordered, notes + dup_notes, orientation
+
+
+def _geometry_of(slices: Sequence[SliceHeader], orientation: tuple[float, ...], cfg: GeometryConfig) -> VolumeGeometry:
+    ds0 = slices[0].dataset
+    tilt = ds0.get("GantryDetectorTilt")
+    thickness = ds0.get("SliceThickness")
+    try:
+        header_tilt = float(tilt) if tilt not in (None, "") else None
+        header_thickness = float(thickness) if thickness not in (None, "") else None
+    except (TypeError, ValueError):
+        header_tilt, header_thickness = None, None
+    return compute_geometry(
+        orientation=orientation,
+        positions=np.array([s.position for s in slices], dtype=np.float64),
+        pixel_spacing=slices[0].pixel_spacing or (),
+        rows=slices[0].rows,
+        columns=slices[0].columns,
+        header_tilt_deg=header_tilt,
+        slice_thickness_mm=header_thickness,
+        config=cfg,
+    )
+
+
+def header_geometry(series: Series, *, config: GeometryConfig | None = None) -> tuple[VolumeGeometry, tuple[str, ...]]:
+    """Geometry of ``series`` from headers alone (no pixel data read), with notes.
+
+    Used by ``ichpipe inspect``; :func:`assemble_series` may drop further
+    slices whose pixel data turns out unreadable.
+    """
+    cfg = config or GeometryConfig()
+    ordered, notes, orientation = _plan(series, cfg)
+    geometry = _geometry_of(ordered, orientation, cfg)
+    return geometry, tuple(notes) + geometry.warnings
+
+
+def assemble_series(series: Series, *, config: GeometryConfig | None = None) -> CTVolume:
+    """Assemble ``series`` into a :class:`CTVolume`.
+
+    Parameters
+    ----------
+    series:
+        One (part of a) series from :func:`dicom_io.series.group_series`.
+    config:
+        Geometry tolerances and the HU used for padding.
+
+    Raises
+    ------
+    GeometryError
+        If no slice can be placed, orientation is invalid, or pixel spacing differs between slices.
+    DicomInputError
+        If no slice's pixel data can be decoded, or the matrix size is absurd.
+    """
+    cfg = config or GeometryConfig()
+    label = series.key
+    ordered, notes, orientation = _plan(series, cfg)
+    planes, read_notes = _read_planes(ordered, cfg.padding_hu)
+    notes += read_notes
+    if not planes:
+        raise DicomInputError(
+            f"Series {label}: no slice's pixel data could be decoded ({read_notes[0] if read_notes else 'no slices'})."
+        )
+    keep = sorted(planes)
+    good = [ordered[i] for i in keep]
+    hu = np.empty((len(good), good[0].rows, good[0].columns), dtype=np.float32)
+    for out_i, i in enumerate(keep):
+        hu[out_i] = planes.pop(i)
+    geometry = _geometry_of(good, orientation, cfg)
+    for note in notes:
+        log.warning("series %s: %s", label, note)
+    return CTVolume(
+        hu=hu,
+        geometry=geometry,
+        slices=tuple(good),
+        study_uid=series.study_uid,
+        series_uid=series.series_uid,
+        warnings=tuple(notes) + geometry.warnings,
+    )

@@ -1,0 +1,68 @@
+"""The project's error types.
+
+Every error ichpipe raises on purpose derives from :class:`IchpipeError`; the
+command line turns those into one line on stderr and exit status 1 (2 for
+:class:`ConfigError` and :class:`UsageError`). Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DicomInputError",
+    "GeometryError",
+    "IchpipeError",
+    "NoSeriesSelectedError",
+    "OutputError",
+    "StoreError",
+    "TimelineError",
+    "UsageError",
+]
+
+
+class IchpipeError(Exception):
+    """Base class of every error ichpipe raises on purpose."""
+
+    #: Exit status the command line uses for this error.
+    exit_code: int = 1
+
+
+class ConfigError(IchpipeError, ValueError):
+    """The configuration file or an option is invalid (exit status 2)."""
+
+    exit_code = 2
+
+
+class UsageError(IchpipeError, ValueError):
+    """The command was called with arguments that cannot work (exit status 2)."""
+
+    exit_code = 2
+
+
+class DicomInputError(IchpipeError):
+    """A file or folder could not be read as the DICOM input it should be."""
+
+
+class GeometryError(DicomInputError):
+    """A series' geometry is missing or inconsistent (positions, orientation, spacing)."""
+
+
+class NoSeriesSelectedError(DicomInputError):
+    """No series in the study passed the selection rules."""
+
+
+class CheckpointError(IchpipeError):
+    """A checkpoint file is missing, not a checkpoint, or does not match the model."""
+
+
+class OutputError(IchpipeError):
+    """An output could not be written (read-only folder, disk full, ...)."""
+
+
+class StoreError(IchpipeError):
+    """The results store cannot be opened, migrated, read or written."""
+
+
+class TimelineError(IchpipeError):
+    """Serial-scan data cannot be linked: unknown patient, or a table row that cannot be read."""

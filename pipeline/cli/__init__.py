@@ -1,0 +1,41 @@
+"""The ``ichpipe`` command line: a thin click shell over ``pipeline`` functions.
+
+Each command lives in its own module of this package and is registered here.
+Exit status: 0 success, 1 the job failed (reason on stderr), 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ichpipe import __version__
+from pipeline.cli._common import setup_logging
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ichpipe")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (info level) to stderr.")
+@click.option("--debug", is_flag=True, help="Log everything and print tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
+    """ichpipe: intracerebral hemorrhage pipeline for non-contrast head CT."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    setup_logging(verbose=verbose, debug=debug)
+
+
+def _register() -> None:
+    # Imported here so that `ichpipe --help` stays fast and modules stay independent.
+    from pipeline.cli import inspect as inspect_cmd
+
+    cli.add_command(inspect_cmd.inspect)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="ichpipe")

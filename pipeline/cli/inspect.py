@@ -1,0 +1,36 @@
+"""``ichpipe inspect``: every series found, the one selected and why, its geometry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from pipeline.inspect import inspect_study
+
+__all__ = ["inspect"]
+
+
+@click.command()
+@click.option("--study", required=True, type=click.Path(path_type=Path), help="Study folder, DICOMDIR or .zip.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@config_option
+@handle_errors
+def inspect(study: Path, as_json: bool, config_path: Path | None) -> None:
+    """List every series in STUDY, the one selected and why, and its geometry.
+
+    Exit status 0 when a series is selected, 1 when none passes the rules.
+    """
+    config = load_cli_config(config_path)
+    report = inspect_study(study, config)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(report.to_text())
+    if report.exit_code:
+        click.echo(
+            f"ichpipe: error: no series in {study} passed the selection rules (see reasons above).", err=True
+        )
+    sys.exit(report.exit_code)

@@ -1,0 +1,106 @@
+import math
+
+import numpy as np
+import pytest
+
+from dicom_io.geometry import GeometryConfig, compute_geometry, slice_normal, slice_thickness_from_offsets
+from ichpipe.errors import GeometryError
+
+AXIAL = (1, 0, 0, 0, 1, 0)
+
+
+def tilted(deg: float) -> tuple[float, ...]:
+    t = math.radians(deg)
+    return (1, 0, 0, 0, math.cos(t), -math.sin(t))
+
+
+def positions_along_table(offsets, deg=0.0):
+    t = math.radians(deg)
+    return np.array([[0.0, 0.0, z / math.cos(t)] for z in offsets])
+
+
+def test_normal_is_row_cross_col():
+    assert np.allclose(slice_normal(AXIAL), [0, 0, 1])
+    with pytest.raises(GeometryError, match="not orthogonal"):
+        slice_normal((1, 0, 0, 0.5, 0.866, 0))
+    with pytest.raises(GeometryError, match="6 finite numbers"):
+        slice_normal((1, 0, 0, 0, 1))
+
+
+def test_uniform_stack_thickness_sums_to_n_times_spacing():
+    th = slice_thickness_from_offsets(np.arange(10) * 5.0)
+    assert np.allclose(th, 5.0)
+    assert th.sum() == pytest.approx(50.0)
+
+
+def test_uneven_thickness_is_half_gap_to_each_neighbour():
+    th = slice_thickness_from_offsets(np.array([0.0, 4.0, 8.0, 15.0, 22.0]))
+    assert th.tolist() == [4.0, 4.0, 5.5, 7.0, 7.0]
+
+
+def test_single_slice_uses_header_thickness_or_fails():
+    assert slice_thickness_from_offsets(np.array([3.0]), single_slice_mm=2.5).tolist() == [2.5]
+    with pytest.raises(GeometryError, match="single-slice"):
+        slice_thickness_from_offsets(np.array([3.0]))
+
+
+@pytest.mark.parametrize("deg", [0.0, 12.0, 18.5, -20.0])
+def test_tilt_measured_and_spacing_along_normal(deg):
+    offsets = np.arange(12) * 5.0
+    g = compute_geometry(
+        orientation=tilted(deg),
+        positions=positions_along_table(offsets, deg) @ np.eye(3),
+        pixel_spacing=(0.5, 0.5),
+        rows=16,
+        columns=16,
+        header_tilt_deg=deg,
+    )
+    assert g.slice_spacing_mm == pytest.approx(5.0, abs=1e-6)
+    assert g.gantry_tilt_deg == pytest.approx(deg, abs=1e-6)
+    assert g.uniform_spacing and g.missing_slices == 0
+    # volume of one voxel column is area x spacing along the normal, not the table step
+    assert g.slice_thickness_mm.sum() == pytest.approx(60.0)
+
+
+def test_tilt_sign_defaults_positive_without_header():
+    offsets = np.arange(5) * 5.0
+    g = compute_geometry(orientation=tilted(-15), positions=positions_along_table(offsets, -15),
+                         pixel_spacing=(1, 1), rows=4, columns=4)
+    assert g.gantry_tilt_deg == pytest.approx(15.0)
+
+
+def test_gap_counts_missing_slice_and_warns():
+    offsets = np.array([0, 5, 10, 20, 25, 30, 35.0])
+    g = compute_geometry(orientation=AXIAL, positions=positions_along_table(offsets), pixel_spacing=(1, 1),
+                         rows=4, columns=4)
+    assert g.missing_slices == 1
+    assert not g.uniform_spacing
+    assert any("slice(s) missing" in w for w in g.warnings)
+    assert g.slice_thickness_mm[2] == pytest.approx(7.5)
+
+
+def test_two_protocol_stack_is_uneven_but_not_missing():
+    offsets = np.concatenate([np.arange(14) * 4.0, 52 + 1.08 + np.arange(14) * 7.0])
+    g = compute_geometry(orientation=AXIAL, positions=positions_along_table(offsets), pixel_spacing=(1, 1),
+                         rows=4, columns=4)
+    assert not g.uniform_spacing
+    assert g.missing_slices == 0
+    assert g.slice_spacing_mm == pytest.approx(4.0)
+    assert "13 of 4 mm" in g.warnings[0] and "13 of 7 mm" in g.warnings[0] and "1 of 1.08 mm" in g.warnings[0]
+
+
+def test_unsorted_positions_are_refused():
+    with pytest.raises(GeometryError, match="strictly increasing"):
+        compute_geometry(orientation=AXIAL, positions=positions_along_table([0, 10, 5]), pixel_spacing=(1, 1),
+                         rows=4, columns=4)
+
+
+def test_bad_pixel_spacing_is_refused():
+    with pytest.raises(GeometryError, match="PixelSpacing must be two positive numbers"):
+        compute_geometry(orientation=AXIAL, positions=positions_along_table([0, 5]), pixel_spacing=(0, 1),
+                         rows=4, columns=4)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="'gap_factor' must be greater than 1"):
+        GeometryConfig(gap_factor=1.0)
