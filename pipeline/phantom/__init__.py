@@ -1,0 +1,36 @@
+"""Synthetic head-CT studies with known hematoma volumes (``ichpipe phantom``).
+
+A phantom study is a folder of real DICOM files (CT Image Storage, full
+patient/study/series tags) of a synthetic head with one or more hematomas,
+plus ``truth.json`` (the exact voxel-count volume, the geometry a reader
+should find, the UIDs, which series to select) and the hematoma mask as
+NIfTI. Options cover what real data throws at a reader: gantry tilt, uneven
+spacing, a dropped or duplicated slice, compressed transfer syntaxes,
+rescale variants, pixel padding and distractor series.
+
+Example
+-------
+>>> from pathlib import Path
+>>> from pipeline.phantom import PhantomSpec, write_phantom_study
+>>> truth = write_phantom_study(Path("study"), PhantomSpec(seed=1, gantry_tilt_deg=18.5))  # doctest: +SKIP
+>>> truth.volume_ml  # doctest: +SKIP
+"""
+
+from pipeline.phantom.render import PhantomModel, build_model, render_plane
+from pipeline.phantom.spec import DEFAULT_DISTRACTORS, PhantomSpec, jpegls_available
+from pipeline.phantom.study import write_phantom_study
+from pipeline.phantom.truth import PhantomTruth, SegWriter, load_truth, voxel_volume_ml
+
+__all__ = [
+    "DEFAULT_DISTRACTORS",
+    "PhantomModel",
+    "PhantomSpec",
+    "PhantomTruth",
+    "SegWriter",
+    "build_model",
+    "jpegls_available",
+    "load_truth",
+    "render_plane",
+    "voxel_volume_ml",
+    "write_phantom_study",
+]

@@ -1,0 +1,601 @@
+"""Write a whole phantom study folder: DICOM series, ``truth.json`` and the mask.
+
+Layout of ``out_dir``::
+
+    truth.json           what to expect (see :mod:`pipeline.phantom.truth`)
+    truth_mask.nii.gz    hematoma labels of the written axial slices
+    DICOM/               every series of the study, flat, hashed file names
+
+The folder is built under a temporary sibling name and renamed into place
+at the end, so a failure never leaves a half-written study.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage
+
+from ichpipe import __version__
+from ichpipe.errors import OutputError, UsageError
+from pipeline.phantom.geometry import StackPlan, half_gap_thickness, plan_stack, rng_for
+from pipeline.phantom.identity import StudyIdentity, resolve_identity
+from pipeline.phantom.render import (
+    BONE_KERNEL,
+    SOFT_KERNEL,
+    Kernel,
+    PhantomModel,
+    build_model,
+    montage,
+    reconstruct,
+    render_localizer,
+    sample_plane,
+    scan_field,
+)
+from pipeline.phantom.spec import PhantomSpec
+from pipeline.phantom.truth import (
+    MASK_NIFTI_NAME,
+    MASK_SEG_NAME,
+    TRUTH_NAME,
+    PhantomTruth,
+    SegWriter,
+    mask_affine_ras,
+    voxel_volume_ml,
+    write_json_atomic,
+    write_mask_nifti,
+)
+from pipeline.phantom.writer import (
+    RESCALE_VARIANTS,
+    TRANSFER_SYNTAX_UIDS,
+    ImageRecord,
+    SeriesInfo,
+    encode_hu,
+    write_image,
+)
+
+__all__ = ["DICOM_DIR_NAME", "write_phantom_study"]
+
+log = logging.getLogger(__name__)
+
+DICOM_DIR_NAME = "DICOM"
+THIN_SPACING_MM = 1.25
+FORMAT_VERSION = 1
+
+LabelArray = npt.NDArray[np.uint8]
+
+
+@dataclass
+class _Series:
+    info: SeriesInfo
+    records: list[ImageRecord]
+    should_select: bool
+    why: str
+
+
+def _check_target(out_dir: Path, overwrite: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UsageError(f"Output {out_dir} exists and is not a folder; choose a folder path for the study.")
+    if not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise UsageError(
+            f"Output folder {out_dir} is not empty; choose a new folder, or pass --overwrite"
+            " (overwrite=True) to replace a phantom study written there before."
+        )
+    truth = out_dir / TRUTH_NAME
+    try:
+        is_phantom = truth.is_file() and '"generator": "ichpipe phantom"' in truth.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"Cannot read {truth} to check what the folder holds: {exc}.") from exc
+    if not is_phantom:
+        raise UsageError(
+            f"Output folder {out_dir} holds files that are not an ichpipe phantom study; --overwrite only"
+            " replaces a folder written by `ichpipe phantom`. Choose another folder."
+        )
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        if any(out_dir.iterdir()):
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+            return
+        out_dir.rmdir()
+    os.replace(tmp, out_dir)
+
+
+def _scan_key(spec: PhantomSpec, identity: StudyIdentity) -> str:
+    """What makes one acquisition's noise differ from another's: a given accession and the time.
+
+    Encoding options (transfer syntax, rescale, padding) do not change it, so
+    one seed written in two encodings holds the same HU.
+    """
+    return f"{spec.accession_number or ''}|{identity.acquisition_datetime.isoformat()}"
+
+
+def _axial_info(
+    identity: StudyIdentity, *, role: str, number: int, description: str, kernel: Kernel, window: tuple[float, float]
+) -> SeriesInfo:
+    acquired = identity.acquisition_datetime
+    return SeriesInfo(
+        role=role,
+        series_instance_uid=identity.series_uid(role),
+        series_number=number,
+        description=description,
+        image_type=("ORIGINAL", "PRIMARY", "AXIAL"),
+        sop_class_uid=CTImageStorage,
+        kernel=kernel.name,
+        window=window,
+        series_datetime=acquired + timedelta(seconds=30 + number),
+        acquisition_datetime=acquired,
+    )
+
+
+def _write_axial(
+    model: PhantomModel,
+    identity: StudyIdentity,
+    dicom_dir: Path,
+    root: Path,
+    *,
+    plan: StackPlan,
+    series: list[tuple[SeriesInfo, Kernel, float, bool]],
+    want_labels: bool,
+) -> tuple[list[list[ImageRecord]], dict[int, LabelArray], dict[int, npt.NDArray[np.float32]]]:
+    """Sample each planned slice once and write it in every series of ``series``.
+
+    ``series`` items are ``(info, kernel, noise_scale, is_main)``; only the
+    main series honours the dropped and duplicated slices.
+
+    Returns the records per series, the labels of every planned slice (when
+    ``want_labels``) and the main series' HU of the written slices.
+    """
+    spec = model.spec
+    field = scan_field(plan.rows, plan.columns)
+    padding = ~field if spec.padding else None
+    records: list[list[ImageRecord]] = [[] for _ in series]
+    labels_by_index: dict[int, LabelArray] = {}
+    main_hu: dict[int, npt.NDArray[np.float32]] = {}
+    spacing = (plan.pixel_spacing_mm, plan.pixel_spacing_mm)
+    uniform = bool(np.allclose(np.diff(plan.offsets_mm), np.diff(plan.offsets_mm)[0], atol=1e-6))
+    offsets = plan.offsets_mm
+    for k in range(plan.n_planned):
+        points = plan.voxel_centres(k)
+        clean, labels = sample_plane(model, points)
+        if want_labels:
+            labels_by_index[k] = labels
+        for s, (info, kernel, noise_scale, is_main) in enumerate(series):
+            if is_main and k in plan.dropped:
+                continue
+            noise_rng = rng_for(spec.seed, "noise", _scan_key(spec, identity), info.role, k)
+            hu = reconstruct(
+                model, clean, points, pixel_spacing_mm=plan.pixel_spacing_mm, kernel=kernel,
+                noise_rng=noise_rng, noise_scale=noise_scale,
+            )
+            if is_main:
+                main_hu[k] = hu
+            pixels = encode_hu(hu, rescale=spec.rescale, slice_index=k, padding=padding)
+            copies = 2 if (is_main and k in plan.duplicated) else 1
+            for copy in range(copies):
+                instance = k + 1 if copy == 0 else plan.n_planned + copy
+                records[s].append(
+                    write_image(
+                        directory=dicom_dir,
+                        root=root,
+                        identity=identity,
+                        series=info,
+                        pixels=pixels,
+                        instance_number=instance,
+                        sop_uid=identity.sop_uid(info.role, k, copy),
+                        transfer_syntax=spec.transfer_syntax,
+                        planned_index=k,
+                        position=plan.positions[k],
+                        orientation=plan.orientation,
+                        pixel_spacing=spacing,
+                        slice_thickness=float(plan.nominal_thickness_mm[k]),
+                        slice_location=float(offsets[k]),
+                        tilt_deg=plan.tilt_deg,
+                        spacing_between_slices=float(np.diff(offsets)[0]) if uniform else None,
+                    )
+                )
+    return records, labels_by_index, main_hu
+
+
+def _write_thin(
+    model: PhantomModel, identity: StudyIdentity, dicom_dir: Path, root: Path, info: SeriesInfo
+) -> list[ImageRecord]:
+    plan = model.plan
+    extent = float(plan.offsets_mm[-1] - plan.offsets_mm[0])
+    n = math.floor(extent / THIN_SPACING_MM) + 1
+    thin = plan_stack(
+        rows=plan.rows,
+        columns=plan.columns,
+        pixel_spacing_mm=plan.pixel_spacing_mm,
+        gaps_mm=np.full(n - 1, THIN_SPACING_MM),
+        tilt_deg=plan.tilt_deg,
+        centre=model.scan_centre,
+    )
+    noise = math.sqrt(model.spec.nominal_thickness_mm / THIN_SPACING_MM)
+    records, _, _ = _write_axial(
+        model, identity, dicom_dir, root, plan=thin, series=[(info, SOFT_KERNEL, noise, False)], want_labels=False
+    )
+    return records[0]
+
+
+def _write_localizer(model: PhantomModel, identity: StudyIdentity, dicom_dir: Path, root: Path) -> _Series:
+    acquired = identity.acquisition_datetime - timedelta(seconds=60)
+    info = SeriesInfo(
+        role="localizer",
+        series_instance_uid=identity.series_uid("localizer"),
+        series_number=1,
+        description="Surview",
+        image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"),
+        sop_class_uid=CTImageStorage,
+        kernel=None,
+        window=(-124.0, 2000.0),
+        series_datetime=acquired,
+        acquisition_datetime=acquired,
+    )
+    spec = model.spec
+    scout = render_localizer(model, noise_rng=rng_for(spec.seed, "noise", _scan_key(spec, identity), "localizer"))
+    pixels = encode_hu(scout.hu, rescale="unsigned")
+    record = write_image(
+        directory=dicom_dir,
+        root=root,
+        identity=identity,
+        series=info,
+        pixels=pixels,
+        instance_number=1,
+        sop_uid=identity.sop_uid("localizer", 0),
+        transfer_syntax=model.spec.transfer_syntax,
+        planned_index=None,
+        position=scout.position,
+        orientation=scout.orientation,
+        pixel_spacing=(scout.pixel_spacing_mm, scout.pixel_spacing_mm),
+        slice_thickness=0.625,
+        slice_location=scout.position[1],
+    )
+    return _Series(info, [record], False, "a localizer (ImageType LOCALIZER, coronal, one image)")
+
+
+def _write_summary(
+    model: PhantomModel,
+    identity: StudyIdentity,
+    dicom_dir: Path,
+    root: Path,
+    main_hu: dict[int, npt.NDArray[np.float32]],
+) -> _Series:
+    written = sorted(main_hu)
+    picks = [written[round(q * (len(written) - 1))] for q in (0.3, 0.45, 0.6, 0.75)]
+    page = montage([main_hu[k] for k in picks])
+    when = identity.acquisition_datetime + timedelta(minutes=3)
+    info = SeriesInfo(
+        role="summary",
+        series_instance_uid=identity.series_uid("summary"),
+        series_number=99,
+        description="Exam Summary",
+        image_type=("DERIVED", "SECONDARY"),
+        sop_class_uid=SecondaryCaptureImageStorage,
+        kernel=None,
+        window=(40.0, 80.0),
+        series_datetime=when,
+        acquisition_datetime=identity.acquisition_datetime,
+    )
+    record = write_image(
+        directory=dicom_dir,
+        root=root,
+        identity=identity,
+        series=info,
+        pixels=encode_hu(page, rescale="unsigned"),
+        instance_number=1,
+        sop_uid=identity.sop_uid("summary", 0),
+        transfer_syntax=model.spec.transfer_syntax,
+    )
+    why = "an exam-summary secondary capture (DERIVED\\SECONDARY, not CT Image Storage)"
+    return _Series(info, [record], False, why)
+
+
+def _geometry_truth(model: PhantomModel, written: tuple[int, ...]) -> dict[str, Any]:
+    plan = model.plan
+    normal = plan.normal
+    positions = plan.positions[list(written)]
+    offsets = positions @ normal
+    if np.any(np.diff(offsets) <= 0):
+        raise RuntimeError("Phantom bug: written slices are not increasing along the normal.")
+    thickness = half_gap_thickness(offsets)
+    gaps = np.diff(offsets)
+    line = positions[-1] - positions[0]
+    tilt_geom = math.degrees(math.acos(min(1.0, abs(float(line @ normal)) / float(np.linalg.norm(line)))))
+    table_step = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+    spec = model.spec
+    return {
+        "n_slices": len(written),
+        "n_planned_slices": plan.n_planned,
+        "n_files": len(written) + len(plan.duplicated),
+        "rows": plan.rows,
+        "columns": plan.columns,
+        "pixel_spacing_mm": [plan.pixel_spacing_mm, plan.pixel_spacing_mm],
+        "slice_spacing_mm": round(float(np.median(gaps)), 6),
+        "gantry_tilt_deg": float(spec.gantry_tilt_deg),
+        "gantry_tilt_from_positions_deg": round(math.copysign(tilt_geom, spec.gantry_tilt_deg or 1.0), 6),
+        "uniform_spacing": spec.uneven_spacing_mm is None and not plan.dropped,
+        "missing_slices": len(plan.dropped),
+        "dropped_slice_planned_index": plan.dropped[0] if plan.dropped else None,
+        "duplicated_slice_planned_index": plan.duplicated[0] if plan.duplicated else None,
+        "duplicate_positions": len(plan.duplicated),
+        "uneven_spacing_mm": None if spec.uneven_spacing_mm is None else list(spec.uneven_spacing_mm),
+        "orientation": list(plan.orientation),
+        "normal": [round(float(v), 9) for v in normal],
+        "positions_lps_mm": [[float(v) for v in p] for p in positions],
+        "offsets_mm": [round(float(v), 6) for v in offsets],
+        "gaps_mm": [round(float(v), 6) for v in gaps],
+        "slice_thickness_mm": [round(float(v), 6) for v in thickness],
+        "table_step_mm": [round(float(v), 6) for v in table_step],
+        "nominal_slice_thickness_mm": [float(plan.nominal_thickness_mm[k]) for k in written],
+        "planned_indices": list(written),
+    }
+
+
+def _hematoma_truth(
+    model: PhantomModel,
+    written: tuple[int, ...],
+    labels: dict[int, LabelArray],
+) -> dict[str, Any]:
+    plan = model.plan
+    spacing = (plan.pixel_spacing_mm, plan.pixel_spacing_mm)
+    stack = np.stack([labels[k] for k in written])
+    offsets = plan.positions[list(written)] @ plan.normal
+    volume, n_voxels = voxel_volume_ml(stack, offsets, spacing)
+    full = np.stack([labels[k] for k in range(plan.n_planned)])
+    volume_planned, _ = voxel_volume_ml(full, plan.offsets_mm, spacing)
+    areas = (stack > 0).reshape(stack.shape[0], -1).sum(axis=1)
+    lesions = []
+    for hem in model.hematomas:
+        entry = hem.to_dict(model.head, model.unit_samples)
+        hv, hn = voxel_volume_ml(stack, offsets, spacing, label=hem.label)
+        entry["volume_ml"] = round(hv, 6)
+        entry["n_voxels"] = hn
+        if hem.clip_to_skull:
+            u = model.unit_samples * hem.bound
+            inside = hem.contains_unit(u)
+            pts = hem.from_unit(u[inside])
+            entry["clipped_fraction"] = round(1.0 - float(np.mean(model.head.intracranial(pts))), 4)
+        lesions.append(entry)
+    analytic = [h["analytic_volume_ml"] for h in lesions]
+    return {
+        "volume_ml": round(volume, 6),
+        "n_voxels": n_voxels,
+        "volume_ml_all_planned_slices": round(volume_planned, 6),
+        "target_volume_ml": round(model.target_volume_ml, 4),
+        "model_volume_ml": round(sum(float(h["model_volume_ml"]) for h in lesions), 4),
+        "analytic_volume_ml": (
+            round(sum(float(a) for a in analytic), 4) if lesions and all(a is not None for a in analytic) else None
+        ),
+        "max_area_slice_index": int(np.argmax(areas)) if n_voxels else None,
+        "n_hematomas": len(model.hematomas),
+        "hu": round(model.hematoma_hu, 2),
+        "hematomas": lesions,
+    }
+
+
+def _series_entry(series: _Series) -> dict[str, Any]:
+    info = series.info
+    return {
+        "role": info.role,
+        "series_instance_uid": str(info.series_instance_uid),
+        "series_number": info.series_number,
+        "description": info.description,
+        "sop_class_uid": str(info.sop_class_uid),
+        "image_type": list(info.image_type),
+        "convolution_kernel": info.kernel,
+        "n_files": len(series.records),
+        "should_select": series.should_select,
+        "why": series.why,
+        "files": [r.path for r in series.records],
+    }
+
+
+def write_phantom_study(
+    out_dir: Path,
+    spec: PhantomSpec,
+    *,
+    overwrite: bool = False,
+    seg_writer: SegWriter | None = None,
+) -> PhantomTruth:
+    """Write a synthetic head-CT study and its ground truth into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir:
+        Study folder to create. It must not exist or be empty, unless
+        ``overwrite`` and it holds an earlier phantom study (then replaced).
+    spec:
+        What to generate.
+    overwrite:
+        Replace an earlier phantom study in ``out_dir``.
+    seg_writer:
+        Optional DICOM SEG writer (see :class:`~pipeline.phantom.truth.SegWriter`);
+        its file goes next to ``truth.json`` and is listed as ``files.mask_seg``.
+
+    Returns
+    -------
+    PhantomTruth
+        Paths written and the content of ``truth.json``.
+
+    Raises
+    ------
+    ichpipe.errors.UsageError
+        If ``out_dir`` cannot be used.
+    ValueError
+        If the hematomas cannot be placed with these options.
+    ichpipe.errors.OutputError
+        If writing fails (the folder is then left as it was).
+    """
+    out_dir = Path(out_dir)
+    _check_target(out_dir, overwrite)
+    started = time.perf_counter()
+    model = build_model(spec)
+    identity = resolve_identity(spec)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{identity.digest[:8]}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise OutputError(f"Cannot create the study folder next to {out_dir}: {exc}.") from exc
+    try:
+        data, seg_rel = _write_all(tmp, model, identity, seg_writer)
+        write_json_atomic(tmp / TRUTH_NAME, data)
+        _swap_into_place(tmp, out_dir)
+    except OSError as exc:
+        raise OutputError(f"Cannot write the phantom study to {out_dir}: {exc}.") from exc
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    log.info(
+        "phantom: wrote %d files, hematoma %.3f mL, in %.2f s",
+        sum(len(s["files"]) for s in data["series"]),
+        data["hematoma"]["volume_ml"],
+        time.perf_counter() - started,
+    )
+    return PhantomTruth(
+        out_dir=out_dir,
+        truth_path=out_dir / TRUTH_NAME,
+        mask_path=out_dir / MASK_NIFTI_NAME,
+        seg_path=out_dir / seg_rel if seg_rel else None,
+        data=data,
+    )
+
+
+def _write_all(
+    root: Path, model: PhantomModel, identity: StudyIdentity, seg_writer: SegWriter | None
+) -> tuple[dict[str, Any], str | None]:
+    spec = model.spec
+    plan = model.plan
+    dicom_dir = root / DICOM_DIR_NAME
+    dicom_dir.mkdir()
+    thickness_text = f"{spec.nominal_thickness_mm:g}MM"
+    main_info = _axial_info(
+        identity, role="main", number=2, description=f"HEAD STD {thickness_text}", kernel=SOFT_KERNEL,
+        window=(40.0, 80.0),
+    )
+    axial: list[tuple[SeriesInfo, Kernel, float, bool]] = [(main_info, SOFT_KERNEL, 1.0, True)]
+    if "bone" in spec.distractors:
+        bone_info = _axial_info(
+            identity, role="bone", number=3, description=f"HEAD BONE {thickness_text}", kernel=BONE_KERNEL,
+            window=(500.0, 2000.0),
+        )
+        axial.append((bone_info, BONE_KERNEL, 1.0, False))
+    records, labels, main_hu = _write_axial(
+        model, identity, dicom_dir, root, plan=plan, series=axial, want_labels=True
+    )
+    series = [
+        _Series(main_info, records[0], True, "the soft-tissue axial series (ORIGINAL\\PRIMARY\\AXIAL, STANDARD kernel)")
+    ]
+    if "bone" in spec.distractors:
+        series.append(
+            _Series(axial[1][0], records[1], False, "a bone-kernel reconstruction of the same slices (kernel BONE)")
+        )
+    if "thin" in spec.distractors:
+        thin_info = _axial_info(
+            identity, role="thin", number=4, description=f"HEAD STD {THIN_SPACING_MM:g}MM", kernel=SOFT_KERNEL,
+            window=(40.0, 80.0),
+        )
+        series.append(
+            _Series(
+                thin_info,
+                _write_thin(model, identity, dicom_dir, root, thin_info),
+                False,
+                f"a thin-slice ({THIN_SPACING_MM:g} mm) soft-tissue reconstruction; the"
+                f" {spec.nominal_thickness_mm:g} mm series is closer to the preferred 5 mm",
+            )
+        )
+    if "localizer" in spec.distractors:
+        series.append(_write_localizer(model, identity, dicom_dir, root))
+    if "summary" in spec.distractors:
+        series.append(_write_summary(model, identity, dicom_dir, root, main_hu))
+    written = plan.written
+    stack = np.stack([labels[k] for k in written])
+    affine = mask_affine_ras(
+        positions=plan.positions[list(written)],
+        row_direction=plan.row_direction,
+        column_direction=plan.column_direction,
+        pixel_spacing_mm=(plan.pixel_spacing_mm, plan.pixel_spacing_mm),
+    )
+    write_mask_nifti(root / MASK_NIFTI_NAME, stack, affine)
+    main_records = series[0].records
+    first_copy = {r.planned_index: r for r in reversed(main_records)}
+    instances = []
+    for r in main_records:
+        instances.append(
+            {
+                "file": r.path,
+                "sop_instance_uid": r.sop_instance_uid,
+                "instance_number": r.instance_number,
+                "planned_index": r.planned_index,
+                "mask_slice_index": written.index(r.planned_index) if r.planned_index is not None else None,
+                "duplicate": first_copy[r.planned_index] is not r,
+                "position_lps_mm": list(r.position) if r.position else None,
+            }
+        )
+    seg_rel: str | None = None
+    if seg_writer is not None:
+        sources = [root / first_copy[k].path for k in written]
+        seg_path = Path(seg_writer(sources, stack, root / MASK_SEG_NAME))
+        seg_rel = seg_path.relative_to(root).as_posix()
+    variant = RESCALE_VARIANTS[spec.rescale]
+    data: dict[str, Any] = {
+        "generator": "ichpipe phantom",
+        "generator_version": __version__,
+        "format_version": FORMAT_VERSION,
+        "spec": spec.to_dict(),
+        "patient_id": identity.patient_id,
+        "patient_name": identity.patient_name,
+        "patient_birth_date": identity.patient_birth_date.isoformat(),
+        "patient_sex": identity.patient_sex,
+        "study_instance_uid": str(identity.study_instance_uid),
+        "series_instance_uid": str(main_info.series_instance_uid),
+        "frame_of_reference_uid": str(identity.frame_of_reference_uid),
+        "accession_number": identity.accession_number,
+        "study_id": identity.study_id,
+        "acquisition_datetime": identity.acquisition_datetime.isoformat(),
+        "study_datetime": identity.study_datetime.isoformat(),
+        "transfer_syntax": {"name": spec.transfer_syntax, "uid": str(TRANSFER_SYNTAX_UIDS[spec.transfer_syntax])},
+        "rescale": {
+            "name": spec.rescale,
+            "slope": variant.slope,
+            "intercepts": list(variant.intercepts),
+            "bits_stored": variant.bits_stored,
+            "signed": variant.signed,
+            "padding_value": variant.padding if spec.padding else None,
+            "quantum_hu": variant.quantum_hu,
+        },
+        "geometry": _geometry_truth(model, written),
+        "hematoma": _hematoma_truth(model, written, labels),
+        "series": [_series_entry(s) for s in series],
+        "selected_series_instance_uid": str(main_info.series_instance_uid),
+        "instances": instances,
+        "files": {
+            "truth": TRUTH_NAME,
+            "mask_nifti": MASK_NIFTI_NAME,
+            "mask_seg": seg_rel,
+            "dicom_dir": DICOM_DIR_NAME,
+        },
+        "mask_axes": "NIfTI data[i, j, k] = label of column i, row j of the k-th written slice along the normal;"
+        " affine in RAS mm",
+    }
+    return data, seg_rel
