@@ -29,8 +29,10 @@ def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
 def _register() -> None:
     # Imported here so that `ichpipe --help` stays fast and modules stay independent.
     from pipeline.cli import inspect as inspect_cmd
+    from pipeline.cli import phantom as phantom_cmd
 
     cli.add_command(inspect_cmd.inspect)
+    cli.add_command(phantom_cmd.phantom)
 
 
 _register()
