@@ -15,6 +15,8 @@ from dicom_io.discover import DiscoveryConfig
 from dicom_io.geometry import GeometryConfig
 from dicom_io.selection import SelectionConfig
 from dicom_io.window import WindowPreset
+from pipeline.expansion import ExpansionConfig
+from pipeline.store_config import StoreConfig
 
 __all__ = ["Config", "WindowsConfig"]
 
@@ -65,3 +67,5 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
