@@ -1,0 +1,159 @@
+"""``ichpipe timeline``, ``ichpipe timeline import`` and ``ichpipe expansion`` through click."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pipeline.cli import cli
+
+CONTEST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "contest-2023E"
+
+VOLUMES = """pid,acc,when,vol
+P1,A1,2024-03-01 08:00:00,20000
+P1,A2,2024-03-01 20:00:00,27500
+P2,B1,2024-03-02 09:30:00,30000
+P2,B2,2024-03-03 09:30:00,31000
+P3,C1,2024-03-04 09:30:00,5000
+"""
+
+CLINICAL = """pid,onset_h
+P1,2.0
+P2,1.5
+"""
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A store with three patients imported through the CLI (long layout, column options)."""
+    (tmp_path / "v.csv").write_text(VOLUMES)
+    (tmp_path / "c.csv").write_text(CLINICAL)
+    path = str(tmp_path / "out" / "s.sqlite")
+    result = run("timeline", "import", "--store", path, "--volumes", str(tmp_path / "v.csv"),
+                 "--clinical", str(tmp_path / "c.csv"), "--patient-col", "pid", "--accession-col", "acc",
+                 "--volume-col", "vol", "--datetime-col", "when", "--volume-unit", "mm3",
+                 "--onset-hours-col", "onset_h", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["patients"], report["scans"], report["clinical_rows"]) == (3, 5, 2)
+    return path
+
+
+def test_timeline_json(store: str) -> None:
+    result = run("timeline", "--patient", "P1", "--store", store, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["patient_id"] == "P1" and data["time_origin"] == "onset"
+    assert [s["accession_number"] for s in data["scans"]] == ["A1", "A2"]
+    assert [s["hours_from_onset"] for s in data["scans"]] == [2.0, 14.0]
+    assert data["expansion"]["status"] == "expanded"
+    assert data["expansion"]["first_expansion"]["delta_ml"] == pytest.approx(7.5)
+    assert data["rule"]["name"] == "contest_2023e"
+
+
+def test_timeline_text_and_plot(store: str, tmp_path: Path) -> None:
+    png = tmp_path / "plots" / "p3.png"
+    result = run("timeline", "--patient", "P3", "--store", store, "--plot", str(png))
+    assert result.exit_code == 0, result.output
+    assert "undetermined" in result.stdout and "counted from the first scan" in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_timeline_rule_options(store: str) -> None:
+    result = run("timeline", "--patient", "P1", "--store", store, "--json", "--window-h", "12")
+    data = json.loads(result.stdout)
+    assert data["rule"]["window_h"] == 12.0 and data["expansion"]["status"] == "undetermined"
+
+
+def test_unknown_patient_exits_1(store: str) -> None:
+    result = run("timeline", "--patient", "NOPE", "--store", store)
+    assert result.exit_code == 1
+    assert "no measurements for the patient ID given" in result.stderr
+    assert "NOPE" not in result.stderr
+
+
+def test_usage_errors_exit_2(store: str, tmp_path: Path) -> None:
+    assert run("timeline", "--store", store).exit_code == 2  # neither --patient nor a subcommand
+    assert run("expansion", "--store", store, "--json", "--csv").exit_code == 2
+    assert run("expansion", "--store", store, "--preset", "nope").exit_code == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("expansion:\n  window_h: -3\n")
+    result = run("expansion", "--store", store, "--config", str(bad))
+    assert result.exit_code == 2 and "window_h" in result.stderr
+    result = run("timeline", "import", "--store", store, "--volumes", str(tmp_path / "missing.csv"))
+    assert result.exit_code == 2
+    (tmp_path / "v.csv").write_text(VOLUMES)
+    result = run("timeline", "import", "--store", store, "--volumes", str(tmp_path / "v.csv"))
+    assert result.exit_code == 2 and "--mapping" in result.stderr
+    result = run("timeline", "import", "--store", store, "--volumes", str(tmp_path / "v.csv"),
+                 "--mapping", "no_such_mapping")
+    assert result.exit_code == 2
+    result = run("timeline", "import", "--store", store, "--volumes", str(tmp_path / "v.csv"),
+                 "--patient-col", "pid", "--accession-col", "acc", "--volume-col", "volume_ml",
+                 "--datetime-col", "when")
+    assert result.exit_code == 2 and "volume_ml" in result.stderr
+
+
+def test_bad_row_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "v.csv").write_text(VOLUMES.replace("27500", "n/a"))
+    result = run("timeline", "import", "--store", str(tmp_path / "s.sqlite"), "--volumes", str(tmp_path / "v.csv"),
+                 "--patient-col", "pid", "--accession-col", "acc", "--volume-col", "vol", "--datetime-col", "when")
+    assert result.exit_code == 1 and "row 3, column 'vol'" in result.stderr
+
+
+def test_missing_store_exits_1(tmp_path: Path) -> None:
+    result = run("expansion", "--store", str(tmp_path / "none.sqlite"))
+    assert result.exit_code == 1 and "No results store" in result.stderr
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_expansion_json(store: str) -> None:
+    result = run("expansion", "--store", store, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["summary"] == {"patients": 3, "expanded": 1, "not_expanded": 1, "undetermined": 1}
+    by_id = {p["patient_id"]: p for p in data["patients"]}
+    assert by_id["P1"]["label"] == 1 and by_id["P1"]["expansion_hours"] == 14.0
+    assert by_id["P2"]["label"] == 0 and by_id["P3"]["label"] is None
+
+
+def test_expansion_csv_and_plots(store: str, tmp_path: Path) -> None:
+    result = run("expansion", "--store", store, "--csv", "--plot-dir", str(tmp_path / "plots"))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["patient_id"], r["status"]) for r in rows] == [
+        ("P1", "expanded"), ("P2", "not_expanded"), ("P3", "undetermined")]
+    assert rows[0]["delta_ml"] == "7.5000" and rows[0]["criteria"] == "absolute+relative"
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "timeline_P1.png", "timeline_P2.png", "timeline_P3.png"]
+
+
+def test_expansion_text_with_a_preset(store: str) -> None:
+    result = run("expansion", "--store", store, "--preset", "kazui_1996")
+    assert result.exit_code == 0
+    # P1 grew +7.5 mL (+37.5 %): expanded under the contest rule, not under Kazui (12.5 mL / 40 %).
+    assert "Rule kazui_1996" in result.stdout and "0 expanded, 2 not expanded, 1 undetermined" in result.stdout
+
+
+def test_contest_import_through_the_cli(tmp_path: Path) -> None:
+    if not CONTEST.is_dir():
+        pytest.skip("../shared/data/contest-2023E not present")
+    path = str(tmp_path / "s.sqlite")
+    result = run("timeline", "import", "--store", path, "--mapping", "contest_2023e",
+                 "--volumes", str(CONTEST / "table2_volumes_locations.csv"),
+                 "--times", str(CONTEST / "appendix1_accession_times.csv"),
+                 "--clinical", str(CONTEST / "table1_clinical.csv"))
+    assert result.exit_code == 0, result.output
+    assert "Warning:" in result.stdout  # sub074's first-scan accession
+    result = run("expansion", "--store", path, "--json")
+    data = json.loads(result.stdout)
+    assert data["summary"] == {"patients": 130, "expanded": 23, "not_expanded": 73, "undetermined": 34}
