@@ -6,6 +6,7 @@ Knows nothing of ``models`` or ``pipeline``.
 from dicom_io.assemble import CTVolume, assemble_series, header_geometry
 from dicom_io.discover import DiscoveryConfig, discover
 from dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry
+from dicom_io.seg import build_seg, read_seg_mask, write_seg
 from dicom_io.selection import Rule, SelectionConfig, select_series
 from dicom_io.series import Series, group_series
 from dicom_io.sources import open_study
@@ -25,11 +26,14 @@ __all__ = [
     "WindowPreset",
     "apply_window",
     "assemble_series",
+    "build_seg",
     "compute_geometry",
     "discover",
     "group_series",
     "header_geometry",
     "open_study",
+    "read_seg_mask",
     "scan_study",
     "select_series",
+    "write_seg",
 ]
