@@ -29,10 +29,12 @@ def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
 def _register() -> None:
     # Imported here so that `ichpipe --help` stays fast and modules stay independent.
     from pipeline.cli import inspect as inspect_cmd
+    from pipeline.cli import measure as measure_cmd
     from pipeline.cli import phantom as phantom_cmd
     from pipeline.cli import timeline as timeline_cmd
 
     cli.add_command(inspect_cmd.inspect)
+    cli.add_command(measure_cmd.measure)
     cli.add_command(phantom_cmd.phantom)
     cli.add_command(timeline_cmd.timeline)
     cli.add_command(timeline_cmd.expansion)
