@@ -1,0 +1,32 @@
+"""Parameter and FLOP counting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from models import SACBAMUNet, count_flops, count_parameters
+
+
+def test_counts_of_known_layers() -> None:
+    conv = nn.Conv2d(1, 2, kernel_size=3, padding=1)
+    assert count_parameters(conv) == 2 * 9 + 2
+    # 2 FLOPs per multiply-add: 2 outputs x 9 taps x 16 positions
+    assert count_flops(conv, (1, 1, 4, 4)) == 2 * 2 * 9 * 16
+    conv.bias.requires_grad_(False)
+    assert count_parameters(conv, trainable_only=True) == 18
+
+
+def test_unet_flops_grow_with_area_and_leave_the_mode_alone() -> None:
+    net = SACBAMUNet(base_channels=4, input_size=32, sa=False, ca=False, spa=False).train()
+    small = count_flops(net, (1, 1, 32, 32))
+    large = count_flops(net, (1, 1, 64, 64))
+    assert large == 4 * small  # convolutions only: linear in the pixel count
+    assert net.training
+
+
+def test_bad_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="Argument 'input_shape'"):
+        count_flops(nn.Linear(2, 2), (0, 2))
+    assert torch.get_num_threads() == 1
