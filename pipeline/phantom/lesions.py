@@ -31,7 +31,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: Monte-Carlo sample size used for volumes and placement checks.
-MC_POINTS = 200_000
+MC_POINTS = 100_000
 
 # Typical sites, as fractions of the inner-table semi-axes in the head frame
 # (x: patient left, y: posterior, z: superior); each mirrored left/right.
@@ -156,6 +156,13 @@ class Hematoma:
             return analytic
         return _mc_volume_ml(self, head, unit_samples)
 
+    def clipped_fraction(self, head: HeadModel, unit_samples: FloatArray) -> float:
+        """Fraction of the unclipped shape's volume that lies outside the inner table."""
+        pts = self.from_unit(_unit_inside(self, unit_samples))
+        if pts.shape[0] == 0:
+            return 0.0
+        return 1.0 - float(np.mean(head.intracranial(pts)))
+
     def to_dict(self, head: HeadModel, unit_samples: FloatArray) -> dict[str, Any]:
         """JSON-ready description (the voxel volumes are added by the truth writer)."""
         return {
@@ -172,16 +179,35 @@ class Hematoma:
         }
 
 
+_UNIT_CACHE: dict[tuple[object, ...], tuple[FloatArray, FloatArray]] = {}
+
+
+def _unit_inside(hem: Hematoma, unit_samples: FloatArray) -> FloatArray:
+    """Monte-Carlo points (unit frame, stretched to the bounding cube) inside the unclipped shape.
+
+    The unit-frame shape does not change when a hematoma is scaled or moved,
+    so the membership test is done once per shape and cached (the cache holds
+    a reference to ``unit_samples``, so its identity cannot be reused).
+    """
+    key = (hem.shape, hem.harmonics, hem.lobes, id(unit_samples))
+    cached = _UNIT_CACHE.get(key)
+    if cached is not None and cached[0] is unit_samples:
+        return cached[1]
+    if len(_UNIT_CACHE) > 64:
+        _UNIT_CACHE.clear()
+    u = unit_samples * hem.bound
+    inside = u[hem.contains_unit(u)]
+    _UNIT_CACHE[key] = (unit_samples, inside)
+    return inside
+
+
 def _mc_volume_ml(hem: Hematoma, head: HeadModel, unit_samples: FloatArray) -> float:
-    b = hem.bound
-    u = unit_samples * b
-    inside = hem.contains_unit(u)
+    inside = _unit_inside(hem, unit_samples)
     if hem.clip_to_skull:
-        pts = hem.from_unit(u[inside])
-        inside_count = int(np.count_nonzero(head.intracranial(pts)))
+        inside_count = int(np.count_nonzero(head.intracranial(hem.from_unit(inside))))
     else:
-        inside_count = int(np.count_nonzero(inside))
-    box_ml = float(np.prod(2.0 * b * hem.semi_axes_mm)) / 1000.0
+        inside_count = int(inside.shape[0])
+    box_ml = float(np.prod(2.0 * hem.bound * hem.semi_axes_mm)) / 1000.0
     return box_ml * inside_count / unit_samples.shape[0]
 
 
@@ -240,8 +266,7 @@ def _fit_volume(hem: Hematoma, target_ml: float, head: HeadModel, unit_samples: 
 
 def _surface_points(hem: Hematoma, unit_samples: FloatArray) -> FloatArray:
     """LPS points sampling the shape (a subset of Monte-Carlo points inside it)."""
-    u = unit_samples[:20_000] * hem.bound
-    return hem.from_unit(u[hem.contains_unit(u)])
+    return hem.from_unit(_unit_inside(hem, unit_samples)[:6000])
 
 
 def place_hematomas(

@@ -366,19 +366,16 @@ def _hematoma_truth(
     for hem in model.hematomas:
         entry = hem.to_dict(model.head, model.unit_samples)
         hv, hn = voxel_volume_ml(stack, offsets, spacing, label=hem.label)
-        entry["volume_ml"] = round(hv, 6)
+        entry["volume_ml"] = hv
         entry["n_voxels"] = hn
         if hem.clip_to_skull:
-            u = model.unit_samples * hem.bound
-            inside = hem.contains_unit(u)
-            pts = hem.from_unit(u[inside])
-            entry["clipped_fraction"] = round(1.0 - float(np.mean(model.head.intracranial(pts))), 4)
+            entry["clipped_fraction"] = round(hem.clipped_fraction(model.head, model.unit_samples), 4)
         lesions.append(entry)
     analytic = [h["analytic_volume_ml"] for h in lesions]
     return {
-        "volume_ml": round(volume, 6),
+        "volume_ml": volume,
         "n_voxels": n_voxels,
-        "volume_ml_all_planned_slices": round(volume_planned, 6),
+        "volume_ml_all_planned_slices": volume_planned,
         "target_volume_ml": round(model.target_volume_ml, 4),
         "model_volume_ml": round(sum(float(h["model_volume_ml"]) for h in lesions), 4),
         "analytic_volume_ml": (
