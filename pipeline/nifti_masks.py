@@ -20,7 +20,8 @@ index; second triplet) and ``k`` across slices. So a NIfTI array
   from a tilted CT whose converter placed the slices along the normal at the
   table step (SimpleITK does, over-reading the spacing by 1/cos(tilt)); an
   oblique, unsheared mask gets a warning saying by how much that would inflate
-  the volume.
+  the volume. A header holds one slice step, so this geometry is always
+  uniform: a mask of an uneven stack is measured exactly only with a study.
 * :func:`align_nifti_mask` puts a mask on an assembled series' grid. The mask's
   axes may be permuted or flipped (they are matched to the series' row,
   column and normal directions); then the matrix and slice count must be equal,
@@ -425,11 +426,12 @@ def align_nifti_mask(
                 f" spacing along the normal is {geometry.slice_spacing_mm:.3f} mm (median) and the distance"
                 f" between its positions {float(np.median(steps)):.3f} mm",
             )
-        if not _close(along, geometry.slice_spacing_mm, tol.spacing_tolerance) and abs(geometry.gantry_tilt_deg) > 0:
+        if not _close(along, geometry.slice_spacing_mm, tol.spacing_tolerance):
             notes.append(
-                f"the mask's slice step ({length:.3f} mm) is the table step, not the spacing along the normal"
-                f" ({geometry.slice_spacing_mm:.3f} mm); slices are matched by index and the volume uses the"
-                " DICOM geometry"
+                f"the mask's slice step ({length:.3f} mm long, {along:.3f} mm along the normal) is not the series'"
+                f" median spacing along the normal ({geometry.slice_spacing_mm:.3f} mm): a NIfTI holds one step"
+                " (a table step or a mean spacing), so slices are matched by index and the volume uses the DICOM"
+                " geometry"
             )
     out = np.ascontiguousarray(mask.transpose(2, 1, 0))
     for note in notes:
