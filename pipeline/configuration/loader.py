@@ -64,7 +64,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"Config key '{key}' must be a list of {len(args)} items; got {value!r}.")
-        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True)))
+        return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if origin in (dict, Mapping) or origin is typing.Mapping:
         key_tp, val_tp = get_args(tp)
         if not isinstance(value, Mapping):

@@ -15,7 +15,11 @@ from dicom_io.discover import DiscoveryConfig
 from dicom_io.geometry import GeometryConfig
 from dicom_io.selection import SelectionConfig
 from dicom_io.window import WindowPreset
+from pipeline.anatomy import AnatomyConfig
 from pipeline.expansion import ExpansionConfig
+from pipeline.measure import MeasureConfig
+from pipeline.run_config import InferenceConfig, ModelsConfig, OutputsConfig
+from pipeline.segmenters.threshold import ThresholdConfig
 from pipeline.store_config import StoreConfig
 
 __all__ = ["Config", "WindowsConfig"]
@@ -67,5 +71,11 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
+    anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)

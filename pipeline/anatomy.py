@@ -1,0 +1,106 @@
+"""Head and intracranial masks from Hounsfield units (no learning involved).
+
+Used by the classical segmenter, by network post-processing (restriction to
+the intracranial space) and by inference (skip slices outside the head, crop
+to the head's bounding box).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from dicom_io.geometry import VolumeGeometry
+
+__all__ = ["AnatomyConfig", "head_bounding_box", "head_mask", "intracranial_mask", "largest_component"]
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class AnatomyConfig:
+    """HU thresholds for the head and the intracranial space.
+
+    Parameters
+    ----------
+    head_min_hu:
+        Voxels above this are part of the head (skin, fat, brain, bone), not air.
+    bone_min_hu:
+        Voxels at or above this are bone.
+    brain_hu:
+        [low, high] HU of intracranial soft tissue and blood.
+    bone_closing_mm:
+        In-plane closing of the bone mask before filling the skull (closes
+        sutures and small foramina).
+    """
+
+    head_min_hu: float = -300.0
+    bone_min_hu: float = 300.0
+    brain_hu: tuple[float, float] = (-15.0, 120.0)
+    bone_closing_mm: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.brain_hu[0] >= self.brain_hu[1]:
+            raise ValueError("Argument 'brain_hu' must be [low, high] with low < high.")
+        if self.bone_closing_mm < 0:
+            raise ValueError("Argument 'bone_closing_mm' must not be negative.")
+
+
+def largest_component(mask: BoolArray) -> BoolArray:
+    """The largest 26-connected component of ``mask`` (empty stays empty)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+    if n == 0:
+        return np.zeros_like(mask, dtype=bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return np.asarray(labels == int(np.argmax(sizes)))
+
+
+def head_mask(hu: npt.NDArray[np.floating], config: AnatomyConfig | None = None) -> BoolArray:
+    """Voxels of the head: above ``head_min_hu``, largest component, holes filled per slice."""
+    cfg = config or AnatomyConfig()
+    body = largest_component(hu > cfg.head_min_hu)
+    return np.stack([ndimage.binary_fill_holes(s) for s in body]) if body.size else body
+
+
+def head_bounding_box(mask: BoolArray, *, margin: int = 8) -> tuple[slice, slice, slice] | None:
+    """Bounding box (slices, rows, columns) of ``mask`` with an in-plane margin; ``None`` if empty."""
+    if not mask.any():
+        return None
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    ys = np.flatnonzero(mask.any(axis=(0, 2)))
+    xs = np.flatnonzero(mask.any(axis=(0, 1)))
+    return (
+        slice(int(zs[0]), int(zs[-1]) + 1),
+        slice(max(0, int(ys[0]) - margin), min(mask.shape[1], int(ys[-1]) + 1 + margin)),
+        slice(max(0, int(xs[0]) - margin), min(mask.shape[2], int(xs[-1]) + 1 + margin)),
+    )
+
+
+def _disk(radius_px: int) -> BoolArray:
+    r = max(0, radius_px)
+    y, x = np.ogrid[-r : r + 1, -r : r + 1]
+    return np.asarray(x * x + y * y <= r * r)
+
+
+def intracranial_mask(
+    hu: npt.NDArray[np.floating], geometry: VolumeGeometry, config: AnatomyConfig | None = None
+) -> BoolArray:
+    """Soft tissue enclosed by the skull.
+
+    Per slice, the (closed) bone mask is hole-filled; the filled area minus
+    bone, within ``brain_hu``, is intracranial. The largest 3D component is
+    kept, which drops orbits, sinuses and scalp islands.
+    """
+    cfg = config or AnatomyConfig()
+    bone = hu >= cfg.bone_min_hu
+    radius = round(cfg.bone_closing_mm / min(geometry.pixel_spacing_mm))
+    footprint = _disk(radius)[None]
+    closed = ndimage.binary_closing(bone, structure=footprint) if radius > 0 else bone
+    filled = np.stack([ndimage.binary_fill_holes(s) for s in closed])
+    lo, hi = cfg.brain_hu
+    inside = filled & ~closed & (hu >= lo) & (hu <= hi)
+    return largest_component(inside)

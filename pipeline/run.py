@@ -1,0 +1,261 @@
+"""The main job: one study folder in, segmentation, volume and outputs out.
+
+discover -> select series -> assemble -> segment (window, network or
+threshold) -> measure (volume along the normal, ABC/2) -> outputs (report,
+DICOM SEG, key image PNG, Secondary Capture, NIfTI) -> results store.
+Outputs go to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` and every file
+is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from dicom_io.assemble import CTVolume, assemble_series
+from dicom_io.secondary_capture import write_secondary_capture
+from dicom_io.seg import write_seg
+from dicom_io.study import scan_study
+from ichpipe import __version__
+from ichpipe.errors import CheckpointError, OutputError, UsageError
+from models.atomic import atomic_write
+from pipeline.configuration import Config
+from pipeline.key_image import render_key_image
+from pipeline.measure import HematomaMeasurement, measure_hematoma
+from pipeline.nifti_masks import write_nifti_mask
+from pipeline.paths import series_output_dir
+from pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
+from pipeline.run_config import Device, resolve_checkpoint
+from pipeline.segmenters import Segmenter, segmenter_choices
+from pipeline.segmenters.threshold import ThresholdSegmenter
+
+__all__ = ["RunOptions", "RunResult", "build_segmenter", "run_study"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line asks of one ``run`` (the config holds the rest).
+
+    Parameters
+    ----------
+    study:
+        Study folder, DICOMDIR or zip.
+    out:
+        Output root; ``None`` uses ``outputs.directory`` from the config.
+    segmenter:
+        ``threshold`` or a registered network; ``None`` uses the config's default.
+    checkpoint:
+        Checkpoint for a network; ``None`` uses the config's default.
+    device:
+        ``auto``, ``cpu`` or ``cuda``; ``None`` uses the config's.
+    """
+
+    study: Path
+    out: Path | None = None
+    segmenter: str | None = None
+    checkpoint: Path | None = None
+    device: Device | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The study report and where the outputs went."""
+
+    report: dict[str, Any]
+    output_dir: Path
+
+    @property
+    def exit_code(self) -> int:
+        """0: the job succeeded (failures raise project errors instead)."""
+        return 0
+
+
+def build_segmenter(
+    options: RunOptions, config: Config, *, progress: Callable[[int, int], None] | None = None
+) -> Segmenter:
+    """The segmenter ``options`` and ``config`` ask for.
+
+    Raises
+    ------
+    UsageError
+        For an unknown segmenter name.
+    CheckpointError
+        When a network has no usable checkpoint (the message says how to choose
+        ``--segmenter threshold``), or the checkpoint does not fit.
+    """
+    name = options.segmenter or (None if options.checkpoint else config.models.default_segmenter)
+    if name is not None and name not in segmenter_choices():
+        raise UsageError(f"Unknown segmenter '{name}'; choose one of: {', '.join(segmenter_choices())}.")
+    if name == "threshold":
+        return ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
+    checkpoint = options.checkpoint or resolve_checkpoint(config.models.default_checkpoint)
+    if not checkpoint.is_file():
+        raise CheckpointError(
+            f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} does not exist."
+            " Pass --checkpoint FILE, set models.default_checkpoint in the config,"
+            " or use --segmenter threshold (the classical method, no checkpoint needed)."
+        )
+    from models.atomic import file_sha256
+    from pipeline.inference import NetworkSegmenter
+
+    allow = config.models.checkpoint_sha256_allowlist
+    if allow:
+        digest = file_sha256(checkpoint)
+        if digest not in allow:
+            raise CheckpointError(
+                f"Checkpoint {checkpoint} (SHA-256 {digest}) is not in models.checkpoint_sha256_allowlist;"
+                " add its digest to the config if you trust it."
+            )
+    inference = config.inference
+    if options.device is not None:
+        from dataclasses import replace
+
+        inference = replace(inference, device=options.device)
+    return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
+
+
+def _caption(measurement: HematomaMeasurement, segmenter: str) -> list[str]:
+    return [
+        f"Hematoma volume {measurement.volume_ml:.1f} mL (ABC/2 {measurement.abc2_ml:.1f} mL)",
+        f"ichpipe {__version__} / {segmenter}",
+        "Research use only - not for diagnosis",
+    ]
+
+
+def _write_json(path: Path, obj: Any) -> Path:
+    data = (json.dumps(obj, indent=2) + "\n").encode("utf-8")
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    return atomic_write(path, write)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> Path:
+    return atomic_write(path, lambda fh: Image.fromarray(rgb, mode="RGB").save(fh, format="PNG"))
+
+
+def _write_outputs(
+    out_dir: Path,
+    volume: CTVolume,
+    mask: np.ndarray,
+    measurement: HematomaMeasurement,
+    segmenter: Segmenter,
+    config: Config,
+) -> dict[str, str]:
+    cfg = config.outputs
+    outputs: dict[str, str] = {}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
+    info = segmenter.describe()
+    if cfg.seg:
+        outputs["seg"] = str(
+            write_seg(
+                mask,
+                volume,
+                out_dir / "seg.dcm",
+                algorithm_name=f"ichpipe-{info['name']}",
+                algorithm_version=str(info.get("version") or __version__),
+                omit_empty_frames=not cfg.seg_keep_empty_frames,
+            )
+        )
+    if cfg.key_image_png or cfg.secondary_capture:
+        index = measurement.max_area_slice_index if measurement.n_voxels else volume.hu.shape[0] // 2
+        rgb = render_key_image(
+            volume.hu[index],
+            mask[index],
+            window=config.windows.get(config.windows.default),
+            lines=_caption(measurement, str(info["name"])),
+            scale=1 if min(volume.hu.shape[1:]) >= 256 else 2,
+        )
+        if cfg.key_image_png:
+            outputs["key_image_png"] = str(_write_png(out_dir / "key_image.png", rgb))
+        if cfg.secondary_capture:
+            outputs["secondary_capture"] = str(
+                write_secondary_capture(rgb, volume, out_dir / "key_image_sc.dcm")
+            )
+    if cfg.nifti_mask:
+        outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
+    return outputs
+
+
+def run_study(
+    options: RunOptions, config: Config, *, progress: Callable[[int, int], None] | None = None
+) -> RunResult:
+    """Run the main job on one study.
+
+    Raises
+    ------
+    ichpipe.errors.IchpipeError
+        Any failure, with a message naming the file or series and what to do.
+    """
+    timer = StageTimer()
+    out_root = Path(options.out or config.outputs.directory)
+    study = Path(options.study)
+    if out_root.resolve().is_relative_to(study.resolve()) and study.is_dir():
+        raise UsageError(f"--out {out_root} lies inside the study folder {study}; choose a folder outside it.")
+    with timer.stage("load_model"):
+        segmenter = build_segmenter(options, config, progress=progress)
+    started = time.perf_counter()
+    with scan_study(study, discovery=config.discovery, selection=config.selection, geometry=config.geometry) as scan:
+        timer.seconds["scan"] = time.perf_counter() - started
+        chosen = scan.require_selected()
+        with timer.stage("assemble"):
+            volume = assemble_series(chosen.series, config=config.geometry)
+    out_dir = series_output_dir(out_root, volume.study_uid, volume.series_uid)
+    with timer.stage("segment"):
+        mask = segmenter.segment(volume)
+    with timer.stage("measure"):
+        measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
+    with timer.stage("outputs"):
+        outputs = _write_outputs(out_dir, volume, mask, measurement, segmenter, config)
+    info = segmenter.describe()
+    identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
+                              series_uid=volume.series_uid)
+    extra = {
+        "series_selection": scan.selection.reasons(chosen.series.key),
+        "segmenter_details": {k: v for k, v in info.items() if k not in ("name", "checkpoint_sha256", "version")},
+    }
+    report_path = out_dir / "report.json"
+    if config.outputs.report:
+        outputs["report"] = str(report_path)
+    report = build_study_report(
+        identity=identity,
+        geometry=volume.geometry,
+        hematoma=measurement,
+        segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
+                                version=str(info.get("version") or __version__)),
+        outputs=outputs,
+        timings=timer,
+        warnings=volume.warnings,
+        extra=extra,
+    )
+    if config.outputs.record_in_store:
+        with timer.stage("store"):
+            _record(report, config)
+        report["timings_s"] = timer.to_dict()
+    if config.outputs.report:
+        _write_json(report_path, report)
+    return RunResult(report=report, output_dir=out_dir)
+
+
+def _record(report: dict[str, Any], config: Config) -> None:
+    from pipeline.store import measurement_from_report, open_store, record_measurement
+
+    if not report.get("patient_id"):
+        log.warning("series has no PatientID; not recorded in the results store")
+        return
+    with open_store(config.store) as store:
+        record_measurement(store, measurement_from_report(report))
