@@ -83,6 +83,8 @@ def _parse_datetime(value: str | None) -> datetime | None:
 @click.option("--acquisition-datetime", default=None, metavar="ISO",
               help="Acquisition date and time, ISO 8601 [default: from seed].")
 @click.option("--study-uid", "study_instance_uid", default=None, help="StudyInstanceUID [default: from the options].")
+@click.option("--seg", "write_seg", is_flag=True,
+              help="Also write the truth mask as DICOM SEG (truth_mask_seg.dcm, via dicom_io.seg).")
 @click.option("--json", "as_json", is_flag=True, help="Print truth.json on stdout.")
 @handle_errors
 def phantom(
@@ -93,6 +95,7 @@ def phantom(
     default_distractors: bool,
     distractor_names: tuple[str, ...],
     acquisition_datetime: str | None,
+    write_seg: bool,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -101,7 +104,7 @@ def phantom(
     OUT gets DICOM/ (every series, hashed file names), truth.json (exact
     voxel-count volume by the half-gap rule, expected geometry, UIDs, which
     series to select) and truth_mask.nii.gz (hematoma labels of the written
-    slices).
+    slices; with --seg also truth_mask_seg.dcm).
     """
     from pipeline.phantom import DEFAULT_DISTRACTORS, PhantomSpec, write_phantom_study
 
@@ -125,7 +128,12 @@ def phantom(
         raise UsageError(str(exc)) from exc
     started = time.perf_counter()
     try:
-        truth = write_phantom_study(out_dir, spec, overwrite=overwrite)
+        seg_writer = None
+        if write_seg:
+            from pipeline.phantom.seg import dicom_seg_writer
+
+            seg_writer = dicom_seg_writer
+        truth = write_phantom_study(out_dir, spec, overwrite=overwrite, seg_writer=seg_writer)
     except UsageError:
         raise
     except ValueError as exc:
@@ -142,4 +150,5 @@ def phantom(
         f" slice spacing {geometry['slice_spacing_mm']:g} mm, tilt {geometry['gantry_tilt_deg']:g} deg,"
         f" missing slices {geometry['missing_slices']}\n"
         f"truth: {truth.truth_path}\nmask:  {truth.mask_path}"
+        + (f"\nseg:   {truth.seg_path}" if truth.seg_path else "")
     )

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pydicom
 from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage
 
 from ichpipe import __version__
@@ -550,10 +551,27 @@ def _write_all(
             }
         )
     seg_rel: str | None = None
+    series_entries = [_series_entry(s) for s in series]
     if seg_writer is not None:
         sources = [root / first_copy[k].path for k in written]
         seg_path = Path(seg_writer(sources, stack, root / MASK_SEG_NAME))
         seg_rel = seg_path.relative_to(root).as_posix()
+        seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
+        series_entries.append(
+            {
+                "role": "seg",
+                "series_instance_uid": str(seg.SeriesInstanceUID),
+                "series_number": int(seg.SeriesNumber),
+                "description": str(seg.get("SeriesDescription", "")),
+                "sop_class_uid": str(seg.SOPClassUID),
+                "image_type": list(seg.get("ImageType", [])),
+                "convolution_kernel": None,
+                "n_files": 1,
+                "should_select": False,
+                "why": "the ground-truth DICOM SEG (Modality SEG, not an image series)",
+                "files": [seg_rel],
+            }
+        )
     variant = RESCALE_VARIANTS[spec.rescale]
     data: dict[str, Any] = {
         "generator": "ichpipe phantom",
@@ -583,7 +601,7 @@ def _write_all(
         },
         "geometry": _geometry_truth(model, written),
         "hematoma": _hematoma_truth(model, written, labels),
-        "series": [_series_entry(s) for s in series],
+        "series": series_entries,
         "selected_series_instance_uid": str(main_info.series_instance_uid),
         "instances": instances,
         "files": {

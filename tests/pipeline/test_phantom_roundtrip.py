@@ -9,8 +9,10 @@ distractors, and measure the truth mask to the truth volume.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 from click.testing import CliRunner
 
@@ -79,3 +81,20 @@ def test_measure_of_the_truth_mask_gives_the_truth_volume(case: str, studies: di
     assert report["accession_number"] == truth.accession_number
     assert report["hematoma"]["n_voxels"] == truth.n_voxels
     assert report["hematoma"]["volume_ml"] == pytest.approx(truth.volume_ml, abs=1e-3)
+
+
+def test_truth_as_dicom_seg_measures_like_the_nifti(tmp_path: Path) -> None:
+    from pipeline.phantom.seg import dicom_seg_writer
+
+    spec = PhantomSpec(**{**SMALL, "gantry_tilt_deg": 12.0, "duplicate_slice": 3, "n_hematomas": 2})
+    truth = write_phantom_study(tmp_path / "seg", spec, seg_writer=dicom_seg_writer)
+    assert truth.seg_path is not None and truth.seg_path == tmp_path / "seg" / truth.data["files"]["mask_seg"]
+    seg = pydicom.dcmread(truth.seg_path)
+    assert seg.Modality == "SEG" and seg.StudyInstanceUID == truth.study_instance_uid
+    roles = {s["role"]: s for s in truth.data["series"]}
+    assert roles["seg"]["series_instance_uid"] == seg.SeriesInstanceUID and not roles["seg"]["should_select"]
+    report = run_json("measure", "--study", str(truth.out_dir), "--mask", str(truth.seg_path), "--json")
+    assert report["hematoma"]["n_voxels"] == truth.n_voxels
+    assert report["hematoma"]["volume_ml"] == pytest.approx(truth.volume_ml, abs=1e-3)
+    scan = run_json("inspect", "--study", str(truth.out_dir), "--json")
+    assert [s["series_instance_uid"] for s in scan["series"] if s["selected"]] == [truth.series_instance_uid]
