@@ -18,11 +18,12 @@ Example
 
 from pipeline.phantom.render import PhantomModel, build_model, render_plane
 from pipeline.phantom.spec import DEFAULT_DISTRACTORS, PhantomSpec, jpegls_available
-from pipeline.phantom.study import write_phantom_study
+from pipeline.phantom.study import PhantomArrays, render_phantom, write_phantom_study
 from pipeline.phantom.truth import PhantomTruth, SegWriter, load_truth, voxel_volume_ml
 
 __all__ = [
     "DEFAULT_DISTRACTORS",
+    "PhantomArrays",
     "PhantomModel",
     "PhantomSpec",
     "PhantomTruth",
@@ -30,6 +31,7 @@ __all__ = [
     "build_model",
     "jpegls_available",
     "load_truth",
+    "render_phantom",
     "render_plane",
     "voxel_volume_ml",
     "write_phantom_study",

@@ -121,6 +121,9 @@ class PhantomSpec:
     drop_slice:
         Index (0-based, in order along the normal) of a planned slice whose
         file is not written. Must be an inner slice, so the gap is visible.
+        With ``uneven_spacing_mm`` drop a slice inside a block (two or more
+        slices from the block change): next to it the doubled gap can look
+        like the change of spacing, and a reader cannot count it as missing.
     duplicate_slice:
         Index of a planned slice written twice (same position, another
         SOPInstanceUID, later InstanceNumber).

@@ -64,7 +64,7 @@ from pipeline.phantom.writer import (
     write_image,
 )
 
-__all__ = ["DICOM_DIR_NAME", "write_phantom_study"]
+__all__ = ["DICOM_DIR_NAME", "PhantomArrays", "render_phantom", "write_phantom_study"]
 
 log = logging.getLogger(__name__)
 
@@ -404,6 +404,74 @@ def _series_entry(series: _Series) -> dict[str, Any]:
         "why": series.why,
         "files": [r.path for r in series.records],
     }
+
+
+@dataclass(frozen=True)
+class PhantomArrays:
+    """The main series of a phantom as arrays, without writing files (e.g. for training).
+
+    Attributes
+    ----------
+    hu:
+        float32 HU, shape (slices, rows, columns): the written slices sorted
+        along the normal (a duplicated slice once, a dropped one absent),
+        before quantisation and without pixel padding.
+    labels:
+        uint8 hematoma labels, same shape (0 background, k for hematoma k).
+    positions_lps_mm:
+        ImagePositionPatient of each slice, shape (slices, 3).
+    orientation:
+        ImageOrientationPatient.
+    pixel_spacing_mm:
+        (row spacing, column spacing).
+    slice_thickness_mm:
+        Each slice's thickness by the half-gap rule.
+    volume_ml:
+        Hematoma volume on these slices (the ``truth.json`` value).
+    """
+
+    hu: npt.NDArray[np.float32]
+    labels: LabelArray
+    positions_lps_mm: npt.NDArray[np.float64]
+    orientation: tuple[float, ...]
+    pixel_spacing_mm: tuple[float, float]
+    slice_thickness_mm: npt.NDArray[np.float64]
+    volume_ml: float
+
+
+def render_phantom(spec: PhantomSpec) -> PhantomArrays:
+    """Render the main series of ``spec`` in memory: the same HU and labels the files would hold.
+
+    The noise is the same as :func:`write_phantom_study` writes for this
+    spec, so ``hu`` equals the decoded files' HU to within the rescale
+    quantum (inside the scan field).
+    """
+    model = build_model(spec)
+    identity = resolve_identity(spec)
+    plan = model.plan
+    written = plan.written
+    hu = np.empty((len(written), plan.rows, plan.columns), dtype=np.float32)
+    labels = np.empty((len(written), plan.rows, plan.columns), dtype=np.uint8)
+    for i, k in enumerate(written):
+        points = plan.voxel_centres(k)
+        clean, labels[i] = sample_plane(model, points)
+        hu[i] = reconstruct(
+            model, clean, points, pixel_spacing_mm=plan.pixel_spacing_mm, kernel=SOFT_KERNEL,
+            noise_rng=rng_for(spec.seed, "noise", _scan_key(spec, identity), "main", k),
+        )
+    positions = plan.positions[list(written)]
+    offsets = positions @ plan.normal
+    spacing = (plan.pixel_spacing_mm, plan.pixel_spacing_mm)
+    volume, _ = voxel_volume_ml(labels, offsets, spacing)
+    return PhantomArrays(
+        hu=hu,
+        labels=labels,
+        positions_lps_mm=positions,
+        orientation=plan.orientation,
+        pixel_spacing_mm=spacing,
+        slice_thickness_mm=half_gap_thickness(offsets),
+        volume_ml=volume,
+    )
 
 
 def write_phantom_study(

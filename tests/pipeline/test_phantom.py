@@ -32,7 +32,14 @@ from scipy import ndimage
 
 from ichpipe.errors import UsageError
 from pipeline.cli import cli
-from pipeline.phantom import PhantomSpec, PhantomTruth, jpegls_available, load_truth, write_phantom_study
+from pipeline.phantom import (
+    PhantomSpec,
+    PhantomTruth,
+    jpegls_available,
+    load_truth,
+    render_phantom,
+    write_phantom_study,
+)
 
 SMALL: dict[str, Any] = {"rows": 128, "columns": 128, "n_slices": 12, "volume_ml": 12.0}
 
@@ -217,6 +224,16 @@ def test_hu_are_realistic_and_mask_sits_on_the_hematoma(plain: PhantomTruth) -> 
     brain = hu[(hu > 0) & (hu < 50) & (mask == 0)]
     assert 22.0 < float(np.median(brain)) < 42.0
     assert 3.0 < float(np.std(hu[inner])) < 8.0  # noise sigma 5 HU, slightly smoothed
+
+
+def test_render_phantom_matches_the_written_files(plain: PhantomTruth) -> None:
+    arrays = render_phantom(small(accession_number="ACC-1"))
+    hu, field = _hu_stack(plain)
+    assert arrays.hu.shape == hu.shape
+    assert float(np.abs(arrays.hu - hu)[field].max()) <= 0.5 + 1e-4
+    np.testing.assert_array_equal(arrays.labels, mask_of(plain))
+    assert arrays.volume_ml == pytest.approx(plain.volume_ml, rel=1e-12)
+    assert arrays.slice_thickness_mm == pytest.approx(plain.geometry["slice_thickness_mm"], abs=1e-6)
 
 
 # --------------------------------------------------------------------------- transfer syntaxes and rescale
