@@ -4,10 +4,16 @@ FLOPs are counted by :class:`torch.utils.flop_counter.FlopCounterMode` on one
 forward pass: it counts matrix multiplications and convolutions (2 FLOPs per
 multiply-add, attention included) and ignores element-wise work (norms,
 activations, pooling, interpolation), so it is a floor for the real work.
+
+The pass runs on a copy of the model on the ``meta`` device: nothing is
+computed, no activation memory is used, and
+:class:`torch.nn.MultiheadAttention` takes its decomposed path, whose matrix
+products the counter sees (its fused CPU kernel would not be counted).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -31,9 +37,10 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
-    """FLOPs of one eval-mode forward pass on a zero batch of ``input_shape``.
+    """FLOPs of one eval-mode forward pass on a batch of ``input_shape``.
 
-    Runs on the model's device; no gradients are recorded.
+    Counted on a ``meta``-device copy of ``model``; ``model`` itself is not
+    touched.
 
     Examples
     --------
@@ -42,14 +49,8 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     """
     if not input_shape or any(int(s) < 1 for s in input_shape):
         raise ValueError(f"Argument 'input_shape' must be positive sizes; got {input_shape!r}.")
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    x = torch.zeros(*(int(s) for s in input_shape), device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    meta = copy.deepcopy(model).to("meta").eval()
+    x = torch.empty(*(int(s) for s in input_shape), device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        meta(x)
     return int(counter.get_total_flops())

@@ -155,7 +155,7 @@ def test_bf16_autocast_and_channels_last_agree_with_fp32() -> None:
         ref = net(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = net(x)
-        cl_net = net.to(memory_format=torch.channels_last)
+        cl_net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         cl = cl_net(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(cl, ref, rtol=0, atol=1e-5)
     assert (low.float() - ref).abs().max() < 0.05
