@@ -348,8 +348,13 @@ def write_image(
             spacing_between_slices=spacing_between_slices,
         )
     _set_pixels(ds, pixels, window=series.window)
+    if "LOCALIZER" in series.image_type:
+        # RescaleType HU is for reconstructed images, not a projection scout.
+        del ds.RescaleType
     if series.sop_class_uid == SecondaryCaptureImageStorage:
         ds.ConversionType = "WSD"
+        # Type 2C without a plane position: axial tiles, rows to the patient's left, columns posterior.
+        ds.PatientOrientation = ["L", "P"]
     if extra is not None:
         for element in extra:
             ds[element.tag] = element

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -535,6 +537,26 @@ def test_distractor_series(tmp_path: Path) -> None:
     k = 6
     brain = (hu_of(main[k]) > 10) & (hu_of(main[k]) < 50)
     assert np.std(hu_of(bone_sorted[k])[brain]) > 1.5 * np.std(hu_of(main[k])[brain])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"transfer_syntax": "jpeg2000", "rescale": "unsigned", "gantry_tilt_deg": 10.0},
+        {"transfer_syntax": "implicit", "rescale": "scaled", "padding": False, "uneven_spacing_mm": (4.0, 7.0)},
+    ],
+    ids=["jpeg2000-unsigned-tilt", "implicit-scaled-uneven"],
+)
+def test_dciodvfy_finds_no_error_or_warning(options: dict[str, Any], tmp_path: Path) -> None:
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not on PATH")
+    truth = make(tmp_path, "v", small(distractors=("localizer", "bone", "summary"), **options))
+    for series in truth.data["series"]:
+        for rel in series["files"][:2]:
+            done = subprocess.run([exe, str(truth.out_dir / rel)], capture_output=True, text=True, check=False)
+            lines = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith(("Error", "Warning"))]
+            assert lines == [], f"{series['role']} {rel}: {lines}"
 
 
 # --------------------------------------------------------------------------- determinism and serial studies
