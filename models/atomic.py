@@ -1,4 +1,4 @@
-"""Atomic file writing and file hashing for model files.
+"""Atomic file writing (re-exported from :mod:`ichpipe.atomic`) and file hashing for model files.
 
 A checkpoint or exported model is written to a temporary file in the target
 folder, flushed to disk and renamed over the target with :func:`os.replace`,
@@ -9,68 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import BinaryIO
 
-from ichpipe.errors import OutputError
+from ichpipe.atomic import atomic_write
 
 __all__ = ["atomic_write", "file_sha256"]
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write`` on a temporary file next to ``path``, then rename it to ``path``.
-
-    Parameters
-    ----------
-    path:
-        Final file name; its folder must exist.
-    write:
-        Writes the whole content to the binary file object it is given.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    ichpipe.errors.OutputError
-        If the folder is missing or the file cannot be written; no file is
-        left behind under either name.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> out = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
-    >>> atomic_write(out, lambda f: f.write(b"abc")).read_bytes()
-    b'abc'
-    """
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(
-            f"Cannot write '{target}': folder '{folder}' does not exist; create it first."
-        )
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"Cannot write '{target}': {exc.strerror or exc}.") from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"Cannot write '{target}': {exc.strerror or exc}.") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
 
 
 def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
