@@ -1,0 +1,136 @@
+"""Per-stage timings and peak memory of ``ichpipe run`` on a 32-slice 512x512 phantom.
+
+Usage (from the repository root, in the project's venv)::
+
+    python bench/run_stages.py [--repeats 3] [--out FILE.md]
+
+For each segmenter (threshold; the full-size SA-CBAM U-Net with random weights
+in a temporary checkpoint, since speed does not depend on the weights; the
+shipped default checkpoint when present) it runs the whole command
+``/usr/bin/time -v ichpipe run ... --json`` several times and reports the median
+of each stage in ``timings_s``, the median wall time and the peak resident
+memory. It also measures the CPU's dense matmul throughput in fp32 and bf16
+(the ceiling a network can reach here) and says how far from the bf16 peak
+the network's segmentation stage runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from models.checkpoint import save_checkpoint  # noqa: E402
+from models.complexity import count_flops  # noqa: E402
+from models.registry import build_model  # noqa: E402
+from pipeline.phantom import PhantomSpec, write_phantom_study  # noqa: E402
+from pipeline.run_config import CHECKPOINT_DIR  # noqa: E402
+
+ICHPIPE = [str(Path(sys.executable).parent / "ichpipe")]
+
+
+def matmul_peak_gflops(dtype: torch.dtype, *, n: int = 2048, repeats: int = 10) -> float:
+    """Best dense matmul throughput over ``repeats`` runs, GFLOP/s."""
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def run_once(study: Path, out: Path, args: list[str], store: Path) -> tuple[dict[str, float], float, float]:
+    cfg = out.parent / "bench-config.yaml"
+    cfg.write_text(f"store:\n  path: {store}\n")
+    cmd = [*ICHPIPE, "run", "--study", str(study), "--out", str(out), "--json", "--config", str(cfg), *args]
+    use_time = Path("/usr/bin/time").exists()
+    full = ["/usr/bin/time", "-v", *cmd] if use_time else cmd
+    t = time.perf_counter()
+    proc = subprocess.run(full, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"ichpipe run failed: {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout)
+    rss_mb = float("nan")
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    if match:
+        rss_mb = int(match.group(1)) / 1024
+    return report["timings_s"], wall, rss_mb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    opts = parser.parse_args()
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ichpipe-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        study = tmp / "study"
+        truth = write_phantom_study(study, PhantomSpec(seed=424242, rows=512, columns=512, n_slices=32))
+        full_ckpt = tmp / "full.pt"
+        model = build_model("sa_cbam_unet")
+        save_checkpoint(full_ckpt, model, name="sa_cbam_unet", input_size=(512, 512),
+                        window={"width": 80.0, "level": 40.0}, normalisation={"scale": 1 / 255, "offset": 0.0},
+                        training_data="none: random weights for timing only")
+        cases = [("threshold", ["--segmenter", "threshold"], None)]
+        cases.append(("sa_cbam_unet (full, base 64)", ["--segmenter", "sa_cbam_unet", "--checkpoint",
+                                                        str(full_ckpt)], "sa_cbam_unet"))
+        default = CHECKPOINT_DIR / "ichpipe-default.pt"
+        if default.exists():
+            cases.append(("default checkpoint", ["--checkpoint", str(default)], None))
+        fp32 = matmul_peak_gflops(torch.float32)
+        bf16 = matmul_peak_gflops(torch.bfloat16)
+        lines.append(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                     f"torch {torch.__version__}, {torch.get_num_threads()} threads; date {date.today()}; "
+                     f"median of {opts.repeats} runs of the whole command on a 32x512x512 phantom "
+                     f"(truth {truth.volume_ml:.2f} mL).")
+        lines.append(f"Dense matmul peak (2048^3): fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s.")
+        lines.append("")
+        header = "| segmenter | wall s | peak RSS MB | " + " | ".join(
+            ["scan", "assemble", "load_model", "segment", "measure", "outputs", "store"]) + " |"
+        lines.append(header)
+        lines.append("|" + "---|" * (header.count("|") - 1))
+        notes: list[str] = []
+        for label, args, registry_name in cases:
+            runs = [run_once(study, tmp / f"out-{i}", args, tmp / "store.sqlite") for i in range(opts.repeats)]
+            med = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in runs[0][0]}
+            wall = statistics.median(r[1] for r in runs)
+            rss = statistics.median(r[2] for r in runs)
+            stages = ["scan", "assemble", "load_model", "segment", "measure", "outputs", "store"]
+            lines.append(f"| {label} | {wall:.1f} | {rss:.0f} | " + " | ".join(f"{med.get(s, 0):.2f}" for s in stages)
+                         + " |")
+            if registry_name:
+                flops = count_flops(build_model(registry_name), (1, 1, 512, 512))
+                achieved = flops * 32 / med["segment"] / 1e9
+                notes.append(f"- {label}: {flops / 1e9:.0f} GFLOP per 512x512 slice; over the segment stage"
+                             f" that is at most {achieved:.0f} GFLOP/s = {100 * achieved / bf16:.0f} % of the bf16"
+                             " matmul peak (an upper bound: slices outside the head are skipped, and the stage"
+                             " also builds the head and intracranial masks).")
+        lines += ["", *notes]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if opts.out:
+        opts.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
