@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from dicom_io.assemble import CTVolume
 from ichpipe import __version__
-from pipeline.anatomy import AnatomyConfig, intracranial_mask
+from pipeline.anatomy import AnatomyConfig, head_bounding_box, intracranial_mask
 
 __all__ = ["ThresholdConfig", "ThresholdSegmenter", "remove_small_components"]
 
@@ -101,25 +101,34 @@ class ThresholdSegmenter:
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Return a bool mask of the hematoma, shape ``volume.hu.shape``."""
         cfg = self.config
-        hu = volume.hu
         geo = volume.geometry
-        brain = intracranial_mask(hu, geo, self.anatomy)
+        brain = intracranial_mask(volume.hu, geo, self.anatomy)
+        mask = np.zeros(brain.shape, dtype=bool)
+        box = head_bounding_box(brain, margin=cfg.median_size)
+        if box is None:
+            return mask
+        # everything below works inside the brain's bounding box only
+        hu = volume.hu[box]
+        brain = brain[box]
         if cfg.median_size > 1:
             hu = ndimage.median_filter(hu, size=(1, cfg.median_size, cfg.median_size))
         lo, hi = cfg.blood_hu
         blood = brain & (hu >= lo) & (hu <= hi)
+        volumes = geo.voxel_volumes_ml[box[0]]
         if cfg.bone_margin_mm <= 0:
-            return remove_small_components(blood, geo.voxel_volumes_ml, cfg.min_component_ml)
-        bone = volume.hu >= self.anatomy.bone_min_hu
+            mask[box] = remove_small_components(blood, volumes, cfg.min_component_ml)
+            return mask
+        bone = volume.hu[box] >= self.anatomy.bone_min_hu
         # in-plane distance to bone: a huge spacing along the slice axis keeps it 2D
         near_bone = ndimage.distance_transform_edt(~bone, sampling=(1e6, *geo.pixel_spacing_mm)) <= cfg.bone_margin_mm
-        core = remove_small_components(blood & ~near_bone, geo.voxel_volumes_ml, cfg.min_component_ml)
+        core = remove_small_components(blood & ~near_bone, volumes, cfg.min_component_ml)
         if not core.any():
-            return core
+            return mask
         # A hematoma against the inner table keeps its rim: blood-band voxels near
         # bone count when they lie within the margin of a core component (the thin
         # partial-volume shell along the rest of the skull stays out).
         radius = max(1, round(cfg.bone_margin_mm / min(geo.pixel_spacing_mm)))
         y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
         reach = ndimage.binary_dilation(core, structure=(x * x + y * y <= radius * radius)[None])
-        return core | (blood & near_bone & reach)
+        mask[box] = core | (blood & near_bone & reach)
+        return mask
