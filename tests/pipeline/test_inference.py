@@ -1,0 +1,112 @@
+"""NetworkSegmenter: pre-processing, crop/pad/resize bookkeeping, post-processing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dicom_io import assemble_series, scan_study
+from ichpipe.errors import CheckpointError, UsageError
+from models.checkpoint import save_checkpoint
+from models.registry import build_model
+from pipeline.inference import NetworkSegmenter, resolve_device
+from pipeline.run_config import InferenceConfig
+
+
+class _Echo(torch.nn.Module):
+    """Stands in for a network: 'probability' = input grey level (so outputs are predictable)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 16 or x.shape[-2] % 16:
+            raise ValueError("not padded to a multiple of 16")
+        return x
+
+
+def _checkpoint(tmp_path: Path, *, input_size: tuple[int, int] = (64, 64)) -> Path:
+    model = build_model("sa_cbam_unet", base_channels=4, input_size=input_size[0], num_heads=2)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, model, name="sa_cbam_unet", input_size=input_size,
+                    window={"width": 80.0, "level": 40.0}, normalisation={"scale": 1 / 255, "offset": 0.0},
+                    training_data="random weights (test)", model_kwargs={"base_channels": 4,
+                                                                          "input_size": input_size[0],
+                                                                          "num_heads": 2})
+    return path
+
+
+@pytest.fixture
+def head_volume(make_series):
+    """A 12-slice 64x64 'head': bone ring, brain at 40 HU, a 70 HU blob; air outside."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 30)
+
+    def hu(i: int) -> np.ndarray:
+        img = np.full((64, 64), -1000.0)
+        img[r < 26] = 1000.0
+        img[r < 22] = 40.0
+        if 3 <= i <= 8:
+            img[np.hypot(yy - 30, xx - 26) < 6] = 70.0
+        return img
+
+    folder = make_series(size=64, hu=hu)
+    with scan_study(folder) as scan:
+        return assemble_series(scan.require_selected().series)
+
+
+@pytest.mark.parametrize("input_size", [(64, 64), (32, 32)])
+def test_probabilities_shape_and_placement(tmp_path, head_volume, input_size) -> None:
+    seg = NetworkSegmenter(_checkpoint(tmp_path, input_size=input_size), config=InferenceConfig(device="cpu"))
+    seg.model = _Echo()
+    probs = seg.probabilities(head_volume)
+    assert probs.shape == head_volume.hu.shape
+    # the echo returns the windowed grey level/255: brain (40 HU) ~0.5, blood (70 HU) ~0.9
+    i = 5
+    if input_size == (64, 64):
+        assert probs[i, 30, 26] == pytest.approx(70 / 80, abs=0.01)
+        assert probs[i, 32, 45] == pytest.approx(0.5, abs=0.01)
+
+
+def test_segment_thresholds_and_restricts_to_brain(tmp_path, head_volume) -> None:
+    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", threshold=0.7))
+    seg.model = _Echo()
+    mask = seg.segment(head_volume)
+    assert mask[5, 30, 26] and not mask[5, 32, 45]
+    assert not mask[:, 32, 3].any()  # bone ring (windowed to 1.0) is outside the intracranial mask
+
+
+def test_real_tiny_network_runs_with_bf16_and_channels_last(tmp_path, head_volume) -> None:
+    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", batch_size=5))
+    mask = seg.segment(head_volume)
+    assert mask.shape == head_volume.hu.shape and mask.dtype == bool
+    info = seg.describe()
+    assert info["name"] == "sa_cbam_unet" and len(info["checkpoint_sha256"]) == 64
+    assert info["window"] == {"width": 80.0, "level": 40.0}
+
+
+def test_progress_reports_every_slice_with_head(tmp_path, head_volume) -> None:
+    calls: list[tuple[int, int]] = []
+    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", batch_size=5),
+                           progress=lambda d, t: calls.append((d, t)))
+    seg.model = _Echo()
+    seg.probabilities(head_volume)
+    assert calls[-1] == (12, 12)
+
+
+def test_checkpoint_without_window_refused(tmp_path) -> None:
+    model = build_model("sa_cbam_unet", base_channels=4, input_size=64, num_heads=2)
+    path = tmp_path / "nowin.pt"
+    save_checkpoint(path, model, name="sa_cbam_unet", input_size=(64, 64), window=None,
+                    normalisation={"scale": 1 / 255, "offset": 0.0}, training_data="x",
+                    model_kwargs={"base_channels": 4, "input_size": 64, "num_heads": 2})
+    with pytest.raises(CheckpointError, match="window"):
+        NetworkSegmenter(path, config=InferenceConfig(device="cpu"))
+
+
+def test_cuda_without_gpu_is_a_usage_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
