@@ -219,6 +219,12 @@ def run_study(
         mask = segmenter.segment(volume)
     with timer.stage("measure"):
         measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
+    features: dict[str, Any] | None = None
+    if config.predictor.features.enabled:
+        from pipeline.features.extract import compute_features
+
+        with timer.stage("features"):
+            features = compute_features(volume, mask, config=config.predictor.features)
     with timer.stage("outputs"):
         outputs = _write_outputs(out_dir, volume, mask, measurement, segmenter, config)
     info = segmenter.describe()
@@ -242,6 +248,8 @@ def run_study(
         warnings=volume.warnings,
         extra=extra,
     )
+    if features is not None:
+        report["features"] = features
     if config.outputs.record_in_store:
         with timer.stage("store"):
             _record(report, config)

@@ -18,6 +18,7 @@ from dicom_io.window import WindowPreset
 from pipeline.anatomy import AnatomyConfig
 from pipeline.expansion import ExpansionConfig
 from pipeline.measure import MeasureConfig
+from pipeline.predictor.config import PredictorConfig
 from pipeline.run_config import InferenceConfig, ModelsConfig, OutputsConfig
 from pipeline.segmenters.threshold import ThresholdConfig
 from pipeline.store_config import StoreConfig
@@ -79,3 +80,4 @@ class Config:
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)

@@ -1,0 +1,165 @@
+"""The ``predictor:`` section of ``config.yaml``: imaging features, inputs, training, evaluation.
+
+Kept free of heavy imports (no torch, no scikit-learn) so that loading the
+configuration stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.features.config import FeatureConfig
+
+__all__ = ["EvaluationConfig", "PredictorConfig", "TrainingConfig"]
+
+ClassWeight = Literal["balanced", "none"]
+
+#: Features log-transformed (sign(x) log(1 + |x|)) before standardisation: names ending so.
+DEFAULT_LOG_SUFFIXES: tuple[str, ...] = (
+    "volume_ml",
+    "MeshVolume",
+    "VoxelVolume",
+    "SurfaceArea",
+    "Energy",
+    "TotalEnergy",
+    "Variance",
+)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How every model is fitted (the same for cross-validation and the final checkpoint).
+
+    Parameters
+    ----------
+    seed:
+        Seed of every random choice (folds, inner splits, weights, bootstrap).
+    class_weight:
+        ``balanced``: each class weighs as much as the other in the loss
+        (network: ``pos_weight = n_negative / n_positive``; scikit-learn
+        ``class_weight='balanced'``); ``none``: every patient weighs 1.
+        Balanced weighting shifts probabilities towards 0.5 (see the model card).
+    log_suffixes:
+        Features whose name ends with one of these are log-transformed
+        (``sign(x) log1p(|x|)``) before standardisation; fixed beforehand, not tuned.
+    volume_feature:
+        The baseline hematoma volume column, used by the volume-only baseline.
+    epochs:
+        Most training epochs of the network.
+    patience:
+        Early stopping: epochs without a lower validation loss before stopping
+        (the weights of the best epoch are kept).
+    learning_rate, weight_decay:
+        Adam settings (the seed's learning rate is 1e-3).
+    batch_size:
+        Mini-batch size of the network.
+    validation_fraction:
+        Share of each training fold held out (stratified) for early stopping.
+    torch_threads:
+        CPU threads torch may use while training (0: torch's default).
+    """
+
+    seed: int = 0
+    class_weight: ClassWeight = "balanced"
+    log_suffixes: tuple[str, ...] = DEFAULT_LOG_SUFFIXES
+    volume_feature: str = "HM_volume_ml"
+    epochs: int = 300
+    patience: int = 30
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    validation_fraction: float = 0.2
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.class_weight not in ("balanced", "none"):
+            raise ValueError(
+                f"predictor.training.class_weight must be 'balanced' or 'none'; got {self.class_weight!r}."
+            )
+        for key in ("epochs", "patience", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"predictor.training.{key} must be at least 1; got {getattr(self, key)}.")
+        for key in ("learning_rate", "weight_decay"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0 or (key == "learning_rate" and value == 0):
+                raise ValueError(f"predictor.training.{key} must be a positive number; got {value!r}.")
+        if not 0.05 <= self.validation_fraction <= 0.5:
+            raise ValueError(
+                f"predictor.training.validation_fraction must be in [0.05, 0.5]; got {self.validation_fraction}."
+            )
+        if self.torch_threads < 0:
+            raise ValueError(f"predictor.training.torch_threads must be 0 or more; got {self.torch_threads}.")
+        if not self.volume_feature.strip():
+            raise ValueError("predictor.training.volume_feature must name a feature column.")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Cross-validation and the statistics reported.
+
+    Parameters
+    ----------
+    folds, repeats:
+        Repeated stratified k-fold cross-validation at patient level.
+    threshold_folds:
+        Inner folds on each training fold whose out-of-fold predictions
+        choose the decision threshold (Youden's J), so the threshold never
+        sees the test fold.
+    bootstrap:
+        Patient-level bootstrap resamples behind the 95 % confidence intervals.
+    calibration_bins:
+        Bins (equal counts) of the calibration plot.
+    """
+
+    folds: int = 5
+    repeats: int = 5
+    threshold_folds: int = 5
+    bootstrap: int = 2000
+    calibration_bins: int = 5
+
+    def __post_init__(self) -> None:
+        for key, low in (("folds", 2), ("repeats", 1), ("threshold_folds", 2), ("bootstrap", 100),
+                         ("calibration_bins", 2)):
+            if getattr(self, key) < low:
+                raise ValueError(f"predictor.evaluation.{key} must be at least {low}; got {getattr(self, key)}.")
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """The expansion predictor: features computed by ``run``, inputs, training and evaluation.
+
+    Parameters
+    ----------
+    features:
+        Imaging features ``ichpipe run`` computes and records (``enabled`` switches them off).
+    checkpoint:
+        Checkpoint ``predict-expansion`` uses: a path, or a file name in the
+        shipped ``models/checkpoints/``.
+    impute_missing:
+        ``predict-expansion``: fill a missing feature with the training median
+        stored in the checkpoint (and say so) instead of refusing the patient.
+    clinical_mapping:
+        Column mapping of clinical CSVs: a shipped name
+        (``pipeline/clinical_mappings/``) or a YAML file.
+    allow_post_baseline:
+        Let clinical fields recorded after the first scan (treatments) be
+        features. Off by default: they can reflect the expansion itself.
+    training, evaluation:
+        See :class:`TrainingConfig` and :class:`EvaluationConfig`.
+    """
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    checkpoint: str = "expansion_sacnn_contest2023e.pt"
+    impute_missing: bool = False
+    clinical_mapping: str = "contest_2023e"
+    allow_post_baseline: bool = False
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+    def __post_init__(self) -> None:
+        if not self.checkpoint.strip():
+            raise ValueError("predictor.checkpoint must name a checkpoint file.")
+        if not self.clinical_mapping.strip():
+            raise ValueError("predictor.clinical_mapping must name a mapping.")
