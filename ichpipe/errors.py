@@ -15,6 +15,7 @@ __all__ = [
     "IchpipeError",
     "NoSeriesSelectedError",
     "OutputError",
+    "PredictorInputError",
     "StoreError",
     "TimelineError",
     "UsageError",
@@ -58,6 +59,10 @@ class CheckpointError(IchpipeError):
 
 class OutputError(IchpipeError):
     """An output could not be written (read-only folder, disk full, ...)."""
+
+
+class PredictorInputError(IchpipeError):
+    """Predictor inputs (features, clinical values, labels) are missing, invalid or of another kind."""
 
 
 class StoreError(IchpipeError):
