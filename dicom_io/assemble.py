@@ -7,14 +7,26 @@ by slice with that slice's RescaleSlope/RescaleIntercept, with
 PixelPaddingValue set to ``padding_hu`` and MONOCHROME1 inverted. A slice whose
 pixel data cannot be decoded is skipped with a warning; the series is still
 assembled when what remains is consistent, and the gap shows in the geometry.
+
+Hostile or corrupt headers are refused before any buffer is allocated: a
+matrix beyond :data:`MAX_MATRIX`, more than :data:`MAX_FRAMES` frames, or a
+file whose decoded pixels would exceed :data:`MAX_FILE_PIXEL_BYTES`. A slice
+with an unusable RescaleSlope/RescaleIntercept (NaN, infinite, zero slope) is
+skipped rather than converted with a guessed rescale. Two files that claim
+the same SOPInstanceUID with different content make the series unusable (an
+instance UID must name one image, and a SEG references images by it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,16 +34,24 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
 
+from dicom_io.discover import PARSE_ERRORS, describe_error
 from dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry, slice_normal
-from dicom_io.series import Series, SliceHeader, split_by_geometry
+from dicom_io.series import Series, SliceHeader, _int, split_by_geometry
 from ichpipe.errors import DicomInputError, GeometryError
 
-__all__ = ["MAX_MATRIX", "CTVolume", "assemble_series", "header_geometry"]
+__all__ = ["MAX_FILE_PIXEL_BYTES", "MAX_FRAMES", "MAX_MATRIX", "CTVolume", "assemble_series", "header_geometry"]
 
 log = logging.getLogger(__name__)
 
 #: Largest Rows or Columns accepted before any pixel buffer is allocated.
 MAX_MATRIX = 4096
+#: Largest NumberOfFrames of one file accepted before its pixel data is decoded.
+MAX_FRAMES = 10000
+#: Largest decoded pixel data of one file (Rows x Columns x samples x frames x bytes), checked before decoding.
+MAX_FILE_PIXEL_BYTES = 4 * 1024**3
+
+# What pydicom may raise on a corrupt file or pixel data (see discover.PARSE_ERRORS).
+_PIXEL_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, EOFError, *PARSE_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -85,8 +105,8 @@ def _sort_and_deduplicate(
             continue
         # Different instances at one position: keep the later reconstruction
         # (higher InstanceNumber), as a re-sent image replaces the earlier one.
-        n_prev = int(prev.dataset.get("InstanceNumber", 0) or 0)
-        n_this = int(sh.dataset.get("InstanceNumber", 0) or 0)
+        n_prev = _int(prev.dataset.get("InstanceNumber"))
+        n_this = _int(sh.dataset.get("InstanceNumber"))
         keep, drop = (sh, prev) if n_this > n_prev else (prev, sh)
         kept[-1] = keep
         notes.append(
@@ -94,6 +114,55 @@ def _sort_and_deduplicate(
             f" kept {keep.label} (higher InstanceNumber), dropped {drop.label}"
         )
     return kept, notes
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _check_instance_uids(slices: Sequence[SliceHeader], label: str) -> None:
+    """Refuse a series in which one SOPInstanceUID (and frame) names files with different content.
+
+    Identical copies are fine (they are de-duplicated later); different images
+    under one UID are not: which one is "the" image is unknowable, and a SEG
+    referencing the UID would be ambiguous.
+    """
+    paths: dict[tuple[str, int | None], set[str]] = defaultdict(set)
+    for sh in slices:
+        if sh.sop_instance_uid:
+            paths[(sh.sop_instance_uid, sh.frame)].add(str(sh.path))
+    for (uid, _), files in sorted(paths.items(), key=lambda kv: kv[0][0]):
+        if len(files) < 2:
+            continue
+        digests = {_file_digest(f) for f in files}
+        if len(digests) > 1:
+            names = ", ".join(sorted(Path(f).name for f in files)[:4])
+            raise DicomInputError(
+                f"Series {label}: SOPInstanceUID {uid} is used by {len(files)} files with different content"
+                f" ({names}); an instance UID must name one image. Remove the wrong file or re-export the series."
+            )
+
+
+def _pixel_budget_problem(ds: Dataset) -> str | None:
+    """Why decoding ``ds``'s pixel data would be refused (absurd size), or ``None``; reads the header only."""
+    rows, cols = _int(ds.get("Rows")), _int(ds.get("Columns"))
+    frames = _int(ds.get("NumberOfFrames"), 1)
+    samples = _int(ds.get("SamplesPerPixel"), 1)
+    bits = _int(ds.get("BitsAllocated"), 16)
+    if not (0 < rows <= MAX_MATRIX and 0 < cols <= MAX_MATRIX):
+        return f"matrix {rows}x{cols} is outside 1..{MAX_MATRIX}"
+    if not 0 < frames <= MAX_FRAMES:
+        return f"NumberOfFrames {frames} is outside 1..{MAX_FRAMES}"
+    if not (0 < samples <= 4 and 0 < bits <= 64):
+        return f"SamplesPerPixel {samples} / BitsAllocated {bits} are not a pixel format"
+    size = rows * cols * samples * frames * math.ceil(bits / 8)
+    if size > MAX_FILE_PIXEL_BYTES:
+        return f"decoded pixel data would take {size} bytes, more than {MAX_FILE_PIXEL_BYTES}"
+    return None
 
 
 def _stored_to_hu(
@@ -134,21 +203,37 @@ def _read_planes(
     for path, indices in by_file.items():
         try:
             ds = pydicom.dcmread(path, force=True)
-            pixels = ds.pixel_array
-        except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, RuntimeError,
-                NotImplementedError, IndexError) as exc:
+            refused = _pixel_budget_problem(ds)
+            pixels = None if refused else ds.pixel_array
+        except _PIXEL_ERRORS as exc:
             for i in indices:
-                notes.append(f"skipped {ordered[i].label}: pixel data unreadable ({type(exc).__name__}: {exc})")
+                notes.append(f"skipped {ordered[i].label}: pixel data unreadable ({describe_error(exc)})")
+            continue
+        if pixels is None:
+            for i in indices:
+                notes.append(f"skipped {ordered[i].label}: {refused}; refusing to decode its pixel data")
             continue
         for i in indices:
             sh = ordered[i]
+            if not (math.isfinite(sh.slope) and math.isfinite(sh.intercept)):
+                notes.append(
+                    f"skipped {sh.label}: RescaleSlope/RescaleIntercept {ds.get('RescaleSlope')!s}/"
+                    f"{ds.get('RescaleIntercept')!s} is not a usable rescale (a finite number, slope not zero)"
+                )
+                continue
+            if sh.frame is not None and pixels.ndim == 3 and not 0 <= sh.frame < pixels.shape[0]:
+                notes.append(f"skipped {sh.label}: the pixel data holds only {pixels.shape[0]} frame(s)")
+                continue
             frame = pixels if sh.frame is None else (pixels[sh.frame] if pixels.ndim == 3 else pixels)
             if frame.shape != (sh.rows, sh.columns):
                 notes.append(
                     f"skipped {sh.label}: pixel data has shape {frame.shape}, header says {sh.rows}x{sh.columns}"
                 )
                 continue
-            planes[i] = _stored_to_hu(ds, frame, sh, padding_hu)
+            try:
+                planes[i] = _stored_to_hu(ds, frame, sh, padding_hu)
+            except (ValueError, TypeError, OverflowError) as exc:
+                notes.append(f"skipped {sh.label}: stored values cannot be converted to HU ({describe_error(exc)})")
     return planes, notes
 
 
@@ -161,6 +246,7 @@ def _plan(series: Series, cfg: GeometryConfig) -> tuple[list[SliceHeader], list[
             f"Series {label}: matrix {rows}x{cols} is outside 1..{MAX_MATRIX}; refusing to allocate it."
         )
     placed, notes = split_by_geometry(series.slices, series_label=label)
+    _check_instance_uids(placed, label)
     orientation = placed[0].orientation
     if orientation is None:  # split_by_geometry guarantees it
         raise GeometryError(f"Series {label}: no orientation.")
@@ -195,6 +281,17 @@ def _geometry_of(slices: Sequence[SliceHeader], orientation: tuple[float, ...], 
     )
 
 
+@contextlib.contextmanager
+def _naming_series(label: str) -> Iterator[None]:
+    """Prefix a geometry error that does not say which series it is about with ``Series <label>:``."""
+    try:
+        yield
+    except GeometryError as exc:
+        if str(exc).startswith("Series "):
+            raise
+        raise GeometryError(f"Series {label}: {exc}") from exc
+
+
 def header_geometry(series: Series, *, config: GeometryConfig | None = None) -> tuple[VolumeGeometry, tuple[str, ...]]:
     """Geometry of ``series`` from headers alone (no pixel data read), with notes.
 
@@ -202,8 +299,9 @@ def header_geometry(series: Series, *, config: GeometryConfig | None = None) -> 
     slices whose pixel data turns out unreadable.
     """
     cfg = config or GeometryConfig()
-    ordered, notes, orientation = _plan(series, cfg)
-    geometry = _geometry_of(ordered, orientation, cfg)
+    with _naming_series(series.key):
+        ordered, notes, orientation = _plan(series, cfg)
+        geometry = _geometry_of(ordered, orientation, cfg)
     return geometry, tuple(notes) + geometry.warnings
 
 
@@ -226,7 +324,8 @@ def assemble_series(series: Series, *, config: GeometryConfig | None = None) -> 
     """
     cfg = config or GeometryConfig()
     label = series.key
-    ordered, notes, orientation = _plan(series, cfg)
+    with _naming_series(label):
+        ordered, notes, orientation = _plan(series, cfg)
     planes, read_notes = _read_planes(ordered, cfg.padding_hu)
     notes += read_notes
     if not planes:
@@ -238,7 +337,8 @@ def assemble_series(series: Series, *, config: GeometryConfig | None = None) -> 
     hu = np.empty((len(good), good[0].rows, good[0].columns), dtype=np.float32)
     for out_i, i in enumerate(keep):
         hu[out_i] = planes.pop(i)
-    geometry = _geometry_of(good, orientation, cfg)
+    with _naming_series(label):
+        geometry = _geometry_of(good, orientation, cfg)
     for note in notes:
         log.warning("series %s: %s", label, note)
     return CTVolume(

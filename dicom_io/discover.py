@@ -14,21 +14,25 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from ichpipe.errors import DicomInputError
 
 __all__ = [
     "DICOMDIR_SOP_CLASS",
+    "PARSE_ERRORS",
     "DiscoveryConfig",
     "DiscoveryResult",
     "SkippedFile",
+    "describe_error",
     "discover",
     "iter_files",
     "read_header",
@@ -93,13 +97,15 @@ def iter_files(root: Path, *, follow_symlinks: bool = False) -> Iterator[Path]:
     """Yield regular files under ``root`` in a stable (sorted) order.
 
     Symbolic links are skipped unless ``follow_symlinks``; even then a link
-    whose target lies outside ``root`` is skipped (logged).
+    whose target lies outside ``root`` is skipped (logged), and a folder
+    reached twice (a link loop, or two links to one folder) is walked once.
     """
     root = Path(root)
     if root.is_file():
         yield root
         return
     real_root = root.resolve()
+    visited = {real_root}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
         kept = []
         for d in sorted(dirnames):
@@ -108,6 +114,11 @@ def iter_files(root: Path, *, follow_symlinks: bool = False) -> Iterator[Path]:
                 if follow_symlinks:
                     log.warning("skipping %s: symbolic link points outside the study folder", sub)
                 continue
+            real = sub.resolve()
+            if real in visited:
+                log.warning("skipping %s: folder already scanned (symbolic link loop or second link)", sub)
+                continue
+            visited.add(real)
             kept.append(d)
         dirnames[:] = kept
         for name in sorted(filenames):
@@ -130,6 +141,34 @@ def _looks_like_dicom(head: bytes) -> bool:
     return len(head) >= 8 and head[1] == 0 and head[0] in (0x02, 0x08) and head[3] == 0
 
 
+#: What pydicom may raise on a corrupt header besides the usual OSError/ValueError/EOFError
+#: (struct.error: a short binary value; RuntimeError: RecursionError on absurdly nested sequences,
+#: NotImplementedError on an unknown VR; BytesLengthException: a value of the wrong length).
+PARSE_ERRORS: tuple[type[Exception], ...] = (struct.error, RuntimeError, LookupError, TypeError, AttributeError,
+                                             OverflowError, BytesLengthException)
+
+
+def describe_error(exc: BaseException, *, limit: int = 200) -> str:
+    """``Type: first line of the message`` (pydicom messages can hold a whole traceback), shortened."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if len(first) > limit:
+        first = first[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _convert_every_element(ds: Dataset) -> None:
+    """Decode every element now (pydicom decodes lazily), so a corrupt value fails here, not later."""
+
+    def touch(dataset: Dataset, elem: DataElement) -> None:
+        return None
+
+    ds.walk(touch)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        meta.walk(touch)
+
+
 def read_header(path: Path) -> Dataset:
     """Read one file's header (no pixel data).
 
@@ -137,15 +176,23 @@ def read_header(path: Path) -> Dataset:
     ------
     pydicom.errors.InvalidDicomError
         If the file is not DICOM.
-    OSError, ValueError, EOFError...
-        If the file is truncated or corrupt (callers catch and skip).
+    OSError, ValueError, EOFError
+        If the file is truncated or corrupt (callers catch and skip); any
+        other parser failure is raised as ``ValueError`` naming its type.
+        Every element is decoded here, so that a corrupt value (an unknown
+        VR, a wrong length) fails while reading rather than later on access.
     """
     with open(path, "rb") as fh:
         head = fh.read(132)
     if not _looks_like_dicom(head):
         raise InvalidDicomError("no DICM prefix and no DICOM dataset at the start of the file")
     force = head[128:132] != b"DICM"
-    return pydicom.dcmread(path, stop_before_pixels=True, force=force)
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=force)
+        _convert_every_element(ds)
+    except PARSE_ERRORS as exc:
+        raise ValueError(describe_error(exc)) from exc
+    return ds
 
 
 def discover(root: Path, *, config: DiscoveryConfig | None = None) -> DiscoveryResult:
@@ -178,7 +225,7 @@ def discover(root: Path, *, config: DiscoveryConfig | None = None) -> DiscoveryR
             result.skipped.append(SkippedFile(path, "not DICOM"))
             continue
         except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, OverflowError) as exc:
-            reason = f"unreadable DICOM header ({type(exc).__name__}: {exc})"
+            reason = f"unreadable DICOM header ({describe_error(exc)})"
             log.warning("skipping %s: %s", path, reason)
             result.skipped.append(SkippedFile(path, reason))
             continue

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from ichpipe.errors import GeometryError
 
 __all__ = [
+    "MAX_PIXEL_SPACING_MM",
     "GeometryConfig",
     "VolumeGeometry",
     "compute_geometry",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+#: Largest PixelSpacing (mm) accepted; a CT pixel is well under 5 mm, so larger values are corrupt headers.
+MAX_PIXEL_SPACING_MM = 100.0
 
 
 @dataclass(frozen=True)
@@ -274,8 +278,11 @@ def compute_geometry(
     """
     cfg = config or GeometryConfig()
     spacing = tuple(float(v) for v in pixel_spacing)
-    if len(spacing) != 2 or not all(math.isfinite(v) and v > 0 for v in spacing):
-        raise GeometryError(f"PixelSpacing must be two positive numbers; got {list(pixel_spacing)}.")
+    if len(spacing) != 2 or not all(math.isfinite(v) and 0 < v <= MAX_PIXEL_SPACING_MM for v in spacing):
+        raise GeometryError(
+            f"PixelSpacing must be two positive numbers of at most {MAX_PIXEL_SPACING_MM:g} mm;"
+            f" got {list(pixel_spacing)}."
+        )
     normal = slice_normal(orientation, tolerance=cfg.orthogonality_tolerance)
     iop = np.asarray(orientation, dtype=np.float64)
     row_dir = iop[:3] / np.linalg.norm(iop[:3])

@@ -17,6 +17,7 @@ or else by its position.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,11 +97,23 @@ def _check_mask(mask: npt.ArrayLike, volume: CTVolume) -> npt.NDArray[np.bool_]:
     return arr.astype(bool)
 
 
-def _header_for_highdicom(ds: Dataset) -> Dataset:
+def _positive(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return out if math.isfinite(out) and out > 0 else None
+
+
+def _header_for_highdicom(ds: Dataset, *, slice_thickness_mm: float | None = None) -> Dataset:
     """A shallow copy of ``ds`` with missing Type 2 patient/study attributes added empty.
 
-    The volume's headers are left untouched: elements are shared, the
-    top-level mapping is new.
+    highdicom copies SliceThickness and SpacingBetweenSlices into the SEG and
+    cannot encode NaN or infinity: an unusable SliceThickness is replaced by
+    ``slice_thickness_mm`` (the spacing measured along the normal), an
+    unusable SpacingBetweenSlices is left out. The volume's headers are left
+    untouched: elements are shared, the top-level mapping is new, and
+    replaced elements are new elements.
     """
     out = Dataset()
     for elem in ds:
@@ -108,6 +121,11 @@ def _header_for_highdicom(ds: Dataset) -> Dataset:
     for keyword in _TYPE2_FROM_SOURCE:
         if keyword not in out:
             setattr(out, keyword, None)
+    for keyword in ("SliceThickness", "SpacingBetweenSlices"):
+        if keyword in out and out[keyword].value not in (None, "") and _positive(out[keyword].value) is None:
+            del out[keyword]
+            if keyword == "SliceThickness":
+                setattr(out, keyword, round(slice_thickness_mm, 6) if slice_thickness_mm else None)
     return out
 
 
@@ -132,7 +150,7 @@ def _source_images(volume: CTVolume) -> tuple[list[Dataset], list[hd.PlanePositi
     multiframe = [s for s in volume.slices if s.frame is not None]
     if not multiframe:
         first, *rest = (s.dataset for s in volume.slices)
-        return [_header_for_highdicom(first), *rest], None
+        return [_header_for_highdicom(first, slice_thickness_mm=volume.geometry.slice_spacing_mm), *rest], None
     if len(multiframe) != len(volume.slices) or len(files) != 1:
         raise OutputError(
             f"Series {volume.series_uid}: the volume is assembled from {len(files)} file(s)"

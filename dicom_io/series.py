@@ -1,7 +1,7 @@
 """Group headers into series and describe each slice's geometry.
 
 Files are grouped by StudyInstanceUID, then SeriesInstanceUID; a series whose
-orientation or matrix size changes is split into parts (``UID#2``, ``UID#3``...)
+orientation, matrix size or FrameOfReferenceUID changes is split into parts (``UID#2``, ``UID#3``...)
 so that each part can be assembled into one volume. Enhanced (multi-frame) CT
 files contribute one :class:`SliceHeader` per frame. File names and
 InstanceNumber are never used for ordering.
@@ -24,6 +24,7 @@ from pydicom.uid import UID
 from ichpipe.errors import GeometryError
 
 __all__ = [
+    "MAX_POSITION_MM",
     "Series",
     "SliceHeader",
     "group_series",
@@ -47,14 +48,21 @@ _ATTRIBUTE_KEYWORDS = (
 )
 
 
-def _floats(value: Any, n: int) -> tuple[float, ...] | None:
-    if value is None:
+#: Largest |coordinate| (mm) of ImagePositionPatient taken as real; beyond it a position is unusable.
+MAX_POSITION_MM = 1e5
+
+
+def _floats(value: Any, n: int, *, limit: float = math.inf) -> tuple[float, ...] | None:
+    """``n`` finite numbers with ``|v| <= limit``, or ``None`` (absent, wrong VR, NaN, wrong count)."""
+    if value is None or isinstance(value, bytes | bytearray | str):
+        # bytes: a wrong VR (OB/UN) whose bytes would read as small integers;
+        # str: a single text value (wrong VR) that is not a list of numbers
         return None
     try:
         out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    if len(out) != n or not all(math.isfinite(v) for v in out):
+    if len(out) != n or not all(math.isfinite(v) and abs(v) <= limit for v in out):
         return None
     return out
 
@@ -64,9 +72,30 @@ def _float(value: Any, default: float | None = None) -> float | None:
         return default
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
     return out if math.isfinite(out) else default
+
+
+def _int(value: Any, default: int = 0) -> int:
+    """An integer attribute (Rows, InstanceNumber...); ``default`` when absent or not one integer."""
+    if value is None or value == "" or isinstance(value, bytes | bytearray):
+        return default
+    try:
+        out = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return int(out) if math.isfinite(out) and out == int(out) else default
+
+
+def _rescale(value: Any, default: float, *, nonzero: bool) -> float:
+    """A rescale value: ``default`` when absent, NaN when present but unusable (the slice is then skipped)."""
+    if value is None or value == "":
+        return default
+    out = _float(value)
+    if out is None or (nonzero and out == 0.0):
+        return math.nan
+    return out
 
 
 def _first(ds: Dataset, sequence: str, keyword: str) -> Any:
@@ -93,7 +122,11 @@ class SliceHeader:
     rows, columns:
         Matrix size.
     slope, intercept:
-        Modality rescale for this plane.
+        Modality rescale for this plane; NaN when the header holds an unusable
+        value (not a number, infinite, or a zero slope), so that the plane is
+        skipped rather than converted with a guessed rescale.
+    frame_of_reference_uid:
+        FrameOfReferenceUID (positions of two frames of reference cannot be compared).
     """
 
     path: Path
@@ -109,6 +142,7 @@ class SliceHeader:
     columns: int
     slope: float
     intercept: float
+    frame_of_reference_uid: str = ""
 
     @property
     def label(self) -> str:
@@ -124,20 +158,21 @@ def slice_headers(path: Path, ds: Dataset) -> list[SliceHeader]:
         "study_uid": str(ds.get("StudyInstanceUID", "") or ""),
         "series_uid": str(ds.get("SeriesInstanceUID", "") or ""),
         "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or ""),
-        "rows": int(ds.get("Rows", 0) or 0),
-        "columns": int(ds.get("Columns", 0) or 0),
+        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
+        "rows": _int(ds.get("Rows")),
+        "columns": _int(ds.get("Columns")),
     }
-    n_frames = int(_float(ds.get("NumberOfFrames"), 1) or 1)
+    n_frames = max(1, _int(ds.get("NumberOfFrames"), 1))
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is None:
         return [
             SliceHeader(
                 frame=None,
                 orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-                position=_floats(ds.get("ImagePositionPatient"), 3),
+                position=_floats(ds.get("ImagePositionPatient"), 3, limit=MAX_POSITION_MM),
                 pixel_spacing=_floats(ds.get("PixelSpacing"), 2),
-                slope=_float(ds.get("RescaleSlope"), 1.0) or 1.0,
-                intercept=_float(ds.get("RescaleIntercept"), 0.0) or 0.0,
+                slope=_rescale(ds.get("RescaleSlope"), 1.0, nonzero=True),
+                intercept=_rescale(ds.get("RescaleIntercept"), 0.0, nonzero=False),
                 **common,
             )
         ]
@@ -154,10 +189,11 @@ def slice_headers(path: Path, ds: Dataset) -> list[SliceHeader]:
             SliceHeader(
                 frame=i,
                 orientation=_floats(pick("PlaneOrientationSequence", "ImageOrientationPatient"), 6),
-                position=_floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3),
+                position=_floats(pick("PlanePositionSequence", "ImagePositionPatient"), 3, limit=MAX_POSITION_MM),
                 pixel_spacing=_floats(pick("PixelMeasuresSequence", "PixelSpacing"), 2),
-                slope=_float(pick("PixelValueTransformationSequence", "RescaleSlope"), 1.0) or 1.0,
-                intercept=_float(pick("PixelValueTransformationSequence", "RescaleIntercept"), 0.0) or 0.0,
+                slope=_rescale(pick("PixelValueTransformationSequence", "RescaleSlope"), 1.0, nonzero=True),
+                intercept=_rescale(pick("PixelValueTransformationSequence", "RescaleIntercept"), 0.0,
+                                   nonzero=False),
                 **common,
             )
         )
@@ -197,7 +233,7 @@ def _orientation_key(orientation: tuple[float, ...] | None, tolerance: float) ->
 def group_series(
     headers: Iterable[tuple[Path, Dataset]], *, orientation_tolerance: float = 1e-3
 ) -> list[Series]:
-    """Group headers by study and series, splitting on orientation or size changes.
+    """Group headers by study and series, splitting on orientation, size or frame-of-reference changes.
 
     Parameters
     ----------
@@ -219,20 +255,30 @@ def group_series(
                 continue
             groups[(sh.study_uid, sh.series_uid)].append(sh)
     out: list[Series] = []
+    # Keys stay unique even when one SeriesInstanceUID turns up under two
+    # StudyInstanceUIDs (a corrupt or hand-edited export): parts are numbered on.
+    n_parts: dict[str, int] = defaultdict(int)
     for (study, series), slices in sorted(groups.items()):
         parts: dict[tuple[Any, ...], list[SliceHeader]] = defaultdict(list)
         for sh in slices:
-            parts[(_orientation_key(sh.orientation, orientation_tolerance), sh.rows, sh.columns)].append(sh)
+            part = (_orientation_key(sh.orientation, orientation_tolerance), sh.rows, sh.columns,
+                    sh.frame_of_reference_uid)
+            parts[part].append(sh)
         ordered = sorted(parts.items(), key=lambda kv: -len(kv[1]))
-        for i, (_, members) in enumerate(ordered):
-            key = series if i == 0 else f"{series}#{i + 1}"
-            reason = ""
+        for _, members in ordered:
+            n_parts[series] += 1
+            key = series if n_parts[series] == 1 else f"{series}#{n_parts[series]}"
+            reasons = []
             if len(ordered) > 1:
-                reason = (
-                    f"series split in {len(ordered)} parts because orientation or matrix size changes;"
+                reasons.append(
+                    f"series split in {len(ordered)} parts because orientation, matrix size or"
+                    " FrameOfReferenceUID changes;"
                     f" this part: {members[0].rows}x{members[0].columns}, {len(members)} slice(s)"
                 )
-            out.append(Series(study, series, key, members, reason))
+            if sum(1 for st, se in groups if se == series) > 1:
+                reasons.append(f"SeriesInstanceUID {series} also appears under another StudyInstanceUID;"
+                               f" this part belongs to study {study}")
+            out.append(Series(study, series, key, members, "; ".join(reasons)))
     return out
 
 

@@ -19,7 +19,15 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from dicom_io.discover import DiscoveryConfig, DiscoveryResult, SkippedFile, discover, read_header
+from dicom_io.discover import (
+    PARSE_ERRORS,
+    DiscoveryConfig,
+    DiscoveryResult,
+    SkippedFile,
+    describe_error,
+    discover,
+    read_header,
+)
 from ichpipe.errors import DicomInputError
 
 __all__ = ["open_study"]
@@ -27,6 +35,8 @@ __all__ = ["open_study"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+
+_DICOMDIR_ERRORS: tuple[type[Exception], ...] = (InvalidDicomError, OSError, ValueError, EOFError, *PARSE_ERRORS)
 
 
 def _extract_zip(archive: Path, dest: Path, cfg: DiscoveryConfig) -> None:
@@ -77,12 +87,12 @@ def _dicomdir_files(dicomdir: Path) -> list[Path]:
     """Files referenced by the IMAGE records of a DICOMDIR, resolved on disk."""
     try:
         ds = pydicom.dcmread(dicomdir, force=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise DicomInputError(f"{dicomdir} is not a readable DICOMDIR ({exc}).") from exc
+        refs = [record.get("ReferencedFileID") for record in ds.get("DirectoryRecordSequence", [])]
+    except _DICOMDIR_ERRORS as exc:
+        raise DicomInputError(f"{dicomdir} is not a readable DICOMDIR ({describe_error(exc)}).") from exc
     root = dicomdir.parent.resolve()
     found: list[Path] = []
-    for record in ds.get("DirectoryRecordSequence", []):
-        ref = record.get("ReferencedFileID")
+    for ref in refs:
         if not ref:
             continue
         parts = [str(p) for p in (ref if isinstance(ref, list | pydicom.multival.MultiValue) else [ref])]
@@ -105,7 +115,7 @@ def _discover_files(files: list[Path], cfg: DiscoveryConfig) -> DiscoveryResult:
         try:
             result.headers.append((path, read_header(path)))
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
-            result.skipped.append(SkippedFile(path, f"unreadable ({type(exc).__name__}: {exc})"))
+            result.skipped.append(SkippedFile(path, f"unreadable ({describe_error(exc)})"))
     return result
 
 

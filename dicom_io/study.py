@@ -77,6 +77,9 @@ def _summarise(series: Series, geometry_config: GeometryConfig) -> SeriesSummary
     except IchpipeError as exc:
         geometry, notes, error = None, (), str(exc)
     attrs["geometry_valid"] = "yes" if geometry is not None else "no"
+    if geometry is not None:
+        # slices at distinct positions: files repeating a position do not count towards enough_slices
+        attrs["n_slices"] = geometry.n_slices
     if series.split_reason:
         notes = (series.split_reason, *notes)
     return SeriesSummary(series, attrs, geometry, tuple(notes), error)
