@@ -7,7 +7,7 @@ any SQLAlchemy URL (PostgreSQL) instead. The schema is versioned: the table
 one function per version, applied in order in one transaction when a store is
 opened. A new store goes through the same migrations as an old one.
 
-Tables (schema version 2):
+Tables (schema version 3):
 
 ``measurements``
     Keyed on ``series_instance_uid``; recording a series again replaces its
@@ -16,6 +16,11 @@ Tables (schema version 2):
 ``patients``
     Keyed on (``patient_id``, ``issuer_of_patient_id``): onset date-time or
     hours from onset to the first scan, and further clinical values as JSON.
+``batch_ledger``
+    Keyed on ``job_key`` (``series:<UID>``, ``study:<UID>`` or ``path:<file>``):
+    what ``ichpipe batch`` did with each study of an inbox, with the
+    fingerprint of its instances, the config hash and checkpoint digest it ran
+    with, and the outcome (see :mod:`pipeline.batch.ledger`).
 
 Series of imported tables (no images) get a deterministic UID
 ``2.25.<uuid5>`` derived from patient, issuer and accession number
@@ -57,6 +62,7 @@ __all__ = [
     "Store",
     "StoreConfig",
     "StoredMeasurement",
+    "batch_ledger_table",
     "get_clinical",
     "imported_series_uid",
     "list_clinical",
@@ -77,7 +83,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Schema version this code writes; :func:`open_store` migrates older stores up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Namespace of the UUIDs behind :func:`imported_series_uid` (fixed forever).
 _IMPORT_NAMESPACE = uuid.UUID("5b0f3c3e-6a1d-4c57-9d0e-2f4b8a1c7e65")
@@ -367,6 +373,42 @@ patients_table = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
+def _batch_ledger_v3_columns() -> list[sa.Column[Any]]:
+    """The columns of ``batch_ledger`` as schema version 3 created them (fresh objects per call)."""
+    return [
+        sa.Column("job_key", sa.String, primary_key=True),
+        sa.Column("kind", sa.String, nullable=False),
+        sa.Column("study_instance_uid", sa.String, nullable=True),
+        sa.Column("series_instance_uid", sa.String, nullable=True),
+        sa.Column("source", sa.String, nullable=False),
+        sa.Column("status", sa.String, nullable=False),
+        sa.Column("retry", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("fingerprint", sa.String, nullable=False),
+        sa.Column("n_instances", sa.Integer, nullable=False),
+        sa.Column("config_hash", sa.String, nullable=False),
+        sa.Column("segmenter", sa.String, nullable=True),
+        sa.Column("checkpoint_sha256", sa.String, nullable=True),
+        sa.Column("output_dir", sa.String, nullable=True),
+        sa.Column("volume_ml", sa.Float, nullable=True),
+        sa.Column("error_type", sa.String, nullable=True),
+        sa.Column("error", sa.String, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("delivered_at", sa.DateTime, nullable=True),
+        sa.Column("delivery_error", sa.String, nullable=True),
+        sa.Column("run_id", sa.String, nullable=True),
+        sa.Column("ichpipe_version", sa.String, nullable=True),
+        sa.Column("duration_s", sa.Float, nullable=True),
+        sa.Column("processed_at", sa.DateTime, nullable=False),
+    ]
+
+
+batch_ledger_table = sa.Table(
+    "batch_ledger",
+    metadata,
+    *_batch_ledger_v3_columns(),
+    sa.Index("ix_batch_ledger_study", "study_instance_uid"),
+)
+
 
 _ix_patient_accession = sa.Index(
     "ix_measurements_patient_accession",
@@ -441,11 +483,20 @@ def _migrate_to_v2(conn: Connection) -> None:
         )
 
 
+def _migrate_to_v3(conn: Connection) -> None:
+    """Version 3: the ``batch_ledger`` table of ``ichpipe batch``."""
+    md = sa.MetaData()
+    sa.Table("batch_ledger", md, *_batch_ledger_v3_columns(),
+             sa.Index("ix_batch_ledger_study", "study_instance_uid"))
+    md.create_all(conn)
+
+
 #: Migration functions keyed by the version they produce, applied in order.
 MIGRATIONS: Mapping[int, tuple[str, Callable[[Connection], None]]] = MappingProxyType(
     {
         1: ("measurements table", _migrate_to_v1),
         2: ("issuer, source, preferred series; patients table", _migrate_to_v2),
+        3: ("batch ledger table", _migrate_to_v3),
     }
 )
 

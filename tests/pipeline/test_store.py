@@ -51,12 +51,12 @@ def store_config(tmp_path: Path) -> StoreConfig:
 
 def test_new_store_is_created_at_the_latest_schema_in_wal_mode(store_config: StoreConfig) -> None:
     with open_store(store_config) as store:
-        assert schema_version(store) == SCHEMA_VERSION == 2
+        assert schema_version(store) == SCHEMA_VERSION == 3
     con = sqlite3.connect(store_config.path)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         versions = [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")]
-        assert versions == [1, 2]
+        assert versions == [1, 2, 3]
     finally:
         con.close()
 
@@ -140,7 +140,7 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     con.executescript(V1_SQL)
     con.close()
     with open_store(StoreConfig(path=str(path))) as store:
-        assert schema_version(store) == 2
+        assert schema_version(store) == SCHEMA_VERSION
         rows = {m.series_instance_uid: m for m in list_measurements(store)}
         assert set(rows) == {"1.1", "1.2", "2.1"}
         assert rows["1.1"].features == {"x": 1} and rows["1.1"].abc2_ml == 9.0
@@ -152,7 +152,7 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert get_clinical(store, "P1") is not None
     con = sqlite3.connect(path)
     try:
-        assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     finally:
         con.close()
 
@@ -161,7 +161,7 @@ def test_migrate_to_an_intermediate_version_then_up(store_config: StoreConfig) -
     with open_store(store_config, migrate_to=1) as store:
         assert schema_version(store) == 1
     with open_store(store_config) as store:
-        assert schema_version(store) == 2
+        assert schema_version(store) == SCHEMA_VERSION
         record_measurement(store, rec("1.1"))
         assert len(list_measurements(store)) == 1
 
@@ -199,7 +199,7 @@ def test_concurrent_writers_lose_nothing_and_duplicate_nothing(tmp_path: Path) -
     assert [p.exitcode for p in procs] == [0] * workers  # no "database is locked" escaped
     with open_store(StoreConfig(path=path), create=False) as store:
         rows = list_measurements(store)
-        assert schema_version(store) == 2
+        assert schema_version(store) == SCHEMA_VERSION
     uids = [m.series_instance_uid for m in rows]
     assert len(uids) == len(set(uids))
     own = {u for u in uids if u.startswith("9.")}
