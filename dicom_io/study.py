@@ -7,21 +7,23 @@ verdict of every selection rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydicom.errors import InvalidDicomError
+
 from dicom_io.assemble import header_geometry
-from dicom_io.discover import DiscoveryConfig, SkippedFile
+from dicom_io.discover import DiscoveryConfig, DiscoveryResult, SkippedFile, read_header
 from dicom_io.geometry import GeometryConfig, VolumeGeometry
 from dicom_io.selection import Candidate, SelectionConfig, SelectionResult, select_series
 from dicom_io.series import Series, group_series, series_attributes
 from dicom_io.sources import open_study
 from ichpipe.errors import DicomInputError, IchpipeError, NoSeriesSelectedError
 
-__all__ = ["SeriesSummary", "StudyScan", "scan_study"]
+__all__ = ["SeriesSummary", "StudyScan", "scan_files", "scan_study"]
 
 
 @dataclass
@@ -109,18 +111,64 @@ def scan_study(
     DicomInputError
         If the path does not exist or holds no readable DICOM file.
     """
-    geometry_cfg = geometry or GeometryConfig()
     with open_study(path, config=discovery) as found:
-        if not found.headers:
-            detail = f"examined {found.n_examined} file(s)"
-            if found.skipped:
-                detail += f"; e.g. {found.skipped[0].path.name}: {found.skipped[0].reason}"
-            raise DicomInputError(
-                f"No readable DICOM image found in {path} ({detail}). Point --study at a folder, DICOMDIR or"
-                " .zip holding the CT images."
-            )
-        series_list = group_series(found.headers, orientation_tolerance=geometry_cfg.orientation_tolerance)
-        summaries, result = summarise_series(
-            series_list, selection=selection or SelectionConfig(), geometry=geometry_cfg
+        yield _scan_found(found, Path(path), selection=selection, geometry=geometry)
+
+
+@contextmanager
+def scan_files(
+    files: Sequence[Path],
+    *,
+    root: Path,
+    selection: SelectionConfig | None = None,
+    geometry: GeometryConfig | None = None,
+) -> Iterator[StudyScan]:
+    """Scan exactly ``files`` (one study picked out of a larger folder) and select a series.
+
+    ``ichpipe batch`` finds every study under an inbox and hands each one's
+    files here, so studies sharing a folder are still processed one by one.
+
+    Parameters
+    ----------
+    files:
+        The study's files.
+    root:
+        The folder they came from, for messages.
+
+    Raises
+    ------
+    DicomInputError
+        If none of the files is a readable DICOM image.
+    """
+    found = DiscoveryResult()
+    for file in files:
+        found.n_examined += 1
+        try:
+            found.headers.append((Path(file), read_header(Path(file))))
+        except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, IndexError,
+                OverflowError) as exc:
+            found.skipped.append(SkippedFile(Path(file), f"unreadable DICOM header ({type(exc).__name__}: {exc})"))
+    yield _scan_found(found, Path(root), selection=selection, geometry=geometry)
+
+
+def _scan_found(
+    found: DiscoveryResult,
+    path: Path,
+    *,
+    selection: SelectionConfig | None,
+    geometry: GeometryConfig | None,
+) -> StudyScan:
+    geometry_cfg = geometry or GeometryConfig()
+    if not found.headers:
+        detail = f"examined {found.n_examined} file(s)"
+        if found.skipped:
+            detail += f"; e.g. {found.skipped[0].path.name}: {found.skipped[0].reason}"
+        raise DicomInputError(
+            f"No readable DICOM image found in {path} ({detail}). Point --study at a folder, DICOMDIR or"
+            " .zip holding the CT images."
         )
-        yield StudyScan(Path(path), summaries, result, list(found.skipped), found.n_examined)
+    series_list = group_series(found.headers, orientation_tolerance=geometry_cfg.orientation_tolerance)
+    summaries, result = summarise_series(
+        series_list, selection=selection or SelectionConfig(), geometry=geometry_cfg
+    )
+    return StudyScan(path, summaries, result, list(found.skipped), found.n_examined)

@@ -23,7 +23,7 @@ from PIL import Image
 from dicom_io.assemble import CTVolume, assemble_series
 from dicom_io.secondary_capture import write_secondary_capture
 from dicom_io.seg import write_seg
-from dicom_io.study import scan_study
+from dicom_io.study import scan_files, scan_study
 from ichpipe import __version__
 from ichpipe.errors import CheckpointError, OutputError, UsageError
 from models.atomic import atomic_write
@@ -58,6 +58,9 @@ class RunOptions:
         Checkpoint for a network; ``None`` uses the config's default.
     device:
         ``auto``, ``cpu`` or ``cuda``; ``None`` uses the config's.
+    files:
+        Only these files of ``study`` (``ichpipe batch`` passes one study's
+        files found in an inbox); ``None`` scans the whole of ``study``.
     """
 
     study: Path
@@ -65,6 +68,7 @@ class RunOptions:
     segmenter: str | None = None
     checkpoint: Path | None = None
     device: Device | None = None
+    files: tuple[Path, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,9 +196,16 @@ def _write_outputs(
 
 
 def run_study(
-    options: RunOptions, config: Config, *, progress: Callable[[int, int], None] | None = None
+    options: RunOptions,
+    config: Config,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    segmenter: Segmenter | None = None,
 ) -> RunResult:
     """Run the main job on one study.
+
+    ``segmenter``, when given, is used instead of building one from ``options``
+    (a batch builds it once and reuses it for every study).
 
     Raises
     ------
@@ -207,9 +218,15 @@ def run_study(
     if out_root.resolve().is_relative_to(study.resolve()) and study.is_dir():
         raise UsageError(f"--out {out_root} lies inside the study folder {study}; choose a folder outside it.")
     with timer.stage("load_model"):
-        segmenter = build_segmenter(options, config, progress=progress)
+        if segmenter is None:
+            segmenter = build_segmenter(options, config, progress=progress)
     started = time.perf_counter()
-    with scan_study(study, discovery=config.discovery, selection=config.selection, geometry=config.geometry) as scan:
+    if options.files is not None:
+        scanning = scan_files(options.files, root=study, selection=config.selection, geometry=config.geometry)
+    else:
+        scanning = scan_study(study, discovery=config.discovery, selection=config.selection,
+                              geometry=config.geometry)
+    with scanning as scan:
         timer.seconds["scan"] = time.perf_counter() - started
         chosen = scan.require_selected()
         with timer.stage("assemble"):
