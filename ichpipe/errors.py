@@ -15,6 +15,7 @@ __all__ = [
     "IchpipeError",
     "NoSeriesSelectedError",
     "OutputError",
+    "PacsError",
     "PredictorInputError",
     "StoreError",
     "TimelineError",
@@ -59,6 +60,10 @@ class CheckpointError(IchpipeError):
 
 class OutputError(IchpipeError):
     """An output could not be written (read-only folder, disk full, ...)."""
+
+
+class PacsError(IchpipeError):
+    """A DICOM network operation with the PACS failed (refused association, timeout, failure status)."""
 
 
 class PredictorInputError(IchpipeError):

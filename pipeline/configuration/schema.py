@@ -16,8 +16,10 @@ from dicom_io.geometry import GeometryConfig
 from dicom_io.selection import SelectionConfig
 from dicom_io.window import WindowPreset
 from pipeline.anatomy import AnatomyConfig
+from pipeline.batch.config import BatchConfig
 from pipeline.expansion import ExpansionConfig
 from pipeline.measure import MeasureConfig
+from pipeline.pacs.config import PacsConfig
 from pipeline.predictor.config import PredictorConfig
 from pipeline.run_config import InferenceConfig, ModelsConfig, OutputsConfig
 from pipeline.segmenters.threshold import ThresholdConfig
@@ -81,3 +83,5 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     expansion: ExpansionConfig = field(default_factory=ExpansionConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    pacs: PacsConfig = field(default_factory=PacsConfig)
