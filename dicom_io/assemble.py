@@ -147,6 +147,16 @@ def _check_instance_uids(slices: Sequence[SliceHeader], label: str) -> None:
             )
 
 
+def _is_decoder_panic(exc: BaseException) -> bool:
+    """Whether ``exc`` is a panic of a Rust decoder plugin (pylibjpeg-rle...).
+
+    pyo3 raises ``pyo3_runtime.PanicException``, which derives from
+    BaseException, not Exception, when malformed compressed data makes the
+    decoder index out of bounds.
+    """
+    return type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime"
+
+
 def _pixel_budget_problem(ds: Dataset) -> str | None:
     """Why decoding ``ds``'s pixel data would be refused (absurd size), or ``None``; reads the header only."""
     rows, cols = _int(ds.get("Rows")), _int(ds.get("Columns"))
@@ -205,7 +215,9 @@ def _read_planes(
             ds = pydicom.dcmread(path, force=True)
             refused = _pixel_budget_problem(ds)
             pixels = None if refused else ds.pixel_array
-        except _PIXEL_ERRORS as exc:
+        except BaseException as exc:
+            if not isinstance(exc, _PIXEL_ERRORS) and not _is_decoder_panic(exc):
+                raise
             for i in indices:
                 notes.append(f"skipped {ordered[i].label}: pixel data unreadable ({describe_error(exc)})")
             continue

@@ -143,9 +143,10 @@ def _looks_like_dicom(head: bytes) -> bool:
 
 #: What pydicom may raise on a corrupt header besides the usual OSError/ValueError/EOFError
 #: (struct.error: a short binary value; RuntimeError: RecursionError on absurdly nested sequences,
-#: NotImplementedError on an unknown VR; BytesLengthException: a value of the wrong length).
+#: NotImplementedError on an unknown VR; BytesLengthException: a value of the wrong length;
+#: StopIteration: fewer encapsulated fragments than NumberOfFrames says).
 PARSE_ERRORS: tuple[type[Exception], ...] = (struct.error, RuntimeError, LookupError, TypeError, AttributeError,
-                                             OverflowError, BytesLengthException)
+                                             OverflowError, BytesLengthException, StopIteration)
 
 
 def describe_error(exc: BaseException, *, limit: int = 200) -> str:

@@ -256,3 +256,29 @@ def test_seg_is_written_when_slice_thickness_is_nan(make_series: MakeSeries) -> 
     measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     assert float(measures.SliceThickness) == pytest.approx(5.0)
     assert str(volume.first.SliceThickness).lower() == "nan"  # the source header is left as it was
+
+
+def _rle_middle(folder: Path, change: Callable[[pydicom.Dataset], object]) -> None:
+    path = _files(folder)[6]
+    ds = pydicom.dcmread(path)
+    ds.compress(RLELossless)
+    change(ds)
+    ds.save_as(path)
+
+
+def test_fewer_rle_fragments_than_frames_skips_the_slice(make_series: MakeSeries) -> None:
+    folder = make_series()
+    _rle_middle(folder, lambda ds: setattr(ds, "NumberOfFrames", 2))
+    (series,) = _only_series(folder)
+    volume = assemble_series(series)  # StopIteration escaped the decoder before the fix
+    assert volume.hu.shape[0] == 11
+    assert any("pixel data unreadable (StopIteration" in w for w in volume.warnings), volume.warnings
+
+
+def test_rust_decoder_panic_is_a_clear_error(make_series: MakeSeries) -> None:
+    folder = make_series()
+    _rle_middle(folder, lambda ds: setattr(ds, "Columns", 15))  # pylibjpeg-rle indexes out of bounds
+    odd = next(s for s in _only_series(folder) if s.slices[0].columns == 15)
+    # pyo3's PanicException derives from BaseException: it went through every `except Exception`
+    with pytest.raises(DicomInputError, match=r"no slice's pixel data could be decoded .*PanicException"):
+        assemble_series(odd)
