@@ -28,6 +28,7 @@ def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
 
 def _register() -> None:
     # Imported here so that `ichpipe --help` stays fast and modules stay independent.
+    from pipeline.cli import batch as batch_cmd
     from pipeline.cli import inspect as inspect_cmd
     from pipeline.cli import measure as measure_cmd
     from pipeline.cli import phantom as phantom_cmd
@@ -38,6 +39,8 @@ def _register() -> None:
     cli.add_command(phantom_cmd.phantom)
     cli.add_command(timeline_cmd.timeline)
     cli.add_command(timeline_cmd.expansion)
+    cli.add_command(batch_cmd.batch)
+    cli.add_command(batch_cmd.watch)
 
 
 _register()

@@ -1,0 +1,116 @@
+"""``ichpipe watch``: a long-running alternative to cron that polls the inbox.
+
+Each cycle is one :func:`pipeline.batch.runner.run_batch` (same ledger, same
+locks, so ``watch`` and cron runs can even overlap safely); between cycles it
+sleeps ``batch.poll_interval_s``. SIGTERM or SIGINT asks it to stop: the
+study being processed is finished, no new one starts, and it exits 0. A
+second signal stops at once (outputs are written atomically, so even that
+leaves nothing half-written; the interrupted study is redone next time).
+
+Idle cycles write no summary files; cycles that did something do.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from types import FrameType
+
+from ichpipe.errors import ConfigError, IchpipeError, UsageError
+from pipeline.batch.options import BatchOptions
+from pipeline.batch.runner import BatchProgress, run_batch
+from pipeline.batch.summary import BatchReport
+from pipeline.configuration import Config
+
+__all__ = ["stop_on_signals", "watch"]
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """Set ``stop`` on SIGTERM/SIGINT while inside the block (main thread only); a second signal interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
+        log.warning("%s received: finishing the current study, then stopping (send it again to stop at once)",
+                    signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def watch(
+    options: BatchOptions,
+    config: Config,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[], BatchProgress | None] | None = None,
+    on_cycle: Callable[[BatchReport], None] | None = None,
+    max_cycles: int | None = None,
+) -> int:
+    """Poll the inbox until stopped; return the exit status (0 after a graceful stop).
+
+    Parameters
+    ----------
+    options:
+        As for a batch; ``write_summary`` becomes ``"auto"``.
+    config:
+        The configuration (``batch.poll_interval_s`` sets the pause).
+    stop:
+        Set it to stop (the caller installs signal handlers with
+        :func:`stop_on_signals`); ``None`` makes a private one.
+    progress:
+        Makes a progress receiver for each cycle.
+    on_cycle:
+        Called with each cycle's report.
+    max_cycles:
+        Stop after this many cycles (tests); ``None`` runs until stopped.
+
+    Raises
+    ------
+    ichpipe.errors.UsageError, ichpipe.errors.ConfigError
+        Bad folders or settings: not worth retrying, the service stops (exit status 2).
+    """
+    if max_cycles is not None and max_cycles < 1:
+        raise ValueError(f"Argument 'max_cycles' must be at least 1 or None; got {max_cycles}.")
+    stop = stop or threading.Event()
+    options = replace(options, write_summary="auto")
+    interval = config.batch.poll_interval_s
+    cycles = 0
+    log.info("watching %s every %.0f s", options.inbox, interval)
+    while not stop.is_set():
+        cycles += 1
+        try:
+            report = run_batch(options, config, progress=progress() if progress else None,
+                               should_stop=stop.is_set)
+        except (UsageError, ConfigError):
+            raise
+        except IchpipeError as exc:
+            log.error("watch cycle %d failed: %s; trying again in %.0f s", cycles, exc, interval)
+        except Exception as exc:
+            log.error("watch cycle %d failed with an unexpected %s: %s; trying again in %.0f s", cycles,
+                      type(exc).__name__, exc, interval, exc_info=True)
+        else:
+            if report.did_work:
+                log.info("%s", report.line())
+            if on_cycle is not None:
+                on_cycle(report)
+        if max_cycles is not None and cycles >= max_cycles:
+            break
+        stop.wait(interval)
+    log.info("watch stopped after %d cycle(s)", cycles)
+    return 0
