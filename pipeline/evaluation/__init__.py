@@ -1,0 +1,37 @@
+"""Evaluation of segmenters: seed 000's metrics, per-case and summary tables (``ichpipe evaluate``).
+
+It uses the inference code (:mod:`pipeline.inference`, :mod:`models`) and the
+dataset readers, never the training code.
+"""
+
+from __future__ import annotations
+
+from pipeline.evaluation.evaluate import (
+    ABC2_REFERENCE,
+    CaseResult,
+    EvaluatedSegmenter,
+    SummaryRow,
+    evaluate_cases,
+    network_row,
+    summarise,
+    threshold_row,
+)
+from pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
+from pipeline.evaluation.tables import cases_csv, markdown_tables, summary_csv
+
+__all__ = [
+    "ABC2_REFERENCE",
+    "CaseResult",
+    "EvaluatedSegmenter",
+    "SummaryRow",
+    "cases_csv",
+    "dice_iou",
+    "evaluate_cases",
+    "markdown_tables",
+    "network_row",
+    "relative_volume_difference",
+    "summarise",
+    "summary_csv",
+    "threshold_row",
+    "volume_errors",
+]
