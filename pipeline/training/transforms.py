@@ -1,0 +1,271 @@
+"""From labelled cases to network inputs: the inference pre-processing, then MONAI augmentation.
+
+Deterministic part (:func:`prepare_case_slices`), identical to
+:class:`pipeline.inference.NetworkSegmenter`: HU through the checkpoint's
+window to 0-255 (PNG cases are already there), times ``scale`` plus
+``offset``, each slice resized to ``input_size`` with antialiased bilinear
+interpolation. The mask is resized the same way, so a label pixel holds the
+fraction of hematoma it covers (a soft label: sub-pixel edges survive the
+down-sampling, which keeps volumes unbiased after the probabilities are
+resized back at inference).
+
+Random part (:func:`training_transforms`), as the seed (shift and flip)
+plus intensity jitter:
+
+* :class:`RandLesionCropd`: a ``crop_size`` window centred, with probability
+  ``positive_fraction``, on a hematoma pixel and otherwise on a head pixel,
+  at a random place: this is the shift augmentation (the full head is seen
+  at inference, where the network is fully convolutional);
+* MONAI ``RandFlipd`` along each axis (left-right and antero-posterior flips);
+* MONAI ``RandAffined``: small rotations and zooms (other head sizes and pixel spacings);
+* MONAI ``RandScaleIntensityd``, ``RandShiftIntensityd``,
+  ``RandGaussianNoised``, ``RandGaussianSmoothd`` on the image only
+  (contrast, brightness, noise and sharpness of other scanners and kernels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.transforms import (
+    Compose,
+    DeleteItemsd,
+    EnsureTyped,
+    MapTransform,
+    RandAffined,
+    RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
+    Randomizable,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+)
+
+from dicom_io.window import WindowPreset, apply_window
+from pipeline.anatomy import head_mask
+from pipeline.datasets.case import CaseVolume
+
+__all__ = [
+    "PreparedSlices",
+    "RandLesionCropd",
+    "prepare_case_slices",
+    "resize_slices",
+    "select_slices",
+    "training_transforms",
+    "validation_transforms",
+]
+
+F32 = npt.NDArray[np.float32]
+
+
+def resize_slices(stack: F32, size: tuple[int, int]) -> F32:
+    """Resize (n, H, W) to (n, *size) exactly as inference does (bilinear, antialiased)."""
+    if stack.shape[1:] == size:
+        return np.ascontiguousarray(stack, dtype=np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[:, None]
+    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return y[:, 0].numpy().astype(np.float32)
+
+
+class PreparedSlices:
+    """Network-ready slices of one case.
+
+    Attributes
+    ----------
+    case_id:
+        The case.
+    image:
+        float32 (n, H, W): windowed, normalised, resized.
+    label:
+        float32 (n, H, W) in [0, 1]: resized mask (fraction of each pixel).
+    head:
+        uint8 (n, H, W): 1 on the head (where negative crops are centred).
+    indices:
+        Slice index of each row in the case.
+    """
+
+    def __init__(self, case_id: str, image: F32, label: F32, head: npt.NDArray[np.uint8], indices: list[int]):
+        self.case_id = case_id
+        self.image = image
+        self.label = label
+        self.head = head
+        self.indices = indices
+
+    def items(self) -> list[dict[str, Any]]:
+        """One MONAI data dict per slice: channel-first ``image``, ``label``, ``head`` and ids."""
+        return [
+            {
+                "image": self.image[i][None],
+                "label": self.label[i][None],
+                "head": self.head[i][None],
+                "case_id": self.case_id,
+                "slice": int(k),
+            }
+            for i, k in enumerate(self.indices)
+        ]
+
+
+def select_slices(
+    case: CaseVolume, *, negatives_per_positive: float, min_negatives: int, rng: np.random.Generator
+) -> list[int]:
+    """Slices to train on: every slice with hematoma and a random share of head slices without.
+
+    Parameters
+    ----------
+    case:
+        The case.
+    negatives_per_positive:
+        Negative (head, no hematoma) slices kept per positive slice.
+    min_negatives:
+        Negatives kept at least (cases without hematoma contribute these).
+    rng:
+        Draws the negatives.
+    """
+    if negatives_per_positive < 0 or min_negatives < 0:
+        raise ValueError("Arguments 'negatives_per_positive' and 'min_negatives' must not be negative.")
+    positive = [int(k) for k in np.flatnonzero(case.mask.reshape(case.mask.shape[0], -1).any(axis=1))]
+    if case.intensity == "hu":
+        has_head = head_mask(case.image).reshape(case.image.shape[0], -1).any(axis=1)
+    else:
+        has_head = case.image.reshape(case.image.shape[0], -1).max(axis=1) > 0
+    negative = [int(k) for k in np.flatnonzero(has_head) if int(k) not in set(positive)]
+    n_neg = min(len(negative), max(min_negatives, round(negatives_per_positive * len(positive))))
+    chosen = rng.choice(negative, size=n_neg, replace=False).tolist() if n_neg else []
+    return sorted(positive + [int(k) for k in chosen])
+
+
+def prepare_case_slices(
+    case: CaseVolume,
+    indices: list[int],
+    *,
+    window: WindowPreset,
+    scale: float,
+    offset: float,
+    input_size: tuple[int, int],
+) -> PreparedSlices:
+    """Window, normalise and resize the chosen slices of ``case`` (see the module docstring)."""
+    if not indices:
+        empty = np.zeros((0, *input_size), dtype=np.float32)
+        return PreparedSlices(case.case_id, empty, empty.copy(), empty.astype(np.uint8), [])
+    raw = case.image[indices]
+    grey = apply_window(raw, window).astype(np.float32) if case.intensity == "hu" else raw.astype(np.float32)
+    image = resize_slices(grey * np.float32(scale) + np.float32(offset), input_size)
+    label = np.clip(resize_slices(case.mask[indices].astype(np.float32), input_size), 0.0, 1.0)
+    head_full = head_mask(raw) if case.intensity == "hu" else raw > 0
+    head = (resize_slices(head_full.astype(np.float32), input_size) > 0.5).astype(np.uint8)
+    return PreparedSlices(case.case_id, image, label.astype(np.float32), head, list(indices))
+
+
+class RandLesionCropd(Randomizable, MapTransform):
+    """Crop ``keys`` to ``crop_size`` around a random hematoma pixel (or, otherwise, head pixel).
+
+    With probability ``positive_fraction`` and a slice that has hematoma, the
+    centre is a random pixel whose label is at least 0.5; otherwise a random
+    head pixel (``head_key``), or the image centre when there is no head. The
+    window is moved inside the image when it would cross an edge, so any
+    position of the hematoma inside the crop can occur (shift augmentation).
+
+    Parameters
+    ----------
+    keys:
+        Keys to crop (channel-first 2D arrays of one size).
+    crop_size:
+        (height, width) of the crop; not larger than the image.
+    label_key, head_key:
+        Keys of the label and head arrays.
+    positive_fraction:
+        Probability of centring on hematoma when there is some.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        *,
+        crop_size: tuple[int, int],
+        label_key: str = "label",
+        head_key: str = "head",
+        positive_fraction: float = 0.67,
+    ) -> None:
+        MapTransform.__init__(self, keys)
+        if not 0.0 <= positive_fraction <= 1.0:
+            raise ValueError(f"Argument 'positive_fraction' must be in [0, 1]; got {positive_fraction}.")
+        if len(crop_size) != 2 or min(crop_size) < 1:
+            raise ValueError(f"Argument 'crop_size' must be (height, width), positive; got {crop_size!r}.")
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.label_key = label_key
+        self.head_key = head_key
+        self.positive_fraction = positive_fraction
+        self._centre: tuple[int, int] = (0, 0)
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw the crop centre from ``data`` (a dict holding the label and head)."""
+        label = np.asarray(data[self.label_key])[0]
+        head = np.asarray(data[self.head_key])[0]
+        positive = np.argwhere(label >= 0.5)
+        if positive.size and self.R.uniform() < self.positive_fraction:
+            pick = positive[self.R.randint(len(positive))]
+        else:
+            inside = np.argwhere(head > 0)
+            pick = inside[self.R.randint(len(inside))] if inside.size else np.array(label.shape) // 2
+        jitter = self.R.randint(-self.crop_size[0] // 4, self.crop_size[0] // 4 + 1, size=2)
+        self._centre = (int(pick[0] + jitter[0]), int(pick[1] + jitter[1]))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize(d)
+        h, w = np.asarray(d[self.label_key]).shape[-2:]
+        ch, cw = self.crop_size
+        if ch > h or cw > w:
+            raise ValueError(f"Argument 'crop_size' {self.crop_size} is larger than the image ({h}, {w}).")
+        y0 = min(max(self._centre[0] - ch // 2, 0), h - ch)
+        x0 = min(max(self._centre[1] - cw // 2, 0), w - cw)
+        for key in self.key_iterator(d):
+            d[key] = d[key][..., y0 : y0 + ch, x0 : x0 + cw]
+        return d
+
+
+def training_transforms(
+    *, crop_size: tuple[int, int], positive_fraction: float, augment: bool = True
+) -> Compose:
+    """The training pipeline (see the module docstring); ``augment=False`` keeps only the crop.
+
+    The first step (to tensors) is deterministic, so a MONAI ``CacheDataset``
+    caches its output; every later step is random and runs per sample.
+    """
+    keys = ("image", "label")
+    steps: list[Any] = [
+        EnsureTyped(("image", "label", "head"), data_type="tensor", track_meta=False),
+        RandLesionCropd(("image", "label", "head"), crop_size=crop_size, positive_fraction=positive_fraction),
+        DeleteItemsd("head"),
+    ]
+    if augment:
+        steps += [
+            RandFlipd(keys, prob=0.5, spatial_axis=0),
+            RandFlipd(keys, prob=0.5, spatial_axis=1),
+            RandAffined(
+                keys, prob=0.3, rotate_range=0.26, scale_range=0.12, mode=("bilinear", "bilinear"),
+                padding_mode="border",
+            ),
+            RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            RandShiftIntensityd("image", offsets=0.05, prob=0.5),
+            RandGaussianNoised("image", prob=0.3, mean=0.0, std=0.03),
+            RandGaussianSmoothd("image", prob=0.2, sigma_x=(0.25, 0.8), sigma_y=(0.25, 0.8)),
+        ]
+    steps.append(EnsureTyped(keys, data_type="tensor", dtype=torch.float32, track_meta=False))
+    return Compose(steps)
+
+
+def validation_transforms() -> Compose:
+    """Validation: the whole resized slice, as float tensors (deterministic, cached)."""
+    return Compose(
+        [
+            DeleteItemsd("head"),
+            EnsureTyped(("image", "label"), data_type="tensor", dtype=torch.float32, track_meta=False),
+        ]
+    )
