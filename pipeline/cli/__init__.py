@@ -29,16 +29,20 @@ def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
 def _register() -> None:
     # Imported here so that `ichpipe --help` stays fast and modules stay independent.
     from pipeline.cli import batch as batch_cmd
+    from pipeline.cli import evaluate as evaluate_cmd
     from pipeline.cli import inspect as inspect_cmd
     from pipeline.cli import measure as measure_cmd
     from pipeline.cli import phantom as phantom_cmd
     from pipeline.cli import timeline as timeline_cmd
+    from pipeline.cli import train as train_cmd
 
     cli.add_command(inspect_cmd.inspect)
     cli.add_command(measure_cmd.measure)
     cli.add_command(phantom_cmd.phantom)
     cli.add_command(timeline_cmd.timeline)
     cli.add_command(timeline_cmd.expansion)
+    cli.add_command(train_cmd.train)
+    cli.add_command(evaluate_cmd.evaluate)
     cli.add_command(batch_cmd.batch)
     cli.add_command(batch_cmd.watch)
 
