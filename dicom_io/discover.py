@@ -24,6 +24,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
+from dicom_io._privacy import remember_identifiers
 from ichpipe.errors import DicomInputError
 
 __all__ = [
@@ -193,6 +194,7 @@ def read_header(path: Path) -> Dataset:
         _convert_every_element(ds)
     except PARSE_ERRORS as exc:
         raise ValueError(describe_error(exc)) from exc
+    remember_identifiers(ds)
     return ds
 
 

@@ -231,6 +231,11 @@ def run_study(
         chosen = scan.require_selected()
         with timer.stage("assemble"):
             volume = assemble_series(chosen.series, config=config.geometry)
+    first = volume.first
+    # identifiers are masked by the command line's log formatter unless --log-phi
+    log.info("series %s: patient %s (%s), born %s, accession %s; %d slices", volume.series_uid,
+             first.get("PatientID", ""), first.get("PatientName", ""), first.get("PatientBirthDate", ""),
+             first.get("AccessionNumber", ""), volume.hu.shape[0])
     out_dir = series_output_dir(out_root, volume.study_uid, volume.series_uid)
     with timer.stage("segment"):
         mask = segmenter.segment(volume)

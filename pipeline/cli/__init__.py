@@ -18,12 +18,16 @@ __all__ = ["cli", "main"]
 @click.version_option(__version__, prog_name="ichpipe")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (info level) to stderr.")
 @click.option("--debug", is_flag=True, help="Log everything and print tracebacks on errors.")
+@click.option("--log-phi", is_flag=True,
+              help="Let logs and error messages show patient names, IDs, birth dates and accession numbers"
+                   " (masked by default).")
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, debug: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, debug: bool, log_phi: bool) -> None:
     """ichpipe: intracerebral hemorrhage pipeline for non-contrast head CT."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    setup_logging(verbose=verbose, debug=debug)
+    ctx.obj["log_phi"] = log_phi
+    setup_logging(verbose=verbose, debug=debug, log_phi=log_phi)
 
 
 def _register() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,28 +13,83 @@ from typing import Any, TypeVar
 
 import click
 
+from dicom_io._privacy import forget_identifiers, known_identifiers
 from ichpipe.errors import IchpipeError
 from pipeline.configuration import Config, load_config
 
-__all__ = ["config_option", "echo_json", "handle_errors", "load_cli_config", "setup_logging"]
+__all__ = [
+    "RedactingFormatter",
+    "config_option",
+    "echo_json",
+    "handle_errors",
+    "load_cli_config",
+    "redact",
+    "setup_logging",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger("ichpipe")
 
 
-def setup_logging(*, verbose: bool, debug: bool) -> None:
-    """Send logs to stderr: warnings by default, info with -v, debug with --debug."""
+#: Identifiers shorter than this are not masked: they would match everywhere and identify no one.
+MIN_MASKED_LENGTH = 3
+
+_state = {"log_phi": False}
+
+
+def redact(text: str) -> str:
+    """``text`` with every patient identifier read so far masked as ``[PatientName]``, ``[PatientID]``...
+
+    The identifiers are the PatientName (whole and each part), PatientID,
+    PatientBirthDate (as stored and as ISO 8601), OtherPatientIDs/Names and
+    AccessionNumber of every header this command has read
+    (:func:`dicom_io._privacy.known_identifiers`), matched case-insensitively
+    as whole words. Nothing is masked after ``ichpipe --log-phi``.
+    """
+    if _state["log_phi"] or not text:
+        return text
+    known = {k: v for k, v in known_identifiers().items() if len(k) >= MIN_MASKED_LENGTH}
+    if not known:
+        return text
+    lookup = {k.casefold(): v for k, v in known.items()}
+    alternatives = "|".join(re.escape(k) for k in sorted(known, key=len, reverse=True))
+    # whole words: not next to a letter or digit (an underscore or a slash is a boundary: folder names)
+    pattern = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+    return pattern.sub(lambda m: f"[{lookup.get(m.group(0).casefold(), 'redacted')}]", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter that masks patient identifiers in the whole record (message, arguments, traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format as usual, then :func:`redact` the result."""
+        return redact(super().format(record))
+
+
+def setup_logging(*, verbose: bool, debug: bool, log_phi: bool = False) -> None:
+    """Send logs to stderr: warnings by default, info with -v, debug with --debug.
+
+    Patient identifiers read by this command are masked in every log line,
+    warning and traceback unless ``log_phi`` (``ichpipe --log-phi``); Python
+    warnings go through the same handler. The record of identifiers starts
+    empty for each command.
+    """
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    _state["log_phi"] = log_phi
+    forget_identifiers()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.captureWarnings(True)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # pydicom and highdicom are chatty about vendor quirks at WARNING; we report
-    # what matters ourselves.
-    logging.getLogger("pydicom").setLevel(logging.ERROR if not debug else logging.DEBUG)
-    logging.getLogger("highdicom").setLevel(logging.ERROR if not debug else logging.DEBUG)
+    # what matters ourselves. Their debug output names each file before its
+    # header (and so its identifiers) is known: only with --debug --log-phi.
+    library = logging.DEBUG if debug and log_phi else logging.ERROR
+    logging.getLogger("pydicom").setLevel(library)
+    logging.getLogger("highdicom").setLevel(library)
 
 
 def config_option(func: F) -> F:
@@ -60,6 +116,8 @@ def echo_json(obj: Any) -> None:
 def handle_errors(func: F) -> F:
     """Turn project errors into one line on stderr and the documented exit status.
 
+    Patient identifiers in the message are masked (see :func:`redact`).
+
     ``IchpipeError`` and its subclasses exit with their ``exit_code`` (1 for a
     failed job, 2 for bad usage or config). With ``--debug`` on the group the
     traceback is printed too. Other exceptions are bugs and propagate.
@@ -74,7 +132,7 @@ def handle_errors(func: F) -> F:
             debug = bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("debug"))
             if debug:
                 log.exception("ichpipe failed")
-            click.echo(f"ichpipe: error: {exc}", err=True)
+            click.echo(f"ichpipe: error: {redact(str(exc))}", err=True)
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
