@@ -24,6 +24,7 @@ from pipeline.predictor.config import PredictorConfig
 from pipeline.run_config import InferenceConfig, ModelsConfig, OutputsConfig
 from pipeline.segmenters.threshold import ThresholdConfig
 from pipeline.store_config import StoreConfig
+from pipeline.training.config import TrainingConfig
 
 __all__ = ["Config", "WindowsConfig"]
 
@@ -85,3 +86,4 @@ class Config:
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     pacs: PacsConfig = field(default_factory=PacsConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
