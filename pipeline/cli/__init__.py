@@ -37,12 +37,14 @@ def _register() -> None:
     from pipeline.cli import inspect as inspect_cmd
     from pipeline.cli import measure as measure_cmd
     from pipeline.cli import phantom as phantom_cmd
+    from pipeline.cli import run as run_cmd
     from pipeline.cli import timeline as timeline_cmd
     from pipeline.cli import train as train_cmd
 
     cli.add_command(inspect_cmd.inspect)
     cli.add_command(measure_cmd.measure)
     cli.add_command(phantom_cmd.phantom)
+    cli.add_command(run_cmd.run)
     cli.add_command(timeline_cmd.timeline)
     cli.add_command(timeline_cmd.expansion)
     cli.add_command(train_cmd.train)
