@@ -24,6 +24,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from dicom_io._atomic import write_dataset_atomic
 from dicom_io._privacy import no_person_name_warnings
 from dicom_io.assemble import CTVolume
+from dicom_io.deidentify import deidentify_dataset
 from ichpipe import __version__
 from ichpipe.errors import OutputError
 
@@ -188,6 +189,8 @@ def write_secondary_capture(
     image: npt.ArrayLike,
     source: CTVolume | Dataset,
     path: str | os.PathLike[str],
+    *,
+    deidentify: bool = False,
     **options: Any,
 ) -> Path:
     """Build a key image with :func:`build_secondary_capture` and write it atomically to ``path``.
@@ -199,6 +202,9 @@ def write_secondary_capture(
     path:
         Output file; its folder must exist. Build it from UIDs, never from
         free-text tags.
+    deidentify:
+        Remove or blank the patient's direct identifiers first
+        (:func:`dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
     **options:
         Keyword-only options of :func:`build_secondary_capture`.
 
@@ -216,4 +222,6 @@ def write_secondary_capture(
         file is left.
     """
     sc = build_secondary_capture(image, source, **options)
+    if deidentify:
+        deidentify_dataset(sc)
     return write_dataset_atomic(sc, path, what="DICOM Secondary Capture")

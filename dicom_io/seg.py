@@ -35,6 +35,7 @@ from pydicom.uid import generate_uid
 from dicom_io._atomic import write_dataset_atomic
 from dicom_io._privacy import no_person_name_warnings
 from dicom_io.assemble import CTVolume
+from dicom_io.deidentify import deidentify_dataset
 from ichpipe import __version__
 from ichpipe.errors import DicomInputError, OutputError
 
@@ -301,6 +302,7 @@ def write_seg(
     *,
     algorithm_name: str,
     algorithm_version: str,
+    deidentify: bool = False,
     **options: Any,
 ) -> Path:
     """Build a DICOM SEG with :func:`build_seg` and write it atomically to ``path``.
@@ -312,6 +314,9 @@ def write_seg(
     path:
         Output file; its folder must exist. Build it from UIDs, never from
         free-text tags.
+    deidentify:
+        Remove or blank the patient's direct identifiers first
+        (:func:`dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
     **options:
         Any keyword-only option of :func:`build_seg` (``omit_empty_frames``,
         ``series_number``, ``series_description``, ``manufacturer``,
@@ -331,6 +336,8 @@ def write_seg(
         written (read-only folder, disk full); no partial file is left.
     """
     seg = build_seg(mask, volume, algorithm_name=algorithm_name, algorithm_version=algorithm_version, **options)
+    if deidentify:
+        deidentify_dataset(seg)
     return write_dataset_atomic(seg, path, what="DICOM SEG")
 
 

@@ -157,12 +157,30 @@ def _write_outputs(
     segmenter: Segmenter,
     config: Config,
 ) -> dict[str, str]:
-    cfg = config.outputs
     outputs: dict[str, str] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
+    try:
+        _write_each_output(outputs, out_dir, volume, mask, measurement, segmenter, config)
+    except OutputError:
+        # every file is written atomically; this removes the complete ones of an incomplete set
+        _remove_outputs(outputs)
+        raise
+    return outputs
+
+
+def _write_each_output(
+    outputs: dict[str, str],
+    out_dir: Path,
+    volume: CTVolume,
+    mask: np.ndarray,
+    measurement: HematomaMeasurement,
+    segmenter: Segmenter,
+    config: Config,
+) -> None:
+    cfg = config.outputs
     info = segmenter.describe()
     if cfg.seg:
         outputs["seg"] = str(
@@ -173,6 +191,7 @@ def _write_outputs(
                 algorithm_name=f"ichpipe-{info['name']}",
                 algorithm_version=str(info.get("version") or __version__),
                 omit_empty_frames=not cfg.seg_keep_empty_frames,
+                deidentify=cfg.deidentify,
             )
         )
     if cfg.key_image_png or cfg.secondary_capture:
@@ -188,11 +207,10 @@ def _write_outputs(
             outputs["key_image_png"] = str(_write_png(out_dir / "key_image.png", rgb))
         if cfg.secondary_capture:
             outputs["secondary_capture"] = str(
-                write_secondary_capture(rgb, volume, out_dir / "key_image_sc.dcm")
+                write_secondary_capture(rgb, volume, out_dir / "key_image_sc.dcm", deidentify=cfg.deidentify)
             )
     if cfg.nifti_mask:
         outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
-    return outputs
 
 
 def run_study(
@@ -276,9 +294,29 @@ def run_study(
         with timer.stage("store"):
             _record(report, config)
         report["timings_s"] = timer.to_dict()
+    if config.outputs.deidentify:
+        from pipeline.deidentify import deidentify_report
+
+        report = deidentify_report(report)
     if config.outputs.report:
-        _write_json(report_path, report)
+        try:
+            _write_json(report_path, report)
+        except OutputError:
+            _remove_outputs(outputs, keep=report_path)
+            raise
     return RunResult(report=report, output_dir=out_dir)
+
+
+def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> None:
+    """Remove the files this run wrote (after a later output failed), so no incomplete set is left."""
+    for value in outputs.values():
+        path = Path(value)
+        if path == keep:
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove %s after a failed output: %s", path, exc.strerror or exc)
 
 
 def _record(report: dict[str, Any], config: Config) -> None:

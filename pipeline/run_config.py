@@ -64,6 +64,12 @@ class OutputsConfig:
         ``mask.nii.gz``: the mask for research tools (viewing only).
     record_in_store:
         Record the measurement in the results store (serial-scan linking).
+    deidentify:
+        Write the report, SEG and key image without the patient's direct
+        identifiers (``ichpipe run --deidentify``): DICOM PS3.15 Basic Profile
+        subset with retained UIDs (see ``dicom_io.deidentify``); the report's
+        patient_id, accession_number and acquisition_datetime become null.
+        The results store still records the identified measurement.
     """
 
     directory: str = "ichpipe-out"
@@ -74,6 +80,7 @@ class OutputsConfig:
     secondary_capture: bool = True
     nifti_mask: bool = False
     record_in_store: bool = True
+    deidentify: bool = False
 
 
 @dataclass(frozen=True)

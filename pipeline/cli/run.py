@@ -43,15 +43,17 @@ class _Progress:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where networks run (default: inference.device, auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the study report as JSON on stdout.")
+@click.option("--deidentify", is_flag=True, default=None,
+              help="Write report, SEG and key image without direct patient identifiers (outputs.deidentify).")
 @config_option
 @handle_errors
 def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, device: str | None,
-        as_json: bool, config_path: Path | None) -> None:
+        as_json: bool, deidentify: bool | None, config_path: Path | None) -> None:
     """Segment the hematoma in STUDY, measure it and write SEG, key image and report.
 
     Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/.
     """
-    config = load_cli_config(config_path)
+    config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
                          device=device)  # type: ignore[arg-type]
     result = run_study(options, config, progress=_Progress())
