@@ -32,8 +32,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _kill_mid_batch(proc: subprocess.Popen[str], rng: random.Random, timeout_s: float = 120.0) -> str:
-    """Wait until the batch has finished its first study, then SIGKILL it after a random pause."""
+    """Wait until the batch has finished a random number of studies, then SIGKILL it after a random pause."""
     assert proc.stderr is not None
+    after = rng.randint(1, N_STUDIES // 2)
     deadline = time.monotonic() + timeout_s
     seen = ""
     while time.monotonic() < deadline:
@@ -41,8 +42,8 @@ def _kill_mid_batch(proc: subprocess.Popen[str], rng: random.Random, timeout_s: 
         if not line:
             break
         seen += line
-        if line.startswith("[1/"):
-            time.sleep(rng.uniform(0.0, 1.2))
+        if line.startswith(f"[{after}/"):
+            time.sleep(rng.uniform(0.0, 0.25))
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
