@@ -22,7 +22,10 @@ from dicom_io.assemble import CTVolume
 from ichpipe import __version__
 from pipeline.anatomy import AnatomyConfig, head_bounding_box, intracranial_mask
 
-__all__ = ["ThresholdConfig", "ThresholdSegmenter", "remove_small_components"]
+__all__ = ["SLAB_SLICES", "ThresholdConfig", "ThresholdSegmenter", "remove_small_components"]
+
+#: Slices processed together by the in-plane steps (bounds the temporary memory).
+SLAB_SLICES = 16
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,14 @@ class ThresholdSegmenter:
         return {"name": self.name, "checkpoint_sha256": None, "version": __version__}
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
-        """Return a bool mask of the hematoma, shape ``volume.hu.shape``."""
+        """Return a bool mask of the hematoma, shape ``volume.hu.shape``.
+
+        The in-plane steps (median filter, blood band, distance to bone) run
+        on slabs of :data:`SLAB_SLICES` slices, so that no float copy of the
+        volume and no 3D distance transform (a float64 volume plus an int32
+        feature transform per axis) is ever held: peak memory stays near the
+        HU volume plus a few boolean volumes.
+        """
         cfg = self.config
         geo = volume.geometry
         brain = intracranial_mask(volume.hu, geo, self.anatomy)
@@ -110,18 +120,31 @@ class ThresholdSegmenter:
         # everything below works inside the brain's bounding box only
         hu = volume.hu[box]
         brain = brain[box]
-        if cfg.median_size > 1:
-            hu = ndimage.median_filter(hu, size=(1, cfg.median_size, cfg.median_size))
         lo, hi = cfg.blood_hu
-        blood = brain & (hu >= lo) & (hu <= hi)
+        far_blood = np.zeros(brain.shape, dtype=bool)  # blood band away from bone (all of it without a margin)
+        near_blood = np.zeros(brain.shape, dtype=bool)  # blood band within the margin of bone
+        for start in range(0, hu.shape[0], SLAB_SLICES):
+            slab = slice(start, start + SLAB_SLICES)
+            part = hu[slab]
+            smooth = part
+            if cfg.median_size > 1:
+                smooth = ndimage.median_filter(part, size=(1, cfg.median_size, cfg.median_size))
+            blood = brain[slab] & (smooth >= lo) & (smooth <= hi)
+            del smooth
+            if cfg.bone_margin_mm <= 0:
+                far_blood[slab] = blood
+                continue
+            # in-plane distance to bone, slice by slice
+            near_bone = np.stack([_near(plane >= self.anatomy.bone_min_hu, geo.pixel_spacing_mm, cfg.bone_margin_mm)
+                                  for plane in part])
+            far_blood[slab] = blood & ~near_bone
+            near_blood[slab] = blood & near_bone
+        del brain
         volumes = geo.voxel_volumes_ml[box[0]]
+        core = remove_small_components(far_blood, volumes, cfg.min_component_ml)
         if cfg.bone_margin_mm <= 0:
-            mask[box] = remove_small_components(blood, volumes, cfg.min_component_ml)
+            mask[box] = core
             return mask
-        bone = volume.hu[box] >= self.anatomy.bone_min_hu
-        # in-plane distance to bone: a huge spacing along the slice axis keeps it 2D
-        near_bone = ndimage.distance_transform_edt(~bone, sampling=(1e6, *geo.pixel_spacing_mm)) <= cfg.bone_margin_mm
-        core = remove_small_components(blood & ~near_bone, volumes, cfg.min_component_ml)
         if not core.any():
             return mask
         # A hematoma against the inner table keeps its rim: blood-band voxels near
@@ -130,5 +153,12 @@ class ThresholdSegmenter:
         radius = max(1, round(cfg.bone_margin_mm / min(geo.pixel_spacing_mm)))
         y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
         reach = ndimage.binary_dilation(core, structure=(x * x + y * y <= radius * radius)[None])
-        mask[box] = core | (blood & near_bone & reach)
+        mask[box] = core | (near_blood & reach)
         return mask
+
+
+def _near(bone: npt.NDArray[np.bool_], spacing: tuple[float, float], margin_mm: float) -> npt.NDArray[np.bool_]:
+    """Pixels of one slice within ``margin_mm`` (in-plane) of bone; none when the slice has no bone."""
+    if not bone.any():
+        return np.zeros(bone.shape, dtype=bool)
+    return np.asarray(ndimage.distance_transform_edt(~bone, sampling=spacing) <= margin_mm)
