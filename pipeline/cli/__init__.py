@@ -34,12 +34,15 @@ def _register() -> None:
     # Imported here so that `ichpipe --help` stays fast and modules stay independent.
     from pipeline.cli import batch as batch_cmd
     from pipeline.cli import evaluate as evaluate_cmd
+    from pipeline.cli import features as features_cmd
     from pipeline.cli import inspect as inspect_cmd
     from pipeline.cli import measure as measure_cmd
     from pipeline.cli import phantom as phantom_cmd
+    from pipeline.cli import predict as predict_cmd
     from pipeline.cli import run as run_cmd
     from pipeline.cli import timeline as timeline_cmd
     from pipeline.cli import train as train_cmd
+    from pipeline.cli import train_predictor as train_predictor_cmd
 
     cli.add_command(inspect_cmd.inspect)
     cli.add_command(measure_cmd.measure)
@@ -49,6 +52,9 @@ def _register() -> None:
     cli.add_command(timeline_cmd.expansion)
     cli.add_command(train_cmd.train)
     cli.add_command(evaluate_cmd.evaluate)
+    train_cmd.train.add_command(train_predictor_cmd.predictor)
+    cli.add_command(features_cmd.features)
+    cli.add_command(predict_cmd.predict_expansion)
     cli.add_command(batch_cmd.batch)
     cli.add_command(batch_cmd.watch)
 

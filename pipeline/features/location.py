@@ -1,7 +1,7 @@
 """Where a hematoma lies: hemisphere and supra- or infratentorial, without an atlas.
 
 The head (voxels above ``head_min_hu``, largest connected part, found on a
-~2-mm in-plane subsample) gives a frame:
+~3-mm in-plane subsample) gives a frame:
 
 * **midline**: the plane through the head's centroid whose normal is the
   head's in-plane minor axis (heads are longer front to back than side to
@@ -50,7 +50,7 @@ LOCATION_FEATURES: tuple[str, ...] = (
     "location_infratentorial_fraction",
 )
 
-_SUBSAMPLE_MM = 2.0
+_SUBSAMPLE_MM = 3.0
 _ROUND_HEAD_RATIO = 1.1
 _TOP_AREA_FRACTION = 0.35
 _LEFT = np.array([1.0, 0.0, 0.0])

@@ -1,0 +1,221 @@
+"""Predict expansion from a predictor checkpoint (no training code is imported here).
+
+A predictor checkpoint (:func:`pipeline.predictor.train.save_predictor`)
+carries the feature names in input order, the fitted preprocessing, the
+feature space and the decision threshold, so a prediction needs only the
+checkpoint and a feature table. The model version reported with every
+probability is the checkpoint file's SHA-256.
+
+Inputs are checked, never guessed: a table of another feature space is
+refused; a required feature that is absent or empty is refused with a message
+naming it, unless imputation is asked for (``predictor.impute_missing`` or
+``--impute``), in which case the training median stored in the checkpoint is
+used and the prediction lists what was imputed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ichpipe.errors import CheckpointError, PredictorInputError
+from models.checkpoint import Checkpoint, load_model
+from pipeline.predictor.data import FeatureTable
+from pipeline.predictor.transform import FeatureTransform
+
+__all__ = ["Prediction", "Predictor", "load_predictor", "predict"]
+
+#: How many missing feature names a message lists before "and N more".
+_LIST_AT_MOST = 12
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A loaded predictor checkpoint.
+
+    Attributes
+    ----------
+    network:
+        The network, in eval mode on the CPU.
+    checkpoint:
+        The verified checkpoint (path, SHA-256, metadata).
+    transform:
+        The preprocessing fitted at training (feature names in input order).
+    feature_space:
+        Feature space it was trained on (``None`` if unstated).
+    threshold:
+        Decision threshold chosen at training, or ``None``.
+    """
+
+    network: nn.Module
+    checkpoint: Checkpoint
+    transform: FeatureTransform
+    feature_space: str | None
+    threshold: float | None
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Required features, in model input order."""
+        return self.transform.feature_names
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the checkpoint file: the model version."""
+        return self.checkpoint.file_sha256
+
+    def describe(self) -> dict[str, Any]:
+        """Model identity for reports."""
+        meta = self.checkpoint.metadata
+        return {
+            "name": self.checkpoint.name,
+            "checkpoint": str(self.checkpoint.path),
+            "checkpoint_sha256": self.sha256,
+            "feature_space": self.feature_space,
+            "n_features": len(self.feature_names),
+            "threshold": self.threshold,
+            "training_data": meta.get("training_data"),
+            "created": meta.get("created"),
+        }
+
+
+def load_predictor(path: str | os.PathLike[str], *, expected_sha256: str | None = None) -> Predictor:
+    """Load and verify an expansion-predictor checkpoint.
+
+    Raises
+    ------
+    ichpipe.errors.CheckpointError
+        If the file is not a valid ichpipe checkpoint of an expansion model,
+        or its metadata lacks the feature list and preprocessing.
+    """
+    network, checkpoint = load_model(path, task="expansion", expected_sha256=expected_sha256, map_location="cpu")
+    norm = checkpoint.metadata.get("normalisation")
+    if not isinstance(norm, Mapping) or not isinstance(norm.get("transform"), Mapping):
+        raise CheckpointError(
+            f"Checkpoint '{path}' has no feature list and preprocessing in its metadata "
+            "(normalisation.transform); it was not written by `ichpipe train predictor`."
+        )
+    try:
+        transform = FeatureTransform.from_metadata(norm["transform"])
+    except ValueError as exc:
+        raise CheckpointError(f"Checkpoint '{path}': {exc}") from exc
+    n_features = checkpoint.model_kwargs.get("n_features")
+    if n_features != len(transform.feature_names):
+        raise CheckpointError(
+            f"Checkpoint '{path}' lists {len(transform.feature_names)} features but its network takes "
+            f"{n_features}; re-create it with `ichpipe train predictor`."
+        )
+    threshold = norm.get("threshold")
+    space = norm.get("feature_space")
+    return Predictor(
+        network=network,
+        checkpoint=checkpoint,
+        transform=transform,
+        feature_space=None if space is None else str(space),
+        threshold=None if threshold is None else float(threshold),
+    )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The expansion probability of one patient.
+
+    Attributes
+    ----------
+    patient_id:
+        The patient.
+    probability:
+        Predicted probability of expansion.
+    above_threshold:
+        Whether ``probability >= threshold`` (``None`` without a threshold).
+    imputed:
+        Features filled with the training median (empty unless imputation was asked for).
+    """
+
+    patient_id: str
+    probability: float
+    above_threshold: bool | None
+    imputed: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values."""
+        return {
+            "patient_id": self.patient_id,
+            "probability": self.probability,
+            "above_threshold": self.above_threshold,
+            "imputed": list(self.imputed),
+        }
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_LIST_AT_MOST])
+    more = len(names) - _LIST_AT_MOST
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def predict(predictor: Predictor, table: FeatureTable, *, impute: bool = False) -> list[Prediction]:
+    """Probability of expansion for every row of ``table``.
+
+    Parameters
+    ----------
+    predictor:
+        From :func:`load_predictor`.
+    table:
+        Feature table (extra columns are ignored).
+    impute:
+        Fill absent or empty required features with the training median.
+
+    Raises
+    ------
+    ichpipe.errors.PredictorInputError
+        If the table is of another feature space, or (without ``impute``) a
+        required feature is absent from the table or empty in a row; the
+        message names the features (and the row number, not the patient).
+    """
+    if table.n_patients == 0:
+        raise PredictorInputError("The feature table has no rows to predict.")
+    if predictor.feature_space and table.feature_space and table.feature_space != predictor.feature_space:
+        raise PredictorInputError(
+            f"The features are in feature space '{table.feature_space}' but the checkpoint was trained on "
+            f"'{predictor.feature_space}' (different units or conventions); use a checkpoint trained on "
+            f"'{table.feature_space}' features (`ichpipe train predictor`)."
+        )
+    required = list(predictor.feature_names)
+    present = set(table.feature_names)
+    absent = [n for n in required if n not in present]
+    if absent and not impute:
+        raise PredictorInputError(
+            f"The input lacks {len(absent)} of the {len(required)} features the checkpoint needs: "
+            f"{_names(absent)}. Provide them, or allow imputation with training medians "
+            "(--impute / predictor.impute_missing)."
+        )
+    x = np.full((table.n_patients, len(required)), np.nan)
+    index = {n: j for j, n in enumerate(table.feature_names)}
+    for j, name in enumerate(required):
+        if name in index:
+            x[:, j] = table.values[:, index[name]]
+    missing = np.isnan(x)
+    if missing.any() and not impute:
+        row = int(np.flatnonzero(missing.any(axis=1))[0])
+        names = [required[j] for j in np.flatnonzero(missing[row])]
+        n_rows = int(missing.any(axis=1).sum())
+        raise PredictorInputError(
+            f"Input row {row + 1} (of {n_rows} incomplete) has no value for {len(names)} required feature(s): "
+            f"{_names(names)}. Provide them, or allow imputation with training medians "
+            "(--impute / predictor.impute_missing)."
+        )
+    z = torch.as_tensor(predictor.transform.apply(x), dtype=torch.float32)
+    with torch.no_grad():
+        probs = torch.sigmoid(predictor.network(z)).numpy().astype(np.float64)
+    out = []
+    for i, pid in enumerate(table.patient_ids):
+        p = float(probs[i])
+        above = None if predictor.threshold is None else bool(p >= predictor.threshold)
+        imputed = tuple(required[j] for j in np.flatnonzero(missing[i]))
+        out.append(Prediction(patient_id=pid, probability=p, above_threshold=above, imputed=imputed))
+    return out

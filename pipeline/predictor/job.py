@@ -1,0 +1,374 @@
+"""The ``ichpipe train predictor`` job: cross-validate every model, train and save the network, write the card.
+
+Outputs (in ``--out``):
+
+``cv_table.md``
+    The cross-validated results (Markdown table and references).
+``cv_results.json``
+    The same with every number, the settings and the folds' sizes.
+``oof_predictions.csv``
+    Each patient's out-of-fold probability and threshold per model and repetition.
+``calibration.png``
+    Reliability diagram of the out-of-fold predictions.
+``expansion_sacnn.pt`` (or ``--checkpoint``)
+    The network trained on every labelled patient, with its feature list,
+    preprocessing and threshold.
+``MODEL_CARD_PREDICTOR.md`` (or ``--card``)
+    The model card.
+
+Patients whose label is undetermined (or who have no label) are excluded
+from training and scoring, and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ichpipe.errors import OutputError, PredictorInputError, UsageError
+from models.atomic import atomic_write, file_sha256
+from pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
+from pipeline.configuration import Config
+from pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
+from pipeline.predictor.card import CardInputs, write_model_card
+from pipeline.predictor.data import FeatureTable, labelled, read_features_csv, read_label_rule, read_labels_csv
+from pipeline.predictor.evaluate import (
+    ModelFactory,
+    ModelSummary,
+    References,
+    calibration_plot,
+    cross_validate,
+    markdown_table,
+    references,
+    summarise,
+)
+from pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
+
+__all__ = ["MODEL_NAMES", "TrainOptions", "TrainReport", "feature_groups", "run_training"]
+
+log = logging.getLogger(__name__)
+
+#: Models the job knows, in report order.
+MODEL_NAMES: tuple[str, ...] = ("sacnn", "logistic", "gbm", "volume")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What the command line asks of one training run.
+
+    Parameters
+    ----------
+    features:
+        Features CSV (``patient_id``, ``feature_space``, features).
+    labels:
+        Labels CSV (``patient_id``, ``label``); ``None`` takes the labels from
+        the results store's timelines under the configured expansion rule.
+    out:
+        Output folder.
+    checkpoint:
+        Checkpoint file; ``None``: ``OUT/expansion_sacnn.pt``.
+    card:
+        Model card; ``None``: ``OUT/MODEL_CARD_PREDICTOR.md``.
+    models:
+        Which models to cross-validate (subset of :data:`MODEL_NAMES`).
+    cross_validate:
+        Run the cross-validation.
+    save_checkpoint:
+        Train the network on every labelled patient and save it.
+    training_data:
+        Description of the data stored in the checkpoint and the card.
+    """
+
+    features: Path
+    labels: Path | None
+    out: Path
+    checkpoint: Path | None = None
+    card: Path | None = None
+    models: tuple[str, ...] = MODEL_NAMES
+    cross_validate: bool = True
+    save_checkpoint: bool = True
+    training_data: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in MODEL_NAMES]
+        if unknown or not self.models:
+            raise UsageError(
+                f"--models must name some of {', '.join(MODEL_NAMES)}; got {', '.join(self.models) or 'none'}."
+            )
+        if not self.cross_validate and not self.save_checkpoint:
+            raise UsageError("Nothing to do: both the cross-validation and the checkpoint are switched off.")
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What the job did and where the outputs are."""
+
+    n_patients: int
+    n_expanded: int
+    n_undetermined: int
+    n_unlabelled: int
+    n_features: int
+    feature_space: str | None
+    summaries: tuple[ModelSummary, ...]
+    refs: References | None
+    outputs: Mapping[str, str]
+    checkpoint_sha256: str | None
+    seconds: Mapping[str, float]
+    table: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        """0: the job completed."""
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (no patient IDs)."""
+        return {
+            "n_patients": self.n_patients,
+            "n_expanded": self.n_expanded,
+            "n_undetermined_excluded": self.n_undetermined,
+            "n_unlabelled_excluded": self.n_unlabelled,
+            "n_features": self.n_features,
+            "feature_space": self.feature_space,
+            "results": [s.to_dict() for s in self.summaries],
+            "references": None if self.refs is None else self.refs.to_dict(),
+            "outputs": dict(self.outputs),
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "seconds": dict(self.seconds),
+            "notes": list(self.notes),
+        }
+
+    def to_text(self) -> str:
+        """A short summary for a terminal."""
+        lines = [
+            f"{self.n_patients} patients ({self.n_expanded} expanded), {self.n_features} features "
+            f"({self.feature_space}); excluded: {self.n_undetermined} undetermined, {self.n_unlabelled} unlabelled."
+        ]
+        if self.table:
+            lines.append(self.table.rstrip())
+        if self.checkpoint_sha256:
+            lines.append(f"Checkpoint {self.outputs.get('checkpoint')} (SHA-256 {self.checkpoint_sha256}).")
+        lines += [f"{k}: {v}" for k, v in self.outputs.items() if k != "checkpoint"]
+        return "\n".join(lines)
+
+
+def feature_groups(names: tuple[str, ...]) -> dict[str, list[str]]:
+    """Group feature names for the card: clinical, hematoma, edema, other."""
+    clinical = {f.name for f in CLINICAL_FIELDS}
+    groups: dict[str, list[str]] = {"Clinical": [], "Hematoma (first scan)": [], "Perihematomal edema": [],
+                                    "Other": []}
+    for n in names:
+        key = ("Clinical" if n in clinical else "Hematoma (first scan)" if n.startswith("HM_")
+               else "Perihematomal edema" if n.startswith("ED_") else "Other")
+        groups[key].append(n)
+    return {k: v for k, v in groups.items() if v}
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    return atomic_write(path, write)
+
+
+def _oof_csv(table: FeatureTable, y: np.ndarray, results: Mapping[str, Any]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["patient_id", "label", "model", "repeat", "probability", "threshold"])
+    for name, pred in results.items():
+        for r in range(pred.probability.shape[0]):
+            for i, pid in enumerate(table.patient_ids):
+                writer.writerow([pid, int(y[i]), name, r, f"{pred.probability[r, i]:.6f}",
+                                 f"{pred.threshold[r, i]:.6f}"])
+    return buf.getvalue().encode("utf-8")
+
+
+def _labels(options: TrainOptions, config: Config) -> tuple[dict[str, int | None], str]:
+    if options.labels is not None:
+        rule = read_label_rule(options.labels)
+        return read_labels_csv(options.labels), rule or f"as given in {options.labels.name}"
+    from pipeline.expansion import evaluate_timelines, labels_by_patient
+    from pipeline.store import open_store
+    from pipeline.timeline import load_timelines
+
+    rule_obj = config.expansion.rule()
+    with open_store(config.store, create=False) as store:
+        labels = labels_by_patient(evaluate_timelines(load_timelines(store), rule_obj))
+    return labels, f"{rule_obj.name}: {rule_obj.describe()}"
+
+
+def _factories(options: TrainOptions, config: Config) -> dict[str, ModelFactory]:
+    tr = config.predictor.training
+    makers: dict[str, ModelFactory] = {
+        "sacnn": lambda: SACNNModel(tr),
+        "logistic": lambda: logistic_regression(tr),
+        "gbm": lambda: gradient_boosting(tr),
+        "volume": lambda: volume_logistic(tr),
+    }
+    return {name: makers[name] for name in MODEL_NAMES if name in options.models}
+
+
+def run_training(
+    options: TrainOptions, config: Config, *, progress: Callable[[str], None] | None = None
+) -> TrainReport:
+    """Run the training job (see the module docstring).
+
+    Raises
+    ------
+    ichpipe.errors.PredictorInputError
+        If the features or labels cannot be used (too few patients per class,
+        a missing volume column for the volume baseline...).
+    ichpipe.errors.OutputError
+        If the outputs cannot be written.
+    """
+    cfg = config.predictor
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    table = read_features_csv(options.features)
+    labels, rule = _labels(options, config)
+    data = labelled(table, labels)
+    y = data.y
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    need = max(cfg.evaluation.folds, cfg.evaluation.threshold_folds) if options.cross_validate else \
+        cfg.evaluation.threshold_folds
+    if min(n_pos, n_neg) < need:
+        raise PredictorInputError(
+            f"{n_pos} expanded and {n_neg} not-expanded patients have labels; each class needs at least {need} "
+            "for the folds configured (predictor.evaluation.folds, threshold_folds)."
+        )
+    if "volume" in options.models and cfg.training.volume_feature not in table.feature_names:
+        raise PredictorInputError(
+            f"The volume baseline needs the column {cfg.training.volume_feature!r} "
+            "(predictor.training.volume_feature), absent from the features table."
+        )
+    try:
+        options.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the output folder {options.out}: {exc.strerror or exc}.") from exc
+    seconds["load"] = time.perf_counter() - started
+    log.info("%d labelled patients (%d expanded), %d features.", len(y), n_pos, len(table.feature_names))
+
+    outputs: dict[str, str] = {}
+    summaries: tuple[ModelSummary, ...] = ()
+    refs: References | None = None
+    table_md = ""
+    card_path = options.card or options.out / "MODEL_CARD_PREDICTOR.md"
+    png: Path | None = None
+    x, names = data.table.values, data.table.feature_names
+    if options.cross_validate:
+        started = time.perf_counter()
+        results, folds = cross_validate(
+            x, y, names, data.table.patient_ids, _factories(options, config),
+            evaluation=cfg.evaluation, seed=cfg.training.seed, progress=progress,
+        )
+        seconds["cross_validation"] = time.perf_counter() - started
+        summaries = tuple(
+            summarise(results[m], y, n_bootstrap=cfg.evaluation.bootstrap, seed=cfg.training.seed) for m in results
+        )
+        refs = references(y, folds)
+        table_md = markdown_table(summaries, refs)
+        outputs["cv_table"] = str(_write_bytes(options.out / "cv_table.md", table_md.encode("utf-8")))
+        png = calibration_plot(
+            list(results.values()), y, options.out / "calibration.png", bins=cfg.evaluation.calibration_bins,
+            title=f"Out-of-fold calibration ({cfg.evaluation.repeats}x{cfg.evaluation.folds} CV, n={len(y)}, "
+                  f"{n_pos} expanded)",
+        )
+        outputs["calibration_png"] = str(png)
+        outputs["oof_predictions"] = str(_write_bytes(options.out / "oof_predictions.csv",
+                                                      _oof_csv(data.table, y, results)))
+        summary_json = {
+            "references": refs.to_dict(),
+            "results": [s.to_dict() for s in summaries],
+            "evaluation": {
+                "folds": cfg.evaluation.folds, "repeats": cfg.evaluation.repeats,
+                "threshold_folds": cfg.evaluation.threshold_folds, "bootstrap": cfg.evaluation.bootstrap,
+                "ci": "patient-level bootstrap percentile interval of the repeat-averaged metric",
+            },
+            "label_rule": rule,
+            "feature_space": table.feature_space,
+            "feature_names": list(names),
+        }
+        outputs["cv_results"] = str(_write_bytes(
+            options.out / "cv_results.json", (json.dumps(summary_json, indent=2) + "\n").encode("utf-8")))
+
+    checkpoint_info: dict[str, Any] | None = None
+    sha: str | None = None
+    if options.save_checkpoint:
+        started = time.perf_counter()
+        trained = train_predictor(x, y, names, feature_space=table.feature_space, training=cfg.training,
+                                  evaluation=cfg.evaluation)
+        seconds["final_training"] = time.perf_counter() - started
+        sacnn = next((s for s in summaries if s.name == "sacnn"), None)
+        metrics = {} if sacnn is None else {
+            "cv_auc": sacnn.auc.value, "cv_auc_ci_low": sacnn.auc.low, "cv_auc_ci_high": sacnn.auc.high,
+            "cv_brier": sacnn.brier.value, "cv_sensitivity": sacnn.sensitivity.value,
+            "cv_specificity": sacnn.specificity.value, "cv_accuracy": sacnn.accuracy.value,
+        }
+        path = options.checkpoint or options.out / "expansion_sacnn.pt"
+        description = options.training_data or (
+            f"{options.features.name}: {len(y)} labelled patients ({n_pos} expanded)"
+        )
+        save_predictor(
+            path, trained, training_data=description, training=cfg.training, label_rule=rule,
+            clinical_mapping=cfg.clinical_mapping, allow_post_baseline=cfg.allow_post_baseline, metrics=metrics,
+        )
+        sha = file_sha256(path)
+        outputs["checkpoint"] = str(path)
+        checkpoint_info = {
+            "file": path.name, "sha256": sha, "threshold": trained.threshold,
+            "n_patients": trained.n_patients, "n_expanded": trained.n_expanded,
+            "epochs_run": trained.model.history.epochs_run, "best_epoch": trained.model.history.best_epoch,
+            "seconds": float(sum(trained.seconds.values())),
+        }
+
+    mapping = load_clinical_mapping(cfg.clinical_mapping)
+    excluded = dict(mapping.excluded)
+    if not cfg.allow_post_baseline:
+        excluded.update({f.name: "given after the first scan (post-baseline); may reflect the expansion itself"
+                         for f in CLINICAL_FIELDS if f.timing == "post_baseline"})
+    data_text = (
+        f"{options.training_data + '. ' if options.training_data else ''}"
+        f"{len(y)} patients with a determined label from `{options.features.name}` ({n_pos} expanded, "
+        f"{n_pos / len(y):.1%}); excluded: {data.n_undetermined} with an undetermined label and "
+        f"{data.n_unlabelled} without a label. Label rule: {rule}."
+    )
+    card_inputs = CardInputs(
+        title="Model card: hematoma expansion predictor (seed 004 self-attention 1D-CNN)",
+        data=data_text,
+        feature_space=table.feature_space,
+        feature_groups=feature_groups(names),
+        excluded=excluded,
+        summaries=summaries,
+        refs=refs,
+        evaluation=cfg.evaluation,
+        training=cfg.training,
+        checkpoint=checkpoint_info,
+        seconds=seconds,
+        calibration_png=None if png is None else os.path.relpath(png, card_path.parent),
+    )
+    outputs["card"] = str(write_model_card(card_path, card_inputs))
+    return TrainReport(
+        n_patients=len(y),
+        n_expanded=n_pos,
+        n_undetermined=data.n_undetermined,
+        n_unlabelled=data.n_unlabelled,
+        n_features=len(names),
+        feature_space=table.feature_space,
+        summaries=summaries,
+        refs=refs,
+        outputs=outputs,
+        checkpoint_sha256=sha,
+        seconds=seconds,
+        table=table_md,
+    )
