@@ -202,13 +202,16 @@ def _stored_to_hu(
 
 
 def _read_planes(
-    ordered: Sequence[SliceHeader], padding_hu: float
-) -> tuple[dict[int, npt.NDArray[np.float32]], list[str]]:
-    """Decode the pixel data of each plane; a file is read once for all its frames."""
+    ordered: Sequence[SliceHeader], padding_hu: float, out: npt.NDArray[np.float32]
+) -> tuple[list[int], list[str]]:
+    """Decode the pixel data of each plane into ``out[i]``; a file is read once for all its frames.
+
+    Returns the indices of the planes decoded (in order) and notes on the others.
+    """
     by_file: dict[str, list[int]] = defaultdict(list)
     for i, sh in enumerate(ordered):
         by_file[str(sh.path)].append(i)
-    planes: dict[int, npt.NDArray[np.float32]] = {}
+    planes: list[int] = []
     notes: list[str] = []
     for path, indices in by_file.items():
         try:
@@ -243,10 +246,11 @@ def _read_planes(
                 )
                 continue
             try:
-                planes[i] = _stored_to_hu(ds, frame, sh, padding_hu)
+                out[i] = _stored_to_hu(ds, frame, sh, padding_hu)
+                planes.append(i)
             except (ValueError, TypeError, OverflowError) as exc:
                 notes.append(f"skipped {sh.label}: stored values cannot be converted to HU ({describe_error(exc)})")
-    return planes, notes
+    return sorted(planes), notes
 
 
 def _plan(series: Series, cfg: GeometryConfig) -> tuple[list[SliceHeader], list[str], tuple[float, ...]]:
@@ -338,17 +342,17 @@ def assemble_series(series: Series, *, config: GeometryConfig | None = None) -> 
     label = series.key
     with _naming_series(label):
         ordered, notes, orientation = _plan(series, cfg)
-    planes, read_notes = _read_planes(ordered, cfg.padding_hu)
+    # decoded straight into the volume (no second copy of it); compacted only if a slice was skipped
+    hu = np.empty((len(ordered), ordered[0].rows, ordered[0].columns), dtype=np.float32)
+    keep, read_notes = _read_planes(ordered, cfg.padding_hu, hu)
     notes += read_notes
-    if not planes:
+    if not keep:
         raise DicomInputError(
             f"Series {label}: no slice's pixel data could be decoded ({read_notes[0] if read_notes else 'no slices'})."
         )
-    keep = sorted(planes)
     good = [ordered[i] for i in keep]
-    hu = np.empty((len(good), good[0].rows, good[0].columns), dtype=np.float32)
-    for out_i, i in enumerate(keep):
-        hu[out_i] = planes.pop(i)
+    if len(keep) < len(ordered):
+        hu = hu[keep]
     with _naming_series(label):
         geometry = _geometry_of(good, orientation, cfg)
     for note in notes:

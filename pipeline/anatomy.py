@@ -54,7 +54,11 @@ def largest_component(mask: BoolArray) -> BoolArray:
     labels, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
     if n == 0:
         return np.zeros_like(mask, dtype=bool)
-    sizes = np.bincount(labels.ravel())
+    # counted slice by slice: np.bincount casts its input to int64, which for the
+    # whole int32 label volume is a second, twice as large copy (1.2 GB at 600x512x512)
+    sizes = np.zeros(n + 1, dtype=np.int64)
+    for plane in labels.reshape(labels.shape[0], -1) if labels.ndim > 1 else labels[None]:
+        sizes += np.bincount(plane, minlength=n + 1)
     sizes[0] = 0
     return np.asarray(labels == int(np.argmax(sizes)))
 
@@ -117,10 +121,12 @@ def intracranial_mask(
     kept, which drops orbits, sinuses and scalp islands.
     """
     cfg = config or AnatomyConfig()
-    bone = hu >= cfg.bone_min_hu
     radius = round(cfg.bone_closing_mm / min(geometry.pixel_spacing_mm))
-    closed = _closing_2d(bone, radius)
-    filled = np.stack([ndimage.binary_fill_holes(s) for s in closed])
+    closed = _closing_2d(hu >= cfg.bone_min_hu, radius)
     lo, hi = cfg.brain_hu
-    inside = filled & ~closed & (hu >= lo) & (hu <= hi)
+    # slice by slice, so that only one boolean volume besides `closed` exists when labelling starts
+    inside = np.empty(closed.shape, dtype=bool)
+    for z, plane in enumerate(closed):
+        inside[z] = ndimage.binary_fill_holes(plane) & ~plane & (hu[z] >= lo) & (hu[z] <= hi)
+    del closed
     return largest_component(inside)

@@ -38,6 +38,7 @@ from hardening_corpus import (
     copy_study,
     dicom_files,
     edit_files,
+    good_phantom,
     pixel_data_offset,
     read_study,
     time_limit,
@@ -582,3 +583,33 @@ def test_bad_studies_do_not_stop_the_next(good_study: Path, tmp_path: Path, stor
     expected = [0 if CASES[n].expect == "ok" else 1 for n in names]
     assert codes[0::2] == expected
     assert codes[1::2] == [0] * len(names)
+
+
+BATCH_CASES = ("zip_bomb", "rle_frames_2e9_one", "duplicate_sop_different_pixels", "nested_sequences_5000",
+               "one_slice", "truncate_all_at_400", "orientation_not_orthogonal_all", "pixels_short_one")
+
+
+def test_ichpipe_batch_continues_past_every_bad_study(tmp_path: Path, store_config: Path) -> None:
+    """An inbox of broken studies and good ones: each bad one fails on its own line, the good ones are done."""
+    inbox = tmp_path / "inbox"
+    for i, name in enumerate(BATCH_CASES):
+        scratch = tmp_path / f"scratch{i}"
+        scratch.mkdir()
+        built = CASES[name].build(good_phantom(scratch / "study", seed=100 + i), scratch)
+        target = inbox / (name + (".zip" if built.suffix == ".zip" else ""))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(built), target)
+    for seed in (1, 2):
+        good_phantom(inbox / f"good-{seed}", seed=200 + seed)
+    result = CliRunner().invoke(cli, ["batch", "--inbox", str(inbox), "--out", str(tmp_path / "out"), "--segmenter",
+                                      "threshold", "--settle-s", "0", "--json", "--config", str(store_config)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 1 == summary["exit_code"]
+    ok_cases = sum(CASES[n].expect == "ok" for n in BATCH_CASES)
+    assert summary["counts"]["processed"] == 2 + ok_cases, summary["counts"]
+    failed = [i for i in summary["items"] if i["status"] == "failed"]
+    assert len(failed) >= len(BATCH_CASES) - ok_cases
+    for item in failed:
+        assert item["error_type"] in {"DicomInputError", "GeometryError", "NoSeriesSelectedError"}, item
+        assert "\n" not in item["error"] and "Traceback" not in item["error"]

@@ -48,3 +48,29 @@ def test_slabs_match_the_whole_volume(slab: int, tmp_path: Path, monkeypatch: py
     want = _whole_volume(seg, volume)
     assert want.sum() > 100  # a real hematoma, rim against the skull included
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_largest_component_counts_slice_by_slice_like_one_bincount(ndim: int) -> None:
+    from pipeline.anatomy import largest_component
+
+    rng = np.random.default_rng(ndim)
+    mask = rng.random((9, 40, 40)[-ndim:]) > 0.55
+    labels, _ = ndimage.label(mask, structure=np.ones((3,) * ndim, dtype=bool))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    assert np.array_equal(largest_component(mask), labels == int(np.argmax(sizes)))
+
+
+def test_intracranial_mask_slice_by_slice_matches_the_volume_formula(tmp_path: Path) -> None:
+    from pipeline.anatomy import AnatomyConfig, _closing_2d, intracranial_mask, largest_component
+
+    write_phantom_study(tmp_path / "study", PhantomSpec(seed=3, rows=96, columns=96, n_slices=20, volume_ml=15.0))
+    with scan_study(tmp_path / "study") as scan:
+        volume = assemble_series(scan.require_selected().series)
+    cfg, hu = AnatomyConfig(), volume.hu
+    closed = _closing_2d(hu >= cfg.bone_min_hu, round(cfg.bone_closing_mm / min(volume.geometry.pixel_spacing_mm)))
+    filled = np.stack([ndimage.binary_fill_holes(s) for s in closed])
+    want = largest_component(filled & ~closed & (hu >= cfg.brain_hu[0]) & (hu <= cfg.brain_hu[1]))
+    got = intracranial_mask(hu, volume.geometry, cfg)
+    assert want.sum() > 1000 and np.array_equal(got, want)
