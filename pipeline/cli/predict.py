@@ -85,9 +85,8 @@ def predict_expansion(
         echo_json({"model": model.describe(), "predictions": [p.to_dict() for p in predictions]})
         return
     info = model.describe()
-    click.echo(f"model {info['name']} (checkpoint SHA-256 {info['checkpoint_sha256']}), "
-               f"threshold {info['threshold']:.3f}" if info["threshold"] is not None else
-               f"model {info['name']} (checkpoint SHA-256 {info['checkpoint_sha256']})")
+    threshold = "" if info["threshold"] is None else f", threshold {info['threshold']:.3f}"
+    click.echo(f"model {info['name']} (checkpoint SHA-256 {info['checkpoint_sha256']}){threshold}")
     for p in predictions:
         flag = "" if p.above_threshold is None else (" above threshold" if p.above_threshold else " below threshold")
         imputed = f" (imputed: {', '.join(p.imputed)})" if p.imputed else ""

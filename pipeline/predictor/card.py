@@ -60,6 +60,31 @@ class CardInputs:
     notes: Sequence[str] = ()
 
 
+def _reading(summaries: Sequence[ModelSummary]) -> list[str]:
+    """Plain-language reading of the intervals (computed from them, not written by hand)."""
+    chance = [s for s in summaries if s.auc.low <= 0.5 <= s.auc.high]
+    below = [s for s in summaries if s.auc.high < 0.5]
+    above = [s for s in summaries if s.auc.low > 0.5]
+    lines = []
+    if chance:
+        lines.append(
+            "The AUC interval includes 0.5 (no evidence of discrimination) for: "
+            + ", ".join(model_label(s.name) for s in chance) + "."
+        )
+    if above:
+        lines.append(
+            "The AUC interval lies above 0.5 for: " + ", ".join(model_label(s.name) for s in above) + "."
+        )
+    if below:
+        lines.append(
+            "The AUC interval lies below 0.5 for: " + ", ".join(model_label(s.name) for s in below)
+            + ". A cross-validated AUC below 0.5 is what refitting a weak or absent association on each "
+            "training fold produces (the fitted direction changes between folds); it is not a usable inverse "
+            "relationship."
+        )
+    return [" ".join(lines), ""] if lines else []
+
+
 def _results(inputs: CardInputs) -> list[str]:
     ev = inputs.evaluation
     if not inputs.summaries or inputs.refs is None:
@@ -83,6 +108,7 @@ def _results(inputs: CardInputs) -> list[str]:
         "",
         f"Highest cross-validated AUC: {model_label(best.name)}, {best.auc.format()}.",
         "",
+        *_reading(inputs.summaries),
     ]
     if inputs.calibration_png:
         lines += [f"![Calibration of the out-of-fold predictions]({inputs.calibration_png})", ""]

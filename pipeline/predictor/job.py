@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -41,6 +41,7 @@ from pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
 from pipeline.configuration import Config
 from pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
 from pipeline.predictor.card import CardInputs, write_model_card
+from pipeline.predictor.config import TrainingConfig
 from pipeline.predictor.data import FeatureTable, labelled, read_features_csv, read_label_rule, read_labels_csv
 from pipeline.predictor.evaluate import (
     ModelFactory,
@@ -54,7 +55,7 @@ from pipeline.predictor.evaluate import (
 )
 from pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
 
-__all__ = ["MODEL_NAMES", "TrainOptions", "TrainReport", "feature_groups", "run_training"]
+__all__ = ["MODEL_NAMES", "TrainOptions", "TrainReport", "feature_groups", "model_factories", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +209,15 @@ def _labels(options: TrainOptions, config: Config) -> tuple[dict[str, int | None
     return labels, f"{rule_obj.name}: {rule_obj.describe()}"
 
 
-def _factories(options: TrainOptions, config: Config) -> dict[str, ModelFactory]:
-    tr = config.predictor.training
+def model_factories(names: Sequence[str], training: TrainingConfig) -> dict[str, ModelFactory]:
+    """Builders of the named models (report order), all with the same training settings."""
     makers: dict[str, ModelFactory] = {
-        "sacnn": lambda: SACNNModel(tr),
-        "logistic": lambda: logistic_regression(tr),
-        "gbm": lambda: gradient_boosting(tr),
-        "volume": lambda: volume_logistic(tr),
+        "sacnn": lambda: SACNNModel(training),
+        "logistic": lambda: logistic_regression(training),
+        "gbm": lambda: gradient_boosting(training),
+        "volume": lambda: volume_logistic(training),
     }
-    return {name: makers[name] for name in MODEL_NAMES if name in options.models}
+    return {name: makers[name] for name in MODEL_NAMES if name in names}
 
 
 def run_training(
@@ -269,7 +270,7 @@ def run_training(
     if options.cross_validate:
         started = time.perf_counter()
         results, folds = cross_validate(
-            x, y, names, data.table.patient_ids, _factories(options, config),
+            x, y, names, data.table.patient_ids, model_factories(options.models, cfg.training),
             evaluation=cfg.evaluation, seed=cfg.training.seed, progress=progress,
         )
         seconds["cross_validation"] = time.perf_counter() - started
