@@ -9,47 +9,54 @@
 - Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`,
   :func:`load_model`, :func:`file_sha256`) and TorchScript export.
 
-This package never imports ``dicom_io`` or ``pipeline``.
+This package never imports ``dicom_io`` or ``pipeline``. Importing it is cheap:
+each public name is imported from its module on first use (PEP 562), so
+commands that never touch a network do not pay for torch and MONAI.
 """
 
-from models.atomic import atomic_write, file_sha256
-from models.baselines import (
-    SegmentationBaseline,
-    build_basic_unet,
-    build_monai_unet,
-    build_segresnet,
-)
-from models.blocks import (
-    CBAM,
-    ChannelAttention,
-    DecoderBlock,
-    PositionalEncoding2D,
-    ResidualEncoderBlock,
-    SelfAttentionBottleneck,
-    SpatialAttention,
-    sinusoidal_encoding_2d,
-)
-from models.checkpoint import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    Checkpoint,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-)
-from models.complexity import count_flops, count_parameters
-from models.export import export_checkpoint_torchscript, export_torchscript, load_torchscript
-from models.predictor import ExpansionSACNN
-from models.registry import (
-    MODEL_REGISTRY,
-    PREDICTOR_NAMES,
-    SEGMENTER_NAMES,
-    ModelSpec,
-    build_model,
-    get_model_spec,
-    model_names,
-)
-from models.sa_cbam_unet import DOWNSAMPLING_FACTOR, SACBAMUNet, check_spatial_size
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "CBAM": "models.blocks",
+    "ChannelAttention": "models.blocks",
+    "Checkpoint": "models.checkpoint",
+    "DOWNSAMPLING_FACTOR": "models.sa_cbam_unet",
+    "DecoderBlock": "models.blocks",
+    "ExpansionSACNN": "models.predictor",
+    "FORMAT_NAME": "models.checkpoint",
+    "FORMAT_VERSION": "models.checkpoint",
+    "MODEL_REGISTRY": "models.registry",
+    "ModelSpec": "models.registry",
+    "PREDICTOR_NAMES": "models.registry",
+    "PositionalEncoding2D": "models.blocks",
+    "ResidualEncoderBlock": "models.blocks",
+    "SACBAMUNet": "models.sa_cbam_unet",
+    "SEGMENTER_NAMES": "models.registry",
+    "SegmentationBaseline": "models.baselines",
+    "SelfAttentionBottleneck": "models.blocks",
+    "SpatialAttention": "models.blocks",
+    "atomic_write": "models.atomic",
+    "build_basic_unet": "models.baselines",
+    "build_model": "models.registry",
+    "build_monai_unet": "models.baselines",
+    "build_segresnet": "models.baselines",
+    "check_spatial_size": "models.sa_cbam_unet",
+    "count_flops": "models.complexity",
+    "count_parameters": "models.complexity",
+    "export_checkpoint_torchscript": "models.export",
+    "export_torchscript": "models.export",
+    "file_sha256": "models.atomic",
+    "get_model_spec": "models.registry",
+    "load_checkpoint": "models.checkpoint",
+    "load_model": "models.checkpoint",
+    "load_torchscript": "models.export",
+    "model_names": "models.registry",
+    "save_checkpoint": "models.checkpoint",
+    "sinusoidal_encoding_2d": "models.blocks",
+}
 
 __all__ = [
     "CBAM",
@@ -89,3 +96,17 @@ __all__ = [
     "save_checkpoint",
     "sinusoidal_encoding_2d",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (keeps ``import models`` cheap)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -98,10 +98,10 @@ def build_segmenter(
         ``--segmenter threshold``), or the checkpoint does not fit.
     """
     name = options.segmenter or (None if options.checkpoint else config.models.default_segmenter)
-    if name is not None and name not in segmenter_choices():
-        raise UsageError(f"Unknown segmenter '{name}'; choose one of: {', '.join(segmenter_choices())}.")
     if name == "threshold":
         return ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
+    if name is not None and name not in segmenter_choices():
+        raise UsageError(f"Unknown segmenter '{name}'; choose one of: {', '.join(segmenter_choices())}.")
     checkpoint = options.checkpoint or resolve_checkpoint(config.models.default_checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(
