@@ -24,6 +24,7 @@ from pydicom.multival import MultiValue
 __all__ = [
     "IDENTIFYING_KEYWORDS",
     "forget_identifiers",
+    "identifiers_generation",
     "known_identifiers",
     "no_person_name_warnings",
     "remember_identifiers",
@@ -48,6 +49,7 @@ IDENTIFYING_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "OtherPa
 
 _known: dict[str, str] = {}
 _lock = threading.Lock()
+_generation = [0]  # bumped on every change, so that readers can cache what they derive
 
 
 def _words(keyword: str, value: object) -> list[str]:
@@ -84,8 +86,11 @@ def remember_identifiers(ds: Dataset) -> None:
             found.setdefault(word, keyword)
     if found:
         with _lock:
+            before = len(_known)
             for word, keyword in found.items():
                 _known.setdefault(word, keyword)
+            if len(_known) != before:
+                _generation[0] += 1
 
 
 def known_identifiers() -> dict[str, str]:
@@ -94,7 +99,14 @@ def known_identifiers() -> dict[str, str]:
         return dict(_known)
 
 
+def identifiers_generation() -> int:
+    """A number that changes whenever the record of identifiers changes."""
+    with _lock:
+        return _generation[0]
+
+
 def forget_identifiers() -> None:
     """Clear the record (the command line does this when a command starts)."""
     with _lock:
         _known.clear()
+        _generation[0] += 1

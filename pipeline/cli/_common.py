@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dicom_io._privacy import forget_identifiers, known_identifiers
+from dicom_io._privacy import forget_identifiers, identifiers_generation, known_identifiers
 from ichpipe.errors import IchpipeError
 from pipeline.configuration import Config, load_config
 
@@ -49,14 +49,25 @@ def redact(text: str) -> str:
     """
     if _state["log_phi"] or not text:
         return text
-    known = {k: v for k, v in known_identifiers().items() if len(k) >= MIN_MASKED_LENGTH}
-    if not known:
+    pattern, lookup = _masking_pattern()
+    if pattern is None:
         return text
-    lookup = {k.casefold(): v for k, v in known.items()}
-    alternatives = "|".join(re.escape(k) for k in sorted(known, key=len, reverse=True))
-    # whole words: not next to a letter or digit (an underscore or a slash is a boundary: folder names)
-    pattern = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
     return pattern.sub(lambda m: f"[{lookup.get(m.group(0).casefold(), 'redacted')}]", text)
+
+
+_cache: dict[str, Any] = {"generation": None, "pattern": None, "lookup": {}}
+
+
+def _masking_pattern() -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    """The regular expression of the identifiers known now (rebuilt only when they change)."""
+    generation = identifiers_generation()
+    if _cache["generation"] != generation:
+        known = {k: v for k, v in known_identifiers().items() if len(k) >= MIN_MASKED_LENGTH}
+        alternatives = "|".join(re.escape(k) for k in sorted(known, key=len, reverse=True))
+        # whole words: not next to a letter or digit (an underscore or a slash is a boundary: folder names)
+        pattern = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE) if known else None
+        _cache.update(generation=generation, pattern=pattern, lookup={k.casefold(): v for k, v in known.items()})
+    return _cache["pattern"], _cache["lookup"]
 
 
 class RedactingFormatter(logging.Formatter):
