@@ -29,6 +29,8 @@ demo: setup
 	  print(f'truth {t:.2f} mL, measured {r:.2f} mL ({100*(r-t)/t:+.1f} %)')"
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: setup
