@@ -121,6 +121,19 @@ def _results(inputs: CardInputs) -> list[str]:
     return lines
 
 
+def _calibration_note(inputs: CardInputs) -> str:
+    text = (
+        f"- Class weighting (`{inputs.training.class_weight}`) trains as if both outcomes were equally "
+        "common, which moves probabilities away from the real prevalence; read them as ranks, or "
+        "recalibrate on local data before reading them as risks."
+    )
+    if inputs.summaries and inputs.refs is not None:
+        prevalence = inputs.refs.n_expanded / inputs.refs.n_patients
+        means = ", ".join(f"{model_label(s.name)} {s.mean_probability:.2f}" for s in inputs.summaries)
+        text += f" Mean out-of-fold predicted probability: {means}; observed share expanded {prevalence:.2f}."
+    return text
+
+
 def _seed_claim(inputs: CardInputs) -> str:
     text = "- Seed 004 reports 97.5 % accuracy on about 40 test patients of this data (one 60/40 split)."
     if inputs.summaries and inputs.refs is not None:
@@ -198,7 +211,9 @@ def model_card(inputs: CardInputs) -> str:
             "procedure above; decision threshold "
             f"{ck['threshold']:.3f} (Youden's J on {inputs.evaluation.threshold_folds}-fold out-of-fold "
             "predictions of those patients).",
-            f"- Early stopping kept epoch {ck['best_epoch']} of {ck['epochs_run']} run.",
+            f"- Early stopping kept epoch {ck['best_epoch']} of {ck['epochs_run']} run"
+            + (": the validation loss was lowest after the first epochs, i.e. nothing the network learnt "
+               "from the training patients carried over to the held-out ones." if ck["best_epoch"] <= 3 else "."),
             f"- Training time (final fit + threshold folds, CPU): {ck['seconds']:.1f} s.",
             "",
         ]
@@ -207,9 +222,7 @@ def model_card(inputs: CardInputs) -> str:
         "",
         "- Small single-source data set: the confidence intervals are wide; an AUC interval that includes "
         "0.5 means no evidence of discrimination.",
-        "- Balanced class weighting pushes probabilities towards 0.5: the probabilities over-estimate the "
-        "risk for most patients (see the calibration plot); rank and threshold them, or recalibrate on "
-        "local data before reading them as risks.",
+        _calibration_note(inputs),
         "- Feature spaces differ: the contest's radiomics are in voxel units on a non-HU intensity scale, "
         "while `ichpipe run` computes mm and HU (`ichpipe-ibsi/1`). A checkpoint refuses the other space; "
         "train on the space you will predict from.",

@@ -224,11 +224,13 @@ class ModelSummary:
     accuracy: Interval
     mean_threshold: float
     seconds: float
+    mean_probability: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values."""
         return {
             "name": self.name,
+            "mean_probability": self.mean_probability,
             "auc": self.auc.to_dict(),
             "auc_repeat_sd": self.auc_repeat_sd,
             "auc_per_repeat": list(self.auc_per_repeat),
@@ -298,6 +300,7 @@ def summarise(pred: CVPredictions, y: IntArray, *, n_bootstrap: int, seed: int) 
         accuracy=interval("accuracy"),
         mean_threshold=float(pred.threshold.mean()),
         seconds=pred.seconds,
+        mean_probability=float(pred.probability.mean()),
     )
 
 
