@@ -133,3 +133,25 @@ def test_inference_imports_no_training_code() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shipped_checkpoint_carries_its_contest_features() -> None:
+    from pipeline.clinical import is_leaky_name, load_clinical_mapping
+    from pipeline.predictor.config import PredictorConfig
+    from pipeline.predictor.data import CONTEST_FEATURE_SPACE, contest_feature_table
+    from pipeline.run_config import resolve_checkpoint
+
+    path = resolve_checkpoint(PredictorConfig().checkpoint)
+    model = load_predictor(path)
+    assert model.feature_space == CONTEST_FEATURE_SPACE and len(model.feature_names) == 97
+    assert not any(is_leaky_name(n) or n.startswith("tx_") for n in model.feature_names)
+    assert model.threshold is not None and 0.0 < model.threshold < 1.0
+    trained_on = model.checkpoint.metadata["normalisation"]["training"]
+    assert (trained_on["n_patients"], trained_on["n_expanded"]) == (96, 23)
+    contest = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "contest-2023E"
+    if not contest.is_dir():
+        pytest.skip("../shared/data/contest-2023E not present")
+    table = contest_feature_table(contest, clinical_mapping=load_clinical_mapping("contest_2023e"))
+    unseen = table.rows([f"sub{i}" for i in range(101, 131)])
+    probabilities = [p.probability for p in predict(model, unseen)]
+    assert len(probabilities) == 30 and all(0.0 <= p <= 1.0 for p in probabilities)
