@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from ichpipe.errors import GeometryError
@@ -305,8 +306,10 @@ def series_attributes(series: Series) -> dict[str, Any]:
             value = _first(shared, "CTReconstructionSequence", kw) or _first(shared, "PixelMeasuresSequence", kw)
         if value is None or value == "":
             continue
-        if kw == "ImageType" or (hasattr(value, "__iter__") and not isinstance(value, str)):
+        if isinstance(value, list | tuple | MultiValue):
             attrs[kw] = [str(v) for v in value]
+        elif kw == "ImageType":  # single-valued (or mangled) ImageType: still a list of values
+            attrs[kw] = str(value).split("\\")
         elif kw in ("SliceThickness", "SeriesNumber"):
             attrs[kw] = _float(value)
         else:
