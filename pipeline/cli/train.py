@@ -177,8 +177,8 @@ def train_seg(
     """
     from dataclasses import replace
 
-    from pipeline.training.config import TrainingConfig
     from pipeline.training.train_seg import train_segmenter
+    from pipeline.training_config import TrainingConfig
 
     config = load_cli_config(config_path)
     base = getattr(config, "training", None)

@@ -24,7 +24,7 @@ from pipeline.predictor.config import PredictorConfig
 from pipeline.run_config import InferenceConfig, ModelsConfig, OutputsConfig
 from pipeline.segmenters.threshold import ThresholdConfig
 from pipeline.store_config import StoreConfig
-from pipeline.training.config import TrainingConfig
+from pipeline.training_config import TrainingConfig
 
 __all__ = ["Config", "WindowsConfig"]
 

@@ -93,10 +93,12 @@ __all__ = [
     "GeneratorOptions",
     "PhantomRecipe",
     "RealBackground",
+    "describe",
     "draw_recipe",
     "generate_dataset",
     "load_real_background",
     "render_phantom_study",
+    "render_real_study",
     "write_nifti_image",
 ]
 
@@ -309,7 +311,7 @@ def render_phantom_study(
             log.info("%s: phantom hematoma of %.1f mL does not fit (%s); trying half", recipe.case_id, volume, exc)
             volume /= 2.0
     if model is None:
-        model = build_model(replace_hematomas(recipe.spec(), 0))
+        model = build_model(_without_hematomas(recipe.spec(), 0))
     head, plan = model.head, model.plan
     lesions: list[dict[str, Any]] = [
         {"kind": "phantom", **{k: v for k, v in h.to_dict(head, model.unit_samples).items() if k != "axes_lps"}}
@@ -383,7 +385,7 @@ def render_phantom_study(
     return np.stack(images), np.stack(masks), geometry, lesions
 
 
-def replace_hematomas(spec: PhantomSpec, n_hematomas: int) -> PhantomSpec:
+def _without_hematomas(spec: PhantomSpec, n_hematomas: int) -> PhantomSpec:
     """``spec`` with another number of the phantom's own hematomas (0 drops the skull contact too)."""
     return replace(spec, n_hematomas=n_hematomas, touch_skull=spec.touch_skull and n_hematomas > 0,
                    volume_ml=spec.volume_ml if n_hematomas else None)

@@ -56,7 +56,6 @@ from models.registry import get_model_spec
 from pipeline.datasets import load_case
 from pipeline.datasets.manifest import Manifest, ManifestEntry, read_manifest
 from pipeline.inference import resolve_device
-from pipeline.training.config import TrainingConfig
 from pipeline.training.curves import plot_curves, write_history_csv
 from pipeline.training.transforms import (
     prepare_case_slices,
@@ -64,6 +63,7 @@ from pipeline.training.transforms import (
     training_transforms,
     validation_transforms,
 )
+from pipeline.training_config import TrainingConfig
 
 __all__ = [
     "BEST_NAME",
@@ -305,7 +305,7 @@ def train_segmenter(
     out_dir:
         Run folder (created). Without ``resume`` it must not hold a run already.
     config:
-        The recipe (:class:`~pipeline.training.config.TrainingConfig`).
+        The recipe (:class:`~pipeline.training_config.TrainingConfig`).
     window:
         HU window the slices are shown through (stored in the checkpoints).
     model_overrides:

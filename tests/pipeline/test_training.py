@@ -21,11 +21,11 @@ from pipeline.cli import cli
 from pipeline.datasets import load_case, read_manifest
 from pipeline.datasets.case import CaseVolume
 from pipeline.datasets.manifest import check_patient_split
-from pipeline.training.config import TrainingConfig
 from pipeline.training.data_generator import DEMO_SEED, GeneratorOptions, draw_recipe, generate_dataset
 from pipeline.training.lesion_shapes import builtin_shape, shape_bank, shape_from_mask
 from pipeline.training.train_seg import STATE_NAME, train_segmenter
 from pipeline.training.transforms import RandLesionCropd, prepare_case_slices
+from pipeline.training_config import TrainingConfig
 
 BRAIN = WindowPreset(width=80.0, level=40.0)
 TINY = {"base_channels": 4, "num_heads": 4}
