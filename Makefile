@@ -23,7 +23,7 @@ demo: setup
 	rm -rf $(DEMO)
 	$(BIN)/ichpipe phantom --out $(DEMO)/study --seed 20261121 --distractors
 	$(BIN)/ichpipe inspect --study $(DEMO)/study
-	$(BIN)/ichpipe run --study $(DEMO)/study --out $(DEMO)/out --segmenter threshold
+	$(BIN)/ichpipe run --study $(DEMO)/study --out $(DEMO)/out
 	$(BIN)/python -c "import json,glob; t=json.load(open('$(DEMO)/study/truth.json'))['hematoma']['volume_ml']; \
 	  r=json.load(open(glob.glob('$(DEMO)/out/*/*/report.json')[0]))['hematoma']['volume_ml']; \
 	  print(f'truth {t:.2f} mL, measured {r:.2f} mL ({100*(r-t)/t:+.1f} %)')"
