@@ -340,21 +340,29 @@ schema_version_table = sa.Table(
     sa.Column("description", sa.String, nullable=False),
 )
 
+
+def _measurements_v1_columns() -> list[sa.Column[Any]]:
+    """The columns of ``measurements`` as schema version 1 created them (fresh objects per call)."""
+    return [
+        sa.Column("series_instance_uid", sa.String, primary_key=True),
+        sa.Column("patient_id", sa.String, nullable=False),
+        sa.Column("accession_number", sa.String, nullable=True),
+        sa.Column("study_instance_uid", sa.String, nullable=True),
+        sa.Column("acquisition_datetime", sa.DateTime, nullable=True),
+        sa.Column("volume_ml", sa.Float, nullable=False),
+        sa.Column("abc2_ml", sa.Float, nullable=True),
+        sa.Column("segmenter", sa.String, nullable=True),
+        sa.Column("segmenter_version", sa.String, nullable=True),
+        sa.Column("checkpoint_sha256", sa.String, nullable=True),
+        sa.Column("features", sa.JSON, nullable=True),
+        sa.Column("recorded_at", sa.DateTime, nullable=False),
+    ]
+
+
 measurements_table = sa.Table(
     "measurements",
     metadata,
-    sa.Column("series_instance_uid", sa.String, primary_key=True),
-    sa.Column("patient_id", sa.String, nullable=False),
-    sa.Column("accession_number", sa.String, nullable=True),
-    sa.Column("study_instance_uid", sa.String, nullable=True),
-    sa.Column("acquisition_datetime", sa.DateTime, nullable=True),
-    sa.Column("volume_ml", sa.Float, nullable=False),
-    sa.Column("abc2_ml", sa.Float, nullable=True),
-    sa.Column("segmenter", sa.String, nullable=True),
-    sa.Column("segmenter_version", sa.String, nullable=True),
-    sa.Column("checkpoint_sha256", sa.String, nullable=True),
-    sa.Column("features", sa.JSON, nullable=True),
-    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    *_measurements_v1_columns(),
     # version 2
     sa.Column("issuer_of_patient_id", sa.String, nullable=False, server_default=""),
     sa.Column("source", sa.String, nullable=False, server_default="dicom"),
@@ -424,18 +432,7 @@ def _migrate_to_v1(conn: Connection) -> None:
     sa.Table(
         "measurements",
         md,
-        sa.Column("series_instance_uid", sa.String, primary_key=True),
-        sa.Column("patient_id", sa.String, nullable=False),
-        sa.Column("accession_number", sa.String, nullable=True),
-        sa.Column("study_instance_uid", sa.String, nullable=True),
-        sa.Column("acquisition_datetime", sa.DateTime, nullable=True),
-        sa.Column("volume_ml", sa.Float, nullable=False),
-        sa.Column("abc2_ml", sa.Float, nullable=True),
-        sa.Column("segmenter", sa.String, nullable=True),
-        sa.Column("segmenter_version", sa.String, nullable=True),
-        sa.Column("checkpoint_sha256", sa.String, nullable=True),
-        sa.Column("features", sa.JSON, nullable=True),
-        sa.Column("recorded_at", sa.DateTime, nullable=False),
+        *_measurements_v1_columns(),
         sa.Index("ix_measurements_patient", "patient_id"),
     )
     md.create_all(conn)
@@ -658,6 +655,14 @@ def _current_version(conn: Connection) -> int:
     return int(value or 0)
 
 
+def _newer_schema_error(location: str, version: int) -> StoreError:
+    """The error for a store whose schema ``version`` is newer than this code writes."""
+    return StoreError(
+        f"The results store {location} has schema version {version}, newer than this "
+        f"ichpipe understands ({SCHEMA_VERSION}); upgrade ichpipe."
+    )
+
+
 def _migrate(store: Store, *, target: int = SCHEMA_VERSION) -> int:
     """Apply the migrations up to ``target`` in one write transaction; return the version."""
 
@@ -669,10 +674,7 @@ def _migrate(store: Store, *, target: int = SCHEMA_VERSION) -> int:
             schema_version_table.create(conn)
         current = _current_version(conn)
         if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"The results store {store.location} has schema version {current}, newer than this "
-                f"ichpipe understands ({SCHEMA_VERSION}); upgrade ichpipe."
-            )
+            raise _newer_schema_error(store.location, current)
         for version in range(current + 1, target + 1):
             description, migrate = MIGRATIONS[version]
             migrate(conn)
@@ -739,10 +741,7 @@ def open_store(config: StoreConfig, *, create: bool = True, migrate_to: int = SC
         if version < migrate_to:
             _migrate(store, target=migrate_to)
         elif version > SCHEMA_VERSION:
-            raise StoreError(
-                f"The results store {location} has schema version {version}, newer than this "
-                f"ichpipe understands ({SCHEMA_VERSION}); upgrade ichpipe."
-            )
+            raise _newer_schema_error(location, version)
     except StoreError:
         store.close()
         raise
