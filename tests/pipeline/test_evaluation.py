@@ -122,3 +122,36 @@ def test_evaluate_needs_a_row(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="at least one"):
         evaluate_cases([], [], window=WindowPreset(80, 40))
+
+
+def test_png_cases_run_through_a_network_without_anatomy_steps(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from models.checkpoint import save_checkpoint
+    from models.registry import build_model
+    from pipeline.evaluation import network_row, threshold_row
+    from pipeline.run_config import InferenceConfig
+
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    for k in range(3):
+        grey = np.full((32, 32), 90, dtype=np.uint8)
+        grey[10:14, 10:14] = 240
+        Image.fromarray(grey).save(images / f"{k}.png")
+        Image.fromarray((grey > 200).astype(np.uint8) * 255).save(labels / f"{k}.png")
+    entry = ManifestEntry(
+        case_id="png", patient_id="p", split="test", format="png", image=images, mask=labels,
+        pixel_spacing_mm=0.5, slice_thickness_mm=5.0, source="seed-png",
+    )
+    kwargs = {"base_channels": 4, "num_heads": 4, "input_size": 32}
+    torch_net = build_model("sa_cbam_unet_slim", **kwargs)
+    ckpt = save_checkpoint(
+        tmp_path / "tiny.pt", torch_net, name="sa_cbam_unet_slim", model_kwargs=kwargs, input_size=(32, 32),
+        window={"width": 80, "level": 40}, normalisation={"scale": 1 / 255, "offset": 0.0}, training_data="none",
+    )
+    rows = [network_row(ckpt, label="tiny", inference=InferenceConfig(device="cpu", threads=1)), threshold_row()]
+    results = evaluate_cases([entry], rows, window=WindowPreset(80, 40))
+    assert [r.model for r in results] == ["tiny"]  # the threshold method needs HU: not run on PNG slices
+    assert results[0].true_ml == pytest.approx(3 * 16 * 0.25 * 5.0 / 1000.0)
+    assert 0.0 <= results[0].dice <= 1.0
