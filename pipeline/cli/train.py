@@ -130,7 +130,7 @@ def parse_model_args(values: tuple[str, ...]) -> dict[str, Any]:
               help="Constructor argument overriding the registry default (repeatable), e.g. base_channels=16.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Epochs [config: training.epochs].")
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder for checkpoints and curves [default: runs/<model>].")
+              help="Run folder for checkpoints and curves [default: ichpipe-out/train/<model>].")
 @click.option("--batch-size", default=None, type=click.IntRange(min=1), help="[config: training.batch_size]")
 @click.option("--lr", "learning_rate", default=None, type=click.FloatRange(min=0.0, min_open=True),
               help="Learning rate [config: training.learning_rate].")
@@ -195,7 +195,7 @@ def train_seg(
         window = config.windows.get(settings.window)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    run_dir = out or Path("runs") / settings.model
+    run_dir = out or Path("ichpipe-out") / "train" / settings.model
 
     def report(record: dict[str, Any]) -> None:
         dice = record.get("val_dice")
