@@ -14,7 +14,7 @@ def write_series(folder: Path, *, n_slices: int, size: int = 512, spacing: float
     """Write ``n_slices`` CT Image Storage files (random-named) of ``size`` x ``size`` int16."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    study, series = generate_uid(), generate_uid()
+    study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
     for i in rng.permutation(n_slices):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
@@ -23,7 +23,7 @@ def write_series(folder: Path, *, n_slices: int, size: int = 512, spacing: float
         ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.FrameOfReferenceUID = generate_uid()
+        ds.FrameOfReferenceUID = frame_of_reference
         ds.Modality, ds.PatientID, ds.SeriesNumber, ds.InstanceNumber = "CT", "BENCH", 2, int(i) + 1
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.ImagePositionPatient = [-125.0, -125.0, float(i) * spacing]
