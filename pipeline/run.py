@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,8 +25,8 @@ from dicom_io.secondary_capture import write_secondary_capture
 from dicom_io.seg import write_seg
 from dicom_io.study import scan_files, scan_study
 from ichpipe import __version__
+from ichpipe.atomic import atomic_write
 from ichpipe.errors import CheckpointError, OutputError, UsageError
-from models.atomic import atomic_write
 from pipeline.configuration import Config
 from pipeline.key_image import render_key_image
 from pipeline.measure import HematomaMeasurement, measure_hematoma
@@ -122,8 +122,6 @@ def build_segmenter(
             )
     inference = config.inference
     if options.device is not None:
-        from dataclasses import replace
-
         inference = replace(inference, device=options.device)
     return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
 

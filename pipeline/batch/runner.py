@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from ichpipe import __version__
+from ichpipe.atomic import atomic_write
 from ichpipe.errors import (
     ConfigError,
     DicomInputError,
@@ -48,7 +49,7 @@ from ichpipe.errors import (
     OutputError,
     UsageError,
 )
-from models.atomic import atomic_write, file_sha256
+from models.atomic import file_sha256
 from pipeline.batch.inbox import StudyJob, find_studies
 from pipeline.batch.ledger import (
     Decision,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from models.atomic import atomic_write
+from ichpipe.atomic import atomic_write
 
 __all__ = ["STATUSES", "BatchReport", "JobOutcome", "Status", "prune_summaries", "write_summary"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from models.atomic import atomic_write
+from ichpipe.atomic import atomic_write
 from pipeline.predictor.config import EvaluationConfig, TrainingConfig
 from pipeline.predictor.evaluate import ModelSummary, References, markdown_table, model_label
 

@@ -47,8 +47,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from ichpipe.atomic import atomic_write
 from ichpipe.errors import PredictorInputError
-from models.atomic import atomic_write
 from pipeline.clinical import (
     ClinicalMapping,
     clinical_feature_names,

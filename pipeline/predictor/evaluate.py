@@ -39,7 +39,7 @@ import numpy.typing as npt
 from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
-from models.atomic import atomic_write
+from ichpipe.atomic import atomic_write
 from pipeline.predictor.baselines import Classifier
 from pipeline.predictor.config import EvaluationConfig
 from pipeline.predictor.cv import Fold, inner_folds, patient_folds

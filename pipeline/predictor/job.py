@@ -35,8 +35,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ichpipe.atomic import atomic_write
 from ichpipe.errors import OutputError, PredictorInputError, UsageError
-from models.atomic import atomic_write, file_sha256
+from models.atomic import file_sha256
 from pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
 from pipeline.configuration import Config
 from pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
