@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/python -m pytest -q bench --benchmark-only --benchmark-columns=min,median,max,rounds
+	$(BIN)/python -m pytest -q -p no:doctest bench --benchmark-only --benchmark-columns=min,median,max,rounds
 
 clean:
 	rm -rf $(DEMO) ichpipe-out .pytest_cache .mypy_cache .ruff_cache

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import SimpleITK as sitk
+from ichpipe.dicom_io import assemble_series, discover, scan_study
+from ichpipe.extras import import_extra
 
-from dicom_io import assemble_series, discover, scan_study
+sitk = import_extra("SimpleITK", purpose="The DICOM input benchmark (ichpipe against SimpleITK)")
 
 
 def _ichpipe_read(folder: Path) -> tuple[int, ...]:

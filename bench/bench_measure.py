@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dicom_io.geometry import VolumeGeometry, compute_geometry
-from pipeline.measure import measure_hematoma
+from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
+from ichpipe.pipeline.measure import measure_hematoma
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import SEGMENTER_NAMES, build_model, count_flops, count_parameters
+from ichpipe.models import SEGMENTER_NAMES, build_model, count_flops, count_parameters
 
 SLICE = (1, 1, 512, 512)
 MODES = ("fp32", "fp32_channels_last", "bf16_autocast", "bf16_channels_last")

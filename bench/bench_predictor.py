@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.configuration import load_config
-from pipeline.features.extract import feature_values
-from pipeline.features.grid import Grid
-from pipeline.phantom import PhantomSpec, render_phantom
-from pipeline.predictor.data import FeatureTable, write_features_csv, write_labels_csv
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.features.extract import feature_values
+from ichpipe.pipeline.features.grid import Grid
+from ichpipe.pipeline.phantom import PhantomSpec, render_phantom
+from ichpipe.pipeline.predictor.data import FeatureTable, write_features_csv, write_labels_csv
 
 CONTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "contest-2023E"
 
@@ -48,9 +48,9 @@ def test_features_32x512x512(benchmark, phantom: tuple[np.ndarray, np.ndarray, G
 def training_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("bench-predictor")
     if CONTEST.is_dir():
-        from pipeline.clinical import load_clinical_mapping
-        from pipeline.expansion import PRESETS
-        from pipeline.predictor.data import contest_feature_table, contest_labels
+        from ichpipe.pipeline.clinical import load_clinical_mapping
+        from ichpipe.pipeline.expansion import PRESETS
+        from ichpipe.pipeline.predictor.data import contest_feature_table, contest_labels
 
         table = contest_feature_table(CONTEST, clinical_mapping=load_clinical_mapping("contest_2023e"))
         labels = contest_labels(CONTEST, rule=PRESETS["contest_2023e"])
@@ -64,7 +64,7 @@ def training_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 
 
 def test_train_predictor_end_to_end(benchmark, training_inputs: tuple[Path, Path], tmp_path: Path) -> None:
-    from pipeline.predictor.job import TrainOptions, run_training
+    from ichpipe.pipeline.predictor.job import TrainOptions, run_training
 
     features, labels = training_inputs
     config = load_config(None)

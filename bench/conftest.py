@@ -9,6 +9,11 @@ import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from ichpipe.extras import import_extra
+
+# the `benchmark` fixture; without it every benchmark would fail with "fixture not found"
+import_extra("pytest_benchmark", purpose="make bench")
+
 
 def write_series(folder: Path, *, n_slices: int, size: int = 512, spacing: float = 5.0, seed: int = 0) -> Path:
     """Write ``n_slices`` CT Image Storage files (random-named) of ``size`` x ``size`` int16."""

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.clinical import load_clinical_mapping
-from pipeline.configuration import load_config
-from pipeline.expansion import PRESETS
-from pipeline.predictor.data import contest_feature_table, contest_labels, labelled
-from pipeline.predictor.evaluate import auc_score, model_label, oof_threshold
-from pipeline.predictor.job import MODEL_NAMES, model_factories
+from ichpipe.pipeline.clinical import load_clinical_mapping
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.expansion import PRESETS
+from ichpipe.pipeline.predictor.data import contest_feature_table, contest_labels, labelled
+from ichpipe.pipeline.predictor.evaluate import auc_score, model_label, oof_threshold
+from ichpipe.pipeline.predictor.job import MODEL_NAMES, model_factories
 
 CONTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "contest-2023E"
 

@@ -72,7 +72,7 @@ def _words(keyword: str, value: object) -> list[str]:
 def remember_identifiers(ds: Dataset) -> None:
     """Record the patient identifiers of a header just read, so that logs can mask them.
 
-    Called by :func:`dicom_io.discover.read_header` for every header; the
+    Called by :func:`ichpipe.dicom_io.discover.read_header` for every header; the
     command line's log formatter masks every recorded value (see
     :func:`known_identifiers`) unless ``--log-phi`` is given.
     """

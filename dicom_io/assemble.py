@@ -34,9 +34,9 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
 
-from dicom_io.discover import PARSE_ERRORS, describe_error
-from dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry, slice_normal
-from dicom_io.series import Series, SliceHeader, _int, split_by_geometry
+from ichpipe.dicom_io.discover import PARSE_ERRORS, describe_error
+from ichpipe.dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry, slice_normal
+from ichpipe.dicom_io.series import Series, SliceHeader, _int, split_by_geometry
 from ichpipe.errors import DicomInputError, GeometryError
 
 __all__ = ["MAX_FILE_PIXEL_BYTES", "MAX_FRAMES", "MAX_MATRIX", "CTVolume", "assemble_series", "header_geometry"]
@@ -327,7 +327,7 @@ def assemble_series(series: Series, *, config: GeometryConfig | None = None) -> 
     Parameters
     ----------
     series:
-        One (part of a) series from :func:`dicom_io.series.group_series`.
+        One (part of a) series from :func:`ichpipe.dicom_io.series.group_series`.
     config:
         Geometry tolerances and the HU used for padding.
 

@@ -7,7 +7,7 @@ read with ``stop_before_pixels`` so the scan stays fast; pixel data is read
 later, only for the selected series.
 
 A study may also be given as a DICOMDIR file (its records name the files) or a
-``.zip`` archive (see :mod:`dicom_io.sources`).
+``.zip`` archive (see :mod:`ichpipe.dicom_io.sources`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
-from dicom_io._privacy import remember_identifiers
+from ichpipe.dicom_io._privacy import remember_identifiers
 from ichpipe.errors import DicomInputError
 
 __all__ = [

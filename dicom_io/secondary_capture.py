@@ -21,11 +21,11 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from dicom_io._atomic import write_dataset_atomic
-from dicom_io._privacy import no_person_name_warnings
-from dicom_io.assemble import CTVolume
-from dicom_io.deidentify import deidentify_dataset
 from ichpipe import __version__
+from ichpipe.dicom_io._atomic import write_dataset_atomic
+from ichpipe.dicom_io._privacy import no_person_name_warnings
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.dicom_io.deidentify import deidentify_dataset
 from ichpipe.errors import OutputError
 
 __all__ = ["NOT_FOR_DIAGNOSIS", "build_secondary_capture", "write_secondary_capture"]
@@ -104,7 +104,7 @@ def build_secondary_capture(
     image:
         RGB pixels, uint8, shape (rows, columns, 3).
     source:
-        The source CT: a :class:`~dicom_io.assemble.CTVolume` or one of its
+        The source CT: a :class:`~ichpipe.dicom_io.assemble.CTVolume` or one of its
         slice headers. Patient and study attributes are copied from it.
     derived_from:
         Headers of the CT images the key image was rendered from (listed in
@@ -204,7 +204,7 @@ def write_secondary_capture(
         free-text tags.
     deidentify:
         Remove or blank the patient's direct identifiers first
-        (:func:`dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
+        (:func:`ichpipe.dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
     **options:
         Keyword-only options of :func:`build_secondary_capture`.
 

@@ -1,6 +1,6 @@
 """DICOM Segmentation (SEG) of the hematoma: write with highdicom, read back onto a volume.
 
-:func:`build_seg` turns a binary mask aligned to a :class:`~dicom_io.assemble.CTVolume`
+:func:`build_seg` turns a binary mask aligned to a :class:`~ichpipe.dicom_io.assemble.CTVolume`
 into a highdicom :class:`~highdicom.seg.Segmentation` (BINARY, one segment
 "Hemorrhage", algorithm type AUTOMATIC) that references exactly the source
 instances the volume was assembled from: a slice skipped as corrupt is not
@@ -32,11 +32,11 @@ from pydicom.errors import InvalidDicomError
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from dicom_io._atomic import write_dataset_atomic
-from dicom_io._privacy import no_person_name_warnings
-from dicom_io.assemble import CTVolume
-from dicom_io.deidentify import deidentify_dataset
 from ichpipe import __version__
+from ichpipe.dicom_io._atomic import write_dataset_atomic
+from ichpipe.dicom_io._privacy import no_person_name_warnings
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.dicom_io.deidentify import deidentify_dataset
 from ichpipe.errors import DicomInputError, OutputError
 
 __all__ = [
@@ -316,7 +316,7 @@ def write_seg(
         free-text tags.
     deidentify:
         Remove or blank the patient's direct identifiers first
-        (:func:`dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
+        (:func:`ichpipe.dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
     **options:
         Any keyword-only option of :func:`build_seg` (``omit_empty_frames``,
         ``series_number``, ``series_description``, ``manufacturer``,

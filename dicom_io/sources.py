@@ -1,7 +1,7 @@
 """Where a study comes from: a folder, a single DICOMDIR file, or a ``.zip``.
 
 :func:`open_study` hides the difference: it yields a
-:class:`~dicom_io.discover.DiscoveryResult` whose files stay readable until the
+:class:`~ichpipe.dicom_io.discover.DiscoveryResult` whose files stay readable until the
 ``with`` block ends (a zip is extracted to a private temporary folder, with
 limits against zip bombs and path traversal, and removed afterwards).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from dicom_io.discover import (
+from ichpipe.dicom_io.discover import (
     PARSE_ERRORS,
     DiscoveryConfig,
     DiscoveryResult,

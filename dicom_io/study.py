@@ -15,12 +15,12 @@ from typing import Any
 
 from pydicom.errors import InvalidDicomError
 
-from dicom_io.assemble import header_geometry
-from dicom_io.discover import DiscoveryConfig, DiscoveryResult, SkippedFile, read_header
-from dicom_io.geometry import GeometryConfig, VolumeGeometry
-from dicom_io.selection import Candidate, SelectionConfig, SelectionResult, select_series
-from dicom_io.series import Series, group_series, series_attributes
-from dicom_io.sources import open_study
+from ichpipe.dicom_io.assemble import header_geometry
+from ichpipe.dicom_io.discover import DiscoveryConfig, DiscoveryResult, SkippedFile, read_header
+from ichpipe.dicom_io.geometry import GeometryConfig, VolumeGeometry
+from ichpipe.dicom_io.selection import Candidate, SelectionConfig, SelectionResult, select_series
+from ichpipe.dicom_io.series import Series, group_series, series_attributes
+from ichpipe.dicom_io.sources import open_study
 from ichpipe.errors import DicomInputError, IchpipeError, NoSeriesSelectedError
 
 __all__ = ["SeriesSummary", "StudyScan", "scan_files", "scan_study"]

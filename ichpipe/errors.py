@@ -13,6 +13,7 @@ __all__ = [
     "DicomInputError",
     "GeometryError",
     "IchpipeError",
+    "MissingExtraError",
     "NoSeriesSelectedError",
     "OutputError",
     "PacsError",
@@ -38,6 +39,12 @@ class ConfigError(IchpipeError, ValueError):
 
 class UsageError(IchpipeError, ValueError):
     """The command was called with arguments that cannot work (exit status 2)."""
+
+    exit_code = 2
+
+
+class MissingExtraError(IchpipeError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install (exit status 2)."""
 
     exit_code = 2
 

@@ -23,7 +23,7 @@ import torch
 from monai.networks.nets import BasicUNet, SegResNet, UNet
 from torch import nn
 
-from models.sa_cbam_unet import check_spatial_size
+from ichpipe.models.sa_cbam_unet import check_spatial_size
 
 __all__ = [
     "SegmentationBaseline",

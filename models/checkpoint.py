@@ -47,8 +47,8 @@ from torch import nn
 
 from ichpipe import __version__
 from ichpipe.errors import CheckpointError
-from models.atomic import atomic_write, file_sha256
-from models.registry import MODEL_REGISTRY, Task, get_model_spec
+from ichpipe.models.atomic import atomic_write, file_sha256
+from ichpipe.models.registry import MODEL_REGISTRY, Task, get_model_spec
 
 __all__ = [
     "FORMAT_NAME",
@@ -236,7 +236,7 @@ def save_checkpoint(
         ``(H, W)`` for a segmenter, ``(n_features,)`` for the predictor.
     window:
         ``{"width": W, "level": L}`` in HU (or any object with ``width`` and
-        ``level``, such as ``dicom_io.window.WindowPreset``); None for the
+        ``level``, such as ``ichpipe.dicom_io.window.WindowPreset``); None for the
         predictor.
     normalisation:
         How the input was normalised, plain values only.
@@ -264,7 +264,7 @@ def save_checkpoint(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from models.registry import build_model
+    >>> from ichpipe.models.registry import build_model
     >>> net = build_model("unet", base_channels=4, input_size=32)
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "unet.pt"
     >>> _ = save_checkpoint(out, net, name="unet", model_kwargs={"base_channels": 4,
@@ -415,7 +415,7 @@ def load_checkpoint(
             file,
             "is a PyTorch file but not an ichpipe checkpoint (no 'format': "
             f"'{FORMAT_NAME}' entry; a bare state dict?)",
-            "save the model with models.checkpoint.save_checkpoint so it carries its metadata.",
+            "save the model with ichpipe.models.checkpoint.save_checkpoint so it carries its metadata.",
         )
     version = raw.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:

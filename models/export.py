@@ -25,8 +25,8 @@ from torch import nn
 
 from ichpipe import __version__
 from ichpipe.errors import CheckpointError
-from models.atomic import atomic_write
-from models.checkpoint import load_model
+from ichpipe.models.atomic import atomic_write
+from ichpipe.models.checkpoint import load_model
 
 __all__ = [
     "METADATA_FILE",
@@ -92,7 +92,7 @@ def export_torchscript(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from models.registry import build_model
+    >>> from ichpipe.models.registry import build_model
     >>> net = build_model("unet", base_channels=4, input_size=32)
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "unet.ts.pt"
     >>> _ = export_torchscript(net, out, example_input=torch.rand(1, 1, 32, 32))
@@ -189,11 +189,11 @@ def load_torchscript(
     except (RuntimeError, ValueError, OSError) as exc:
         raise CheckpointError(
             f"TorchScript file '{file}' could not be read ({type(exc).__name__}); "
-            "export it again with models.export.export_torchscript."
+            "export it again with ichpipe.models.export.export_torchscript."
         ) from exc
     if not isinstance(metadata, dict):
         raise CheckpointError(
             f"TorchScript file '{file}' has no ichpipe metadata; export it again with "
-            "models.export.export_torchscript."
+            "ichpipe.models.export.export_torchscript."
         )
     return module, metadata

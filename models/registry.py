@@ -30,9 +30,9 @@ from typing import Any, Literal
 from torch import nn
 
 from ichpipe.errors import UsageError
-from models.baselines import build_basic_unet, build_monai_unet, build_segresnet
-from models.predictor import ExpansionSACNN
-from models.sa_cbam_unet import SACBAMUNet
+from ichpipe.models.baselines import build_basic_unet, build_monai_unet, build_segresnet
+from ichpipe.models.predictor import ExpansionSACNN
+from ichpipe.models.sa_cbam_unet import SACBAMUNet
 
 __all__ = [
     "MODEL_REGISTRY",

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from models.blocks import (
+from ichpipe.models.blocks import (
     CBAM,
     DecoderBlock,
     NormName,

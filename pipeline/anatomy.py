@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from dicom_io.geometry import VolumeGeometry
+from ichpipe.dicom_io.geometry import VolumeGeometry
 
 __all__ = ["AnatomyConfig", "head_bounding_box", "head_mask", "intracranial_mask", "largest_component"]
 

@@ -4,7 +4,7 @@ The report's identity fields that name the patient or the visit are set to
 null (``patient_id``, ``accession_number``) and the acquisition date and time
 is removed (``acquisition_datetime``), as the PS3.15 Basic Profile removes
 dates; the UIDs stay (Retain UIDs Option), so the report still matches the
-SEG and key image, which are de-identified by :mod:`dicom_io.deidentify`.
+SEG and key image, which are de-identified by :mod:`ichpipe.dicom_io.deidentify`.
 Contract fields are kept, with null values, never dropped.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dicom_io.deidentify import BASIC_PROFILE_SUBSET, DEIDENTIFICATION_METHOD
+from ichpipe.dicom_io.deidentify import BASIC_PROFILE_SUBSET, DEIDENTIFICATION_METHOD
 
 __all__ = ["REPORT_FIELDS_REMOVED", "deidentify_report"]
 

@@ -25,14 +25,14 @@ import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import DivisiblePad
 
-from dicom_io.assemble import CTVolume
-from dicom_io.window import WindowPreset, apply_window
 from ichpipe import __version__
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import CheckpointError, UsageError
-from models.checkpoint import Checkpoint, load_model
-from pipeline.anatomy import AnatomyConfig, head_bounding_box, head_mask, intracranial_mask
-from pipeline.run_config import Device, InferenceConfig
-from pipeline.segmenters.threshold import remove_small_components
+from ichpipe.models.checkpoint import Checkpoint, load_model
+from ichpipe.pipeline.anatomy import AnatomyConfig, head_bounding_box, head_mask, intracranial_mask
+from ichpipe.pipeline.run_config import Device, InferenceConfig
+from ichpipe.pipeline.segmenters.threshold import remove_small_components
 
 __all__ = ["InferenceConfig", "NetworkSegmenter", "cpu_has_native_bf16", "resolve_device"]
 
@@ -67,7 +67,7 @@ class NetworkSegmenter:
     Parameters
     ----------
     checkpoint_path:
-        An ichpipe checkpoint (see :mod:`models.checkpoint`).
+        An ichpipe checkpoint (see :mod:`ichpipe.models.checkpoint`).
     name:
         Registry name the caller expects (``None`` accepts the checkpoint's).
     config:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dicom_io.study import SeriesSummary, StudyScan, scan_study
-from pipeline.configuration import Config
+from ichpipe.dicom_io.study import SeriesSummary, StudyScan, scan_study
+from ichpipe.pipeline.configuration import Config
 
 __all__ = ["InspectReport", "inspect_study", "series_item"]
 

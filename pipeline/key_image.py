@@ -12,7 +12,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from dicom_io.window import WindowPreset, apply_window
+from ichpipe.dicom_io.window import WindowPreset, apply_window
 
 __all__ = ["render_key_image"]
 

@@ -4,7 +4,7 @@ Planimetric volume
 ------------------
 ``volume_ml`` is the sum over slices of the hematoma area on that slice
 (pixel count x pixel area, in the slice plane) times **that slice's own
-thickness along the normal** (:attr:`dicom_io.geometry.VolumeGeometry.slice_thickness_mm`:
+thickness along the normal** (:attr:`ichpipe.dicom_io.geometry.VolumeGeometry.slice_thickness_mm`:
 half the distance to each neighbour). This is the seed's "slice thickness x
 sum of areas", generalised so that gantry tilt (the table step is longer than
 the spacing along the normal), uneven spacing and missing slices are measured
@@ -52,7 +52,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from dicom_io.geometry import VolumeGeometry
+from ichpipe.dicom_io.geometry import VolumeGeometry
 
 __all__ = [
     "ABC2Estimate",

@@ -4,13 +4,13 @@ Two ways in:
 
 * ``--study DIR --mask FILE``: the study is scanned, the series selected and
   assembled as ``ichpipe run`` would; the mask (NIfTI, or DICOM SEG through
-  :func:`dicom_io.seg.read_seg_mask`) is put on that series' grid and measured
+  :func:`ichpipe.dicom_io.seg.read_seg_mask`) is put on that series' grid and measured
   with the DICOM geometry. A NIfTI mask that does not fit the selected series
   is tried against the study's other series of the same matrix (a reader may
   have segmented another reconstruction); the report says which series it
   matched. When none fits, the selected series' mismatch is the error.
 * ``--mask FILE.nii.gz`` alone: the geometry comes from the NIfTI header
-  (see :mod:`pipeline.nifti_masks`); identity fields are null.
+  (see :mod:`ichpipe.pipeline.nifti_masks`); identity fields are null.
 
 The result is the study report of ``DESIGN.md`` as far as a measurement can
 fill it (``segmenter.name`` is ``"external-mask"``, ``outputs`` is empty).
@@ -29,14 +29,14 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from dicom_io.assemble import CTVolume, assemble_series
-from dicom_io.study import SeriesSummary, scan_study
+from ichpipe.dicom_io.assemble import CTVolume, assemble_series
+from ichpipe.dicom_io.study import SeriesSummary, scan_study
 from ichpipe.errors import DicomInputError, IchpipeError, UsageError
-from pipeline.configuration import Config
-from pipeline.measure import MeasureConfig, measure_hematoma
-from pipeline.nifti_masks import AlignmentConfig, NiftiMask, align_nifti_mask, is_nifti_path, load_nifti_mask
-from pipeline.nifti_masks import read_nifti_mask as read_nifti_with_geometry
-from pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
+from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.measure import MeasureConfig, measure_hematoma
+from ichpipe.pipeline.nifti_masks import AlignmentConfig, NiftiMask, align_nifti_mask, is_nifti_path, load_nifti_mask
+from ichpipe.pipeline.nifti_masks import read_nifti_mask as read_nifti_with_geometry
+from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
 
 __all__ = ["SEG_SOP_CLASS_UID", "MeasureReport", "mask_format", "measure_config_from", "measure_mask"]
 
@@ -82,17 +82,17 @@ def mask_format(path: Path) -> MaskFormat:
 
 def _seg_reader() -> Callable[[Path, CTVolume], Any]:
     try:
-        module = importlib.import_module("dicom_io.seg")
+        module = importlib.import_module("ichpipe.dicom_io.seg")
     except ModuleNotFoundError as exc:
-        if exc.name != "dicom_io.seg":
+        if exc.name != "ichpipe.dicom_io.seg":
             raise
         raise DicomInputError(
-            "DICOM SEG masks need dicom_io.seg, which this ichpipe build does not have yet; export the mask as"
+            "DICOM SEG masks need ichpipe.dicom_io.seg, which this ichpipe build does not have yet; export the mask as"
             " NIfTI instead."
         ) from exc
     reader = getattr(module, "read_seg_mask", None)
     if not callable(reader):
-        raise DicomInputError("dicom_io.seg has no read_seg_mask(path, volume); cannot read DICOM SEG masks.")
+        raise DicomInputError("ichpipe.dicom_io.seg has no read_seg_mask(path, volume); cannot read DICOM SEG masks.")
     return reader
 
 
@@ -219,7 +219,7 @@ def measure_mask(
     study:
         Study folder, DICOMDIR or zip; ``None`` measures a NIfTI on its own header geometry.
     config:
-        Discovery, selection and geometry settings; defaults to :class:`~pipeline.configuration.Config`.
+        Discovery, selection and geometry settings; defaults to :class:`~ichpipe.pipeline.configuration.Config`.
     measure:
         ABC/2 conventions; defaults to :func:`measure_config_from` of ``config``.
     alignment:

@@ -10,7 +10,7 @@ triplet of ImageOrientationPatient), ``j`` along a DICOM column (the row
 index; second triplet) and ``k`` across slices. So a NIfTI array
 ``data[i, j, k]`` is ichpipe's ``mask[k, j, i]`` (slices, rows, columns).
 
-* :func:`read_nifti_mask` derives a :class:`~dicom_io.geometry.VolumeGeometry`
+* :func:`read_nifti_mask` derives a :class:`~ichpipe.dicom_io.geometry.VolumeGeometry`
   from the header alone (sform, else qform): direction cosines from the
   affine's i and j columns, pixel spacing from their lengths, slice positions
   ``origin + k x (k column)``. The spacing along the normal and any gantry tilt
@@ -59,8 +59,8 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.filebasedimages import ImageFileError
 
-from dicom_io.assemble import MAX_MATRIX
-from dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry
+from ichpipe.dicom_io.assemble import MAX_MATRIX
+from ichpipe.dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry
 from ichpipe.errors import DicomInputError, GeometryError, OutputError
 
 __all__ = [
@@ -333,7 +333,7 @@ def align_nifti_mask(
         ``.nii`` or ``.nii.gz`` file, or one already read by :func:`load_nifti_mask`
         (to try it against several series without reading it again).
     geometry:
-        The series geometry (:attr:`dicom_io.assemble.CTVolume.geometry`).
+        The series geometry (:attr:`ichpipe.dicom_io.assemble.CTVolume.geometry`).
     tolerance:
         Alignment tolerances; defaults to :class:`AlignmentConfig`.
 

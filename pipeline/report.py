@@ -22,9 +22,9 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from dicom_io.geometry import VolumeGeometry
 from ichpipe import __version__
-from pipeline.measure import HematomaMeasurement
+from ichpipe.dicom_io.geometry import VolumeGeometry
+from ichpipe.pipeline.measure import HematomaMeasurement
 
 __all__ = [
     "SegmenterInfo",

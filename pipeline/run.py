@@ -20,22 +20,22 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from dicom_io.assemble import CTVolume, assemble_series
-from dicom_io.secondary_capture import write_secondary_capture
-from dicom_io.seg import write_seg
-from dicom_io.study import scan_files, scan_study
 from ichpipe import __version__
 from ichpipe.atomic import atomic_write
+from ichpipe.dicom_io.assemble import CTVolume, assemble_series
+from ichpipe.dicom_io.secondary_capture import write_secondary_capture
+from ichpipe.dicom_io.seg import write_seg
+from ichpipe.dicom_io.study import scan_files, scan_study
 from ichpipe.errors import CheckpointError, OutputError, UsageError
-from pipeline.configuration import Config
-from pipeline.key_image import render_key_image
-from pipeline.measure import HematomaMeasurement, measure_hematoma
-from pipeline.nifti_masks import write_nifti_mask
-from pipeline.paths import series_output_dir
-from pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
-from pipeline.run_config import Device, resolve_checkpoint
-from pipeline.segmenters import Segmenter, segmenter_choices
-from pipeline.segmenters.threshold import ThresholdSegmenter
+from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.key_image import render_key_image
+from ichpipe.pipeline.measure import HematomaMeasurement, measure_hematoma
+from ichpipe.pipeline.nifti_masks import write_nifti_mask
+from ichpipe.pipeline.paths import series_output_dir
+from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
+from ichpipe.pipeline.run_config import Device, resolve_checkpoint
+from ichpipe.pipeline.segmenters import Segmenter, segmenter_choices
+from ichpipe.pipeline.segmenters.threshold import ThresholdSegmenter
 
 __all__ = ["RunOptions", "RunResult", "build_segmenter", "run_study"]
 
@@ -109,8 +109,8 @@ def build_segmenter(
             " Pass --checkpoint FILE, set models.default_checkpoint in the config,"
             " or use --segmenter threshold (the classical method, no checkpoint needed)."
         )
-    from models.atomic import file_sha256
-    from pipeline.inference import NetworkSegmenter
+    from ichpipe.models.atomic import file_sha256
+    from ichpipe.pipeline.inference import NetworkSegmenter
 
     allow = config.models.checkpoint_sha256_allowlist
     if allow:
@@ -259,7 +259,7 @@ def run_study(
         measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
     features: dict[str, Any] | None = None
     if config.predictor.features.enabled:
-        from pipeline.features.extract import compute_features
+        from ichpipe.pipeline.features.extract import compute_features
 
         with timer.stage("features"):
             features = compute_features(volume, mask, config=config.predictor.features)
@@ -293,7 +293,7 @@ def run_study(
             _record(report, config)
         report["timings_s"] = timer.to_dict()
     if config.outputs.deidentify:
-        from pipeline.deidentify import deidentify_report
+        from ichpipe.pipeline.deidentify import deidentify_report
 
         report = deidentify_report(report)
     if config.outputs.report:
@@ -318,7 +318,7 @@ def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> Non
 
 
 def _record(report: dict[str, Any], config: Config) -> None:
-    from pipeline.store import measurement_from_report, open_store, record_measurement
+    from ichpipe.pipeline.store import measurement_from_report, open_store, record_measurement
 
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")

@@ -67,7 +67,7 @@ class OutputsConfig:
     deidentify:
         Write the report, SEG and key image without the patient's direct
         identifiers (``ichpipe run --deidentify``): DICOM PS3.15 Basic Profile
-        subset with retained UIDs (see ``dicom_io.deidentify``); the report's
+        subset with retained UIDs (see ``ichpipe.dicom_io.deidentify``); the report's
         patient_id, accession_number and acquisition_datetime become null.
         The results store still records the identified measurement.
     """

@@ -20,7 +20,7 @@ Tables (schema version 3):
     Keyed on ``job_key`` (``series:<UID>``, ``study:<UID>`` or ``path:<file>``):
     what ``ichpipe batch`` did with each study of an inbox, with the
     fingerprint of its instances, the config hash and checkpoint digest it ran
-    with, and the outcome (see :mod:`pipeline.batch.ledger`).
+    with, and the outcome (see :mod:`ichpipe.pipeline.batch.ledger`).
 
 Series of imported tables (no images) get a deterministic UID
 ``2.25.<uuid5>`` derived from patient, issuer and accession number
@@ -52,7 +52,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 
 from ichpipe.errors import StoreError
-from pipeline.store_config import StoreConfig
+from ichpipe.pipeline.store_config import StoreConfig
 
 __all__ = [
     "MIGRATIONS",

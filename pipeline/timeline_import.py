@@ -50,8 +50,8 @@ from typing import Any, Literal
 import yaml
 
 from ichpipe.errors import ConfigError, TimelineError
-from pipeline.configuration.loader import build_dataclass
-from pipeline.store import (
+from ichpipe.pipeline.configuration.loader import build_dataclass
+from ichpipe.pipeline.store import (
     ClinicalRecord,
     MeasurementRecord,
     Store,
@@ -679,7 +679,7 @@ def import_tables(
 ) -> ImportReport:
     """Read the tables with ``mapping`` and record them in ``store`` in one transaction.
 
-    Imported scans get :func:`pipeline.store.imported_series_uid` as their
+    Imported scans get :func:`ichpipe.pipeline.store.imported_series_uid` as their
     series UID and ``source="import"``; importing again replaces them.
     """
     tables = read_tables(mapping=mapping, volumes=volumes, times=times, clinical=clinical)

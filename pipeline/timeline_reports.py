@@ -13,9 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ichpipe.errors import TimelineError
-from pipeline.expansion import ExpansionResult, ExpansionRule, ExpansionSummary, evaluate_expansion, evaluate_timelines
-from pipeline.store import StoreConfig, open_store
-from pipeline.timeline import Timeline, load_timeline, load_timelines
+from ichpipe.pipeline.expansion import (
+    ExpansionResult,
+    ExpansionRule,
+    ExpansionSummary,
+    evaluate_expansion,
+    evaluate_timelines,
+)
+from ichpipe.pipeline.store import StoreConfig, open_store
+from ichpipe.pipeline.timeline import Timeline, load_timeline, load_timelines
 
 __all__ = [
     "EXPANSION_CSV_COLUMNS",
@@ -117,7 +123,7 @@ def show_timeline(options: TimelineOptions) -> TimelineReport:
     result = evaluate_expansion(timeline, options.rule)
     plot = None
     if options.plot_path is not None:
-        from pipeline.timeline_plot import plot_timeline  # matplotlib only when a plot is asked for
+        from ichpipe.pipeline.timeline_plot import plot_timeline  # matplotlib only when a plot is asked for
 
         plot = plot_timeline(timeline, result, options.rule, options.plot_path)
     return TimelineReport(timeline=timeline, expansion=result, plot_path=plot)
@@ -262,7 +268,7 @@ def summarize_expansion(options: ExpansionOptions) -> ExpansionReport:
     summary = evaluate_timelines(timelines, options.rule)
     plots: list[Path] = []
     if options.plot_dir is not None:
-        from pipeline.timeline_plot import plot_file_name, plot_timeline  # matplotlib only when asked for
+        from ichpipe.pipeline.timeline_plot import plot_file_name, plot_timeline  # matplotlib only when asked for
 
         for timeline, result in zip(timelines, summary.results, strict=True):
             name = plot_file_name(timeline.patient_id, timeline.issuer_of_patient_id)

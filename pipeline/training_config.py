@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.run_config import Device
+from ichpipe.pipeline.run_config import Device
 
 __all__ = ["LossName", "OptimizerName", "TrainingConfig"]
 

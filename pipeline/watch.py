@@ -1,6 +1,6 @@
 """``ichpipe watch``: a long-running alternative to cron that polls the inbox.
 
-Each cycle is one :func:`pipeline.batch.runner.run_batch` (same ledger, same
+Each cycle is one :func:`ichpipe.pipeline.batch.runner.run_batch` (same ledger, same
 locks, so ``watch`` and cron runs can even overlap safely); between cycles it
 sleeps ``batch.poll_interval_s``. SIGTERM or SIGINT asks it to stop: the
 study being processed is finished, no new one starts, and it exits 0. A
@@ -21,10 +21,10 @@ from dataclasses import replace
 from types import FrameType
 
 from ichpipe.errors import ConfigError, IchpipeError, UsageError
-from pipeline.batch.options import BatchOptions
-from pipeline.batch.runner import BatchProgress, run_batch
-from pipeline.batch.summary import BatchReport
-from pipeline.configuration import Config
+from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.runner import BatchProgress, run_batch
+from ichpipe.pipeline.batch.summary import BatchReport
+from ichpipe.pipeline.configuration import Config
 
 __all__ = ["stop_on_signals", "watch"]
 

@@ -1,7 +1,16 @@
-"""Shared fixtures: the external data folder and a tiny CT series writer."""
+"""Shared fixtures: the external data folder and a tiny CT series writer.
+
+It also refuses imports of the old top-level names ``pipeline``, ``models`` and
+``dicom_io``: the packages are ``ichpipe.pipeline``, ``ichpipe.models`` and
+``ichpipe.dicom_io``, and ``python -m pytest`` puts the repository root on
+``sys.path``, where the folders of those names would otherwise still import.
+"""
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,6 +22,23 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+OLD_TOP_LEVEL_NAMES = ("pipeline", "models", "dicom_io")
+
+
+class _OldNamesBlocker(importlib.abc.MetaPathFinder):
+    """Make ``import pipeline`` (and ``models``, ``dicom_io``) fail instead of importing the folder."""
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.split(".")[0] in OLD_TOP_LEVEL_NAMES:
+            raise ModuleNotFoundError(
+                f"'{fullname}' is the old top-level name; import ichpipe.{fullname} instead.", name=fullname
+            )
+        return None
+
+
+sys.meta_path.insert(0, _OldNamesBlocker())
 
 
 @pytest.fixture(scope="session")

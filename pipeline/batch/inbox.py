@@ -30,11 +30,11 @@ from typing import Literal
 
 from pydicom.errors import InvalidDicomError
 
-from dicom_io.discover import DICOMDIR_SOP_CLASS, iter_files, read_header
-from dicom_io.study import scan_files
+from ichpipe.dicom_io.discover import DICOMDIR_SOP_CLASS, iter_files, read_header
+from ichpipe.dicom_io.study import scan_files
 from ichpipe.errors import DicomInputError, UsageError
-from pipeline.batch.ledger import fingerprint
-from pipeline.configuration import Config
+from ichpipe.pipeline.batch.ledger import fingerprint
+from ichpipe.pipeline.configuration import Config
 
 __all__ = ["InboxScan", "JobKind", "StudyJob", "WaitingEntry", "find_studies"]
 
@@ -63,7 +63,7 @@ class StudyJob:
     study_uid, series_uid:
         As found in the headers (``None`` where unknown).
     fingerprint:
-        See :func:`pipeline.batch.ledger.fingerprint`.
+        See :func:`ichpipe.pipeline.batch.ledger.fingerprint`.
     n_instances:
         Instances (files) the fingerprint covers.
     label:

@@ -1,7 +1,7 @@
 """The batch ledger: fingerprints of studies and what ``ichpipe batch`` did with them.
 
 The ledger is the ``batch_ledger`` table of the results store (schema version
-3, see :mod:`pipeline.store`). One row per job key:
+3, see :mod:`ichpipe.pipeline.store`). One row per job key:
 
 ``series:<SeriesInstanceUID>``
     A study whose selected series is known (the usual case).
@@ -32,8 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from pipeline.configuration import Config, to_plain
-from pipeline.store import Store, batch_ledger_table
+from ichpipe.pipeline.configuration import Config, to_plain
+from ichpipe.pipeline.store import Store, batch_ledger_table
 
 __all__ = [
     "RESULT_INDEPENDENT_SECTIONS",

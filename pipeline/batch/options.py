@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.batch.config import Executor, OnLocked
-from pipeline.run_config import Device
+from ichpipe.pipeline.batch.config import Executor, OnLocked
+from ichpipe.pipeline.run_config import Device
 
 __all__ = ["BatchOptions"]
 

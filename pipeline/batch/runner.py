@@ -7,7 +7,7 @@ runs:
 1. take the series lock (skip or wait when another run holds it);
 2. read the ledger row again (another run may have finished it meanwhile)
    and decide: process, only deliver, or skip;
-3. run the main job (:func:`pipeline.run.run_study`) into a private staging
+3. run the main job (:func:`ichpipe.pipeline.run.run_study`) into a private staging
    folder ``OUT/.ichpipe/staging/<lock>/``, then rename the finished series
    folder to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` (a folder is
    replaced whole, never half-written);
@@ -49,9 +49,10 @@ from ichpipe.errors import (
     OutputError,
     UsageError,
 )
-from models.atomic import file_sha256
-from pipeline.batch.inbox import StudyJob, find_studies
-from pipeline.batch.ledger import (
+from ichpipe.extras import import_extra
+from ichpipe.models.atomic import file_sha256
+from ichpipe.pipeline.batch.inbox import StudyJob, find_studies
+from ichpipe.pipeline.batch.ledger import (
     Decision,
     LedgerEntry,
     LedgerRow,
@@ -61,14 +62,14 @@ from pipeline.batch.ledger import (
     known_study_uids,
     record_entry,
 )
-from pipeline.batch.locks import acquire_lock, lock_name
-from pipeline.batch.options import BatchOptions
-from pipeline.batch.summary import BatchReport, JobOutcome, Status, prune_summaries, write_summary
-from pipeline.configuration import Config, to_plain
-from pipeline.configuration.loader import build_dataclass
-from pipeline.run_config import Device, resolve_checkpoint
-from pipeline.segmenters import Segmenter, segmenter_choices
-from pipeline.store import Store, open_store
+from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
+from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome, Status, prune_summaries, write_summary
+from ichpipe.pipeline.configuration import Config, to_plain
+from ichpipe.pipeline.configuration.loader import build_dataclass
+from ichpipe.pipeline.run_config import Device, resolve_checkpoint
+from ichpipe.pipeline.segmenters import Segmenter, segmenter_choices
+from ichpipe.pipeline.store import Store, open_store
 
 __all__ = ["BatchProgress", "JobContext", "new_run_id", "process_job", "run_batch"]
 
@@ -153,7 +154,7 @@ def _config(ctx: JobContext) -> Config:
 
 
 def _segmenter(ctx: JobContext, config: Config) -> Segmenter:
-    from pipeline.run import RunOptions, build_segmenter
+    from ichpipe.pipeline.run import RunOptions, build_segmenter
 
     key = (str(ctx.segmenter), str(ctx.checkpoint), str(ctx.device), ctx.config_digest)
     with _CACHE_LOCK:
@@ -246,7 +247,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _deliver(files: Sequence[Path], config: Config) -> None:
-    from pipeline.pacs.store_scu import send_files
+    from ichpipe.pipeline.pacs.store_scu import send_files
 
     send_files(files, config=config.pacs)
 
@@ -302,7 +303,7 @@ def process_job(job: StudyJob, ctx: JobContext) -> JobOutcome:
 
 
 def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, started: float) -> JobOutcome:
-    from pipeline.run import RunOptions, run_study
+    from ichpipe.pipeline.run import RunOptions, run_study
 
     staging = ctx.staging_dir / lock_name(job.key)
     _remove_tree(staging)  # left by a run killed while processing this study
@@ -455,6 +456,7 @@ def _run_pool(jobs: Sequence[StudyJob], ctx: JobContext, workers: int, should_st
 
 def _run_dask(jobs: Sequence[StudyJob], ctx: JobContext, scheduler: str, should_stop: StopCheck,
               done: Callable[[JobOutcome], None]) -> None:
+    import_extra("distributed", purpose="The Dask executor (--executor dask)")
     from distributed import Client
 
     try:
@@ -654,7 +656,7 @@ def run_batch(
 
 
 def _pull(inbox: Path, config: Config, report: BatchReport) -> None:
-    from pipeline.pacs.retrieve import pull_new_studies
+    from ichpipe.pipeline.pacs.retrieve import pull_new_studies
 
     try:
         with open_store(config.store) as store:

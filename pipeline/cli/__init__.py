@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from ichpipe import __version__
-from pipeline.cli._common import setup_logging
+from ichpipe.pipeline.cli._common import setup_logging
 
 __all__ = ["cli", "main"]
 
@@ -32,17 +32,17 @@ def cli(ctx: click.Context, verbose: bool, debug: bool, log_phi: bool) -> None:
 
 def _register() -> None:
     # Imported here so that `ichpipe --help` stays fast and modules stay independent.
-    from pipeline.cli import batch as batch_cmd
-    from pipeline.cli import evaluate as evaluate_cmd
-    from pipeline.cli import features as features_cmd
-    from pipeline.cli import inspect as inspect_cmd
-    from pipeline.cli import measure as measure_cmd
-    from pipeline.cli import phantom as phantom_cmd
-    from pipeline.cli import predict as predict_cmd
-    from pipeline.cli import run as run_cmd
-    from pipeline.cli import timeline as timeline_cmd
-    from pipeline.cli import train as train_cmd
-    from pipeline.cli import train_predictor as train_predictor_cmd
+    from ichpipe.pipeline.cli import batch as batch_cmd
+    from ichpipe.pipeline.cli import evaluate as evaluate_cmd
+    from ichpipe.pipeline.cli import features as features_cmd
+    from ichpipe.pipeline.cli import inspect as inspect_cmd
+    from ichpipe.pipeline.cli import measure as measure_cmd
+    from ichpipe.pipeline.cli import phantom as phantom_cmd
+    from ichpipe.pipeline.cli import predict as predict_cmd
+    from ichpipe.pipeline.cli import run as run_cmd
+    from ichpipe.pipeline.cli import timeline as timeline_cmd
+    from ichpipe.pipeline.cli import train as train_cmd
+    from ichpipe.pipeline.cli import train_predictor as train_predictor_cmd
 
     cli.add_command(inspect_cmd.inspect)
     cli.add_command(measure_cmd.measure)

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import click
 
-from dicom_io._privacy import forget_identifiers, identifiers_generation, known_identifiers
+from ichpipe.dicom_io._privacy import forget_identifiers, identifiers_generation, known_identifiers
 from ichpipe.errors import IchpipeError
-from pipeline.configuration import Config, load_config
+from ichpipe.pipeline.configuration import Config, load_config
 
 __all__ = [
     "RedactingFormatter",
@@ -44,7 +44,7 @@ def redact(text: str) -> str:
     The identifiers are the PatientName (whole and each part), PatientID,
     PatientBirthDate (as stored and as ISO 8601), OtherPatientIDs/Names and
     AccessionNumber of every header this command has read
-    (:func:`dicom_io._privacy.known_identifiers`), matched case-insensitively
+    (:func:`ichpipe.dicom_io._privacy.known_identifiers`), matched case-insensitively
     as whole words. Nothing is masked after ``ichpipe --log-phi``.
     """
     if _state["log_phi"] or not text:

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.batch.options import BatchOptions
-from pipeline.batch.summary import JobOutcome
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.summary import JobOutcome
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 
 __all__ = ["batch", "watch"]
 
@@ -115,7 +115,7 @@ def batch(as_json: bool, config_path: Path | None, **kw: Any) -> None:
     arriving are left for the next run. Exit status: 0 nothing failed,
     1 some studies failed (see the summary), 2 bad usage or config.
     """
-    from pipeline.batch.runner import run_batch
+    from ichpipe.pipeline.batch.runner import run_batch
 
     config = load_cli_config(config_path)
     report = run_batch(_options(kw), config, progress=_Progress())
@@ -140,8 +140,8 @@ def watch(interval_s: float | None, config_path: Path | None, **kw: Any) -> None
 
     On SIGTERM/SIGINT the study being processed is finished, then it exits 0.
     """
-    from pipeline.watch import stop_on_signals
-    from pipeline.watch import watch as run_watch
+    from ichpipe.pipeline.watch import stop_on_signals
+    from ichpipe.pipeline.watch import watch as run_watch
 
     overrides = {"batch": {"poll_interval_s": interval_s}} if interval_s is not None else None
     config = load_cli_config(config_path, overrides)

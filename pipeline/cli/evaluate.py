@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ichpipe.errors import UsageError
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 
 __all__ = ["evaluate"]
 
@@ -52,8 +52,8 @@ def evaluate(
     cases). Prints the seed's Tables 1-2 as Markdown (or JSON); --out also
     writes the per-case and summary CSV.
     """
-    from pipeline.datasets.manifest import read_manifest
-    from pipeline.evaluation import (
+    from ichpipe.pipeline.datasets.manifest import read_manifest
+    from ichpipe.pipeline.evaluation import (
         cases_csv,
         evaluate_cases,
         markdown_tables,
@@ -62,7 +62,7 @@ def evaluate(
         summary_csv,
         threshold_row,
     )
-    from pipeline.evaluation.tables import write_text
+    from ichpipe.pipeline.evaluation.tables import write_text
 
     if labels and len(labels) != len(checkpoints):
         raise UsageError(f"Give one --label per --checkpoint ({len(checkpoints)}); got {len(labels)}.")

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ichpipe.errors import UsageError
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 
 __all__ = ["features"]
 
@@ -68,8 +68,8 @@ def features(
     config = load_cli_config(config_path, overrides)
     cfg = config.predictor
 
-    from pipeline.clinical import load_clinical_mapping
-    from pipeline.predictor.data import (
+    from ichpipe.pipeline.clinical import load_clinical_mapping
+    from ichpipe.pipeline.predictor.data import (
         contest_feature_table,
         contest_labels,
         store_feature_table,
@@ -88,9 +88,9 @@ def features(
         if labels_out is not None:
             labels = contest_labels(contest_dir, rule=rule)
     else:
-        from pipeline.expansion import evaluate_timelines, labels_by_patient
-        from pipeline.store import open_store
-        from pipeline.timeline import load_timelines
+        from ichpipe.pipeline.expansion import evaluate_timelines, labels_by_patient
+        from ichpipe.pipeline.store import open_store
+        from ichpipe.pipeline.timeline import load_timelines
 
         with open_store(config.store, create=False) as store:
             table = store_feature_table(store, clinical_mapping=mapping,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from pipeline.measure_job import measure_config_from, measure_mask
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.measure_job import measure_config_from, measure_mask
 
 __all__ = ["measure"]
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ichpipe.errors import UsageError
-from pipeline.cli._common import echo_json, handle_errors
+from ichpipe.pipeline.cli._common import echo_json, handle_errors
 
 __all__ = ["phantom"]
 
@@ -84,7 +84,7 @@ def _parse_datetime(value: str | None) -> datetime | None:
               help="Acquisition date and time, ISO 8601 [default: from seed].")
 @click.option("--study-uid", "study_instance_uid", default=None, help="StudyInstanceUID [default: from the options].")
 @click.option("--seg", "write_seg", is_flag=True,
-              help="Also write the truth mask as DICOM SEG (truth_mask_seg.dcm, via dicom_io.seg).")
+              help="Also write the truth mask as DICOM SEG (truth_mask_seg.dcm, via ichpipe.dicom_io.seg).")
 @click.option("--json", "as_json", is_flag=True, help="Print truth.json on stdout.")
 @handle_errors
 def phantom(
@@ -106,7 +106,7 @@ def phantom(
     series to select) and truth_mask.nii.gz (hematoma labels of the written
     slices; with --seg also truth_mask_seg.dcm).
     """
-    from pipeline.phantom import DEFAULT_DISTRACTORS, PhantomSpec, write_phantom_study
+    from ichpipe.pipeline.phantom import DEFAULT_DISTRACTORS, PhantomSpec, write_phantom_study
 
     distractors: list[str] = list(DEFAULT_DISTRACTORS) if default_distractors else []
     distractors += [name for name in distractor_names if name not in distractors]
@@ -130,7 +130,7 @@ def phantom(
     try:
         seg_writer = None
         if write_seg:
-            from pipeline.phantom.seg import dicom_seg_writer
+            from ichpipe.pipeline.phantom.seg import dicom_seg_writer
 
             seg_writer = dicom_seg_writer
         truth = write_phantom_study(out_dir, spec, overwrite=overwrite, seg_writer=seg_writer)

@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from ichpipe.errors import CheckpointError, PredictorInputError, UsageError
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from pipeline.cli.features import store_overrides
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli.features import store_overrides
 
 __all__ = ["predict_expansion"]
 
@@ -52,9 +52,9 @@ def predict_expansion(
     config = load_cli_config(config_path, store_overrides(store_location))
     cfg = config.predictor
 
-    from pipeline.predictor.data import FeatureTable, read_features_csv
-    from pipeline.predictor.infer import load_predictor, predict
-    from pipeline.run_config import resolve_checkpoint
+    from ichpipe.pipeline.predictor.data import FeatureTable, read_features_csv
+    from ichpipe.pipeline.predictor.infer import load_predictor, predict
+    from ichpipe.pipeline.run_config import resolve_checkpoint
 
     path = checkpoint_path or resolve_checkpoint(cfg.checkpoint)
     if not path.is_file():
@@ -72,9 +72,9 @@ def predict_expansion(
                 raise PredictorInputError(f"{features_csv.name} has no row for patient(s) {', '.join(absent)}.")
             table = table.rows(list(dict.fromkeys(patients)))
     else:
-        from pipeline.clinical import load_clinical_mapping
-        from pipeline.predictor.data import store_feature_table
-        from pipeline.store import open_store
+        from ichpipe.pipeline.clinical import load_clinical_mapping
+        from ichpipe.pipeline.predictor.data import store_feature_table
+        from ichpipe.pipeline.store import open_store
 
         mapping = load_clinical_mapping(cfg.clinical_mapping)
         with open_store(config.store, create=False) as store:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ichpipe.errors import ConfigError, UsageError
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 
 __all__ = ["expansion", "timeline"]
 
@@ -98,7 +98,7 @@ def timeline(
         return
     if patient_id is None:
         raise UsageError("Give --patient ID to show a timeline, or use `ichpipe timeline import`.")
-    from pipeline.timeline_reports import TimelineOptions, show_timeline
+    from ichpipe.pipeline.timeline_reports import TimelineOptions, show_timeline
 
     overrides = {**_store_overrides(store_location),
                  **_expansion_overrides(preset, absolute_ml, relative_pct, window_h)}
@@ -166,7 +166,7 @@ def import_cmd(
     Exit status 0 on success, 1 when a table row cannot be read, 2 on bad usage,
     a mapping that does not fit the tables, or bad config.
     """
-    from pipeline.timeline_import import ImportOptions, load_mapping, long_mapping, run_import
+    from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, long_mapping, run_import
 
     if volumes is None and clinical is None:
         raise UsageError("Give --volumes, --clinical, or both.")
@@ -240,7 +240,7 @@ def expansion(
     """
     if as_json and as_csv:
         raise UsageError("Choose one of --json and --csv.")
-    from pipeline.timeline_reports import ExpansionOptions, summarize_expansion
+    from ichpipe.pipeline.timeline_reports import ExpansionOptions, summarize_expansion
 
     overrides = {**_store_overrides(store_location),
                  **_expansion_overrides(preset, absolute_ml, relative_pct, window_h)}

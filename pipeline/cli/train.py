@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ichpipe.errors import UsageError
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 
 __all__ = ["parse_model_args", "train", "train_data", "train_seg"]
 
@@ -74,7 +74,7 @@ def train_data(
     inserted into real CT backgrounds. Without ../shared/data the shapes fall
     back to built-in blobs (a warning says so).
     """
-    from pipeline.training.data_generator import GeneratorOptions, generate_dataset
+    from ichpipe.pipeline.training.data_generator import GeneratorOptions, generate_dataset
 
     names = tuple(b.strip() for b in real_backgrounds.split(",") if b.strip())
     try:
@@ -177,8 +177,8 @@ def train_seg(
     """
     from dataclasses import replace
 
-    from pipeline.training.train_seg import train_segmenter
-    from pipeline.training_config import TrainingConfig
+    from ichpipe.pipeline.training.train_seg import train_segmenter
+    from ichpipe.pipeline.training_config import TrainingConfig
 
     config = load_cli_config(config_path)
     base = getattr(config, "training", None)

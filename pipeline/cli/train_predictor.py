@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from ichpipe.errors import UsageError
-from pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from pipeline.cli.features import store_overrides
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli.features import store_overrides
 
 __all__ = ["predictor"]
 
@@ -88,7 +88,7 @@ def predictor(
     if labels is not None and not labels.is_file():
         raise UsageError(f"--labels {labels_source}: no such file (give a labels CSV or 'store').")
 
-    from pipeline.predictor.job import TrainOptions, run_training
+    from ichpipe.pipeline.predictor.job import TrainOptions, run_training
 
     options = TrainOptions(
         features=features_csv,

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from ichpipe.errors import ConfigError
-from pipeline.configuration.loader import build_dataclass, merge_mappings, to_plain
-from pipeline.configuration.schema import Config, WindowsConfig
+from ichpipe.pipeline.configuration.loader import build_dataclass, merge_mappings, to_plain
+from ichpipe.pipeline.configuration.schema import Config, WindowsConfig
 
 __all__ = ["Config", "WindowsConfig", "load_config", "read_yaml", "to_plain"]
 

@@ -11,20 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from dicom_io.discover import DiscoveryConfig
-from dicom_io.geometry import GeometryConfig
-from dicom_io.selection import SelectionConfig
-from dicom_io.window import WindowPreset
-from pipeline.anatomy import AnatomyConfig
-from pipeline.batch.config import BatchConfig
-from pipeline.expansion import ExpansionConfig
-from pipeline.measure import MeasureConfig
-from pipeline.pacs.config import PacsConfig
-from pipeline.predictor.config import PredictorConfig
-from pipeline.run_config import InferenceConfig, ModelsConfig, OutputsConfig
-from pipeline.segmenters.threshold import ThresholdConfig
-from pipeline.store_config import StoreConfig
-from pipeline.training_config import TrainingConfig
+from ichpipe.dicom_io.discover import DiscoveryConfig
+from ichpipe.dicom_io.geometry import GeometryConfig
+from ichpipe.dicom_io.selection import SelectionConfig
+from ichpipe.dicom_io.window import WindowPreset
+from ichpipe.pipeline.anatomy import AnatomyConfig
+from ichpipe.pipeline.batch.config import BatchConfig
+from ichpipe.pipeline.expansion import ExpansionConfig
+from ichpipe.pipeline.measure import MeasureConfig
+from ichpipe.pipeline.pacs.config import PacsConfig
+from ichpipe.pipeline.predictor.config import PredictorConfig
+from ichpipe.pipeline.run_config import InferenceConfig, ModelsConfig, OutputsConfig
+from ichpipe.pipeline.segmenters.threshold import ThresholdConfig
+from ichpipe.pipeline.store_config import StoreConfig
+from ichpipe.pipeline.training_config import TrainingConfig
 
 __all__ = ["Config", "WindowsConfig"]
 

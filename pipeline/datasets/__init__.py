@@ -1,18 +1,18 @@
 """Labelled CT datasets for training and evaluation: a manifest and three readers.
 
-* :mod:`~pipeline.datasets.manifest`: the CSV of cases with a patient-level split;
-* :mod:`~pipeline.datasets.dicom_seg`: DICOM study + DICOM SEG (or NIfTI mask);
-* :mod:`~pipeline.datasets.nifti_pairs`: NIfTI image + NIfTI mask (PhysioNet CT-ICH, HemSeg);
-* :mod:`~pipeline.datasets.png_slices`: the seed's 8-bit PNG slices + binary PNG labels.
+* :mod:`~ichpipe.pipeline.datasets.manifest`: the CSV of cases with a patient-level split;
+* :mod:`~ichpipe.pipeline.datasets.dicom_seg`: DICOM study + DICOM SEG (or NIfTI mask);
+* :mod:`~ichpipe.pipeline.datasets.nifti_pairs`: NIfTI image + NIfTI mask (PhysioNet CT-ICH, HemSeg);
+* :mod:`~ichpipe.pipeline.datasets.png_slices`: the seed's 8-bit PNG slices + binary PNG labels.
 
-:func:`load_case` reads any manifest row into a :class:`~pipeline.datasets.case.CaseVolume`.
+:func:`load_case` reads any manifest row into a :class:`~ichpipe.pipeline.datasets.case.CaseVolume`.
 """
 
 from __future__ import annotations
 
-from pipeline.datasets.case import CaseVolume
-from pipeline.datasets.dicom_seg import read_dicom_case
-from pipeline.datasets.manifest import (
+from ichpipe.pipeline.datasets.case import CaseVolume
+from ichpipe.pipeline.datasets.dicom_seg import read_dicom_case
+from ichpipe.pipeline.datasets.manifest import (
     Manifest,
     ManifestEntry,
     assign_splits,
@@ -20,8 +20,8 @@ from pipeline.datasets.manifest import (
     read_manifest,
     write_manifest,
 )
-from pipeline.datasets.nifti_pairs import pair_nifti_folders, read_nifti_case
-from pipeline.datasets.png_slices import read_png_case
+from ichpipe.pipeline.datasets.nifti_pairs import pair_nifti_folders, read_nifti_case
+from ichpipe.pipeline.datasets.png_slices import read_png_case
 
 __all__ = [
     "CaseVolume",

@@ -8,9 +8,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from dicom_io.assemble import CTVolume
-from dicom_io.geometry import VolumeGeometry, compute_geometry
-from dicom_io.window import WindowPreset
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
+from ichpipe.dicom_io.window import WindowPreset
 
 __all__ = ["CaseVolume", "Intensity", "grey_to_pseudo_hu", "uniform_geometry"]
 
@@ -110,7 +110,7 @@ class CaseVolume:
             )
 
     def as_ct_volume(self, window: WindowPreset) -> CTVolume:
-        """The case as a :class:`~dicom_io.assemble.CTVolume` for a segmenter.
+        """The case as a :class:`~ichpipe.dicom_io.assemble.CTVolume` for a segmenter.
 
         DICOM cases return their assembled series. A grey-level case is turned
         into pseudo-HU with ``window`` (the window its PNGs were made with).

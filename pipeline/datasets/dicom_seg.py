@@ -1,11 +1,11 @@
 """Cases stored as DICOM: a study folder and its label as DICOM SEG (or a NIfTI mask on the series).
 
 The study is scanned and its axial series selected and assembled exactly as
-``ichpipe run`` does (:mod:`dicom_io`), so the HU, the slice order along the
+``ichpipe run`` does (:mod:`ichpipe.dicom_io`), so the HU, the slice order along the
 normal and the geometry a volume is measured with are the pipeline's own.
 The label is put on that series' grid: a DICOM SEG through
-:func:`dicom_io.seg.read_seg_mask` (frames matched by referenced SOP
-instance), a NIfTI mask through :func:`pipeline.nifti_masks.align_nifti_mask`.
+:func:`ichpipe.dicom_io.seg.read_seg_mask` (frames matched by referenced SOP
+instance), a NIfTI mask through :func:`ichpipe.pipeline.nifti_masks.align_nifti_mask`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dicom_io.assemble import CTVolume, assemble_series
-from dicom_io.discover import DiscoveryConfig
-from dicom_io.geometry import GeometryConfig
-from dicom_io.seg import read_seg_mask
-from dicom_io.selection import SelectionConfig
-from dicom_io.study import scan_study
+from ichpipe.dicom_io.assemble import CTVolume, assemble_series
+from ichpipe.dicom_io.discover import DiscoveryConfig
+from ichpipe.dicom_io.geometry import GeometryConfig
+from ichpipe.dicom_io.seg import read_seg_mask
+from ichpipe.dicom_io.selection import SelectionConfig
+from ichpipe.dicom_io.study import scan_study
 from ichpipe.errors import DicomInputError
-from pipeline.datasets.case import CaseVolume
-from pipeline.measure_job import mask_format
-from pipeline.nifti_masks import align_nifti_mask
+from ichpipe.pipeline.datasets.case import CaseVolume
+from ichpipe.pipeline.measure_job import mask_format
+from ichpipe.pipeline.nifti_masks import align_nifti_mask
 
 __all__ = ["read_dicom_case", "read_dicom_series"]
 

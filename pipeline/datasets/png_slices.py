@@ -22,7 +22,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from ichpipe.errors import DicomInputError
-from pipeline.datasets.case import CaseVolume, uniform_geometry
+from ichpipe.pipeline.datasets.case import CaseVolume, uniform_geometry
 
 __all__ = ["natural_key", "read_png_case", "read_png_slice"]
 

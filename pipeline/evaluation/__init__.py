@@ -1,12 +1,12 @@
 """Evaluation of segmenters: seed 000's metrics, per-case and summary tables (``ichpipe evaluate``).
 
-It uses the inference code (:mod:`pipeline.inference`, :mod:`models`) and the
+It uses the inference code (:mod:`ichpipe.pipeline.inference`, :mod:`ichpipe.models`) and the
 dataset readers, never the training code.
 """
 
 from __future__ import annotations
 
-from pipeline.evaluation.evaluate import (
+from ichpipe.pipeline.evaluation.evaluate import (
     ABC2_REFERENCE,
     CaseResult,
     EvaluatedSegmenter,
@@ -16,8 +16,8 @@ from pipeline.evaluation.evaluate import (
     summarise,
     threshold_row,
 )
-from pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
-from pipeline.evaluation.tables import cases_csv, markdown_tables, summary_csv
+from ichpipe.pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
+from ichpipe.pipeline.evaluation.tables import cases_csv, markdown_tables, summary_csv
 
 __all__ = [
     "ABC2_REFERENCE",

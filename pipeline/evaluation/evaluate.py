@@ -1,9 +1,9 @@
 """Evaluate segmenters on the cases of a manifest (``ichpipe evaluate``).
 
 Each case is read with its dataset reader, segmented by every segmenter
-(network checkpoints through :class:`pipeline.inference.NetworkSegmenter`,
+(network checkpoints through :class:`ichpipe.pipeline.inference.NetworkSegmenter`,
 exactly as ``ichpipe run`` does, and the classical threshold method), and
-measured with :func:`pipeline.measure.measure_hematoma` on the case's
+measured with :func:`ichpipe.pipeline.measure.measure_hematoma` on the case's
 geometry -- the DICOM geometry for DICOM cases (per-slice thickness along the
 normal), the header's for NIfTI, the manifest's spacings for PNG slices.
 
@@ -30,17 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from dicom_io.window import WindowPreset
+from ichpipe.dicom_io.window import WindowPreset
 from ichpipe.errors import UsageError
-from pipeline.anatomy import AnatomyConfig
-from pipeline.datasets import load_case
-from pipeline.datasets.case import CaseVolume
-from pipeline.datasets.manifest import ManifestEntry
-from pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
-from pipeline.measure import MeasureConfig, measure_hematoma
-from pipeline.run_config import InferenceConfig
-from pipeline.segmenters import Segmenter
-from pipeline.segmenters.threshold import ThresholdConfig, ThresholdSegmenter
+from ichpipe.pipeline.anatomy import AnatomyConfig
+from ichpipe.pipeline.datasets import load_case
+from ichpipe.pipeline.datasets.case import CaseVolume
+from ichpipe.pipeline.datasets.manifest import ManifestEntry
+from ichpipe.pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
+from ichpipe.pipeline.measure import MeasureConfig, measure_hematoma
+from ichpipe.pipeline.run_config import InferenceConfig
+from ichpipe.pipeline.segmenters import Segmenter
+from ichpipe.pipeline.segmenters.threshold import ThresholdConfig, ThresholdSegmenter
 
 __all__ = [
     "ABC2_REFERENCE",
@@ -95,7 +95,7 @@ def network_row(
     ichpipe.errors.CheckpointError
         If the checkpoint cannot be loaded.
     """
-    from pipeline.inference import NetworkSegmenter
+    from ichpipe.pipeline.inference import NetworkSegmenter
 
     cfg = inference or InferenceConfig()
     hu = NetworkSegmenter(Path(checkpoint), config=cfg, anatomy=anatomy)

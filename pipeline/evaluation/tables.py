@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ichpipe.atomic import atomic_write
-from pipeline.evaluation.evaluate import ABC2_REFERENCE, CaseResult, SummaryRow
+from ichpipe.pipeline.evaluation.evaluate import ABC2_REFERENCE, CaseResult, SummaryRow
 
 __all__ = ["cases_csv", "markdown_tables", "summary_csv", "write_text"]
 

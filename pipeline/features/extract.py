@@ -10,12 +10,12 @@
     }
 
 ``values`` holds ``volume_ml`` (the planimetric volume, as ``measure``), the
-shape features (:mod:`pipeline.features.shape`), the first-order HU
-statistics (:mod:`pipeline.features.firstorder`) and the location features
-(:mod:`pipeline.features.location`); a value that is undefined (empty mask,
+shape features (:mod:`ichpipe.pipeline.features.shape`), the first-order HU
+statistics (:mod:`ichpipe.pipeline.features.firstorder`) and the location features
+(:mod:`ichpipe.pipeline.features.location`); a value that is undefined (empty mask,
 no head found) is ``None``. The onset-to-scan time is not an image property:
 the feature table adds it from the patient's timeline
-(:mod:`pipeline.predictor.data`).
+(:mod:`ichpipe.pipeline.predictor.data`).
 
 ``feature_space`` names the units and conventions. Values computed here are
 in mm and HU; the contest's table3 radiomics are in voxel units with an
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dicom_io.assemble import CTVolume
-from pipeline.features.config import FeatureConfig
-from pipeline.features.firstorder import firstorder_features
-from pipeline.features.grid import Grid, mask_indices
-from pipeline.features.location import find_head_frame, location_features
-from pipeline.features.shape import shape_features
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.pipeline.features.config import FeatureConfig
+from ichpipe.pipeline.features.firstorder import firstorder_features
+from ichpipe.pipeline.features.grid import Grid, mask_indices
+from ichpipe.pipeline.features.location import find_head_frame, location_features
+from ichpipe.pipeline.features.shape import shape_features
 
 __all__ = ["FEATURE_SPACE", "UNITS", "compute_features", "feature_values"]
 

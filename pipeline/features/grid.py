@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dicom_io.geometry import VolumeGeometry, slice_thickness_from_offsets
+from ichpipe.dicom_io.geometry import VolumeGeometry, slice_thickness_from_offsets
 
 __all__ = ["Grid", "mask_indices"]
 

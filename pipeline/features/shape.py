@@ -34,7 +34,7 @@ the column names of the contest's table3) and, unless noted, defined as there:
 ``Elongation`` / ``Flatness``
     ``sqrt(lambda_minor / lambda_major)`` / ``sqrt(lambda_least / lambda_major)``.
 
-The mesh (:class:`~pipeline.features.config.FeatureConfig` ``mesh``):
+The mesh (:class:`~ichpipe.pipeline.features.config.FeatureConfig` ``mesh``):
 
 ``smooth`` (default)
     Each slice's mask becomes a signed distance in mm (positive outside,
@@ -54,7 +54,7 @@ The mesh (:class:`~pipeline.features.config.FeatureConfig` ``mesh``):
     isotropic and +25 % with 5-mm slices on an ellipsoid.
 
 Both meshes are computed on the slice and pixel grid and then mapped to
-patient coordinates with :class:`~pipeline.features.grid.Grid`, so tilt and
+patient coordinates with :class:`~ichpipe.pipeline.features.grid.Grid`, so tilt and
 uneven spacing need no resampling.
 """
 
@@ -67,8 +67,8 @@ import numpy.typing as npt
 from scipy import ndimage
 from skimage.measure import marching_cubes
 
-from pipeline.features.config import MeshMethod
-from pipeline.features.grid import Grid, mask_indices
+from ichpipe.pipeline.features.config import MeshMethod
+from ichpipe.pipeline.features.grid import Grid, mask_indices
 
 __all__ = ["SHAPE_FEATURES", "SHAPE_PREFIX", "shape_features", "surface_mesh"]
 

@@ -32,9 +32,10 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from ichpipe.errors import DicomInputError, PacsError
-from pipeline.pacs.config import PacsConfig
-from pipeline.pacs.store_scu import make_ae
-from pipeline.paths import validate_uid
+from ichpipe.extras import import_extra
+from ichpipe.pipeline.pacs.config import PacsConfig
+from ichpipe.pipeline.pacs.store_scu import make_ae
+from ichpipe.pipeline.paths import validate_uid
 
 __all__ = ["PacsStudy", "find_pacs_series", "find_pacs_studies", "pull_new_studies"]
 
@@ -102,6 +103,7 @@ class _Receiver:
 
 @contextmanager
 def _association(config: PacsConfig, *, model: str, receiver: _Receiver | None = None) -> Iterator[Any]:
+    import_extra("pynetdicom", purpose="PACS retrieval (the pacs: config section)")
     from pynetdicom import ALL_TRANSFER_SYNTAXES, build_role, evt
 
     ae: Any = make_ae(config)
@@ -235,6 +237,7 @@ def _retrieve_series(assoc: Any, study_uid: str, series_uid: str, config: PacsCo
 @contextmanager
 def _storage_scp(config: PacsConfig, receiver: _Receiver) -> Iterator[None]:
     """ichpipe's storage SCP for C-MOVE, listening only while a pull runs."""
+    import_extra("pynetdicom", purpose="PACS retrieval (the pacs: config section)")
     from pynetdicom import ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
 
     ae: Any = make_ae(config)

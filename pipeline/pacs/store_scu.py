@@ -16,7 +16,8 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ichpipe.errors import PacsError
-from pipeline.pacs.config import PacsConfig
+from ichpipe.extras import import_extra
+from ichpipe.pipeline.pacs.config import PacsConfig
 
 __all__ = ["StoreResult", "make_ae", "send_files"]
 
@@ -37,6 +38,7 @@ class StoreResult:
 
 def make_ae(config: PacsConfig) -> object:
     """A pynetdicom AE with ichpipe's AE title and the configured timeouts."""
+    import_extra("pynetdicom", purpose="PACS delivery and retrieval (the pacs: config section)")
     from pynetdicom import AE
 
     ae = AE(ae_title=config.ae_title)

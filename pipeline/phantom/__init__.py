@@ -11,15 +11,15 @@ rescale variants, pixel padding and distractor series.
 Example
 -------
 >>> from pathlib import Path
->>> from pipeline.phantom import PhantomSpec, write_phantom_study
+>>> from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 >>> truth = write_phantom_study(Path("study"), PhantomSpec(seed=1, gantry_tilt_deg=18.5))  # doctest: +SKIP
 >>> truth.volume_ml  # doctest: +SKIP
 """
 
-from pipeline.phantom.render import PhantomModel, build_model, render_plane
-from pipeline.phantom.spec import DEFAULT_DISTRACTORS, PhantomSpec, jpegls_available
-from pipeline.phantom.study import PhantomArrays, render_phantom, write_phantom_study
-from pipeline.phantom.truth import PhantomTruth, SegWriter, load_truth, voxel_volume_ml
+from ichpipe.pipeline.phantom.render import PhantomModel, build_model, render_plane
+from ichpipe.pipeline.phantom.spec import DEFAULT_DISTRACTORS, PhantomSpec, jpegls_available
+from ichpipe.pipeline.phantom.study import PhantomArrays, render_phantom, write_phantom_study
+from ichpipe.pipeline.phantom.truth import PhantomTruth, SegWriter, load_truth, voxel_volume_ml
 
 __all__ = [
     "DEFAULT_DISTRACTORS",

@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta
 
 from pydicom.uid import UID, generate_uid
 
-from pipeline.phantom.geometry import rng_for
-from pipeline.phantom.spec import PhantomSpec
+from ichpipe.pipeline.phantom.geometry import rng_for
+from ichpipe.pipeline.phantom.spec import PhantomSpec
 
 __all__ = ["StudyIdentity", "resolve_identity"]
 

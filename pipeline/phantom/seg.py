@@ -1,6 +1,6 @@
-"""The ground-truth mask as DICOM SEG, through ``dicom_io.seg`` (highdicom).
+"""The ground-truth mask as DICOM SEG, through ``ichpipe.dicom_io.seg`` (highdicom).
 
-:func:`dicom_seg_writer` is a :class:`~pipeline.phantom.truth.SegWriter`:
+:func:`dicom_seg_writer` is a :class:`~ichpipe.pipeline.phantom.truth.SegWriter`:
 it assembles the phantom's main series with the project's reader, checks
 that the reader's slices are the mask's slices (same positions, same order),
 and writes one BINARY segment "Hemorrhage" (every hematoma label merged)
@@ -43,9 +43,9 @@ def dicom_seg_writer(source_files: Sequence[Path], labels: npt.NDArray[np.uint8]
         If the reader does not assemble the main series onto the mask's
         slices, or highdicom cannot build the SEG.
     """
-    from dicom_io.assemble import assemble_series
-    from dicom_io.seg import write_seg
-    from dicom_io.study import scan_study
+    from ichpipe.dicom_io.assemble import assemble_series
+    from ichpipe.dicom_io.seg import write_seg
+    from ichpipe.dicom_io.study import scan_study
 
     if not source_files:
         raise OutputError("The phantom wrote no main-series file to reference from a DICOM SEG.")

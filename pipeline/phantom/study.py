@@ -2,7 +2,7 @@
 
 Layout of ``out_dir``::
 
-    truth.json           what to expect (see :mod:`pipeline.phantom.truth`)
+    truth.json           what to expect (see :mod:`ichpipe.pipeline.phantom.truth`)
     truth_mask.nii.gz    hematoma labels of the written axial slices
     DICOM/               every series of the study, flat, hashed file names
 
@@ -29,9 +29,9 @@ from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage
 
 from ichpipe import __version__
 from ichpipe.errors import OutputError, UsageError
-from pipeline.phantom.geometry import StackPlan, half_gap_thickness, plan_stack, rng_for
-from pipeline.phantom.identity import StudyIdentity, resolve_identity
-from pipeline.phantom.render import (
+from ichpipe.pipeline.phantom.geometry import StackPlan, half_gap_thickness, plan_stack, rng_for
+from ichpipe.pipeline.phantom.identity import StudyIdentity, resolve_identity
+from ichpipe.pipeline.phantom.render import (
     BONE_KERNEL,
     SOFT_KERNEL,
     Kernel,
@@ -43,8 +43,8 @@ from pipeline.phantom.render import (
     sample_plane,
     scan_field,
 )
-from pipeline.phantom.spec import PhantomSpec
-from pipeline.phantom.truth import (
+from ichpipe.pipeline.phantom.spec import PhantomSpec
+from ichpipe.pipeline.phantom.truth import (
     MASK_NIFTI_NAME,
     MASK_SEG_NAME,
     TRUTH_NAME,
@@ -55,7 +55,7 @@ from pipeline.phantom.truth import (
     write_json_atomic,
     write_mask_nifti,
 )
-from pipeline.phantom.writer import (
+from ichpipe.pipeline.phantom.writer import (
     RESCALE_VARIANTS,
     TRANSFER_SYNTAX_UIDS,
     ImageRecord,
@@ -493,7 +493,7 @@ def write_phantom_study(
     overwrite:
         Replace an earlier phantom study in ``out_dir``.
     seg_writer:
-        Optional DICOM SEG writer (see :class:`~pipeline.phantom.truth.SegWriter`);
+        Optional DICOM SEG writer (see :class:`~ichpipe.pipeline.phantom.truth.SegWriter`);
         its file goes next to ``truth.json`` and is listed as ``files.mask_seg``.
 
     Returns

@@ -1,6 +1,6 @@
 """Baselines beside the seed's network: logistic regression, gradient boosting, volume only.
 
-Every model here and the network (:mod:`pipeline.predictor.train`) share one
+Every model here and the network (:mod:`ichpipe.pipeline.predictor.train`) share one
 interface (:class:`Classifier`): ``fit(x, y, feature_names, seed=...)`` on
 training rows only (the preprocessing is fitted inside, on those rows) and
 ``predict_proba(x)`` for the probability of expansion. Hyper-parameters are
@@ -29,8 +29,8 @@ import numpy.typing as npt
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.predictor.config import TrainingConfig
-from pipeline.predictor.transform import FeatureTransform
+from ichpipe.pipeline.predictor.config import TrainingConfig
+from ichpipe.pipeline.predictor.transform import FeatureTransform
 
 __all__ = [
     "Classifier",

@@ -5,7 +5,7 @@ clinical record) and named numeric columns; ``NaN`` marks a missing value.
 Its ``feature_space`` names the units and conventions of the imaging columns:
 
 ``ichpipe-ibsi/1``
-    Computed by ``ichpipe run`` (:mod:`pipeline.features`): mm and HU.
+    Computed by ``ichpipe run`` (:mod:`ichpipe.pipeline.features`): mm and HU.
 ``contest-2023e/1``
     The contest tables: table2 volumes (mL) and vascular-territory ratios;
     table3 radiomics, whose shape values are in **voxel units** (their
@@ -17,7 +17,7 @@ A model is trained on one feature space and refuses another.
 
 Column names
 ------------
-Clinical fields keep their schema names (:mod:`pipeline.clinical`). Imaging
+Clinical fields keep their schema names (:mod:`ichpipe.pipeline.clinical`). Imaging
 columns are prefixed by the region: ``HM_`` (hematoma) and ``ED_``
 (perihematomal edema, contest only): ``HM_volume_ml``, ``HM_ACA_R_Ratio``,
 ``HM_original_shape_MeshVolume``, ``HM_original_firstorder_Entropy`` (the
@@ -49,16 +49,16 @@ import numpy.typing as npt
 
 from ichpipe.atomic import atomic_write
 from ichpipe.errors import PredictorInputError
-from pipeline.clinical import (
+from ichpipe.pipeline.clinical import (
     ClinicalMapping,
     clinical_feature_names,
     is_leaky_name,
     map_clinical_row,
     read_clinical_csv,
 )
-from pipeline.expansion import ExpansionRule
-from pipeline.features.extract import FEATURE_SPACE as IBSI_FEATURE_SPACE
-from pipeline.store import Store
+from ichpipe.pipeline.expansion import ExpansionRule
+from ichpipe.pipeline.features.extract import FEATURE_SPACE as IBSI_FEATURE_SPACE
+from ichpipe.pipeline.store import Store
 
 __all__ = [
     "CONTEST_FEATURE_SPACE",
@@ -450,10 +450,10 @@ def contest_labels(contest_dir: Path, *, rule: ExpansionRule) -> dict[str, int |
     mapping into a temporary results store; the timelines are evaluated with
     ``rule`` (1 expanded, 0 not, ``None`` undetermined).
     """
-    from pipeline.expansion import evaluate_timelines, labels_by_patient
-    from pipeline.store import StoreConfig, open_store
-    from pipeline.timeline import load_timelines
-    from pipeline.timeline_import import ImportOptions, load_mapping, run_import
+    from ichpipe.pipeline.expansion import evaluate_timelines, labels_by_patient
+    from ichpipe.pipeline.store import StoreConfig, open_store
+    from ichpipe.pipeline.timeline import load_timelines
+    from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, run_import
 
     root = Path(contest_dir)
     with tempfile.TemporaryDirectory(prefix="ichpipe-contest-") as tmp:
@@ -515,8 +515,8 @@ def store_feature_table(
     PredictorInputError
         If a requested patient has no dated scan, or the rows mix feature spaces.
     """
-    from pipeline.store import list_clinical, list_measurements
-    from pipeline.timeline import load_timelines
+    from ichpipe.pipeline.store import list_clinical, list_measurements
+    from ichpipe.pipeline.timeline import load_timelines
 
     wanted = None if patients is None else set(patients)
     series = {m.series_instance_uid: m for m in list_measurements(store)}

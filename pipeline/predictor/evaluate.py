@@ -1,7 +1,7 @@
 """Cross-validated evaluation: out-of-fold predictions, metrics with confidence intervals, calibration plot.
 
 Protocol (:func:`cross_validate`): repeated stratified k-fold at patient
-level (:func:`pipeline.predictor.cv.patient_folds`). In each outer fold every
+level (:func:`ichpipe.pipeline.predictor.cv.patient_folds`). In each outer fold every
 model is fitted on the training patients only (its preprocessing too) and
 predicts the test patients. The decision threshold of that fold is chosen
 **inside the training patients**: Youden's J on out-of-fold predictions from
@@ -40,9 +40,9 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 from ichpipe.atomic import atomic_write
-from pipeline.predictor.baselines import Classifier
-from pipeline.predictor.config import EvaluationConfig
-from pipeline.predictor.cv import Fold, inner_folds, patient_folds
+from ichpipe.pipeline.predictor.baselines import Classifier
+from ichpipe.pipeline.predictor.config import EvaluationConfig
+from ichpipe.pipeline.predictor.cv import Fold, inner_folds, patient_folds
 
 __all__ = [
     "CVPredictions",

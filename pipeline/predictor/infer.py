@@ -1,6 +1,6 @@
 """Predict expansion from a predictor checkpoint (no training code is imported here).
 
-A predictor checkpoint (:func:`pipeline.predictor.train.save_predictor`)
+A predictor checkpoint (:func:`ichpipe.pipeline.predictor.train.save_predictor`)
 carries the feature names in input order, the fitted preprocessing, the
 feature space and the decision threshold, so a prediction needs only the
 checkpoint and a feature table. The model version reported with every
@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from ichpipe.errors import CheckpointError, PredictorInputError
-from models.checkpoint import Checkpoint, load_model
-from pipeline.predictor.data import FeatureTable
-from pipeline.predictor.transform import FeatureTransform
+from ichpipe.models.checkpoint import Checkpoint, load_model
+from ichpipe.pipeline.predictor.data import FeatureTable
+from ichpipe.pipeline.predictor.transform import FeatureTransform
 
 __all__ = ["Prediction", "Predictor", "load_predictor", "predict"]
 

@@ -37,14 +37,14 @@ import numpy as np
 
 from ichpipe.atomic import atomic_write
 from ichpipe.errors import OutputError, PredictorInputError, UsageError
-from models.atomic import file_sha256
-from pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
-from pipeline.configuration import Config
-from pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
-from pipeline.predictor.card import CardInputs, write_model_card
-from pipeline.predictor.config import TrainingConfig
-from pipeline.predictor.data import FeatureTable, labelled, read_features_csv, read_label_rule, read_labels_csv
-from pipeline.predictor.evaluate import (
+from ichpipe.models.atomic import file_sha256
+from ichpipe.pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
+from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
+from ichpipe.pipeline.predictor.card import CardInputs, write_model_card
+from ichpipe.pipeline.predictor.config import TrainingConfig
+from ichpipe.pipeline.predictor.data import FeatureTable, labelled, read_features_csv, read_label_rule, read_labels_csv
+from ichpipe.pipeline.predictor.evaluate import (
     ModelFactory,
     ModelSummary,
     References,
@@ -54,7 +54,7 @@ from pipeline.predictor.evaluate import (
     references,
     summarise,
 )
-from pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
+from ichpipe.pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
 
 __all__ = ["MODEL_NAMES", "TrainOptions", "TrainReport", "feature_groups", "model_factories", "run_training"]
 
@@ -200,9 +200,9 @@ def _labels(options: TrainOptions, config: Config) -> tuple[dict[str, int | None
     if options.labels is not None:
         rule = read_label_rule(options.labels)
         return read_labels_csv(options.labels), rule or f"as given in {options.labels.name}"
-    from pipeline.expansion import evaluate_timelines, labels_by_patient
-    from pipeline.store import open_store
-    from pipeline.timeline import load_timelines
+    from ichpipe.pipeline.expansion import evaluate_timelines, labels_by_patient
+    from ichpipe.pipeline.store import open_store
+    from ichpipe.pipeline.timeline import load_timelines
 
     rule_obj = config.expansion.rule()
     with open_store(config.store, create=False) as store:

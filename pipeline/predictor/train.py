@@ -38,11 +38,11 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from models.checkpoint import save_checkpoint
-from models.registry import build_model, get_model_spec
-from pipeline.predictor.config import EvaluationConfig, TrainingConfig
-from pipeline.predictor.cv import validation_split
-from pipeline.predictor.transform import FeatureTransform
+from ichpipe.models.checkpoint import save_checkpoint
+from ichpipe.models.registry import build_model, get_model_spec
+from ichpipe.pipeline.predictor.config import EvaluationConfig, TrainingConfig
+from ichpipe.pipeline.predictor.cv import validation_split
+from ichpipe.pipeline.predictor.transform import FeatureTransform
 
 __all__ = [
     "MODEL_NAME",
@@ -86,7 +86,7 @@ class History:
 
 
 class SACNNModel:
-    """The seed's network behind the :class:`~pipeline.predictor.baselines.Classifier` interface.
+    """The seed's network behind the :class:`~ichpipe.pipeline.predictor.baselines.Classifier` interface.
 
     Parameters
     ----------
@@ -221,7 +221,7 @@ def train_predictor(
     predictions on these patients (each model of those folds trained exactly
     like the final one), maximising Youden's J.
     """
-    from pipeline.predictor.evaluate import oof_threshold
+    from ichpipe.pipeline.predictor.evaluate import oof_threshold
 
     started = time.perf_counter()
     model = SACNNModel(training, model_kwargs=model_kwargs).fit(x, y, feature_names, seed=training.seed)

@@ -2,7 +2,7 @@
 
 Every segmenter has ``name``, ``segment(volume) -> bool mask`` and
 ``describe() -> dict`` (name, checkpoint SHA-256 or None, version) for the report.
-Network segmenters live in :mod:`pipeline.inference` (they import torch; this
+Network segmenters live in :mod:`ichpipe.pipeline.inference` (they import torch; this
 package does not, so the configuration loads fast).
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from dicom_io.assemble import CTVolume
+from ichpipe.dicom_io.assemble import CTVolume
 
 __all__ = ["Segmenter", "segmenter_choices"]
 
@@ -34,6 +34,6 @@ class Segmenter(Protocol):
 
 def segmenter_choices() -> tuple[str, ...]:
     """Names accepted by ``--segmenter``: ``threshold`` plus every registered network."""
-    from models.registry import SEGMENTER_NAMES
+    from ichpipe.models.registry import SEGMENTER_NAMES
 
     return ("threshold", *SEGMENTER_NAMES)

@@ -2,7 +2,7 @@
 
 No labelled patient CT exists in this project, so the training data is made:
 
-**Phantom studies** (``--n``). The head of :mod:`pipeline.phantom` (anatomy,
+**Phantom studies** (``--n``). The head of :mod:`ichpipe.pipeline.phantom` (anatomy,
 skull, ventricles, sulci, partial-volume-free labels) drawn with varied size,
 pose, field of view, slice spacing, noise (2-10 HU) and slow shading, with a
 mix of lesions per study:
@@ -26,12 +26,12 @@ head CTs of ``../shared/data/ct-real/``: the GE HiSpeed head (28 slices,
 gantry tilt 18.5 deg, uneven spacing) and the Philips head phantom S2010 (a
 skull without brain: its air-filled inside is filled with brain-like tissue
 and noise first; its test inserts stay, unlabelled). The real noise is kept
-(:func:`pipeline.training.synthetic_lesions.paint_real_slice`). All studies of
+(:func:`ichpipe.pipeline.training.synthetic_lesions.paint_real_slice`). All studies of
 one background are **one patient**, so they land in one split.
 
 Output (``OUT``)::
 
-    manifest.csv                  cases and patient-level split (pipeline.datasets.manifest)
+    manifest.csv                  cases and patient-level split (ichpipe.pipeline.datasets.manifest)
     dataset.json                  options, shape source, per-case truth and lesion list
     cases/<case_id>/image.nii.gz  + mask.nii.gz        (phantom, --format nifti)
     cases/<case_id>/DICOM/        + truth_seg.dcm      (phantom --format dicom, and real backgrounds)
@@ -59,23 +59,23 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from dicom_io.assemble import CTVolume
-from dicom_io.geometry import VolumeGeometry, compute_geometry
-from dicom_io.seg import write_seg
 from ichpipe import __version__
 from ichpipe.atomic import atomic_write
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
+from ichpipe.dicom_io.seg import write_seg
 from ichpipe.errors import DicomInputError, OutputError, UsageError
-from pipeline.anatomy import intracranial_mask
-from pipeline.datasets.dicom_seg import read_dicom_series
-from pipeline.datasets.manifest import ManifestEntry, Split, assign_splits, write_manifest
-from pipeline.measure import measure_hematoma
-from pipeline.nifti_masks import LPS_FROM_RAS, write_nifti_mask
-from pipeline.phantom import PhantomSpec
-from pipeline.phantom.geometry import rng_for
-from pipeline.phantom.render import SOFT_KERNEL, build_model, reconstruct, sample_plane, scan_field
-from pipeline.training.dicom_writer import SyntheticIdentity, copy_series_with_pixels, write_ct_series
-from pipeline.training.lesion_shapes import ShapeBank, ShapeSubset, shape_bank
-from pipeline.training.synthetic_lesions import (
+from ichpipe.pipeline.anatomy import intracranial_mask
+from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
+from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split, assign_splits, write_manifest
+from ichpipe.pipeline.measure import measure_hematoma
+from ichpipe.pipeline.nifti_masks import LPS_FROM_RAS, write_nifti_mask
+from ichpipe.pipeline.phantom import PhantomSpec
+from ichpipe.pipeline.phantom.geometry import rng_for
+from ichpipe.pipeline.phantom.render import SOFT_KERNEL, build_model, reconstruct, sample_plane, scan_field
+from ichpipe.pipeline.training.dicom_writer import SyntheticIdentity, copy_series_with_pixels, write_ct_series
+from ichpipe.pipeline.training.lesion_shapes import ShapeBank, ShapeSubset, shape_bank
+from ichpipe.pipeline.training.synthetic_lesions import (
     Calcification,
     ShapedHematoma,
     VentricularBlood,
@@ -297,7 +297,7 @@ def render_phantom_study(
 ) -> tuple[F32, BoolArray, VolumeGeometry, list[dict[str, Any]]]:
     """Render a phantom study: HU (slices, rows, columns), blood mask, geometry and its lesions.
 
-    The phantom's own hematomas are placed by :mod:`pipeline.phantom`; when a
+    The phantom's own hematomas are placed by :mod:`ichpipe.pipeline.phantom`; when a
     drawn volume does not fit, it is halved (up to three times) and then dropped.
     """
     rng = np.random.default_rng([recipe.phantom_seed, 0x5E5])
@@ -534,7 +534,7 @@ def render_real_study(
 def write_nifti_image(path: Path, hu: F32, geometry: VolumeGeometry) -> Path:
     """Write ``hu`` (slices, rows, columns) as an int16 NIfTI on ``geometry``, atomically.
 
-    The affine is the one :func:`pipeline.nifti_masks.write_nifti_mask` writes
+    The affine is the one :func:`ichpipe.pipeline.nifti_masks.write_nifti_mask` writes
     for an evenly spaced, untilted series, so image and mask share it.
 
     Raises

@@ -22,9 +22,9 @@ import pydicom
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
-from dicom_io.assemble import CTVolume
 from ichpipe import __version__
 from ichpipe.atomic import atomic_write
+from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import DicomInputError
 
 __all__ = ["SyntheticIdentity", "copy_series_with_pixels", "write_ct_series"]

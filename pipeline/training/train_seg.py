@@ -3,7 +3,7 @@
 The seed's recipe: binary cross-entropy (on logits), RMSProp, learning rate
 1e-4, batch 2, 50 epochs, shift and flip augmentation; soft Dice + BCE is
 available. Slices go through the inference pre-processing
-(:mod:`pipeline.training.transforms`), MONAI ``CacheDataset`` and
+(:mod:`ichpipe.pipeline.training.transforms`), MONAI ``CacheDataset`` and
 ``DataLoader`` hold them, and the random transforms crop, shift, flip and
 jitter them.
 
@@ -13,7 +13,7 @@ many without, whole resized slices, threshold 0.5; pooled over slices).
 Written to ``OUT``:
 
 ``last.pt`` / ``best.pt``
-    ichpipe checkpoints (:func:`models.checkpoint.save_checkpoint`) of the
+    ichpipe checkpoints (:func:`ichpipe.models.checkpoint.save_checkpoint`) of the
     last epoch and of the best validation Dice (lowest training loss when
     there is no validation split). The network is trained on logits and
     saved with its sigmoid on, so inference reads probabilities.
@@ -48,22 +48,22 @@ from monai.losses import DiceLoss
 from torch import nn
 from tqdm import tqdm
 
-from dicom_io.window import WindowPreset
 from ichpipe.atomic import atomic_write
+from ichpipe.dicom_io.window import WindowPreset
 from ichpipe.errors import CheckpointError, UsageError
-from models.checkpoint import save_checkpoint
-from models.registry import get_model_spec
-from pipeline.datasets import load_case
-from pipeline.datasets.manifest import Manifest, ManifestEntry, read_manifest
-from pipeline.inference import resolve_device
-from pipeline.training.curves import plot_curves, write_history_csv
-from pipeline.training.transforms import (
+from ichpipe.models.checkpoint import save_checkpoint
+from ichpipe.models.registry import get_model_spec
+from ichpipe.pipeline.datasets import load_case
+from ichpipe.pipeline.datasets.manifest import Manifest, ManifestEntry, read_manifest
+from ichpipe.pipeline.inference import resolve_device
+from ichpipe.pipeline.training.curves import plot_curves, write_history_csv
+from ichpipe.pipeline.training.transforms import (
     prepare_case_slices,
     select_slices,
     training_transforms,
     validation_transforms,
 )
-from pipeline.training_config import TrainingConfig
+from ichpipe.pipeline.training_config import TrainingConfig
 
 __all__ = [
     "BEST_NAME",
@@ -102,7 +102,7 @@ class TrainResult:
     best_checkpoint, last_checkpoint:
         The two checkpoints.
     history:
-        One dict per epoch (see :data:`pipeline.training.curves.HISTORY_COLUMNS`).
+        One dict per epoch (see :data:`ichpipe.pipeline.training.curves.HISTORY_COLUMNS`).
     best_epoch:
         Epoch of ``best.pt``.
     best_val_dice:
@@ -301,11 +301,11 @@ def train_segmenter(
     Parameters
     ----------
     manifest_path:
-        Manifest CSV (:mod:`pipeline.datasets.manifest`).
+        Manifest CSV (:mod:`ichpipe.pipeline.datasets.manifest`).
     out_dir:
         Run folder (created). Without ``resume`` it must not hold a run already.
     config:
-        The recipe (:class:`~pipeline.training_config.TrainingConfig`).
+        The recipe (:class:`~ichpipe.pipeline.training_config.TrainingConfig`).
     window:
         HU window the slices are shown through (stored in the checkpoints).
     model_overrides:

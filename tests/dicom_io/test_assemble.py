@@ -6,7 +6,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_io import assemble_series, scan_study
+from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.errors import DicomInputError, GeometryError
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydicom.fileset import FileSet
 
-from dicom_io import scan_study
-from dicom_io.discover import DiscoveryConfig, discover
+from ichpipe.dicom_io import scan_study
+from ichpipe.dicom_io.discover import DiscoveryConfig, discover
 from ichpipe.errors import DicomInputError
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from dicom_io.geometry import GeometryConfig, compute_geometry, slice_normal, slice_thickness_from_offsets
+from ichpipe.dicom_io.geometry import GeometryConfig, compute_geometry, slice_normal, slice_thickness_from_offsets
 from ichpipe.errors import GeometryError
 
 AXIAL = (1, 0, 0, 0, 1, 0)

@@ -9,9 +9,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_io import assemble_series, scan_study
-from dicom_io.assemble import _stored_to_hu
-from dicom_io.series import slice_headers
+from ichpipe.dicom_io import assemble_series, scan_study
+from ichpipe.dicom_io.assemble import _stored_to_hu
+from ichpipe.dicom_io.series import slice_headers
 
 
 def test_ge_head_tilt_and_uneven_spacing(shared_data: Path) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_io import CTVolume, assemble_series, build_secondary_capture, scan_study, write_secondary_capture
-from dicom_io.secondary_capture import NOT_FOR_DIAGNOSIS
+from ichpipe.dicom_io import CTVolume, assemble_series, build_secondary_capture, scan_study, write_secondary_capture
+from ichpipe.dicom_io.secondary_capture import NOT_FOR_DIAGNOSIS
 from ichpipe.errors import OutputError
 
 SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"

@@ -18,8 +18,8 @@ from pydicom.pixels import pack_bits
 from pydicom.sr.codedict import codes
 from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from dicom_io import CTVolume, assemble_series, build_seg, read_seg_mask, scan_study, write_seg
-from dicom_io.series import group_series
+from ichpipe.dicom_io import CTVolume, assemble_series, build_seg, read_seg_mask, scan_study, write_seg
+from ichpipe.dicom_io.series import group_series
 from ichpipe.errors import DicomInputError, OutputError
 
 ALGO: dict[str, Any] = {"algorithm_name": "TestNet", "algorithm_version": "0.0-test"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pydicom
 from pydicom.dataelem import DataElement
 
-from dicom_io import scan_study
+from ichpipe.dicom_io import scan_study
 
 
 def test_single_valued_or_mangled_image_type_is_read_as_a_list(make_series) -> None:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dicom_io.window import WindowPreset, apply_window
+from ichpipe.dicom_io.window import WindowPreset, apply_window
 
 
 def test_brain_window_maps_edges_and_centre():

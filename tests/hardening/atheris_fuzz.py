@@ -25,11 +25,11 @@ from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports(include=["dicom_io", "pydicom"]):
+with atheris.instrument_imports(include=["ichpipe.dicom_io", "pydicom"]):
     import pydicom  # noqa: F401  (instrumented for coverage feedback)
     from hardening_corpus import read_study, write_minimal_series
 
-    from dicom_io.assemble import assemble_series  # noqa: F401
+    from ichpipe.dicom_io.assemble import assemble_series  # noqa: F401
     from ichpipe.errors import IchpipeError
 
 _WORK = Path(tempfile.mkdtemp(prefix="ichpipe-atheris-"))

@@ -65,3 +65,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         )
         for line in stats.fuzz_unexpected[:20]:
             tr.write_line(f"  unexpected: {line}")
+
+# only collected by --doctest-modules; it needs atheris and is run by test_fuzz_dicom.py as a script
+collect_ignore = ["atheris_fuzz.py"]

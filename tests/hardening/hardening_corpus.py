@@ -25,11 +25,11 @@ import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from dicom_io.assemble import CTVolume, assemble_series
-from dicom_io.discover import DiscoveryConfig
-from dicom_io.study import scan_study
+from ichpipe.dicom_io.assemble import CTVolume, assemble_series
+from ichpipe.dicom_io.discover import DiscoveryConfig
+from ichpipe.dicom_io.study import scan_study
 from ichpipe.errors import IchpipeError
-from pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 
 __all__ = [
     "PIXEL_DATA_TAG",

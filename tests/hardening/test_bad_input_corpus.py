@@ -48,8 +48,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import RLELossless, generate_uid
 
-from dicom_io.discover import DiscoveryConfig
-from pipeline.cli import cli
+from ichpipe.dicom_io.discover import DiscoveryConfig
+from ichpipe.pipeline.cli import cli
 
 Expect = Literal["ok", "error", "any"]
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from models.atomic import file_sha256
-from models.checkpoint import FORMAT_NAME, save_checkpoint
-from models.registry import build_model
-from pipeline.cli import cli
+from ichpipe.models.atomic import file_sha256
+from ichpipe.models.checkpoint import FORMAT_NAME, save_checkpoint
+from ichpipe.models.registry import build_model
+from ichpipe.pipeline.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 

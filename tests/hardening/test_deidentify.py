@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from hardening_corpus import BIRTH_DATE, PATIENT_ID, PATIENT_NAME
 
-from dicom_io.deidentify import BASIC_PROFILE_SUBSET, deidentify_dataset
-from pipeline.cli import cli
+from ichpipe.dicom_io.deidentify import BASIC_PROFILE_SUBSET, deidentify_dataset
+from ichpipe.pipeline.cli import cli
 
 SECRETS = [PATIENT_ID, *PATIENT_NAME.split("^"), BIRTH_DATE]
 

@@ -13,11 +13,11 @@ import pytest
 from hardening_corpus import edit_files
 from pydicom.uid import RLELossless, generate_uid
 
-from dicom_io.assemble import MAX_FILE_PIXEL_BYTES, _pixel_budget_problem, assemble_series
-from dicom_io.discover import DiscoveryConfig, describe_error, iter_files, read_header
-from dicom_io.seg import build_seg
-from dicom_io.series import Series, group_series
-from dicom_io.study import scan_study
+from ichpipe.dicom_io.assemble import MAX_FILE_PIXEL_BYTES, _pixel_budget_problem, assemble_series
+from ichpipe.dicom_io.discover import DiscoveryConfig, describe_error, iter_files, read_header
+from ichpipe.dicom_io.seg import build_seg
+from ichpipe.dicom_io.series import Series, group_series
+from ichpipe.dicom_io.study import scan_study
 from ichpipe.errors import DicomInputError, GeometryError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 from hardening_corpus import BIRTH_DATE, PATIENT_ID, PATIENT_NAME, copy_study, dicom_files, edit_files
 
-from dicom_io._privacy import forget_identifiers, known_identifiers, remember_identifiers
-from pipeline.cli import cli
-from pipeline.cli._common import RedactingFormatter, redact, setup_logging
+from ichpipe.dicom_io._privacy import forget_identifiers, known_identifiers, remember_identifiers
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.cli._common import RedactingFormatter, redact, setup_logging
 
 SECRETS = (PATIENT_ID, PATIENT_NAME, *PATIENT_NAME.split("^"), BIRTH_DATE, "1923-04-05")
 
@@ -85,7 +85,7 @@ def test_library_warnings_quoting_a_name_are_masked(capsys: pytest.CaptureFixtur
         logging.captureWarnings(True)
         warnings.warn(f"The string {PATIENT_NAME.split('^')[0]!r} is unlikely to be a name", UserWarning,
                       stacklevel=1)
-    logging.getLogger("dicom_io.test").warning("file of %s born %s", PATIENT_ID, "1923-04-05")
+    logging.getLogger("ichpipe.dicom_io.test").warning("file of %s born %s", PATIENT_ID, "1923-04-05")
     err = capsys.readouterr().err
     assert "[PatientName]" in err and "file of [PatientID] born [PatientBirthDate]" in err
     assert _leaks(err) == []

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from models import SACBAMUNet, get_model_spec
+from ichpipe.models import SACBAMUNet, get_model_spec
 
 _TINY: dict[str, dict[str, Any]] = {
     "monai_unet": {"channels": [4, 8, 8, 16, 16]},

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import ExpansionSACNN, build_model
+from ichpipe.models import ExpansionSACNN, build_model
 
 
 @pytest.mark.parametrize("n_features", [1, 2, 7, 72, 101])

@@ -9,7 +9,7 @@ import pytest
 import torch
 from monai.networks.nets import BasicUNet, SegResNet, UNet
 
-from models import SegmentationBaseline, build_basic_unet, build_model, build_monai_unet, build_segresnet
+from ichpipe.models import SegmentationBaseline, build_basic_unet, build_model, build_monai_unet, build_segresnet
 
 BASELINES = {"monai_unet": UNet, "basic_unet": BasicUNet, "segresnet": SegResNet}
 

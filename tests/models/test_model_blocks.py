@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models import (
+from ichpipe.models import (
     CBAM,
     ChannelAttention,
     DecoderBlock,

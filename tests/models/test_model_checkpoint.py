@@ -15,7 +15,7 @@ import torch
 
 import ichpipe
 from ichpipe.errors import CheckpointError, OutputError
-from models import (
+from ichpipe.models import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MODEL_REGISTRY,
@@ -326,7 +326,7 @@ def test_consistent_but_mismatched_weights_are_refused_on_build(
     unet_file: Path, tiny: Callable[[str], dict[str, Any]]
 ) -> None:
     # Someone rewrote the arguments and the digest: the weights no longer fit.
-    from models.checkpoint import _content_digest
+    from ichpipe.models.checkpoint import _content_digest
 
     raw = torch.load(unet_file, weights_only=True)
     raw["model"]["kwargs"]["base_channels"] = 8
@@ -338,7 +338,7 @@ def test_consistent_but_mismatched_weights_are_refused_on_build(
 
 
 def test_unknown_model_name_is_refused(unet_file: Path) -> None:
-    from models.checkpoint import _content_digest
+    from ichpipe.models.checkpoint import _content_digest
 
     raw = torch.load(unet_file, weights_only=True)
     raw["model"]["name"] = "transunet"

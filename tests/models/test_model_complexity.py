@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import SACBAMUNet, count_flops, count_parameters
+from ichpipe.models import SACBAMUNet, count_flops, count_parameters
 
 
 def test_counts_of_known_layers() -> None:

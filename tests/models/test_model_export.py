@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ichpipe.errors import CheckpointError
-from models import (
+from ichpipe.models import (
     build_model,
     export_checkpoint_torchscript,
     export_torchscript,

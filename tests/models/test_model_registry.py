@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import models
+from ichpipe import models
 from ichpipe.errors import UsageError
-from models import (
+from ichpipe.models import (
     MODEL_REGISTRY,
     PREDICTOR_NAMES,
     SEGMENTER_NAMES,

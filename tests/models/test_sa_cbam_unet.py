@@ -6,14 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from models import (
-    CBAM,
-    ChannelAttention,
-    SACBAMUNet,
-    SelfAttentionBottleneck,
-    SpatialAttention,
-    build_model,
-)
+from ichpipe.models import CBAM, ChannelAttention, SACBAMUNet, SelfAttentionBottleneck, SpatialAttention, build_model
 
 VARIANTS = {
     "unet": (False, False, False),

@@ -14,7 +14,7 @@ from typing import Any
 import pydicom
 from pydicom.uid import MRImageStorage
 
-from pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,7 +111,7 @@ def write_config(path: Path, *, store: Path, batch: dict[str, Any] | None = None
 
 def ichpipe_command(*args: str) -> list[str]:
     """The ``ichpipe`` command line in this interpreter (no installed script needed)."""
-    return [sys.executable, "-c", "from pipeline.cli import main; main()", *args]
+    return [sys.executable, "-c", "from ichpipe.pipeline.cli import main; main()", *args]
 
 
 def subprocess_env() -> dict[str, str]:

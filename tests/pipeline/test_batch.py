@@ -24,10 +24,10 @@ from batch_support import (
 )
 from click.testing import CliRunner
 
-from pipeline.batch.ledger import list_ledger
-from pipeline.cli import cli
-from pipeline.configuration import load_config
-from pipeline.store import list_measurements, open_store
+from ichpipe.pipeline.batch.ledger import list_ledger
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.store import list_measurements, open_store
 
 N_FOLDERS = 15  # plus one nested folder and one zip: 17 valid studies
 
@@ -170,12 +170,12 @@ def test_a_study_still_arriving_is_left_for_the_next_run(tmp_path: Path, config_
 
 def test_unexpected_errors_are_logged_recorded_and_retried(tmp_path: Path, config_file: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.run
+    import ichpipe.pipeline.run
 
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     valid_study(inbox / "a", 1)
     valid_study(inbox / "b", 2)
-    real = pipeline.run.run_study
+    real = ichpipe.pipeline.run.run_study
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -184,7 +184,7 @@ def test_unexpected_errors_are_logged_recorded_and_retried(tmp_path: Path, confi
             raise RuntimeError("simulated bug")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.run, "run_study", flaky)
+    monkeypatch.setattr(ichpipe.pipeline.run, "run_study", flaky)
     result = CliRunner().invoke(cli, ["batch", "--inbox", str(inbox), "--out", str(out), "--segmenter",
                                       "threshold", "--config", str(config_file), "--json"])
     run = json.loads(result.stdout)

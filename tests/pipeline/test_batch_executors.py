@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from batch_support import assert_clean_outputs, valid_study, write_config
 
-from pipeline.batch.ledger import list_ledger
-from pipeline.batch.options import BatchOptions
-from pipeline.batch.runner import run_batch
-from pipeline.configuration import load_config
-from pipeline.store import open_store
+from ichpipe.pipeline.batch.ledger import list_ledger
+from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.runner import run_batch
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.store import open_store
 
 N_STUDIES = 4
 
@@ -68,10 +68,10 @@ def test_dask_local_cluster(template: Path, tmp_path: Path) -> None:
 def test_unreachable_scheduler_is_a_usage_error(template: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("distributed")
-    import pipeline.batch.runner
+    import ichpipe.pipeline.batch.runner
     from ichpipe.errors import UsageError
 
-    monkeypatch.setattr(pipeline.batch.runner, "DASK_CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(ichpipe.pipeline.batch.runner, "DASK_CONNECT_TIMEOUT_S", 2.0)
 
     inbox, out, config_file = _setup(template, tmp_path)
     config = load_config(config_file)

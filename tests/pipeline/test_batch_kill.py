@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from batch_support import assert_clean_outputs, start_batch, valid_study, write_config
 
-from pipeline.batch.ledger import list_ledger
-from pipeline.batch.options import BatchOptions
-from pipeline.batch.runner import run_batch
-from pipeline.configuration import load_config
-from pipeline.store import list_measurements, open_store
+from ichpipe.pipeline.batch.ledger import list_ledger
+from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.runner import run_batch
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.store import list_measurements, open_store
 
 N_STUDIES = 8
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from batch_support import subprocess_env
 
-from pipeline.batch.config import BatchConfig
-from pipeline.batch.ledger import (
+from ichpipe.pipeline.batch.config import BatchConfig
+from ichpipe.pipeline.batch.ledger import (
     Decision,
     LedgerEntry,
     LedgerRow,
@@ -30,13 +30,13 @@ from pipeline.batch.ledger import (
     list_ledger,
     record_entry,
 )
-from pipeline.batch.locks import acquire_lock, lock_name
-from pipeline.batch.options import BatchOptions
-from pipeline.batch.summary import BatchReport, JobOutcome, prune_summaries, write_summary
-from pipeline.configuration import Config
-from pipeline.pacs.config import PacsConfig
-from pipeline.segmenters.threshold import ThresholdConfig
-from pipeline.store import (
+from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
+from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome, prune_summaries, write_summary
+from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.pacs.config import PacsConfig
+from ichpipe.pipeline.segmenters.threshold import ThresholdConfig
+from ichpipe.pipeline.store import (
     SCHEMA_VERSION,
     MeasurementRecord,
     StoreConfig,
@@ -216,7 +216,7 @@ def test_a_held_lock_is_skipped_or_waited_for(tmp_path: Path) -> None:
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from pipeline.batch.locks import acquire_lock
+from ichpipe.pipeline.batch.locks import acquire_lock
 lock = acquire_lock(Path(sys.argv[1]), "series-7.7", wait=False)
 print("held" if lock else "busy", flush=True)
 time.sleep(60)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pydicom
 from click.testing import CliRunner
 
-from pipeline.cli import cli
+from ichpipe.pipeline.cli import cli
 
 CONTRACT_KEYS = {
     "series_instance_uid", "selected", "reasons", "n_slices", "rows", "columns", "pixel_spacing_mm",

@@ -11,10 +11,10 @@ from click.testing import CliRunner, Result
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from dicom_io import assemble_series, scan_study
-from pipeline import measure_job
-from pipeline.cli import cli
-from pipeline.nifti_masks import LPS_FROM_RAS
+from ichpipe.dicom_io import assemble_series, scan_study
+from ichpipe.pipeline import measure_job
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.nifti_masks import LPS_FROM_RAS
 
 REPORT_KEYS = {
     "patient_id", "study_instance_uid", "series_instance_uid", "accession_number", "acquisition_datetime",
@@ -150,15 +150,15 @@ def test_usage_and_input_errors(make_series, tmp_path: Path) -> None:
 
 
 def test_seg_without_reader_module_is_a_clear_error(make_series, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "dicom_io.seg", None)
+    monkeypatch.setitem(__import__("sys").modules, "ichpipe.dicom_io.seg", None)
     seg = _fake_dicom(tmp_path / "seg.dcm", measure_job.SEG_SOP_CLASS_UID)
     result = run("measure", "--study", str(make_series()), "--mask", str(seg))
     assert result.exit_code == 1
-    assert "need dicom_io.seg" in result.stderr
+    assert "need ichpipe.dicom_io.seg" in result.stderr
 
 
 def test_dicom_seg_mask_through_read_seg_mask(make_series, tmp_path: Path) -> None:
-    seg_module = pytest.importorskip("dicom_io.seg")
+    seg_module = pytest.importorskip("ichpipe.dicom_io.seg")
     study = make_series()
     with scan_study(study) as scan:
         volume = assemble_series(scan.require_selected().series)

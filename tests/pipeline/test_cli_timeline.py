@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pipeline.cli import cli
+from ichpipe.pipeline.cli import cli
 
 CONTEST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "contest-2023E"
 

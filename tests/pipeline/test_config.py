@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from ichpipe.errors import ConfigError
-from pipeline.cli import cli
-from pipeline.configuration import Config, load_config, to_plain
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.configuration import Config, load_config, to_plain
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.expansion import PRESETS, evaluate_timelines
-from pipeline.store import StoreConfig, open_store
-from pipeline.timeline import load_timelines
-from pipeline.timeline_import import ImportOptions, load_mapping, run_import
+from ichpipe.pipeline.expansion import PRESETS, evaluate_timelines
+from ichpipe.pipeline.store import StoreConfig, open_store
+from ichpipe.pipeline.timeline import load_timelines
+from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, run_import
 
 CONTEST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "contest-2023E"
 

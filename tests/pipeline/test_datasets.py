@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dicom_io.seg import write_seg
+from ichpipe.dicom_io.seg import write_seg
 from ichpipe.errors import DicomInputError, UsageError
-from pipeline.datasets import load_case, pair_nifti_folders
-from pipeline.datasets.dicom_seg import read_dicom_case, read_dicom_series
-from pipeline.datasets.manifest import (
+from ichpipe.pipeline.datasets import load_case, pair_nifti_folders
+from ichpipe.pipeline.datasets.dicom_seg import read_dicom_case, read_dicom_series
+from ichpipe.pipeline.datasets.manifest import (
     ManifestEntry,
     assign_splits,
     check_patient_split,
     read_manifest,
     write_manifest,
 )
-from pipeline.datasets.nifti_pairs import read_nifti_case
-from pipeline.datasets.png_slices import natural_key, read_png_case
-from pipeline.measure import measure_hematoma
-from pipeline.nifti_masks import write_nifti_mask
+from ichpipe.pipeline.datasets.nifti_pairs import read_nifti_case
+from ichpipe.pipeline.datasets.png_slices import natural_key, read_png_case
+from ichpipe.pipeline.measure import measure_hematoma
+from ichpipe.pipeline.nifti_masks import write_nifti_mask
 
 # --------------------------------------------------------------------------- manifest
 

@@ -11,10 +11,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from dicom_io.assemble import CTVolume
-from dicom_io.window import WindowPreset
-from pipeline.datasets.manifest import ManifestEntry
-from pipeline.evaluation import (
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.dicom_io.window import WindowPreset
+from ichpipe.pipeline.datasets.manifest import ManifestEntry
+from ichpipe.pipeline.evaluation import (
     ABC2_REFERENCE,
     EvaluatedSegmenter,
     cases_csv,
@@ -127,10 +127,10 @@ def test_evaluate_needs_a_row(tmp_path: Path) -> None:
 def test_png_cases_run_through_a_network_without_anatomy_steps(tmp_path: Path) -> None:
     from PIL import Image
 
-    from models.checkpoint import save_checkpoint
-    from models.registry import build_model
-    from pipeline.evaluation import network_row, threshold_row
-    from pipeline.run_config import InferenceConfig
+    from ichpipe.models.checkpoint import save_checkpoint
+    from ichpipe.models.registry import build_model
+    from ichpipe.pipeline.evaluation import network_row, threshold_row
+    from ichpipe.pipeline.run_config import InferenceConfig
 
     images, labels = tmp_path / "img", tmp_path / "lab"
     images.mkdir()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ichpipe.errors import ConfigError
-from pipeline.configuration import load_config
-from pipeline.expansion import (
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.expansion import (
     PRESETS,
     ExpansionConfig,
     ExpansionRule,
@@ -17,8 +17,8 @@ from pipeline.expansion import (
     evaluate_timelines,
     labels_by_patient,
 )
-from pipeline.store import ClinicalRecord, StoredMeasurement
-from pipeline.timeline import build_timeline
+from ichpipe.pipeline.store import ClinicalRecord, StoredMeasurement
+from ichpipe.pipeline.timeline import build_timeline
 
 T0 = datetime(2024, 3, 1, 8, 0, 0)
 RULE = PRESETS["contest_2023e"]

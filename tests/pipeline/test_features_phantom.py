@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from dicom_io.assemble import assemble_series
-from dicom_io.study import scan_study
-from pipeline.configuration import load_config
-from pipeline.features.extract import FEATURE_SPACE, compute_features
-from pipeline.nifti_masks import align_nifti_mask
-from pipeline.phantom import PhantomSpec, write_phantom_study
-from pipeline.run import RunOptions, run_study
-from pipeline.store import StoreConfig, list_measurements, open_store
+from ichpipe.dicom_io.assemble import assemble_series
+from ichpipe.dicom_io.study import scan_study
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.features.extract import FEATURE_SPACE, compute_features
+from ichpipe.pipeline.nifti_masks import align_nifti_mask
+from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.run import RunOptions, run_study
+from ichpipe.pipeline.store import StoreConfig, list_measurements, open_store
 
 CASES = {
     "plain": {},

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from dicom_io import assemble_series, scan_study
+from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.errors import CheckpointError, UsageError
-from models.checkpoint import save_checkpoint
-from models.registry import build_model
-from pipeline.inference import NetworkSegmenter, resolve_device
-from pipeline.run_config import InferenceConfig
+from ichpipe.models.checkpoint import save_checkpoint
+from ichpipe.models.registry import build_model
+from ichpipe.pipeline.inference import NetworkSegmenter, resolve_device
+from ichpipe.pipeline.run_config import InferenceConfig
 
 
 class _Echo(torch.nn.Module):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from dicom_io.geometry import VolumeGeometry, compute_geometry
-from pipeline.measure import MeasureConfig, feret_diameters_mm, measure_hematoma
+from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
+from ichpipe.pipeline.measure import MeasureConfig, feret_diameters_mm, measure_hematoma
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import cli
+from ichpipe.pipeline.cli import cli
 
 pytestmark = pytest.mark.shared_data
 

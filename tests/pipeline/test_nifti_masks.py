@@ -7,10 +7,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from dicom_io.geometry import VolumeGeometry, compute_geometry
+from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
 from ichpipe.errors import DicomInputError, OutputError
-from pipeline.measure import measure_hematoma
-from pipeline.nifti_masks import (
+from ichpipe.pipeline.measure import measure_hematoma
+from ichpipe.pipeline.nifti_masks import (
     LPS_FROM_RAS,
     AlignmentConfig,
     align_nifti_mask,

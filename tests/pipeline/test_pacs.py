@@ -33,14 +33,14 @@ from click.testing import CliRunner
 from pydicom.uid import SecondaryCaptureImageStorage, SegmentationStorage
 
 from ichpipe.errors import PacsError
-from pipeline.batch.ledger import list_ledger
-from pipeline.cli import cli
-from pipeline.configuration import load_config
-from pipeline.pacs.config import PacsConfig
-from pipeline.pacs.retrieve import pull_new_studies
-from pipeline.pacs.store_scu import send_files
-from pipeline.phantom import write_phantom_study
-from pipeline.store import open_store
+from ichpipe.pipeline.batch.ledger import list_ledger
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.pacs.config import PacsConfig
+from ichpipe.pipeline.pacs.retrieve import pull_new_studies
+from ichpipe.pipeline.pacs.store_scu import send_files
+from ichpipe.pipeline.phantom import write_phantom_study
+from ichpipe.pipeline.store import open_store
 
 ICHPIPE_AET = "ICHPIPE"
 ORTHANC_AET = "ORTHANC"

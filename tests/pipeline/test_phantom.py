@@ -33,8 +33,8 @@ from pydicom.uid import (
 from scipy import ndimage
 
 from ichpipe.errors import UsageError
-from pipeline.cli import cli
-from pipeline.phantom import (
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.phantom import (
     PhantomSpec,
     PhantomTruth,
     jpegls_available,

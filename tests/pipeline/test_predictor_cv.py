@@ -1,4 +1,4 @@
-"""Folds, preprocessing fitted on training rows only, metrics (pipeline.predictor.cv / transform / evaluate)."""
+"""Folds, preprocessing fitted on training rows only, metrics (ichpipe.pipeline.predictor.cv / transform / evaluate)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 from sklearn.metrics import roc_auc_score
 
-from pipeline.predictor.baselines import logistic_regression
-from pipeline.predictor.cv import inner_folds, patient_folds, validation_split
-from pipeline.predictor.evaluate import (
+from ichpipe.pipeline.predictor.baselines import logistic_regression
+from ichpipe.pipeline.predictor.cv import inner_folds, patient_folds, validation_split
+from ichpipe.pipeline.predictor.evaluate import (
     CVPredictions,
     auc_score,
     cross_validate,
@@ -20,7 +20,7 @@ from pipeline.predictor.evaluate import (
     summarise,
     youden_threshold,
 )
-from pipeline.predictor.transform import FeatureTransform, signed_log1p
+from ichpipe.pipeline.predictor.transform import FeatureTransform, signed_log1p
 
 
 def test_folds_are_patient_level_stratified_and_cover_everyone() -> None:

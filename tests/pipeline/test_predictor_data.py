@@ -1,4 +1,4 @@
-"""The predictor's feature table and labels: CSV, results store, contest tables (pipeline.predictor.data)."""
+"""The predictor's feature table and labels: CSV, results store, contest tables (ichpipe.pipeline.predictor.data)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from predictor_support import synthetic
 
 from ichpipe.errors import PredictorInputError
-from pipeline.clinical import load_clinical_mapping
-from pipeline.expansion import PRESETS
-from pipeline.features.extract import FEATURE_SPACE
-from pipeline.predictor.data import (
+from ichpipe.pipeline.clinical import load_clinical_mapping
+from ichpipe.pipeline.expansion import PRESETS
+from ichpipe.pipeline.features.extract import FEATURE_SPACE
+from ichpipe.pipeline.predictor.data import (
     CONTEST_FEATURE_SPACE,
     FeatureTable,
     contest_feature_table,
@@ -26,7 +26,7 @@ from pipeline.predictor.data import (
     write_features_csv,
     write_labels_csv,
 )
-from pipeline.store import ClinicalRecord, MeasurementRecord, StoreConfig, open_store, record_batch
+from ichpipe.pipeline.store import ClinicalRecord, MeasurementRecord, StoreConfig, open_store, record_batch
 
 
 def test_features_csv_round_trip(tmp_path: Path) -> None:

@@ -13,13 +13,18 @@ import torch
 from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 
 from ichpipe.errors import CheckpointError, PredictorInputError
-from models.atomic import file_sha256
-from models.registry import build_model
-from pipeline.predictor.baselines import balanced_weights, gradient_boosting, logistic_regression, volume_logistic
-from pipeline.predictor.data import FeatureTable
-from pipeline.predictor.evaluate import auc_score
-from pipeline.predictor.infer import load_predictor, predict
-from pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
+from ichpipe.models.atomic import file_sha256
+from ichpipe.models.registry import build_model
+from ichpipe.pipeline.predictor.baselines import (
+    balanced_weights,
+    gradient_boosting,
+    logistic_regression,
+    volume_logistic,
+)
+from ichpipe.pipeline.predictor.data import FeatureTable
+from ichpipe.pipeline.predictor.evaluate import auc_score
+from ichpipe.pipeline.predictor.infer import load_predictor, predict
+from ichpipe.pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
 
 
 @pytest.fixture(autouse=True)
@@ -122,11 +127,12 @@ def test_a_segmentation_or_bare_checkpoint_is_refused(tmp_path: Path) -> None:
 
 def test_inference_imports_no_training_code() -> None:
     # scikit-learn itself is loaded by MONAI through the model registry; the training modules must not be.
-    # (Importing pipeline.cli registers every command; their heavy imports happen inside the commands.)
+    # (Importing ichpipe.pipeline.cli registers every command; their heavy imports happen inside the commands.)
     code = (
-        "import sys, pipeline.predictor.infer, pipeline.cli.predict\n"
-        "bad = [m for m in sys.modules if m.startswith(('pipeline.predictor.train', 'pipeline.predictor.cv',"
-        " 'pipeline.predictor.evaluate', 'pipeline.predictor.baselines', 'pipeline.predictor.job',"
+        "import sys, ichpipe.pipeline.predictor.infer, ichpipe.pipeline.cli.predict\n"
+        "bad = [m for m in sys.modules if m.startswith(('ichpipe.pipeline.predictor.train',"
+        " 'ichpipe.pipeline.predictor.cv', 'ichpipe.pipeline.predictor.evaluate',"
+        " 'ichpipe.pipeline.predictor.baselines', 'ichpipe.pipeline.predictor.job',"
         " 'sklearn.ensemble'))]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
@@ -136,10 +142,10 @@ def test_inference_imports_no_training_code() -> None:
 
 
 def test_shipped_checkpoint_carries_its_contest_features() -> None:
-    from pipeline.clinical import is_leaky_name, load_clinical_mapping
-    from pipeline.predictor.config import PredictorConfig
-    from pipeline.predictor.data import CONTEST_FEATURE_SPACE, contest_feature_table
-    from pipeline.run_config import resolve_checkpoint
+    from ichpipe.pipeline.clinical import is_leaky_name, load_clinical_mapping
+    from ichpipe.pipeline.predictor.config import PredictorConfig
+    from ichpipe.pipeline.predictor.data import CONTEST_FEATURE_SPACE, contest_feature_table
+    from ichpipe.pipeline.run_config import resolve_checkpoint
 
     path = resolve_checkpoint(PredictorConfig().checkpoint)
     model = load_predictor(path)

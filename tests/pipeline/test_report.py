@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
-from dicom_io.geometry import compute_geometry
-from pipeline.measure import measure_hematoma
-from pipeline.report import (
+from ichpipe.dicom_io.geometry import compute_geometry
+from ichpipe.pipeline.measure import measure_hematoma
+from ichpipe.pipeline.report import (
     SegmenterInfo,
     StageTimer,
     acquisition_datetime,

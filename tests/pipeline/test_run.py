@@ -10,8 +10,8 @@ import pydicom
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import cli
-from pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 
 CONTRACT = {"patient_id", "study_instance_uid", "series_instance_uid", "accession_number",
             "acquisition_datetime", "geometry", "hematoma", "segmenter", "outputs", "timings_s"}
@@ -102,8 +102,8 @@ def test_outputs_written_and_seg_references_source(tmp_path: Path, store_config:
 
 
 def test_rerun_records_once_in_store(tmp_path: Path, store_config: Path) -> None:
-    from pipeline.configuration import load_config
-    from pipeline.store import list_measurements, open_store
+    from ichpipe.pipeline.configuration import load_config
+    from ichpipe.pipeline.store import list_measurements, open_store
 
     spec = PhantomSpec(seed=4, rows=128, columns=128, n_slices=16, volume_ml=15.0)
     write_phantom_study(tmp_path / "study", spec)

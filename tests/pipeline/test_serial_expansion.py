@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import cli
-from pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 
 T0 = datetime(2026, 1, 1, 8, 0, 0)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ichpipe.errors import StoreError
-from pipeline.store import (
+from ichpipe.pipeline.store import (
     SCHEMA_VERSION,
     ClinicalRecord,
     MeasurementRecord,

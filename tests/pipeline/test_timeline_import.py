@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ichpipe.errors import ConfigError, TimelineError
-from pipeline.expansion import PRESETS, evaluate_timelines
-from pipeline.store import StoreConfig, get_clinical, list_measurements, open_store
-from pipeline.timeline import load_timeline, load_timelines
-from pipeline.timeline_import import (
+from ichpipe.pipeline.expansion import PRESETS, evaluate_timelines
+from ichpipe.pipeline.store import StoreConfig, get_clinical, list_measurements, open_store
+from ichpipe.pipeline.timeline import load_timeline, load_timelines
+from ichpipe.pipeline.timeline_import import (
     ImportOptions,
     ScanColumns,
     TimelineMapping,

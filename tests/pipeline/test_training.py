@@ -14,18 +14,18 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from dicom_io.window import WindowPreset, apply_window
+from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import UsageError
-from models.checkpoint import load_checkpoint
-from pipeline.cli import cli
-from pipeline.datasets import load_case, read_manifest
-from pipeline.datasets.case import CaseVolume
-from pipeline.datasets.manifest import check_patient_split
-from pipeline.training.data_generator import DEMO_SEED, GeneratorOptions, draw_recipe, generate_dataset
-from pipeline.training.lesion_shapes import builtin_shape, shape_bank, shape_from_mask
-from pipeline.training.train_seg import STATE_NAME, train_segmenter
-from pipeline.training.transforms import RandLesionCropd, prepare_case_slices
-from pipeline.training_config import TrainingConfig
+from ichpipe.models.checkpoint import load_checkpoint
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.datasets import load_case, read_manifest
+from ichpipe.pipeline.datasets.case import CaseVolume
+from ichpipe.pipeline.datasets.manifest import check_patient_split
+from ichpipe.pipeline.training.data_generator import DEMO_SEED, GeneratorOptions, draw_recipe, generate_dataset
+from ichpipe.pipeline.training.lesion_shapes import builtin_shape, shape_bank, shape_from_mask
+from ichpipe.pipeline.training.train_seg import STATE_NAME, train_segmenter
+from ichpipe.pipeline.training.transforms import RandLesionCropd, prepare_case_slices
+from ichpipe.pipeline.training_config import TrainingConfig
 
 BRAIN = WindowPreset(width=80.0, level=40.0)
 TINY = {"base_channels": 4, "num_heads": 4}

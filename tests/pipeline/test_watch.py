@@ -22,12 +22,12 @@ from batch_support import (
     write_config,
 )
 
-from pipeline.batch.ledger import list_ledger
-from pipeline.batch.options import BatchOptions
-from pipeline.batch.summary import BatchReport, JobOutcome
-from pipeline.configuration import load_config
-from pipeline.store import open_store
-from pipeline.watch import watch
+from ichpipe.pipeline.batch.ledger import list_ledger
+from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome
+from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.store import open_store
+from ichpipe.pipeline.watch import watch
 
 
 @pytest.fixture(scope="module")
