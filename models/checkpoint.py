@@ -47,7 +47,7 @@ from torch import nn
 
 from ichpipe import __version__
 from ichpipe.errors import CheckpointError
-from ichpipe.models.atomic import atomic_write, file_sha256
+from ichpipe.models.hashing import atomic_write, file_sha256
 from ichpipe.models.registry import MODEL_REGISTRY, Task, get_model_spec
 
 __all__ = [

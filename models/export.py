@@ -25,8 +25,8 @@ from torch import nn
 
 from ichpipe import __version__
 from ichpipe.errors import CheckpointError
-from ichpipe.models.atomic import atomic_write
 from ichpipe.models.checkpoint import load_model
+from ichpipe.models.hashing import atomic_write
 
 __all__ = [
     "METADATA_FILE",

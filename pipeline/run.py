@@ -109,7 +109,7 @@ def build_segmenter(
             " Pass --checkpoint FILE, set models.default_checkpoint in the config,"
             " or use --segmenter threshold (the classical method, no checkpoint needed)."
         )
-    from ichpipe.models.atomic import file_sha256
+    from ichpipe.models.hashing import file_sha256
     from ichpipe.pipeline.inference import NetworkSegmenter
 
     allow = config.models.checkpoint_sha256_allowlist

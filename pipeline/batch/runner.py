@@ -50,7 +50,7 @@ from ichpipe.errors import (
     UsageError,
 )
 from ichpipe.extras import import_extra
-from ichpipe.models.atomic import file_sha256
+from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.batch.inbox import StudyJob, find_studies
 from ichpipe.pipeline.batch.ledger import (
     Decision,

@@ -37,7 +37,7 @@ import numpy as np
 
 from ichpipe.atomic import atomic_write
 from ichpipe.errors import OutputError, PredictorInputError, UsageError
-from ichpipe.models.atomic import file_sha256
+from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
 from ichpipe.pipeline.configuration import Config
 from ichpipe.pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic

@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ichpipe.models.atomic import file_sha256
 from ichpipe.models.checkpoint import FORMAT_NAME, save_checkpoint
+from ichpipe.models.hashing import file_sha256
 from ichpipe.models.registry import build_model
 from ichpipe.pipeline.cli import cli
 

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from predictor_support import FAST_CONFIG_YAML, write_synthetic
 
-from ichpipe.models.atomic import file_sha256
+from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.cli import cli
 
 

@@ -13,7 +13,7 @@ import torch
 from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 
 from ichpipe.errors import CheckpointError, PredictorInputError
-from ichpipe.models.atomic import file_sha256
+from ichpipe.models.hashing import file_sha256
 from ichpipe.models.registry import build_model
 from ichpipe.pipeline.predictor.baselines import (
     balanced_weights,
