@@ -39,7 +39,8 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from ichpipe.errors import IchpipeError  # noqa: E402
-from ichpipe.pipeline.measure import MeasureConfig, measure_hematoma  # noqa: E402
+from ichpipe.pipeline.config.measure_config import MeasureConfig  # noqa: E402
+from ichpipe.pipeline.measure import measure_hematoma  # noqa: E402
 from ichpipe.pipeline.nifti_masks import read_nifti_mask  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "hemseg500-masks"

@@ -29,10 +29,10 @@ import pytest
 
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.runner import run_batch
-from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.config.models_config import resolve_checkpoint
+from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
-from ichpipe.pipeline.run_config import resolve_checkpoint
-from ichpipe.pipeline.store_config import StoreConfig
 
 N_STUDIES = int(os.environ.get("ICHPIPE_BENCH_STUDIES", "8"))
 SIZE = int(os.environ.get("ICHPIPE_BENCH_SIZE", "512"))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.features.extract import feature_values
 from ichpipe.pipeline.features.grid import Grid
 from ichpipe.pipeline.phantom import PhantomSpec, render_phantom

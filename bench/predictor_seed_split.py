@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ichpipe.pipeline.clinical import load_clinical_mapping
-from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.expansion import PRESETS
 from ichpipe.pipeline.predictor.data import contest_feature_table, contest_labels, labelled
 from ichpipe.pipeline.predictor.evaluate import auc_score, model_label, oof_threshold

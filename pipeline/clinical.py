@@ -48,7 +48,7 @@ from typing import Any, Literal
 import yaml
 
 from ichpipe.errors import ConfigError, PredictorInputError
-from ichpipe.pipeline.configuration.loader import build_dataclass
+from ichpipe.pipeline.config.loader import build_dataclass
 
 __all__ = [
     "CLINICAL_FIELDS",

@@ -1,4 +1,4 @@
-"""Hematoma expansion: the rule (with named presets), its configuration and its evaluation.
+"""Hematoma expansion: the rule (with named presets) and its evaluation.
 
 A patient's hematoma *expanded* when a follow-up scan inside the window has a
 volume that grew, over the baseline (the first scan), by at least the
@@ -22,8 +22,9 @@ Presets (``expansion.preset`` in ``config.yaml``):
     >= 12.5 mL or >= 40 % (V2/V1 >= 1.4), repeat CT within 120 h of onset:
     Kazui et al., Stroke 1996;27:1783-7 (the cut-points from their ROC analysis).
 
-Any number can be overridden in the configuration; ``.inf`` switches a
-threshold off (``window_h: .inf`` = no window).
+Any number can be overridden in the configuration
+(:class:`~ichpipe.pipeline.config.expansion_config.ExpansionConfig`); ``.inf``
+switches a threshold off (``window_h: .inf`` = no window).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ if TYPE_CHECKING:  # the evaluation only reads these; importing them would pull 
 
 __all__ = [
     "PRESETS",
-    "ExpansionConfig",
     "ExpansionEvent",
     "ExpansionResult",
     "ExpansionRule",
@@ -170,48 +170,6 @@ PRESETS: Mapping[str, ExpansionRule] = MappingProxyType(
         ),
     }
 )
-
-
-@dataclass(frozen=True)
-class ExpansionConfig:
-    """The ``expansion:`` section of ``config.yaml``.
-
-    ``preset`` names a definition in :data:`PRESETS`; each number left
-    ``None`` (null) comes from it, a number given overrides it, and ``.inf``
-    switches that threshold (or the window) off.
-    """
-
-    preset: str = "contest_2023e"
-    absolute_ml: float | None = None
-    relative_pct: float | None = None
-    window_h: float | None = None
-    inclusive: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(
-                f"expansion.preset '{self.preset}' is not a known preset; choose one of "
-                f"{', '.join(PRESETS)} (and override numbers as needed)."
-            )
-        self.rule()  # validates the numbers
-
-    def rule(self) -> ExpansionRule:
-        """The rule this configuration defines."""
-        base = PRESETS[self.preset]
-        if (self.absolute_ml, self.relative_pct, self.window_h, self.inclusive) == (None, None, None, None):
-            return base
-        rule = ExpansionRule(
-            name="custom",
-            absolute_ml=base.absolute_ml if self.absolute_ml is None else self.absolute_ml,
-            relative_pct=base.relative_pct if self.relative_pct is None else self.relative_pct,
-            window_h=base.window_h if self.window_h is None else self.window_h,
-            inclusive=base.inclusive if self.inclusive is None else self.inclusive,
-            reference=f"{base.name} with overrides",
-        )
-        same = (rule.absolute_ml, rule.relative_pct, rule.window_h, rule.inclusive) == (
-            base.absolute_ml, base.relative_pct, base.window_h, base.inclusive
-        )
-        return base if same else rule
 
 
 @dataclass(frozen=True)

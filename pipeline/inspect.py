@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ichpipe.dicom_io.study import SeriesSummary, StudyScan, scan_study
-from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.config import Config
 
 __all__ = ["InspectReport", "inspect_study", "series_item"]
 

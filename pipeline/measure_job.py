@@ -32,8 +32,9 @@ from pydicom.errors import InvalidDicomError
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.study import SeriesSummary, scan_study
 from ichpipe.errors import DicomInputError, IchpipeError, UsageError
-from ichpipe.pipeline.configuration import Config
-from ichpipe.pipeline.measure import MeasureConfig, measure_hematoma
+from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.config.measure_config import MeasureConfig
+from ichpipe.pipeline.measure import measure_hematoma
 from ichpipe.pipeline.nifti_masks import AlignmentConfig, NiftiMask, align_nifti_mask, is_nifti_path, load_nifti_mask
 from ichpipe.pipeline.nifti_masks import read_nifti_mask as read_nifti_with_geometry
 from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
@@ -219,7 +220,7 @@ def measure_mask(
     study:
         Study folder, DICOMDIR or zip; ``None`` measures a NIfTI on its own header geometry.
     config:
-        Discovery, selection and geometry settings; defaults to :class:`~ichpipe.pipeline.configuration.Config`.
+        Discovery, selection and geometry settings; defaults to :class:`~ichpipe.pipeline.config.Config`.
     measure:
         ABC/2 conventions; defaults to :func:`measure_config_from` of ``config``.
     alignment:

@@ -27,13 +27,14 @@ from ichpipe.dicom_io.secondary_capture import write_secondary_capture
 from ichpipe.dicom_io.seg import write_seg
 from ichpipe.dicom_io.study import scan_files, scan_study
 from ichpipe.errors import CheckpointError, OutputError, UsageError
-from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.config.inference_config import Device
+from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.key_image import render_key_image
 from ichpipe.pipeline.measure import HematomaMeasurement, measure_hematoma
 from ichpipe.pipeline.nifti_masks import write_nifti_mask
 from ichpipe.pipeline.paths import series_output_dir
 from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
-from ichpipe.pipeline.run_config import Device, resolve_checkpoint
 from ichpipe.pipeline.segmenters import Segmenter, segmenter_choices
 from ichpipe.pipeline.segmenters.threshold import ThresholdSegmenter
 

@@ -52,7 +52,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 
 from ichpipe.errors import StoreError
-from ichpipe.pipeline.store_config import StoreConfig
+from ichpipe.pipeline.config.store_config import StoreConfig
 
 __all__ = [
     "MIGRATIONS",
@@ -60,7 +60,6 @@ __all__ = [
     "ClinicalRecord",
     "MeasurementRecord",
     "Store",
-    "StoreConfig",
     "StoredMeasurement",
     "batch_ledger_table",
     "get_clinical",

@@ -50,12 +50,12 @@ from typing import Any, Literal
 import yaml
 
 from ichpipe.errors import ConfigError, TimelineError
-from ichpipe.pipeline.configuration.loader import build_dataclass
+from ichpipe.pipeline.config.loader import build_dataclass
+from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.store import (
     ClinicalRecord,
     MeasurementRecord,
     Store,
-    StoreConfig,
     imported_series_uid,
     open_store,
     record_batch,

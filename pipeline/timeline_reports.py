@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ichpipe.errors import TimelineError
+from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.expansion import (
     ExpansionResult,
     ExpansionRule,
@@ -20,7 +21,7 @@ from ichpipe.pipeline.expansion import (
     evaluate_expansion,
     evaluate_timelines,
 )
-from ichpipe.pipeline.store import StoreConfig, open_store
+from ichpipe.pipeline.store import open_store
 from ichpipe.pipeline.timeline import Timeline, load_timeline, load_timelines
 
 __all__ = [

@@ -24,7 +24,7 @@ from ichpipe.errors import ConfigError, IchpipeError, UsageError
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.runner import BatchProgress, run_batch
 from ichpipe.pipeline.batch.summary import BatchReport
-from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.config import Config
 
 __all__ = ["stop_on_signals", "watch"]
 

@@ -34,7 +34,7 @@ from ichpipe.dicom_io.discover import DICOMDIR_SOP_CLASS, iter_files, read_heade
 from ichpipe.dicom_io.study import scan_files
 from ichpipe.errors import DicomInputError, UsageError
 from ichpipe.pipeline.batch.ledger import fingerprint
-from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.config import Config
 
 __all__ = ["InboxScan", "JobKind", "StudyJob", "WaitingEntry", "find_studies"]
 

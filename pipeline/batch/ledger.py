@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ichpipe.pipeline.configuration import Config, to_plain
+from ichpipe.pipeline.config import Config, to_plain
 from ichpipe.pipeline.store import Store, batch_ledger_table
 
 __all__ = [

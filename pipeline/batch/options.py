@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ichpipe.pipeline.batch.config import Executor, OnLocked
-from ichpipe.pipeline.run_config import Device
+from ichpipe.pipeline.config.batch_config import Executor, OnLocked
+from ichpipe.pipeline.config.inference_config import Device
 
 __all__ = ["BatchOptions"]
 

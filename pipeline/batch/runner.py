@@ -65,9 +65,10 @@ from ichpipe.pipeline.batch.ledger import (
 from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome, Status, prune_summaries, write_summary
-from ichpipe.pipeline.configuration import Config, to_plain
-from ichpipe.pipeline.configuration.loader import build_dataclass
-from ichpipe.pipeline.run_config import Device, resolve_checkpoint
+from ichpipe.pipeline.config import Config, to_plain
+from ichpipe.pipeline.config.inference_config import Device
+from ichpipe.pipeline.config.loader import build_dataclass
+from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segmenters import Segmenter, segmenter_choices
 from ichpipe.pipeline.store import Store, open_store
 

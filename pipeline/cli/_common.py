@@ -15,7 +15,7 @@ import click
 
 from ichpipe.dicom_io._privacy import forget_identifiers, identifiers_generation, known_identifiers
 from ichpipe.errors import IchpipeError
-from ichpipe.pipeline.configuration import Config, load_config
+from ichpipe.pipeline.config import Config, load_config
 
 __all__ = [
     "RedactingFormatter",

@@ -52,9 +52,9 @@ def predict_expansion(
     config = load_cli_config(config_path, store_overrides(store_location))
     cfg = config.predictor
 
+    from ichpipe.pipeline.config.models_config import resolve_checkpoint
     from ichpipe.pipeline.predictor.data import FeatureTable, read_features_csv
     from ichpipe.pipeline.predictor.infer import load_predictor, predict
-    from ichpipe.pipeline.run_config import resolve_checkpoint
 
     path = checkpoint_path or resolve_checkpoint(cfg.checkpoint)
     if not path.is_file():

@@ -177,8 +177,8 @@ def train_seg(
     """
     from dataclasses import replace
 
+    from ichpipe.pipeline.config.training_config import TrainingConfig
     from ichpipe.pipeline.training.train_seg import train_segmenter
-    from ichpipe.pipeline.training_config import TrainingConfig
 
     config = load_cli_config(config_path)
     base = getattr(config, "training", None)

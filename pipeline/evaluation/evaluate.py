@@ -32,15 +32,17 @@ import numpy as np
 
 from ichpipe.dicom_io.window import WindowPreset
 from ichpipe.errors import UsageError
-from ichpipe.pipeline.anatomy import AnatomyConfig
+from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
+from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.config.measure_config import MeasureConfig
+from ichpipe.pipeline.config.threshold_config import ThresholdConfig
 from ichpipe.pipeline.datasets import load_case
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import ManifestEntry
 from ichpipe.pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
-from ichpipe.pipeline.measure import MeasureConfig, measure_hematoma
-from ichpipe.pipeline.run_config import InferenceConfig
+from ichpipe.pipeline.measure import measure_hematoma
 from ichpipe.pipeline.segmenters import Segmenter
-from ichpipe.pipeline.segmenters.threshold import ThresholdConfig, ThresholdSegmenter
+from ichpipe.pipeline.segmenters.threshold import ThresholdSegmenter
 
 __all__ = [
     "ABC2_REFERENCE",

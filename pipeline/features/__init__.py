@@ -5,12 +5,10 @@ Modules: :mod:`~ichpipe.pipeline.features.grid` (voxel to patient coordinates),
 :mod:`~ichpipe.pipeline.features.firstorder` (HU histogram statistics),
 :mod:`~ichpipe.pipeline.features.location` (hemisphere, infratentorial share),
 :mod:`~ichpipe.pipeline.features.extract` (all of them for one series:
-``compute_features``), :mod:`~ichpipe.pipeline.features.config` (settings).
+``compute_features``), :mod:`~ichpipe.pipeline.config.features_config` (settings).
 
-Only the settings are imported here, so that loading the configuration stays
-light; import the functions from their modules.
+Nothing is imported here, so that importing one module stays light; import
+the functions from their modules.
 """
 
-from ichpipe.pipeline.features.config import FeatureConfig
-
-__all__ = ["FeatureConfig"]
+__all__: list[str] = []

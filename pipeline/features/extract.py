@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ichpipe.dicom_io.assemble import CTVolume
-from ichpipe.pipeline.features.config import FeatureConfig
+from ichpipe.pipeline.config.features_config import FeatureConfig
 from ichpipe.pipeline.features.firstorder import firstorder_features
 from ichpipe.pipeline.features.grid import Grid, mask_indices
 from ichpipe.pipeline.features.location import find_head_frame, location_features

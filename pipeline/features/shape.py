@@ -34,7 +34,7 @@ the column names of the contest's table3) and, unless noted, defined as there:
 ``Elongation`` / ``Flatness``
     ``sqrt(lambda_minor / lambda_major)`` / ``sqrt(lambda_least / lambda_major)``.
 
-The mesh (:class:`~ichpipe.pipeline.features.config.FeatureConfig` ``mesh``):
+The mesh (:class:`~ichpipe.pipeline.config.features_config.FeatureConfig` ``mesh``):
 
 ``smooth`` (default)
     Each slice's mask becomes a signed distance in mm (positive outside,
@@ -67,7 +67,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from skimage.measure import marching_cubes
 
-from ichpipe.pipeline.features.config import MeshMethod
+from ichpipe.pipeline.config.features_config import MeshMethod
 from ichpipe.pipeline.features.grid import Grid, mask_indices
 
 __all__ = ["SHAPE_FEATURES", "SHAPE_PREFIX", "shape_features", "surface_mesh"]

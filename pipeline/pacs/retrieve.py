@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset
 
 from ichpipe.errors import DicomInputError, PacsError
 from ichpipe.extras import import_extra
-from ichpipe.pipeline.pacs.config import PacsConfig
+from ichpipe.pipeline.config.pacs_config import PacsConfig
 from ichpipe.pipeline.pacs.store_scu import make_ae
 from ichpipe.pipeline.paths import validate_uid
 

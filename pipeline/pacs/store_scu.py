@@ -17,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 
 from ichpipe.errors import PacsError
 from ichpipe.extras import import_extra
-from ichpipe.pipeline.pacs.config import PacsConfig
+from ichpipe.pipeline.config.pacs_config import PacsConfig
 
 __all__ = ["StoreResult", "make_ae", "send_files"]
 

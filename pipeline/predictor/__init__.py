@@ -11,9 +11,8 @@ calibration plot), :mod:`~ichpipe.pipeline.predictor.card` (model card) and
 :mod:`~ichpipe.pipeline.predictor.infer` (prediction from a checkpoint; imports no
 training code).
 
-Only the configuration is imported here, so loading it stays light.
+Nothing is imported here (the ``predictor:`` config section is
+:mod:`ichpipe.pipeline.config.predictor_config`), so importing one module stays light.
 """
 
-from ichpipe.pipeline.predictor.config import EvaluationConfig, PredictorConfig, TrainingConfig
-
-__all__ = ["EvaluationConfig", "PredictorConfig", "TrainingConfig"]
+__all__: list[str] = []

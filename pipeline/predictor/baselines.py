@@ -29,7 +29,7 @@ import numpy.typing as npt
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from ichpipe.pipeline.predictor.config import TrainingConfig
+from ichpipe.pipeline.config.predictor_config import TrainingConfig
 from ichpipe.pipeline.predictor.transform import FeatureTransform
 
 __all__ = [

@@ -450,8 +450,9 @@ def contest_labels(contest_dir: Path, *, rule: ExpansionRule) -> dict[str, int |
     mapping into a temporary results store; the timelines are evaluated with
     ``rule`` (1 expanded, 0 not, ``None`` undetermined).
     """
+    from ichpipe.pipeline.config.store_config import StoreConfig
     from ichpipe.pipeline.expansion import evaluate_timelines, labels_by_patient
-    from ichpipe.pipeline.store import StoreConfig, open_store
+    from ichpipe.pipeline.store import open_store
     from ichpipe.pipeline.timeline import load_timelines
     from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, run_import
 

@@ -40,8 +40,8 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 from ichpipe.atomic import atomic_write
+from ichpipe.pipeline.config.predictor_config import EvaluationConfig
 from ichpipe.pipeline.predictor.baselines import Classifier
-from ichpipe.pipeline.predictor.config import EvaluationConfig
 from ichpipe.pipeline.predictor.cv import Fold, inner_folds, patient_folds
 
 __all__ = [

@@ -39,10 +39,10 @@ from ichpipe.atomic import atomic_write
 from ichpipe.errors import OutputError, PredictorInputError, UsageError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
-from ichpipe.pipeline.configuration import Config
+from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.config.predictor_config import TrainingConfig
 from ichpipe.pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
 from ichpipe.pipeline.predictor.card import CardInputs, write_model_card
-from ichpipe.pipeline.predictor.config import TrainingConfig
 from ichpipe.pipeline.predictor.data import FeatureTable, labelled, read_features_csv, read_label_rule, read_labels_csv
 from ichpipe.pipeline.predictor.evaluate import (
     ModelFactory,

@@ -40,7 +40,7 @@ from torch import nn
 
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model, get_model_spec
-from ichpipe.pipeline.predictor.config import EvaluationConfig, TrainingConfig
+from ichpipe.pipeline.config.predictor_config import EvaluationConfig, TrainingConfig
 from ichpipe.pipeline.predictor.cv import validation_split
 from ichpipe.pipeline.predictor.transform import FeatureTransform
 

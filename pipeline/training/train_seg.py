@@ -53,6 +53,7 @@ from ichpipe.dicom_io.window import WindowPreset
 from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import get_model_spec
+from ichpipe.pipeline.config.training_config import TrainingConfig
 from ichpipe.pipeline.datasets import load_case
 from ichpipe.pipeline.datasets.manifest import Manifest, ManifestEntry, read_manifest
 from ichpipe.pipeline.inference import resolve_device
@@ -63,7 +64,6 @@ from ichpipe.pipeline.training.transforms import (
     training_transforms,
     validation_transforms,
 )
-from ichpipe.pipeline.training_config import TrainingConfig
 
 __all__ = [
     "BEST_NAME",
@@ -305,7 +305,7 @@ def train_segmenter(
     out_dir:
         Run folder (created). Without ``resume`` it must not hold a run already.
     config:
-        The recipe (:class:`~ichpipe.pipeline.training_config.TrainingConfig`).
+        The recipe (:class:`~ichpipe.pipeline.config.training_config.TrainingConfig`).
     window:
         HU window the slices are shown through (stored in the checkpoints).
     model_overrides:

@@ -63,7 +63,8 @@ def test_largest_component_counts_slice_by_slice_like_one_bincount(ndim: int) ->
 
 
 def test_intracranial_mask_slice_by_slice_matches_the_volume_formula(tmp_path: Path) -> None:
-    from ichpipe.pipeline.anatomy import AnatomyConfig, _closing_2d, intracranial_mask, largest_component
+    from ichpipe.pipeline.anatomy import _closing_2d, intracranial_mask, largest_component
+    from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 
     write_phantom_study(tmp_path / "study", PhantomSpec(seed=3, rows=96, columns=96, n_slices=20, volume_ml=15.0))
     with scan_study(tmp_path / "study") as scan:

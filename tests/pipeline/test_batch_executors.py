@@ -11,7 +11,7 @@ from batch_support import assert_clean_outputs, valid_study, write_config
 from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.runner import run_batch
-from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.store import open_store
 
 N_STUDIES = 4

@@ -17,7 +17,7 @@ from batch_support import assert_clean_outputs, start_batch, valid_study, write_
 from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.runner import run_batch
-from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.store import list_measurements, open_store
 
 N_STUDIES = 8

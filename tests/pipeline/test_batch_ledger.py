@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from batch_support import subprocess_env
 
-from ichpipe.pipeline.batch.config import BatchConfig
 from ichpipe.pipeline.batch.ledger import (
     Decision,
     LedgerEntry,
@@ -33,13 +32,14 @@ from ichpipe.pipeline.batch.ledger import (
 from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome, prune_summaries, write_summary
-from ichpipe.pipeline.configuration import Config
-from ichpipe.pipeline.pacs.config import PacsConfig
-from ichpipe.pipeline.segmenters.threshold import ThresholdConfig
+from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.config.batch_config import BatchConfig
+from ichpipe.pipeline.config.pacs_config import PacsConfig
+from ichpipe.pipeline.config.store_config import StoreConfig
+from ichpipe.pipeline.config.threshold_config import ThresholdConfig
 from ichpipe.pipeline.store import (
     SCHEMA_VERSION,
     MeasurementRecord,
-    StoreConfig,
     list_measurements,
     open_store,
     record_measurement,

@@ -138,9 +138,10 @@ def test_predict_for_a_patient_in_the_results_store(tmp_path: Path) -> None:
 
     from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 
+    from ichpipe.pipeline.config.store_config import StoreConfig
     from ichpipe.pipeline.features.extract import FEATURE_SPACE
     from ichpipe.pipeline.predictor.train import save_predictor, train_predictor
-    from ichpipe.pipeline.store import ClinicalRecord, MeasurementRecord, StoreConfig, open_store, record_batch
+    from ichpipe.pipeline.store import ClinicalRecord, MeasurementRecord, open_store, record_batch
 
     table, y = synthetic(40, space=FEATURE_SPACE)
     trained = train_predictor(table.values, y, table.feature_names, feature_space=FEATURE_SPACE,

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.expansion import PRESETS, evaluate_timelines
-from ichpipe.pipeline.store import StoreConfig, open_store
+from ichpipe.pipeline.store import open_store
 from ichpipe.pipeline.timeline import load_timelines
 from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, run_import
 

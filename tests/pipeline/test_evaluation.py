@@ -129,8 +129,8 @@ def test_png_cases_run_through_a_network_without_anatomy_steps(tmp_path: Path) -
 
     from ichpipe.models.checkpoint import save_checkpoint
     from ichpipe.models.registry import build_model
+    from ichpipe.pipeline.config.inference_config import InferenceConfig
     from ichpipe.pipeline.evaluation import network_row, threshold_row
-    from ichpipe.pipeline.run_config import InferenceConfig
 
     images, labels = tmp_path / "img", tmp_path / "lab"
     images.mkdir()

@@ -8,15 +8,9 @@ from pathlib import Path
 import pytest
 
 from ichpipe.errors import ConfigError
-from ichpipe.pipeline.configuration import load_config
-from ichpipe.pipeline.expansion import (
-    PRESETS,
-    ExpansionConfig,
-    ExpansionRule,
-    evaluate_expansion,
-    evaluate_timelines,
-    labels_by_patient,
-)
+from ichpipe.pipeline.config import load_config
+from ichpipe.pipeline.config.expansion_config import ExpansionConfig
+from ichpipe.pipeline.expansion import PRESETS, ExpansionRule, evaluate_expansion, evaluate_timelines, labels_by_patient
 from ichpipe.pipeline.store import ClinicalRecord, StoredMeasurement
 from ichpipe.pipeline.timeline import build_timeline
 

@@ -12,8 +12,8 @@ from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model
+from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.inference import NetworkSegmenter, resolve_device
-from ichpipe.pipeline.run_config import InferenceConfig
 
 
 class _Echo(torch.nn.Module):

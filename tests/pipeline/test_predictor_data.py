@@ -11,6 +11,7 @@ from predictor_support import synthetic
 
 from ichpipe.errors import PredictorInputError
 from ichpipe.pipeline.clinical import load_clinical_mapping
+from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.expansion import PRESETS
 from ichpipe.pipeline.features.extract import FEATURE_SPACE
 from ichpipe.pipeline.predictor.data import (
@@ -26,7 +27,7 @@ from ichpipe.pipeline.predictor.data import (
     write_features_csv,
     write_labels_csv,
 )
-from ichpipe.pipeline.store import ClinicalRecord, MeasurementRecord, StoreConfig, open_store, record_batch
+from ichpipe.pipeline.store import ClinicalRecord, MeasurementRecord, open_store, record_batch
 
 
 def test_features_csv_round_trip(tmp_path: Path) -> None:

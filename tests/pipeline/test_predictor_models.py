@@ -143,9 +143,9 @@ def test_inference_imports_no_training_code() -> None:
 
 def test_shipped_checkpoint_carries_its_contest_features() -> None:
     from ichpipe.pipeline.clinical import is_leaky_name, load_clinical_mapping
-    from ichpipe.pipeline.predictor.config import PredictorConfig
+    from ichpipe.pipeline.config.models_config import resolve_checkpoint
+    from ichpipe.pipeline.config.predictor_config import PredictorConfig
     from ichpipe.pipeline.predictor.data import CONTEST_FEATURE_SPACE, contest_feature_table
-    from ichpipe.pipeline.run_config import resolve_checkpoint
 
     path = resolve_checkpoint(PredictorConfig().checkpoint)
     model = load_predictor(path)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from ichpipe.errors import StoreError
+from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.store import (
     SCHEMA_VERSION,
     ClinicalRecord,
     MeasurementRecord,
-    StoreConfig,
     get_clinical,
     imported_series_uid,
     list_measurements,

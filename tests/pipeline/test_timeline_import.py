@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from ichpipe.errors import ConfigError, TimelineError
+from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.expansion import PRESETS, evaluate_timelines
-from ichpipe.pipeline.store import StoreConfig, get_clinical, list_measurements, open_store
+from ichpipe.pipeline.store import get_clinical, list_measurements, open_store
 from ichpipe.pipeline.timeline import load_timeline, load_timelines
 from ichpipe.pipeline.timeline_import import (
     ImportOptions,

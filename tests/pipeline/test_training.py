@@ -18,6 +18,7 @@ from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import UsageError
 from ichpipe.models.checkpoint import load_checkpoint
 from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.config.training_config import TrainingConfig
 from ichpipe.pipeline.datasets import load_case, read_manifest
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import check_patient_split
@@ -25,7 +26,6 @@ from ichpipe.pipeline.training.data_generator import DEMO_SEED, GeneratorOptions
 from ichpipe.pipeline.training.lesion_shapes import builtin_shape, shape_bank, shape_from_mask
 from ichpipe.pipeline.training.train_seg import STATE_NAME, train_segmenter
 from ichpipe.pipeline.training.transforms import RandLesionCropd, prepare_case_slices
-from ichpipe.pipeline.training_config import TrainingConfig
 
 BRAIN = WindowPreset(width=80.0, level=40.0)
 TINY = {"base_channels": 4, "num_heads": 4}

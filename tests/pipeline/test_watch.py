@@ -25,7 +25,7 @@ from batch_support import (
 from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome
-from ichpipe.pipeline.configuration import load_config
+from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.store import open_store
 from ichpipe.pipeline.watch import watch
 

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from ichpipe.errors import ConfigError
 from ichpipe.pipeline.cli import cli
-from ichpipe.pipeline.configuration import Config, load_config, to_plain
+from ichpipe.pipeline.config import Config, load_config, to_plain
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_config_yaml_mirrors_built_in_defaults() -> None:

@@ -1,4 +1,4 @@
-"""The ``training`` config section: defaults of ``ichpipe train seg`` (the seed's recipe, sized for CPU)."""
+"""The ``training:`` section: defaults of ``ichpipe train seg`` (the seed's recipe, sized for CPU)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ichpipe.pipeline.run_config import Device
+from ichpipe.pipeline.config.inference_config import Device
 
 __all__ = ["LossName", "OptimizerName", "TrainingConfig"]
 

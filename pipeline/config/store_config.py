@@ -1,7 +1,7 @@
 """Configuration of the results store (the ``store:`` section of ``config.yaml``).
 
 Kept apart from :mod:`ichpipe.pipeline.store` so that loading the configuration does not
-import SQLAlchemy; :mod:`ichpipe.pipeline.store` re-exports :class:`StoreConfig`.
+import SQLAlchemy.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ichpipe.pipeline.features.config import FeatureConfig
+from ichpipe.pipeline.config.features_config import FeatureConfig
 
 __all__ = ["EvaluationConfig", "PredictorConfig", "TrainingConfig"]
 

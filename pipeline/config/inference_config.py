@@ -1,0 +1,58 @@
+"""The ``inference:`` section of ``config.yaml``: how networks run (device, batches, bf16, post-processing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Device", "InferenceConfig"]
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How networks run.
+
+    Parameters
+    ----------
+    device:
+        ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``.
+    batch_size:
+        Slices per forward pass.
+    threads:
+        CPU threads for torch (0 keeps torch's default: one per core).
+    bf16:
+        Use bf16 autocast on CUDA, and on CPUs with native bf16.
+    channels_last:
+        Use the channels-last memory format (faster convolutions on CPU).
+    threshold:
+        Probability above which a pixel is hematoma.
+    min_component_ml:
+        3D components smaller than this are removed (0 keeps all).
+    restrict_to_intracranial:
+        Keep only hematoma inside the intracranial mask.
+    skip_slices_without_head:
+        Do not run the network on slices with no head in them.
+    crop_to_head:
+        Run on the head's bounding box (padded to a multiple of 16) only.
+    """
+
+    device: Device = "auto"
+    batch_size: int = 4
+    threads: int = 0
+    bf16: bool = True
+    channels_last: bool = True
+    threshold: float = 0.5
+    min_component_ml: float = 0.05
+    restrict_to_intracranial: bool = True
+    skip_slices_without_head: bool = True
+    crop_to_head: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("Argument 'batch_size' must be at least 1.")
+        if self.threads < 0:
+            raise ValueError("Argument 'threads' must not be negative.")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("Argument 'threshold' must lie strictly between 0 and 1.")
