@@ -35,8 +35,8 @@ from ichpipe.pipeline.measure import HematomaMeasurement, measure_hematoma
 from ichpipe.pipeline.nifti_masks import write_nifti_mask
 from ichpipe.pipeline.paths import series_output_dir
 from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
-from ichpipe.pipeline.segmenters import Segmenter, segmenter_choices
-from ichpipe.pipeline.segmenters.threshold import ThresholdSegmenter
+from ichpipe.pipeline.segment import Segmenter, segmenter_choices
+from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 
 __all__ = ["RunOptions", "RunResult", "build_segmenter", "run_study"]
 
@@ -111,7 +111,7 @@ def build_segmenter(
             " or use --segmenter threshold (the classical method, no checkpoint needed)."
         )
     from ichpipe.models.hashing import file_sha256
-    from ichpipe.pipeline.inference import NetworkSegmenter
+    from ichpipe.pipeline.segment.inference import NetworkSegmenter
 
     allow = config.models.checkpoint_sha256_allowlist
     if allow:

@@ -69,7 +69,7 @@ from ichpipe.pipeline.config import Config, to_plain
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.loader import build_dataclass
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.segmenters import Segmenter, segmenter_choices
+from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.store import Store, open_store
 
 __all__ = ["BatchProgress", "JobContext", "new_run_id", "process_job", "run_batch"]

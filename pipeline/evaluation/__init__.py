@@ -1,6 +1,6 @@
 """Evaluation of segmenters: seed 000's metrics, per-case and summary tables (``ichpipe evaluate``).
 
-It uses the inference code (:mod:`ichpipe.pipeline.inference`, :mod:`ichpipe.models`) and the
+It uses the inference code (:mod:`ichpipe.pipeline.segment.inference`, :mod:`ichpipe.models`) and the
 dataset readers, never the training code.
 """
 

@@ -1,7 +1,7 @@
 """Evaluate segmenters on the cases of a manifest (``ichpipe evaluate``).
 
 Each case is read with its dataset reader, segmented by every segmenter
-(network checkpoints through :class:`ichpipe.pipeline.inference.NetworkSegmenter`,
+(network checkpoints through :class:`ichpipe.pipeline.segment.inference.NetworkSegmenter`,
 exactly as ``ichpipe run`` does, and the classical threshold method), and
 measured with :func:`ichpipe.pipeline.measure.measure_hematoma` on the case's
 geometry -- the DICOM geometry for DICOM cases (per-slice thickness along the
@@ -41,8 +41,8 @@ from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import ManifestEntry
 from ichpipe.pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
 from ichpipe.pipeline.measure import measure_hematoma
-from ichpipe.pipeline.segmenters import Segmenter
-from ichpipe.pipeline.segmenters.threshold import ThresholdSegmenter
+from ichpipe.pipeline.segment import Segmenter
+from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 
 __all__ = [
     "ABC2_REFERENCE",
@@ -97,7 +97,7 @@ def network_row(
     ichpipe.errors.CheckpointError
         If the checkpoint cannot be loaded.
     """
-    from ichpipe.pipeline.inference import NetworkSegmenter
+    from ichpipe.pipeline.segment.inference import NetworkSegmenter
 
     cfg = inference or InferenceConfig()
     hu = NetworkSegmenter(Path(checkpoint), config=cfg, anatomy=anatomy)

@@ -65,7 +65,6 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
 from ichpipe.dicom_io.seg import write_seg
 from ichpipe.errors import DicomInputError, OutputError, UsageError
-from ichpipe.pipeline.anatomy import intracranial_mask
 from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
 from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split, assign_splits, write_manifest
 from ichpipe.pipeline.measure import measure_hematoma
@@ -73,6 +72,7 @@ from ichpipe.pipeline.nifti_masks import LPS_FROM_RAS, write_nifti_mask
 from ichpipe.pipeline.phantom import PhantomSpec
 from ichpipe.pipeline.phantom.geometry import rng_for
 from ichpipe.pipeline.phantom.render import SOFT_KERNEL, build_model, reconstruct, sample_plane, scan_field
+from ichpipe.pipeline.segment.intracranial import intracranial_mask
 from ichpipe.pipeline.training.dicom_writer import SyntheticIdentity, copy_series_with_pixels, write_ct_series
 from ichpipe.pipeline.training.lesion_shapes import ShapeBank, ShapeSubset, shape_bank
 from ichpipe.pipeline.training.synthetic_lesions import (

@@ -1,7 +1,7 @@
 """From labelled cases to network inputs: the inference pre-processing, then MONAI augmentation.
 
 Deterministic part (:func:`prepare_case_slices`), identical to
-:class:`ichpipe.pipeline.inference.NetworkSegmenter`: HU through the checkpoint's
+:class:`ichpipe.pipeline.segment.inference.NetworkSegmenter`: HU through the checkpoint's
 window to 0-255 (PNG cases are already there), times ``scale`` plus
 ``offset``, each slice resized to ``input_size`` with antialiased bilinear
 interpolation. The mask is resized the same way, so a label pixel holds the
@@ -48,8 +48,8 @@ from monai.transforms import (
 )
 
 from ichpipe.dicom_io.window import WindowPreset, apply_window
-from ichpipe.pipeline.anatomy import head_mask
 from ichpipe.pipeline.datasets.case import CaseVolume
+from ichpipe.pipeline.segment.intracranial import head_mask
 
 __all__ = [
     "PreparedSlices",

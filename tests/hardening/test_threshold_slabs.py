@@ -10,10 +10,10 @@ from scipy import ndimage
 
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.study import scan_study
-from ichpipe.pipeline.anatomy import head_bounding_box, intracranial_mask
 from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
-from ichpipe.pipeline.segmenters import threshold
-from ichpipe.pipeline.segmenters.threshold import ThresholdSegmenter, remove_small_components
+from ichpipe.pipeline.segment import threshold
+from ichpipe.pipeline.segment.intracranial import head_bounding_box, intracranial_mask
+from ichpipe.pipeline.segment.threshold import ThresholdSegmenter, remove_small_components
 
 
 def _whole_volume(seg: ThresholdSegmenter, volume: CTVolume) -> np.ndarray:
@@ -52,7 +52,7 @@ def test_slabs_match_the_whole_volume(slab: int, tmp_path: Path, monkeypatch: py
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_largest_component_counts_slice_by_slice_like_one_bincount(ndim: int) -> None:
-    from ichpipe.pipeline.anatomy import largest_component
+    from ichpipe.pipeline.segment.intracranial import largest_component
 
     rng = np.random.default_rng(ndim)
     mask = rng.random((9, 40, 40)[-ndim:]) > 0.55
@@ -63,8 +63,8 @@ def test_largest_component_counts_slice_by_slice_like_one_bincount(ndim: int) ->
 
 
 def test_intracranial_mask_slice_by_slice_matches_the_volume_formula(tmp_path: Path) -> None:
-    from ichpipe.pipeline.anatomy import _closing_2d, intracranial_mask, largest_component
     from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
+    from ichpipe.pipeline.segment.intracranial import _closing_2d, intracranial_mask, largest_component
 
     write_phantom_study(tmp_path / "study", PhantomSpec(seed=3, rows=96, columns=96, n_slices=20, volume_ml=15.0))
     with scan_study(tmp_path / "study") as scan:

@@ -30,10 +30,10 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import Checkpoint, load_model
-from ichpipe.pipeline.anatomy import head_bounding_box, head_mask, intracranial_mask
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import Device, InferenceConfig
-from ichpipe.pipeline.segmenters.threshold import remove_small_components
+from ichpipe.pipeline.segment.intracranial import head_bounding_box, head_mask, intracranial_mask
+from ichpipe.pipeline.segment.threshold import remove_small_components
 
 __all__ = ["NetworkSegmenter", "cpu_has_native_bf16", "resolve_device"]
 

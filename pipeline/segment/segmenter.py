@@ -1,9 +1,9 @@
-"""Segmenters: the classical threshold method and the registered networks.
+"""The segmenter contract: the classical threshold method and the registered networks follow it.
 
 Every segmenter has ``name``, ``segment(volume) -> bool mask`` and
 ``describe() -> dict`` (name, checkpoint SHA-256 or None, version) for the report.
-Network segmenters live in :mod:`ichpipe.pipeline.inference` (they import torch; this
-package does not, so the configuration loads fast).
+Network segmenters live in :mod:`ichpipe.pipeline.segment.inference` (they import torch; this
+module does not, so the configuration loads fast).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model
 from ichpipe.pipeline.config.inference_config import InferenceConfig
-from ichpipe.pipeline.inference import NetworkSegmenter, resolve_device
+from ichpipe.pipeline.segment.inference import NetworkSegmenter, resolve_device
 
 
 class _Echo(torch.nn.Module):

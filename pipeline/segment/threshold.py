@@ -2,7 +2,7 @@
 
 It is the seed's "traditional method" baseline and needs no checkpoint:
 
-1. the intracranial space from the skull (:func:`ichpipe.pipeline.anatomy.intracranial_mask`);
+1. the intracranial space from the skull (:func:`ichpipe.pipeline.segment.intracranial.intracranial_mask`);
 2. a small in-plane median filter against noise;
 3. voxels inside the acute-blood band (default 50-90 HU) that lie farther than
    ``bone_margin_mm`` from bone (partial-volume skull edges look like blood);
@@ -19,9 +19,9 @@ from scipy import ndimage
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
-from ichpipe.pipeline.anatomy import head_bounding_box, intracranial_mask
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
+from ichpipe.pipeline.segment.intracranial import head_bounding_box, intracranial_mask
 
 __all__ = ["SLAB_SLICES", "ThresholdSegmenter", "remove_small_components"]
 
