@@ -40,8 +40,8 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from ichpipe.errors import IchpipeError  # noqa: E402
 from ichpipe.pipeline.config.measure_config import MeasureConfig  # noqa: E402
-from ichpipe.pipeline.measure import measure_hematoma  # noqa: E402
-from ichpipe.pipeline.nifti_masks import read_nifti_mask  # noqa: E402
+from ichpipe.pipeline.measure.nifti_masks import read_nifti_mask  # noqa: E402
+from ichpipe.pipeline.measure.volume import measure_hematoma  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "hemseg500-masks"
 BINS: tuple[tuple[float, float], ...] = ((0.0, 10.0), (10.0, 30.0), (30.0, 60.0), (60.0, math.inf))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
-from ichpipe.pipeline.measure import measure_hematoma
+from ichpipe.pipeline.measure.volume import measure_hematoma
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from ichpipe.pipeline.config import load_config
-from ichpipe.pipeline.features.extract import feature_values
-from ichpipe.pipeline.features.grid import Grid
+from ichpipe.pipeline.measure.features.extract import feature_values
+from ichpipe.pipeline.measure.features.grid import Grid
 from ichpipe.pipeline.phantom import PhantomSpec, render_phantom
 from ichpipe.pipeline.predictor.data import FeatureTable, write_features_csv, write_labels_csv
 

@@ -10,7 +10,7 @@ Two ways in:
   have segmented another reconstruction); the report says which series it
   matched. When none fits, the selected series' mismatch is the error.
 * ``--mask FILE.nii.gz`` alone: the geometry comes from the NIfTI header
-  (see :mod:`ichpipe.pipeline.nifti_masks`); identity fields are null.
+  (see :mod:`ichpipe.pipeline.measure.nifti_masks`); identity fields are null.
 
 The result is the study report of ``DESIGN.md`` as far as a measurement can
 fill it (``segmenter.name`` is ``"external-mask"``, ``outputs`` is empty).
@@ -34,9 +34,15 @@ from ichpipe.dicom_io.study import SeriesSummary, scan_study
 from ichpipe.errors import DicomInputError, IchpipeError, UsageError
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.measure_config import MeasureConfig
-from ichpipe.pipeline.measure import measure_hematoma
-from ichpipe.pipeline.nifti_masks import AlignmentConfig, NiftiMask, align_nifti_mask, is_nifti_path, load_nifti_mask
-from ichpipe.pipeline.nifti_masks import read_nifti_mask as read_nifti_with_geometry
+from ichpipe.pipeline.measure.nifti_masks import (
+    AlignmentConfig,
+    NiftiMask,
+    align_nifti_mask,
+    is_nifti_path,
+    load_nifti_mask,
+)
+from ichpipe.pipeline.measure.nifti_masks import read_nifti_mask as read_nifti_with_geometry
+from ichpipe.pipeline.measure.volume import measure_hematoma
 from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
 
 __all__ = ["SEG_SOP_CLASS_UID", "MeasureReport", "mask_format", "measure_config_from", "measure_mask"]

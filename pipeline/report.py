@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 
 from ichpipe import __version__
 from ichpipe.dicom_io.geometry import VolumeGeometry
-from ichpipe.pipeline.measure import HematomaMeasurement
+from ichpipe.pipeline.measure.volume import HematomaMeasurement
 
 __all__ = [
     "SegmenterInfo",

@@ -31,8 +31,8 @@ from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.key_image import render_key_image
-from ichpipe.pipeline.measure import HematomaMeasurement, measure_hematoma
-from ichpipe.pipeline.nifti_masks import write_nifti_mask
+from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
+from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
 from ichpipe.pipeline.paths import series_output_dir
 from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
@@ -260,7 +260,7 @@ def run_study(
         measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
     features: dict[str, Any] | None = None
     if config.predictor.features.enabled:
-        from ichpipe.pipeline.features.extract import compute_features
+        from ichpipe.pipeline.measure.features.extract import compute_features
 
         with timer.stage("features"):
             features = compute_features(volume, mask, config=config.predictor.features)

@@ -5,7 +5,7 @@ The study is scanned and its axial series selected and assembled exactly as
 normal and the geometry a volume is measured with are the pipeline's own.
 The label is put on that series' grid: a DICOM SEG through
 :func:`ichpipe.dicom_io.seg.read_seg_mask` (frames matched by referenced SOP
-instance), a NIfTI mask through :func:`ichpipe.pipeline.nifti_masks.align_nifti_mask`.
+instance), a NIfTI mask through :func:`ichpipe.pipeline.measure.nifti_masks.align_nifti_mask`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ichpipe.dicom_io.selection import SelectionConfig
 from ichpipe.dicom_io.study import scan_study
 from ichpipe.errors import DicomInputError
 from ichpipe.pipeline.datasets.case import CaseVolume
+from ichpipe.pipeline.measure.nifti_masks import align_nifti_mask
 from ichpipe.pipeline.measure_job import mask_format
-from ichpipe.pipeline.nifti_masks import align_nifti_mask
 
 __all__ = ["read_dicom_case", "read_dicom_series"]
 

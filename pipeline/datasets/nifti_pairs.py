@@ -6,11 +6,11 @@ This is the layout of the public PhysioNet CT-ICH dataset (``ct_scans/NNN.nii``
 folders by matching file names.
 
 The geometry (and the slice order along the normal) comes from the mask's
-header exactly as :func:`ichpipe.pipeline.nifti_masks.read_nifti_mask` derives it; the
+header exactly as :func:`ichpipe.pipeline.measure.nifti_masks.read_nifti_mask` derives it; the
 image must have the same shape and affine and is reordered the same way. A
 NIfTI header holds one slice step: volumes of an unevenly spaced or
 gantry-tilted acquisition converted to NIfTI are only as right as the header
-(see :mod:`ichpipe.pipeline.nifti_masks`).
+(see :mod:`ichpipe.pipeline.measure.nifti_masks`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nibabel.filebasedimages import ImageFileError
 from ichpipe.errors import DicomInputError
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split
-from ichpipe.pipeline.nifti_masks import LPS_FROM_RAS, load_nifti_mask, read_nifti_mask
+from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, load_nifti_mask, read_nifti_mask
 
 __all__ = ["NIFTI_SUFFIXES", "pair_nifti_folders", "read_nifti_case", "read_nifti_image"]
 
@@ -67,7 +67,7 @@ def read_nifti_image(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[n
     header = img.header
     if int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0:
         return data, LPS_FROM_RAS @ np.asarray(img.affine, dtype=np.float64)
-    # as ichpipe.pipeline.nifti_masks.load_nifti_mask: no orientation, pixdim spacing
+    # as ichpipe.pipeline.measure.nifti_masks.load_nifti_mask: no orientation, pixdim spacing
     zooms = [float(z) for z in header.get_zooms()[:3]]
     return data, np.diag([*zooms, 1.0])
 
@@ -75,7 +75,7 @@ def read_nifti_image(path: Path) -> tuple[npt.NDArray[np.float32], npt.NDArray[n
 def _to_slices(data: npt.NDArray[np.float32], affine_lps: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     """NIfTI ``(i, j, k)`` to ichpipe's ``(slices, rows, columns)``, slices increasing along the normal.
 
-    The same rule as :func:`ichpipe.pipeline.nifti_masks.read_nifti_mask`: ``k`` is
+    The same rule as :func:`ichpipe.pipeline.measure.nifti_masks.read_nifti_mask`: ``k`` is
     reversed when it runs against ``i x j``.
     """
     col_vec, row_vec, k_vec = affine_lps[:3, 0], affine_lps[:3, 1], affine_lps[:3, 2]

@@ -3,7 +3,7 @@
 Each case is read with its dataset reader, segmented by every segmenter
 (network checkpoints through :class:`ichpipe.pipeline.segment.inference.NetworkSegmenter`,
 exactly as ``ichpipe run`` does, and the classical threshold method), and
-measured with :func:`ichpipe.pipeline.measure.measure_hematoma` on the case's
+measured with :func:`ichpipe.pipeline.measure.volume.measure_hematoma` on the case's
 geometry -- the DICOM geometry for DICOM cases (per-slice thickness along the
 normal), the header's for NIfTI, the manifest's spacings for PNG slices.
 
@@ -40,7 +40,7 @@ from ichpipe.pipeline.datasets import load_case
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import ManifestEntry
 from ichpipe.pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
-from ichpipe.pipeline.measure import measure_hematoma
+from ichpipe.pipeline.measure.volume import measure_hematoma
 from ichpipe.pipeline.segment import Segmenter
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 

@@ -5,7 +5,7 @@ clinical record) and named numeric columns; ``NaN`` marks a missing value.
 Its ``feature_space`` names the units and conventions of the imaging columns:
 
 ``ichpipe-ibsi/1``
-    Computed by ``ichpipe run`` (:mod:`ichpipe.pipeline.features`): mm and HU.
+    Computed by ``ichpipe run`` (:mod:`ichpipe.pipeline.measure.features`): mm and HU.
 ``contest-2023e/1``
     The contest tables: table2 volumes (mL) and vascular-territory ratios;
     table3 radiomics, whose shape values are in **voxel units** (their
@@ -57,7 +57,7 @@ from ichpipe.pipeline.clinical import (
     read_clinical_csv,
 )
 from ichpipe.pipeline.expansion import ExpansionRule
-from ichpipe.pipeline.features.extract import FEATURE_SPACE as IBSI_FEATURE_SPACE
+from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE as IBSI_FEATURE_SPACE
 from ichpipe.pipeline.store import Store
 
 __all__ = [

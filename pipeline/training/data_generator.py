@@ -67,8 +67,8 @@ from ichpipe.dicom_io.seg import write_seg
 from ichpipe.errors import DicomInputError, OutputError, UsageError
 from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
 from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split, assign_splits, write_manifest
-from ichpipe.pipeline.measure import measure_hematoma
-from ichpipe.pipeline.nifti_masks import LPS_FROM_RAS, write_nifti_mask
+from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, write_nifti_mask
+from ichpipe.pipeline.measure.volume import measure_hematoma
 from ichpipe.pipeline.phantom import PhantomSpec
 from ichpipe.pipeline.phantom.geometry import rng_for
 from ichpipe.pipeline.phantom.render import SOFT_KERNEL, build_model, reconstruct, sample_plane, scan_field
@@ -534,7 +534,7 @@ def render_real_study(
 def write_nifti_image(path: Path, hu: F32, geometry: VolumeGeometry) -> Path:
     """Write ``hu`` (slices, rows, columns) as an int16 NIfTI on ``geometry``, atomically.
 
-    The affine is the one :func:`ichpipe.pipeline.nifti_masks.write_nifti_mask` writes
+    The affine is the one :func:`ichpipe.pipeline.measure.nifti_masks.write_nifti_mask` writes
     for an evenly spaced, untilted series, so image and mask share it.
 
     Raises

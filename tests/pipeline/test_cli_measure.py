@@ -14,7 +14,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.pipeline import measure_job
 from ichpipe.pipeline.cli import cli
-from ichpipe.pipeline.nifti_masks import LPS_FROM_RAS
+from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS
 
 REPORT_KEYS = {
     "patient_id", "study_instance_uid", "series_instance_uid", "accession_number", "acquisition_datetime",

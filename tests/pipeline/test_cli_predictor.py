@@ -139,7 +139,7 @@ def test_predict_for_a_patient_in_the_results_store(tmp_path: Path) -> None:
     from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 
     from ichpipe.pipeline.config.store_config import StoreConfig
-    from ichpipe.pipeline.features.extract import FEATURE_SPACE
+    from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE
     from ichpipe.pipeline.predictor.train import save_predictor, train_predictor
     from ichpipe.pipeline.store import ClinicalRecord, MeasurementRecord, open_store, record_batch
 

@@ -23,8 +23,8 @@ from ichpipe.pipeline.datasets.manifest import (
 )
 from ichpipe.pipeline.datasets.nifti_pairs import read_nifti_case
 from ichpipe.pipeline.datasets.png_slices import natural_key, read_png_case
-from ichpipe.pipeline.measure import measure_hematoma
-from ichpipe.pipeline.nifti_masks import write_nifti_mask
+from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
+from ichpipe.pipeline.measure.volume import measure_hematoma
 
 # --------------------------------------------------------------------------- manifest
 

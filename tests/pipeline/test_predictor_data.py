@@ -13,7 +13,7 @@ from ichpipe.errors import PredictorInputError
 from ichpipe.pipeline.clinical import load_clinical_mapping
 from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.expansion import PRESETS
-from ichpipe.pipeline.features.extract import FEATURE_SPACE
+from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE
 from ichpipe.pipeline.predictor.data import (
     CONTEST_FEATURE_SPACE,
     FeatureTable,

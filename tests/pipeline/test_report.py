@@ -7,7 +7,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from ichpipe.dicom_io.geometry import compute_geometry
-from ichpipe.pipeline.measure import measure_hematoma
+from ichpipe.pipeline.measure.volume import measure_hematoma
 from ichpipe.pipeline.report import (
     SegmenterInfo,
     StageTimer,

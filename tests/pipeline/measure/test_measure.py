@@ -7,7 +7,7 @@ import pytest
 
 from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
 from ichpipe.pipeline.config.measure_config import MeasureConfig
-from ichpipe.pipeline.measure import feret_diameters_mm, measure_hematoma
+from ichpipe.pipeline.measure.volume import feret_diameters_mm, measure_hematoma
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 

@@ -10,9 +10,9 @@
     }
 
 ``values`` holds ``volume_ml`` (the planimetric volume, as ``measure``), the
-shape features (:mod:`ichpipe.pipeline.features.shape`), the first-order HU
-statistics (:mod:`ichpipe.pipeline.features.firstorder`) and the location features
-(:mod:`ichpipe.pipeline.features.location`); a value that is undefined (empty mask,
+shape features (:mod:`ichpipe.pipeline.measure.features.shape`), the first-order HU
+statistics (:mod:`ichpipe.pipeline.measure.features.firstorder`) and the location features
+(:mod:`ichpipe.pipeline.measure.features.location`); a value that is undefined (empty mask,
 no head found) is ``None``. The onset-to-scan time is not an image property:
 the feature table adds it from the patient's timeline
 (:mod:`ichpipe.pipeline.predictor.data`).
@@ -32,10 +32,10 @@ import numpy.typing as npt
 
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.features_config import FeatureConfig
-from ichpipe.pipeline.features.firstorder import firstorder_features
-from ichpipe.pipeline.features.grid import Grid, mask_indices
-from ichpipe.pipeline.features.location import find_head_frame, location_features
-from ichpipe.pipeline.features.shape import shape_features
+from ichpipe.pipeline.measure.features.firstorder import firstorder_features
+from ichpipe.pipeline.measure.features.grid import Grid, mask_indices
+from ichpipe.pipeline.measure.features.location import find_head_frame, location_features
+from ichpipe.pipeline.measure.features.shape import shape_features
 
 __all__ = ["FEATURE_SPACE", "UNITS", "compute_features", "feature_values"]
 

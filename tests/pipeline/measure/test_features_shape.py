@@ -1,4 +1,4 @@
-"""Shape features on digital shapes with known analytic values (ichpipe.pipeline.features.shape).
+"""Shape features on digital shapes with known analytic values (ichpipe.pipeline.measure.features.shape).
 
 Analytic references for an ellipsoid with semi-axes a >= b >= c:
 volume 4/3 pi a b c; surface area by Knud Thomsen's formula (p = 1.6075,
@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from ichpipe.pipeline.features.grid import Grid, mask_indices
-from ichpipe.pipeline.features.shape import SHAPE_FEATURES, _diameter, _pairwise_max, shape_features
+from ichpipe.pipeline.measure.features.grid import Grid, mask_indices
+from ichpipe.pipeline.measure.features.shape import SHAPE_FEATURES, _diameter, _pairwise_max, shape_features
 
 P = "original_shape_"
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ichpipe.pipeline.features.grid import Grid, mask_indices
+from ichpipe.pipeline.measure.features.grid import Grid, mask_indices
 from ichpipe.pipeline.segment.intracranial import largest_component
 
 __all__ = ["LOCATION_FEATURES", "HeadFrame", "find_head_frame", "location_features"]

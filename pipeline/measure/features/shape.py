@@ -54,7 +54,7 @@ The mesh (:class:`~ichpipe.pipeline.config.features_config.FeatureConfig` ``mesh
     isotropic and +25 % with 5-mm slices on an ellipsoid.
 
 Both meshes are computed on the slice and pixel grid and then mapped to
-patient coordinates with :class:`~ichpipe.pipeline.features.grid.Grid`, so tilt and
+patient coordinates with :class:`~ichpipe.pipeline.measure.features.grid.Grid`, so tilt and
 uneven spacing need no resampling.
 """
 
@@ -68,7 +68,7 @@ from scipy import ndimage
 from skimage.measure import marching_cubes
 
 from ichpipe.pipeline.config.features_config import MeshMethod
-from ichpipe.pipeline.features.grid import Grid, mask_indices
+from ichpipe.pipeline.measure.features.grid import Grid, mask_indices
 
 __all__ = ["SHAPE_FEATURES", "SHAPE_PREFIX", "shape_features", "surface_mesh"]
 

@@ -1,4 +1,4 @@
-"""First-order HU statistics on known distributions (ichpipe.pipeline.features.firstorder)."""
+"""First-order HU statistics on known distributions (ichpipe.pipeline.measure.features.firstorder)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ichpipe.pipeline.features.firstorder import FIRSTORDER_FEATURES, firstorder_features
+from ichpipe.pipeline.measure.features.firstorder import FIRSTORDER_FEATURES, firstorder_features
 
 P = "original_firstorder_"
 

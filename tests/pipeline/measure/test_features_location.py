@@ -1,4 +1,4 @@
-"""Hemisphere and infratentorial share on a synthetic head (ichpipe.pipeline.features.location)."""
+"""Hemisphere and infratentorial share on a synthetic head (ichpipe.pipeline.measure.features.location)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from ichpipe.pipeline.features.grid import Grid
-from ichpipe.pipeline.features.location import find_head_frame, location_features
+from ichpipe.pipeline.measure.features.grid import Grid
+from ichpipe.pipeline.measure.features.location import find_head_frame, location_features
 
 SEMI = np.array([72.0, 92.0, 95.0])  # head: left-right, front-back, up-down (mm)
 

@@ -9,8 +9,7 @@ import pytest
 
 from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
 from ichpipe.errors import DicomInputError, OutputError
-from ichpipe.pipeline.measure import measure_hematoma
-from ichpipe.pipeline.nifti_masks import (
+from ichpipe.pipeline.measure.nifti_masks import (
     LPS_FROM_RAS,
     AlignmentConfig,
     align_nifti_mask,
@@ -18,6 +17,7 @@ from ichpipe.pipeline.nifti_masks import (
     read_nifti_mask,
     write_nifti_mask,
 )
+from ichpipe.pipeline.measure.volume import measure_hematoma
 
 
 def make_geometry(offsets, *, tilt_deg: float = 0.0, rows: int = 12, columns: int = 10,
