@@ -48,9 +48,9 @@ def test_features_32x512x512(benchmark, phantom: tuple[np.ndarray, np.ndarray, G
 def training_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("bench-predictor")
     if CONTEST.is_dir():
-        from ichpipe.pipeline.clinical import load_clinical_mapping
-        from ichpipe.pipeline.expansion import PRESETS
         from ichpipe.pipeline.predictor.data import contest_feature_table, contest_labels
+        from ichpipe.pipeline.serial.clinical import load_clinical_mapping
+        from ichpipe.pipeline.serial.expansion import PRESETS
 
         table = contest_feature_table(CONTEST, clinical_mapping=load_clinical_mapping("contest_2023e"))
         labels = contest_labels(CONTEST, rule=PRESETS["contest_2023e"])

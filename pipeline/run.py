@@ -319,7 +319,7 @@ def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> Non
 
 
 def _record(report: dict[str, Any], config: Config) -> None:
-    from ichpipe.pipeline.store import measurement_from_report, open_store, record_measurement
+    from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")

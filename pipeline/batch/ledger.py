@@ -1,7 +1,7 @@
 """The batch ledger: fingerprints of studies and what ``ichpipe batch`` did with them.
 
 The ledger is the ``batch_ledger`` table of the results store (schema version
-3, see :mod:`ichpipe.pipeline.store`). One row per job key:
+3, see :mod:`ichpipe.pipeline.serial.store`). One row per job key:
 
 ``series:<SeriesInstanceUID>``
     A study whose selected series is known (the usual case).
@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ichpipe.pipeline.config import Config, to_plain
-from ichpipe.pipeline.store import Store, batch_ledger_table
+from ichpipe.pipeline.serial.store import Store, batch_ledger_table
 
 __all__ = [
     "RESULT_INDEPENDENT_SECTIONS",

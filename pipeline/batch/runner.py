@@ -70,7 +70,7 @@ from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.loader import build_dataclass
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
-from ichpipe.pipeline.store import Store, open_store
+from ichpipe.pipeline.serial.store import Store, open_store
 
 __all__ = ["BatchProgress", "JobContext", "new_run_id", "process_job", "run_batch"]
 

@@ -68,7 +68,6 @@ def features(
     config = load_cli_config(config_path, overrides)
     cfg = config.predictor
 
-    from ichpipe.pipeline.clinical import load_clinical_mapping
     from ichpipe.pipeline.predictor.data import (
         contest_feature_table,
         contest_labels,
@@ -76,6 +75,7 @@ def features(
         write_features_csv,
         write_labels_csv,
     )
+    from ichpipe.pipeline.serial.clinical import load_clinical_mapping
 
     mapping = load_clinical_mapping(cfg.clinical_mapping)
     rule = config.expansion.rule()
@@ -88,9 +88,9 @@ def features(
         if labels_out is not None:
             labels = contest_labels(contest_dir, rule=rule)
     else:
-        from ichpipe.pipeline.expansion import evaluate_timelines, labels_by_patient
-        from ichpipe.pipeline.store import open_store
-        from ichpipe.pipeline.timeline import load_timelines
+        from ichpipe.pipeline.serial.expansion import evaluate_timelines, labels_by_patient
+        from ichpipe.pipeline.serial.store import open_store
+        from ichpipe.pipeline.serial.timeline import load_timelines
 
         with open_store(config.store, create=False) as store:
             table = store_feature_table(store, clinical_mapping=mapping,

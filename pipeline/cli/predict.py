@@ -72,9 +72,9 @@ def predict_expansion(
                 raise PredictorInputError(f"{features_csv.name} has no row for patient(s) {', '.join(absent)}.")
             table = table.rows(list(dict.fromkeys(patients)))
     else:
-        from ichpipe.pipeline.clinical import load_clinical_mapping
         from ichpipe.pipeline.predictor.data import store_feature_table
-        from ichpipe.pipeline.store import open_store
+        from ichpipe.pipeline.serial.clinical import load_clinical_mapping
+        from ichpipe.pipeline.serial.store import open_store
 
         mapping = load_clinical_mapping(cfg.clinical_mapping)
         with open_store(config.store, create=False) as store:

@@ -98,7 +98,7 @@ def timeline(
         return
     if patient_id is None:
         raise UsageError("Give --patient ID to show a timeline, or use `ichpipe timeline import`.")
-    from ichpipe.pipeline.timeline_reports import TimelineOptions, show_timeline
+    from ichpipe.pipeline.serial.timeline_reports import TimelineOptions, show_timeline
 
     overrides = {**_store_overrides(store_location),
                  **_expansion_overrides(preset, absolute_ml, relative_pct, window_h)}
@@ -166,7 +166,8 @@ def import_cmd(
     Exit status 0 on success, 1 when a table row cannot be read, 2 on bad usage,
     a mapping that does not fit the tables, or bad config.
     """
-    from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, long_mapping, run_import
+    from ichpipe.pipeline.serial.import_mappings import load_mapping, long_mapping
+    from ichpipe.pipeline.serial.timeline_import import ImportOptions, run_import
 
     if volumes is None and clinical is None:
         raise UsageError("Give --volumes, --clinical, or both.")
@@ -240,7 +241,7 @@ def expansion(
     """
     if as_json and as_csv:
         raise UsageError("Choose one of --json and --csv.")
-    from ichpipe.pipeline.timeline_reports import ExpansionOptions, summarize_expansion
+    from ichpipe.pipeline.serial.timeline_reports import ExpansionOptions, summarize_expansion
 
     overrides = {**_store_overrides(store_location),
                  **_expansion_overrides(preset, absolute_ml, relative_pct, window_h)}

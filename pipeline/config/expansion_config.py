@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ichpipe.pipeline.expansion import PRESETS, ExpansionRule
+from ichpipe.pipeline.serial.expansion import PRESETS, ExpansionRule
 
 __all__ = ["ExpansionConfig"]
 

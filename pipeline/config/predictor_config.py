@@ -142,7 +142,7 @@ class PredictorConfig:
         stored in the checkpoint (and say so) instead of refusing the patient.
     clinical_mapping:
         Column mapping of clinical CSVs: a shipped name
-        (``pipeline/clinical_mappings/``) or a YAML file.
+        (``pipeline/serial/mappings/clinical/``) or a YAML file.
     allow_post_baseline:
         Let clinical fields recorded after the first scan (treatments) be
         features. Off by default: they can reflect the expansion itself.

@@ -1,6 +1,6 @@
 """Configuration of the results store (the ``store:`` section of ``config.yaml``).
 
-Kept apart from :mod:`ichpipe.pipeline.store` so that loading the configuration does not
+Kept apart from :mod:`ichpipe.pipeline.serial.store` so that loading the configuration does not
 import SQLAlchemy.
 """
 

@@ -17,7 +17,7 @@ A model is trained on one feature space and refuses another.
 
 Column names
 ------------
-Clinical fields keep their schema names (:mod:`ichpipe.pipeline.clinical`). Imaging
+Clinical fields keep their schema names (:mod:`ichpipe.pipeline.serial.clinical`). Imaging
 columns are prefixed by the region: ``HM_`` (hematoma) and ``ED_``
 (perihematomal edema, contest only): ``HM_volume_ml``, ``HM_ACA_R_Ratio``,
 ``HM_original_shape_MeshVolume``, ``HM_original_firstorder_Entropy`` (the
@@ -49,16 +49,16 @@ import numpy.typing as npt
 
 from ichpipe.atomic import atomic_write
 from ichpipe.errors import PredictorInputError
-from ichpipe.pipeline.clinical import (
+from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE as IBSI_FEATURE_SPACE
+from ichpipe.pipeline.serial.clinical import (
     ClinicalMapping,
     clinical_feature_names,
     is_leaky_name,
     map_clinical_row,
     read_clinical_csv,
 )
-from ichpipe.pipeline.expansion import ExpansionRule
-from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE as IBSI_FEATURE_SPACE
-from ichpipe.pipeline.store import Store
+from ichpipe.pipeline.serial.expansion import ExpansionRule
+from ichpipe.pipeline.serial.store import Store
 
 __all__ = [
     "CONTEST_FEATURE_SPACE",
@@ -451,10 +451,11 @@ def contest_labels(contest_dir: Path, *, rule: ExpansionRule) -> dict[str, int |
     ``rule`` (1 expanded, 0 not, ``None`` undetermined).
     """
     from ichpipe.pipeline.config.store_config import StoreConfig
-    from ichpipe.pipeline.expansion import evaluate_timelines, labels_by_patient
-    from ichpipe.pipeline.store import open_store
-    from ichpipe.pipeline.timeline import load_timelines
-    from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, run_import
+    from ichpipe.pipeline.serial.expansion import evaluate_timelines, labels_by_patient
+    from ichpipe.pipeline.serial.import_mappings import load_mapping
+    from ichpipe.pipeline.serial.store import open_store
+    from ichpipe.pipeline.serial.timeline import load_timelines
+    from ichpipe.pipeline.serial.timeline_import import ImportOptions, run_import
 
     root = Path(contest_dir)
     with tempfile.TemporaryDirectory(prefix="ichpipe-contest-") as tmp:
@@ -516,8 +517,8 @@ def store_feature_table(
     PredictorInputError
         If a requested patient has no dated scan, or the rows mix feature spaces.
     """
-    from ichpipe.pipeline.store import list_clinical, list_measurements
-    from ichpipe.pipeline.timeline import load_timelines
+    from ichpipe.pipeline.serial.store import list_clinical, list_measurements
+    from ichpipe.pipeline.serial.timeline import load_timelines
 
     wanted = None if patients is None else set(patients)
     series = {m.series_instance_uid: m for m in list_measurements(store)}

@@ -38,7 +38,6 @@ import numpy as np
 from ichpipe.atomic import atomic_write
 from ichpipe.errors import OutputError, PredictorInputError, UsageError
 from ichpipe.models.hashing import file_sha256
-from ichpipe.pipeline.clinical import CLINICAL_FIELDS, load_clinical_mapping
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.predictor_config import TrainingConfig
 from ichpipe.pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
@@ -55,6 +54,7 @@ from ichpipe.pipeline.predictor.evaluate import (
     summarise,
 )
 from ichpipe.pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
+from ichpipe.pipeline.serial.clinical import CLINICAL_FIELDS, load_clinical_mapping
 
 __all__ = ["MODEL_NAMES", "TrainOptions", "TrainReport", "feature_groups", "model_factories", "run_training"]
 
@@ -200,9 +200,9 @@ def _labels(options: TrainOptions, config: Config) -> tuple[dict[str, int | None
     if options.labels is not None:
         rule = read_label_rule(options.labels)
         return read_labels_csv(options.labels), rule or f"as given in {options.labels.name}"
-    from ichpipe.pipeline.expansion import evaluate_timelines, labels_by_patient
-    from ichpipe.pipeline.store import open_store
-    from ichpipe.pipeline.timeline import load_timelines
+    from ichpipe.pipeline.serial.expansion import evaluate_timelines, labels_by_patient
+    from ichpipe.pipeline.serial.store import open_store
+    from ichpipe.pipeline.serial.timeline import load_timelines
 
     rule_obj = config.expansion.rule()
     with open_store(config.store, create=False) as store:

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.cli import cli
 from ichpipe.pipeline.config import load_config
-from ichpipe.pipeline.store import list_measurements, open_store
+from ichpipe.pipeline.serial.store import list_measurements, open_store
 
 N_FOLDERS = 15  # plus one nested folder and one zip: 17 valid studies
 

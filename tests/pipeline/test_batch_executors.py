@@ -12,7 +12,7 @@ from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.runner import run_batch
 from ichpipe.pipeline.config import load_config
-from ichpipe.pipeline.store import open_store
+from ichpipe.pipeline.serial.store import open_store
 
 N_STUDIES = 4
 

@@ -18,7 +18,7 @@ from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.runner import run_batch
 from ichpipe.pipeline.config import load_config
-from ichpipe.pipeline.store import list_measurements, open_store
+from ichpipe.pipeline.serial.store import list_measurements, open_store
 
 N_STUDIES = 8
 

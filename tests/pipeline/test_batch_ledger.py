@@ -37,7 +37,7 @@ from ichpipe.pipeline.config.batch_config import BatchConfig
 from ichpipe.pipeline.config.pacs_config import PacsConfig
 from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
-from ichpipe.pipeline.store import (
+from ichpipe.pipeline.serial.store import (
     SCHEMA_VERSION,
     MeasurementRecord,
     list_measurements,

@@ -40,7 +40,7 @@ from ichpipe.pipeline.config.pacs_config import PacsConfig
 from ichpipe.pipeline.pacs.retrieve import pull_new_studies
 from ichpipe.pipeline.pacs.store_scu import send_files
 from ichpipe.pipeline.phantom import write_phantom_study
-from ichpipe.pipeline.store import open_store
+from ichpipe.pipeline.serial.store import open_store
 
 ICHPIPE_AET = "ICHPIPE"
 ORTHANC_AET = "ORTHANC"

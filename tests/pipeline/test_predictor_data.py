@@ -10,9 +10,7 @@ import pytest
 from predictor_support import synthetic
 
 from ichpipe.errors import PredictorInputError
-from ichpipe.pipeline.clinical import load_clinical_mapping
 from ichpipe.pipeline.config.store_config import StoreConfig
-from ichpipe.pipeline.expansion import PRESETS
 from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE
 from ichpipe.pipeline.predictor.data import (
     CONTEST_FEATURE_SPACE,
@@ -27,7 +25,9 @@ from ichpipe.pipeline.predictor.data import (
     write_features_csv,
     write_labels_csv,
 )
-from ichpipe.pipeline.store import ClinicalRecord, MeasurementRecord, open_store, record_batch
+from ichpipe.pipeline.serial.clinical import load_clinical_mapping
+from ichpipe.pipeline.serial.expansion import PRESETS
+from ichpipe.pipeline.serial.store import ClinicalRecord, MeasurementRecord, open_store, record_batch
 
 
 def test_features_csv_round_trip(tmp_path: Path) -> None:

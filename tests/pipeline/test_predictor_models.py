@@ -142,10 +142,10 @@ def test_inference_imports_no_training_code() -> None:
 
 
 def test_shipped_checkpoint_carries_its_contest_features() -> None:
-    from ichpipe.pipeline.clinical import is_leaky_name, load_clinical_mapping
     from ichpipe.pipeline.config.models_config import resolve_checkpoint
     from ichpipe.pipeline.config.predictor_config import PredictorConfig
     from ichpipe.pipeline.predictor.data import CONTEST_FEATURE_SPACE, contest_feature_table
+    from ichpipe.pipeline.serial.clinical import is_leaky_name, load_clinical_mapping
 
     path = resolve_checkpoint(PredictorConfig().checkpoint)
     model = load_predictor(path)

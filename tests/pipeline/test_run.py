@@ -103,7 +103,7 @@ def test_outputs_written_and_seg_references_source(tmp_path: Path, store_config:
 
 def test_rerun_records_once_in_store(tmp_path: Path, store_config: Path) -> None:
     from ichpipe.pipeline.config import load_config
-    from ichpipe.pipeline.store import list_measurements, open_store
+    from ichpipe.pipeline.serial.store import list_measurements, open_store
 
     spec = PhantomSpec(seed=4, rows=128, columns=128, n_slices=16, volume_ml=15.0)
     write_phantom_study(tmp_path / "study", spec)

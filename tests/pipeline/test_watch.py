@@ -26,7 +26,7 @@ from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome
 from ichpipe.pipeline.config import load_config
-from ichpipe.pipeline.store import open_store
+from ichpipe.pipeline.serial.store import open_store
 from ichpipe.pipeline.watch import watch
 
 

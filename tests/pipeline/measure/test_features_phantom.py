@@ -17,7 +17,7 @@ from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE, compute_fea
 from ichpipe.pipeline.measure.nifti_masks import align_nifti_mask
 from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 from ichpipe.pipeline.run import RunOptions, run_study
-from ichpipe.pipeline.store import list_measurements, open_store
+from ichpipe.pipeline.serial.store import list_measurements, open_store
 
 CASES = {
     "plain": {},

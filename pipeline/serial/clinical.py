@@ -30,7 +30,7 @@ A **mapping** (YAML) says which column of a CSV gives each field::
     excluded:                  # columns never used, and why
       mRS90: outcome
 
-Shipped mappings live in ``pipeline/clinical_mappings/`` (``contest_2023e``:
+Shipped mappings live in ``pipeline/serial/mappings/clinical/`` (``contest_2023e``:
 the contest's table1). Empty cells are missing values (``None``).
 """
 
@@ -69,7 +69,7 @@ Kind = Literal["number", "binary", "ordinal"]
 Timing = Literal["baseline", "post_baseline"]
 
 #: Folder of the shipped mappings.
-MAPPINGS_DIR = Path(__file__).resolve().parent / "clinical_mappings"
+MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings" / "clinical"
 
 
 @dataclass(frozen=True)

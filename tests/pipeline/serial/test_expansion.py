@@ -10,9 +10,15 @@ import pytest
 from ichpipe.errors import ConfigError
 from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.config.expansion_config import ExpansionConfig
-from ichpipe.pipeline.expansion import PRESETS, ExpansionRule, evaluate_expansion, evaluate_timelines, labels_by_patient
-from ichpipe.pipeline.store import ClinicalRecord, StoredMeasurement
-from ichpipe.pipeline.timeline import build_timeline
+from ichpipe.pipeline.serial.expansion import (
+    PRESETS,
+    ExpansionRule,
+    evaluate_expansion,
+    evaluate_timelines,
+    labels_by_patient,
+)
+from ichpipe.pipeline.serial.store import ClinicalRecord, StoredMeasurement
+from ichpipe.pipeline.serial.timeline import build_timeline
 
 T0 = datetime(2024, 3, 1, 8, 0, 0)
 RULE = PRESETS["contest_2023e"]

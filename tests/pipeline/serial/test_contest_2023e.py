@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 
 from ichpipe.pipeline.config.store_config import StoreConfig
-from ichpipe.pipeline.expansion import PRESETS, evaluate_timelines
-from ichpipe.pipeline.store import open_store
-from ichpipe.pipeline.timeline import load_timelines
-from ichpipe.pipeline.timeline_import import ImportOptions, load_mapping, run_import
+from ichpipe.pipeline.serial.expansion import PRESETS, evaluate_timelines
+from ichpipe.pipeline.serial.import_mappings import load_mapping
+from ichpipe.pipeline.serial.store import open_store
+from ichpipe.pipeline.serial.timeline import load_timelines
+from ichpipe.pipeline.serial.timeline_import import ImportOptions, run_import
 
-CONTEST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "contest-2023E"
+CONTEST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "contest-2023E"
 
 # Found by reading the three CSVs directly (no ichpipe code) under the rule above.
 EXPECTED_EXPANDED_H = {

@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ichpipe.errors import OutputError
-from ichpipe.pipeline.expansion import ExpansionResult, ExpansionRule
-from ichpipe.pipeline.timeline import Timeline
+from ichpipe.pipeline.serial.expansion import ExpansionResult, ExpansionRule
+from ichpipe.pipeline.serial.timeline import Timeline
 
 __all__ = ["plot_file_name", "plot_timeline"]
 

@@ -1,4 +1,4 @@
-"""Clinical schema, mappings and the leakage guard (ichpipe.pipeline.clinical)."""
+"""Clinical schema, mappings and the leakage guard (ichpipe.pipeline.serial.clinical)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ichpipe.errors import ConfigError, PredictorInputError
-from ichpipe.pipeline.clinical import (
+from ichpipe.pipeline.serial.clinical import (
     CLINICAL_FIELDS,
     clinical_feature_names,
     is_leaky_name,

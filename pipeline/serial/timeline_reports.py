@@ -14,15 +14,15 @@ from typing import Any
 
 from ichpipe.errors import TimelineError
 from ichpipe.pipeline.config.store_config import StoreConfig
-from ichpipe.pipeline.expansion import (
+from ichpipe.pipeline.serial.expansion import (
     ExpansionResult,
     ExpansionRule,
     ExpansionSummary,
     evaluate_expansion,
     evaluate_timelines,
 )
-from ichpipe.pipeline.store import open_store
-from ichpipe.pipeline.timeline import Timeline, load_timeline, load_timelines
+from ichpipe.pipeline.serial.store import open_store
+from ichpipe.pipeline.serial.timeline import Timeline, load_timeline, load_timelines
 
 __all__ = [
     "EXPANSION_CSV_COLUMNS",
@@ -124,7 +124,7 @@ def show_timeline(options: TimelineOptions) -> TimelineReport:
     result = evaluate_expansion(timeline, options.rule)
     plot = None
     if options.plot_path is not None:
-        from ichpipe.pipeline.timeline_plot import plot_timeline  # matplotlib only when a plot is asked for
+        from ichpipe.pipeline.serial.timeline_plot import plot_timeline  # matplotlib only when a plot is asked for
 
         plot = plot_timeline(timeline, result, options.rule, options.plot_path)
     return TimelineReport(timeline=timeline, expansion=result, plot_path=plot)
@@ -269,7 +269,10 @@ def summarize_expansion(options: ExpansionOptions) -> ExpansionReport:
     summary = evaluate_timelines(timelines, options.rule)
     plots: list[Path] = []
     if options.plot_dir is not None:
-        from ichpipe.pipeline.timeline_plot import plot_file_name, plot_timeline  # matplotlib only when asked for
+        from ichpipe.pipeline.serial.timeline_plot import (  # matplotlib only when asked for
+            plot_file_name,
+            plot_timeline,
+        )
 
         for timeline, result in zip(timelines, summary.results, strict=True):
             name = plot_file_name(timeline.patient_id, timeline.issuer_of_patient_id)

@@ -9,20 +9,17 @@ import pytest
 
 from ichpipe.errors import ConfigError, TimelineError
 from ichpipe.pipeline.config.store_config import StoreConfig
-from ichpipe.pipeline.expansion import PRESETS, evaluate_timelines
-from ichpipe.pipeline.store import get_clinical, list_measurements, open_store
-from ichpipe.pipeline.timeline import load_timeline, load_timelines
-from ichpipe.pipeline.timeline_import import (
-    ImportOptions,
+from ichpipe.pipeline.serial.expansion import PRESETS, evaluate_timelines
+from ichpipe.pipeline.serial.import_mappings import (
     ScanColumns,
     TimelineMapping,
-    import_tables,
     list_mappings,
     load_mapping,
     long_mapping,
-    read_tables,
-    run_import,
 )
+from ichpipe.pipeline.serial.store import get_clinical, list_measurements, open_store
+from ichpipe.pipeline.serial.timeline import load_timeline, load_timelines
+from ichpipe.pipeline.serial.timeline_import import ImportOptions, import_tables, read_tables, run_import
 
 
 def write(path: Path, text: str) -> Path:

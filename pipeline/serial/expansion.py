@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the evaluation only reads these; importing them would pull in SQLAlchemy
-    from ichpipe.pipeline.timeline import Timeline, TimelineScan
+    from ichpipe.pipeline.serial.timeline import Timeline, TimelineScan
 
 __all__ = [
     "PRESETS",

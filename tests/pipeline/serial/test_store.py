@@ -11,7 +11,7 @@ import pytest
 
 from ichpipe.errors import StoreError
 from ichpipe.pipeline.config.store_config import StoreConfig
-from ichpipe.pipeline.store import (
+from ichpipe.pipeline.serial.store import (
     SCHEMA_VERSION,
     ClinicalRecord,
     MeasurementRecord,

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from ichpipe.pipeline.cli import cli
 
-CONTEST = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "contest-2023E"
+CONTEST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "contest-2023E"
 
 VOLUMES = """pid,acc,when,vol
 P1,A1,2024-03-01 08:00:00,20000

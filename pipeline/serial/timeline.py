@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ichpipe.errors import TimelineError, UsageError
-from ichpipe.pipeline.store import (
+from ichpipe.pipeline.serial.store import (
     ClinicalRecord,
     Store,
     StoredMeasurement,

@@ -1,0 +1,268 @@
+"""Records of the results store, validated when built: a measured series, a patient's clinical data.
+
+Also the deterministic UID of an imported scan and the key that identifies one scan of a patient.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "ClinicalRecord",
+    "MeasurementRecord",
+    "StoredMeasurement",
+    "imported_series_uid",
+    "measurement_from_report",
+]
+
+#: Namespace of the UUIDs behind :func:`imported_series_uid` (fixed forever).
+_IMPORT_NAMESPACE = uuid.UUID("5b0f3c3e-6a1d-4c57-9d0e-2f4b8a1c7e65")
+
+
+def _naive(value: datetime | None, name: str) -> datetime | None:
+    """Drop a time-zone offset, keeping the local wall-clock time.
+
+    DICOM times are local and usually carry no offset; all scans of one
+    patient come from one site's clock, so wall-clock times compare correctly.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime or None; got {type(value).__name__}.")
+    return value.replace(tzinfo=None)
+
+
+def _check_text(value: object, name: str, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise ValueError(f"{name} must not be empty.")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text; got {type(value).__name__}.")
+    text = value.strip()
+    if required and not text:
+        raise ValueError(f"{name} must not be empty.")
+    return text or None
+
+
+def _check_volume(value: object, name: str, *, required: bool) -> float | None:
+    if value is None:
+        if required:
+            raise ValueError(f"{name} must be a number of mL.")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of mL; got {value!r}.")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite volume >= 0 mL; got {value!r}.")
+    return float(value)
+
+
+def _frozen_json(value: Mapping[str, Any] | None, name: str) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping of names to JSON values.")
+    try:
+        # Round trip: proves the values are JSON (finite numbers) and copies them.
+        plain = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold only JSON values (finite numbers, text, lists): {exc}.") from exc
+    return MappingProxyType(plain)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasurementRecord:
+    """One measured series, as ``ichpipe run`` (or an import) records it.
+
+    Parameters
+    ----------
+    patient_id:
+        DICOM PatientID (0010,0020).
+    series_instance_uid:
+        The key: recording the same series again replaces its row.
+    volume_ml:
+        Hematoma volume in mL.
+    acquisition_datetime:
+        When the series was acquired (AcquisitionDateTime, else
+        Series/Study date and time). A time-zone offset is dropped, keeping
+        the wall-clock time. ``None`` keeps the series out of the timeline.
+    accession_number:
+        AccessionNumber (0008,0050): identifies the scan in the timeline.
+        Without it the StudyInstanceUID stands in.
+    issuer_of_patient_id:
+        IssuerOfPatientID (0010,0021); ``""`` when absent.
+    study_instance_uid, abc2_ml, segmenter, segmenter_version, checkpoint_sha256:
+        As in the study report.
+    features:
+        Predictor features of this scan (JSON values), or ``None``.
+    source:
+        ``"dicom"`` for measured series, ``"import"`` for imported tables.
+    preferred:
+        Make this the series used for its accession number (other series of
+        the same accession lose the mark). With ``False`` the mark stays where
+        it is; an accession with no marked series uses its latest recorded one.
+    """
+
+    patient_id: str
+    series_instance_uid: str
+    volume_ml: float
+    acquisition_datetime: datetime | None
+    accession_number: str | None = None
+    issuer_of_patient_id: str = ""
+    study_instance_uid: str | None = None
+    abc2_ml: float | None = None
+    segmenter: str | None = None
+    segmenter_version: str | None = None
+    checkpoint_sha256: str | None = None
+    features: Mapping[str, Any] | None = None
+    source: str = "dicom"
+    preferred: bool = True
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "patient_id", _check_text(self.patient_id, "patient_id", required=True))
+        set_(
+            self,
+            "series_instance_uid",
+            _check_text(self.series_instance_uid, "series_instance_uid", required=True),
+        )
+        set_(self, "volume_ml", _check_volume(self.volume_ml, "volume_ml", required=True))
+        set_(self, "abc2_ml", _check_volume(self.abc2_ml, "abc2_ml", required=False))
+        set_(
+            self,
+            "acquisition_datetime",
+            _naive(self.acquisition_datetime, "acquisition_datetime"),
+        )
+        for name in ("accession_number", "study_instance_uid", "segmenter", "segmenter_version",
+                     "checkpoint_sha256"):
+            set_(self, name, _check_text(getattr(self, name), name, required=False))
+        set_(
+            self,
+            "issuer_of_patient_id",
+            _check_text(self.issuer_of_patient_id, "issuer_of_patient_id", required=False) or "",
+        )
+        set_(self, "source", _check_text(self.source, "source", required=True))
+        set_(self, "features", _frozen_json(self.features, "features"))
+        if not isinstance(self.preferred, bool):
+            raise ValueError("preferred must be true or false.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredMeasurement(MeasurementRecord):
+    """A row of ``measurements`` as read back: a record plus when it was written."""
+
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClinicalRecord:
+    """Clinical data of one patient used by the timeline (onset) and kept for the predictor.
+
+    Parameters
+    ----------
+    patient_id, issuer_of_patient_id:
+        The patient, as in :class:`MeasurementRecord`.
+    onset_datetime:
+        Symptom onset; wins over ``onset_to_first_scan_h`` when both are given.
+    onset_to_first_scan_h:
+        Hours from onset to the patient's first (earliest) scan.
+    clinical:
+        Further clinical values (JSON), e.g. age and history for the predictor.
+    source:
+        Where the values came from (a file name), for the record.
+    """
+
+    patient_id: str
+    issuer_of_patient_id: str = ""
+    onset_datetime: datetime | None = None
+    onset_to_first_scan_h: float | None = None
+    clinical: Mapping[str, Any] | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "patient_id", _check_text(self.patient_id, "patient_id", required=True))
+        set_(
+            self,
+            "issuer_of_patient_id",
+            _check_text(self.issuer_of_patient_id, "issuer_of_patient_id", required=False) or "",
+        )
+        set_(self, "onset_datetime", _naive(self.onset_datetime, "onset_datetime"))
+        h = self.onset_to_first_scan_h
+        if h is not None:
+            if isinstance(h, bool) or not isinstance(h, int | float) or not math.isfinite(h):
+                raise ValueError(f"onset_to_first_scan_h must be a finite number of hours; got {h!r}.")
+            set_(self, "onset_to_first_scan_h", float(h))
+        set_(self, "clinical", _frozen_json(self.clinical, "clinical"))
+        set_(self, "source", _check_text(self.source, "source", required=False))
+
+
+def imported_series_uid(patient_id: str, accession_number: str, issuer_of_patient_id: str = "") -> str:
+    """Return the deterministic ``2.25.<uuid5>`` UID that stands for an imported scan."""
+    name = f"ichpipe-import\x1f{issuer_of_patient_id}\x1f{patient_id}\x1f{accession_number}"
+    return f"2.25.{uuid.uuid5(_IMPORT_NAMESPACE, name).int}"
+
+
+def measurement_from_report(
+    report: Mapping[str, Any], *, features: Mapping[str, Any] | None = None, preferred: bool = True
+) -> MeasurementRecord:
+    """Build a :class:`MeasurementRecord` from a study report (``run --json`` layout).
+
+    Reads ``patient_id``, ``issuer_of_patient_id`` (optional),
+    ``study_instance_uid``, ``series_instance_uid``, ``accession_number``,
+    ``acquisition_datetime`` (ISO 8601 or ``None``), ``hematoma.volume_ml``,
+    ``hematoma.abc2_ml``, ``segmenter.name``, ``segmenter.version``,
+    ``segmenter.checkpoint_sha256`` and, unless ``features`` is given,
+    ``features``.
+
+    Raises
+    ------
+    ValueError
+        If a required key is missing or a value is invalid (the message names it).
+    """
+    try:
+        hematoma = report["hematoma"]
+        volume = hematoma["volume_ml"]
+    except (KeyError, TypeError):
+        raise ValueError("The study report has no hematoma.volume_ml.") from None
+    segmenter = report.get("segmenter") or {}
+    when = report.get("acquisition_datetime")
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when)
+        except ValueError:
+            raise ValueError(
+                f"The study report's acquisition_datetime {when!r} is not ISO 8601."
+            ) from None
+    return MeasurementRecord(
+        patient_id=report.get("patient_id"),  # type: ignore[arg-type]  # checked in __post_init__
+        issuer_of_patient_id=report.get("issuer_of_patient_id") or "",
+        series_instance_uid=report.get("series_instance_uid"),  # type: ignore[arg-type]
+        study_instance_uid=report.get("study_instance_uid"),
+        accession_number=report.get("accession_number"),
+        acquisition_datetime=when,
+        volume_ml=volume,
+        abc2_ml=hematoma.get("abc2_ml"),
+        segmenter=segmenter.get("name"),
+        segmenter_version=segmenter.get("version"),
+        checkpoint_sha256=segmenter.get("checkpoint_sha256"),
+        features=features if features is not None else report.get("features"),
+        source="dicom",
+        preferred=preferred,
+    )
+
+
+def _scan_key(accession: str | None, study_uid: str | None, series_uid: str) -> str:
+    """The key that identifies one scan of a patient: accession, else study, else series."""
+    if accession:
+        return f"accession:{accession}"
+    if study_uid:
+        return f"study:{study_uid}"
+    return f"series:{series_uid}"
