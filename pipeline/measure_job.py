@@ -43,7 +43,7 @@ from ichpipe.pipeline.measure.nifti_masks import (
 )
 from ichpipe.pipeline.measure.nifti_masks import read_nifti_mask as read_nifti_with_geometry
 from ichpipe.pipeline.measure.volume import measure_hematoma
-from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
+from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
 
 __all__ = ["SEG_SOP_CLASS_UID", "MeasureReport", "mask_format", "measure_config_from", "measure_mask"]
 

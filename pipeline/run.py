@@ -30,11 +30,11 @@ from ichpipe.errors import CheckpointError, OutputError, UsageError
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.key_image import render_key_image
 from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
 from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
-from ichpipe.pipeline.paths import series_output_dir
-from ichpipe.pipeline.report import SegmenterInfo, StageTimer, build_study_report, study_identity
+from ichpipe.pipeline.outputs.key_image import render_key_image
+from ichpipe.pipeline.outputs.paths import series_output_dir
+from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 
@@ -294,7 +294,7 @@ def run_study(
             _record(report, config)
         report["timings_s"] = timer.to_dict()
     if config.outputs.deidentify:
-        from ichpipe.pipeline.deidentify import deidentify_report
+        from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
 
         report = deidentify_report(report)
     if config.outputs.report:

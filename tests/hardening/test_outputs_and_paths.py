@@ -18,7 +18,7 @@ from hardening_corpus import copy_study, dicom_files, edit_files
 
 from ichpipe.errors import DicomInputError
 from ichpipe.pipeline.cli import cli
-from ichpipe.pipeline.paths import series_output_dir, validate_uid
+from ichpipe.pipeline.outputs.paths import series_output_dir, validate_uid
 
 
 def _run(study: Path, out: Path, config: Path) -> tuple[int, str, str]:

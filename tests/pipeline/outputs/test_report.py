@@ -8,7 +8,7 @@ from pydicom.dataset import Dataset
 
 from ichpipe.dicom_io.geometry import compute_geometry
 from ichpipe.pipeline.measure.volume import measure_hematoma
-from ichpipe.pipeline.report import (
+from ichpipe.pipeline.outputs.report import (
     SegmenterInfo,
     StageTimer,
     acquisition_datetime,
