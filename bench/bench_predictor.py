@@ -64,7 +64,7 @@ def training_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 
 
 def test_train_predictor_end_to_end(benchmark, training_inputs: tuple[Path, Path], tmp_path: Path) -> None:
-    from ichpipe.pipeline.predictor.job import TrainOptions, run_training
+    from ichpipe.pipeline.jobs.train_predictor import TrainOptions, run_training
 
     features, labels = training_inputs
     config = load_config(None)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from ichpipe.pipeline.config import load_config
+from ichpipe.pipeline.jobs.train_predictor import MODEL_NAMES, model_factories
 from ichpipe.pipeline.predictor.data import contest_feature_table, contest_labels, labelled
 from ichpipe.pipeline.predictor.evaluate import auc_score, model_label, oof_threshold
-from ichpipe.pipeline.predictor.job import MODEL_NAMES, model_factories
 from ichpipe.pipeline.serial.clinical import load_clinical_mapping
 from ichpipe.pipeline.serial.expansion import PRESETS
 

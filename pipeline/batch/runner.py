@@ -7,7 +7,7 @@ runs:
 1. take the series lock (skip or wait when another run holds it);
 2. read the ledger row again (another run may have finished it meanwhile)
    and decide: process, only deliver, or skip;
-3. run the main job (:func:`ichpipe.pipeline.run.run_study`) into a private staging
+3. run the main job (:func:`ichpipe.pipeline.jobs.run_study.run_study`) into a private staging
    folder ``OUT/.ichpipe/staging/<lock>/``, then rename the finished series
    folder to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` (a folder is
    replaced whole, never half-written);
@@ -155,7 +155,7 @@ def _config(ctx: JobContext) -> Config:
 
 
 def _segmenter(ctx: JobContext, config: Config) -> Segmenter:
-    from ichpipe.pipeline.run import RunOptions, build_segmenter
+    from ichpipe.pipeline.jobs.run_study import RunOptions, build_segmenter
 
     key = (str(ctx.segmenter), str(ctx.checkpoint), str(ctx.device), ctx.config_digest)
     with _CACHE_LOCK:
@@ -304,7 +304,7 @@ def process_job(job: StudyJob, ctx: JobContext) -> JobOutcome:
 
 
 def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, started: float) -> JobOutcome:
-    from ichpipe.pipeline.run import RunOptions, run_study
+    from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
     staging = ctx.staging_dir / lock_name(job.key)
     _remove_tree(staging)  # left by a run killed while processing this study

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.inspect import inspect_study
+from ichpipe.pipeline.jobs.inspect_study import inspect_study
 
 __all__ = ["inspect"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.measure_job import measure_config_from, measure_mask
+from ichpipe.pipeline.jobs.measure_mask import measure_config_from, measure_mask
 
 __all__ = ["measure"]
 

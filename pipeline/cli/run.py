@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.run import RunOptions, run_study
+from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
 __all__ = ["run"]
 

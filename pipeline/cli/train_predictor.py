@@ -88,7 +88,7 @@ def predictor(
     if labels is not None and not labels.is_file():
         raise UsageError(f"--labels {labels_source}: no such file (give a labels CSV or 'store').")
 
-    from ichpipe.pipeline.predictor.job import TrainOptions, run_training
+    from ichpipe.pipeline.jobs.train_predictor import TrainOptions, run_training
 
     options = TrainOptions(
         features=features_csv,

@@ -22,8 +22,8 @@ from ichpipe.dicom_io.selection import SelectionConfig
 from ichpipe.dicom_io.study import scan_study
 from ichpipe.errors import DicomInputError
 from ichpipe.pipeline.datasets.case import CaseVolume
+from ichpipe.pipeline.jobs.measure_mask import mask_format
 from ichpipe.pipeline.measure.nifti_masks import align_nifti_mask
-from ichpipe.pipeline.measure_job import mask_format
 
 __all__ = ["read_dicom_case", "read_dicom_series"]
 

@@ -170,12 +170,12 @@ def test_a_study_still_arriving_is_left_for_the_next_run(tmp_path: Path, config_
 
 def test_unexpected_errors_are_logged_recorded_and_retried(tmp_path: Path, config_file: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import ichpipe.pipeline.run
+    import ichpipe.pipeline.jobs.run_study
 
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     valid_study(inbox / "a", 1)
     valid_study(inbox / "b", 2)
-    real = ichpipe.pipeline.run.run_study
+    real = ichpipe.pipeline.jobs.run_study.run_study
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -184,7 +184,7 @@ def test_unexpected_errors_are_logged_recorded_and_retried(tmp_path: Path, confi
             raise RuntimeError("simulated bug")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ichpipe.pipeline.run, "run_study", flaky)
+    monkeypatch.setattr(ichpipe.pipeline.jobs.run_study, "run_study", flaky)
     result = CliRunner().invoke(cli, ["batch", "--inbox", str(inbox), "--out", str(out), "--segmenter",
                                       "threshold", "--config", str(config_file), "--json"])
     run = json.loads(result.stdout)

@@ -12,8 +12,8 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from ichpipe.dicom_io import assemble_series, scan_study
-from ichpipe.pipeline import measure_job
 from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.jobs import measure_mask as measure_job
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS
 
 REPORT_KEYS = {

@@ -132,7 +132,7 @@ def test_inference_imports_no_training_code() -> None:
         "import sys, ichpipe.pipeline.predictor.infer, ichpipe.pipeline.cli.predict\n"
         "bad = [m for m in sys.modules if m.startswith(('ichpipe.pipeline.predictor.train',"
         " 'ichpipe.pipeline.predictor.cv', 'ichpipe.pipeline.predictor.evaluate',"
-        " 'ichpipe.pipeline.predictor.baselines', 'ichpipe.pipeline.predictor.job',"
+        " 'ichpipe.pipeline.predictor.baselines', 'ichpipe.pipeline.jobs.train_predictor',"
         " 'sklearn.ensemble'))]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
