@@ -24,7 +24,7 @@ from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.measure.features.extract import feature_values
 from ichpipe.pipeline.measure.features.grid import Grid
 from ichpipe.pipeline.phantom import PhantomSpec, render_phantom
-from ichpipe.pipeline.predictor.data import FeatureTable, write_features_csv, write_labels_csv
+from ichpipe.pipeline.risk.feature_table import FeatureTable, write_features_csv, write_labels_csv
 
 CONTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "contest-2023E"
 
@@ -48,7 +48,7 @@ def test_features_32x512x512(benchmark, phantom: tuple[np.ndarray, np.ndarray, G
 def training_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("bench-predictor")
     if CONTEST.is_dir():
-        from ichpipe.pipeline.predictor.data import contest_feature_table, contest_labels
+        from ichpipe.pipeline.risk.feature_table import contest_feature_table, contest_labels
         from ichpipe.pipeline.serial.clinical import load_clinical_mapping
         from ichpipe.pipeline.serial.expansion import PRESETS
 

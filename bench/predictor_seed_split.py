@@ -21,8 +21,8 @@ import torch
 
 from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.jobs.train_predictor import MODEL_NAMES, model_factories
-from ichpipe.pipeline.predictor.data import contest_feature_table, contest_labels, labelled
-from ichpipe.pipeline.predictor.evaluate import auc_score, model_label, oof_threshold
+from ichpipe.pipeline.risk.cross_validation import auc_score, model_label, oof_threshold
+from ichpipe.pipeline.risk.feature_table import contest_feature_table, contest_labels, labelled
 from ichpipe.pipeline.serial.clinical import load_clinical_mapping
 from ichpipe.pipeline.serial.expansion import PRESETS
 

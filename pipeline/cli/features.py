@@ -68,7 +68,7 @@ def features(
     config = load_cli_config(config_path, overrides)
     cfg = config.predictor
 
-    from ichpipe.pipeline.predictor.data import (
+    from ichpipe.pipeline.risk.feature_table import (
         contest_feature_table,
         contest_labels,
         store_feature_table,

@@ -53,8 +53,8 @@ def predict_expansion(
     cfg = config.predictor
 
     from ichpipe.pipeline.config.models_config import resolve_checkpoint
-    from ichpipe.pipeline.predictor.data import FeatureTable, read_features_csv
-    from ichpipe.pipeline.predictor.infer import load_predictor, predict
+    from ichpipe.pipeline.risk.feature_table import FeatureTable, read_features_csv
+    from ichpipe.pipeline.risk.infer import load_predictor, predict
 
     path = checkpoint_path or resolve_checkpoint(cfg.checkpoint)
     if not path.is_file():
@@ -72,7 +72,7 @@ def predict_expansion(
                 raise PredictorInputError(f"{features_csv.name} has no row for patient(s) {', '.join(absent)}.")
             table = table.rows(list(dict.fromkeys(patients)))
     else:
-        from ichpipe.pipeline.predictor.data import store_feature_table
+        from ichpipe.pipeline.risk.feature_table import store_feature_table
         from ichpipe.pipeline.serial.clinical import load_clinical_mapping
         from ichpipe.pipeline.serial.store import open_store
 

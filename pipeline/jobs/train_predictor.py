@@ -40,10 +40,8 @@ from ichpipe.errors import OutputError, PredictorInputError, UsageError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.predictor_config import TrainingConfig
-from ichpipe.pipeline.predictor.baselines import gradient_boosting, logistic_regression, volume_logistic
-from ichpipe.pipeline.predictor.card import CardInputs, write_model_card
-from ichpipe.pipeline.predictor.data import FeatureTable, labelled, read_features_csv, read_label_rule, read_labels_csv
-from ichpipe.pipeline.predictor.evaluate import (
+from ichpipe.pipeline.risk.card import CardInputs, write_model_card
+from ichpipe.pipeline.risk.cross_validation import (
     ModelFactory,
     ModelSummary,
     References,
@@ -53,7 +51,15 @@ from ichpipe.pipeline.predictor.evaluate import (
     references,
     summarise,
 )
-from ichpipe.pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
+from ichpipe.pipeline.risk.feature_table import (
+    FeatureTable,
+    labelled,
+    read_features_csv,
+    read_label_rule,
+    read_labels_csv,
+)
+from ichpipe.pipeline.risk.tabular_baselines import gradient_boosting, logistic_regression, volume_logistic
+from ichpipe.pipeline.risk.train import SACNNModel, save_predictor, train_predictor
 from ichpipe.pipeline.serial.clinical import CLINICAL_FIELDS, load_clinical_mapping
 
 __all__ = ["MODEL_NAMES", "TrainOptions", "TrainReport", "feature_groups", "model_factories", "run_training"]

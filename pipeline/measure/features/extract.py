@@ -15,7 +15,7 @@ statistics (:mod:`ichpipe.pipeline.measure.features.firstorder`) and the locatio
 (:mod:`ichpipe.pipeline.measure.features.location`); a value that is undefined (empty mask,
 no head found) is ``None``. The onset-to-scan time is not an image property:
 the feature table adds it from the patient's timeline
-(:mod:`ichpipe.pipeline.predictor.data`).
+(:mod:`ichpipe.pipeline.risk.feature_table`).
 
 ``feature_space`` names the units and conventions. Values computed here are
 in mm and HU; the contest's table3 radiomics are in voxel units with an

@@ -1,4 +1,4 @@
-"""Folds, preprocessing fitted on training rows only, metrics (ichpipe.pipeline.predictor.cv / transform / evaluate)."""
+"""Folds, preprocessing fitted on training rows only, metrics (ichpipe.pipeline.risk.cv / transform / evaluate)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import pytest
 from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 from sklearn.metrics import roc_auc_score
 
-from ichpipe.pipeline.predictor.baselines import logistic_regression
-from ichpipe.pipeline.predictor.cv import inner_folds, patient_folds, validation_split
-from ichpipe.pipeline.predictor.evaluate import (
+from ichpipe.pipeline.risk.cross_validation import (
     CVPredictions,
     auc_score,
     cross_validate,
@@ -20,7 +18,9 @@ from ichpipe.pipeline.predictor.evaluate import (
     summarise,
     youden_threshold,
 )
-from ichpipe.pipeline.predictor.transform import FeatureTransform, signed_log1p
+from ichpipe.pipeline.risk.cv import inner_folds, patient_folds, validation_split
+from ichpipe.pipeline.risk.feature_transform import FeatureTransform, signed_log1p
+from ichpipe.pipeline.risk.tabular_baselines import logistic_regression
 
 
 def test_folds_are_patient_level_stratified_and_cover_everyone() -> None:

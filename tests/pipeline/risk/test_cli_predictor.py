@@ -140,7 +140,7 @@ def test_predict_for_a_patient_in_the_results_store(tmp_path: Path) -> None:
 
     from ichpipe.pipeline.config.store_config import StoreConfig
     from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE
-    from ichpipe.pipeline.predictor.train import save_predictor, train_predictor
+    from ichpipe.pipeline.risk.train import save_predictor, train_predictor
     from ichpipe.pipeline.serial.store import ClinicalRecord, MeasurementRecord, open_store, record_batch
 
     table, y = synthetic(40, space=FEATURE_SPACE)

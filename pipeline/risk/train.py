@@ -41,8 +41,8 @@ from torch import nn
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model, get_model_spec
 from ichpipe.pipeline.config.predictor_config import EvaluationConfig, TrainingConfig
-from ichpipe.pipeline.predictor.cv import validation_split
-from ichpipe.pipeline.predictor.transform import FeatureTransform
+from ichpipe.pipeline.risk.cv import validation_split
+from ichpipe.pipeline.risk.feature_transform import FeatureTransform
 
 __all__ = [
     "MODEL_NAME",
@@ -86,7 +86,7 @@ class History:
 
 
 class SACNNModel:
-    """The seed's network behind the :class:`~ichpipe.pipeline.predictor.baselines.Classifier` interface.
+    """The seed's network behind the :class:`~ichpipe.pipeline.risk.tabular_baselines.Classifier` interface.
 
     Parameters
     ----------
@@ -221,7 +221,7 @@ def train_predictor(
     predictions on these patients (each model of those folds trained exactly
     like the final one), maximising Youden's J.
     """
-    from ichpipe.pipeline.predictor.evaluate import oof_threshold
+    from ichpipe.pipeline.risk.cross_validation import oof_threshold
 
     started = time.perf_counter()
     model = SACNNModel(training, model_kwargs=model_kwargs).fit(x, y, feature_names, seed=training.seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ichpipe.pipeline.config.predictor_config import EvaluationConfig, TrainingConfig
-from ichpipe.pipeline.predictor.data import FeatureTable, write_features_csv, write_labels_csv
+from ichpipe.pipeline.risk.feature_table import FeatureTable, write_features_csv, write_labels_csv
 
 NAMES = ("age_years", "HM_volume_ml", "HM_original_shape_Sphericity", "HM_original_firstorder_Mean", "noise")
 

@@ -1,6 +1,6 @@
 """Baselines beside the seed's network: logistic regression, gradient boosting, volume only.
 
-Every model here and the network (:mod:`ichpipe.pipeline.predictor.train`) share one
+Every model here and the network (:mod:`ichpipe.pipeline.risk.train`) share one
 interface (:class:`Classifier`): ``fit(x, y, feature_names, seed=...)`` on
 training rows only (the preprocessing is fitted inside, on those rows) and
 ``predict_proba(x)`` for the probability of expansion. Hyper-parameters are
@@ -30,7 +30,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from ichpipe.pipeline.config.predictor_config import TrainingConfig
-from ichpipe.pipeline.predictor.transform import FeatureTransform
+from ichpipe.pipeline.risk.feature_transform import FeatureTransform
 
 __all__ = [
     "Classifier",

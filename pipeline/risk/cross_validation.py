@@ -1,7 +1,7 @@
 """Cross-validated evaluation: out-of-fold predictions, metrics with confidence intervals, calibration plot.
 
 Protocol (:func:`cross_validate`): repeated stratified k-fold at patient
-level (:func:`ichpipe.pipeline.predictor.cv.patient_folds`). In each outer fold every
+level (:func:`ichpipe.pipeline.risk.cv.patient_folds`). In each outer fold every
 model is fitted on the training patients only (its preprocessing too) and
 predicts the test patients. The decision threshold of that fold is chosen
 **inside the training patients**: Youden's J on out-of-fold predictions from
@@ -41,8 +41,8 @@ from sklearn.metrics import roc_curve
 
 from ichpipe.atomic import atomic_write
 from ichpipe.pipeline.config.predictor_config import EvaluationConfig
-from ichpipe.pipeline.predictor.baselines import Classifier
-from ichpipe.pipeline.predictor.cv import Fold, inner_folds, patient_folds
+from ichpipe.pipeline.risk.cv import Fold, inner_folds, patient_folds
+from ichpipe.pipeline.risk.tabular_baselines import Classifier
 
 __all__ = [
     "CVPredictions",

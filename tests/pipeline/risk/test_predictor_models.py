@@ -15,16 +15,16 @@ from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 from ichpipe.errors import CheckpointError, PredictorInputError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.models.registry import build_model
-from ichpipe.pipeline.predictor.baselines import (
+from ichpipe.pipeline.risk.cross_validation import auc_score
+from ichpipe.pipeline.risk.feature_table import FeatureTable
+from ichpipe.pipeline.risk.infer import load_predictor, predict
+from ichpipe.pipeline.risk.tabular_baselines import (
     balanced_weights,
     gradient_boosting,
     logistic_regression,
     volume_logistic,
 )
-from ichpipe.pipeline.predictor.data import FeatureTable
-from ichpipe.pipeline.predictor.evaluate import auc_score
-from ichpipe.pipeline.predictor.infer import load_predictor, predict
-from ichpipe.pipeline.predictor.train import SACNNModel, save_predictor, train_predictor
+from ichpipe.pipeline.risk.train import SACNNModel, save_predictor, train_predictor
 
 
 @pytest.fixture(autouse=True)
@@ -129,22 +129,22 @@ def test_inference_imports_no_training_code() -> None:
     # scikit-learn itself is loaded by MONAI through the model registry; the training modules must not be.
     # (Importing ichpipe.pipeline.cli registers every command; their heavy imports happen inside the commands.)
     code = (
-        "import sys, ichpipe.pipeline.predictor.infer, ichpipe.pipeline.cli.predict\n"
-        "bad = [m for m in sys.modules if m.startswith(('ichpipe.pipeline.predictor.train',"
-        " 'ichpipe.pipeline.predictor.cv', 'ichpipe.pipeline.predictor.evaluate',"
-        " 'ichpipe.pipeline.predictor.baselines', 'ichpipe.pipeline.jobs.train_predictor',"
+        "import sys, ichpipe.pipeline.risk.infer, ichpipe.pipeline.cli.predict\n"
+        "bad = [m for m in sys.modules if m.startswith(('ichpipe.pipeline.risk.train',"
+        " 'ichpipe.pipeline.risk.cv', 'ichpipe.pipeline.risk.cross_validation',"
+        " 'ichpipe.pipeline.risk.tabular_baselines', 'ichpipe.pipeline.jobs.train_predictor',"
         " 'sklearn.ensemble'))]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).resolve().parents[2])
+                            cwd=Path(__file__).resolve().parents[3])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_shipped_checkpoint_carries_its_contest_features() -> None:
     from ichpipe.pipeline.config.models_config import resolve_checkpoint
     from ichpipe.pipeline.config.predictor_config import PredictorConfig
-    from ichpipe.pipeline.predictor.data import CONTEST_FEATURE_SPACE, contest_feature_table
+    from ichpipe.pipeline.risk.feature_table import CONTEST_FEATURE_SPACE, contest_feature_table
     from ichpipe.pipeline.serial.clinical import is_leaky_name, load_clinical_mapping
 
     path = resolve_checkpoint(PredictorConfig().checkpoint)
@@ -154,7 +154,7 @@ def test_shipped_checkpoint_carries_its_contest_features() -> None:
     assert model.threshold is not None and 0.0 < model.threshold < 1.0
     trained_on = model.checkpoint.metadata["normalisation"]["training"]
     assert (trained_on["n_patients"], trained_on["n_expanded"]) == (96, 23)
-    contest = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "contest-2023E"
+    contest = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "contest-2023E"
     if not contest.is_dir():
         pytest.skip("../shared/data/contest-2023E not present")
     table = contest_feature_table(contest, clinical_mapping=load_clinical_mapping("contest_2023e"))

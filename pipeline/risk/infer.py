@@ -1,6 +1,6 @@
 """Predict expansion from a predictor checkpoint (no training code is imported here).
 
-A predictor checkpoint (:func:`ichpipe.pipeline.predictor.train.save_predictor`)
+A predictor checkpoint (:func:`ichpipe.pipeline.risk.train.save_predictor`)
 carries the feature names in input order, the fitted preprocessing, the
 feature space and the decision threshold, so a prediction needs only the
 checkpoint and a feature table. The model version reported with every
@@ -26,8 +26,8 @@ from torch import nn
 
 from ichpipe.errors import CheckpointError, PredictorInputError
 from ichpipe.models.checkpoint import Checkpoint, load_model
-from ichpipe.pipeline.predictor.data import FeatureTable
-from ichpipe.pipeline.predictor.transform import FeatureTransform
+from ichpipe.pipeline.risk.feature_table import FeatureTable
+from ichpipe.pipeline.risk.feature_transform import FeatureTransform
 
 __all__ = ["Prediction", "Predictor", "load_predictor", "predict"]
 

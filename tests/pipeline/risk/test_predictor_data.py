@@ -1,4 +1,4 @@
-"""The predictor's feature table and labels: CSV, results store, contest tables (ichpipe.pipeline.predictor.data)."""
+"""The predictor's feature table and labels: CSV, store, contest tables (ichpipe.pipeline.risk.feature_table)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from predictor_support import synthetic
 from ichpipe.errors import PredictorInputError
 from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE
-from ichpipe.pipeline.predictor.data import (
+from ichpipe.pipeline.risk.feature_table import (
     CONTEST_FEATURE_SPACE,
     FeatureTable,
     contest_feature_table,

@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 
 from ichpipe.atomic import atomic_write
 from ichpipe.pipeline.config.predictor_config import EvaluationConfig, TrainingConfig
-from ichpipe.pipeline.predictor.evaluate import ModelSummary, References, markdown_table, model_label
+from ichpipe.pipeline.risk.cross_validation import ModelSummary, References, markdown_table, model_label
 
 __all__ = ["CardInputs", "model_card", "write_model_card"]
 
