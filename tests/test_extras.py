@@ -30,8 +30,8 @@ def test_only_optional_modules_are_accepted() -> None:
 
 
 def test_pacs_delivery_without_pynetdicom_names_the_pacs_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ichpipe.pipeline.batch.pacs.store_scu import make_ae
     from ichpipe.pipeline.config.pacs_config import PacsConfig
-    from ichpipe.pipeline.pacs.store_scu import make_ae
 
     monkeypatch.setitem(sys.modules, "pynetdicom", None)
     with pytest.raises(MissingExtraError, match=r"ichpipe\[pacs\]"):

@@ -140,8 +140,8 @@ def watch(interval_s: float | None, config_path: Path | None, **kw: Any) -> None
 
     On SIGTERM/SIGINT the study being processed is finished, then it exits 0.
     """
-    from ichpipe.pipeline.watch import stop_on_signals
-    from ichpipe.pipeline.watch import watch as run_watch
+    from ichpipe.pipeline.batch.watch import stop_on_signals
+    from ichpipe.pipeline.batch.watch import watch as run_watch
 
     overrides = {"batch": {"poll_interval_s": interval_s}} if interval_s is not None else None
     config = load_cli_config(config_path, overrides)

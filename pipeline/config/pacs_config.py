@@ -1,6 +1,6 @@
 """Configuration of PACS delivery and retrieval (the ``pacs:`` section of ``config.yaml``).
 
-Kept apart from :mod:`ichpipe.pipeline.pacs.store_scu` and :mod:`ichpipe.pipeline.pacs.retrieve`
+Kept apart from :mod:`ichpipe.pipeline.batch.pacs.store_scu` and :mod:`ichpipe.pipeline.batch.pacs.retrieve`
 so that loading the configuration does not import pynetdicom.
 """
 

@@ -68,10 +68,10 @@ def test_dask_local_cluster(template: Path, tmp_path: Path) -> None:
 def test_unreachable_scheduler_is_a_usage_error(template: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("distributed")
-    import ichpipe.pipeline.batch.runner
+    import ichpipe.pipeline.batch.executors
     from ichpipe.errors import UsageError
 
-    monkeypatch.setattr(ichpipe.pipeline.batch.runner, "DASK_CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(ichpipe.pipeline.batch.executors, "DASK_CONNECT_TIMEOUT_S", 2.0)
 
     inbox, out, config_file = _setup(template, tmp_path)
     config = load_config(config_file)

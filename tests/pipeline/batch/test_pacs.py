@@ -34,11 +34,11 @@ from pydicom.uid import SecondaryCaptureImageStorage, SegmentationStorage
 
 from ichpipe.errors import PacsError
 from ichpipe.pipeline.batch.ledger import list_ledger
+from ichpipe.pipeline.batch.pacs.retrieve import pull_new_studies
+from ichpipe.pipeline.batch.pacs.store_scu import send_files
 from ichpipe.pipeline.cli import cli
 from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.config.pacs_config import PacsConfig
-from ichpipe.pipeline.pacs.retrieve import pull_new_studies
-from ichpipe.pipeline.pacs.store_scu import send_files
 from ichpipe.pipeline.phantom import write_phantom_study
 from ichpipe.pipeline.serial.store import open_store
 

@@ -33,9 +33,9 @@ from pydicom.dataset import Dataset
 
 from ichpipe.errors import DicomInputError, PacsError
 from ichpipe.extras import import_extra
+from ichpipe.pipeline.batch.pacs.store_scu import make_ae
 from ichpipe.pipeline.config.pacs_config import PacsConfig
 from ichpipe.pipeline.outputs.paths import validate_uid
-from ichpipe.pipeline.pacs.store_scu import make_ae
 
 __all__ = ["PacsStudy", "find_pacs_series", "find_pacs_studies", "pull_new_studies"]
 

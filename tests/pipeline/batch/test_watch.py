@@ -25,9 +25,9 @@ from batch_support import (
 from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome
+from ichpipe.pipeline.batch.watch import watch
 from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.serial.store import open_store
-from ichpipe.pipeline.watch import watch
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pydicom.uid import MRImageStorage
 
 from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 #: Geometry variants of the valid studies (each a tiny 64 x 64 x 12 phantom).
 VARIANTS: tuple[dict[str, Any], ...] = (

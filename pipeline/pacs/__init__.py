@@ -1,8 +1,0 @@
-"""Sending results to and pulling studies from a DICOM node (PACS).
-
-- :mod:`ichpipe.pipeline.config.pacs_config` -- the ``pacs:`` config section (no pynetdicom import).
-- :mod:`ichpipe.pipeline.pacs.store_scu` -- C-STORE of the DICOM SEG and Secondary Capture.
-- :mod:`ichpipe.pipeline.pacs.retrieve` -- C-FIND of recent studies, C-MOVE or C-GET into the inbox.
-"""
-
-__all__: list[str] = []
