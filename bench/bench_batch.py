@@ -32,7 +32,7 @@ from ichpipe.pipeline.batch.runner import run_batch
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.config.store_config import StoreConfig
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 
 N_STUDIES = int(os.environ.get("ICHPIPE_BENCH_STUDIES", "8"))
 SIZE = int(os.environ.get("ICHPIPE_BENCH_SIZE", "512"))

@@ -23,8 +23,8 @@ import pytest
 from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.measure.features.extract import feature_values
 from ichpipe.pipeline.measure.features.grid import Grid
-from ichpipe.pipeline.phantom import PhantomSpec, render_phantom
 from ichpipe.pipeline.risk.feature_table import FeatureTable, write_features_csv, write_labels_csv
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, render_phantom
 
 CONTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "contest-2023E"
 

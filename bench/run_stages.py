@@ -38,7 +38,7 @@ from ichpipe.models.checkpoint import save_checkpoint  # noqa: E402
 from ichpipe.models.complexity import count_flops  # noqa: E402
 from ichpipe.models.registry import build_model  # noqa: E402
 from ichpipe.pipeline.config.models_config import CHECKPOINT_DIR  # noqa: E402
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study  # noqa: E402
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study  # noqa: E402
 
 ICHPIPE = [str(Path(sys.executable).parent / "ichpipe")]
 

@@ -106,7 +106,7 @@ def phantom(
     series to select) and truth_mask.nii.gz (hematoma labels of the written
     slices; with --seg also truth_mask_seg.dcm).
     """
-    from ichpipe.pipeline.phantom import DEFAULT_DISTRACTORS, PhantomSpec, write_phantom_study
+    from ichpipe.pipeline.synthetic.phantom import DEFAULT_DISTRACTORS, PhantomSpec, write_phantom_study
 
     distractors: list[str] = list(DEFAULT_DISTRACTORS) if default_distractors else []
     distractors += [name for name in distractor_names if name not in distractors]
@@ -130,7 +130,7 @@ def phantom(
     try:
         seg_writer = None
         if write_seg:
-            from ichpipe.pipeline.phantom.seg import dicom_seg_writer
+            from ichpipe.pipeline.synthetic.phantom.seg_writer import dicom_seg_writer
 
             seg_writer = dicom_seg_writer
         truth = write_phantom_study(out_dir, spec, overwrite=overwrite, seg_writer=seg_writer)

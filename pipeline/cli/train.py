@@ -74,7 +74,8 @@ def train_data(
     inserted into real CT backgrounds. Without ../shared/data the shapes fall
     back to built-in blobs (a warning says so).
     """
-    from ichpipe.pipeline.training.data_generator import GeneratorOptions, generate_dataset
+    from ichpipe.pipeline.synthetic.recipes import GeneratorOptions
+    from ichpipe.pipeline.synthetic.training_data import generate_dataset
 
     names = tuple(b.strip() for b in real_backgrounds.split(",") if b.strip())
     try:

@@ -29,7 +29,7 @@ from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.discover import DiscoveryConfig
 from ichpipe.dicom_io.study import scan_study
 from ichpipe.errors import IchpipeError
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 
 __all__ = [
     "PIXEL_DATA_TAG",

@@ -10,10 +10,10 @@ from scipy import ndimage
 
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.study import scan_study
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 from ichpipe.pipeline.segment import threshold
 from ichpipe.pipeline.segment.intracranial import head_bounding_box, intracranial_mask
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter, remove_small_components
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 
 
 def _whole_volume(seg: ThresholdSegmenter, volume: CTVolume) -> np.ndarray:

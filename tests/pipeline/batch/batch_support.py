@@ -14,7 +14,7 @@ from typing import Any
 import pydicom
 from pydicom.uid import MRImageStorage
 
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -39,8 +39,8 @@ from ichpipe.pipeline.batch.pacs.store_scu import send_files
 from ichpipe.pipeline.cli import cli
 from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.config.pacs_config import PacsConfig
-from ichpipe.pipeline.phantom import write_phantom_study
 from ichpipe.pipeline.serial.store import open_store
+from ichpipe.pipeline.synthetic.phantom import write_phantom_study
 
 ICHPIPE_AET = "ICHPIPE"
 ORTHANC_AET = "ORTHANC"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ichpipe.pipeline.cli import cli
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 
 CONTRACT = {"patient_id", "study_instance_uid", "series_instance_uid", "accession_number",
             "acquisition_datetime", "geometry", "hematoma", "segmenter", "outputs", "timings_s"}

@@ -16,8 +16,8 @@ from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 from ichpipe.pipeline.measure.features.extract import FEATURE_SPACE, compute_features
 from ichpipe.pipeline.measure.nifti_masks import align_nifti_mask
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
 from ichpipe.pipeline.serial.store import list_measurements, open_store
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 
 CASES = {
     "plain": {},

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ichpipe.pipeline.cli import cli
-from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 
 T0 = datetime(2026, 1, 1, 8, 0, 0)
 

@@ -1,6 +1,6 @@
 """The ground-truth mask as DICOM SEG, through ``ichpipe.dicom_io.seg`` (highdicom).
 
-:func:`dicom_seg_writer` is a :class:`~ichpipe.pipeline.phantom.truth.SegWriter`:
+:func:`dicom_seg_writer` is a :class:`~ichpipe.pipeline.synthetic.phantom.truth.SegWriter`:
 it assembles the phantom's main series with the project's reader, checks
 that the reader's slices are the mask's slices (same positions, same order),
 and writes one BINARY segment "Hemorrhage" (every hematoma label merged)

@@ -11,15 +11,15 @@ rescale variants, pixel padding and distractor series.
 Example
 -------
 >>> from pathlib import Path
->>> from ichpipe.pipeline.phantom import PhantomSpec, write_phantom_study
+>>> from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
 >>> truth = write_phantom_study(Path("study"), PhantomSpec(seed=1, gantry_tilt_deg=18.5))  # doctest: +SKIP
 >>> truth.volume_ml  # doctest: +SKIP
 """
 
-from ichpipe.pipeline.phantom.render import PhantomModel, build_model, render_plane
-from ichpipe.pipeline.phantom.spec import DEFAULT_DISTRACTORS, PhantomSpec, jpegls_available
-from ichpipe.pipeline.phantom.study import PhantomArrays, render_phantom, write_phantom_study
-from ichpipe.pipeline.phantom.truth import PhantomTruth, SegWriter, load_truth, voxel_volume_ml
+from ichpipe.pipeline.synthetic.phantom.render import PhantomModel, build_model, render_plane
+from ichpipe.pipeline.synthetic.phantom.spec import DEFAULT_DISTRACTORS, PhantomSpec, jpegls_available
+from ichpipe.pipeline.synthetic.phantom.study_folder import PhantomArrays, render_phantom, write_phantom_study
+from ichpipe.pipeline.synthetic.phantom.truth import PhantomTruth, SegWriter, load_truth, voxel_volume_ml
 
 __all__ = [
     "DEFAULT_DISTRACTORS",

@@ -32,7 +32,7 @@ import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 
-from ichpipe.pipeline.phantom.geometry import half_gap_thickness
+from ichpipe.pipeline.synthetic.phantom.stack_plan import half_gap_thickness
 
 __all__ = [
     "MASK_NIFTI_NAME",
@@ -147,7 +147,7 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class PhantomTruth:
-    """What :func:`~ichpipe.pipeline.phantom.write_phantom_study` wrote and the values to expect.
+    """What :func:`~ichpipe.pipeline.synthetic.phantom.write_phantom_study` wrote and the values to expect.
 
     Attributes
     ----------

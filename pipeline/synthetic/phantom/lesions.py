@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ichpipe.pipeline.phantom.anatomy import HeadModel
-from ichpipe.pipeline.phantom.spec import ShapeName
+from ichpipe.pipeline.synthetic.phantom.head_model import HeadModel
+from ichpipe.pipeline.synthetic.phantom.spec import ShapeName
 
 __all__ = ["Hematoma", "label_points", "place_hematomas"]
 
@@ -293,7 +293,7 @@ def place_hematomas(
         the sizes are known, so the same seed places the same shapes at the
         same sites whatever the volume (serial studies of one patient).
     n_hematomas, shape, hu, touch_skull:
-        As in :class:`~ichpipe.pipeline.phantom.spec.PhantomSpec`.
+        As in :class:`~ichpipe.pipeline.synthetic.phantom.spec.PhantomSpec`.
     total_volume_ml:
         Target total volume, split among the hematomas (the first is the largest).
     normal:

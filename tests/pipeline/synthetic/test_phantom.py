@@ -34,7 +34,7 @@ from scipy import ndimage
 
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.cli import cli
-from ichpipe.pipeline.phantom import (
+from ichpipe.pipeline.synthetic.phantom import (
     PhantomSpec,
     PhantomTruth,
     jpegls_available,

@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta
 
 from pydicom.uid import UID, generate_uid
 
-from ichpipe.pipeline.phantom.geometry import rng_for
-from ichpipe.pipeline.phantom.spec import PhantomSpec
+from ichpipe.pipeline.synthetic.phantom.spec import PhantomSpec
+from ichpipe.pipeline.synthetic.phantom.stack_plan import rng_for
 
 __all__ = ["StudyIdentity", "resolve_identity"]
 

@@ -2,7 +2,7 @@
 
 No labelled patient CT exists in this project, so the training data is made:
 
-**Phantom studies** (``--n``). The head of :mod:`ichpipe.pipeline.phantom` (anatomy,
+**Phantom studies** (``--n``). The head of :mod:`ichpipe.pipeline.synthetic.phantom` (anatomy,
 skull, ventricles, sulci, partial-volume-free labels) drawn with varied size,
 pose, field of view, slice spacing, noise (2-10 HU) and slow shading, with a
 mix of lesions per study:
@@ -26,7 +26,7 @@ head CTs of ``../shared/data/ct-real/``: the GE HiSpeed head (28 slices,
 gantry tilt 18.5 deg, uneven spacing) and the Philips head phantom S2010 (a
 skull without brain: its air-filled inside is filled with brain-like tissue
 and noise first; its test inserts stay, unlabelled). The real noise is kept
-(:func:`ichpipe.pipeline.training.synthetic_lesions.paint_real_slice`). All studies of
+(:func:`ichpipe.pipeline.synthetic.lesion_painting.paint_real_slice`). All studies of
 one background are **one patient**, so they land in one split.
 
 Output (``OUT``)::
@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -52,12 +51,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import nibabel as nib
 import numpy as np
-import numpy.typing as npt
-from scipy import ndimage
 
 from ichpipe import __version__
 from ichpipe.atomic import atomic_write
@@ -69,227 +66,37 @@ from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
 from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split, assign_splits, write_manifest
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, write_nifti_mask
 from ichpipe.pipeline.measure.volume import measure_hematoma
-from ichpipe.pipeline.phantom import PhantomSpec
-from ichpipe.pipeline.phantom.geometry import rng_for
-from ichpipe.pipeline.phantom.render import SOFT_KERNEL, build_model, reconstruct, sample_plane, scan_field
-from ichpipe.pipeline.segment.intracranial import intracranial_mask
-from ichpipe.pipeline.training.dicom_writer import SyntheticIdentity, copy_series_with_pixels, write_ct_series
-from ichpipe.pipeline.training.lesion_shapes import ShapeBank, ShapeSubset, shape_bank
-from ichpipe.pipeline.training.synthetic_lesions import (
+from ichpipe.pipeline.synthetic.dicom_writer import SyntheticIdentity, copy_series_with_pixels, write_ct_series
+from ichpipe.pipeline.synthetic.lesion_painting import (
     Calcification,
     ShapedHematoma,
     VentricularBlood,
     draw_calcifications,
     draw_ventricular_blood,
-    paint_real_slice,
     place_in_head,
-    place_in_mask,
-    slice_points,
+)
+from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank, shape_bank
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec
+from ichpipe.pipeline.synthetic.phantom.render import SOFT_KERNEL, build_model, reconstruct, sample_plane, scan_field
+from ichpipe.pipeline.synthetic.phantom.stack_plan import rng_for
+from ichpipe.pipeline.synthetic.real_backgrounds import RealBackground, load_real_background, render_real_study
+from ichpipe.pipeline.synthetic.recipes import (
+    _SHAPE_TRIES,
+    F32,
+    BoolArray,
+    GeneratorOptions,
+    PhantomRecipe,
+    _shape_scale,
+    draw_recipe,
 )
 
-__all__ = [
-    "DEFAULT_CT_REAL_DIR",
-    "REAL_BACKGROUNDS",
-    "GeneratorOptions",
-    "PhantomRecipe",
-    "RealBackground",
-    "describe",
-    "draw_recipe",
-    "generate_dataset",
-    "load_real_background",
-    "render_phantom_study",
-    "render_real_study",
-    "write_nifti_image",
-]
+__all__ = ["describe", "generate_dataset", "render_phantom_study", "write_nifti_image"]
 
 log = logging.getLogger(__name__)
 
-F32 = npt.NDArray[np.float32]
-BoolArray = npt.NDArray[np.bool_]
-CaseFormat = Literal["nifti", "dicom"]
-
-#: Where the real head CTs are expected (``../shared/data/ct-real``).
-DEFAULT_CT_REAL_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct-real"
-
-#: Real backgrounds: name -> (folder under ct-real, patient ID, whether the skull is empty and must be filled).
-REAL_BACKGROUNDS: dict[str, tuple[str, str, bool]] = {
-    "ge": ("ge-hispeed-head-tilt", "ct-real-ge", False),
-    "philips": ("philips-ingenuity-head-phantom", "ct-real-philips", True),
-}
-
-#: Shapes tried for one lesion before it is left out (a large shape may not fit a small head or slab).
-_SHAPE_TRIES = 5
-
-#: The demo's phantom seed (``make demo``); training studies never use it.
-DEMO_SEED = 20261121
-
-
-@dataclass(frozen=True)
-class GeneratorOptions:
-    """What ``ichpipe train data`` makes.
-
-    Parameters
-    ----------
-    n:
-        Number of phantom studies.
-    n_real:
-        Number of studies on real backgrounds (spread over ``real_backgrounds``).
-    seed:
-        Seed of everything; studies of another seed are other patients.
-    size:
-        Matrix of phantom studies (rows = columns); 512 as clinical CT.
-    format:
-        Phantom studies as ``nifti`` pairs (compact, fast) or ``dicom`` (a CT
-        series and a DICOM SEG, read as ``run`` reads a study).
-    shapes:
-        HemSeg subset the lesion shapes come from: ``train`` (training data),
-        ``val`` (held-out data) or ``builtin``.
-    val_fraction, test_fraction:
-        Patient-level split fractions.
-    real_backgrounds:
-        Which real backgrounds to use (``ge``, ``philips``).
-    real_split:
-        Split of the real-background patients; ``None`` draws it like any patient.
-    hemseg_dir, ct_real_dir:
-        Where the shared data is (default ``../shared/data``).
-    """
-
-    n: int = 100
-    n_real: int = 0
-    seed: int = 0
-    size: int = 512
-    format: CaseFormat = "nifti"
-    shapes: ShapeSubset = "train"
-    val_fraction: float = 0.1
-    test_fraction: float = 0.0
-    real_backgrounds: tuple[str, ...] = ("ge", "philips")
-    real_split: Split | None = None
-    hemseg_dir: Path | None = None
-    ct_real_dir: Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.n < 0 or self.n_real < 0 or self.n + self.n_real < 1:
-            raise ValueError(
-                f"Arguments 'n' and 'n_real' must not be negative and must add up to at least 1; got {self.n},"
-                f" {self.n_real}."
-            )
-        if self.seed < 0:
-            raise ValueError(f"Argument 'seed' must not be negative; got {self.seed}.")
-        if not 64 <= self.size <= 1024:
-            raise ValueError(f"Argument 'size' must be between 64 and 1024; got {self.size}.")
-        if self.format not in ("nifti", "dicom"):
-            raise ValueError(f"Argument 'format' must be 'nifti' or 'dicom'; got {self.format!r}.")
-        unknown = [b for b in self.real_backgrounds if b not in REAL_BACKGROUNDS]
-        if unknown:
-            raise ValueError(
-                f"Argument 'real_backgrounds' names {', '.join(unknown)}; known: {', '.join(REAL_BACKGROUNDS)}."
-            )
-        if self.real_split not in (None, "train", "val", "test"):
-            raise ValueError(f"Argument 'real_split' must be train, val, test or None; got {self.real_split!r}.")
 
 
 # ----------------------------------------------------------------------------- phantom studies
-
-
-@dataclass(frozen=True)
-class PhantomRecipe:
-    """Everything drawn for one phantom study (stored in ``dataset.json``)."""
-
-    case_id: str
-    patient_id: str
-    phantom_seed: int
-    rows: int
-    field_of_view_mm: float
-    n_slices: int
-    slice_spacing_mm: float
-    gantry_tilt_deg: float
-    noise_hu: float
-    shading_hu: float
-    stage: str
-    blood_hu: float
-    n_hematomas: int
-    shape: str
-    touch_skull: bool
-    volume_ml: float
-    edema_mm: float
-    n_shaped: int
-    shaped_touch_skull: tuple[bool, ...]
-    ventricular_blood: bool
-    calcifications: bool
-
-    def spec(self, *, volume_ml: float | None = None) -> PhantomSpec:
-        """The phantom's options (its own hematomas only; the other lesions are painted after)."""
-        return PhantomSpec(
-            seed=self.phantom_seed,
-            rows=self.rows,
-            columns=self.rows,
-            n_slices=self.n_slices,
-            slice_spacing_mm=self.slice_spacing_mm,
-            field_of_view_mm=self.field_of_view_mm,
-            gantry_tilt_deg=self.gantry_tilt_deg,
-            n_hematomas=self.n_hematomas,
-            shape=self.shape,  # type: ignore[arg-type]  # drawn from the phantom's names
-            touch_skull=self.touch_skull and self.n_hematomas > 0,
-            volume_ml=(volume_ml or self.volume_ml) if self.n_hematomas else None,
-            hematoma_hu=self.blood_hu,
-            edema_mm=self.edema_mm,
-            noise_hu=self.noise_hu,
-            shading_hu=self.shading_hu,
-        )
-
-
-def _blood_hu(rng: np.random.Generator) -> tuple[str, float]:
-    if rng.uniform() < 0.75:
-        return "acute", float(rng.uniform(60.0, 85.0))
-    return "subacute", float(rng.uniform(42.0, 58.0))
-
-
-def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
-    """Draw phantom study ``index`` of a dataset (see the module docstring for the mix)."""
-    rng = np.random.default_rng([options.seed, index, 0x7A1])
-    phantom_seed = int(rng.integers(1, 2**62))
-    if phantom_seed == DEMO_SEED:
-        phantom_seed += 1
-    spacing = float(rng.choice([4.0, 5.0, 5.0, 5.0, 6.0]))
-    n_slices = int(np.clip(round(rng.uniform(130.0, 170.0) / spacing), 20, 48))
-    tilt = float(rng.choice([-1.0, 1.0]) * rng.uniform(5.0, 20.0)) if (
-        options.format == "dicom" and rng.uniform() < 0.3
-    ) else 0.0
-    stage, hu = _blood_hu(rng)
-    normal_head = rng.uniform() < 0.08
-    n_hem = 0 if normal_head else int(rng.choice([0, 1, 1, 2], p=[0.4, 0.25, 0.25, 0.1]))
-    n_shaped = 0 if normal_head else int(rng.choice([0, 1, 2], p=[0.3, 0.55, 0.15]))
-    ivh = (not normal_head) and rng.uniform() < 0.2
-    if not normal_head and n_hem == 0 and n_shaped == 0 and not ivh:
-        n_hem = 1
-    return PhantomRecipe(
-        case_id=f"synth-{options.seed}-{index:04d}",
-        patient_id=f"synth-{options.seed}-{index:04d}",
-        phantom_seed=phantom_seed,
-        rows=options.size,
-        field_of_view_mm=float(rng.uniform(200.0, 250.0)),
-        n_slices=n_slices,
-        slice_spacing_mm=spacing,
-        gantry_tilt_deg=tilt,
-        noise_hu=float(rng.uniform(2.0, 10.0)),
-        shading_hu=float(rng.uniform(0.0, 12.0)),
-        stage=stage,
-        blood_hu=hu,
-        n_hematomas=n_hem,
-        shape=str(rng.choice(["ellipsoid", "irregular"])),
-        touch_skull=bool(rng.uniform() < 0.3),
-        volume_ml=float(math.exp(rng.uniform(math.log(2.0), math.log(60.0)))),
-        edema_mm=float(rng.uniform(1.0, 4.0)) if rng.uniform() < (0.6 if stage == "subacute" else 0.2) else 0.0,
-        n_shaped=n_shaped,
-        shaped_touch_skull=tuple(bool(rng.uniform() < 0.3) for _ in range(n_shaped)),
-        ventricular_blood=bool(ivh),
-        calcifications=bool(rng.uniform() < 0.4),
-    )
-
-
-def _shape_scale(rng: np.random.Generator, volume_ml: float, max_ml: float = 80.0) -> float:
-    scale = float(rng.uniform(0.8, 1.25))
-    return min(scale, (max_ml / max(volume_ml, 1e-6)) ** (1.0 / 3.0))
 
 
 def render_phantom_study(
@@ -297,7 +104,7 @@ def render_phantom_study(
 ) -> tuple[F32, BoolArray, VolumeGeometry, list[dict[str, Any]]]:
     """Render a phantom study: HU (slices, rows, columns), blood mask, geometry and its lesions.
 
-    The phantom's own hematomas are placed by :mod:`ichpipe.pipeline.phantom`; when a
+    The phantom's own hematomas are placed by :mod:`ichpipe.pipeline.synthetic.phantom`; when a
     drawn volume does not fit, it is halved (up to three times) and then dropped.
     """
     rng = np.random.default_rng([recipe.phantom_seed, 0x5E5])
@@ -391,141 +198,6 @@ def _without_hematomas(spec: PhantomSpec, n_hematomas: int) -> PhantomSpec:
                    volume_ml=spec.volume_ml if n_hematomas else None)
 
 
-# ----------------------------------------------------------------------------- real backgrounds
-
-
-@dataclass
-class RealBackground:
-    """A real head CT to insert lesions into.
-
-    Attributes
-    ----------
-    name, patient_id:
-        ``ge`` / ``philips`` and the patient all its studies share.
-    volume:
-        The assembled source series.
-    intracranial:
-        Where lesions may go.
-    fill:
-        Voxels replaced by brain-like tissue before insertion (an empty skull), or ``None``.
-    """
-
-    name: str
-    patient_id: str
-    volume: CTVolume
-    intracranial: BoolArray
-    fill: BoolArray | None = None
-    description: str = ""
-
-
-def _empty_skull(hu: F32, geometry: VolumeGeometry, *, bone_hu: float = 100.0) -> BoolArray:
-    """Air inside a skull: per slice, the hole-filled closed bone minus bone, below -300 HU.
-
-    The Philips phantom's skull is a bone-equivalent plastic partly below the
-    usual 300 HU bone threshold, hence ``bone_hu`` = 100.
-    """
-    bone = hu >= bone_hu
-    radius = max(1, round(3.0 / min(geometry.pixel_spacing_mm)))
-    y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    disk = (x * x + y * y) <= radius * radius
-    out = np.zeros(hu.shape, dtype=bool)
-    for k in range(hu.shape[0]):
-        closed = ndimage.binary_closing(bone[k], structure=disk)
-        filled = ndimage.binary_fill_holes(closed)
-        out[k] = filled & ~closed & (hu[k] < -300.0)
-    return out
-
-
-def _brain_fill(rng: np.random.Generator, shape: tuple[int, ...]) -> F32:
-    base = float(rng.uniform(24.0, 34.0))
-    slow = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), (0, 25, 25)) * np.float32(150.0)
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), (0, 0.6, 0.6))
-    return (base + slow + np.float32(rng.uniform(6.0, 10.0)) * noise).astype(np.float32)
-
-
-def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealBackground | None:
-    """Read a real background, or ``None`` (with a warning) when its folder is absent.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a known background.
-    DicomInputError
-        If the folder exists but cannot be read as a study.
-    """
-    if name not in REAL_BACKGROUNDS:
-        raise ValueError(f"Argument 'name' must be one of {', '.join(REAL_BACKGROUNDS)}; got {name!r}.")
-    folder_name, patient, empty = REAL_BACKGROUNDS[name]
-    folder = (Path(ct_real_dir) if ct_real_dir is not None else DEFAULT_CT_REAL_DIR) / folder_name
-    if not folder.is_dir():
-        log.warning("real background %s not found at %s: no real-background studies of it", name, folder)
-        return None
-    volume = read_dicom_series(folder)
-    fill = _empty_skull(volume.hu, volume.geometry) if empty else None
-    if fill is not None:
-        # the filled inside, off its edge (partial-volume voxels against the plastic skull)
-        intracranial = ndimage.binary_erosion(fill, structure=np.ones((1, 3, 3), dtype=bool))
-    else:
-        intracranial = intracranial_mask(volume.hu, volume.geometry)
-    description = f"{folder_name} ({volume.hu.shape[0]} slices" + (
-        ", skull filled with brain-like tissue)" if empty else ")"
-    )
-    return RealBackground(name, patient, volume, intracranial, fill, description)
-
-
-def render_real_study(
-    background: RealBackground, rng: np.random.Generator, bank: ShapeBank, case_id: str
-) -> tuple[F32, BoolArray, list[dict[str, Any]]]:
-    """Insert one or two shaped hematomas into a real background; HU, mask and lesion list."""
-    volume = background.volume
-    geometry = volume.geometry
-    hu = volume.hu.copy()
-    if background.fill is not None:
-        filler = _brain_fill(rng, hu.shape)
-        hu[background.fill] = filler[background.fill]
-    mask = np.zeros(hu.shape, dtype=bool)
-    lesions: list[dict[str, Any]] = []
-    n = 1 if rng.uniform() < 0.7 else 2
-    for _ in range(n):
-        stage, blood = _blood_hu(rng)
-        touch = bool(rng.uniform() < 0.3)
-        placed = None
-        for _ in range(_SHAPE_TRIES):
-            shape = bank.draw(rng)
-            placed = place_in_mask(
-                shape, intracranial=background.intracranial, geometry=geometry, rng=rng, hu=blood,
-                scale=_shape_scale(rng, shape.volume_ml, max_ml=60.0), touch_skull=touch,
-            )
-            if placed is not None:
-                break
-            log.info("%s: no place found for lesion shape %s; drawing another", case_id, shape.name)
-        if placed is None:
-            continue
-        reach = placed.radius_mm / min(geometry.pixel_spacing_mm) + 8
-        for k in range(geometry.n_slices):
-            centre_rc = np.linalg.lstsq(
-                np.stack([geometry.column_direction * geometry.pixel_spacing_mm[0],
-                          geometry.row_direction * geometry.pixel_spacing_mm[1]], axis=1),
-                placed.centre - geometry.positions[k], rcond=None,
-            )[0]
-            distance = abs(float((placed.centre - geometry.positions[k]) @ geometry.normal))
-            if distance > placed.radius_mm:
-                continue
-            r0, r1 = max(0, int(centre_rc[0] - reach)), min(geometry.rows, int(centre_rc[0] + reach) + 1)
-            c0, c1 = max(0, int(centre_rc[1] - reach)), min(geometry.columns, int(centre_rc[1] + reach) + 1)
-            if r0 >= r1 or c0 >= c1:
-                continue
-            points = slice_points(geometry, k, slice(r0, r1), slice(c0, c1))
-            inside = placed.contains(points) & background.intracranial[k, r0:r1, c0:c1] & ~mask[k, r0:r1, c0:c1]
-            if not inside.any():
-                continue
-            hu[k, r0:r1, c0:c1] = paint_real_slice(hu[k, r0:r1, c0:c1], inside, placed.hu_at(points))
-            mask[k, r0:r1, c0:c1] |= inside
-        lesions.append(
-            {"kind": "shaped", "shape": shape.name, "stage": stage, "touches_skull": touch, "hu": round(blood, 2),
-             "scale": round(placed.scale, 4), "model_volume_ml": round(placed.volume_ml, 3)}
-        )
-    return hu, mask, lesions
 
 
 # ----------------------------------------------------------------------------- writing

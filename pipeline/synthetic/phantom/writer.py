@@ -35,9 +35,9 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from ichpipe import __version__
-from ichpipe.pipeline.phantom.identity import StudyIdentity
-from ichpipe.pipeline.phantom.render import HU_MAX, HU_MIN
-from ichpipe.pipeline.phantom.spec import RescaleName, TransferSyntaxName
+from ichpipe.pipeline.synthetic.phantom.identity import StudyIdentity
+from ichpipe.pipeline.synthetic.phantom.render import HU_MAX, HU_MIN
+from ichpipe.pipeline.synthetic.phantom.spec import RescaleName, TransferSyntaxName
 
 __all__ = [
     "MANUFACTURER",

@@ -22,8 +22,9 @@ from ichpipe.pipeline.config.training_config import TrainingConfig
 from ichpipe.pipeline.datasets import load_case, read_manifest
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import check_patient_split
-from ichpipe.pipeline.training.data_generator import DEMO_SEED, GeneratorOptions, draw_recipe, generate_dataset
-from ichpipe.pipeline.training.lesion_shapes import builtin_shape, shape_bank, shape_from_mask
+from ichpipe.pipeline.synthetic.lesion_shapes import builtin_shape, shape_bank, shape_from_mask
+from ichpipe.pipeline.synthetic.recipes import DEMO_SEED, GeneratorOptions, draw_recipe
+from ichpipe.pipeline.synthetic.training_data import generate_dataset
 from ichpipe.pipeline.training.train_seg import STATE_NAME, train_segmenter
 from ichpipe.pipeline.training.transforms import RandLesionCropd, prepare_case_slices
 

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from ichpipe.pipeline.cli import cli
-from ichpipe.pipeline.phantom import PhantomSpec, PhantomTruth, write_phantom_study
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, PhantomTruth, write_phantom_study
 
 SMALL: dict[str, Any] = {"seed": 31, "rows": 128, "columns": 128, "n_slices": 12, "volume_ml": 12.0}
 
@@ -84,7 +84,7 @@ def test_measure_of_the_truth_mask_gives_the_truth_volume(case: str, studies: di
 
 
 def test_truth_as_dicom_seg_measures_like_the_nifti(tmp_path: Path) -> None:
-    from ichpipe.pipeline.phantom.seg import dicom_seg_writer
+    from ichpipe.pipeline.synthetic.phantom.seg_writer import dicom_seg_writer
 
     spec = PhantomSpec(**{**SMALL, "gantry_tilt_deg": 12.0, "duplicate_slice": 3, "n_hematomas": 2})
     truth = write_phantom_study(tmp_path / "seg", spec, seg_writer=dicom_seg_writer)

@@ -16,10 +16,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.phantom.anatomy import HeadModel
-from ichpipe.pipeline.phantom.geometry import StackPlan, plan_gaps, plan_stack, rng_for
-from ichpipe.pipeline.phantom.lesions import Hematoma, label_points, place_hematomas
-from ichpipe.pipeline.phantom.spec import PhantomSpec
+from ichpipe.pipeline.synthetic.phantom.head_model import HeadModel
+from ichpipe.pipeline.synthetic.phantom.lesions import Hematoma, label_points, place_hematomas
+from ichpipe.pipeline.synthetic.phantom.spec import PhantomSpec
+from ichpipe.pipeline.synthetic.phantom.stack_plan import StackPlan, plan_gaps, plan_stack, rng_for
 
 __all__ = [
     "BONE_KERNEL",

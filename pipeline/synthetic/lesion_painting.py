@@ -8,7 +8,7 @@ HU there before the phantom's blur and noise are applied (phantom heads) or
 as a contrast change that keeps the real noise (real heads, see
 :func:`paint_real_slice`).
 
-* :class:`ShapedHematoma`: a :class:`~ichpipe.pipeline.training.lesion_shapes.LesionShape`
+* :class:`ShapedHematoma`: a :class:`~ichpipe.pipeline.synthetic.lesion_shapes.LesionShape`
   (a real expert mask or a built-in blob) rotated, scaled and placed; HU with
   a slow internal variation (clot heterogeneity), acute (60-85 HU) or
   subacute (40-60 HU).
@@ -29,8 +29,8 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.dicom_io.geometry import VolumeGeometry
-from ichpipe.pipeline.phantom.anatomy import HeadModel
-from ichpipe.pipeline.training.lesion_shapes import LesionShape
+from ichpipe.pipeline.synthetic.lesion_shapes import LesionShape
+from ichpipe.pipeline.synthetic.phantom.head_model import HeadModel
 
 __all__ = [
     "Calcification",

@@ -1,0 +1,204 @@
+"""What ``ichpipe train data`` makes: its options, and the recipe of each phantom case drawn from them.
+
+A recipe (head size, pose, field of view, spacing, tilt, noise, blood, lesions) is drawn from the
+options' seed and the case index alone, so the same options always give the same cases.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ichpipe.pipeline.datasets.manifest import Split
+from ichpipe.pipeline.synthetic.lesion_shapes import ShapeSubset
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec
+
+__all__ = ["DEMO_SEED", "REAL_BACKGROUNDS", "CaseFormat", "GeneratorOptions", "PhantomRecipe", "draw_recipe"]
+
+F32 = npt.NDArray[np.float32]
+
+BoolArray = npt.NDArray[np.bool_]
+
+CaseFormat = Literal["nifti", "dicom"]
+
+#: Real backgrounds: name -> (folder under ct-real, patient ID, whether the skull is empty and must be filled).
+REAL_BACKGROUNDS: dict[str, tuple[str, str, bool]] = {
+    "ge": ("ge-hispeed-head-tilt", "ct-real-ge", False),
+    "philips": ("philips-ingenuity-head-phantom", "ct-real-philips", True),
+}
+
+#: Shapes tried for one lesion before it is left out (a large shape may not fit a small head or slab).
+_SHAPE_TRIES = 5
+
+#: The demo's phantom seed (``make demo``); training studies never use it.
+DEMO_SEED = 20261121
+
+
+@dataclass(frozen=True)
+class GeneratorOptions:
+    """What ``ichpipe train data`` makes.
+
+    Parameters
+    ----------
+    n:
+        Number of phantom studies.
+    n_real:
+        Number of studies on real backgrounds (spread over ``real_backgrounds``).
+    seed:
+        Seed of everything; studies of another seed are other patients.
+    size:
+        Matrix of phantom studies (rows = columns); 512 as clinical CT.
+    format:
+        Phantom studies as ``nifti`` pairs (compact, fast) or ``dicom`` (a CT
+        series and a DICOM SEG, read as ``run`` reads a study).
+    shapes:
+        HemSeg subset the lesion shapes come from: ``train`` (training data),
+        ``val`` (held-out data) or ``builtin``.
+    val_fraction, test_fraction:
+        Patient-level split fractions.
+    real_backgrounds:
+        Which real backgrounds to use (``ge``, ``philips``).
+    real_split:
+        Split of the real-background patients; ``None`` draws it like any patient.
+    hemseg_dir, ct_real_dir:
+        Where the shared data is (default ``../shared/data``).
+    """
+
+    n: int = 100
+    n_real: int = 0
+    seed: int = 0
+    size: int = 512
+    format: CaseFormat = "nifti"
+    shapes: ShapeSubset = "train"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.0
+    real_backgrounds: tuple[str, ...] = ("ge", "philips")
+    real_split: Split | None = None
+    hemseg_dir: Path | None = None
+    ct_real_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 0 or self.n_real < 0 or self.n + self.n_real < 1:
+            raise ValueError(
+                f"Arguments 'n' and 'n_real' must not be negative and must add up to at least 1; got {self.n},"
+                f" {self.n_real}."
+            )
+        if self.seed < 0:
+            raise ValueError(f"Argument 'seed' must not be negative; got {self.seed}.")
+        if not 64 <= self.size <= 1024:
+            raise ValueError(f"Argument 'size' must be between 64 and 1024; got {self.size}.")
+        if self.format not in ("nifti", "dicom"):
+            raise ValueError(f"Argument 'format' must be 'nifti' or 'dicom'; got {self.format!r}.")
+        unknown = [b for b in self.real_backgrounds if b not in REAL_BACKGROUNDS]
+        if unknown:
+            raise ValueError(
+                f"Argument 'real_backgrounds' names {', '.join(unknown)}; known: {', '.join(REAL_BACKGROUNDS)}."
+            )
+        if self.real_split not in (None, "train", "val", "test"):
+            raise ValueError(f"Argument 'real_split' must be train, val, test or None; got {self.real_split!r}.")
+
+
+@dataclass(frozen=True)
+class PhantomRecipe:
+    """Everything drawn for one phantom study (stored in ``dataset.json``)."""
+
+    case_id: str
+    patient_id: str
+    phantom_seed: int
+    rows: int
+    field_of_view_mm: float
+    n_slices: int
+    slice_spacing_mm: float
+    gantry_tilt_deg: float
+    noise_hu: float
+    shading_hu: float
+    stage: str
+    blood_hu: float
+    n_hematomas: int
+    shape: str
+    touch_skull: bool
+    volume_ml: float
+    edema_mm: float
+    n_shaped: int
+    shaped_touch_skull: tuple[bool, ...]
+    ventricular_blood: bool
+    calcifications: bool
+
+    def spec(self, *, volume_ml: float | None = None) -> PhantomSpec:
+        """The phantom's options (its own hematomas only; the other lesions are painted after)."""
+        return PhantomSpec(
+            seed=self.phantom_seed,
+            rows=self.rows,
+            columns=self.rows,
+            n_slices=self.n_slices,
+            slice_spacing_mm=self.slice_spacing_mm,
+            field_of_view_mm=self.field_of_view_mm,
+            gantry_tilt_deg=self.gantry_tilt_deg,
+            n_hematomas=self.n_hematomas,
+            shape=self.shape,  # type: ignore[arg-type]  # drawn from the phantom's names
+            touch_skull=self.touch_skull and self.n_hematomas > 0,
+            volume_ml=(volume_ml or self.volume_ml) if self.n_hematomas else None,
+            hematoma_hu=self.blood_hu,
+            edema_mm=self.edema_mm,
+            noise_hu=self.noise_hu,
+            shading_hu=self.shading_hu,
+        )
+
+
+def _blood_hu(rng: np.random.Generator) -> tuple[str, float]:
+    if rng.uniform() < 0.75:
+        return "acute", float(rng.uniform(60.0, 85.0))
+    return "subacute", float(rng.uniform(42.0, 58.0))
+
+
+def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
+    """Draw phantom study ``index`` of a dataset (see the module docstring for the mix)."""
+    rng = np.random.default_rng([options.seed, index, 0x7A1])
+    phantom_seed = int(rng.integers(1, 2**62))
+    if phantom_seed == DEMO_SEED:
+        phantom_seed += 1
+    spacing = float(rng.choice([4.0, 5.0, 5.0, 5.0, 6.0]))
+    n_slices = int(np.clip(round(rng.uniform(130.0, 170.0) / spacing), 20, 48))
+    tilt = float(rng.choice([-1.0, 1.0]) * rng.uniform(5.0, 20.0)) if (
+        options.format == "dicom" and rng.uniform() < 0.3
+    ) else 0.0
+    stage, hu = _blood_hu(rng)
+    normal_head = rng.uniform() < 0.08
+    n_hem = 0 if normal_head else int(rng.choice([0, 1, 1, 2], p=[0.4, 0.25, 0.25, 0.1]))
+    n_shaped = 0 if normal_head else int(rng.choice([0, 1, 2], p=[0.3, 0.55, 0.15]))
+    ivh = (not normal_head) and rng.uniform() < 0.2
+    if not normal_head and n_hem == 0 and n_shaped == 0 and not ivh:
+        n_hem = 1
+    return PhantomRecipe(
+        case_id=f"synth-{options.seed}-{index:04d}",
+        patient_id=f"synth-{options.seed}-{index:04d}",
+        phantom_seed=phantom_seed,
+        rows=options.size,
+        field_of_view_mm=float(rng.uniform(200.0, 250.0)),
+        n_slices=n_slices,
+        slice_spacing_mm=spacing,
+        gantry_tilt_deg=tilt,
+        noise_hu=float(rng.uniform(2.0, 10.0)),
+        shading_hu=float(rng.uniform(0.0, 12.0)),
+        stage=stage,
+        blood_hu=hu,
+        n_hematomas=n_hem,
+        shape=str(rng.choice(["ellipsoid", "irregular"])),
+        touch_skull=bool(rng.uniform() < 0.3),
+        volume_ml=float(math.exp(rng.uniform(math.log(2.0), math.log(60.0)))),
+        edema_mm=float(rng.uniform(1.0, 4.0)) if rng.uniform() < (0.6 if stage == "subacute" else 0.2) else 0.0,
+        n_shaped=n_shaped,
+        shaped_touch_skull=tuple(bool(rng.uniform() < 0.3) for _ in range(n_shaped)),
+        ventricular_blood=bool(ivh),
+        calcifications=bool(rng.uniform() < 0.4),
+    )
+
+
+def _shape_scale(rng: np.random.Generator, volume_ml: float, max_ml: float = 80.0) -> float:
+    scale = float(rng.uniform(0.8, 1.25))
+    return min(scale, (max_ml / max(volume_ml, 1e-6)) ** (1.0 / 3.0))
