@@ -1,6 +1,14 @@
 """The ``ichpipe`` command line: a thin click shell over ``pipeline`` functions.
 
-Each command lives in its own module of this package and is registered here.
+Stage ``cli``. Each command lives in its own module of this package,
+``<command>_cmd`` (``run_cmd``, ``inspect_cmd``, ``measure_cmd``, ...; a module
+named like the command would shadow the job modules' names and, for
+``inspect``, the standard library), and is registered here. A command parses
+its options into one frozen options object, calls the job (:mod:`ichpipe.pipeline.jobs`
+or the stage that owns it) and prints; heavy imports happen inside the
+commands, so ``ichpipe --help`` stays fast. Shared helpers (logging with
+patient identifiers masked, ``--config``, JSON output, errors to exit
+statuses) are in :mod:`~ichpipe.pipeline.cli._common`.
 Exit status: 0 success, 1 the job failed (reason on stderr), 2 bad usage or config.
 """
 
@@ -32,17 +40,19 @@ def cli(ctx: click.Context, verbose: bool, debug: bool, log_phi: bool) -> None:
 
 def _register() -> None:
     # Imported here so that `ichpipe --help` stays fast and modules stay independent.
-    from ichpipe.pipeline.cli import batch as batch_cmd
-    from ichpipe.pipeline.cli import evaluate as evaluate_cmd
-    from ichpipe.pipeline.cli import features as features_cmd
-    from ichpipe.pipeline.cli import inspect as inspect_cmd
-    from ichpipe.pipeline.cli import measure as measure_cmd
-    from ichpipe.pipeline.cli import phantom as phantom_cmd
-    from ichpipe.pipeline.cli import predict as predict_cmd
-    from ichpipe.pipeline.cli import run as run_cmd
-    from ichpipe.pipeline.cli import timeline as timeline_cmd
-    from ichpipe.pipeline.cli import train as train_cmd
-    from ichpipe.pipeline.cli import train_predictor as train_predictor_cmd
+    from ichpipe.pipeline.cli import (
+        batch_cmd,
+        evaluate_cmd,
+        features_cmd,
+        inspect_cmd,
+        measure_cmd,
+        phantom_cmd,
+        predict_cmd,
+        run_cmd,
+        timeline_cmd,
+        train_cmd,
+        train_predictor_cmd,
+    )
 
     cli.add_command(inspect_cmd.inspect)
     cli.add_command(measure_cmd.measure)

@@ -129,7 +129,7 @@ def test_inference_imports_no_training_code() -> None:
     # scikit-learn itself is loaded by MONAI through the model registry; the training modules must not be.
     # (Importing ichpipe.pipeline.cli registers every command; their heavy imports happen inside the commands.)
     code = (
-        "import sys, ichpipe.pipeline.risk.infer, ichpipe.pipeline.cli.predict\n"
+        "import sys, ichpipe.pipeline.risk.infer, ichpipe.pipeline.cli.predict_cmd\n"
         "bad = [m for m in sys.modules if m.startswith(('ichpipe.pipeline.risk.train',"
         " 'ichpipe.pipeline.risk.cv', 'ichpipe.pipeline.risk.cross_validation',"
         " 'ichpipe.pipeline.risk.tabular_baselines', 'ichpipe.pipeline.jobs.train_predictor',"

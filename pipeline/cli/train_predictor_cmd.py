@@ -14,7 +14,7 @@ import click
 
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.cli.features import store_overrides
+from ichpipe.pipeline.cli.features_cmd import store_overrides
 
 __all__ = ["predictor"]
 
