@@ -6,6 +6,8 @@ import errno
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -446,18 +448,63 @@ def test_existing_file_is_kept_when_the_write_fails(make_series, tmp_path: Path,
     assert leftovers(tmp_path) == ["seg.dcm"]
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder permissions")
-def test_read_only_folder_gives_output_error(make_series, tmp_path: Path) -> None:
+NOBODY = 65534  # uid and gid of "nobody" on Linux
+
+
+def _output_error_as_nobody(write: Callable[[], object]) -> str:
+    """Run ``write`` in a forked child that dropped root's privileges; the message of its OutputError.
+
+    Root ignores folder permissions, and CI runs as root: without this the
+    read-only test could only skip there. The child never returns into pytest
+    (``os._exit``) and is always reaped.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        outcome = b"no error"
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                write()
+            except OutputError as exc:
+                outcome = b"OutputError: " + str(exc).encode()
+        except BaseException as exc:  # reported to the parent, which fails the test with it
+            outcome = b"unexpected: " + repr(exc).encode()
+        finally:
+            os.write(write_end, outcome)
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        outcome_text = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return outcome_text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs POSIX permissions and fork")
+def test_read_only_folder_gives_output_error(make_series) -> None:
     vol = load(make_series())
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
+    mask = blob(vol)
+    # outside pytest's tmp folder, whose parent only root may enter: "nobody" must reach the folder
+    base = Path(tempfile.mkdtemp(prefix="ichpipe-ro-"))
     try:
-        with pytest.raises(OutputError, match="Permission denied"):
-            write_seg(blob(vol), vol, ro / "seg.dcm", **ALGO)
+        base.chmod(0o755)
+        ro = base / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        if os.geteuid() == 0:
+            outcome = _output_error_as_nobody(lambda: write_seg(mask, vol, ro / "seg.dcm", **ALGO))
+            assert outcome.startswith("OutputError: ") and "Permission denied" in outcome, outcome
+        else:
+            with pytest.raises(OutputError, match="Permission denied"):
+                write_seg(mask, vol, ro / "seg.dcm", **ALGO)
         assert leftovers(ro) == []
     finally:
-        ro.chmod(0o700)
+        (base / "ro").chmod(0o755)
+        shutil.rmtree(base)
 
 
 # ------------------------------------------------------------------- dciodvfy

@@ -47,9 +47,13 @@ def test_process_pool(template: Path, tmp_path: Path) -> None:
     _check(config_file, out)
 
 
+#: ``make test`` installs every extra ([dev]); a plain install may lack Dask.
+DASK_EXTRA = "the Dask executor needs the [dask] extra: pip install 'ichpipe[dask]'"
+
+
 @pytest.mark.slow
 def test_dask_local_cluster(template: Path, tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason=DASK_EXTRA)
     inbox, out, config_file = _setup(template, tmp_path)
     config = load_config(config_file)
     # Worker threads (processes=False) over real TCP on the loopback; the dashboard on a free port.
@@ -67,7 +71,7 @@ def test_dask_local_cluster(template: Path, tmp_path: Path) -> None:
 
 def test_unreachable_scheduler_is_a_usage_error(template: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("distributed")
+    pytest.importorskip("distributed", reason=DASK_EXTRA)
     import ichpipe.pipeline.batch.executors
     from ichpipe.errors import UsageError
 

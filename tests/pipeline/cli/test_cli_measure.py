@@ -12,6 +12,7 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from ichpipe.dicom_io import assemble_series, scan_study
+from ichpipe.dicom_io.seg import write_seg
 from ichpipe.pipeline.cli import cli
 from ichpipe.pipeline.jobs import measure_mask as measure_job
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS
@@ -158,13 +159,12 @@ def test_seg_without_reader_module_is_a_clear_error(make_series, tmp_path: Path,
 
 
 def test_dicom_seg_mask_through_read_seg_mask(make_series, tmp_path: Path) -> None:
-    seg_module = pytest.importorskip("ichpipe.dicom_io.seg")
     study = make_series()
     with scan_study(study) as scan:
         volume = assemble_series(scan.require_selected().series)
     mask = np.zeros(volume.hu.shape, dtype=bool)
     mask[3:6, 2:8, 5:9] = True
-    seg = seg_module.write_seg(mask, volume, tmp_path / "seg.dcm", algorithm_name="test", algorithm_version="1")
+    seg = write_seg(mask, volume, tmp_path / "seg.dcm", algorithm_name="test", algorithm_version="1")
     result = run("measure", "--study", str(study), "--mask", str(seg), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

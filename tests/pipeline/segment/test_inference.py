@@ -13,7 +13,7 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model
 from ichpipe.pipeline.config.inference_config import InferenceConfig
-from ichpipe.pipeline.segment.inference import NetworkSegmenter, resolve_device
+from ichpipe.pipeline.segment.inference import NetworkSegmenter, cpu_has_native_bf16, resolve_device
 
 
 class _Echo(torch.nn.Module):
@@ -76,13 +76,30 @@ def test_segment_thresholds_and_restricts_to_brain(tmp_path, head_volume) -> Non
     assert not mask[:, 32, 3].any()  # bone ring (windowed to 1.0) is outside the intracranial mask
 
 
-def test_real_tiny_network_runs_with_bf16_and_channels_last(tmp_path, head_volume) -> None:
-    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", batch_size=5))
+def test_real_tiny_network_runs_in_fp32_with_channels_last(tmp_path, head_volume) -> None:
+    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", batch_size=5, bf16=False))
     mask = seg.segment(head_volume)
     assert mask.shape == head_volume.hu.shape and mask.dtype == bool
     info = seg.describe()
     assert info["name"] == "sa_cbam_unet" and len(info["checkpoint_sha256"]) == 64
     assert info["window"] == {"width": 80.0, "level": 40.0}
+    assert info["bf16"] is False
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(),
+                    reason="this CPU has no native bf16 (no AVX512-BF16 or AMX in /proc/cpuinfo): inference runs in"
+                           " fp32 here, so there is no bf16 path to test")
+def test_real_tiny_network_runs_in_bf16_where_the_cpu_has_it(tmp_path, head_volume) -> None:
+    path = _checkpoint(tmp_path)
+    seg = NetworkSegmenter(path, config=InferenceConfig(device="cpu", batch_size=5))
+    assert seg.use_bf16 and seg.describe()["bf16"] is True
+    probabilities = seg.probabilities(head_volume)
+    reference = NetworkSegmenter(path, config=InferenceConfig(device="cpu", batch_size=5, bf16=False))
+    expected = reference.probabilities(head_volume)
+    assert probabilities.shape == expected.shape == head_volume.hu.shape
+    # bf16 keeps 8 bits of mantissa: probabilities agree to about 1e-2, not to float32 precision
+    assert float(np.abs(probabilities - expected).max()) < 0.05
+    assert float(np.abs(probabilities - expected).max()) > 0.0
 
 
 def test_progress_reports_every_slice_with_head(tmp_path, head_volume) -> None:
