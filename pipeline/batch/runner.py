@@ -2,22 +2,10 @@
 
 :func:`run_batch` is what ``ichpipe batch`` (and each cycle of ``ichpipe
 watch``) calls. Every study goes through :func:`~ichpipe.pipeline.batch.worker.process_job`,
-wherever it runs (:mod:`~ichpipe.pipeline.batch.executors`):
-
-1. take the series lock (skip or wait when another run holds it);
-2. read the ledger row again (another run may have finished it meanwhile)
-   and decide: process, only deliver, or skip;
-3. run the main job (:func:`ichpipe.pipeline.jobs.run_study.run_study`) into a private staging
-   folder ``OUT/.ichpipe/staging/<lock>/``, then rename the finished series
-   folder to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` (a folder is
-   replaced whole, never half-written);
-4. optionally send the DICOM SEG and key image to the PACS;
-5. write the ledger row (last), release the lock.
-
-A study that fails is recorded with its error type and message and never
-stops the others. Project errors (:class:`~ichpipe.errors.IchpipeError`) are
-expected; anything else is logged with its traceback at error level and
-recorded too.
+wherever it runs (:mod:`~ichpipe.pipeline.batch.executors`): series lock,
+ledger, the main job into a private staging folder, publish, optional PACS
+delivery, ledger row (the steps are in :mod:`~ichpipe.pipeline.batch.worker`).
+A study that fails never stops the others.
 """
 
 from __future__ import annotations
