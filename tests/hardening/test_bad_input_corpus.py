@@ -11,6 +11,9 @@ Each case copies a good 12-slice 32x32 phantom study, breaks it, and then
 3. runs ``ichpipe inspect``: exit 0 when a series is usable, 1 otherwise.
 
 Counts go to the session summary (see ``conftest.py``).
+
+This module is long because it holds the corpus itself: one entry per broken
+study (88), each with the outcome it expects, next to the four tests that run them.
 """
 
 from __future__ import annotations

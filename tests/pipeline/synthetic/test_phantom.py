@@ -3,6 +3,10 @@
 The volume checks here recompute everything from the written files with
 pydicom and nibabel alone (not ``dicom_io``, not the phantom's own helpers),
 so they are an independent check of ``truth.json``.
+
+This module is long because it covers every option of the generator end to
+end (files written, then read back independently), with helpers the options
+share; split it by option group when it grows.
 """
 
 from __future__ import annotations
