@@ -58,8 +58,20 @@ class ThresholdSegmenter:
 
     Examples
     --------
-    >>> seg = ThresholdSegmenter()
-    >>> mask = seg.segment(volume)  # doctest: +SKIP
+    A small synthetic study (64 x 64, 12 slices):
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from ichpipe.dicom_io import assemble_series, scan_study
+    >>> from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = write_phantom_study(Path(tmp.name), PhantomSpec(seed=1, rows=64, columns=64, n_slices=12))
+    >>> with scan_study(Path(tmp.name)) as scan:
+    ...     volume = assemble_series(scan.require_selected().series)
+    >>> mask = ThresholdSegmenter().segment(volume)
+    >>> mask.shape == volume.hu.shape, mask.dtype
+    (True, dtype('bool'))
+    >>> tmp.cleanup()
     """
 
     name = "threshold"

@@ -10,10 +10,17 @@ rescale variants, pixel padding and distractor series.
 
 Example
 -------
+>>> import tempfile
 >>> from pathlib import Path
 >>> from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
->>> truth = write_phantom_study(Path("study"), PhantomSpec(seed=1, gantry_tilt_deg=18.5))  # doctest: +SKIP
->>> truth.volume_ml  # doctest: +SKIP
+>>> tmp = tempfile.TemporaryDirectory()
+>>> spec = PhantomSpec(seed=1, rows=64, columns=64, n_slices=12, gantry_tilt_deg=18.5)
+>>> truth = write_phantom_study(Path(tmp.name) / "study", spec)
+>>> sorted(p.name for p in (Path(tmp.name) / "study").iterdir())
+['DICOM', 'truth.json', 'truth_mask.nii.gz']
+>>> truth.volume_ml > 0
+True
+>>> tmp.cleanup()
 """
 
 from ichpipe.pipeline.synthetic.phantom.render import PhantomModel, build_model, render_plane
