@@ -41,4 +41,4 @@ bench: setup
 	$(BIN)/python -m pytest -q -p no:doctest bench --benchmark-only --benchmark-columns=min,median,max,rounds
 
 clean:
-	rm -rf $(DEMO) ichpipe-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO) ichpipe-out .pytest_cache .mypy_cache .ruff_cache build dist
