@@ -6,6 +6,10 @@
 * :mod:`~ichpipe.pipeline.datasets.png_slices`: the seed's 8-bit PNG slices + binary PNG labels.
 
 :func:`load_case` reads any manifest row into a :class:`~ichpipe.pipeline.datasets.case.CaseVolume`.
+
+Used by both training and evaluation (hence a package of its own). May import
+:mod:`ichpipe.dicom_io` and the mask readers of :mod:`ichpipe.pipeline.measure`
+and :mod:`ichpipe.pipeline.jobs.measure_mask`; never training code.
 """
 
 from __future__ import annotations

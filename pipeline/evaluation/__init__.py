@@ -1,7 +1,8 @@
 """Evaluation of segmenters: seed 000's metrics, per-case and summary tables (``ichpipe evaluate``).
 
-It uses the inference code (:mod:`ichpipe.pipeline.segment.inference`, :mod:`ichpipe.models`) and the
-dataset readers, never the training code.
+It may import the inference code (:mod:`ichpipe.pipeline.segment`,
+:mod:`ichpipe.models`), :mod:`ichpipe.pipeline.measure` and the dataset readers
+(:mod:`ichpipe.pipeline.datasets`); never the training code.
 """
 
 from __future__ import annotations

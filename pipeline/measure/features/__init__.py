@@ -7,8 +7,9 @@ Modules: :mod:`~ichpipe.pipeline.measure.features.grid` (voxel to patient coordi
 :mod:`~ichpipe.pipeline.measure.features.extract` (all of them for one series:
 ``compute_features``), :mod:`~ichpipe.pipeline.config.features_config` (settings).
 
-Nothing is imported here, so that importing one module stays light; import
-the functions from their modules.
+May import :mod:`ichpipe.dicom_io`, :mod:`ichpipe.pipeline.config` and
+:mod:`ichpipe.pipeline.segment.intracranial`. Nothing is imported here, so that
+importing one module stays light; import the functions from their modules.
 """
 
 __all__: list[str] = []

@@ -30,7 +30,8 @@ Modules: :mod:`~ichpipe.pipeline.serial.store.records` (what is stored),
 :mod:`~ichpipe.pipeline.serial.store.migrations` (tables and migrations),
 :mod:`~ichpipe.pipeline.serial.store.connection` (:func:`open_store`, :class:`Store`),
 :mod:`~ichpipe.pipeline.serial.store.writes` and :mod:`~ichpipe.pipeline.serial.store.queries`.
-Every public name is importable from this package.
+Every public name is importable from this package. May import SQLAlchemy and
+:mod:`ichpipe.pipeline.config.store_config`; nothing else of the pipeline.
 """
 
 from __future__ import annotations

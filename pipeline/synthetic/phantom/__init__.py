@@ -8,6 +8,21 @@ NIfTI. Options cover what real data throws at a reader: gantry tilt, uneven
 spacing, a dropped or duplicated slice, compressed transfer syntaxes,
 rescale variants, pixel padding and distractor series.
 
+Modules: :mod:`~ichpipe.pipeline.synthetic.phantom.spec` (the options),
+:mod:`~ichpipe.pipeline.synthetic.phantom.head_model`,
+:mod:`~ichpipe.pipeline.synthetic.phantom.lesions`,
+:mod:`~ichpipe.pipeline.synthetic.phantom.stack_plan` and
+:mod:`~ichpipe.pipeline.synthetic.phantom.render` (the model and its images),
+:mod:`~ichpipe.pipeline.synthetic.phantom.identity`,
+:mod:`~ichpipe.pipeline.synthetic.phantom.writer`,
+:mod:`~ichpipe.pipeline.synthetic.phantom.series_writers` and
+:mod:`~ichpipe.pipeline.synthetic.phantom.study_folder` (the files),
+:mod:`~ichpipe.pipeline.synthetic.phantom.truth` and
+:mod:`~ichpipe.pipeline.synthetic.phantom.seg_writer` (the truth). The truth is
+computed from the positions the phantom writes, never through
+:mod:`ichpipe.dicom_io`, which the phantom only uses to write the optional
+DICOM SEG.
+
 Example
 -------
 >>> import tempfile
