@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config, redact
 from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
 __all__ = ["run"]
@@ -45,22 +45,36 @@ class _Progress:
 @click.option("--json", "as_json", is_flag=True, help="Print the study report as JSON on stdout.")
 @click.option("--deidentify", is_flag=True, default=None,
               help="Write report, SEG and key image without direct patient identifiers (outputs.deidentify).")
+@click.option("--strict/--no-strict", default=None,
+              help="Exit 1 when any quality flag is raised, after writing every output (quality.strict).")
 @config_option
 @handle_errors
 def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, device: str | None,
-        as_json: bool, deidentify: bool | None, config_path: Path | None) -> None:
+        as_json: bool, deidentify: bool | None, strict: bool | None, config_path: Path | None) -> None:
     """Segment the hematoma in STUDY, measure it and write SEG, key image and report.
 
-    Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/.
+    Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/. Every reason the
+    volume may be wrong is a quality flag: in the report ("quality"), on the
+    key image, in the SEG and key-image descriptions and the results store,
+    and printed on stderr, one line each. A flagged volume is still written;
+    with --strict the exit status is then 1.
     """
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
-                         device=device)  # type: ignore[arg-type]
+                         device=device, strict=strict)  # type: ignore[arg-type]
     result = run_study(options, config, progress=_Progress())
     if as_json:
         echo_json(result.report)
     else:
         h = result.report["hematoma"]
+        method = "threshold baseline" if result.report["segmenter"].get("baseline") else result.report[
+            "segmenter"]["name"]
         click.echo(f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL),"
-                   f" {h['n_voxels']} voxels; outputs in {result.output_dir}")
+                   f" {h['n_voxels']} voxels, {method}; {len(result.flags)} quality flag(s);"
+                   f" outputs in {result.output_dir}")
+    for flag in result.flags:
+        click.echo(f"ichpipe: quality flag {redact(flag.line())}", err=True)
+    if result.exit_code:
+        click.echo(f"ichpipe: --strict: {len(result.flags)} quality flag(s) raised; the outputs were written,"
+                   " exit status 1.", err=True)
     sys.exit(result.exit_code)
