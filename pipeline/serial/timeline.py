@@ -15,7 +15,7 @@ from the first scan and the timeline says so in its notes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -90,6 +90,12 @@ class TimelineScan:
     n_series: int
     source: str
     segmenter: str | None
+    quality_flags: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def flag_codes(self) -> list[str]:
+        """The codes of the scan's quality flags (its volume may be wrong), each once."""
+        return list(dict.fromkeys(str(f.get("code")) for f in self.quality_flags))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -106,6 +112,7 @@ class TimelineScan:
             "n_series": self.n_series,
             "source": self.source,
             "segmenter": self.segmenter,
+            "quality_flags": [dict(f) for f in self.quality_flags],
         }
 
 
@@ -249,6 +256,7 @@ def build_timeline(
                 n_series=n,
                 source=m.source,
                 segmenter=m.segmenter,
+                quality_flags=m.quality_flags,
             )
         )
     origin: TimeOrigin = "onset" if onset_source is not None else "first_scan"

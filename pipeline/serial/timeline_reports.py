@@ -96,11 +96,15 @@ class TimelineReport:
                 dml = f"{s.volume_ml - base:+.2f}"
                 dpct = f"{100.0 * (s.volume_ml - base) / base:+.1f}" if base > 0 else "n/a"
             flag = "" if window is None or h <= window else "  (after window)"
+            if s.quality_flags:
+                flag += f"  FLAGGED: {', '.join(s.flag_codes)}"
             lines.append(
                 f"  {s.index:>2}  {(s.accession_number or '-'):<18} "
                 f"{s.acquisition_datetime.isoformat(sep=' '):<19}  {h:>8.2f}  {s.volume_ml:>9.2f}  "
                 f"{dml:>9}  {dpct:>8}  {s.n_series}{flag}"
             )
+        if any(s.quality_flags for s in t.scans):
+            lines.append("FLAGGED scans carry quality flags: their volumes may be wrong (see each report).")
         verdict = r.status.replace("_", " ")
         lines.append(f"Expansion ({r.rule.name}: {r.rule.describe()}): {verdict}. {r.reason}")
         lines.extend(f"Note: {n}" for n in r.notes)

@@ -18,7 +18,7 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "batch_ledger_table"]
 
 #: Schema version this code writes; :func:`~ichpipe.pipeline.serial.store.connection.open_store` migrates
 #: older stores up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 metadata = sa.MetaData()
@@ -58,6 +58,8 @@ measurements_table = sa.Table(
     sa.Column("issuer_of_patient_id", sa.String, nullable=False, server_default=""),
     sa.Column("source", sa.String, nullable=False, server_default="dicom"),
     sa.Column("preferred", sa.Boolean, nullable=False, server_default=sa.true()),
+    # version 4
+    sa.Column("quality_flags", sa.JSON, nullable=True),
 )
 
 patients_table = sa.Table(
@@ -180,11 +182,17 @@ def _migrate_to_v3(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migrate_to_v4(conn: Connection) -> None:
+    """Version 4: ``measurements.quality_flags`` (JSON list of ``{code, message, value}``; NULL before)."""
+    _add_column(conn, "measurements", sa.Column("quality_flags", sa.JSON, nullable=True))
+
+
 #: Migration functions keyed by the version they produce, applied in order.
 MIGRATIONS: Mapping[int, tuple[str, Callable[[Connection], None]]] = MappingProxyType(
     {
         1: ("measurements table", _migrate_to_v1),
         2: ("issuer, source, preferred series; patients table", _migrate_to_v2),
         3: ("batch ledger table", _migrate_to_v3),
+        4: ("quality flags of each measurement", _migrate_to_v4),
     }
 )

@@ -28,6 +28,7 @@ def _to_stored(row: sa.RowMapping) -> StoredMeasurement:
         features=row["features"],
         source=row["source"],
         preferred=bool(row["preferred"]),
+        quality_flags=tuple(row["quality_flags"] or ()),
         recorded_at=row["recorded_at"],
     )
 

@@ -20,6 +20,7 @@ __all__ = [
     "StoredMeasurement",
     "imported_series_uid",
     "measurement_from_report",
+    "quality_flags_from_report",
 ]
 
 #: Namespace of the UUIDs behind :func:`imported_series_uid` (fixed forever).
@@ -77,6 +78,47 @@ def _frozen_json(value: Mapping[str, Any] | None, name: str) -> Mapping[str, Any
     return MappingProxyType(plain)
 
 
+def _flags(value: object) -> tuple[Mapping[str, Any], ...]:
+    """Quality flags as a tuple of read-only ``{code, message, value}`` mappings (JSON values)."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping) or isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise ValueError("quality_flags must be a list of {code, message, value} mappings.")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise ValueError(f"quality_flags[{i}] must be a mapping with code, message and value.")
+        code = item.get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise ValueError(f"quality_flags[{i}].code must be non-empty text.")
+        message = item.get("message")
+        flag = {"code": code.strip(), "message": "" if message is None else str(message),
+                "value": item.get("value")}
+        out.append(_frozen_json(flag, f"quality_flags[{i}]") or MappingProxyType({}))
+    return tuple(out)
+
+
+def quality_flags_from_report(report: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The quality flags of a study report (``report["quality"]["flags"]``), read defensively.
+
+    A report without a ``quality`` block (older reports) has no flags. A block
+    of an unexpected shape is not dropped: it becomes one flag with code
+    ``quality_unreadable``, so that the volume is never taken for clean.
+    """
+    quality = report.get("quality")
+    if quality is None:
+        return ()
+    flags = quality.get("flags") if isinstance(quality, Mapping) else None
+    if isinstance(quality, Mapping) and flags is None:
+        return ()
+    try:
+        return _flags(flags)
+    except ValueError as exc:
+        return _flags([{"code": "quality_unreadable",
+                        "message": f"The report's quality block could not be read ({exc})",
+                        "value": None}])
+
+
 @dataclass(frozen=True, kw_only=True)
 class MeasurementRecord:
     """One measured series, as ``ichpipe run`` (or an import) records it.
@@ -108,6 +150,9 @@ class MeasurementRecord:
         Make this the series used for its accession number (other series of
         the same accession lose the mark). With ``False`` the mark stays where
         it is; an accession with no marked series uses its latest recorded one.
+    quality_flags:
+        Every reason the volume may be wrong (the report's ``quality.flags``:
+        ``{code, message, value}``); empty when none was raised or none was said.
     """
 
     patient_id: str
@@ -124,10 +169,12 @@ class MeasurementRecord:
     features: Mapping[str, Any] | None = None
     source: str = "dicom"
     preferred: bool = True
+    quality_flags: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "patient_id", _check_text(self.patient_id, "patient_id", required=True))
+        set_(self, "quality_flags", _flags(self.quality_flags))
         set_(
             self,
             "series_instance_uid",
@@ -219,8 +266,8 @@ def measurement_from_report(
     ``study_instance_uid``, ``series_instance_uid``, ``accession_number``,
     ``acquisition_datetime`` (ISO 8601 or ``None``), ``hematoma.volume_ml``,
     ``hematoma.abc2_ml``, ``segmenter.name``, ``segmenter.version``,
-    ``segmenter.checkpoint_sha256`` and, unless ``features`` is given,
-    ``features``.
+    ``segmenter.checkpoint_sha256``, ``quality.flags`` and, unless
+    ``features`` is given, ``features``.
 
     Raises
     ------
@@ -256,6 +303,7 @@ def measurement_from_report(
         features=features if features is not None else report.get("features"),
         source="dicom",
         preferred=preferred,
+        quality_flags=quality_flags_from_report(report),
     )
 
 

@@ -37,6 +37,7 @@ def _measurement_row(record: MeasurementRecord, recorded_at: datetime) -> dict[s
         "features": dict(record.features) if record.features is not None else None,
         "source": record.source,
         "preferred": record.preferred,
+        "quality_flags": [dict(f) for f in record.quality_flags] or None,
         "recorded_at": recorded_at,
     }
 

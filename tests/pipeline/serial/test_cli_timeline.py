@@ -157,3 +157,28 @@ def test_contest_import_through_the_cli(tmp_path: Path) -> None:
     result = run("expansion", "--store", path, "--json")
     data = json.loads(result.stdout)
     assert data["summary"] == {"patients": 130, "expanded": 23, "not_expanded": 73, "undetermined": 34}
+
+
+def test_a_flagged_scan_is_marked_in_the_timeline(tmp_path: Path) -> None:
+    """A follow-up recorded with quality flags (from its run report) shows them in JSON, text and the plot."""
+    from ichpipe.pipeline.config.store_config import StoreConfig
+    from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
+
+    path = str(tmp_path / "s.sqlite")
+    flag = {"code": "skull_open", "message": "The bone ring is open over up to 72 deg on 16 slices.", "value": 72.0}
+    with open_store(StoreConfig(path=path)) as s:
+        for uid, acc, when, volume, flags in (("1.1", "A1", "2024-03-01T08:00:00", 20.0, []),
+                                              ("1.2", "A2", "2024-03-02T08:00:00", 4.0, [flag])):
+            record_measurement(s, measurement_from_report({
+                "patient_id": "PQ", "series_instance_uid": uid, "accession_number": acc,
+                "acquisition_datetime": when, "hematoma": {"volume_ml": volume, "abc2_ml": volume},
+                "segmenter": {"name": "threshold"}, "quality": {"flags": flags}}))
+    data = json.loads(run("timeline", "--patient", "PQ", "--store", path, "--json").stdout)
+    assert [[f["code"] for f in s["quality_flags"]] for s in data["scans"]] == [[], ["skull_open"]]
+    png = tmp_path / "pq.png"
+    text = run("timeline", "--patient", "PQ", "--store", path, "--plot", str(png))
+    assert text.exit_code == 0, text.output
+    (line,) = [x for x in text.stdout.splitlines() if " A2 " in x]
+    assert "FLAGGED: skull_open" in line
+    assert "their volumes may be wrong" in text.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

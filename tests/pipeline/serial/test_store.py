@@ -51,12 +51,12 @@ def store_config(tmp_path: Path) -> StoreConfig:
 
 def test_new_store_is_created_at_the_latest_schema_in_wal_mode(store_config: StoreConfig) -> None:
     with open_store(store_config) as store:
-        assert schema_version(store) == SCHEMA_VERSION == 3
+        assert schema_version(store) == SCHEMA_VERSION == 4
     con = sqlite3.connect(store_config.path)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         versions = [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")]
-        assert versions == [1, 2, 3]
+        assert versions == [1, 2, 3, 4]
     finally:
         con.close()
 
@@ -150,9 +150,11 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         # The version-2 table works.
         upsert_clinical(store, [ClinicalRecord(patient_id="P1", onset_to_first_scan_h=1.5)])
         assert get_clinical(store, "P1") is not None
+        # Version 4: rows measured before have no quality flags (NULL reads as none).
+        assert all(m.quality_flags == () for m in rows.values())
     con = sqlite3.connect(path)
     try:
-        assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+        assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
     finally:
         con.close()
 
@@ -279,3 +281,23 @@ def test_store_url_works_for_sqlite(tmp_path: Path) -> None:
         record_measurement(store, rec("1.1"))
         assert len(list_measurements(store)) == 1
         assert store.is_sqlite
+
+
+def test_quality_flags_of_a_report_are_stored_and_read_back(store_config: StoreConfig) -> None:
+    report = {"patient_id": "P9", "series_instance_uid": "9.1", "acquisition_datetime": "2024-03-01T08:00:00",
+              "hematoma": {"volume_ml": 0.0, "abc2_ml": 0.0}, "segmenter": {"name": "threshold"},
+              "quality": {"flags": [{"code": "skull_absent", "message": "No skull in the image.", "value": 0.0,
+                                     "threshold": 0.5}]}}
+    with open_store(store_config) as store:
+        record_measurement(store, measurement_from_report(report))
+        (row,) = list_measurements(store, patient_id="P9")
+    assert [dict(f) for f in row.quality_flags] == [
+        {"code": "skull_absent", "message": "No skull in the image.", "value": 0.0}]
+
+
+def test_an_unreadable_quality_block_is_kept_as_a_flag() -> None:
+    from ichpipe.pipeline.serial.store.records import quality_flags_from_report
+
+    assert quality_flags_from_report({}) == ()
+    (flag,) = quality_flags_from_report({"quality": {"flags": "skull_open"}})
+    assert flag["code"] == "quality_unreadable"
