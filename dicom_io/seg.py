@@ -37,6 +37,7 @@ from ichpipe.dicom_io._atomic import write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentify_dataset
+from ichpipe.dicom_io.frame_of_reference import frame_of_reference, with_frame_of_reference
 from ichpipe.errors import DicomInputError, OutputBuildError
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "MORPHOLOGICAL_OPERATIONS",
     "SEGMENTATION_SOP_CLASS_UIDS",
     "build_seg",
-    "frame_of_reference",
     "read_seg_mask",
     "write_seg",
 ]
@@ -63,7 +63,6 @@ ARTIFICIAL_INTELLIGENCE: Code = Code("123110", "DCM", "Artificial Intelligence")
 #: geodesic growth): DCM 123104 "Morphological Operations" (CID 7162, Surface Processing Algorithm
 #: Families); not "Artificial Intelligence" and not "Manual Processing" (123109): no person drew it.
 MORPHOLOGICAL_OPERATIONS: Code = Code("123104", "DCM", "Morphological Operations")
-_ARTIFICIAL_INTELLIGENCE = ARTIFICIAL_INTELLIGENCE
 
 #: SOP Class UIDs read by :func:`read_seg_mask`: Segmentation and Label Map Segmentation Storage.
 SEGMENTATION_SOP_CLASS_UIDS: dict[str, str] = {
@@ -153,50 +152,18 @@ def _complete_deidentification(ds: Dataset) -> None:
         ds.DeidentificationMethod = "Not recorded in the source images"
 
 
-def frame_of_reference(volume: CTVolume) -> tuple[str, bool]:
-    """The FrameOfReferenceUID of ``volume``'s slices, and whether it had to be derived.
-
-    CT images must carry a FrameOfReferenceUID, and a DICOM SEG must too
-    (highdicom refuses sources without one). Some anonymised archives drop
-    it (a public CQ500 series has none). Then a deterministic UID is derived
-    from the SeriesInstanceUID (``pydicom.uid.generate_uid`` with the series
-    UID as entropy): running again gives the same UID, and every output of
-    one series shares it. When the slices disagree, the first slice's UID is used.
-
-    Returns
-    -------
-    (uid, derived)
-        ``derived`` is True when no slice had a FrameOfReferenceUID.
-    """
-    for sh in volume.slices:
-        uid = str(sh.dataset.get("FrameOfReferenceUID", "") or "").strip()
-        if uid:
-            return uid, False
-    return str(generate_uid(entropy_srcs=["ichpipe derived Frame of Reference", volume.series_uid])), True
-
-
-def _with_frame_of_reference(ds: Dataset, uid: str) -> Dataset:
-    """``ds`` itself when it has a FrameOfReferenceUID, else a shallow copy that has ``uid``."""
-    if str(ds.get("FrameOfReferenceUID", "") or "").strip():
-        return ds
-    out = Dataset()
-    for elem in ds:
-        out.add(elem)
-    out.FrameOfReferenceUID = uid
-    return out
-
-
 def _source_images(volume: CTVolume) -> tuple[list[Dataset], list[hd.PlanePositionSequence] | None]:
     """Source headers for highdicom, and explicit plane positions for a multi-frame source.
 
     A header without FrameOfReferenceUID is given the derived one
-    (:func:`frame_of_reference`) in a copy; the volume's headers are left untouched.
+    (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`) in a copy; the
+    volume's headers are left untouched.
     """
     files = {s.sop_instance_uid for s in volume.slices}
     multiframe = [s for s in volume.slices if s.frame is not None]
     for_uid, _ = frame_of_reference(volume)
     if not multiframe:
-        first, *rest = (_with_frame_of_reference(s.dataset, for_uid) for s in volume.slices)
+        first, *rest = (with_frame_of_reference(s.dataset, for_uid) for s in volume.slices)
         return [_header_for_highdicom(first, slice_thickness_mm=volume.geometry.slice_spacing_mm), *rest], None
     if len(multiframe) != len(volume.slices) or len(files) != 1:
         raise OutputBuildError(
@@ -215,7 +182,7 @@ def _source_images(volume: CTVolume) -> tuple[list[Dataset], list[hd.PlanePositi
         )
         for s in volume.slices
     ]
-    return [_header_for_highdicom(_with_frame_of_reference(volume.slices[0].dataset, for_uid))], positions
+    return [_header_for_highdicom(with_frame_of_reference(volume.slices[0].dataset, for_uid))], positions
 
 
 def build_seg(
@@ -224,7 +191,7 @@ def build_seg(
     *,
     algorithm_name: str,
     algorithm_version: str,
-    algorithm_family: Code | hd.sr.CodedConcept = _ARTIFICIAL_INTELLIGENCE,
+    algorithm_family: Code | hd.sr.CodedConcept = ARTIFICIAL_INTELLIGENCE,
     algorithm_parameters: dict[str, str] | None = None,
     omit_empty_frames: bool = False,
     segment_label: str = "Hemorrhage",
@@ -257,10 +224,8 @@ def build_seg(
     algorithm_name, algorithm_version:
         Identify the segmenter (e.g. network name and checkpoint version).
     algorithm_family:
-        Coded algorithm family (CID 7162); default DCM 123110 "Artificial
-        Intelligence" (:data:`ARTIFICIAL_INTELLIGENCE`); the threshold baseline
-        passes :data:`MORPHOLOGICAL_OPERATIONS`. SegmentAlgorithmType is
-        AUTOMATIC either way (no user interaction).
+        Coded algorithm family (CID 7162): :data:`ARTIFICIAL_INTELLIGENCE` (default) or, for the threshold
+        baseline, :data:`MORPHOLOGICAL_OPERATIONS`. SegmentAlgorithmType is AUTOMATIC (no user interaction).
     algorithm_parameters:
         Name -> value of the algorithm's parameters (AlgorithmParameters), or ``None``.
     omit_empty_frames:
@@ -292,7 +257,8 @@ def build_seg(
         If the source headers cannot support a SEG (several multi-frame
         files, inconsistent orientation, ...), with highdicom's reason (an
         :class:`~ichpipe.errors.OutputError`). A missing FrameOfReferenceUID is
-        not such a case: a derived one is used (:func:`frame_of_reference`).
+        not such a case: a derived one is used
+        (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`).
     """
     binary = _check_mask(mask, volume)
     if not algorithm_name.strip():

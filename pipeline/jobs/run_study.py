@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from ichpipe import __version__
 from ichpipe.atomic import atomic_write
 from ichpipe.dicom_io.assemble import assemble_series
-from ichpipe.dicom_io.seg import frame_of_reference
+from ichpipe.dicom_io.frame_of_reference import frame_of_reference
 from ichpipe.dicom_io.study import scan_files, scan_study
 from ichpipe.errors import CheckpointError, OutputError, UsageError
 from ichpipe.pipeline.config import Config
