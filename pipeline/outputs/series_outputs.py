@@ -64,6 +64,8 @@ def key_image_caption(measurement: HematomaMeasurement, info: dict[str, Any],
         f"Hematoma volume {measurement.volume_ml:.1f} mL (ABC/2 {measurement.abc2_ml:.1f} mL)",
         f"ichpipe {__version__} / {method_label(info)}",
     ]
+    if info.get("baseline"):
+        lines.append("Baseline: misses blood < 50 HU")
     if flags:
         text = "QUALITY FLAGS: " + flag_codes_text(f.code for f in flags)
         lines += textwrap.wrap(text, width=width, break_on_hyphens=False)

@@ -47,6 +47,13 @@ def _volume(mask: BoolArray, voxel_ml: npt.NDArray[np.float64]) -> float:
     return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))
 
 
+def _box(need: BoolArray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of ``need`` (2D, not empty) grown by ``margin`` pixels: dilations run only there."""
+    rows, cols = np.flatnonzero(need.any(axis=1)), np.flatnonzero(need.any(axis=0))
+    return (slice(max(0, int(rows[0]) - margin), int(rows[-1]) + 1 + margin),
+            slice(max(0, int(cols[0]) - margin), int(cols[-1]) + 1 + margin))
+
+
 # ----------------------------------------------------------------------------- intracranial space
 
 
@@ -297,12 +304,12 @@ def check_blood_at_edge(
         b = blood[z]
         edge = b & ~ndimage.binary_erosion(b, border_value=0)
         surface += int(edge.sum())
-        outside = ~intracranial[z]
-        at_edge = edge & ndimage.binary_dilation(outside)
+        at_edge = edge & ndimage.binary_dilation(~intracranial[z])
         if not at_edge.any():
             continue
-        bone_near = ndimage.binary_dilation(np.asarray(hu[z]) >= bone_hu, structure=reach)
-        open_contact += int((at_edge & ~bone_near).sum())
+        box = _box(at_edge, max(ry, rx) + 1)
+        bone_near = ndimage.binary_dilation(np.asarray(hu[z][box]) >= bone_hu, structure=reach)
+        open_contact += int((at_edge[box] & ~bone_near).sum())
     fraction = open_contact / surface if surface else 0.0
     length = open_contact * min(spacing)
     if fraction >= max_fraction and length >= min_contact_mm:
@@ -436,14 +443,16 @@ max_tilt_deg:
     bone_grow = np.ones((2 * by + 1, 2 * bx + 1), dtype=bool)
     enhanced = np.zeros(hu.shape, dtype=bool)
     lo, hi = enhanced_hu[0], min(enhanced_hu[1], bone_hu)  # a clip below 300 HU moves bone down
+    margin = max(ry, rx, by, bx) + 1
     for z in np.flatnonzero(intracranial.any(axis=(1, 2))):
         plane = np.asarray(hu[z])
         candidate = (plane >= lo) & (plane < hi)
         if not candidate.any():
             continue
-        near = ndimage.binary_dilation(intracranial[z], structure=grow)
-        bone = ndimage.binary_dilation(plane >= bone_hu, structure=bone_grow)
-        enhanced[z] = near & ~bone & candidate
+        box = _box(candidate, margin)
+        near = ndimage.binary_dilation(intracranial[z][box], structure=grow)
+        bone = ndimage.binary_dilation(plane[box] >= bone_hu, structure=bone_grow)
+        enhanced[z][box] = near & ~bone & candidate[box]
     if enhanced.any():
         amount = _volume(components_at_least_3d(enhanced, voxel_ml, enhanced_min_component_ml), voxel_ml)
         if amount >= enhanced_ml:
