@@ -10,7 +10,7 @@ components under ``min_component_ml`` are dropped. Steps (all in
 physical units, so they mean the same at 0.4 mm and at 1 mm pixels):
 
 0. the intracranial space (:func:`~ichpipe.pipeline.segment.intracranial.find_intracranial`);
-1. in-plane median filter (``median_size``) against noise;
+1. in-plane median filter (``median_size_mm``) against noise;
 2. the acute-blood band (``blood_hu``, 50-90 HU) inside the intracranial mask;
 3. *calcifications*: voxels at or above ``calcification_hu`` and everything
    within ``calcification_margin_mm`` of them (their partial-volume halo falls

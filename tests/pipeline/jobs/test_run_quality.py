@@ -173,3 +173,13 @@ def test_captions_and_descriptions_carry_the_flags() -> None:
     assert len(series) <= 64 and len(content) <= 64
     assert series == "ICH hematoma SEG (threshold baseline) FLAGGED"
     assert content.startswith("FLAGGED: skull_open, hu_clipped") and content.endswith("not for diagnosis")
+
+
+def test_missing_checkpoint_message_says_the_threshold_method_is_a_baseline(tmp_path: Path) -> None:
+    from ichpipe.errors import CheckpointError
+    from ichpipe.pipeline.jobs.run_study import build_segmenter
+
+    options = RunOptions(study=tmp_path, checkpoint=tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match=r"classical HU-threshold baseline, not a trained model: it misses blood"
+                                              r" below 50 HU"):
+        build_segmenter(options, _config(tmp_path))
