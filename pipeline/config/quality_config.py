@@ -269,8 +269,8 @@ class QualityConfig:
     cross_check:
         ``threshold``: when the main segmenter is a network, also run the
         classical baseline on the same intracranial space and compare the
-        volumes (flag ``segmenter_disagreement``); it adds ~10-20 % to a
-        network run on a CPU (see ``BENCHMARKS.md``). ``none``: do not.
+        volumes (flag ``segmenter_disagreement``); it costs 0.6-8.3 % of the
+        network's segment stage on a CPU (``BENCHMARKS.md``). ``none``: do not.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, disagreement, domain:
         The thresholds of each check.
     """
