@@ -34,7 +34,8 @@ class _Progress:
 
 
 @click.command()
-@click.option("--study", required=True, type=click.Path(path_type=Path), help="Study folder, DICOMDIR or .zip.")
+@click.option("--study", required=True, type=click.Path(path_type=Path),
+              help="Study folder, DICOMDIR or .zip; or a NIfTI CT (.nii, .nii.gz).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output root (default: outputs.directory in the config, ./ichpipe-out).")
 @click.option("--segmenter", default=None, help="threshold or a network name (default: models.default_segmenter).")

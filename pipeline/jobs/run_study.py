@@ -47,7 +47,7 @@ class RunOptions:
     Parameters
     ----------
     study:
-        Study folder, DICOMDIR or zip.
+        Study folder, DICOMDIR or zip; or a NIfTI CT (``.nii``, ``.nii.gz``).
     out:
         Output root; ``None`` uses ``outputs.directory`` from the config.
     segmenter:
@@ -149,6 +149,11 @@ def run_study(
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
+    from ichpipe.pipeline.jobs.nifti_study import is_nifti_input, run_nifti
+
+    if options.files is None and is_nifti_input(study):
+        report, out_dir = run_nifti(study, out_root, config, segmenter, timer)
+        return RunResult(report=report, output_dir=out_dir)
     started = time.perf_counter()
     if options.files is not None:
         scanning = scan_files(options.files, root=study, selection=config.selection, geometry=config.geometry)

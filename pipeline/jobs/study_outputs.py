@@ -41,7 +41,7 @@ from ichpipe.pipeline.outputs.key_image import orientation_labels, render_key_im
 from ichpipe.pipeline.outputs.series_naming import method_label, series_identity
 from ichpipe.pipeline.outputs.sr_content import sr_content_from_report
 
-__all__ = ["OutputRun", "remove_outputs", "write_image_outputs", "write_json", "write_sr"]
+__all__ = ["OutputRun", "key_image", "remove_outputs", "write_image_outputs", "write_json", "write_png", "write_sr"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def write_json(path: Path, obj: Any) -> Path:
     return atomic_write(path, write)
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> Path:
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """Write an RGB array as PNG, atomically."""
     return atomic_write(path, lambda fh: Image.fromarray(rgb, mode="RGB").save(fh, format="PNG"))
 
 
@@ -176,7 +177,7 @@ def write_image_outputs(
         if cfg.key_image_png or cfg.secondary_capture:
             rgb, index = key_image(volume, mask, measurement, config, run)
             if cfg.key_image_png:
-                outputs["key_image_png"] = str(_write_png(out_dir / "key_image.png", rgb))
+                outputs["key_image_png"] = str(write_png(out_dir / "key_image.png", rgb))
             if cfg.secondary_capture:
                 shown = volume.slices[index].dataset
                 outputs["secondary_capture"] = str(write_secondary_capture(
