@@ -90,7 +90,8 @@ class InspectReport:
             number = _number(s["series_number"])
             description = f' "{s["series_description"]}"' if s.get("series_description") else ""
             lines.append(f"{mark} #{number} {s['modality'] or '?'}{description} ({_short(s['series_key'])}): {geo}")
-            reasons = s["reasons"] if explain else [r for r in s["reasons"] if not r.startswith(("PASS ", "FAIL ", "prefer "))]
+            details = ("PASS ", "FAIL ", "prefer ")
+            reasons = s["reasons"] if explain else [r for r in s["reasons"] if not r.startswith(details)]
             lines.extend(f"      {r}" for r in reasons)
             lines.extend(f"      warning: {w}" for w in s["warnings"])
         if self.skipped_files:
