@@ -210,6 +210,79 @@ def import_cmd(
     sys.exit(report.exit_code)
 
 
+@timeline.command("prefer")
+@click.option("--accession", default=None, help="Accession number of the scan (checked against the series).")
+@click.option("--series", "series_uid", required=True, help="SeriesInstanceUID to use for that scan.")
+@click.option("--auto", "release", is_flag=True,
+              help="Undo the choice instead: the scan's latest run is used again.")
+@_store_option
+@config_option
+@handle_errors
+def prefer_cmd(accession: str | None, series_uid: str, release: bool, store_location: str | None,
+               config_path: Path | None) -> None:
+    """Choose which measured series the timeline uses for a scan (accession number).
+
+    The choice stays until you choose again: a later `ichpipe run` of another
+    series of the same accession is recorded beside it without taking its place.
+    `ichpipe timeline --patient ID` lists each scan's series and which one is used.
+    Exit status 0 on success, 1 when the series is not recorded or belongs to
+    another accession, 2 on bad usage or config.
+    """
+    from ichpipe.pipeline.serial.store import open_store, release_preferred, set_preferred
+
+    config = load_cli_config(config_path, _store_overrides(store_location))
+    with open_store(config.store, create=False) as store:
+        if release:
+            used = release_preferred(store, series_uid)
+            click.echo(f"The scan of series {series_uid} uses its latest run again: series {used}.")
+        else:
+            set_preferred(store, series_uid, accession_number=accession)
+            click.echo(f"Series {series_uid} is now the one used for its scan (your choice).")
+
+
+@timeline.command("remeasure")
+@click.option("--patient", "patients", multiple=True, metavar="ID",
+              help="Patient whose scans to measure one way (repeatable).")
+@click.option("--all", "all_mixed", is_flag=True,
+              help="Every patient of the store whose scans were measured in different ways (a batch).")
+@click.option("--issuer", default=None, help="IssuerOfPatientID, when one ID is used by several issuers.")
+@click.option("--segmenter", default=None, help="Method to measure with (default: the config's, as for `run`).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Checkpoint of a network segmenter (default: models.default_checkpoint).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output root for the new reports (default outputs.directory).")
+@click.option("--dry-run", is_flag=True, help="Only list which scans would be run again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON on stdout.")
+@_store_option
+@config_option
+@handle_errors
+def remeasure_cmd(patients: tuple[str, ...], all_mixed: bool, issuer: str | None, segmenter: str | None,
+                  checkpoint: Path | None, device: str | None, out: Path | None, dry_run: bool, as_json: bool,
+                  store_location: str | None, config_path: Path | None) -> None:
+    """Measure every scan of a patient one way, so that expansion compares like with like.
+
+    Runs the series each scan uses again from the study folder it was read
+    from, with one segmenter and checkpoint; scans already measured that way
+    are left alone. Scans imported from tables, or whose study has moved,
+    cannot be run again and are listed. Exit status 0 when every scan is
+    measured one way, 1 when a scan could not be run again, 2 on bad usage.
+    """
+    from ichpipe.pipeline.jobs.remeasure_timeline import RemeasureOptions, remeasure_timelines
+
+    config = load_cli_config(config_path, _store_overrides(store_location))
+    report = remeasure_timelines(
+        RemeasureOptions(patients=patients, all_mixed=all_mixed, issuer_of_patient_id=issuer, segmenter=segmenter,
+                         checkpoint=checkpoint, device=device, out=out, dry_run=dry_run),  # type: ignore[arg-type]
+        config,
+    )
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(report.to_text())
+    sys.exit(report.exit_code)
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print every patient's result as JSON on stdout.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per patient on stdout.")

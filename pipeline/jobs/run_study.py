@@ -291,7 +291,7 @@ def run_study(
         report["features"] = features
     if config.outputs.record_in_store:
         with timer.stage("store"):
-            _record(report, config)
+            _record(report, config, source=study)
         report["timings_s"] = timer.to_dict()
     if config.outputs.deidentify:
         from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
@@ -318,11 +318,21 @@ def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> Non
             log.warning("could not remove %s after a failed output: %s", path, exc.strerror or exc)
 
 
-def _record(report: dict[str, Any], config: Config) -> None:
+def _record(report: dict[str, Any], config: Config, *, source: Path) -> None:
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")
         return
+    when = report.get("acquisition_datetime")
+    if not when:
+        log.warning("series has no acquisition date or time; it is recorded but left off the timeline")
+    elif "T" not in str(when):
+        log.warning("series has an acquisition date but no time of day; the timeline treats its time as "
+                    "anywhere in that day")
+    record = measurement_from_report(report, source_path=str(source.resolve()))
     with open_store(config.store) as store:
-        record_measurement(store, measurement_from_report(report))
+        used = record_measurement(store, record)
+    if not used:
+        log.warning("accession %s keeps the series a user chose (`ichpipe timeline prefer`); this series is "
+                    "recorded beside it and not used in the timeline", report.get("accession_number") or "")
