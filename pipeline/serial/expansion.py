@@ -396,6 +396,8 @@ def evaluate_expansion(timeline: Timeline, rule: ExpansionRule) -> ExpansionResu
             baseline=baseline,
             n_followups_after_window=len(scans) - 1,
         )
+    if timeline.baseline_unknown:
+        return result("undetermined", timeline.baseline_unknown, baseline=baseline)
     followups = scans[1:]
     considered = [s for s in followups if window is None or s.hours_low <= window + _EPS]
     after = len(followups) - len(considered)

@@ -241,6 +241,7 @@ class Timeline:
     onset_to_first_scan_h: float | None
     notes: tuple[str, ...]
     surgery_datetime: datetime | None = None
+    baseline_unknown: str | None = None
 
     def hours(self, scan: TimelineScan) -> float:
         """Hours of ``scan`` from the time origin (onset, else the first scan), as stored."""
@@ -309,6 +310,25 @@ def _post_surgical(m: StoredMeasurement, surgery: datetime | None) -> str | None
     return None
 
 
+def _span(m: StoredMeasurement) -> tuple[datetime, datetime]:
+    """When the scan may have been taken: one instant, or its whole day when only the date is known."""
+    when = m.acquisition_datetime or datetime.min
+    return when, when + timedelta(hours=0.0 if m.time_known else _DAY_H)
+
+
+def _baseline_unknown(dated: Sequence[tuple[StoredMeasurement, list[StoredMeasurement]]]) -> str | None:
+    """Why the first scan is not known (a date-only scan on the first scan's day), or ``None``."""
+    if len(dated) < 2:
+        return None
+    first_low, first_high = _span(dated[0][0])
+    rivals = [m.accession_number or m.series_instance_uid for m, _ in dated[1:]
+              if _span(m)[0] < first_high or (first_low == first_high and _span(m)[0] <= first_low < _span(m)[1])]
+    if not rivals:
+        return None
+    return (f"Which scan came first is unknown: accession {dated[0][0].accession_number or '-'} and "
+            f"{', '.join(rivals)} were taken the same day and at least one has no time of day.")
+
+
 def _alternatives(others: Sequence[StoredMeasurement]) -> tuple[SeriesAlternative, ...]:
     return tuple(
         SeriesAlternative(series_instance_uid=o.series_instance_uid, volume_ml=o.volume_ml, segmenter=o.segmenter,
@@ -353,6 +373,9 @@ def build_timeline(
             f"{n_multi} accession(s) have several measured series; the preferred series of each is used "
             "(chosen with `ichpipe timeline prefer`, else the latest run)."
         )
+    baseline_unknown = _baseline_unknown(dated)
+    if baseline_unknown:
+        notes.append(baseline_unknown)
     n_dateonly = sum(1 for m, _ in dated if not m.time_known)
     if n_dateonly:
         notes.append(
@@ -449,6 +472,7 @@ def build_timeline(
         onset_to_first_scan_h=onset_h if onset_source is not None else None,
         notes=tuple(notes),
         surgery_datetime=surgery,
+        baseline_unknown=baseline_unknown,
     )
 
 
