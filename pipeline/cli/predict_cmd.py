@@ -72,7 +72,7 @@ def predict_expansion(
                 raise PredictorInputError(f"{features_csv.name} has no row for patient(s) {', '.join(absent)}.")
             table = table.rows(list(dict.fromkeys(patients)))
     else:
-        from ichpipe.pipeline.risk.feature_table import store_feature_table
+        from ichpipe.pipeline.risk.store_features import store_feature_table
         from ichpipe.pipeline.serial.clinical import load_clinical_mapping
         from ichpipe.pipeline.serial.store import open_store
 

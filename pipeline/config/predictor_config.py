@@ -15,6 +15,7 @@ from ichpipe.pipeline.config.features_config import FeatureConfig
 __all__ = ["EvaluationConfig", "PredictorConfig", "TrainingConfig"]
 
 ClassWeight = Literal["balanced", "none"]
+MissingFeatures = Literal["empty", "drop", "fail"]
 
 #: Features log-transformed (sign(x) log(1 + |x|)) before standardisation: names ending so.
 DEFAULT_LOG_SUFFIXES: tuple[str, ...] = (
@@ -146,6 +147,10 @@ class PredictorConfig:
     allow_post_baseline:
         Let clinical fields recorded after the first scan (treatments) be
         features. Off by default: they can reflect the expansion itself.
+    missing_features:
+        ``ichpipe features``: what to do with a patient that lacks some
+        features (e.g. no radiomics row): ``empty`` keeps it with empty cells,
+        ``drop`` leaves it out, ``fail`` stops; every such patient is listed.
     training, evaluation:
         See :class:`TrainingConfig` and :class:`EvaluationConfig`.
     """
@@ -155,6 +160,7 @@ class PredictorConfig:
     impute_missing: bool = False
     clinical_mapping: str = "contest_2023e"
     allow_post_baseline: bool = False
+    missing_features: MissingFeatures = "empty"
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
@@ -163,3 +169,7 @@ class PredictorConfig:
             raise ValueError("predictor.checkpoint must name a checkpoint file.")
         if not self.clinical_mapping.strip():
             raise ValueError("predictor.clinical_mapping must name a mapping.")
+        if self.missing_features not in ("empty", "drop", "fail"):
+            raise ValueError(
+                f"predictor.missing_features must be empty, drop or fail; got {self.missing_features!r}."
+            )

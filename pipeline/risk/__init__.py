@@ -1,7 +1,10 @@
 """Stage ``risk``: the hematoma-expansion predictor (seed 004) and its honest evaluation.
 
 - :mod:`~ichpipe.pipeline.risk.feature_table`: one row per patient (first scan and
-  clinical record) from the results store, the contest tables or a CSV; labels;
+  clinical record) from the contest tables or a CSV; labels;
+- :mod:`~ichpipe.pipeline.risk.store_features`: the same table from the results store;
+- :mod:`~ichpipe.pipeline.risk.missing_features`: who lacks which features, and
+  ``ichpipe features --missing empty|drop|fail``;
 - :mod:`~ichpipe.pipeline.risk.feature_transform`: log, imputation and
   standardisation fitted on training rows only;
 - :mod:`~ichpipe.pipeline.risk.cv`: patient-level stratified, repeated folds;
