@@ -43,6 +43,8 @@ def predict_expansion(
 ) -> None:
     """Predict the probability of hematoma expansion, with the model version (checkpoint SHA-256).
 
+    Every prediction is printed with the model's cross-validated AUC and its
+    95 % interval, and a plain warning when that interval includes 0.5.
     Inputs missing a required feature are refused with the feature names,
     unless imputation is asked for. Exit status 0 on success, 1 when the
     inputs or checkpoint cannot be used, 2 on bad usage.
@@ -85,9 +87,16 @@ def predict_expansion(
         echo_json({"model": model.describe(), "predictions": [p.to_dict() for p in predictions]})
         return
     info = model.describe()
-    threshold = "" if info["threshold"] is None else f", threshold {info['threshold']:.3f}"
+    threshold = "" if info["threshold"] is None else f", threshold {info['threshold']:.3f} (uncalibrated scale)"
     click.echo(f"model {info['name']} (checkpoint SHA-256 {info['checkpoint_sha256']}){threshold}")
+    if model.calibration is None:
+        click.echo("This checkpoint has no calibration: its probabilities are the network's raw outputs.")
+    usable = model.ranking_usable
+    if not usable:
+        click.echo("Its calibration is flat: out of fold the network's ranking carried nothing, so every patient "
+                   "gets the same probability and no patient is flagged above or below the threshold.")
     for p in predictions:
-        flag = "" if p.above_threshold is None else (" above threshold" if p.above_threshold else " below threshold")
+        flag = "" if p.above_threshold is None or not usable else (
+            " above threshold" if p.above_threshold else " below threshold")
         imputed = f" (imputed: {', '.join(p.imputed)})" if p.imputed else ""
-        click.echo(f"{p.patient_id}: probability of expansion {p.probability:.3f}{flag}{imputed}")
+        click.echo(f"{p.patient_id}: probability of expansion {p.probability:.3f}{flag}{imputed}. {p.statement}")

@@ -18,7 +18,7 @@ from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors
 
 __all__ = ["expansion", "timeline"]
 
-log = logging.getLogger("ichpipe.timeline")
+log = logging.getLogger(__name__)
 
 _VOLUME_UNITS = ("mL", "cm3", "mm3", "uL")
 
