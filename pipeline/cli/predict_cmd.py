@@ -54,6 +54,7 @@ def predict_expansion(
     config = load_cli_config(config_path, store_overrides(store_location))
     cfg = config.predictor
 
+    from ichpipe.dicom_io._privacy import remember_values
     from ichpipe.pipeline.config.models_config import resolve_checkpoint
     from ichpipe.pipeline.risk.feature_table import FeatureTable, read_features_csv
     from ichpipe.pipeline.risk.infer import load_predictor, predict
@@ -82,6 +83,8 @@ def predict_expansion(
         with open_store(config.store, create=False) as store:
             table = store_feature_table(store, clinical_mapping=mapping, allow_post_baseline=True,
                                         patients=list(dict.fromkeys(patients)))
+    # Patient IDs in error messages are masked unless --log-phi (the predictions on stdout name them).
+    remember_values("PatientID", table.patient_ids)
     predictions = predict(model, table, impute=cfg.impute_missing if impute is None else impute)
     if as_json:
         echo_json({"model": model.describe(), "predictions": [p.to_dict() for p in predictions]})
@@ -98,5 +101,15 @@ def predict_expansion(
     for p in predictions:
         flag = "" if p.above_threshold is None or not usable else (
             " above threshold" if p.above_threshold else " below threshold")
-        imputed = f" (imputed: {', '.join(p.imputed)})" if p.imputed else ""
+        imputed = f" (imputed {len(p.imputed)}: {_short(p.imputed)})" if p.imputed else ""
         click.echo(f"{p.patient_id}: probability of expansion {p.probability:.3f}{flag}{imputed}. {p.statement}")
+    guessed = [p for p in predictions if p.imputed]
+    if guessed:
+        click.echo(f"{len(guessed)} patient(s) had missing features filled with the training medians: "
+                   + ", ".join(f"{p.patient_id} ({len(p.imputed)})" for p in guessed)
+                   + "; their probabilities rest partly on those fills.")
+
+
+def _short(names: tuple[str, ...], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"

@@ -231,7 +231,8 @@ def predict(predictor: Predictor, table: FeatureTable, *, impute: bool = False) 
     ichpipe.errors.PredictorInputError
         If the table is of another feature space, or (without ``impute``) a
         required feature is absent from the table or empty in a row; the
-        message names the features (and the row number, not the patient).
+        message names the patients and their missing features (the command
+        line masks the IDs in it unless ``--log-phi``).
     """
     if table.n_patients == 0:
         raise PredictorInputError("The feature table has no rows to predict.")
@@ -257,13 +258,13 @@ def predict(predictor: Predictor, table: FeatureTable, *, impute: bool = False) 
             x[:, j] = table.values[:, index[name]]
     missing = np.isnan(x)
     if missing.any() and not impute:
-        row = int(np.flatnonzero(missing.any(axis=1))[0])
-        names = [required[j] for j in np.flatnonzero(missing[row])]
-        n_rows = int(missing.any(axis=1).sum())
+        rows = np.flatnonzero(missing.any(axis=1))
+        gaps = {table.patient_ids[i]: [required[j] for j in np.flatnonzero(missing[i])] for i in rows[:_LIST_AT_MOST]}
+        who = "; ".join(f"{pid}: {len(names)} ({_names(names)})" for pid, names in gaps.items())
+        more = f"; and {len(rows) - _LIST_AT_MOST} more patient(s)" if len(rows) > _LIST_AT_MOST else ""
         raise PredictorInputError(
-            f"Input row {row + 1} (of {n_rows} incomplete) has no value for {len(names)} required feature(s): "
-            f"{_names(names)}. Provide them, or allow imputation with training medians "
-            "(--impute / predictor.impute_missing)."
+            f"{len(rows)} patient(s) have no value for some required features - {who}{more}. Provide them, or "
+            "allow imputation with training medians (--impute / predictor.impute_missing)."
         )
     z = torch.as_tensor(predictor.transform.apply(x), dtype=torch.float32)
     with torch.no_grad():

@@ -97,3 +97,24 @@ def test_features_drop_and_fail(holed: Path, tmp_path: Path) -> None:
     assert "sub105" not in result.stderr and "[PatientID]: 62 missing" in result.stderr  # masked in errors
     assert "sub105: 62 missing" in result.stdout  # ... the listing on stdout says who
     assert not (tmp_path / "g.csv").exists()
+
+
+def test_predict_expansion_imputes_and_names_patients_without_radiomics(holed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.csv"
+    assert CliRunner().invoke(cli, ["features", "--contest", str(holed), "--out", str(out)]).exit_code == 0
+    args = ["predict-expansion", "--features", str(out), "--patient", "sub001", "--patient", GONE[0],
+            "--patient", GONE[1]]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "2 patient(s) have no value for some required features" in refused.stderr
+    assert "[PatientID]: 62 (" in refused.stderr and GONE[0] not in refused.stderr  # masked without --log-phi
+    named = CliRunner().invoke(cli, ["--log-phi", *args])
+    assert named.exit_code == 1 and f"{GONE[0]}: 62 (" in named.stderr and f"{GONE[1]}: 62 (" in named.stderr
+    result = CliRunner().invoke(cli, [*args, "--impute"])
+    assert result.exit_code == 0, result.output
+    lines = {ln.split(":")[0]: ln for ln in result.stdout.splitlines() if ln.startswith("sub")}
+    assert "imputed" not in lines["sub001"]
+    for pid in GONE:
+        assert "(imputed 62: HM_original_shape_Elongation" in lines[pid]
+        assert "cross-validated AUC" in lines[pid]  # every prediction carries the model's CV performance
+    assert f"2 patient(s) had missing features filled with the training medians: {GONE[0]} (62), {GONE[1]} (62)" \
+        in result.stdout

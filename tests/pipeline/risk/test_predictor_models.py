@@ -123,9 +123,9 @@ def test_prediction_refuses_missing_features_naming_them(checkpoint) -> None:
     values = table.values.copy()
     values[3, 1] = np.nan
     holes = FeatureTable(table.patient_ids, table.feature_names, values, table.feature_space)
-    with pytest.raises(PredictorInputError, match=r"Input row 4 .* HM_volume_ml") as info:
+    # The patient is named (the command line masks it unless --log-phi), with what it lacks.
+    with pytest.raises(PredictorInputError, match=rf"1 patient\(s\) .* - {table.patient_ids[3]}: 1 \(HM_volume_ml\)"):
         predict(model, holes)
-    assert table.patient_ids[3] not in str(info.value)
     imputed = predict(model, holes, impute=True)
     assert imputed[3].imputed == ("HM_volume_ml",) and imputed[2].imputed == ()
     assert predict(model, partial, impute=True)[0].imputed == (
