@@ -94,7 +94,8 @@ def test_predict_refuses_missing_features_with_exit_1(trained: dict[str, Path], 
     assert "HM_original_shape_Sphericity" in result.stderr
     imputed = CliRunner().invoke(cli, ["predict-expansion", "--features", str(partial), "--checkpoint", str(ckpt),
                                        "--impute", "--patient", "p003"])
-    assert imputed.exit_code == 0 and "imputed: HM_original_shape_Sphericity" in imputed.stdout
+    assert imputed.exit_code == 0 and "(imputed 1: HM_original_shape_Sphericity)" in imputed.stdout
+    assert "filled with the training medians: p003 (1)" in imputed.stdout
 
 
 def test_predict_usage_errors_exit_2_and_missing_checkpoint_exit_1(trained: dict[str, Path], tmp_path: Path) -> None:
