@@ -5,8 +5,13 @@ segment with a network or the threshold baseline, the baseline as a
 cross-check, volume along the normal and ABC/2, quality flags:
 :mod:`~ichpipe.pipeline.jobs.analyse_volume`) -> outputs (DICOM SEG, key image
 PNG, Secondary Capture, NIfTI, each carrying the flags) -> results store ->
-report. Outputs go to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` and
-every file is written atomically.
+DICOM SR (it carries the flags and the change since the patient's baseline
+scan, known once the store has the measurement) -> report. A
+``.nii``/``.nii.gz`` path instead of a study runs
+:func:`ichpipe.pipeline.jobs.nifti_study.run_nifti` (no DICOM outputs: there
+are no source instances to reference). Outputs go to
+``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` and every file is written
+atomically.
 
 A flagged volume is written and reported like any other, beside its flags;
 ``strict`` (``run --strict``, ``quality.strict``) only changes the exit status,
@@ -17,27 +22,26 @@ fails leaves no file of its own and no empty folder behind.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ichpipe import __version__
-from ichpipe.atomic import atomic_write
 from ichpipe.dicom_io.assemble import assemble_series
 from ichpipe.dicom_io.frame_of_reference import frame_of_reference
 from ichpipe.dicom_io.study import scan_files, scan_study
-from ichpipe.errors import CheckpointError, OutputError, UsageError
+from ichpipe.errors import CheckpointError, OutputBuildError, OutputError, UsageError
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
+from ichpipe.pipeline.jobs.study_outputs import OutputRun, remove_outputs, write_image_outputs, write_json, write_sr
 from ichpipe.pipeline.outputs.paths import series_output_dir
 from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
-from ichpipe.pipeline.outputs.series_outputs import SeriesOutputs, write_series_outputs
 from ichpipe.pipeline.quality.flags import QualityFlag
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.segment.threshold import BASELINE_LIMITS, ThresholdSegmenter
@@ -54,7 +58,7 @@ class RunOptions:
     Parameters
     ----------
     study:
-        Study folder, DICOMDIR or zip.
+        Study folder, DICOMDIR or zip; or a NIfTI CT (``.nii``, ``.nii.gz``).
     out:
         Output root; ``None`` uses ``outputs.directory`` from the config.
     segmenter:
@@ -141,15 +145,6 @@ def build_segmenter(
     return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
 
 
-def _write_json(path: Path, obj: Any) -> Path:
-    data = (json.dumps(obj, indent=2) + "\n").encode("utf-8")
-
-    def write(fh: BinaryIO) -> None:
-        fh.write(data)
-
-    return atomic_write(path, write)
-
-
 def run_study(
     options: RunOptions,
     config: Config,
@@ -175,6 +170,12 @@ def run_study(
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
+    from ichpipe.pipeline.jobs.nifti_study import is_nifti_input, run_nifti
+
+    strict = config.quality.strict if options.strict is None else options.strict
+    if options.files is None and is_nifti_input(study):
+        report, out_dir, flags = run_nifti(study, out_root, config, segmenter, timer)
+        return RunResult(report=report, output_dir=out_dir, flags=flags, strict=strict)
     started = time.perf_counter()
     if options.files is not None:
         scanning = scan_files(options.files, root=study, selection=config.selection, geometry=config.geometry)
@@ -203,25 +204,26 @@ def run_study(
         with timer.stage("features"):
             features = compute_features(volume, mask, config=config.predictor.features)
     info = segmenter.describe()
-    written = SeriesOutputs()
+    run = OutputRun(segmenter=info, when=datetime.now(), flags=tuple(quality.flags))
     created = _make_dirs(out_dir)
+    outputs: dict[str, str] = {}
     try:
         with timer.stage("outputs"):
-            write_series_outputs(out_dir, volume, mask, measurement, info, quality.flags, config, outputs=written)
-        for name, reason in written.skipped.items():
-            quality.add([QualityFlag("output_skipped", f"The {_OUTPUT_NAMES.get(name, name)} was not written: {reason}"
-                                     " The volume and the other outputs are unaffected.")], "outputs")
-        outputs = dict(written.written)
+            outputs, seg, skipped = write_image_outputs(out_dir, volume, mask, measurement, config, run)
+        for name, reason in skipped.items():
+            quality.add([QualityFlag("output_skipped", f"The {_OUTPUT_NAMES.get(name, name)} was not written:"
+                                     f" {reason} The volume and the other outputs are unaffected.")], "outputs")
         identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
                                   series_uid=volume.series_uid)
         for_uid, for_derived = frame_of_reference(volume)
         extra = {
+            "input": {"format": "dicom", "path": str(study)},
             "series_selection": scan.selection.reasons(chosen.series.key),
             "segmenter_details": {k: v for k, v in info.items()
                                   if k not in ("name", "checkpoint_sha256", "version")},
             "quality": quality.to_dict(),
             "frame_of_reference": {"uid": for_uid, "derived": for_derived},
-            "outputs_skipped": dict(written.skipped),
+            "outputs_skipped": dict(skipped),
         }
         report_path = out_dir / "report.json"
         if config.outputs.report:
@@ -242,21 +244,31 @@ def run_study(
             report["features"] = features
         if config.outputs.record_in_store:
             with timer.stage("store"):
-                _record(report, config)
-            report["timings_s"] = timer.to_dict()
+                serial = _record(report, config, source=study)
+            if serial is not None:
+                report["serial"] = serial
+        if config.outputs.sr:
+            with timer.stage("sr"):
+                try:
+                    report["outputs"]["sr"] = str(write_sr(out_dir, volume, report, seg, config, run))
+                except OutputBuildError as exc:
+                    skipped["sr"] = str(exc)
+                    quality.add([QualityFlag("output_skipped", f"The DICOM SR was not written: {exc} The volume"
+                                             " and the other outputs are unaffected.")], "outputs")
+                    report["quality"], report["outputs_skipped"] = quality.to_dict(), dict(skipped)
+        report["timings_s"] = timer.to_dict()
         if config.outputs.deidentify:
             from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
 
             report = deidentify_report(report)
         if config.outputs.report:
-            _write_json(report_path, report)
+            write_json(report_path, report)
     except BaseException:
-        # every file is written atomically; this removes the complete ones of an
-        # incomplete set, and the folders this run created if they are left empty
-        _remove_outputs(written.written)
+        # every file is written atomically; this removes the complete ones of an incomplete set,
+        # and the folders this run created when they are left empty
+        remove_outputs(outputs)
         _remove_empty_dirs(created)
         raise
-    strict = config.quality.strict if options.strict is None else options.strict
     return RunResult(report=report, output_dir=out_dir, flags=tuple(quality.flags), strict=strict)
 
 
@@ -289,23 +301,24 @@ def _remove_empty_dirs(folders: list[Path]) -> None:
             break  # not empty (another run's files) or gone: leave it and its parents
 
 
-def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> None:
-    """Remove the files this run wrote (after a later output failed), so no incomplete set is left."""
-    for value in outputs.values():
-        path = Path(value)
-        if path == keep:
-            continue
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("could not remove %s after a failed output: %s", path, exc.strerror or exc)
-
-
-def _record(report: dict[str, Any], config: Config) -> None:
+def _record(report: dict[str, Any], config: Config, *, source: Path) -> dict[str, Any] | None:
+    """Record the measurement; return where the series stands on its patient's timeline (``serial``)."""
+    from ichpipe.pipeline.serial.baseline_change import serial_block
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")
-        return
+        return None
+    when = report.get("acquisition_datetime")
+    if not when:
+        log.warning("series has no acquisition date or time; it is recorded but left off the timeline")
+    elif "T" not in str(when):
+        log.warning("series has an acquisition date but no time of day; the timeline treats its time as "
+                    "anywhere in that day")
+    record = measurement_from_report(report, source_path=str(source.resolve()))
     with open_store(config.store) as store:
-        record_measurement(store, measurement_from_report(report))
+        used = record_measurement(store, record)
+        if not used:
+            log.warning("accession %s keeps the series a user chose (`ichpipe timeline prefer`); this series is "
+                        "recorded beside it and not used in the timeline", report.get("accession_number") or "")
+        return serial_block(store, report, config.expansion.rule())

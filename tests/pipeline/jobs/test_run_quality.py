@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from ichpipe.errors import DicomInputError, OutputBuildError, StoreError
 from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.jobs import run_study as run_job
 from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
-from ichpipe.pipeline.outputs.series_outputs import key_image_caption, seg_descriptions
+from ichpipe.pipeline.jobs.study_outputs import OutputRun, key_image_caption, seg_content_description
 from ichpipe.pipeline.quality import QualityFlag
 from ichpipe.pipeline.serial.store import list_measurements, open_store
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
@@ -67,23 +68,23 @@ def test_series_without_frame_of_reference_is_measured_and_written_whole(tmp_pat
 
 
 def test_a_seg_that_cannot_be_built_is_skipped_with_a_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ichpipe.dicom_io import seg as seg_module
+    from ichpipe.pipeline.jobs import study_outputs
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise OutputBuildError("highdicom could not build the DICOM SEG (ValueError: test).")
 
-    monkeypatch.setattr(seg_module, "build_seg", refuse)
+    monkeypatch.setattr(study_outputs, "build_seg", refuse)
     study = _study(tmp_path, "plain")
     result = run_study(RunOptions(study=study, out=tmp_path / "out", segmenter="threshold"), _config(tmp_path))
     report = result.report
     assert "seg" not in report["outputs"] and "seg" in report["outputs_skipped"]
     assert [f["code"] for f in report["quality"]["flags"]] == ["output_skipped"]
-    assert {"key_image.png", "key_image_sc.dcm", "report.json"} == set(_files(result.output_dir))
+    assert {"key_image.png", "key_image_sc.dcm", "report.json", "sr.dcm"} == set(_files(result.output_dir))
     assert report["hematoma"]["volume_ml"] > 25.0
 
 
 def test_a_failed_run_leaves_no_file_and_no_empty_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_store(report: object, config: object) -> None:
+    def broken_store(report: object, config: object, **kwargs: object) -> None:
         raise StoreError("the store cannot be written (test)")
 
     monkeypatch.setattr(run_job, "_record", broken_store)
@@ -106,9 +107,9 @@ def test_flagged_run_writes_everything_and_strict_only_changes_the_exit_code(tmp
     assert report["quality"]["flagged"] is True
     assert report["quality"]["intracranial"]["method"].startswith("closed ring of stripped-skull voxels")
     seg = pydicom.dcmread(strict.output_dir / "seg.dcm")
-    assert seg.SeriesDescription.endswith("FLAGGED") and "skull_absent" in seg.ContentDescription
+    assert "FLAGGED" in seg.SeriesDescription and "skull_absent" in seg.ContentDescription
     sc = pydicom.dcmread(strict.output_dir / "key_image_sc.dcm")
-    assert sc.SeriesDescription.endswith("FLAGGED") and "No skull in the image" in sc.DerivationDescription
+    assert "FLAGGED" in sc.SeriesDescription and "No skull in the image" in sc.DerivationDescription
     with open_store(config.store) as store:
         assert len(list_measurements(store, patient_id=report["patient_id"])) == 1
 
@@ -164,15 +165,21 @@ def test_captions_and_descriptions_carry_the_flags() -> None:
     mask[1:3, 2:5, 2:5] = True
     measurement = measure_hematoma(mask, geometry)
     flags = [QualityFlag("skull_open", "The bone ring is open."), QualityFlag("hu_clipped", "Clipped.")]
-    network = {"name": "sa_cbam_unet_slim", "baseline": False}
-    lines = key_image_caption(measurement, network, flags)
+    when = datetime(2026, 3, 2, 8, 5)
+    network = {"name": "sa_cbam_unet_slim", "baseline": False, "checkpoint_sha256": "ab" * 32}
+    lines = key_image_caption(measurement, OutputRun(segmenter=network, when=when, flags=flags))
     assert any("QUALITY FLAGS: skull_open, hu_clipped" in line for line in lines)
     assert lines[-1].startswith("Research use only")
-    assert "Quality flags: none" in key_image_caption(measurement, network, [])
-    series, content = seg_descriptions({"name": "threshold", "baseline": True}, flags * 5)
-    assert len(series) <= 64 and len(content) <= 64
-    assert series == "ICH hematoma SEG (threshold baseline) FLAGGED"
-    assert content.startswith("FLAGGED: skull_open, hu_clipped") and content.endswith("not for diagnosis")
+    assert "Quality flags: none" in key_image_caption(measurement, OutputRun(segmenter=network, when=when))
+    baseline = OutputRun(segmenter={"name": "threshold", "baseline": True}, when=when, flags=flags)
+    assert "Baseline: misses blood < 50 HU" in key_image_caption(measurement, baseline)
+    series = baseline.identity("seg")["series_description"]
+    assert series == "ichpipe SEG threshold baseline FLAGGED 2026-03-02 08:05" and len(series) <= 64
+    long_name = OutputRun(segmenter=network, when=when, flags=flags).identity("sc")["series_description"]
+    assert "FLAGGED" in long_name and len(long_name) <= 64
+    content = seg_content_description(flags * 5)
+    assert len(content) <= 64 and content.startswith("FLAGGED: skull_open, hu_clipped")
+    assert content.endswith("not for diagnosis")
 
 
 def test_missing_checkpoint_message_says_the_threshold_method_is_a_baseline(tmp_path: Path) -> None:
@@ -183,3 +190,23 @@ def test_missing_checkpoint_message_says_the_threshold_method_is_a_baseline(tmp_
     with pytest.raises(CheckpointError, match=r"classical HU-threshold baseline, not a trained model: it misses blood"
                                               r" below 50 HU"):
         build_segmenter(options, _config(tmp_path))
+
+
+def test_a_nifti_ct_gets_the_same_quality_block(tmp_path: Path) -> None:
+    """run on a NIfTI CT (a skull- and air-stripped phantom converted by hand): flags as for DICOM."""
+    import nibabel as nib
+
+    from ichpipe.dicom_io import assemble_series, scan_study
+    from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS
+
+    study = _study(tmp_path, "stripped", export="skull_air_stripped")
+    with scan_study(study) as scan:
+        volume = assemble_series(scan.require_selected().series)
+    affine = np.linalg.inv(LPS_FROM_RAS) @ volume.geometry.affine_lps()
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(volume.hu.transpose(2, 1, 0)), affine), tmp_path / "ct.nii.gz")
+    result = run_study(RunOptions(study=tmp_path / "ct.nii.gz", out=tmp_path / "out", segmenter="threshold",
+                                  strict=True), _config(tmp_path))
+    assert result.report["input"]["format"] == "nifti"
+    assert {"skull_absent", "hu_no_air"} <= set(result.report["quality"]["codes"])
+    assert result.exit_code == 1
+    assert result.report["hematoma"]["volume_ml"] == pytest.approx(30.0, rel=0.1)

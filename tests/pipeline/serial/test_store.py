@@ -147,11 +147,16 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert all(m.issuer_of_patient_id == "" and m.source == "dicom" for m in rows.values())
         # Two series of accession A1: the latest recorded keeps the preferred mark.
         assert (rows["1.1"].preferred, rows["1.2"].preferred, rows["2.1"].preferred) == (False, True, True)
-        # The version-2 table works.
-        upsert_clinical(store, [ClinicalRecord(patient_id="P1", onset_to_first_scan_h=1.5)])
-        assert get_clinical(store, "P1") is not None
-        # Version 4: rows measured before have no quality flags (NULL reads as none).
-        assert all(m.quality_flags == () for m in rows.values())
+        # Version 4: no user ever chose a series, so the marks are automatic; nothing is flagged;
+        # the precision of the old times is unknown (08:00 is a real time of day).
+        assert (rows["1.1"].preferred_by, rows["1.2"].preferred_by) == (None, "auto")
+        assert all(m.quality_flags == () and m.acquisition_precision is None for m in rows.values())
+        assert rows["1.2"].method == ("sa_cbam_unet", "abc") and rows["1.2"].time_known
+        # The version-2 table works, with version 4's surgery time.
+        upsert_clinical(store, [ClinicalRecord(patient_id="P1", onset_to_first_scan_h=1.5,
+                                               surgery_datetime=datetime(2024, 3, 1, 20, 0))])
+        c = get_clinical(store, "P1")
+        assert c is not None and c.surgery_datetime == datetime(2024, 3, 1, 20, 0)
     con = sqlite3.connect(path)
     try:
         assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
@@ -281,23 +286,3 @@ def test_store_url_works_for_sqlite(tmp_path: Path) -> None:
         record_measurement(store, rec("1.1"))
         assert len(list_measurements(store)) == 1
         assert store.is_sqlite
-
-
-def test_quality_flags_of_a_report_are_stored_and_read_back(store_config: StoreConfig) -> None:
-    report = {"patient_id": "P9", "series_instance_uid": "9.1", "acquisition_datetime": "2024-03-01T08:00:00",
-              "hematoma": {"volume_ml": 0.0, "abc2_ml": 0.0}, "segmenter": {"name": "threshold"},
-              "quality": {"flags": [{"code": "skull_absent", "message": "No skull in the image.", "value": 0.0,
-                                     "threshold": 0.5}]}}
-    with open_store(store_config) as store:
-        record_measurement(store, measurement_from_report(report))
-        (row,) = list_measurements(store, patient_id="P9")
-    assert [dict(f) for f in row.quality_flags] == [
-        {"code": "skull_absent", "message": "No skull in the image.", "value": 0.0}]
-
-
-def test_an_unreadable_quality_block_is_kept_as_a_flag() -> None:
-    from ichpipe.pipeline.serial.store.records import quality_flags_from_report
-
-    assert quality_flags_from_report({}) == ()
-    (flag,) = quality_flags_from_report({"quality": {"flags": "skull_open"}})
-    assert flag["code"] == "quality_unreadable"
