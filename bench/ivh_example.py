@@ -5,12 +5,14 @@ Usage (from the repository root, in the project's venv)::
     python bench/ivh_example.py [--png docs/ivh_example_overlay.png] [--json FILE]
 
 ``../shared/data/ct-real-ich/ivh-deepbleed-example.nii.gz`` (0.46 x 0.46 x 5 mm,
-skull-stripped: skull and air set to 0 HU, clipped at 320 HU) is a NIfTI image;
-``ichpipe run`` reads DICOM only on this branch, so the image is turned into a
-:class:`~ichpipe.dicom_io.assemble.CTVolume` with the geometry of its header and
-measured by :func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume`, the code
-``run`` uses: the threshold baseline, and the shipped default network with the
-baseline as its cross-check. Both volumes are printed with their quality flags.
+skull-stripped: skull and air set to 0 HU, clipped at 320 HU) is a NIfTI image
+(``ichpipe run --study`` on it gives the same report for one segmenter). Here it
+is turned into a :class:`~ichpipe.dicom_io.assemble.CTVolume` with the geometry
+of its header and measured by
+:func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume`, the code ``run``
+uses, with both segmenters: the threshold baseline, and the shipped default
+network with the baseline as its cross-check. Both volumes are printed with
+their quality flags, and the overlay is drawn.
 
 There is no expert mask for this image. The reference drawn in the overlay is
 semi-automatic (made by the helper who studied the image, rebuilt here): two
