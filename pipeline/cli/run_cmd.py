@@ -90,8 +90,11 @@ class _Progress:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output root (default: outputs.directory in the config, ./ichpipe-out).")
 @click.option("--segmenter", default=None, help="threshold or a network name (default: models.default_segmenter).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Network checkpoint (default: models.default_checkpoint).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Network checkpoint (default: models.default_checkpoint); for --segmenter blast_ct, the"
+                   " folder of its model_1.pt ... model_12.pt.")
+@click.option("--blast-models", type=click.IntRange(1, 12), default=None,
+              help="--segmenter blast_ct: how many of its 12 models to average (default: blast_ct.models).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where networks run (default: inference.device, auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the study report as JSON on stdout.")
@@ -101,8 +104,9 @@ class _Progress:
               help="Exit 1 when any quality flag is raised, after writing every output (quality.strict).")
 @config_option
 @handle_errors
-def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, device: str | None,
-        as_json: bool, deidentify: bool | None, strict: bool | None, config_path: Path | None) -> None:
+def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, blast_models: int | None,
+        device: str | None, as_json: bool, deidentify: bool | None, strict: bool | None,
+        config_path: Path | None) -> None:
     """Segment the hematoma in STUDY, measure it and write SEG, key image and report.
 
     Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/. Every reason the
@@ -113,7 +117,7 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     """
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
-                         device=device, strict=strict)  # type: ignore[arg-type]
+                         device=device, strict=strict, blast_models=blast_models)  # type: ignore[arg-type]
     result = run_study(options, config, progress=_Progress())
     if as_json:
         echo_json(result.report)

@@ -159,6 +159,8 @@ def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, 
                    "quality": quality.to_dict(), "outputs_skipped": skipped},
         )
         report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
+        if analysis.types is not None:
+            report["hematoma_types"] = analysis.types
         if config.outputs.report:
             write_json(out_dir / "report.json", report)
     except OutputError:

@@ -73,6 +73,9 @@ class RunOptions:
     strict:
         Any quality flag makes the exit status 1 (after every output was
         written); ``None`` uses ``quality.strict`` from the config.
+    blast_models:
+        For ``--segmenter blast_ct``: how many of its twelve models to average;
+        ``None`` uses ``blast_ct.models`` from the config.
     """
 
     study: Path
@@ -82,6 +85,7 @@ class RunOptions:
     device: Device | None = None
     files: tuple[Path, ...] | None = None
     strict: bool | None = None
+    blast_models: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ def build_segmenter(
         return ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
     if name is not None and name not in segmenter_choices():
         raise UsageError(f"Unknown segmenter '{name}'; choose one of: {', '.join(segmenter_choices())}.")
+    if name == "blast_ct":
+        return _build_blast_ct(options, config, progress=progress)
     checkpoint = options.checkpoint or resolve_checkpoint(config.models.default_checkpoint)
     if not checkpoint.is_file():
         raise CheckpointError(
@@ -143,6 +149,30 @@ def build_segmenter(
     if options.device is not None:
         inference = replace(inference, device=options.device)
     return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
+
+
+def _build_blast_ct(
+    options: RunOptions, config: Config, *, progress: Callable[[int, int], None] | None = None
+) -> Segmenter:
+    """The peer BLAST-CT v1 from ``--checkpoint DIR`` (or ``blast_ct.weights_dir``)."""
+    from ichpipe.pipeline.segment.blast_ct import WEIGHTS_HINT, BlastCtSegmenter
+
+    folder = options.checkpoint or (Path(config.blast_ct.weights_dir) if config.blast_ct.weights_dir else None)
+    if folder is None:
+        raise CheckpointError(f"--segmenter blast_ct needs the folder of its weights. {WEIGHTS_HINT}")
+    if not folder.is_dir():
+        raise CheckpointError(f"--segmenter blast_ct: {folder} is not a folder. {WEIGHTS_HINT}")
+    settings = config.blast_ct
+    if options.blast_models is not None:
+        try:
+            settings = replace(settings, models=options.blast_models)
+        except ValueError as exc:
+            raise UsageError(f"--blast-models: {exc}") from exc
+    inference = config.inference
+    if options.device is not None:
+        inference = replace(inference, device=options.device)
+    return BlastCtSegmenter(folder, config=settings, inference=inference, anatomy=config.anatomy,
+                            sha256_allowlist=config.models.checkpoint_sha256_allowlist, progress=progress)
 
 
 def run_study(
@@ -240,6 +270,8 @@ def run_study(
             extra=extra,
         )
         report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
+        if analysis.types is not None:
+            report["hematoma_types"] = analysis.types
         if features is not None:
             report["features"] = features
         if config.outputs.record_in_store:
