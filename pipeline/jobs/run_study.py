@@ -128,8 +128,10 @@ def build_segmenter(
         return _build_blast_ct(options, config, progress=progress)
     checkpoint = options.checkpoint or resolve_checkpoint(config.models.default_checkpoint)
     if not checkpoint.is_file():
+        what = "is a folder (folders of weights are for --segmenter blast_ct)" if checkpoint.is_dir() else \
+            "does not exist"
         raise CheckpointError(
-            f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} does not exist."
+            f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} {what}."
             " Pass --checkpoint FILE or set models.default_checkpoint in the config. --segmenter threshold"
             " needs no checkpoint, but it is a classical HU-threshold baseline, not a trained model:"
             f" {BASELINE_LIMITS} (see MODEL_CARD.md)."
