@@ -1,10 +1,20 @@
 """The main job: one study folder in, segmentation, volume and outputs out.
 
-discover -> select series -> assemble -> segment (window, network or
-threshold) -> measure (volume along the normal, ABC/2) -> outputs (report,
-DICOM SEG, key image PNG, Secondary Capture, NIfTI) -> results store.
-Outputs go to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` and every file
-is written atomically.
+Three steps, each its own function, so that what is computed and what is
+written stay apart:
+
+1. :func:`analyse_study` -- discover -> select series -> assemble -> segment
+   (window, network or threshold) -> measure (volume along the normal, ABC/2)
+   -> imaging features; writes nothing;
+2. :func:`write_study_outputs` -- DICOM SEG, key image PNG, Secondary Capture,
+   NIfTI into ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/``, every file
+   atomically;
+3. :func:`study_report` -- the study report (and its row in the results
+   store when asked), de-identified when the config says so.
+
+:func:`run_study` (``ichpipe run``, ``ichpipe batch``) does all three and
+writes ``report.json``; :func:`ichpipe.run_study` (the Python API) writes
+files and store rows only when asked.
 """
 
 from __future__ import annotations
@@ -38,7 +48,16 @@ from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_stu
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 
-__all__ = ["RunOptions", "RunResult", "build_segmenter", "run_study"]
+__all__ = [
+    "RunOptions",
+    "RunResult",
+    "StudyAnalysis",
+    "analyse_study",
+    "build_segmenter",
+    "run_study",
+    "study_report",
+    "write_study_outputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +92,43 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class StudyAnalysis:
+    """What one run computed, before anything is written.
+
+    Attributes
+    ----------
+    volume:
+        The selected series as a HU volume, sorted along the normal, with its geometry and headers.
+    mask:
+        Boolean hematoma mask, same shape as ``volume.hu``.
+    measurement:
+        Volume along the normal, ABC/2 and per-slice areas of ``mask``.
+    segmenter:
+        What produced the mask (:meth:`~ichpipe.pipeline.segment.Segmenter.describe`).
+    features:
+        Imaging features when ``predictor.features.enabled``, else ``None``.
+    selection_reasons:
+        Why this series was selected (each rule's verdict).
+    timer:
+        Seconds per stage so far (later steps add theirs).
+    """
+
+    volume: CTVolume
+    mask: np.ndarray
+    measurement: HematomaMeasurement
+    segmenter: dict[str, Any]
+    features: dict[str, Any] | None
+    selection_reasons: list[str]
+    timer: StageTimer
+
+
+@dataclass(frozen=True)
 class RunResult:
-    """The study report and where the outputs went."""
+    """The study report, where the outputs went, and what was computed."""
 
     report: dict[str, Any]
     output_dir: Path
+    analysis: StudyAnalysis
 
     @property
     def exit_code(self) -> int:
@@ -148,6 +199,29 @@ def _write_png(path: Path, rgb: np.ndarray) -> Path:
     return atomic_write(path, lambda fh: Image.fromarray(rgb, mode="RGB").save(fh, format="PNG"))
 
 
+def write_study_outputs(
+    analysis: StudyAnalysis, out_root: Path, config: Config, *, segmenter: Segmenter
+) -> tuple[Path, dict[str, str]]:
+    """Write the outputs ``config.outputs`` asks for into ``out_root/<StudyUID>/<SeriesUID>/``.
+
+    Returns
+    -------
+    tuple of (Path, dict)
+        The series' output folder and output name -> path (``report.json`` is
+        written by :func:`run_study`, after the report lists it).
+
+    Raises
+    ------
+    OutputError
+        When a file cannot be written; the files of the incomplete set are removed.
+    """
+    volume = analysis.volume
+    out_dir = series_output_dir(out_root, volume.study_uid, volume.series_uid)
+    with analysis.timer.stage("outputs"):
+        outputs = _write_outputs(out_dir, volume, analysis.mask, analysis.measurement, segmenter, config)
+    return out_dir, outputs
+
+
 def _write_outputs(
     out_dir: Path,
     volume: CTVolume,
@@ -212,6 +286,107 @@ def _write_each_output(
         outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
 
 
+def analyse_study(
+    options: RunOptions, config: Config, *, segmenter: Segmenter, timer: StageTimer | None = None
+) -> StudyAnalysis:
+    """Select, assemble, segment and measure one study; writes nothing.
+
+    Parameters
+    ----------
+    options:
+        The study (and ``files``, when only some of its files count).
+    config:
+        The configuration.
+    segmenter:
+        The segmenter to use (:func:`build_segmenter`).
+    timer:
+        Stage timer to add to (a new one when ``None``).
+
+    Raises
+    ------
+    ichpipe.errors.IchpipeError
+        Any failure, with a message naming the file or series and what to do.
+    """
+    timer = timer or StageTimer()
+    study = Path(options.study)
+    started = time.perf_counter()
+    if options.files is not None:
+        scanning = scan_files(options.files, root=study, selection=config.selection, geometry=config.geometry)
+    else:
+        scanning = scan_study(study, discovery=config.discovery, selection=config.selection,
+                              geometry=config.geometry)
+    with scanning as scan:
+        timer.seconds["scan"] = time.perf_counter() - started
+        chosen = scan.require_selected()
+        with timer.stage("assemble"):
+            volume = assemble_series(chosen.series, config=config.geometry)
+        reasons = scan.selection.reasons(chosen.series.key)
+    first = volume.first
+    # identifiers are masked by the command line's log formatter unless --log-phi
+    log.info("series %s: patient %s (%s), born %s, accession %s; %d slices", volume.series_uid,
+             first.get("PatientID", ""), first.get("PatientName", ""), first.get("PatientBirthDate", ""),
+             first.get("AccessionNumber", ""), volume.hu.shape[0])
+    with timer.stage("segment"):
+        mask = segmenter.segment(volume)
+    with timer.stage("measure"):
+        measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
+    features: dict[str, Any] | None = None
+    if config.predictor.features.enabled:
+        from ichpipe.pipeline.measure.features.extract import compute_features
+
+        with timer.stage("features"):
+            features = compute_features(volume, mask, config=config.predictor.features)
+    return StudyAnalysis(volume=volume, mask=mask, measurement=measurement, segmenter=dict(segmenter.describe()),
+                         features=features, selection_reasons=reasons, timer=timer)
+
+
+def study_report(
+    analysis: StudyAnalysis, config: Config, *, outputs: dict[str, str] | None = None, record: bool = False
+) -> dict[str, Any]:
+    """The study report of ``analysis``; with ``record``, also its row in the results store.
+
+    Parameters
+    ----------
+    analysis:
+        What :func:`analyse_study` computed.
+    config:
+        The configuration (``outputs.deidentify`` de-identifies the report; ``store`` says where to record).
+    outputs:
+        Output name -> path of the files written; ``None`` for none.
+    record:
+        Record the measurement in the results store (a series without PatientID is not recorded).
+    """
+    volume, info, timer = analysis.volume, analysis.segmenter, analysis.timer
+    identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
+                              series_uid=volume.series_uid)
+    extra = {
+        "series_selection": analysis.selection_reasons,
+        "segmenter_details": {k: v for k, v in info.items() if k not in ("name", "checkpoint_sha256", "version")},
+    }
+    report = build_study_report(
+        identity=identity,
+        geometry=volume.geometry,
+        hematoma=analysis.measurement,
+        segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
+                                version=str(info.get("version") or __version__)),
+        outputs=outputs or {},
+        timings=timer,
+        warnings=volume.warnings,
+        extra=extra,
+    )
+    if analysis.features is not None:
+        report["features"] = analysis.features
+    if record:
+        with timer.stage("store"):
+            _record(report, config)
+        report["timings_s"] = timer.to_dict()
+    if config.outputs.deidentify:
+        from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
+
+        report = deidentify_report(report)
+    return report
+
+
 def run_study(
     options: RunOptions,
     config: Config,
@@ -219,10 +394,11 @@ def run_study(
     progress: Callable[[int, int], None] | None = None,
     segmenter: Segmenter | None = None,
 ) -> RunResult:
-    """Run the main job on one study.
+    """Run the main job on one study: analyse, write the outputs and ``report.json``, record in the store.
 
     ``segmenter``, when given, is used instead of building one from ``options``
-    (a batch builds it once and reuses it for every study).
+    (a batch builds it once and reuses it for every study). What is written
+    and recorded is what ``config.outputs`` says.
 
     Raises
     ------
@@ -237,73 +413,19 @@ def run_study(
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
-    started = time.perf_counter()
-    if options.files is not None:
-        scanning = scan_files(options.files, root=study, selection=config.selection, geometry=config.geometry)
-    else:
-        scanning = scan_study(study, discovery=config.discovery, selection=config.selection,
-                              geometry=config.geometry)
-    with scanning as scan:
-        timer.seconds["scan"] = time.perf_counter() - started
-        chosen = scan.require_selected()
-        with timer.stage("assemble"):
-            volume = assemble_series(chosen.series, config=config.geometry)
-    first = volume.first
-    # identifiers are masked by the command line's log formatter unless --log-phi
-    log.info("series %s: patient %s (%s), born %s, accession %s; %d slices", volume.series_uid,
-             first.get("PatientID", ""), first.get("PatientName", ""), first.get("PatientBirthDate", ""),
-             first.get("AccessionNumber", ""), volume.hu.shape[0])
-    out_dir = series_output_dir(out_root, volume.study_uid, volume.series_uid)
-    with timer.stage("segment"):
-        mask = segmenter.segment(volume)
-    with timer.stage("measure"):
-        measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
-    features: dict[str, Any] | None = None
-    if config.predictor.features.enabled:
-        from ichpipe.pipeline.measure.features.extract import compute_features
-
-        with timer.stage("features"):
-            features = compute_features(volume, mask, config=config.predictor.features)
-    with timer.stage("outputs"):
-        outputs = _write_outputs(out_dir, volume, mask, measurement, segmenter, config)
-    info = segmenter.describe()
-    identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
-                              series_uid=volume.series_uid)
-    extra = {
-        "series_selection": scan.selection.reasons(chosen.series.key),
-        "segmenter_details": {k: v for k, v in info.items() if k not in ("name", "checkpoint_sha256", "version")},
-    }
+    analysis = analyse_study(options, config, segmenter=segmenter, timer=timer)
+    out_dir, outputs = write_study_outputs(analysis, out_root, config, segmenter=segmenter)
     report_path = out_dir / "report.json"
     if config.outputs.report:
         outputs["report"] = str(report_path)
-    report = build_study_report(
-        identity=identity,
-        geometry=volume.geometry,
-        hematoma=measurement,
-        segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
-                                version=str(info.get("version") or __version__)),
-        outputs=outputs,
-        timings=timer,
-        warnings=volume.warnings,
-        extra=extra,
-    )
-    if features is not None:
-        report["features"] = features
-    if config.outputs.record_in_store:
-        with timer.stage("store"):
-            _record(report, config)
-        report["timings_s"] = timer.to_dict()
-    if config.outputs.deidentify:
-        from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
-
-        report = deidentify_report(report)
+    report = study_report(analysis, config, outputs=outputs, record=config.outputs.record_in_store)
     if config.outputs.report:
         try:
             _write_json(report_path, report)
         except OutputError:
             _remove_outputs(outputs, keep=report_path)
             raise
-    return RunResult(report=report, output_dir=out_dir)
+    return RunResult(report=report, output_dir=out_dir, analysis=analysis)
 
 
 def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> None:
