@@ -41,13 +41,13 @@ from ichpipe.pipeline.synthetic.phantom.render import (
 from ichpipe.pipeline.synthetic.phantom.series_writers import (
     THIN_SPACING_MM,
     LabelArray,
-    _axial_info,
-    _scan_key,
-    _Series,
-    _write_axial,
-    _write_localizer,
-    _write_summary,
-    _write_thin,
+    WrittenSeries,
+    axial_series_info,
+    scan_key,
+    write_axial_series,
+    write_localizer_series,
+    write_summary_series,
+    write_thin_series,
 )
 from ichpipe.pipeline.synthetic.phantom.spec import PhantomSpec
 from ichpipe.pipeline.synthetic.phantom.stack_plan import rng_for
@@ -226,7 +226,7 @@ def _hematoma_truth(
     }
 
 
-def _series_entry(series: _Series) -> dict[str, Any]:
+def _series_entry(series: WrittenSeries) -> dict[str, Any]:
     info = series.info
     return {
         "role": info.role,
@@ -301,7 +301,7 @@ def render_phantom(spec: PhantomSpec) -> PhantomArrays:
         clean, planned[k] = sample_plane(model, points)
         hu[written.index(k)] = reconstruct(
             model, clean, points, pixel_spacing_mm=plan.pixel_spacing_mm, kernel=SOFT_KERNEL,
-            noise_rng=rng_for(spec.seed, "noise", _scan_key(spec, identity), "main", k),
+            noise_rng=rng_for(spec.seed, "noise", scan_key(spec, identity), "main", k),
         )
     spacing = (plan.pixel_spacing_mm, plan.pixel_spacing_mm)
     volume, _ = voxel_volume_ml(planned, plan.nominal_thickness_mm, spacing)
@@ -397,45 +397,47 @@ def _write_all(
     dicom_dir = root / DICOM_DIR_NAME
     dicom_dir.mkdir()
     thickness_text = f"{spec.nominal_thickness_mm:g}MM"
-    main_info = _axial_info(
+    main_info = axial_series_info(
         identity, role="main", number=2, description=f"HEAD STD {thickness_text}", kernel=SOFT_KERNEL,
         window=(40.0, 80.0),
     )
     axial: list[tuple[SeriesInfo, Kernel, float, bool]] = [(main_info, SOFT_KERNEL, 1.0, True)]
     if "bone" in spec.distractors:
-        bone_info = _axial_info(
+        bone_info = axial_series_info(
             identity, role="bone", number=3, description=f"HEAD BONE {thickness_text}", kernel=BONE_KERNEL,
             window=(500.0, 2000.0),
         )
         axial.append((bone_info, BONE_KERNEL, 1.0, False))
-    records, labels, main_hu = _write_axial(
+    records, labels, main_hu = write_axial_series(
         model, identity, dicom_dir, root, plan=plan, series=axial, want_labels=True
     )
     series = [
-        _Series(main_info, records[0], True, "the soft-tissue axial series (ORIGINAL\\PRIMARY\\AXIAL, STANDARD kernel)")
+        WrittenSeries(main_info, records[0], True,
+                      "the soft-tissue axial series (ORIGINAL\\PRIMARY\\AXIAL, STANDARD kernel)")
     ]
     if "bone" in spec.distractors:
         series.append(
-            _Series(axial[1][0], records[1], False, "a bone-kernel reconstruction of the same slices (kernel BONE)")
+            WrittenSeries(axial[1][0], records[1], False,
+                          "a bone-kernel reconstruction of the same slices (kernel BONE)")
         )
     if "thin" in spec.distractors:
-        thin_info = _axial_info(
+        thin_info = axial_series_info(
             identity, role="thin", number=4, description=f"HEAD STD {THIN_SPACING_MM:g}MM", kernel=SOFT_KERNEL,
             window=(40.0, 80.0),
         )
         series.append(
-            _Series(
+            WrittenSeries(
                 thin_info,
-                _write_thin(model, identity, dicom_dir, root, thin_info),
+                write_thin_series(model, identity, dicom_dir, root, thin_info),
                 False,
                 f"a thin-slice ({THIN_SPACING_MM:g} mm) soft-tissue reconstruction; the"
                 f" {spec.nominal_thickness_mm:g} mm series is closer to the preferred 5 mm",
             )
         )
     if "localizer" in spec.distractors:
-        series.append(_write_localizer(model, identity, dicom_dir, root))
+        series.append(write_localizer_series(model, identity, dicom_dir, root))
     if "summary" in spec.distractors:
-        series.append(_write_summary(model, identity, dicom_dir, root, main_hu))
+        series.append(write_summary_series(model, identity, dicom_dir, root, main_hu))
     written = plan.written
     stack = np.stack([labels[k] for k in written])
     affine = mask_affine_ras(
