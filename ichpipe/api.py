@@ -17,20 +17,8 @@ Each is a thin shell over :mod:`ichpipe.pipeline.jobs`, the same code the
 commands run; errors are :class:`ichpipe.errors.IchpipeError` subclasses whose
 messages say what was wrong and what to do.
 
-Examples
---------
->>> import tempfile
->>> from pathlib import Path
->>> import ichpipe
->>> from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
->>> tmp = Path(tempfile.mkdtemp())
->>> truth = write_phantom_study(tmp / "study", PhantomSpec(seed=1, rows=64, columns=64, n_slices=12))
->>> result = ichpipe.run_study(tmp / "study", segmenter="threshold")
->>> result.mask.shape == result.hu.shape == (12, 64, 64), result.output_dir
-(True, None)
->>> sorted(p.name for p in tmp.iterdir())  # nothing written next to the study
-['study']
->>> import shutil; shutil.rmtree(tmp)
+The README's "Python API" section has a worked example (run by the tests);
+each function's docstring has a small one (run as a doctest).
 """
 
 from __future__ import annotations
