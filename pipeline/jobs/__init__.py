@@ -1,7 +1,9 @@
 """Stage ``jobs``: one module per command's job, each a function of one frozen options object.
 
 - :mod:`~ichpipe.pipeline.jobs.run_study`: ``ichpipe run``, the main job (discover,
-  select, assemble, segment, measure, outputs, results store);
+  select, assemble, segment, measure, outputs, results store), in three steps
+  (``analyse_study`` writes nothing, ``write_study_outputs``, ``study_report``)
+  so that the Python API (:mod:`ichpipe.api`) can stop after the first;
 - :mod:`~ichpipe.pipeline.jobs.inspect_study`: ``ichpipe inspect`` (every series,
   the selected one and why, its geometry);
 - :mod:`~ichpipe.pipeline.jobs.measure_mask`: ``ichpipe measure`` (volume and
