@@ -109,7 +109,7 @@ def test_load_config_layers_file_and_sections(tmp_path: Path) -> None:
     config = ichpipe.load_config(path, outputs={"nifti_mask": True})
     assert config.geometry.gap_factor == 2.5 and not config.outputs.seg and config.outputs.nifti_mask
     assert ichpipe.load_config(str(path)).geometry.gap_factor == 2.5
-    with pytest.raises(ConfigError, match="Unknown config key 'outputs.sge'"):
+    with pytest.raises(ConfigError, match=r"Unknown config key 'outputs\.sge'"):
         ichpipe.load_config(outputs={"sge": False})
 
 
