@@ -64,7 +64,8 @@ class StudyResult:
     series:
         The assembled series with its headers (:class:`ichpipe.dicom_io.assemble.CTVolume`),
         e.g. to write a DICOM SEG of an edited mask with :func:`ichpipe.dicom_io.seg.write_seg`.
-        Its headers hold patient identifiers even when the report is de-identified.
+        Its headers hold patient identifiers even when the report is de-identified
+        (a NIfTI input has no headers).
     output_dir:
         Where the files went; ``None`` when none were written.
     """
@@ -185,8 +186,9 @@ def run_study(
     Parameters
     ----------
     study:
-        Study folder, DICOMDIR or ``.zip``. The axial CT series is selected by
-        the same rules as ``ichpipe run`` (:func:`inspect_study` says why).
+        Study folder, DICOMDIR or ``.zip``; the axial CT series is selected by
+        the same rules as ``ichpipe run`` (:func:`inspect_study` says why). Or
+        a NIfTI CT (``.nii``, ``.nii.gz``), its geometry from the header.
     config:
         A :class:`~ichpipe.pipeline.config.Config` (:func:`load_config`), a
         YAML file, or ``None`` for the defaults.
@@ -200,7 +202,7 @@ def run_study(
         ``"auto"``, ``"cpu"`` or ``"cuda"`` when ``segmenter`` is a name or ``None``.
     write:
         Write the outputs ``config.outputs`` asks for (DICOM SEG, key image,
-        Secondary Capture, NIfTI, ``report.json``) to ``out``, or to
+        Secondary Capture, SR, NIfTI, ``report.json``...) to ``out``, or to
         ``outputs.directory`` when ``out`` is ``None``. Giving ``out`` implies
         ``write``.
     out:
@@ -235,7 +237,7 @@ def run_study(
     >>> result = ichpipe.run_study(tmp / "study", config=config, segmenter="threshold", out=tmp / "out",
     ...                            record=False)
     >>> sorted(p.name for p in result.output_dir.iterdir())
-    ['key_image.png', 'report.json', 'seg.dcm']
+    ['key_image.png', 'report.json', 'seg.dcm', 'sr.dcm']
     >>> import shutil; shutil.rmtree(tmp)
     """
     from ichpipe.pipeline.jobs import run_study as job

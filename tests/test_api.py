@@ -81,8 +81,8 @@ def test_run_study_writes_where_asked(study: PhantomTruth, config_file: Path, tm
     result = ichpipe.run_study(study.out_dir, config=config_file, segmenter=segmenter, out=tmp_path / "out")
     assert result.output_dir == tmp_path / "out" / study.study_instance_uid / study.series_instance_uid
     assert {p.name for p in result.output_dir.iterdir()} == {"report.json", "seg.dcm", "key_image.png",
-                                                              "key_image_sc.dcm"}
-    assert set(result.report["outputs"]) == {"report", "seg", "key_image_png", "secondary_capture"}
+                                                              "key_image_sc.dcm", "sr.dcm"}
+    assert set(result.report["outputs"]) == {"report", "seg", "key_image_png", "secondary_capture", "sr"}
     assert (tmp_path / "store.sqlite").is_file()  # a written run is recorded, as outputs.record_in_store says
     # write=True without out: the config's outputs.directory
     again = ichpipe.run_study(study.out_dir, config=config_file, segmenter=segmenter, write=True, record=False)
@@ -120,3 +120,19 @@ def test_inspect_and_measure_mask(study: PhantomTruth) -> None:
     report = ichpipe.measure_mask(study.mask_path, study=study.out_dir)
     assert report["hematoma"]["n_voxels"] == study.n_voxels
     assert report["hematoma"]["volume_ml"] == pytest.approx(study.volume_ml, abs=1e-3)  # an even, complete stack
+
+
+def test_run_study_on_a_nifti_ct_writes_nothing(study: PhantomTruth, tmp_path: Path, config_file: Path) -> None:
+    import nibabel as nib
+
+    from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS
+
+    dicom = ichpipe.run_study(study.out_dir, config=config_file, segmenter="threshold")
+    affine = LPS_FROM_RAS @ dicom.geometry.affine_lps()
+    nib.save(nib.Nifti1Image(dicom.hu.transpose(2, 1, 0).astype(np.float32), affine), tmp_path / "ct.nii.gz")
+    result = ichpipe.run_study(tmp_path / "ct.nii.gz", config=config_file, segmenter="threshold", record=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml", "ct.nii.gz"]  # no store: no PatientID
+    assert result.output_dir is None and result.report["input"]["format"] == "nifti"
+    assert result.report["patient_id"] is None and result.series.slices == ()
+    np.testing.assert_array_equal(result.mask, dicom.mask)
+    assert result.volume_ml == pytest.approx(dicom.volume_ml, rel=1e-6)

@@ -169,7 +169,7 @@ def write_summary(report: BatchReport, folder: Path) -> dict[str, str]:
         raise OutputError(f"Cannot create the summary folder {folder}: {exc.strerror or exc}.") from exc
     json_path = folder / f"{report.run_id}.json"
     csv_path = folder / f"{report.run_id}.csv"
-    report.summary_files = {"json": str(json_path), "csv": str(csv_path)}
+    report.summary_files = {**report.summary_files, "json": str(json_path), "csv": str(csv_path)}
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -199,7 +199,7 @@ def prune_summaries(folder: Path, *, keep: int) -> int:
     runs = sorted({p.stem for p in folder.glob("*.json") if not p.name.startswith(".")})
     removed = 0
     for run_id in runs[:-keep]:
-        for suffix in (".json", ".csv"):
+        for suffix in (".json", ".csv", ".html"):
             try:
                 (folder / f"{run_id}{suffix}").unlink(missing_ok=True)
             except OSError as exc:
