@@ -52,15 +52,8 @@ from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 
 __all__ = [
-    "RunOptions",
-    "RunResult",
-    "StudyAnalysis",
-    "analyse_study",
-    "build_segmenter",
-    "deidentified",
-    "run_study",
-    "study_report",
-    "write_study_outputs",
+    "RunOptions", "RunResult", "StudyAnalysis", "analyse_study", "build_segmenter", "deidentified", "run_study",
+    "study_report", "write_study_outputs",
 ]
 
 log = logging.getLogger(__name__)

@@ -19,15 +19,8 @@ from ichpipe.pipeline.synthetic.lesion_shapes import ShapeSubset
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec
 
 __all__ = [
-    "DEMO_SEED",
-    "REAL_BACKGROUNDS",
-    "SHAPE_TRIES",
-    "CaseFormat",
-    "GeneratorOptions",
-    "PhantomRecipe",
-    "draw_blood_hu",
-    "draw_recipe",
-    "draw_shape_scale",
+    "DEMO_SEED", "REAL_BACKGROUNDS", "SHAPE_TRIES", "CaseFormat", "GeneratorOptions", "PhantomRecipe",
+    "draw_blood_hu", "draw_recipe", "draw_shape_scale",
 ]
 
 F32 = npt.NDArray[np.float32]

@@ -29,14 +29,8 @@ from ichpipe.pipeline.synthetic.phantom.stack_plan import StackPlan, plan_stack,
 from ichpipe.pipeline.synthetic.phantom.writer import ImageRecord, SeriesInfo, encode_hu, write_image
 
 __all__ = [
-    "THIN_SPACING_MM",
-    "WrittenSeries",
-    "axial_series_info",
-    "scan_key",
-    "write_axial_series",
-    "write_localizer_series",
-    "write_summary_series",
-    "write_thin_series",
+    "THIN_SPACING_MM", "WrittenSeries", "axial_series_info", "scan_key", "write_axial_series",
+    "write_localizer_series", "write_summary_series", "write_thin_series",
 ]
 
 THIN_SPACING_MM = 1.25
