@@ -44,6 +44,20 @@ def test_import_is_light_and_the_names_load_on_first_use() -> None:
         _ = ichpipe.nonsense  # type: ignore[attr-defined]
 
 
+def test_a_threshold_run_never_imports_torch(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; import ichpipe;"
+        " from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study;"
+        f" study = Path({str(tmp_path / 'study')!r});"
+        " write_phantom_study(study, PhantomSpec(seed=5, rows=64, columns=64, n_slices=12));"
+        " result = ichpipe.run_study(study, segmenter='threshold');"
+        " print(result.report['hematoma']['n_voxels'] > 0, 'torch' in sys.modules, 'monai' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "False"]
+
+
 def test_run_study_returns_report_and_arrays_and_writes_nothing(
     study: PhantomTruth, config_file: Path, tmp_path: Path
 ) -> None:
