@@ -23,26 +23,24 @@ import re
 import zlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
-from ichpipe import __version__
 from ichpipe.dicom_io.assemble import MAX_MATRIX, CTVolume
 from ichpipe.dicom_io.geometry import GeometryConfig
 from ichpipe.errors import DicomInputError, OutputError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config import Config
-from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, key_image, remove_outputs, write_json, write_png
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, header_geometry, is_nifti_path, write_nifti_mask
-from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report
-from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment import Segmenter
 
-__all__ = ["NIFTI_CAVEAT", "SKIPPED_FOR_NIFTI", "is_nifti_input", "load_nifti_ct", "run_nifti"]
+if TYPE_CHECKING:
+    from ichpipe.pipeline.jobs.run_study import StudyAnalysis
+
+__all__ = ["NIFTI_CAVEAT", "SKIPPED_FOR_NIFTI", "is_nifti_input", "load_nifti_ct", "write_nifti_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -115,26 +113,29 @@ def _output_dir(out_root: Path, path: Path, digest: str) -> Path:
     return out_root / "nifti" / f"{safe[:48]}-{digest[:12]}"
 
 
-def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, timer: StageTimer) -> tuple[
-        dict[str, Any], Path, tuple[QualityFlag, ...]]:
-    """Segment and measure a NIfTI CT; write mask, key image and report.
+def write_nifti_outputs(analysis: StudyAnalysis, out_root: Path, config: Config) -> tuple[dict[str, Any], Path]:
+    """Write the mask, key image and report of a NIfTI CT's analysis. Returns the report and its folder.
 
-    The image is analysed as a DICOM series is (intracranial space, segmenter,
-    threshold cross-check, quality flags: :func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume`).
-    Returns the report, its folder and the quality flags.
+    Parameters
+    ----------
+    analysis:
+        What :func:`~ichpipe.pipeline.jobs.run_study.analyse_study` computed on the NIfTI file.
+    out_root:
+        Output root; the files go to ``out_root/nifti/<name>-<digest>/``.
+    config:
+        The configuration (``outputs``).
 
     Raises
     ------
     ichpipe.errors.IchpipeError
-        Unreadable input, a failed segmentation, or an output that cannot be written.
+        An output that cannot be written (the files of the incomplete set are removed).
     """
-    with timer.stage("assemble"):
-        volume = load_nifti_ct(path, config=config.geometry)
+    from ichpipe.pipeline.jobs.run_study import study_report
+
+    path = Path(analysis.source["path"])
+    volume, mask, measurement, timer = analysis.volume, analysis.mask, analysis.measurement, analysis.timer
     out_dir = _output_dir(out_root, path, file_sha256(path))
-    analysis = analyse_volume(volume, segmenter, config, timer=timer)
-    mask, measurement, quality = analysis.mask, analysis.measurement, analysis.quality
-    info = segmenter.describe()
-    run = OutputRun(segmenter=info, when=datetime.now(), flags=tuple(quality.flags))
+    run = OutputRun(segmenter=analysis.segmenter, when=datetime.now(), flags=tuple(analysis.quality.flags))
     outputs: dict[str, str] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,18 +151,10 @@ def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, 
             outputs["report"] = str(out_dir / "report.json")
         skipped = {k: v for k, v in SKIPPED_FOR_NIFTI.items()
                    if getattr(config.outputs, "secondary_capture" if k == "secondary_capture" else k)}
-        report = build_study_report(
-            identity=None, geometry=volume.geometry, hematoma=measurement,
-            segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
-                                    version=str(info.get("version") or __version__)),
-            outputs=outputs, timings=timer, warnings=volume.warnings,
-            extra={"input": {"format": "nifti", "path": str(path), "geometry_source": "nifti-header"},
-                   "quality": quality.to_dict(), "outputs_skipped": skipped},
-        )
-        report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
+        report = study_report(analysis, config, outputs=outputs, skipped=skipped)
         if config.outputs.report:
             write_json(out_dir / "report.json", report)
     except OutputError:
         remove_outputs(outputs)
         raise
-    return report, out_dir, tuple(quality.flags)
+    return report, out_dir
