@@ -11,17 +11,27 @@ There are no DICOM instances to reference, so no SEG, key image Secondary
 Capture or SR is written: the mask goes to ``mask.nii.gz`` (on the input's
 grid and affine), beside ``key_image.png`` and ``report.json``, in
 ``OUT/nifti/<file name>-<first 12 hex digits of the file's SHA-256>/``. The
-report says ``input.format: nifti`` and which outputs were skipped and why;
-identity fields are null and nothing is recorded in the results store (no
-PatientID).
+report says ``input.format: nifti`` and which outputs were skipped and why.
+
+A NIfTI file has no patient, accession or time. Without a
+:class:`CaseIdentity` (``ichpipe run``) the identity fields are null and
+nothing is recorded in the results store. ``ichpipe batch --list`` gives each
+case its row's ``case_id``, ``patient_id``, ``accession_number`` and
+``acquisition_datetime``: they go into the report, and a case with a patient
+ID is recorded in the store like a DICOM series, under a series UID derived
+from the patient and case IDs (:meth:`CaseIdentity.series_uid`), so that its
+timeline and expansion verdicts work as for DICOM studies.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
 import zlib
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +48,18 @@ from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, key_image, remove_outputs, write_json, write_png
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, header_geometry, is_nifti_path, write_nifti_mask
 from ichpipe.pipeline.measure.volume import measure_hematoma
-from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report
+from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, StudyIdentity, build_study_report
 from ichpipe.pipeline.segment import Segmenter
 
-__all__ = ["NIFTI_CAVEAT", "SKIPPED_FOR_NIFTI", "is_nifti_input", "load_nifti_ct", "run_nifti"]
+__all__ = [
+    "NIFTI_CAVEAT",
+    "SKIPPED_FOR_NIFTI",
+    "CaseIdentity",
+    "is_nifti_input",
+    "load_nifti_ct",
+    "normalise_acquisition_time",
+    "run_nifti",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +76,84 @@ SKIPPED_FOR_NIFTI = {
     "sr": "a DICOM SR must reference DICOM evidence; the input is NIfTI (report.json holds the measurements)",
 }
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NIFTI_NAMESPACE = uuid.UUID("5c0b8f5e-2f7d-4a39-9d55-1c3e8f0a6b21")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def normalise_acquisition_time(text: str) -> str:
+    """An ISO 8601 date (``2024-03-01``) or date and time (``2024-03-01T08:30``, ``2024-03-01 08:30:15``) as ISO text.
+
+    A date alone stays a date (its time of day is unknown, never midnight).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is neither.
+
+    Examples
+    --------
+    >>> normalise_acquisition_time("2024-03-01 08:30")
+    '2024-03-01T08:30:00'
+    >>> normalise_acquisition_time("2024-03-01")
+    '2024-03-01'
+    """
+    value = text.strip()
+    try:
+        if _DATE_ONLY.match(value):
+            return date.fromisoformat(value).isoformat()
+        if "T" not in value and " " not in value:
+            raise ValueError(value)
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"Argument 'text' must be an ISO 8601 date or date and time (2024-03-01T08:30);"
+                         f" got {text!r}.") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseIdentity:
+    """Who and when a NIfTI case is, since the file cannot say (a row of ``ichpipe batch --list``).
+
+    Parameters
+    ----------
+    case_id:
+        The cohort's name for the case.
+    patient_id:
+        The patient; a case with one is recorded in the results store.
+    accession_number:
+        The scan's accession number (serial scans are linked by it).
+    acquisition_datetime:
+        ISO 8601 date and time, or a date alone (see :func:`normalise_acquisition_time`).
+
+    Raises
+    ------
+    ValueError
+        If ``acquisition_datetime`` is not ISO 8601.
+    """
+
+    case_id: str | None = None
+    patient_id: str | None = None
+    accession_number: str | None = None
+    acquisition_datetime: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.acquisition_datetime is not None:
+            object.__setattr__(self, "acquisition_datetime", normalise_acquisition_time(self.acquisition_datetime))
+
+    def series_uid(self, path: Path) -> str | None:
+        """The UID that stands for the case in the store: ``2.25.<uuid5>`` of the patient and case ID (or path).
+
+        ``None`` without a patient ID. Processing the case again (even from a
+        moved or re-converted file, when it has a case ID) replaces its row.
+        """
+        if not self.patient_id:
+            return None
+        key = self.case_id or str(Path(path).resolve())
+        return f"2.25.{uuid.uuid5(_NIFTI_NAMESPACE, f'ichpipe-nifti{chr(31)}{self.patient_id}{chr(31)}{key}').int}"
+
+    def report_identity(self, path: Path) -> StudyIdentity:
+        """The report's identity fields for the case read from ``path``."""
+        return StudyIdentity(patient_id=self.patient_id, series_instance_uid=self.series_uid(path),
+                             accession_number=self.accession_number, acquisition_datetime=self.acquisition_datetime)
 
 
 def is_nifti_input(path: Path) -> bool:
@@ -114,9 +210,18 @@ def _output_dir(out_root: Path, path: Path, digest: str) -> Path:
     return out_root / "nifti" / f"{safe[:48]}-{digest[:12]}"
 
 
-def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, timer: StageTimer) -> tuple[
-        dict[str, Any], Path]:
+def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, timer: StageTimer, *,
+              case: CaseIdentity | None = None,
+              record: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None) -> tuple[dict[str, Any], Path]:
     """Segment and measure a NIfTI CT; write mask, key image and report. Returns the report and its folder.
+
+    Parameters
+    ----------
+    case:
+        Who and when the case is (``batch --list``); ``None`` leaves the identity fields null.
+    record:
+        Records the report in the results store and returns its ``serial``
+        block; called when the case has a patient ID and ``outputs.record_in_store`` is on.
 
     Raises
     ------
@@ -147,14 +252,27 @@ def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, 
             outputs["report"] = str(out_dir / "report.json")
         skipped = {k: v for k, v in SKIPPED_FOR_NIFTI.items()
                    if getattr(config.outputs, "secondary_capture" if k == "secondary_capture" else k)}
+        source: dict[str, Any] = {"format": "nifti", "path": str(path), "geometry_source": "nifti-header"}
+        if case is not None:
+            source["case_id"] = case.case_id
         report = build_study_report(
-            identity=None, geometry=volume.geometry, hematoma=measurement,
+            identity=case.report_identity(path) if case is not None else None, geometry=volume.geometry,
+            hematoma=measurement,
             segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
                                     version=str(info.get("version") or __version__)),
             outputs=outputs, timings=timer, warnings=volume.warnings,
-            extra={"input": {"format": "nifti", "path": str(path), "geometry_source": "nifti-header"},
-                   "outputs_skipped": skipped},
+            extra={"input": source, "outputs_skipped": skipped},
         )
+        if record is not None and report.get("patient_id") and config.outputs.record_in_store:
+            with timer.stage("store"):
+                serial = record(report)
+            if serial is not None:
+                report["serial"] = serial
+            report["timings_s"] = timer.to_dict()
+        if config.outputs.deidentify:
+            from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
+
+            report = deidentify_report(report)
         if config.outputs.report:
             write_json(out_dir / "report.json", report)
     except OutputError:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import assemble_series
@@ -34,6 +34,9 @@ from ichpipe.pipeline.outputs.paths import series_output_dir
 from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
+
+if TYPE_CHECKING:
+    from ichpipe.pipeline.jobs.nifti_study import CaseIdentity
 
 __all__ = ["RunOptions", "RunResult", "build_segmenter", "run_study"]
 
@@ -59,6 +62,10 @@ class RunOptions:
     files:
         Only these files of ``study`` (``ichpipe batch`` passes one study's
         files found in an inbox); ``None`` scans the whole of ``study``.
+    case:
+        For a NIfTI ``study`` only: its case ID, patient, accession and time
+        (``ichpipe batch --list``); a case with a patient ID is recorded in the
+        results store. A DICOM study takes them from its headers.
     """
 
     study: Path
@@ -67,6 +74,7 @@ class RunOptions:
     checkpoint: Path | None = None
     device: Device | None = None
     files: tuple[Path, ...] | None = None
+    case: CaseIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,8 @@ def run_study(
     from ichpipe.pipeline.jobs.nifti_study import is_nifti_input, run_nifti
 
     if options.files is None and is_nifti_input(study):
-        report, out_dir = run_nifti(study, out_root, config, segmenter, timer)
+        report, out_dir = run_nifti(study, out_root, config, segmenter, timer, case=options.case,
+                                    record=lambda r: _record(r, config, source=study, kind="nifti"))
         return RunResult(report=report, output_dir=out_dir)
     started = time.perf_counter()
     if options.files is not None:
@@ -230,8 +239,12 @@ def run_study(
     return RunResult(report=report, output_dir=out_dir)
 
 
-def _record(report: dict[str, Any], config: Config, *, source: Path) -> dict[str, Any] | None:
-    """Record the measurement; return where the series stands on its patient's timeline (``serial``)."""
+def _record(report: dict[str, Any], config: Config, *, source: Path, kind: str = "dicom") -> dict[str, Any] | None:
+    """Record the measurement; return where the series stands on its patient's timeline (``serial``).
+
+    ``kind`` is ``dicom`` or ``nifti`` (a case of ``batch --list``: recorded
+    without a source path, since ``timeline remeasure`` reads DICOM studies).
+    """
     from ichpipe.pipeline.serial.baseline_change import serial_block
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
@@ -244,7 +257,9 @@ def _record(report: dict[str, Any], config: Config, *, source: Path) -> dict[str
     elif "T" not in str(when):
         log.warning("series has an acquisition date but no time of day; the timeline treats its time as "
                     "anywhere in that day")
-    record = measurement_from_report(report, source_path=str(source.resolve()))
+    record = measurement_from_report(report, source_path=str(source.resolve()) if kind == "dicom" else None)
+    if kind != "dicom":
+        record = replace(record, source=kind)
     with open_store(config.store) as store:
         used = record_measurement(store, record)
         if not used:
