@@ -268,7 +268,7 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
     try:
         segmenter = _segmenter(ctx, config)
         options = RunOptions(study=job.source, out=staging, segmenter=ctx.segmenter, checkpoint=ctx.checkpoint,
-                             device=ctx.device, files=job.files)
+                             device=ctx.device, files=job.files, case=job.case)
         result = run_study(options, config, segmenter=segmenter)
         final, report = _publish(result.report, result.output_dir, staging, ctx.out_root, config)
     except IchpipeError as exc:
