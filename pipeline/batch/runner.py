@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -215,9 +214,7 @@ def run_batch(
     finally:
         if progress is not None:
             progress.close()
-    case_ids = {j.key: j.case.case_id for j in scan.jobs if j.case is not None and j.case.case_id}
-    report.items = sorted((replace(i, case_id=case_ids[i.key]) if i.key in case_ids else i for i in report.items),
-                          key=lambda i: i.key)
+    report.items.sort(key=lambda i: i.key)
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     report.duration_s = round(time.perf_counter() - t0, 3)
     if options.write_summary is True or (options.write_summary == "auto" and report.did_work):

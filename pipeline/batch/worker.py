@@ -185,7 +185,7 @@ def _outcome(job: StudyJob, status: Status, **kw: Any) -> JobOutcome:
     return JobOutcome(status=status, key=job.key, label=job.label, source=str(job.source),
                       study_instance_uid=kw.pop("study_instance_uid", job.study_uid),
                       series_instance_uid=kw.pop("series_instance_uid", job.series_uid),
-                      n_instances=job.n_instances, **kw)
+                      n_instances=job.n_instances, case_id=job.case.case_id if job.case else None, **kw)
 
 
 def _from_row(job: StudyJob, status: Status, row: LedgerRow) -> JobOutcome:
