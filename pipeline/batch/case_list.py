@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -124,15 +125,15 @@ def read_case_list(path: Path) -> list[CaseRow]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read the case list {path}: {exc}.") from exc
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = _columns(list(reader.fieldnames or []), path)
     base = path.resolve().parent
     rows: list[CaseRow] = []
     problems: list[str] = []
     seen_ids: dict[str, int] = {}
     seen_paths: dict[Path, int] = {}
-    for index, raw in enumerate(reader):
-        line = index + 2
+    for raw in reader:
+        line = reader.line_num  # blank lines are skipped, and a quoted value may span lines
         values = {c: (raw.get(h) or "").strip() for c, h in columns.items()}
         if not values["path"]:
             problems.append(f"line {line}: empty path")

@@ -129,6 +129,7 @@ def test_a_cohort_list_is_processed_incrementally_and_recorded(cohort: Path, tmp
     ("path,acquisition_time\na.nii.gz,yesterday\n", "line 2: acquisition_datetime 'yesterday' is not an ISO 8601"),
     ("path,case_id\n,c1\n", "line 2: empty path"),
     ("path\n", "names no case"),
+    ('path,case_id\n\na.nii.gz,"c\n1"\nb.nii.gz,\n,c3\n', "line 6: empty path"),  # a blank line, a 2-line value
 ])
 def test_a_bad_list_stops_before_anything_runs(tmp_path: Path, rows: str, match: str) -> None:
     config = write_config(tmp_path / "cfg.json", store=tmp_path / "store.sqlite")
