@@ -9,12 +9,13 @@ lands in site-packages:
 - ``ichpipe.pipeline`` (folder ``pipeline/``): the flow by stage and the command line.
 
 This package itself holds what every layer shares: the version, the error
-hierarchy (:mod:`ichpipe.errors`), the atomic writer (:mod:`ichpipe.atomic`)
-and the import of optional dependencies (:mod:`ichpipe.extras`), and the
-Python API (:mod:`ichpipe.api`): ``ichpipe.run_study``, ``ichpipe.inspect_study``,
-``ichpipe.measure_mask``, ``ichpipe.load_config``, ``ichpipe.load_segmenter``
-and ``ichpipe.StudyResult``. Those names load on first use, so ``import
-ichpipe`` stays instant and imports neither numpy nor torch. In a
+hierarchy (:mod:`ichpipe.errors`), the atomic writer (:mod:`ichpipe.atomic`),
+the import of optional dependencies (:mod:`ichpipe.extras`), the progress of
+long stages (:mod:`ichpipe.progress`), and the Python API (:mod:`ichpipe.api`):
+``ichpipe.run_study``, ``ichpipe.inspect_study``, ``ichpipe.measure_mask``,
+``ichpipe.load_config``, ``ichpipe.load_segmenter`` and ``ichpipe.StudyResult``.
+Those names load on first use, so ``import ichpipe`` stays instant and imports
+neither numpy nor torch. In a
 checkout, ``ichpipe/dicom_io``, ``ichpipe/models`` and ``ichpipe/pipeline`` are
 relative symlinks to the folders, so that tools reading the tree (mypy,
 pytest's doctests, ``python -c "import ichpipe.pipeline"`` at the root) see

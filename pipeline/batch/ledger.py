@@ -52,7 +52,7 @@ __all__ = [
 
 #: Config sections that do not change what a study's outputs hold: a change
 #: there does not make the ledger redo studies.
-RESULT_INDEPENDENT_SECTIONS = frozenset({"store", "expansion", "batch", "pacs"})
+RESULT_INDEPENDENT_SECTIONS = frozenset({"store", "expansion", "batch", "pacs", "progress"})
 
 
 def fingerprint(entries: Iterable[tuple[str, int, int]]) -> str:

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,10 +58,19 @@ from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, remove_outputs, write_image_outputs, write_json, write_sr
 from ichpipe.pipeline.measure.volume import HematomaMeasurement
 from ichpipe.pipeline.outputs.paths import series_output_dir
-from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
+from ichpipe.pipeline.outputs.report import (
+    SegmenterInfo,
+    StageTimer,
+    StudyIdentity,
+    build_study_report,
+    study_identity,
+)
 from ichpipe.pipeline.quality.flags import QualityFlag, QualityReport
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.segment.threshold import BASELINE_LIMITS, ThresholdSegmenter
+
+if TYPE_CHECKING:
+    from ichpipe.pipeline.jobs.nifti_study import CaseIdentity
 
 __all__ = [
     "RunOptions", "RunResult", "StudyAnalysis", "analyse_study", "build_segmenter", "deidentified", "run_study",
@@ -93,6 +102,10 @@ class RunOptions:
     strict:
         Any quality flag makes the exit status 1 (after every output was
         written); ``None`` uses ``quality.strict`` from the config.
+    case:
+        For a NIfTI ``study`` only: its case ID, patient, accession and time
+        (``ichpipe batch --list``); a case with a patient ID is recorded in the
+        results store. A DICOM study takes them from its headers.
     """
 
     study: Path
@@ -102,6 +115,7 @@ class RunOptions:
     device: Device | None = None
     files: tuple[Path, ...] | None = None
     strict: bool | None = None
+    case: CaseIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,8 @@ class StudyAnalysis:
         The report's ``frame_of_reference``: the series' UID, or one derived
         from its content when the headers have none (``derived``); ``None``
         for a NIfTI input.
+    case:
+        Who and when a NIfTI case is (``batch --list``); ``None`` otherwise.
     """
 
     volume: CTVolume
@@ -147,6 +163,7 @@ class StudyAnalysis:
     timer: StageTimer
     quality: QualityReport
     frame_of_reference: dict[str, Any] | None = None
+    case: CaseIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +262,8 @@ def analyse_study(
         with timer.stage("assemble"):
             volume = load_nifti_ct(study, config=config.geometry)
         source = {"format": "nifti", "path": str(study), "geometry_source": "nifti-header"}
+        if options.case is not None and options.case.case_id is not None:
+            source["case_id"] = options.case.case_id
     else:
         started = time.perf_counter()
         if options.files is not None:
@@ -280,7 +299,8 @@ def analyse_study(
             features = compute_features(volume, mask, config=config.predictor.features)
     return StudyAnalysis(volume=volume, mask=mask, measurement=measurement, segmenter=dict(segmenter.describe()),
                          features=features, source=source, selection_reasons=reasons, timer=timer,
-                         quality=quality, frame_of_reference=for_ref)
+                         quality=quality, frame_of_reference=for_ref,
+                         case=options.case if not volume.slices else None)
 
 
 def write_study_outputs(
@@ -337,7 +357,7 @@ def study_report(
     record:
         Record the measurement in the results store and add where the series
         stands on its patient's timeline (``serial``). A series without
-        PatientID (a NIfTI input) is not recorded.
+        PatientID (a NIfTI input without a ``batch --list`` patient) is not recorded.
 
     Returns
     -------
@@ -346,8 +366,12 @@ def study_report(
         :func:`deidentified` before it leaves the process.
     """
     volume, info, timer = analysis.volume, analysis.segmenter, analysis.timer
-    identity = (study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
-                               series_uid=volume.series_uid) if volume.slices else None)
+    identity: StudyIdentity | None
+    if volume.slices:
+        identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
+                                  series_uid=volume.series_uid)
+    else:
+        identity = analysis.case.report_identity(Path(analysis.source["path"])) if analysis.case else None
     extra: dict[str, Any] = {"input": analysis.source}
     if volume.slices:
         extra["series_selection"] = analysis.selection_reasons
@@ -370,9 +394,10 @@ def study_report(
     report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
     if analysis.features is not None:
         report["features"] = analysis.features
-    if record:
+    fmt = analysis.source["format"]
+    if record and (fmt == "dicom" or report.get("patient_id")):
         with timer.stage("store"):
-            serial = _record(report, config, source=Path(analysis.source["path"]))
+            serial = _record(report, config, source=Path(analysis.source["path"]), kind=fmt)
         if serial is not None:
             report["serial"] = serial
         report["timings_s"] = timer.to_dict()
@@ -490,8 +515,12 @@ def _remove_empty_dirs(folders: list[Path]) -> None:
             break  # not empty (another run's files) or gone: leave it and its parents
 
 
-def _record(report: dict[str, Any], config: Config, *, source: Path) -> dict[str, Any] | None:
-    """Record the measurement; return where the series stands on its patient's timeline (``serial``)."""
+def _record(report: dict[str, Any], config: Config, *, source: Path, kind: str = "dicom") -> dict[str, Any] | None:
+    """Record the measurement; return where the series stands on its patient's timeline (``serial``).
+
+    ``kind`` is ``dicom`` or ``nifti`` (a case of ``batch --list``: recorded
+    without a source path, since ``timeline remeasure`` reads DICOM studies).
+    """
     from ichpipe.pipeline.serial.baseline_change import serial_block
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
@@ -504,7 +533,9 @@ def _record(report: dict[str, Any], config: Config, *, source: Path) -> dict[str
     elif "T" not in str(when):
         log.warning("series has an acquisition date but no time of day; the timeline treats its time as "
                     "anywhere in that day")
-    record = measurement_from_report(report, source_path=str(source.resolve()))
+    record = measurement_from_report(report, source_path=str(source.resolve()) if kind == "dicom" else None)
+    if kind != "dicom":
+        record = replace(record, source=kind)
     with open_store(config.store) as store:
         used = record_measurement(store, record)
         if not used:
