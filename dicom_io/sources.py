@@ -29,6 +29,7 @@ from ichpipe.dicom_io.discover import (
     read_header,
 )
 from ichpipe.errors import DicomInputError
+from ichpipe.progress import stage
 
 __all__ = ["open_study"]
 
@@ -110,12 +111,14 @@ def _dicomdir_files(dicomdir: Path) -> list[Path]:
 
 def _discover_files(files: list[Path], cfg: DiscoveryConfig) -> DiscoveryResult:
     result = DiscoveryResult()
-    for path in files:
-        result.n_examined += 1
-        try:
-            result.headers.append((path, read_header(path)))
-        except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
-            result.skipped.append(SkippedFile(path, f"unreadable ({describe_error(exc)})"))
+    with stage("reading headers", total=len(files)) as progress:
+        for path in files:
+            result.n_examined += 1
+            try:
+                result.headers.append((path, read_header(path)))
+            except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+                result.skipped.append(SkippedFile(path, f"unreadable ({describe_error(exc)})"))
+            progress.advance()
     return result
 
 

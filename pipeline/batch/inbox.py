@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydicom.errors import InvalidDicomError
 
@@ -35,6 +35,10 @@ from ichpipe.dicom_io.study import scan_files
 from ichpipe.errors import DicomInputError, UsageError
 from ichpipe.pipeline.batch.ledger import fingerprint
 from ichpipe.pipeline.config import Config
+from ichpipe.progress import track
+
+if TYPE_CHECKING:
+    from ichpipe.pipeline.jobs.nifti_study import CaseIdentity
 
 __all__ = ["InboxScan", "JobKind", "StudyJob", "WaitingEntry", "find_studies"]
 
@@ -68,6 +72,9 @@ class StudyJob:
         Instances (files) the fingerprint covers.
     label:
         How logs name the job: UIDs, or the path inside the inbox (never patient data).
+    case:
+        A case of ``batch --list`` (:mod:`~ichpipe.pipeline.batch.case_list`): its case ID and, for a
+        NIfTI case, patient, accession and time; ``None`` for an inbox study.
     """
 
     key: str
@@ -79,6 +86,7 @@ class StudyJob:
     fingerprint: str
     n_instances: int
     label: str
+    case: CaseIdentity | None = None
 
 
 @dataclass(frozen=True)
@@ -203,7 +211,7 @@ def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | N
     waiting: list[WaitingEntry] = []
     infos: dict[str, list[_FileInfo]] = defaultdict(list)
     n_files = 0
-    for unit, files in _entries(inbox):
+    for unit, files in track(list(_entries(inbox)), "scanning the inbox"):
         n_files += len(files)
         if not files:
             continue
@@ -236,7 +244,7 @@ def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | N
                                               str(ds.get("SOPInstanceUID", "") or "")))
         if readable == 0 and (unit != inbox or any(_looks_like_dicom(f) for f in files)):
             jobs.append(_stat_job(unit, files, inbox, zipped=False))
-    for study_uid in sorted(infos):
+    for study_uid in track(sorted(infos), "selecting series"):
         jobs.append(_study_job(study_uid, infos[study_uid], inbox, config))
     jobs.sort(key=lambda j: j.key)
     return InboxScan(inbox=inbox, jobs=tuple(jobs), waiting=tuple(waiting), n_files=n_files)

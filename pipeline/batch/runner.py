@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from ichpipe.errors import ConfigError, IchpipeError, OutputError, UsageError
 from ichpipe.models.hashing import file_sha256
+from ichpipe.pipeline.batch.case_list import find_cases
 from ichpipe.pipeline.batch.executors import StopCheck, _never, _run_dask, _run_inline, _run_pool
 from ichpipe.pipeline.batch.inbox import StudyJob, find_studies
 from ichpipe.pipeline.batch.ledger import Decision, config_hash, decide, get_rows, known_study_uids
@@ -108,7 +109,7 @@ def run_batch(
     progress: BatchProgress | None = None,
     should_stop: StopCheck | None = None,
 ) -> BatchReport:
-    """Process every new or changed study of ``options.inbox``.
+    """Process every new or changed study of ``options.inbox`` (or case of ``options.case_list``).
 
     Parameters
     ----------
@@ -142,11 +143,15 @@ def run_batch(
     workers = options.workers or bc.workers
     if executor == "dask" and not scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (or batch.scheduler in the config).")
-    inbox = Path(options.inbox).resolve()
+    case_list = Path(options.case_list).resolve() if options.case_list is not None else None
+    inbox = Path(options.inbox if options.inbox is not None else str(case_list)).resolve()
     out_root = Path(options.out or config.outputs.directory).resolve()
-    _check_folders(inbox, out_root)
+    if case_list is None:
+        _check_folders(inbox, out_root)
     send = config.pacs.send if options.send is None else options.send
     pull = config.pacs.pull if options.pull is None else options.pull
+    if case_list is not None and pull:
+        raise UsageError("--pull fetches studies into an inbox; it does not work with --list.")
     settle_s = bc.settle_s if options.settle_s is None else options.settle_s
     segmenter_name, checkpoint, checkpoint_sha = _resolve_segmenter(options, config)
     plain = to_plain(config)
@@ -158,7 +163,8 @@ def run_batch(
         wait_for_locks=(options.on_locked or bc.on_locked) == "wait", lock_wait_s=bc.lock_wait_s,
         retry_failed=bc.retry_failed, send=send, run_id=run_id,
     )
-    report = BatchReport(run_id=run_id, inbox=str(inbox), out=str(out_root),
+    report = BatchReport(run_id=run_id, inbox=None if case_list else str(inbox), out=str(out_root),
+                         case_list=str(case_list) if case_list else None,
                          started_at=datetime.now(UTC).isoformat(timespec="seconds"), executor=executor,
                          workers=workers if executor == "local" else 0, segmenter=segmenter_name,
                          checkpoint_sha256=checkpoint_sha, config_hash=ctx.config_hash)
@@ -169,7 +175,8 @@ def run_batch(
     if pull:
         _pull(inbox, config, report)
     _sweep_staging(ctx)
-    scan = find_studies(inbox, config=config, settle_s=settle_s)
+    scan = (find_studies(inbox, config=config, settle_s=settle_s) if case_list is None
+            else find_cases(case_list, config=config, out_root=out_root))
     for w in scan.waiting:
         log.info("%s: still arriving (changed %.0f s ago); left for the next run", w.label, w.age_s)
         report.items.append(JobOutcome(status="waiting", key=f"path:{w.source}", label=w.label,

@@ -35,13 +35,13 @@ Status = Literal["processed", "delivered", "failed", "skipped", "skipped_failed"
 STATUSES: tuple[Status, ...] = ("processed", "delivered", "failed", "skipped", "skipped_failed", "waiting",
                                 "locked", "cancelled")
 
-CSV_FIELDS = ("status", "key", "label", "study_instance_uid", "series_instance_uid", "n_instances", "volume_ml",
-              "quality_flags", "output_dir", "duration_s", "attempts", "error_type", "error", "source")
+CSV_FIELDS = ("status", "key", "label", "case_id", "study_instance_uid", "series_instance_uid", "n_instances",
+              "volume_ml", "quality_flags", "output_dir", "duration_s", "attempts", "error_type", "error", "source")
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobOutcome:
-    """What happened to one study in one run (no patient names or IDs).
+    """What happened to one study in one run (no patient names or IDs; ``case_id`` is a case list's own name).
 
     ``quality_flags`` holds the codes of the study's quality flags (empty: none
     raised), or ``None`` when unknown (failed, or its report is not readable);
@@ -62,6 +62,7 @@ class JobOutcome:
     attempts: int | None = None
     error_type: str | None = None
     error: str | None = None
+    case_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -89,6 +90,8 @@ class BatchReport:
     ----------
     run_id:
         ``<UTC time>-<host>-<pid>``, unique per run.
+    inbox, case_list:
+        Where the studies came from: an inbox folder, or a case list (``batch --list``; ``inbox`` is then ``None``).
     items:
         One outcome per study (and per entry still arriving).
     pull_error:
@@ -98,9 +101,10 @@ class BatchReport:
     """
 
     run_id: str
-    inbox: str
+    inbox: str | None
     out: str
     started_at: str
+    case_list: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
     executor: str = "local"
@@ -145,6 +149,7 @@ class BatchReport:
         return {
             "run_id": self.run_id,
             "inbox": self.inbox,
+            "case_list": self.case_list,
             "out": self.out,
             "started_at": self.started_at,
             "finished_at": self.finished_at,

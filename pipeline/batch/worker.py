@@ -185,7 +185,7 @@ def _outcome(job: StudyJob, status: Status, **kw: Any) -> JobOutcome:
     return JobOutcome(status=status, key=job.key, label=job.label, source=str(job.source),
                       study_instance_uid=kw.pop("study_instance_uid", job.study_uid),
                       series_instance_uid=kw.pop("series_instance_uid", job.series_uid),
-                      n_instances=job.n_instances, **kw)
+                      n_instances=job.n_instances, case_id=job.case.case_id if job.case else None, **kw)
 
 
 def _flag_codes(report: dict[str, Any] | None) -> tuple[str, ...] | None:
@@ -288,7 +288,7 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
     try:
         segmenter = _segmenter(ctx, config)
         options = RunOptions(study=job.source, out=staging, segmenter=ctx.segmenter, checkpoint=ctx.checkpoint,
-                             device=ctx.device, files=job.files)
+                             device=ctx.device, files=job.files, case=job.case)
         result = run_study(options, config, segmenter=segmenter)
         final, report = _publish(result.report, result.output_dir, staging, ctx.out_root, config)
     except IchpipeError as exc:

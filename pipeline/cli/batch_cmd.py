@@ -13,6 +13,7 @@ import click
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import JobOutcome
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.progress import ProgressDisplay
 
 __all__ = ["batch", "watch"]
 
@@ -68,7 +69,7 @@ def _line(o: JobOutcome) -> str:
 
 def _shared_options(func: F) -> F:
     options = [
-        click.option("--inbox", required=True, type=click.Path(file_okay=False, path_type=Path),
+        click.option("--inbox", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Folder the studies arrive in (any layout; never modified)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Output root (default: outputs.directory); one folder per series, summaries"
@@ -96,7 +97,8 @@ def _shared_options(func: F) -> F:
 
 
 def _options(kw: dict[str, Any]) -> BatchOptions:
-    return BatchOptions(inbox=kw["inbox"], out=kw["out"], workers=kw["workers"], executor=kw["executor"],
+    return BatchOptions(inbox=kw["inbox"], case_list=kw.get("case_list"), out=kw["out"], workers=kw["workers"],
+                        executor=kw["executor"],
                         scheduler=kw["scheduler"], segmenter=kw["segmenter"], checkpoint=kw["checkpoint"],
                         device=kw["device"], settle_s=kw["settle_s"], on_locked=kw["on_locked"],
                         pull=kw["pull"], send=kw["send"])
@@ -104,21 +106,41 @@ def _options(kw: dict[str, Any]) -> BatchOptions:
 
 @click.command()
 @_shared_options
+@click.option("--list", "case_list", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Instead of --inbox: a CSV of cases (research cohorts). Columns: path (required: NIfTI CT,"
+                   " study folder, DICOMDIR or .zip, relative to the CSV's folder), case_id, and for NIfTI"
+                   " cases patient_id, accession_number, acquisition_datetime (ISO 8601); others ignored.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @config_option
 @handle_errors
 def batch(as_json: bool, config_path: Path | None, **kw: Any) -> None:
-    """Process every new or changed study of INBOX, one result folder per series.
+    """Process every new or changed study of INBOX (or case of a --list), one result folder per series.
 
     Incremental: a series already processed with the same instances, config
     and checkpoint is skipped (the results store is the ledger); folders still
     arriving are left for the next run. Exit status: 0 nothing failed,
     1 some studies failed (see the summary), 2 bad usage or config.
+
+    With --list cases.csv (a research cohort) the cases are the rows of the
+    CSV instead: NIfTI files or study folders, processed with the same
+    ledger, summary and QC page; a NIfTI case with a patient_id is recorded in
+    the results store under that patient, with its accession_number and
+    acquisition_datetime (a date alone is allowed), since the file has no
+    header to say them. Example:
+
+    \b
+        case_id,path,patient_id,accession_number,acquisition_datetime
+        c01,nifti/c01_ct.nii.gz,P01,A100,2024-03-01T08:30
+        c02,nifti/c02_ct.nii.gz,P01,A101,2024-03-02T07:10
+        c03,dicom/c03/,,,
     """
     from ichpipe.pipeline.batch.runner import run_batch
 
+    if (kw["inbox"] is None) == (kw["case_list"] is None):
+        raise click.UsageError("Give either --inbox DIR or --list cases.csv.")
     config = load_cli_config(config_path)
-    report = run_batch(_options(kw), config, progress=_Progress())
+    with ProgressDisplay(interval_s=config.progress.interval_s):
+        report = run_batch(_options(kw), config, progress=_Progress())
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -145,8 +167,10 @@ def watch(interval_s: float | None, config_path: Path | None, **kw: Any) -> None
     from ichpipe.pipeline.batch.watch import stop_on_signals
     from ichpipe.pipeline.batch.watch import watch as run_watch
 
+    if kw["inbox"] is None:
+        raise click.UsageError("Missing option '--inbox'.")
     overrides = {"batch": {"poll_interval_s": interval_s}} if interval_s is not None else None
     config = load_cli_config(config_path, overrides)
-    with stop_on_signals(threading.Event()) as stop:
+    with stop_on_signals(threading.Event()) as stop, ProgressDisplay(interval_s=config.progress.interval_s):
         code = run_watch(_options(kw), config, stop=stop, progress=lambda: _Progress(quiet_skips=True))
     sys.exit(code)

@@ -18,7 +18,10 @@ __all__ = ["evaluate"]
 
 @click.command()
 @click.option("--data", "data", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Manifest CSV of labelled cases (Dice, volumes); or use --boxes or --compare.")
+              help="Manifest CSV of labelled cases (Dice, volumes): columns case_id, patient_id, split, format,"
+                   " image, mask (paths relative to the CSV). format nifti = a NIfTI CT in HU + a NIfTI mask on the"
+                   " same grid (PhysioNet CT-ICH ct_scans/ + masks/, HemSeg image/ + label/); dicom = study folder +"
+                   " SEG or NIfTI mask; png = the seed's slice folders. Or use --boxes or --compare.")
 @click.option("--boxes", "boxes", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of PNG slices with VOC boxes (images/PPPP_SS.png, boxes/PPPP_SS.xml): box hit rate,"
                    " FP components outside boxes, FP slice rate.")
@@ -81,9 +84,11 @@ def evaluate(
     """Score segmenters: on labelled cases (--data), on real slices with boxes (--boxes), or two runs (--compare).
 
     --data: Dice, IoU, RVD, volume RMSE/MAE (mL) and ABC/2 error of each
-    segmenter on the cases of the manifest; volumes come from each case's
-    geometry. Prints the seed's Tables 1-2 as Markdown (or JSON); --out also
-    writes the per-case and summary CSV.
+    segmenter on the cases of the manifest. Volumes come from each case's
+    geometry (the DICOM geometry for DICOM cases; the mask's NIfTI header for
+    NIfTI pairs, one slice step, so only as exact as the conversion). Prints
+    the seed's Tables 1-2 as Markdown (or JSON); --out also writes the
+    per-case and summary CSV.
 
     --boxes: box hit rate, false-positive components outside the boxes and
     false-positive slice rate per patient and pooled, with CPU seconds, under

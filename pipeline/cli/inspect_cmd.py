@@ -9,6 +9,7 @@ import click
 
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 from ichpipe.pipeline.jobs.inspect_study import inspect_study
+from ichpipe.progress import ProgressDisplay
 
 __all__ = ["inspect"]
 
@@ -25,7 +26,8 @@ def inspect(study: Path, as_json: bool, explain: bool, config_path: Path | None)
     Exit status 0 when a series is selected, 1 when none passes the rules.
     """
     config = load_cli_config(config_path)
-    report = inspect_study(study, config)
+    with ProgressDisplay(interval_s=config.progress.interval_s):
+        report = inspect_study(study, config)
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -53,6 +53,7 @@ import torch
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import CheckpointError, GeometryError
+from ichpipe.progress import stage
 from ichpipe.models.deepmedic import DeepMedic
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
@@ -246,7 +247,7 @@ def predict_probabilities(x: FloatArray, models: Sequence[DeepMedic], *, max_til
     count = (sat[z1, y1, x1] - sat[z0, y1, x1] - sat[z1, y0, x1] - sat[z1, y1, x0]
              + sat[z0, y0, x1] + sat[z0, y1, x0] + sat[z1, y0, x0] - sat[z0, y0, x0])
     active = count > 0
-    with torch.inference_mode(), _torch_threads(threads):
+    with torch.inference_mode(), _torch_threads(threads), contextlib.ExitStack() as stack:
         fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
         for m in models:
             m.eval().to(device=device, memory_format=fmt)  # type: ignore[call-overload]
@@ -265,6 +266,7 @@ def predict_probabilities(x: FloatArray, models: Sequence[DeepMedic], *, max_til
             axes = [sorted({min(a + i * t, b - t) for i in range(math.ceil((b - a) / t))})
                     for a, b, t in zip(start, stop, tile, strict=True)]
             total = math.prod(len(a) for a in axes)
+            shown = stack.enter_context(stage(f"BLAST-CT x{len(models)} tiles", total=total))
             for tz, ty, tx in itertools.product(*axes):
                 window = padded[tz:tz + tile[0] + 2 * margin, ty:ty + tile[1] + 2 * margin,
                                 tx:tx + tile[2] + 2 * margin]
@@ -274,6 +276,7 @@ def predict_probabilities(x: FloatArray, models: Sequence[DeepMedic], *, max_til
                     acc += _network(m, inp, bf16)[0]
                 prob[:, tz:tz + tile[0], ty:ty + tile[1], tx:tx + tile[2]] = (acc / len(models)).cpu().numpy()
                 n_tiles += 1
+                shown.advance()
                 if progress:
                     progress(n_tiles, total)
     info = {"tiles": n_tiles, "tile": tile, "computed_fraction": float(active.mean()),

@@ -138,7 +138,7 @@ def test_changed_series_config_or_missing_outputs_are_redone(tmp_path: Path, con
 
     # A setting that changes results: everything is redone.
     changed = json.loads(config_file.read_text())
-    changed["threshold"] = {"min_component_ml": 0.1}
+    changed["threshold"] = {"min_component_ml": 0.3}  # the default is 0.1
     config_file.write_text(json.dumps(changed))
     assert batch(inbox, out, config_file)[1]["counts"]["processed"] == 2
     # A setting that does not (the summary count): nothing is redone.
