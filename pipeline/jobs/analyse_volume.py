@@ -130,8 +130,11 @@ def analyse_volume(
 
 
 def _types(result: SegmentationResult, volume: CTVolume, config: Config) -> dict[str, Any] | None:
-    """Volume of each blood type the segmenter labelled (``details["class_masks"]``), by the same planimetry."""
-    masks = result.details.get("class_masks")
+    """Volume of each blood type the segmenter labelled (``details["class_masks"]``), by the same planimetry.
+
+    The masks are removed from ``details`` once measured.
+    """
+    masks = result.details.pop("class_masks", None)  # measured once, then freed (a bool volume each)
     if not masks:
         return None
     counted = [name for name in masks if name != "oedema"]

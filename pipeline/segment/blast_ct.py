@@ -53,7 +53,6 @@ import torch
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import CheckpointError, GeometryError
-from ichpipe.progress import stage
 from ichpipe.models.deepmedic import DeepMedic
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
@@ -64,6 +63,7 @@ from ichpipe.pipeline.segment.inference import cpu_has_native_bf16, resolve_devi
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.iso_grid import NativeGrid, grid_from_geometry, resample_to_isotropic, to_native_grid
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
+from ichpipe.progress import stage
 
 __all__ = [
     "BLOOD_CLASSES",
@@ -350,7 +350,8 @@ def segment_blast_ct(hu: npt.ArrayLike, grid: NativeGrid, models: Sequence[DeepM
     if flip_axes:
         prob = np.ascontiguousarray(np.flip(prob, tuple(a + 1 for a in flip_axes)))
     t2 = time.perf_counter()
-    labels, native = to_native_grid(prob, grid, spacing_mm=spacing_mm, mode=back)
+    labels, native = to_native_grid(prob, grid, spacing_mm=spacing_mm, mode=back,
+                                    keep_probabilities=return_probabilities)
     t3 = time.perf_counter()
     info.update({"models": len(models), "isotropic_shape": tuple(iso.shape), "back": back,
                  "seconds_resample": t1 - t0, "seconds_network": t2 - t1, "seconds_back": t3 - t2,

@@ -209,7 +209,7 @@ def resample_to_isotropic(hu: npt.ArrayLike, grid: NativeGrid, *, spacing_mm: fl
 
 def to_native_grid(
     prob: FloatArray, grid: NativeGrid, *, spacing_mm: float = 1.0,
-    mode: Literal["probability", "nearest"] = "probability",
+    mode: Literal["probability", "nearest"] = "probability", keep_probabilities: bool = True,
 ) -> tuple[npt.NDArray[np.uint8], FloatArray | None]:
     """Bring isotropic class probabilities (C, Z, Y, X), slice frame, back to the native grid.
 
@@ -225,6 +225,9 @@ def to_native_grid(
         "probability" interpolates the probabilities trilinearly at each native voxel
         centre and takes the arg-max; "nearest" takes the label of the nearest 1 mm voxel
         (BLAST-CT's own way back).
+    keep_probabilities
+        return the native-grid probabilities ("probability" mode); False saves their memory
+        (5 float32 volumes of the native grid).
 
     Returns
     -------
@@ -240,7 +243,8 @@ def to_native_grid(
     n, rows, cols = grid.shape
     dr, dc = grid.pixel_spacing_mm
     labels = np.empty(grid.shape, dtype=np.uint8)
-    native = np.empty((prob.shape[0], *grid.shape), dtype=np.float32) if mode == "probability" else None
+    native = np.empty((prob.shape[0], *grid.shape), dtype=np.float32) \
+        if mode == "probability" and keep_probabilities else None
     hard = np.argmax(prob, axis=0).astype(np.uint8) if mode == "nearest" else None
     for k in range(n):
         fz = (grid.z_mm[k] - iso.origin_mm[0]) / spacing_mm
