@@ -25,7 +25,7 @@ from ichpipe import __version__
 from ichpipe.dicom_io._atomic import write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
-from ichpipe.dicom_io.deidentify import deidentify_dataset
+from ichpipe.dicom_io.deidentify import deidentified_copy
 from ichpipe.errors import OutputError
 
 __all__ = ["NOT_FOR_DIAGNOSIS", "build_secondary_capture", "write_secondary_capture"]
@@ -203,8 +203,8 @@ def write_secondary_capture(
         Output file; its folder must exist. Build it from UIDs, never from
         free-text tags.
     deidentify:
-        Remove or blank the patient's direct identifiers first
-        (:func:`ichpipe.dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
+        Write a de-identified copy (:func:`ichpipe.dicom_io.deidentify.deidentified_copy`:
+        the PS3.15 Basic Profile, UIDs kept); the source headers are untouched.
     **options:
         Keyword-only options of :func:`build_secondary_capture`.
 
@@ -222,6 +222,5 @@ def write_secondary_capture(
         file is left.
     """
     sc = build_secondary_capture(image, source, **options)
-    if deidentify:
-        deidentify_dataset(sc)
-    return write_dataset_atomic(sc, path, what="DICOM Secondary Capture")
+    out: Dataset = deidentified_copy(sc) if deidentify else sc
+    return write_dataset_atomic(out, path, what="DICOM Secondary Capture")

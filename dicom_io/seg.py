@@ -36,7 +36,7 @@ from ichpipe import __version__
 from ichpipe.dicom_io._atomic import write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
-from ichpipe.dicom_io.deidentify import deidentify_dataset
+from ichpipe.dicom_io.deidentify import deidentified_copy
 from ichpipe.errors import DicomInputError, OutputError
 
 __all__ = [
@@ -315,8 +315,8 @@ def write_seg(
         Output file; its folder must exist. Build it from UIDs, never from
         free-text tags.
     deidentify:
-        Remove or blank the patient's direct identifiers first
-        (:func:`ichpipe.dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
+        Write a de-identified copy (:func:`ichpipe.dicom_io.deidentify.deidentified_copy`:
+        the PS3.15 Basic Profile, UIDs kept); the source headers are untouched.
     **options:
         Any keyword-only option of :func:`build_seg` (``omit_empty_frames``,
         ``series_number``, ``series_description``, ``manufacturer``,
@@ -336,9 +336,8 @@ def write_seg(
         written (read-only folder, disk full); no partial file is left.
     """
     seg = build_seg(mask, volume, algorithm_name=algorithm_name, algorithm_version=algorithm_version, **options)
-    if deidentify:
-        deidentify_dataset(seg)
-    return write_dataset_atomic(seg, path, what="DICOM SEG")
+    out: Dataset = deidentified_copy(seg) if deidentify else seg
+    return write_dataset_atomic(out, path, what="DICOM SEG")
 
 
 # --------------------------------------------------------------------- reading

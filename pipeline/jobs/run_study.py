@@ -9,9 +9,11 @@ is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,8 +27,10 @@ from ichpipe.atomic import atomic_write
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.secondary_capture import write_secondary_capture
 from ichpipe.dicom_io.seg import write_seg
+from ichpipe.dicom_io.sources import sweep_stale_extractions
 from ichpipe.dicom_io.study import scan_files, scan_study
 from ichpipe.errors import CheckpointError, OutputError, UsageError
+from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
@@ -34,6 +38,7 @@ from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
 from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
 from ichpipe.pipeline.outputs.key_image import render_key_image
 from ichpipe.pipeline.outputs.paths import series_output_dir
+from ichpipe.pipeline.outputs.publish import PRIVATE_DIR, publish_series, remove_tree, rewrite_outputs, sweep_staging
 from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
@@ -62,6 +67,12 @@ class RunOptions:
     files:
         Only these files of ``study`` (``ichpipe batch`` passes one study's
         files found in an inbox); ``None`` scans the whole of ``study``.
+    staged:
+        ``out`` is already a private staging folder whose caller holds the
+        series lock and publishes the result (``ichpipe batch``): write there
+        directly. Otherwise (``ichpipe run``) the outputs are staged under
+        ``OUT/.ichpipe/staging/`` and published under the series lock
+        (:mod:`~ichpipe.pipeline.outputs.publish`).
     """
 
     study: Path
@@ -70,6 +81,7 @@ class RunOptions:
     checkpoint: Path | None = None
     device: Device | None = None
     files: tuple[Path, ...] | None = None
+    staged: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class RunResult:
 
     report: dict[str, Any]
     output_dir: Path
+    record: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -234,6 +247,54 @@ def run_study(
     study = Path(options.study)
     if out_root.resolve().is_relative_to(study.resolve()) and study.is_dir():
         raise UsageError(f"--out {out_root} lies inside the study folder {study}; choose a folder outside it.")
+    if options.staged:
+        return _run(options, config, out_root, study, timer, progress=progress, segmenter=segmenter)
+    for line in sweep_stale_extractions() + (sweep_staging(out_root.resolve()) if out_root.is_dir() else []):
+        log.warning("%s", line)
+    staging_root = out_root.resolve() / PRIVATE_DIR / "staging"
+    lock_dir = out_root.resolve() / PRIVATE_DIR / "locks"
+    created = [p for p in (out_root.resolve(), staging_root.parent, staging_root, lock_dir) if not p.exists()]
+    name = f"run-{uuid.uuid4().hex}"
+    try:
+        staging_root.mkdir(parents=True, exist_ok=True)
+        held = acquire_lock(lock_dir, name, wait=False)
+    except OSError as exc:
+        raise OutputError(f"Cannot create output folder {out_root}: {exc.strerror or exc}.") from exc
+    if held is None:  # cannot happen: a fresh random name
+        raise OutputError(f"Cannot take the staging lock {name} in {out_root}.")
+    stage = staging_root / name
+    try:
+        with held:
+            result = _run(replace(options, out=stage), config, stage, study, timer, progress=progress,
+                          segmenter=segmenter, record=False)
+            return _publish_run(result, stage, out_root.resolve(), config)
+    finally:
+        remove_tree(stage)
+        for folder in reversed(created):  # a failed first run leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _publish_run(result: RunResult, stage: Path, out_root: Path, config: Config) -> RunResult:
+    """Move a staged ``run`` into ``OUT/<study>/<series>`` under the series lock, recording it in the store."""
+    final = out_root / result.output_dir.relative_to(stage)
+    report = rewrite_outputs(result.report, result.output_dir, final, write_report=config.outputs.report)
+    lock = lock_name(f"series:{final.name}")
+    held = acquire_lock(out_root / PRIVATE_DIR / "locks", lock, wait=True, timeout_s=config.batch.lock_wait_s)
+    if held is None:
+        raise OutputError(f"Series {final.name} is being written by another ichpipe run (batch or run) for more"
+                          f" than batch.lock_wait_s={config.batch.lock_wait_s:g} s; try again later.")
+    record = result.record
+    with held:
+        publish_series(result.output_dir, final, staging_root=out_root / PRIVATE_DIR / "staging", lock=lock,
+                       commit=(lambda: _record(record, config)) if record is not None else None)
+    return RunResult(report=report, output_dir=final)
+
+
+def _run(options: RunOptions, config: Config, out_root: Path, study: Path, timer: StageTimer, *,
+         progress: Callable[[int, int], None] | None, segmenter: Segmenter | None,
+         record: bool = True) -> RunResult:
+    """The job proper: read, segment, measure, write the outputs into ``out_root``; store when ``record``."""
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
@@ -289,9 +350,10 @@ def run_study(
     )
     if features is not None:
         report["features"] = features
-    if config.outputs.record_in_store:
+    stored = report  # the store records the identified measurement (its own database), even when de-identified
+    if config.outputs.record_in_store and record:
         with timer.stage("store"):
-            _record(report, config)
+            _record(stored, config)
         report["timings_s"] = timer.to_dict()
     if config.outputs.deidentify:
         from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
@@ -303,7 +365,8 @@ def run_study(
         except OutputError:
             _remove_outputs(outputs, keep=report_path)
             raise
-    return RunResult(report=report, output_dir=out_dir)
+    pending = stored if config.outputs.record_in_store and not record else None
+    return RunResult(report=report, output_dir=out_dir, record=pending)
 
 
 def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> None:
@@ -318,9 +381,11 @@ def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> Non
             log.warning("could not remove %s after a failed output: %s", path, exc.strerror or exc)
 
 
-def _record(report: dict[str, Any], config: Config) -> None:
+def _record(report: dict[str, Any] | None, config: Config) -> None:
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
+    if report is None:
+        return
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")
         return
