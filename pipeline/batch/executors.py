@@ -138,8 +138,11 @@ class _Pool:
 
     def abandon(self) -> None:
         # end the workers now: their studies are abandoned (staging removed by the next run, locks dropped)
-        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        for process in processes:
             process.kill()
+        for process in processes:
+            process.join(timeout=10)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -183,6 +183,8 @@ def run_batch(
         report.stopped_by = report.stopped_by or "interrupt"
     if should_stop():
         report.stopped_by = (stop_reason() if stop_reason else None) or "a stop request"
+    if report.counts["interrupted"]:
+        sweep_staging(out_root)  # what the abandoned studies had staged (their workers are gone)
     report.items.sort(key=lambda i: i.key)
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     report.duration_s = round(time.perf_counter() - t0, 3)

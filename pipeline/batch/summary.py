@@ -66,9 +66,9 @@ class JobOutcome:
             raise ValueError(f"Argument 'status' must be one of {', '.join(STATUSES)}; got {self.status!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values; label, source and error masked and on one line (:func:`ichpipe.logs.safe_text`)."""
+        """Plain JSON-ready values; key, label, source and error masked and on one line (:func:`ichpipe.logs.safe_text`)."""
         out = asdict(self)
-        for name in ("label", "source", "error"):
+        for name in ("key", "label", "source", "error"):
             if out[name] is not None:
                 out[name] = safe_text(out[name])
         return out

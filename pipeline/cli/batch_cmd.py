@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from ichpipe.logs import register_path_alias, safe_text
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import JobOutcome
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
@@ -63,7 +63,7 @@ def _line(o: JobOutcome) -> str:
         parts.append(f"{o.volume_ml:.1f} mL")
     if o.error:
         parts.append(f"{o.error_type}: {o.error}")
-    return " | ".join(parts)
+    return safe_text(" | ".join(parts))
 
 
 def _shared_options(func: F) -> F:
@@ -112,20 +112,26 @@ def batch(as_json: bool, config_path: Path | None, **kw: Any) -> None:
 
     Incremental: a series already processed with the same instances, config
     and checkpoint is skipped (the results store is the ledger); folders still
-    arriving are left for the next run. Exit status: 0 nothing failed,
-    1 some studies failed (see the summary), 2 bad usage or config.
+    arriving are left for the next run. SIGINT/SIGTERM: no new study starts,
+    the running ones finish (a second signal abandons them), the summary is
+    written. Exit status: 0 nothing failed, 1 some studies failed or the run
+    was stopped (see the summary), 2 bad usage or config.
     """
     from ichpipe.pipeline.batch.runner import run_batch
+    from ichpipe.pipeline.batch.watch import StopRequest, stop_on_signals
 
     config = load_cli_config(config_path)
-    report = run_batch(_options(kw), config, progress=_Progress())
+    register_path_alias(kw["inbox"], "<inbox>")
+    with stop_on_signals(StopRequest()) as stop:
+        report = run_batch(_options(kw), config, progress=_Progress(), should_stop=stop.is_set,
+                           stop_reason=lambda: getattr(stop, "reason", None))
     if as_json:
         echo_json(report.to_dict())
     else:
         where = f"; summary {report.summary_files['json']}" if report.summary_files else ""
         click.echo(report.line() + where)
     for item in report.failed:
-        click.echo(f"ichpipe: failed: {item.label}: {item.error_type}: {item.error}", err=True)
+        click.echo(f"ichpipe: failed: {safe_text(item.label)}: {item.error_type}: {safe_text(item.error)}", err=True)
     sys.exit(report.exit_code)
 
 
@@ -140,11 +146,12 @@ def watch(interval_s: float | None, config_path: Path | None, **kw: Any) -> None
 
     On SIGTERM/SIGINT the study being processed is finished, then it exits 0.
     """
-    from ichpipe.pipeline.batch.watch import stop_on_signals
+    from ichpipe.pipeline.batch.watch import StopRequest, stop_on_signals
     from ichpipe.pipeline.batch.watch import watch as run_watch
 
     overrides = {"batch": {"poll_interval_s": interval_s}} if interval_s is not None else None
     config = load_cli_config(config_path, overrides)
-    with stop_on_signals(threading.Event()) as stop:
+    register_path_alias(kw["inbox"], "<inbox>")
+    with stop_on_signals(StopRequest()) as stop:
         code = run_watch(_options(kw), config, stop=stop, progress=lambda: _Progress(quiet_skips=True))
     sys.exit(code)

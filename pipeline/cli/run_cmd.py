@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ichpipe.logs import register_path_alias
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
@@ -54,6 +55,7 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/.
     """
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
+    register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
                          device=device)  # type: ignore[arg-type]
     result = run_study(options, config, progress=_Progress())

@@ -1,0 +1,114 @@
+"""SIGINT and SIGTERM stop a batch cleanly: nothing new starts, the running studies finish (or, on a second
+signal, are abandoned), the summary is written, and no worker outlives the run (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from batch_support import alive, assert_clean_outputs, descendants, start_batch, valid_study, write_config
+
+N_STUDIES = 8
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("signal-template")
+    for i in range(N_STUDIES):
+        valid_study(root / f"s{i}", 500 + i)
+    return root
+
+
+def _start(template: Path, tmp_path: Path, workers: str) -> tuple[subprocess.Popen[str], Path]:
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    shutil.copytree(template, inbox)
+    config = write_config(tmp_path / "cfg.json", store=tmp_path / "store.sqlite")
+    proc = start_batch("--inbox", str(inbox), "--out", str(out), "--segmenter", "threshold", "--config",
+                       str(config), "--workers", workers, cwd=tmp_path)
+    return proc, out
+
+
+def _after_first_study(proc: subprocess.Popen[str], timeout_s: float = 180.0) -> str:
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if line.startswith("[1/"):
+            return seen
+    proc.kill()
+    raise AssertionError(f"the batch never finished a study:\n{seen}")
+
+
+def _finish(proc: subprocess.Popen[str], workers: set[int]) -> tuple[int, str]:
+    try:
+        _, rest = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 5
+    while alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = alive(workers)
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == set(), "workers outlived the stopped batch"
+    return proc.returncode, rest
+
+
+def _summary(out: Path) -> dict[str, object]:
+    files = sorted((out / "batch-runs").glob("*.json"))
+    assert len(files) == 1, files
+    data: dict[str, object] = json.loads(files[0].read_text())
+    return data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGINT, "2"), (signal.SIGTERM, "2"), (signal.SIGTERM, "1")],
+                         ids=["sigint-pool", "sigterm-pool", "sigterm-inline"])
+def test_one_signal_starts_nothing_new_finishes_the_running_studies_and_writes_the_summary(
+        sig: signal.Signals, workers: str, template: Path, tmp_path: Path) -> None:
+    proc, out = _start(template, tmp_path, workers)
+    seen = _after_first_study(proc)
+    started = descendants(proc.pid)
+    os.kill(proc.pid, sig)
+    code, rest = _finish(proc, started)
+    stderr = seen + rest
+    assert code == 1, stderr
+    assert "Aborted!" not in stderr
+    summary = _summary(out)
+    counts = summary["counts"]
+    assert isinstance(counts, dict)
+    assert summary["stopped_by"] == sig.name
+    assert counts["processed"] + counts["cancelled"] == N_STUDIES, counts
+    # the one finished, at most one running per worker, and the race of one more: never the whole queue
+    assert counts["processed"] <= 1 + 2 * int(workers) and counts["cancelled"] >= 1, counts
+    assert len(assert_clean_outputs(out)) == counts["processed"]
+
+
+@pytest.mark.slow
+def test_a_second_signal_abandons_the_running_studies_and_still_writes_the_summary(template: Path,
+                                                                                   tmp_path: Path) -> None:
+    proc, out = _start(template, tmp_path, "2")
+    seen = _after_first_study(proc)
+    started = descendants(proc.pid)
+    os.kill(proc.pid, signal.SIGTERM)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGTERM)
+    code, rest = _finish(proc, started)
+    assert code == 1, seen + rest
+    summary = _summary(out)
+    counts = summary["counts"]
+    assert isinstance(counts, dict)
+    assert counts["processed"] + counts["cancelled"] + counts["interrupted"] == N_STUDIES, counts
+    assert_clean_outputs(out)
