@@ -26,6 +26,7 @@ from ichpipe.dicom_io._atomic import write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentified_copy
+from ichpipe.dicom_io.seg import checked_display_values
 from ichpipe.errors import OutputError
 
 __all__ = ["NOT_FOR_DIAGNOSIS", "build_secondary_capture", "write_secondary_capture"]
@@ -73,9 +74,9 @@ def _reference_of(source: CTVolume | Dataset) -> tuple[Dataset, list[Dataset]]:
         seen: dict[str, Dataset] = {}
         for sh in source.slices:
             seen.setdefault(sh.sop_instance_uid, sh.dataset)
-        return source.first, list(seen.values())
+        return checked_display_values(source.first), list(seen.values())
     if isinstance(source, Dataset):
-        return source, [source]
+        return checked_display_values(source), [source]
     raise TypeError(f"Argument 'source' must be a CTVolume or a pydicom Dataset; got {type(source).__name__}.")
 
 

@@ -17,6 +17,7 @@ or else by its position.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ import highdicom as hd
 import numpy as np
 import numpy.typing as npt
 import pydicom
+import pydicom.valuerep
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.coding import Code
@@ -39,11 +41,15 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentified_copy
 from ichpipe.errors import DicomInputError, OutputError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "DISPLAY_ONLY",
     "HEMORRHAGE_CATEGORY",
     "HEMORRHAGE_TYPE",
     "SEGMENTATION_SOP_CLASS_UIDS",
     "build_seg",
+    "checked_display_values",
     "read_seg_mask",
     "write_seg",
 ]
@@ -106,6 +112,53 @@ def _positive(value: Any) -> float | None:
     return out if math.isfinite(out) and out > 0 else None
 
 
+#: Attributes copied from the source only for display (who, when): an invalid value is left empty in our
+#: objects with a warning, never a failed study (a malformed birth date once failed every retry).
+DISPLAY_ONLY = {"PatientBirthDate": "DA", "PatientBirthTime": "TM", "StudyDate": "DA", "StudyTime": "TM",
+                "PatientSex": "CS", "PatientAge": "AS"}
+
+
+def _valid_display_value(keyword: str, value: Any) -> bool:
+    text = str(value or "").strip()
+    if not text:
+        return True
+    vr = DISPLAY_ONLY[keyword]
+    try:
+        if vr == "DA":
+            return pydicom.valuerep.DA(text) is not None
+        if vr == "TM":
+            return pydicom.valuerep.TM(text) is not None
+    except (ValueError, TypeError, OverflowError):
+        return False
+    if vr == "CS":
+        return text in ("M", "F", "O")
+    return len(text) == 4 and text[:3].isdigit() and text[3] in "DWMY"
+
+
+def checked_display_values(ds: Dataset) -> Dataset:
+    """``ds``, or a shallow copy of it whose invalid display-only values (:data:`DISPLAY_ONLY`) are empty.
+
+    The source is never changed; each value left out is logged (by keyword, never by value).
+    """
+    bad = []
+    for keyword in DISPLAY_ONLY:
+        try:
+            value = ds.get(keyword)
+        except (ValueError, TypeError, OverflowError):
+            value = "?invalid"
+        if value is not None and not _valid_display_value(keyword, value):
+            bad.append(keyword)
+    if not bad:
+        return ds
+    out = Dataset()
+    for elem in ds:
+        out.add(elem)
+    for keyword in bad:
+        setattr(out, keyword, None)
+        log.warning("%s of the source is not a valid value; left empty in the outputs", keyword)
+    return out
+
+
 def _header_for_highdicom(ds: Dataset, *, slice_thickness_mm: float | None = None) -> Dataset:
     """A shallow copy of ``ds`` with missing Type 2 patient/study attributes added empty.
 
@@ -117,7 +170,7 @@ def _header_for_highdicom(ds: Dataset, *, slice_thickness_mm: float | None = Non
     replaced elements are new elements.
     """
     out = Dataset()
-    for elem in ds:
+    for elem in checked_display_values(ds):
         out.add(elem)
     for keyword in _TYPE2_FROM_SOURCE:
         if keyword not in out:
