@@ -66,7 +66,7 @@ class JobOutcome:
             raise ValueError(f"Argument 'status' must be one of {', '.join(STATUSES)}; got {self.status!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values; key, label, source and error masked and on one line (:func:`ichpipe.logs.safe_text`)."""
+        """Plain JSON-ready values; key, label, source and error masked, on one line (:func:`~ichpipe.logs.safe_text`)."""
         out = asdict(self)
         for name in ("key", "label", "source", "error"):
             if out[name] is not None:
