@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ichpipe import __version__
-from ichpipe.dicom_io._atomic import write_dataset_atomic
+from ichpipe.dicom_io._atomic import set_series_datetime, write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentified_copy
@@ -97,6 +98,7 @@ def build_secondary_capture(
     patient_orientation: tuple[str, str] | None = None,
     burned_in_annotation: bool = False,
     body_part_examined: str | None = None,
+    series_datetime: datetime | None = None,
 ) -> hd.sc.SCImage:
     """Build an RGB Secondary Capture key image in the study of ``source``.
 
@@ -126,6 +128,8 @@ def build_secondary_capture(
         BodyPartExamined of the new series; default: the source's, else
         ``"HEAD"`` (ichpipe reads head CT). Without it, validators ask for
         Laterality.
+    series_datetime:
+        SeriesDate and SeriesTime of the key-image series (when this run made it); default now.
 
     Returns
     -------
@@ -175,6 +179,7 @@ def build_secondary_capture(
     sc.ImageComments = NOT_FOR_DIAGNOSIS
     sc.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
     sc.BodyPartExamined = body_part_examined or str(ref.get("BodyPartExamined", "") or "") or "HEAD"
+    set_series_datetime(sc, series_datetime)
     items = []
     for src in sources:
         item = Dataset()

@@ -27,6 +27,7 @@ from ichpipe.pipeline.batch.inbox import StudyJob, find_studies
 from ichpipe.pipeline.batch.ledger import Decision, config_hash, decide, get_rows, known_study_uids
 from ichpipe.pipeline.batch.lifecycle import find_stale_workers
 from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.qc_page import write_qc_page
 from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome, prune_summaries, write_summary
 from ichpipe.pipeline.batch.worker import JobContext, _describe, _from_row, new_run_id
 from ichpipe.pipeline.config import Config, to_plain
@@ -191,6 +192,8 @@ def run_batch(
     if options.write_summary is True or (options.write_summary == "auto" and report.did_work):
         folder = Path(bc.summary_dir).expanduser().resolve() if bc.summary_dir else out_root / "batch-runs"
         write_summary(report, folder)
+        write_qc_page(report, folder)
+        write_summary(report, folder)  # again, so that the JSON names the HTML page too
         prune_summaries(folder, keep=bc.keep_summaries)
     return report
 

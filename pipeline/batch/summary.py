@@ -66,7 +66,7 @@ class JobOutcome:
             raise ValueError(f"Argument 'status' must be one of {', '.join(STATUSES)}; got {self.status!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values; key, label, source and error masked, on one line (:func:`~ichpipe.logs.safe_text`)."""
+        """Plain JSON-ready values; key, label, source and error masked, on one line (``safe_text``)."""
         out = asdict(self)
         for name in ("key", "label", "source", "error"):
             if out[name] is not None:
@@ -184,7 +184,7 @@ def write_summary(report: BatchReport, folder: Path) -> dict[str, str]:
         raise OutputError(f"Cannot create the summary folder {folder}: {exc.strerror or exc}.") from exc
     json_path = folder / f"{report.run_id}.json"
     csv_path = folder / f"{report.run_id}.csv"
-    report.summary_files = {"json": str(json_path), "csv": str(csv_path)}
+    report.summary_files = {**report.summary_files, "json": str(json_path), "csv": str(csv_path)}
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -205,7 +205,7 @@ def write_summary(report: BatchReport, folder: Path) -> dict[str, str]:
 
 
 #: Names of the summaries :func:`write_summary` writes: ``<run id>.json`` / ``.csv`` (see ``new_run_id``).
-SUMMARY_NAME = re.compile(r"^(\d{8}T\d{12}Z-[A-Za-z0-9-]{1,24}-\d+)\.(json|csv)$")
+SUMMARY_NAME = re.compile(r"^(\d{8}T\d{12}Z-[A-Za-z0-9-]{1,24}-\d+)\.(json|csv|html)$")
 
 
 def _is_our_summary(path: Path, run_id: str) -> bool:
@@ -221,8 +221,8 @@ def _is_our_summary(path: Path, run_id: str) -> bool:
 def prune_summaries(folder: Path, *, keep: int) -> int:
     """Remove all but the newest ``keep`` run summaries (by run id) in ``folder``; return how many runs.
 
-    Only files this module wrote are touched: names ``<run id>.json`` and
-    ``<run id>.csv`` where the JSON is a summary of that run. Anything else in
+    Only files this module wrote are touched: names ``<run id>.json``,
+    ``.csv`` and ``.html`` where the JSON is a summary of that run. Anything else in
     a shared folder stays. ``keep == 0`` keeps everything.
     """
     if keep <= 0 or not folder.is_dir():
@@ -231,7 +231,7 @@ def prune_summaries(folder: Path, *, keep: int) -> int:
                    and p.is_file() and not p.is_symlink() and _is_our_summary(p, m[1])})
     removed = 0
     for run_id in runs[:-keep]:
-        for suffix in (".json", ".csv"):
+        for suffix in (".json", ".csv", ".html"):
             path = folder / f"{run_id}{suffix}"
             if path.is_symlink():
                 continue

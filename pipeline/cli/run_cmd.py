@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,63 @@ from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 __all__ = ["run"]
 
 
+#: What each output is and how to look at it (the lines ``run`` ends with).
+VIEW_HINTS: dict[str, str] = {
+    "report": "the study report (JSON)",
+    "seg": "DICOM SEG: load with the CT in OHIF or 3D Slicer (untilted series), or send to the PACS",
+    "secondary_capture": "key image as DICOM Secondary Capture, for the PACS",
+    "sr": "DICOM SR measurement report (TID 1500): PACS, OHIF, dcmqi tid1500reader",
+    "key_image_png": "key image (any image viewer)",
+    "nifti_mask": "mask for ITK-SNAP / 3D Slicer / FSLeyes over the input (viewing only)",
+    "ct_tilt_eq": "CT on an untilted regular grid (any NIfTI viewer)",
+    "mask_tilt_eq": "mask on that grid (overlay on ct_tilt_eq.nii.gz)",
+    "ct_tilt_eq_dicom": "that grid as a derived DICOM CT series",
+    "seg_tilt_eq": "SEG on the derived series: 3D Slicer (with ct_tilt_eq/) and dcmqi read it",
+}
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
+    h = report["hematoma"]
+    lines = [f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL), {h['n_voxels']} voxels"]
+    serial = report.get("serial") or {}
+    if serial and not serial.get("is_baseline") and serial.get("delta_ml") is not None:
+        pct = serial.get("delta_pct")
+        lines.append(f"Change since the baseline scan: {serial['delta_ml']:+.2f} mL"
+                     f"{'' if pct is None else f' ({pct:+.1f} %)'}; expansion: {serial.get('expansion')}")
+    for flag in (report.get("quality") or {}).get("flags") or []:
+        lines.append(f"Quality flag {flag.get('code')}: {flag.get('message')}")
+    lines.append(f"Wrote to {_short(out_dir)}/:")
+    for name, value in report["outputs"].items():
+        path = Path(value)
+        shown = path.name + ("/" if path.is_dir() else "")
+        lines.append(f"  {shown:<22} {VIEW_HINTS.get(name, name)}")
+    for name, why in (report.get("outputs_skipped") or {}).items():
+        lines.append(f"  (no {name}: {why})")
+    return lines
+
+
 class _Progress:
-    """A click progress bar on a terminal (stderr); silent when stderr is not a terminal."""
+    """A click progress bar on a terminal (stderr); a line every 10 s when stderr is a log file."""
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
         self.bar: Any = None
+        self.last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
+            now = time.monotonic()
+            if done == 0 or done >= total or now - self.last >= 10.0:
+                self.last = now
+                click.echo(f"ichpipe: segmenting slices {done}/{total}", err=True)
             return
         if self.bar is None:
             self.bar = click.progressbar(length=total, label="segmenting slices", file=sys.stderr)
@@ -35,7 +84,8 @@ class _Progress:
 
 
 @click.command()
-@click.option("--study", required=True, type=click.Path(path_type=Path), help="Study folder, DICOMDIR or .zip.")
+@click.option("--study", required=True, type=click.Path(path_type=Path),
+              help="Study folder, DICOMDIR or .zip; or a NIfTI CT (.nii, .nii.gz).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output root (default: outputs.directory in the config, ./ichpipe-out).")
 @click.option("--segmenter", default=None, help="threshold or a network name (default: models.default_segmenter).")
@@ -62,7 +112,5 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     if as_json:
         echo_json(result.report)
     else:
-        h = result.report["hematoma"]
-        click.echo(f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL),"
-                   f" {h['n_voxels']} voxels; outputs in {result.output_dir}")
+        click.echo("\n".join(_summary(result.report, result.output_dir)))
     sys.exit(result.exit_code)

@@ -70,6 +70,10 @@ def _expansion_overrides(
     default=None,
     help="Write the timeline plot (PNG) to this file.",
 )
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a static QC page (key images, volumes, changes, verdict; sortable) to this file.")
+@click.option("--outputs", "outputs_root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where `ichpipe run` wrote its outputs, to find key images (default: outputs.directory).")
 @_rule_options
 @_store_option
 @config_option
@@ -81,6 +85,8 @@ def timeline(
     issuer: str | None,
     as_json: bool,
     plot_path: Path | None,
+    html_path: Path | None,
+    outputs_root: Path | None,
     preset: str | None,
     absolute_ml: float | None,
     relative_pct: float | None,
@@ -112,10 +118,16 @@ def timeline(
             plot_path=plot_path,
         )
     )
+    if html_path is not None:
+        from ichpipe.pipeline.serial.timeline_page import write_timeline_page
+
+        write_timeline_page(report, html_path, outputs_root=outputs_root or Path(config.outputs.directory))
     if as_json:
         echo_json(report.to_dict())
     else:
         click.echo(report.to_text())
+        if html_path is not None:
+            click.echo(f"QC page: {html_path}")
     sys.exit(report.exit_code)
 
 

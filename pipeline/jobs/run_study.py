@@ -2,7 +2,11 @@
 
 discover -> select series -> assemble -> segment (window, network or
 threshold) -> measure (volume along the normal, ABC/2) -> outputs (report,
-DICOM SEG, key image PNG, Secondary Capture, NIfTI) -> results store.
+DICOM SEG, key image PNG, Secondary Capture, NIfTI) -> results store ->
+DICOM SR (it carries the change since the patient's baseline scan, known
+once the store has the measurement). A ``.nii``/``.nii.gz`` path instead of
+a study runs :func:`ichpipe.pipeline.jobs.nifti_study.run_nifti` (no DICOM
+outputs: there are no source instances to reference).
 Outputs go to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` and every file
 is written atomically.
 """
@@ -10,23 +14,17 @@ is written atomically.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import numpy as np
-from PIL import Image
+from typing import Any
 
 from ichpipe import __version__
-from ichpipe.atomic import atomic_write
-from ichpipe.dicom_io.assemble import CTVolume, assemble_series
-from ichpipe.dicom_io.secondary_capture import write_secondary_capture
-from ichpipe.dicom_io.seg import write_seg
+from ichpipe.dicom_io.assemble import assemble_series
 from ichpipe.dicom_io.sources import sweep_stale_extractions
 from ichpipe.dicom_io.study import scan_files, scan_study
 from ichpipe.errors import CheckpointError, OutputError, UsageError
@@ -34,9 +32,8 @@ from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
-from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
-from ichpipe.pipeline.outputs.key_image import render_key_image
+from ichpipe.pipeline.jobs.study_outputs import OutputRun, remove_outputs, write_image_outputs, write_json, write_sr
+from ichpipe.pipeline.measure.volume import measure_hematoma
 from ichpipe.pipeline.outputs.paths import series_output_dir
 from ichpipe.pipeline.outputs.publish import PRIVATE_DIR, publish_series, remove_tree, rewrite_outputs, sweep_staging
 from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
@@ -55,7 +52,7 @@ class RunOptions:
     Parameters
     ----------
     study:
-        Study folder, DICOMDIR or zip.
+        Study folder, DICOMDIR or zip; or a NIfTI CT (``.nii``, ``.nii.gz``).
     out:
         Output root; ``None`` uses ``outputs.directory`` from the config.
     segmenter:
@@ -71,8 +68,9 @@ class RunOptions:
         ``out`` is already a private staging folder whose caller holds the
         series lock and publishes the result (``ichpipe batch``): write there
         directly. Otherwise (``ichpipe run``) the outputs are staged under
-        ``OUT/.ichpipe/staging/`` and published under the series lock
-        (:mod:`~ichpipe.pipeline.outputs.publish`).
+        ``OUT/.ichpipe/staging/`` and published whole under the series lock
+        (:mod:`~ichpipe.pipeline.outputs.publish`), so a concurrent batch or
+        run never sees, or removes, half of them.
     """
 
     study: Path
@@ -90,7 +88,6 @@ class RunResult:
 
     report: dict[str, Any]
     output_dir: Path
-    record: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -140,91 +137,6 @@ def build_segmenter(
     return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
 
 
-def _caption(measurement: HematomaMeasurement, segmenter: str) -> list[str]:
-    return [
-        f"Hematoma volume {measurement.volume_ml:.1f} mL (ABC/2 {measurement.abc2_ml:.1f} mL)",
-        f"ichpipe {__version__} / {segmenter}",
-        "Research use only - not for diagnosis",
-    ]
-
-
-def _write_json(path: Path, obj: Any) -> Path:
-    data = (json.dumps(obj, indent=2) + "\n").encode("utf-8")
-
-    def write(fh: BinaryIO) -> None:
-        fh.write(data)
-
-    return atomic_write(path, write)
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> Path:
-    return atomic_write(path, lambda fh: Image.fromarray(rgb, mode="RGB").save(fh, format="PNG"))
-
-
-def _write_outputs(
-    out_dir: Path,
-    volume: CTVolume,
-    mask: np.ndarray,
-    measurement: HematomaMeasurement,
-    segmenter: Segmenter,
-    config: Config,
-) -> dict[str, str]:
-    outputs: dict[str, str] = {}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
-    try:
-        _write_each_output(outputs, out_dir, volume, mask, measurement, segmenter, config)
-    except OutputError:
-        # every file is written atomically; this removes the complete ones of an incomplete set
-        _remove_outputs(outputs)
-        raise
-    return outputs
-
-
-def _write_each_output(
-    outputs: dict[str, str],
-    out_dir: Path,
-    volume: CTVolume,
-    mask: np.ndarray,
-    measurement: HematomaMeasurement,
-    segmenter: Segmenter,
-    config: Config,
-) -> None:
-    cfg = config.outputs
-    info = segmenter.describe()
-    if cfg.seg:
-        outputs["seg"] = str(
-            write_seg(
-                mask,
-                volume,
-                out_dir / "seg.dcm",
-                algorithm_name=f"ichpipe-{info['name']}",
-                algorithm_version=str(info.get("version") or __version__),
-                omit_empty_frames=not cfg.seg_keep_empty_frames,
-                deidentify=cfg.deidentify,
-            )
-        )
-    if cfg.key_image_png or cfg.secondary_capture:
-        index = measurement.max_area_slice_index if measurement.n_voxels else volume.hu.shape[0] // 2
-        rgb = render_key_image(
-            volume.hu[index],
-            mask[index],
-            window=config.windows.get(config.windows.default),
-            lines=_caption(measurement, str(info["name"])),
-            scale=1 if min(volume.hu.shape[1:]) >= 256 else 2,
-        )
-        if cfg.key_image_png:
-            outputs["key_image_png"] = str(_write_png(out_dir / "key_image.png", rgb))
-        if cfg.secondary_capture:
-            outputs["secondary_capture"] = str(
-                write_secondary_capture(rgb, volume, out_dir / "key_image_sc.dcm", deidentify=cfg.deidentify)
-            )
-    if cfg.nifti_mask:
-        outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
-
-
 def run_study(
     options: RunOptions,
     config: Config,
@@ -247,57 +159,16 @@ def run_study(
     study = Path(options.study)
     if out_root.resolve().is_relative_to(study.resolve()) and study.is_dir():
         raise UsageError(f"--out {out_root} lies inside the study folder {study}; choose a folder outside it.")
-    if options.staged:
-        return _run(options, config, out_root, study, timer, progress=progress, segmenter=segmenter)
-    for line in sweep_stale_extractions() + (sweep_staging(out_root.resolve()) if out_root.is_dir() else []):
-        log.warning("%s", line)
-    staging_root = out_root.resolve() / PRIVATE_DIR / "staging"
-    lock_dir = out_root.resolve() / PRIVATE_DIR / "locks"
-    created = [p for p in (out_root.resolve(), staging_root.parent, staging_root, lock_dir) if not p.exists()]
-    name = f"run-{uuid.uuid4().hex}"
-    try:
-        staging_root.mkdir(parents=True, exist_ok=True)
-        held = acquire_lock(lock_dir, name, wait=False)
-    except OSError as exc:
-        raise OutputError(f"Cannot create output folder {out_root}: {exc.strerror or exc}.") from exc
-    if held is None:  # cannot happen: a fresh random name
-        raise OutputError(f"Cannot take the staging lock {name} in {out_root}.")
-    stage = staging_root / name
-    try:
-        with held:
-            result = _run(replace(options, out=stage), config, stage, study, timer, progress=progress,
-                          segmenter=segmenter, record=False)
-            return _publish_run(result, stage, out_root.resolve(), config)
-    finally:
-        remove_tree(stage)
-        for folder in reversed(created):  # a failed first run leaves no empty output folder behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-
-def _publish_run(result: RunResult, stage: Path, out_root: Path, config: Config) -> RunResult:
-    """Move a staged ``run`` into ``OUT/<study>/<series>`` under the series lock, recording it in the store."""
-    final = out_root / result.output_dir.relative_to(stage)
-    report = rewrite_outputs(result.report, result.output_dir, final, write_report=config.outputs.report)
-    lock = lock_name(f"series:{final.name}")
-    held = acquire_lock(out_root / PRIVATE_DIR / "locks", lock, wait=True, timeout_s=config.batch.lock_wait_s)
-    if held is None:
-        raise OutputError(f"Series {final.name} is being written by another ichpipe run (batch or run) for more"
-                          f" than batch.lock_wait_s={config.batch.lock_wait_s:g} s; try again later.")
-    record = result.record
-    with held:
-        publish_series(result.output_dir, final, staging_root=out_root / PRIVATE_DIR / "staging", lock=lock,
-                       commit=(lambda: _record(record, config)) if record is not None else None)
-    return RunResult(report=report, output_dir=final)
-
-
-def _run(options: RunOptions, config: Config, out_root: Path, study: Path, timer: StageTimer, *,
-         progress: Callable[[int, int], None] | None, segmenter: Segmenter | None,
-         record: bool = True) -> RunResult:
-    """The job proper: read, segment, measure, write the outputs into ``out_root``; store when ``record``."""
+    if not options.staged:
+        return _staged_run(options, config, out_root.resolve(), progress=progress, segmenter=segmenter)
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
+    from ichpipe.pipeline.jobs.nifti_study import is_nifti_input, run_nifti
+
+    if options.files is None and is_nifti_input(study):
+        report, out_dir = run_nifti(study, out_root, config, segmenter, timer)
+        return RunResult(report=report, output_dir=out_dir)
     started = time.perf_counter()
     if options.files is not None:
         scanning = scan_files(options.files, root=study, selection=config.selection, geometry=config.geometry)
@@ -325,12 +196,14 @@ def _run(options: RunOptions, config: Config, out_root: Path, study: Path, timer
 
         with timer.stage("features"):
             features = compute_features(volume, mask, config=config.predictor.features)
-    with timer.stage("outputs"):
-        outputs = _write_outputs(out_dir, volume, mask, measurement, segmenter, config)
     info = segmenter.describe()
+    run = OutputRun(segmenter=info, when=datetime.now())
+    with timer.stage("outputs"):
+        outputs, seg = write_image_outputs(out_dir, volume, mask, measurement, config, run)
     identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
                               series_uid=volume.series_uid)
     extra = {
+        "input": {"format": "dicom", "path": str(study)},
         "series_selection": scan.selection.reasons(chosen.series.key),
         "segmenter_details": {k: v for k, v in info.items() if k not in ("name", "checkpoint_sha256", "version")},
     }
@@ -350,44 +223,79 @@ def _run(options: RunOptions, config: Config, out_root: Path, study: Path, timer
     )
     if features is not None:
         report["features"] = features
-    stored = report  # the store records the identified measurement (its own database), even when de-identified
-    if config.outputs.record_in_store and record:
+    if config.outputs.record_in_store:
         with timer.stage("store"):
-            _record(stored, config)
+            serial = _record(report, config)
+        if serial is not None:
+            report["serial"] = serial
+    try:
+        if config.outputs.sr:
+            with timer.stage("sr"):
+                report["outputs"]["sr"] = str(write_sr(out_dir, volume, report, seg, config, run))
         report["timings_s"] = timer.to_dict()
-    if config.outputs.deidentify:
-        from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
+        if config.outputs.deidentify:
+            from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
 
-        report = deidentify_report(report)
-    if config.outputs.report:
+            report = deidentify_report(report)
+        if config.outputs.report:
+            write_json(report_path, report)
+    except OutputError:
+        remove_outputs(report["outputs"], keep=report_path)
+        raise
+    return RunResult(report=report, output_dir=out_dir)
+
+
+def _staged_run(options: RunOptions, config: Config, out_root: Path, *,
+                progress: Callable[[int, int], None] | None, segmenter: Segmenter | None) -> RunResult:
+    """Run into a private staging folder, then publish the series folder whole under the series lock."""
+    for line in sweep_stale_extractions() + (sweep_staging(out_root) if out_root.is_dir() else []):
+        log.warning("%s", line)
+    staging_root = out_root / PRIVATE_DIR / "staging"
+    lock_dir = out_root / PRIVATE_DIR / "locks"
+    created = [p for p in (out_root, staging_root.parent, staging_root, lock_dir) if not p.exists()]
+    name = f"run-{uuid.uuid4().hex}"
+    stage = staging_root / name
+    try:
         try:
-            _write_json(report_path, report)
-        except OutputError:
-            _remove_outputs(outputs, keep=report_path)
-            raise
-    pending = stored if config.outputs.record_in_store and not record else None
-    return RunResult(report=report, output_dir=out_dir, record=pending)
-
-
-def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> None:
-    """Remove the files this run wrote (after a later output failed), so no incomplete set is left."""
-    for value in outputs.values():
-        path = Path(value)
-        if path == keep:
-            continue
-        try:
-            path.unlink(missing_ok=True)
+            staging_root.mkdir(parents=True, exist_ok=True)
+            held = acquire_lock(lock_dir, name, wait=False)
         except OSError as exc:
-            log.warning("could not remove %s after a failed output: %s", path, exc.strerror or exc)
+            raise OutputError(f"Cannot create output folder {out_root}: {exc.strerror or exc}.") from exc
+        if held is None:  # cannot happen: a fresh random name
+            raise OutputError(f"Cannot take the staging lock {name} in {out_root}.")
+        with held:
+            result = run_study(replace(options, out=stage, staged=True), config, progress=progress,
+                               segmenter=segmenter)
+            return _publish_run(result, stage, out_root, config)
+    finally:
+        remove_tree(stage)
+        for folder in reversed(created):  # a failed first run leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
-def _record(report: dict[str, Any] | None, config: Config) -> None:
+def _publish_run(result: RunResult, stage: Path, out_root: Path, config: Config) -> RunResult:
+    """Move a staged ``run`` into ``OUT/...`` under the series lock ``ichpipe batch`` takes too."""
+    final = out_root / result.output_dir.relative_to(stage)
+    report = rewrite_outputs(result.report, result.output_dir, final, write_report=config.outputs.report)
+    lock = lock_name(f"series:{final.name}")
+    held = acquire_lock(out_root / PRIVATE_DIR / "locks", lock, wait=True, timeout_s=config.batch.lock_wait_s)
+    if held is None:
+        raise OutputError(f"Series {final.name} is being written by another ichpipe run (batch or run) for more"
+                          f" than batch.lock_wait_s={config.batch.lock_wait_s:g} s; try again later.")
+    with held:
+        publish_series(result.output_dir, final, staging_root=out_root / PRIVATE_DIR / "staging", lock=lock)
+    return RunResult(report=report, output_dir=final)
+
+
+def _record(report: dict[str, Any], config: Config) -> dict[str, Any] | None:
+    """Record the measurement; return where the series stands on its patient's timeline (``serial``)."""
+    from ichpipe.pipeline.serial.baseline_change import serial_block
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
-    if report is None:
-        return
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")
-        return
+        return None
     with open_store(config.store) as store:
         record_measurement(store, measurement_from_report(report))
+        return serial_block(store, report, config.expansion.rule())
