@@ -163,10 +163,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _deliver(files: Sequence[Path], config: Config) -> None:
+def _deliver(files: Sequence[Path], config: Config) -> list[str]:
+    """Send ``files``; return the SeriesInstanceUIDs stored."""
     from ichpipe.pipeline.batch.pacs.store_scu import send_files
 
-    send_files(files, config=config.pacs)
+    results = send_files(files, config=config.pacs)
+    return sorted({r.series_instance_uid for r in results if r.series_instance_uid})
 
 
 def _delivery_files(output_dir: Path, config: Config) -> list[Path]:
@@ -253,7 +255,7 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
     delivered_at: datetime | None = None
     delivery_error: str | None = None
     if error is None and final is not None and ctx.send:
-        delivered_at, delivery_error = _try_delivery(job, final, config)
+        delivered_at, delivery_error = _try_delivery(job, final, config, ctx)
     volume = (report.get("hematoma") or {}).get("volume_ml")
     duration = round(time.perf_counter() - started, 3)
     entry = LedgerEntry(
@@ -279,22 +281,29 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
                     duration_s=duration, attempts=attempts)
 
 
-def _try_delivery(job: StudyJob, output_dir: Path, config: Config) -> tuple[datetime | None, str | None]:
+def _try_delivery(job: StudyJob, output_dir: Path, config: Config,
+                  ctx: JobContext) -> tuple[datetime | None, str | None]:
     try:
-        _deliver(_delivery_files(output_dir, config), config)
+        series = _deliver(_delivery_files(output_dir, config), config)
     except IchpipeError as exc:
         log.error("%s: sending to the PACS failed: %s", job.label, exc)
         return None, str(exc)
     except Exception as exc:
         log.error("%s: sending to the PACS failed with an unexpected %s", job.label, _describe(exc), exc_info=True)
         return None, _describe(exc)
+    from ichpipe.pipeline.batch.pacs.replace import replace_previous
+
+    try:  # the new outputs are in the PACS: retire the ones sent before for this series
+        replace_previous(ctx.out_root, lock_name(job.key), series, config.pacs)
+    except IchpipeError as exc:
+        log.warning("%s: could not record or replace the earlier deliveries: %s", job.label, exc)
     return datetime.now(UTC).replace(tzinfo=None), None
 
 
 def _deliver_only(job: StudyJob, ctx: JobContext, config: Config, store: Store, row: LedgerRow,
                   started: float) -> JobOutcome:
     output_dir = Path(row.output_dir or "")
-    delivered_at, delivery_error = _try_delivery(job, output_dir, config)
+    delivered_at, delivery_error = _try_delivery(job, output_dir, config, ctx)
     values = {f: getattr(row, f) for f in LedgerEntry.__dataclass_fields__}
     values.update(delivered_at=delivered_at, delivery_error=delivery_error, run_id=ctx.run_id)
     attempts = record_entry(store, LedgerEntry(**values))
