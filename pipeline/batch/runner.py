@@ -28,7 +28,13 @@ from ichpipe.pipeline.batch.ledger import Decision, config_hash, decide, get_row
 from ichpipe.pipeline.batch.lifecycle import find_stale_workers
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.qc_page import write_qc_page
-from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome, prune_summaries, write_summary
+from ichpipe.pipeline.batch.summary import (
+    BatchReport,
+    JobOutcome,
+    prune_summaries,
+    sweep_partial_summaries,
+    write_summary,
+)
 from ichpipe.pipeline.batch.worker import JobContext, _describe, _from_row, new_run_id
 from ichpipe.pipeline.config import Config, to_plain
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
@@ -191,6 +197,8 @@ def run_batch(
     report.duration_s = round(time.perf_counter() - t0, 3)
     if options.write_summary is True or (options.write_summary == "auto" and report.did_work):
         folder = Path(bc.summary_dir).expanduser().resolve() if bc.summary_dir else out_root / "batch-runs"
+        for line in sweep_partial_summaries(folder):
+            log.warning("%s", line)
         write_summary(report, folder)
         write_qc_page(report, folder)
         write_summary(report, folder)  # again, so that the JSON names the HTML page too

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +21,16 @@ from typing import Any, BinaryIO, Literal
 from ichpipe.atomic import atomic_write
 from ichpipe.logs import safe_text
 
-__all__ = ["STATUSES", "SUMMARY_NAME", "BatchReport", "JobOutcome", "Status", "prune_summaries", "write_summary"]
+__all__ = [
+    "STATUSES",
+    "SUMMARY_NAME",
+    "BatchReport",
+    "JobOutcome",
+    "Status",
+    "prune_summaries",
+    "sweep_partial_summaries",
+    "write_summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +216,27 @@ def write_summary(report: BatchReport, folder: Path) -> dict[str, str]:
 
 #: Names of the summaries :func:`write_summary` writes: ``<run id>.json`` / ``.csv`` (see ``new_run_id``).
 SUMMARY_NAME = re.compile(r"^(\d{8}T\d{12}Z-[A-Za-z0-9-]{1,24}-\d+)\.(json|csv|html)$")
+
+
+#: A summary's temporary file (ichpipe.atomic): ``.<summary name>.<32 hex>.part``.
+_PARTIAL = re.compile(r"^\.(\d{8}T\d{12}Z-[A-Za-z0-9-]{1,24}-\d+\.(?:json|csv|html))\.[0-9a-f]{32}\.part$")
+
+
+def sweep_partial_summaries(folder: Path, *, older_than_s: float = 600.0) -> list[str]:
+    """Remove temporary summary files a killed run left in ``folder`` (only ours, only old ones)."""
+    removed: list[str] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for path in folder.iterdir():
+        if _PARTIAL.match(path.name) and path.is_file() and not path.is_symlink():
+            try:
+                if now - path.stat().st_mtime > older_than_s:
+                    path.unlink()
+                    removed.append(f"removed the unfinished summary file {path.name} of an interrupted run")
+            except OSError as exc:
+                log.warning("could not remove %s: %s", path, exc)
+    return removed
 
 
 def _is_our_summary(path: Path, run_id: str) -> bool:

@@ -195,6 +195,9 @@ def test_summary_pruning_touches_only_the_summaries_it_wrote(good_study: Path, t
               json.dumps({"run_id": "someone else"})}
     for name, text in others.items():
         (shared / name).write_text(text)
+    partial = shared / ".20200101T000000000000Z-host-7.json.0123456789abcdef0123456789abcdef.part"
+    partial.write_text("{half")  # a summary write cut by kill -9, long ago
+    os.utime(partial, (time.time() - 3600, time.time() - 3600))
     inbox = tmp_path / "inbox"
     copy_study(good_study, inbox / "s1")
     cfg = tmp_path / "cfg.yaml"
@@ -205,5 +208,6 @@ def test_summary_pruning_touches_only_the_summaries_it_wrote(good_study: Path, t
         run_batch(BatchOptions(inbox=inbox, out=tmp_path / "out", segmenter="threshold", write_summary=True), config)
     names = {p.name for p in shared.iterdir()}
     assert set(others) <= names, names
-    assert len(names - set(others)) == 2  # the newest run's JSON and CSV
+    assert not partial.exists()
+    assert {n.rsplit(".", 1)[1] for n in names - set(others)} == {"json", "csv", "html"}  # the newest run only
 
