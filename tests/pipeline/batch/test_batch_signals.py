@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,3 +113,33 @@ def test_a_second_signal_abandons_the_running_studies_and_still_writes_the_summa
     assert isinstance(counts, dict)
     assert counts["processed"] + counts["cancelled"] + counts["interrupted"] == N_STUDIES, counts
     assert_clean_outputs(out)
+
+
+def test_a_run_reports_workers_of_earlier_runs_that_outlived_their_parent(tmp_path: Path) -> None:
+    from ichpipe.pipeline.batch.lifecycle import process_start_time
+    from ichpipe.pipeline.batch.options import BatchOptions
+    from ichpipe.pipeline.batch.runner import run_batch
+    from ichpipe.pipeline.config import load_config
+
+    # an orphan: its parent starts it and exits at once (as a worker whose batch was killed would be)
+    launcher = subprocess.run([sys.executable, "-c", "import subprocess, sys; p = subprocess.Popen(['sleep', '60'],"
+                               " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+                               " print(p.pid, flush=True)"], capture_output=True, text=True, timeout=30)
+    orphan = int(launcher.stdout.split()[0])
+    try:
+        out, inbox = tmp_path / "out", tmp_path / "inbox"
+        inbox.mkdir()
+        workers = out / ".ichpipe" / "workers"
+        workers.mkdir(parents=True)
+        (workers / f"{orphan}.json").write_text(json.dumps({
+            "pid": orphan, "parent_pid": 999999, "start_time": process_start_time(orphan),
+            "parent_start_time": "1", "run_id": "20260101T000000000000Z-host-1"}))
+        (workers / "4194303.json").write_text(json.dumps({"pid": 4194303, "parent_pid": 1, "run_id": "x"}))  # dead
+        config = load_config(write_config(tmp_path / "cfg.json", store=tmp_path / "store.sqlite"))
+        report = run_batch(BatchOptions(inbox=inbox, out=out, segmenter="threshold", write_summary=True), config)
+        assert [line for line in report.leftovers if f"worker process {orphan} " in line], report.leftovers
+        assert not (workers / "4194303.json").exists()  # the record of a dead worker is removed
+        summary = json.loads(Path(report.summary_files["json"]).read_text())
+        assert any(str(orphan) in line for line in summary["leftovers"])
+    finally:
+        os.kill(orphan, signal.SIGKILL)
