@@ -6,6 +6,8 @@
   the selected one and why, its geometry);
 - :mod:`~ichpipe.pipeline.jobs.measure_mask`: ``ichpipe measure`` (volume and
   ABC/2 of an existing mask);
+- :mod:`~ichpipe.pipeline.jobs.remeasure_timeline`: ``ichpipe timeline remeasure``
+  (every scan of a patient measured one way, from the stored source studies);
 - :mod:`~ichpipe.pipeline.jobs.train_predictor`: ``ichpipe train predictor``
   (cross-validation, the final network, the model card).
 

@@ -225,7 +225,7 @@ def run_study(
         report["features"] = features
     if config.outputs.record_in_store:
         with timer.stage("store"):
-            serial = _record(report, config)
+            serial = _record(report, config, source=study)
         if serial is not None:
             report["serial"] = serial
     try:
@@ -288,7 +288,7 @@ def _publish_run(result: RunResult, stage: Path, out_root: Path, config: Config)
     return RunResult(report=report, output_dir=final)
 
 
-def _record(report: dict[str, Any], config: Config) -> dict[str, Any] | None:
+def _record(report: dict[str, Any], config: Config, *, source: Path) -> dict[str, Any] | None:
     """Record the measurement; return where the series stands on its patient's timeline (``serial``)."""
     from ichpipe.pipeline.serial.baseline_change import serial_block
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
@@ -296,6 +296,16 @@ def _record(report: dict[str, Any], config: Config) -> dict[str, Any] | None:
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")
         return None
+    when = report.get("acquisition_datetime")
+    if not when:
+        log.warning("series has no acquisition date or time; it is recorded but left off the timeline")
+    elif "T" not in str(when):
+        log.warning("series has an acquisition date but no time of day; the timeline treats its time as "
+                    "anywhere in that day")
+    record = measurement_from_report(report, source_path=str(source.resolve()))
     with open_store(config.store) as store:
-        record_measurement(store, measurement_from_report(report))
+        used = record_measurement(store, record)
+        if not used:
+            log.warning("accession %s keeps the series a user chose (`ichpipe timeline prefer`); this series is "
+                        "recorded beside it and not used in the timeline", report.get("accession_number") or "")
         return serial_block(store, report, config.expansion.rule())

@@ -51,14 +51,16 @@ def serial_change_from_report(report: Mapping[str, Any]) -> SerialChange | None:
     serial = report.get("serial")
     if not isinstance(serial, Mapping) or "is_baseline" not in serial:
         return None
+    # a change between two methods is not the hematoma's: the SR carries no change then, only the verdict
+    comparable = serial.get("same_method_as_baseline") is not False
     return SerialChange(
         is_baseline=bool(serial["is_baseline"]),
         time_point_order=int(serial.get("time_point_order") or 1),
         baseline_series_uid=serial.get("baseline_series_instance_uid"),
         baseline_datetime=serial.get("baseline_acquisition_datetime"),
         baseline_volume_ml=_number(serial.get("baseline_volume_ml")),
-        delta_ml=_number(serial.get("delta_ml")),
-        delta_pct=_number(serial.get("delta_pct")),
+        delta_ml=_number(serial.get("delta_ml")) if comparable else None,
+        delta_pct=_number(serial.get("delta_pct")) if comparable else None,
         hours_since_baseline=_number(serial.get("hours_since_baseline")),
         verdict=serial.get("expansion"),
         rule=serial.get("rule"),

@@ -72,6 +72,9 @@ def serial_block(store: Store, report: Mapping[str, Any], rule: ExpansionRule) -
     }
     if scan.index > 0:
         delta = scan.volume_ml - baseline.volume_ml
+        # a change between two methods (segmenter or checkpoint) is not a change of the hematoma
+        block["same_method_as_baseline"] = scan.method == baseline.method
+        block["baseline_method"] = baseline.method_label
         block.update(
             delta_ml=round(delta, 4),
             delta_pct=round(100.0 * delta / baseline.volume_ml, 3) if baseline.volume_ml > 0 else None,
