@@ -51,18 +51,19 @@ def _after_first_study(proc: subprocess.Popen[str], timeout_s: float = 180.0) ->
 
 
 def _finish(proc: subprocess.Popen[str], workers: set[int]) -> tuple[int, str]:
+    """Wait for the stopped batch; end and reap whatever it started in any case, then check nothing outlived it."""
     try:
         _, rest = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    deadline = time.monotonic() + 5
-    while alive(workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    survivors = alive(workers)
-    for pid in survivors:
-        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while alive(workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = alive(workers)
+        for pid in survivors:  # the test ends what it started, even when the code under test failed
+            os.kill(pid, signal.SIGKILL)
     assert survivors == set(), "workers outlived the stopped batch"
     return proc.returncode, rest
 
