@@ -36,8 +36,10 @@ files and store rows only when asked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -49,8 +51,10 @@ import numpy as np
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.frame_of_reference import frame_of_reference
+from ichpipe.dicom_io.sources import sweep_stale_extractions
 from ichpipe.dicom_io.study import scan_files, scan_study
 from ichpipe.errors import CheckpointError, OutputBuildError, OutputError, UsageError
+from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
@@ -58,6 +62,7 @@ from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, remove_outputs, write_image_outputs, write_json, write_sr
 from ichpipe.pipeline.measure.volume import HematomaMeasurement
 from ichpipe.pipeline.outputs.paths import series_output_dir
+from ichpipe.pipeline.outputs.publish import PRIVATE_DIR, publish_series, remove_tree, rewrite_outputs, sweep_staging
 from ichpipe.pipeline.outputs.report import (
     SegmenterInfo,
     StageTimer,
@@ -106,6 +111,13 @@ class RunOptions:
         For a NIfTI ``study`` only: its case ID, patient, accession and time
         (``ichpipe batch --list``); a case with a patient ID is recorded in the
         results store. A DICOM study takes them from its headers.
+    staged:
+        ``out`` is already a private staging folder whose caller holds the
+        series lock and publishes the result (``ichpipe batch``): write there
+        directly. Otherwise (``ichpipe run``) the outputs are staged under
+        ``OUT/.ichpipe/staging/`` and published whole under the series lock
+        (:mod:`~ichpipe.pipeline.outputs.publish`), so a concurrent batch or
+        run never sees, or removes, half of them.
     """
 
     study: Path
@@ -116,6 +128,7 @@ class RunOptions:
     files: tuple[Path, ...] | None = None
     strict: bool | None = None
     case: CaseIdentity | None = None
+    staged: bool = False
 
 
 @dataclass(frozen=True)
@@ -437,6 +450,8 @@ def run_study(
     study = Path(options.study)
     if out_root.resolve().is_relative_to(study.resolve()) and study.is_dir():
         raise UsageError(f"--out {out_root} lies inside the study folder {study}; choose a folder outside it.")
+    if not options.staged:
+        return _staged_run(options, config, out_root.resolve(), progress=progress, segmenter=segmenter)
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
@@ -513,6 +528,49 @@ def _remove_empty_dirs(folders: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             break  # not empty (another run's files) or gone: leave it and its parents
+
+
+def _staged_run(options: RunOptions, config: Config, out_root: Path, *,
+                progress: Callable[[int, int], None] | None, segmenter: Segmenter | None) -> RunResult:
+    """Run into a private staging folder, then publish the series folder whole under the series lock."""
+    for line in sweep_stale_extractions() + (sweep_staging(out_root) if out_root.is_dir() else []):
+        log.warning("%s", line)
+    staging_root = out_root / PRIVATE_DIR / "staging"
+    lock_dir = out_root / PRIVATE_DIR / "locks"
+    created = [p for p in (out_root, staging_root.parent, staging_root, lock_dir) if not p.exists()]
+    name = f"run-{uuid.uuid4().hex}"
+    stage = staging_root / name
+    try:
+        try:
+            staging_root.mkdir(parents=True, exist_ok=True)
+            held = acquire_lock(lock_dir, name, wait=False)
+        except OSError as exc:
+            raise OutputError(f"Cannot create output folder {out_root}: {exc.strerror or exc}.") from exc
+        if held is None:  # cannot happen: a fresh random name
+            raise OutputError(f"Cannot take the staging lock {name} in {out_root}.")
+        with held:
+            result = run_study(replace(options, out=stage, staged=True), config, progress=progress,
+                               segmenter=segmenter)
+            return _publish_run(result, stage, out_root, config)
+    finally:
+        remove_tree(stage)
+        for folder in reversed(created):  # a failed first run leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _publish_run(result: RunResult, stage: Path, out_root: Path, config: Config) -> RunResult:
+    """Move a staged ``run`` into ``OUT/...`` under the series lock ``ichpipe batch`` takes too."""
+    final = out_root / result.output_dir.relative_to(stage)
+    report = rewrite_outputs(result.report, result.output_dir, final, write_report=config.outputs.report)
+    lock = lock_name(f"series:{final.name}")
+    held = acquire_lock(out_root / PRIVATE_DIR / "locks", lock, wait=True, timeout_s=config.batch.lock_wait_s)
+    if held is None:
+        raise OutputError(f"Series {final.name} is being written by another ichpipe run (batch or run) for more"
+                          f" than batch.lock_wait_s={config.batch.lock_wait_s:g} s; try again later.")
+    with held:
+        publish_series(result.output_dir, final, staging_root=out_root / PRIVATE_DIR / "staging", lock=lock)
+    return replace(result, report=report, output_dir=final)
 
 
 def _record(report: dict[str, Any], config: Config, *, source: Path, kind: str = "dicom") -> dict[str, Any] | None:
