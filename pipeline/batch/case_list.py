@@ -196,7 +196,7 @@ def _path_job(row: CaseRow, kind: str) -> StudyJob:
         entries.append((f"case:{json.dumps(dataclasses.asdict(row.case), sort_keys=True)}", 0, 0))
     return StudyJob(key=f"path:{row.path}", kind="path", source=row.path, files=None, study_uid=None,
                     series_uid=None, fingerprint=fingerprint(entries), n_instances=n_files,
-                    label=f"{row.label} ({kind})", case=row.case)
+                    label=f"{row.label} ({kind})", case=row.case, source_alias=f"<list>/{row.label}")
 
 
 def _row_jobs(row: CaseRow, config: Config) -> list[StudyJob]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from ichpipe.logs import register_path_alias, safe_text
 from ichpipe.pipeline.batch.options import BatchOptions
 from ichpipe.pipeline.batch.summary import JobOutcome
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
@@ -64,7 +64,7 @@ def _line(o: JobOutcome) -> str:
         parts.append(f"{o.volume_ml:.1f} mL")
     if o.error:
         parts.append(f"{o.error_type}: {o.error}")
-    return " | ".join(parts)
+    return safe_text(" | ".join(parts))
 
 
 def _shared_options(func: F) -> F:
@@ -96,6 +96,14 @@ def _shared_options(func: F) -> F:
     return func
 
 
+def _register_aliases(kw: dict[str, Any]) -> None:
+    """Mask the inbox (or the case list's folder) in every logged path unless ``--log-phi``."""
+    if kw.get("inbox") is not None:
+        register_path_alias(kw["inbox"], "<inbox>")
+    if kw.get("case_list") is not None:
+        register_path_alias(Path(kw["case_list"]).parent, "<list>")
+
+
 def _options(kw: dict[str, Any]) -> BatchOptions:
     return BatchOptions(inbox=kw["inbox"], case_list=kw.get("case_list"), out=kw["out"], workers=kw["workers"],
                         executor=kw["executor"],
@@ -118,8 +126,10 @@ def batch(as_json: bool, config_path: Path | None, **kw: Any) -> None:
 
     Incremental: a series already processed with the same instances, config
     and checkpoint is skipped (the results store is the ledger); folders still
-    arriving are left for the next run. Exit status: 0 nothing failed,
-    1 some studies failed (see the summary), 2 bad usage or config.
+    arriving are left for the next run. SIGINT/SIGTERM: no new study starts,
+    the running ones finish (a second signal abandons them), the summary is
+    written. Exit status: 0 nothing failed, 1 some studies failed or the run
+    was stopped (see the summary), 2 bad usage or config.
 
     With --list cases.csv (a research cohort) the cases are the rows of the
     CSV instead: NIfTI files or study folders, processed with the same
@@ -135,12 +145,15 @@ def batch(as_json: bool, config_path: Path | None, **kw: Any) -> None:
         c03,dicom/c03/,,,
     """
     from ichpipe.pipeline.batch.runner import run_batch
+    from ichpipe.pipeline.batch.watch import StopRequest, stop_on_signals
 
     if (kw["inbox"] is None) == (kw["case_list"] is None):
         raise click.UsageError("Give either --inbox DIR or --list cases.csv.")
     config = load_cli_config(config_path)
-    with ProgressDisplay(interval_s=config.progress.interval_s):
-        report = run_batch(_options(kw), config, progress=_Progress())
+    _register_aliases(kw)
+    with stop_on_signals(StopRequest()) as stop, ProgressDisplay(interval_s=config.progress.interval_s):
+        report = run_batch(_options(kw), config, progress=_Progress(), should_stop=stop.is_set,
+                           stop_reason=lambda: getattr(stop, "reason", None))
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -149,7 +162,7 @@ def batch(as_json: bool, config_path: Path | None, **kw: Any) -> None:
             where += f"; QC page {report.summary_files['html']}"
         click.echo(report.line() + where)
     for item in report.failed:
-        click.echo(f"ichpipe: failed: {item.label}: {item.error_type}: {item.error}", err=True)
+        click.echo(f"ichpipe: failed: {safe_text(item.label)}: {item.error_type}: {safe_text(item.error)}", err=True)
     sys.exit(report.exit_code)
 
 
@@ -164,13 +177,14 @@ def watch(interval_s: float | None, config_path: Path | None, **kw: Any) -> None
 
     On SIGTERM/SIGINT the study being processed is finished, then it exits 0.
     """
-    from ichpipe.pipeline.batch.watch import stop_on_signals
+    from ichpipe.pipeline.batch.watch import StopRequest, stop_on_signals
     from ichpipe.pipeline.batch.watch import watch as run_watch
 
     if kw["inbox"] is None:
         raise click.UsageError("Missing option '--inbox'.")
     overrides = {"batch": {"poll_interval_s": interval_s}} if interval_s is not None else None
     config = load_cli_config(config_path, overrides)
-    with stop_on_signals(threading.Event()) as stop, ProgressDisplay(interval_s=config.progress.interval_s):
+    _register_aliases(kw)
+    with stop_on_signals(StopRequest()) as stop, ProgressDisplay(interval_s=config.progress.interval_s):
         code = run_watch(_options(kw), config, stop=stop, progress=lambda: _Progress(quiet_skips=True))
     sys.exit(code)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ichpipe.logs import register_path_alias
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config, redact
 from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 from ichpipe.progress import ProgressDisplay
@@ -92,6 +93,7 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     with --strict the exit status is then 1.
     """
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
+    register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
                          device=device, strict=strict, blast_models=blast_models)  # type: ignore[arg-type]
     with ProgressDisplay(interval_s=config.progress.interval_s):

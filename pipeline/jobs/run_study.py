@@ -36,8 +36,10 @@ files and store rows only when asked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -49,15 +51,18 @@ import numpy as np
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.frame_of_reference import frame_of_reference
+from ichpipe.dicom_io.sources import sweep_stale_extractions
 from ichpipe.dicom_io.study import scan_files, scan_study
 from ichpipe.errors import CheckpointError, OutputBuildError, OutputError, UsageError
+from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, remove_outputs, write_image_outputs, write_json, write_sr
 from ichpipe.pipeline.measure.volume import HematomaMeasurement
-from ichpipe.pipeline.outputs.paths import series_output_dir
+from ichpipe.pipeline.outputs.paths import make_output_dirs, remove_empty_dirs, series_output_dir
+from ichpipe.pipeline.outputs.publish import PRIVATE_DIR, publish_series, remove_tree, rewrite_outputs, sweep_staging
 from ichpipe.pipeline.outputs.report import (
     SegmenterInfo,
     StageTimer,
@@ -106,6 +111,13 @@ class RunOptions:
         For a NIfTI ``study`` only: its case ID, patient, accession and time
         (``ichpipe batch --list``); a case with a patient ID is recorded in the
         results store. A DICOM study takes them from its headers.
+    staged:
+        ``out`` is already a private staging folder whose caller holds the
+        series lock and publishes the result (``ichpipe batch``): write there
+        directly. Otherwise (``ichpipe run``) the outputs are staged under
+        ``OUT/.ichpipe/staging/`` and published whole under the series lock
+        (:mod:`~ichpipe.pipeline.outputs.publish`), so a concurrent batch or
+        run never sees, or removes, half of them.
     blast_models:
         For ``--segmenter blast_ct``: how many of its twelve models to average;
         ``None`` uses ``blast_ct.models`` from the config.
@@ -119,6 +131,7 @@ class RunOptions:
     files: tuple[Path, ...] | None = None
     strict: bool | None = None
     case: CaseIdentity | None = None
+    staged: bool = False
     blast_models: int | None = None
 
 
@@ -216,7 +229,10 @@ def build_segmenter(
     if name is not None and name not in segmenter_choices():
         raise UsageError(f"Unknown segmenter '{name}'; choose one of: {', '.join(segmenter_choices())}.")
     if name == "blast_ct":
-        return _build_blast_ct(options, config, progress=progress)
+        from ichpipe.pipeline.segment.blast_ct import build_blast_ct
+
+        return build_blast_ct(config, weights_dir=options.checkpoint, models=options.blast_models,
+                              device=options.device, progress=progress)
     checkpoint = options.checkpoint or resolve_checkpoint(config.models.default_checkpoint)
     if not checkpoint.is_file():
         what = "is a folder (folders of weights are for --segmenter blast_ct)" if checkpoint.is_dir() else \
@@ -242,30 +258,6 @@ def build_segmenter(
     if options.device is not None:
         inference = replace(inference, device=options.device)
     return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
-
-
-def _build_blast_ct(
-    options: RunOptions, config: Config, *, progress: Callable[[int, int], None] | None = None
-) -> Segmenter:
-    """The peer BLAST-CT v1 from ``--checkpoint DIR`` (or ``blast_ct.weights_dir``)."""
-    from ichpipe.pipeline.segment.blast_ct import WEIGHTS_HINT, BlastCtSegmenter
-
-    folder = options.checkpoint or (Path(config.blast_ct.weights_dir) if config.blast_ct.weights_dir else None)
-    if folder is None:
-        raise CheckpointError(f"--segmenter blast_ct needs the folder of its weights. {WEIGHTS_HINT}")
-    if not folder.is_dir():
-        raise CheckpointError(f"--segmenter blast_ct: {folder} is not a folder. {WEIGHTS_HINT}")
-    settings = config.blast_ct
-    if options.blast_models is not None:
-        try:
-            settings = replace(settings, models=options.blast_models)
-        except ValueError as exc:
-            raise UsageError(f"--blast-models: {exc}") from exc
-    inference = config.inference
-    if options.device is not None:
-        inference = replace(inference, device=options.device)
-    return BlastCtSegmenter(folder, config=settings, inference=inference, anatomy=config.anatomy,
-                            sha256_allowlist=config.models.checkpoint_sha256_allowlist, progress=progress)
 
 
 def analyse_study(
@@ -475,6 +467,8 @@ def run_study(
     study = Path(options.study)
     if out_root.resolve().is_relative_to(study.resolve()) and study.is_dir():
         raise UsageError(f"--out {out_root} lies inside the study folder {study}; choose a folder outside it.")
+    if not options.staged:
+        return _staged_run(options, config, out_root.resolve(), progress=progress, segmenter=segmenter)
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
@@ -488,7 +482,7 @@ def run_study(
     volume = analysis.volume
     run = OutputRun(segmenter=analysis.segmenter, when=datetime.now(), flags=tuple(analysis.quality.flags))
     out_dir = series_output_dir(out_root, volume.study_uid, volume.series_uid)
-    created = _make_dirs(out_dir)
+    created = make_output_dirs(out_dir)
     outputs: dict[str, str] = {}
     try:
         _, outputs, seg, skipped = write_study_outputs(analysis, out_root, config, run)
@@ -513,7 +507,7 @@ def run_study(
         # every file is written atomically; this removes the complete ones of an incomplete set,
         # and the folders this run created when they are left empty
         remove_outputs(outputs)
-        _remove_empty_dirs(created)
+        remove_empty_dirs(created)
         raise
     return RunResult(report=report, output_dir=out_dir, analysis=analysis, strict=strict)
 
@@ -528,29 +522,47 @@ def _flag_skipped(quality: QualityReport, name: str, reason: str) -> None:
                              " outputs are unaffected.")], "outputs")
 
 
-def _make_dirs(out_dir: Path) -> list[Path]:
-    """Create ``out_dir`` and its missing parents; return the folders created (deepest first)."""
-    created: list[Path] = []
-    folder = out_dir
-    while not folder.exists():
-        created.append(folder)
-        if folder.parent == folder:
-            break
-        folder = folder.parent
+def _staged_run(options: RunOptions, config: Config, out_root: Path, *,
+                progress: Callable[[int, int], None] | None, segmenter: Segmenter | None) -> RunResult:
+    """Run into a private staging folder, then publish the series folder whole under the series lock."""
+    for line in sweep_stale_extractions() + (sweep_staging(out_root) if out_root.is_dir() else []):
+        log.warning("%s", line)
+    staging_root = out_root / PRIVATE_DIR / "staging"
+    lock_dir = out_root / PRIVATE_DIR / "locks"
+    created = [p for p in (out_root, staging_root.parent, staging_root, lock_dir) if not p.exists()]
+    name = f"run-{uuid.uuid4().hex}"
+    stage = staging_root / name
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
-    return created
-
-
-def _remove_empty_dirs(folders: list[Path]) -> None:
-    """Remove the folders a failed run created, deepest first, where they are empty."""
-    for folder in folders:
         try:
-            folder.rmdir()
-        except OSError:
-            break  # not empty (another run's files) or gone: leave it and its parents
+            staging_root.mkdir(parents=True, exist_ok=True)
+            held = acquire_lock(lock_dir, name, wait=False)
+        except OSError as exc:
+            raise OutputError(f"Cannot create output folder {out_root}: {exc.strerror or exc}.") from exc
+        if held is None:  # cannot happen: a fresh random name
+            raise OutputError(f"Cannot take the staging lock {name} in {out_root}.")
+        with held:
+            result = run_study(replace(options, out=stage, staged=True), config, progress=progress,
+                               segmenter=segmenter)
+            return _publish_run(result, stage, out_root, config)
+    finally:
+        remove_tree(stage)
+        for folder in reversed(created):  # a failed first run leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _publish_run(result: RunResult, stage: Path, out_root: Path, config: Config) -> RunResult:
+    """Move a staged ``run`` into ``OUT/...`` under the series lock ``ichpipe batch`` takes too."""
+    final = out_root / result.output_dir.relative_to(stage)
+    report = rewrite_outputs(result.report, result.output_dir, final, write_report=config.outputs.report)
+    lock = lock_name(f"series:{final.name}")
+    held = acquire_lock(out_root / PRIVATE_DIR / "locks", lock, wait=True, timeout_s=config.batch.lock_wait_s)
+    if held is None:
+        raise OutputError(f"Series {final.name} is being written by another ichpipe run (batch or run) for more"
+                          f" than batch.lock_wait_s={config.batch.lock_wait_s:g} s; try again later.")
+    with held:
+        publish_series(result.output_dir, final, staging_root=out_root / PRIVATE_DIR / "staging", lock=lock)
+    return replace(result, report=report, output_dir=final)
 
 
 def _record(report: dict[str, Any], config: Config, *, source: Path, kind: str = "dicom") -> dict[str, Any] | None:

@@ -52,12 +52,13 @@ import torch
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
-from ichpipe.errors import CheckpointError, GeometryError
+from ichpipe.errors import CheckpointError, GeometryError, UsageError
 from ichpipe.models.deepmedic import DeepMedic
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.blast_ct_config import BLOOD_CLASSES, BlastCtConfig
-from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.config.inference_config import Device, InferenceConfig
+from ichpipe.pipeline.config.schema import Config
 from ichpipe.pipeline.segment.components import components_at_least_3d
 from ichpipe.pipeline.segment.inference import cpu_has_native_bf16, resolve_device
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
@@ -72,6 +73,7 @@ __all__ = [
     "WEIGHTS_HINT",
     "BlastCtResult",
     "BlastCtSegmenter",
+    "build_blast_ct",
     "hu_to_network_input",
     "load_blast_ct_models",
     "predict_probabilities",
@@ -506,6 +508,48 @@ class BlastCtSegmenter:
         other.sha256, other.file_sha256 = weights_digest(other.paths)
         other.config = replace(self.config, models=n_models)
         return other
+
+
+def build_blast_ct(config: Config, *, weights_dir: Path | None = None, models: int | None = None,
+                   device: Device | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> BlastCtSegmenter:
+    """The segmenter ``run --segmenter blast_ct`` uses: weights from ``weights_dir`` or ``blast_ct.weights_dir``.
+
+    Parameters
+    ----------
+    config:
+        The whole configuration (``blast_ct``, ``inference``, ``anatomy``, the checkpoint allowlist).
+    weights_dir:
+        ``--checkpoint DIR``; ``None`` uses ``blast_ct.weights_dir``.
+    models:
+        ``--blast-models``; ``None`` uses ``blast_ct.models``.
+    device:
+        ``--device``; ``None`` uses ``inference.device``.
+    progress:
+        Optional callback ``progress(done_tiles, total_tiles)``.
+
+    Raises
+    ------
+    ichpipe.errors.CheckpointError
+        No folder was given, it is not a folder, or its weights are missing or unfit (the
+        message says where to put them).
+    ichpipe.errors.UsageError
+        ``models`` is not 1 to 12.
+    """
+    folder = weights_dir or (Path(config.blast_ct.weights_dir) if config.blast_ct.weights_dir else None)
+    if folder is None:
+        raise CheckpointError(f"--segmenter blast_ct needs the folder of its weights. {WEIGHTS_HINT}")
+    if not folder.is_dir():
+        raise CheckpointError(f"--segmenter blast_ct: {folder} is not a folder. {WEIGHTS_HINT}")
+    settings = config.blast_ct
+    if models is not None:
+        try:
+            settings = replace(settings, models=models)
+        except ValueError as exc:
+            raise UsageError(f"--blast-models: {exc}") from exc
+    inference = config.inference if device is None else replace(config.inference, device=device)
+    return BlastCtSegmenter(folder, config=settings, inference=inference, anatomy=config.anatomy,
+                            sha256_allowlist=config.models.checkpoint_sha256_allowlist, progress=progress)
 
 
 def _volume_ml(mask: npt.NDArray[np.bool_], voxel_ml: npt.NDArray[np.float64]) -> float:
