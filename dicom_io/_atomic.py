@@ -8,14 +8,16 @@ system become :class:`~ichpipe.errors.OutputError`.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
+from pydicom.valuerep import DA, TM
 
 from ichpipe.atomic import atomic_write
 
-__all__ = ["write_dataset_atomic"]
+__all__ = ["set_series_datetime", "write_dataset_atomic"]
 
 def write_dataset_atomic(dataset: Dataset, path: str | os.PathLike[str], *, what: str) -> Path:
     """Write ``dataset`` to ``path`` as a DICOM file (with preamble and file meta), atomically.
@@ -36,3 +38,10 @@ def write_dataset_atomic(dataset: Dataset, path: str | os.PathLike[str], *, what
         disk full, ...); no file is left under ``path`` or the temporary name.
     """
     return atomic_write(path, lambda fh: dcmwrite(fh, dataset, enforce_file_format=True), what=what)
+
+
+def set_series_datetime(ds: Dataset, when: datetime | None = None) -> None:
+    """Set SeriesDate and SeriesTime of a new output series (``when``, default now)."""
+    moment = when or datetime.now()
+    ds.SeriesDate = DA(moment.strftime("%Y%m%d"))
+    ds.SeriesTime = TM(moment.strftime("%H%M%S"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from pydicom.dataset import Dataset
@@ -28,6 +28,7 @@ __all__ = [
     "known_identifiers",
     "no_person_name_warnings",
     "remember_identifiers",
+    "remember_values",
 ]
 
 _PERSON_NAME_WARNING = r"The string .* is unlikely to represent the intended person name"
@@ -91,6 +92,25 @@ def remember_identifiers(ds: Dataset) -> None:
                 _known.setdefault(word, keyword)
             if len(_known) != before:
                 _generation[0] += 1
+
+
+def remember_values(keyword: str, values: Iterable[str]) -> None:
+    """Record identifiers that did not come from a DICOM header (e.g. patient IDs of an imported table).
+
+    ``keyword`` names what they are (``PatientID``); logs then mask them as
+    ``[PatientID]`` like the identifiers of a header.
+    """
+    if keyword not in IDENTIFYING_KEYWORDS:
+        raise ValueError(f"Argument 'keyword' must be one of {', '.join(IDENTIFYING_KEYWORDS)}; got {keyword!r}.")
+    words = [w for value in values for w in _words(keyword, value)]
+    if not words:
+        return
+    with _lock:
+        before = len(_known)
+        for word in words:
+            _known.setdefault(word, keyword)
+        if len(_known) != before:
+            _generation[0] += 1
 
 
 def known_identifiers() -> dict[str, str]:

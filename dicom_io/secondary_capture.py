@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ichpipe import __version__
-from ichpipe.dicom_io._atomic import write_dataset_atomic
+from ichpipe.dicom_io._atomic import set_series_datetime, write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentify_dataset
-from ichpipe.errors import OutputError
+from ichpipe.errors import OutputBuildError
 
 __all__ = ["NOT_FOR_DIAGNOSIS", "build_secondary_capture", "write_secondary_capture"]
 
@@ -96,6 +97,7 @@ def build_secondary_capture(
     patient_orientation: tuple[str, str] | None = None,
     burned_in_annotation: bool = False,
     body_part_examined: str | None = None,
+    series_datetime: datetime | None = None,
 ) -> hd.sc.SCImage:
     """Build an RGB Secondary Capture key image in the study of ``source``.
 
@@ -125,6 +127,8 @@ def build_secondary_capture(
         BodyPartExamined of the new series; default: the source's, else
         ``"HEAD"`` (ichpipe reads head CT). Without it, validators ask for
         Laterality.
+    series_datetime:
+        SeriesDate and SeriesTime of the key-image series (when this run made it); default now.
 
     Returns
     -------
@@ -137,8 +141,9 @@ def build_secondary_capture(
         If ``image`` is not a uint8 RGB array.
     TypeError
         If ``source`` is neither a CTVolume nor a Dataset.
-    OutputError
-        If highdicom refuses the source header, with its reason.
+    OutputBuildError
+        If highdicom refuses the source header, with its reason (an
+        :class:`~ichpipe.errors.OutputError`).
     """
     pixels = _check_image(image)
     ref, default_sources = _reference_of(source)
@@ -167,13 +172,14 @@ def build_secondary_capture(
                 software_versions=software_versions,
             )
     except (ValueError, TypeError, AttributeError) as exc:
-        raise OutputError(
+        raise OutputBuildError(
             f"highdicom could not build the Secondary Capture image ({type(exc).__name__}: {exc})."
         ) from exc
     sc.DerivationDescription = description[:1024]
     sc.ImageComments = NOT_FOR_DIAGNOSIS
     sc.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
     sc.BodyPartExamined = body_part_examined or str(ref.get("BodyPartExamined", "") or "") or "HEAD"
+    set_series_datetime(sc, series_datetime)
     items = []
     for src in sources:
         item = Dataset()

@@ -9,10 +9,20 @@ Slicer) find one frame per source slice. highdicom needs only the source
 headers, not their pixel data, so the headers kept in the volume are passed
 as they are.
 
-:func:`write_seg` writes it atomically; :func:`read_seg_mask` reads a SEG
-(ours or another tool's) back into a boolean mask aligned to a volume,
-matching each frame to its source slice by the referenced SOP Instance UID,
-or else by its position.
+:func:`write_seg` writes it atomically; :func:`read_seg_mask` (in
+:mod:`ichpipe.dicom_io.seg_read`, re-exported here) reads a SEG (ours or
+another tool's) back into a boolean mask aligned to a volume, matching each
+frame to its source slice by the referenced SOP Instance UID, or else by its
+position.
+
+Metadata that tells runs and models apart: ContentCreatorName, the
+algorithm's parameters (``checkpoint_sha256=...``) in the segment's
+AlgorithmIdentificationSequence, SeriesDate/SeriesTime of the run, and the
+series number and description the caller chooses
+(:mod:`ichpipe.pipeline.outputs.series_naming`). Where the source slices'
+SliceThickness differs (a real GE head has 4 and 7 mm slices), the Pixel
+Measures functional group is written per frame with each frame's own
+thickness instead of one shared value.
 """
 
 from __future__ import annotations
@@ -20,31 +30,35 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import highdicom as hd
 import numpy as np
 import numpy.typing as npt
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from ichpipe import __version__
-from ichpipe.dicom_io._atomic import write_dataset_atomic
+from ichpipe.dicom_io._atomic import set_series_datetime, write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentify_dataset
-from ichpipe.errors import DicomInputError, OutputError
+from ichpipe.dicom_io.frame_of_reference import frame_of_reference, with_frame_of_reference
+from ichpipe.dicom_io.seg_read import SEGMENTATION_SOP_CLASS_UIDS, read_seg_mask
+from ichpipe.errors import OutputBuildError
 
 __all__ = [
+    "ARTIFICIAL_INTELLIGENCE",
     "HEMORRHAGE_CATEGORY",
     "HEMORRHAGE_TYPE",
+    "MORPHOLOGICAL_OPERATIONS",
     "SEGMENTATION_SOP_CLASS_UIDS",
     "build_seg",
     "read_seg_mask",
+    "source_headers",
     "write_seg",
 ]
 
@@ -54,15 +68,13 @@ HEMORRHAGE_CATEGORY: Code = Code("49755003", "SCT", "Morphologically Abnormal St
 HEMORRHAGE_TYPE: Code = Code("50960005", "SCT", "Hemorrhage")
 #: Anatomic region of the segment: SCT 12738006 "Brain".
 _BRAIN: Code = Code("12738006", "SCT", "Brain")
-#: Algorithm family default: DCM 123110 "Artificial Intelligence" (CID 7162).
-_ARTIFICIAL_INTELLIGENCE: Code = Code("123110", "DCM", "Artificial Intelligence")
+#: Algorithm family of a trained network: DCM 123110 "Artificial Intelligence" (CID 7162).
+ARTIFICIAL_INTELLIGENCE: Code = Code("123110", "DCM", "Artificial Intelligence")
+#: Algorithm family of the classical threshold baseline (HU band, median filter, opening, components,
+#: geodesic growth): DCM 123104 "Morphological Operations" (CID 7162, Surface Processing Algorithm
+#: Families); not "Artificial Intelligence" and not "Manual Processing" (123109): no person drew it.
+MORPHOLOGICAL_OPERATIONS: Code = Code("123104", "DCM", "Morphological Operations")
 
-#: SOP Class UIDs read by :func:`read_seg_mask`: Segmentation and Label Map Segmentation Storage.
-SEGMENTATION_SOP_CLASS_UIDS: dict[str, str] = {
-    "1.2.840.10008.5.1.4.1.1.66.4": "Segmentation Storage",
-    "1.2.840.10008.5.1.4.1.1.66.7": "Label Map Segmentation Storage",
-}
-_LABELMAP_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.7"
 
 # Patient and study attributes highdicom reads from the first source image
 # with attribute access; all are Type 2 in the CT IOD, yet anonymised exports
@@ -146,14 +158,19 @@ def _complete_deidentification(ds: Dataset) -> None:
 
 
 def _source_images(volume: CTVolume) -> tuple[list[Dataset], list[hd.PlanePositionSequence] | None]:
-    """Source headers for highdicom, and explicit plane positions for a multi-frame source."""
+    """Source headers for highdicom, and explicit plane positions for a multi-frame source.
+
+    A header without FrameOfReferenceUID is given the derived one
+    (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`) in a copy; the
+    volume's headers are left untouched.
+    """
     files = {s.sop_instance_uid for s in volume.slices}
     multiframe = [s for s in volume.slices if s.frame is not None]
+    for_uid, _ = frame_of_reference(volume)
     if not multiframe:
-        first, *rest = (s.dataset for s in volume.slices)
-        return [_header_for_highdicom(first, slice_thickness_mm=volume.geometry.slice_spacing_mm), *rest], None
+        return source_headers(volume), None
     if len(multiframe) != len(volume.slices) or len(files) != 1:
-        raise OutputError(
+        raise OutputBuildError(
             f"Series {volume.series_uid}: the volume is assembled from {len(files)} file(s)"
             f" ({len(multiframe)} of {len(volume.slices)} slices are frames of multi-frame files);"
             " a DICOM SEG written by highdicom can reference either single-frame images or exactly"
@@ -169,7 +186,61 @@ def _source_images(volume: CTVolume) -> tuple[list[Dataset], list[hd.PlanePositi
         )
         for s in volume.slices
     ]
-    return [_header_for_highdicom(volume.slices[0].dataset)], positions
+    return [_header_for_highdicom(with_frame_of_reference(volume.slices[0].dataset, for_uid))], positions
+
+
+def source_headers(volume: CTVolume) -> list[Dataset]:
+    """The distinct source headers of ``volume`` in volume order, ready for highdicom.
+
+    The first has its missing Type 2 patient and study attributes added empty
+    (see :func:`_header_for_highdicom`); an enhanced CT source gives one header.
+    Headers without FrameOfReferenceUID get the derived one in a copy
+    (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`).
+    """
+    for_uid, _ = frame_of_reference(volume)
+    seen: dict[str, Dataset] = {}
+    for s in volume.slices:
+        seen.setdefault(s.sop_instance_uid, with_frame_of_reference(s.dataset, for_uid))
+    first, *rest = seen.values()
+    return [_header_for_highdicom(first, slice_thickness_mm=volume.geometry.slice_spacing_mm), *rest]
+
+
+def _frame_thicknesses(seg: Dataset, volume: CTVolume) -> list[float] | None:
+    """Each SEG frame's source SliceThickness (measured thickness where the header has none), or ``None``.
+
+    Frames are matched to slices by their position along the normal.
+    """
+    geo = volume.geometry
+    per_frame = seg.get("PerFrameFunctionalGroupsSequence") or []
+    values: list[float] = []
+    for item in per_frame:
+        plane = (item.get("PlanePositionSequence") or [None])[0]
+        if plane is None or plane.get("ImagePositionPatient") is None:
+            return None
+        position = np.asarray([float(v) for v in plane.ImagePositionPatient], dtype=np.float64)
+        index = int(np.argmin(np.abs(geo.offsets_mm - float(position @ geo.normal))))
+        header = _positive(volume.slices[index].dataset.get("SliceThickness"))
+        values.append(round(header if header is not None else float(geo.slice_thickness_mm[index]), 6))
+    return values
+
+
+def _per_frame_pixel_measures(seg: Dataset, volume: CTVolume) -> bool:
+    """Move Pixel Measures into each frame when the source slices' thickness varies; return whether it did.
+
+    SpacingBetweenSlices is dropped then: it is not one value for an uneven stack.
+    """
+    shared = (seg.get("SharedFunctionalGroupsSequence") or [None])[0]
+    measures = None if shared is None else (shared.get("PixelMeasuresSequence") or [None])[0]
+    thicknesses = _frame_thicknesses(seg, volume)
+    if measures is None or not thicknesses or len(set(thicknesses)) < 2:
+        return False
+    for item, thickness in zip(seg.PerFrameFunctionalGroupsSequence, thicknesses, strict=True):
+        own = Dataset()
+        own.PixelSpacing = measures.PixelSpacing
+        own.SliceThickness = thickness
+        item.PixelMeasuresSequence = [own]
+    del shared.PixelMeasuresSequence
+    return True
 
 
 def build_seg(
@@ -178,7 +249,7 @@ def build_seg(
     *,
     algorithm_name: str,
     algorithm_version: str,
-    algorithm_family: Code | hd.sr.CodedConcept = _ARTIFICIAL_INTELLIGENCE,
+    algorithm_family: Code | hd.sr.CodedConcept = ARTIFICIAL_INTELLIGENCE,
     omit_empty_frames: bool = False,
     segment_label: str = "Hemorrhage",
     segmented_property_category: Code | hd.sr.CodedConcept = HEMORRHAGE_CATEGORY,
@@ -195,7 +266,9 @@ def build_seg(
     device_serial_number: str = "1",
     content_label: str = "HEMORRHAGE",
     content_description: str | None = "Automatic hematoma segmentation; research use, not for diagnosis",
-    content_creator_name: str | None = None,
+    content_creator_name: str | None = "ichpipe^",
+    algorithm_parameters: dict[str, str] | None = None,
+    series_datetime: datetime | None = None,
 ) -> hd.seg.Segmentation:
     """Build a BINARY DICOM SEG of ``mask`` on the source CT of ``volume``.
 
@@ -210,7 +283,8 @@ def build_seg(
     algorithm_name, algorithm_version:
         Identify the segmenter (e.g. network name and checkpoint version).
     algorithm_family:
-        Coded algorithm family (CID 7162); default DCM 123110 "Artificial Intelligence".
+        Coded algorithm family (CID 7162): :data:`ARTIFICIAL_INTELLIGENCE` (default) or, for the threshold
+        baseline, :data:`MORPHOLOGICAL_OPERATIONS`. SegmentAlgorithmType is AUTOMATIC (no user interaction).
     omit_empty_frames:
         If False (default), keep one frame per source slice, empty or not, so
         that viewers align the SEG slice by slice. If True, keep only frames
@@ -225,6 +299,12 @@ def build_seg(
         Equipment that creates the SEG (this software).
     content_label, content_description, content_creator_name:
         Content identification (label: upper case, at most 16 characters).
+    algorithm_parameters:
+        Written into the segment's AlgorithmIdentificationSequence
+        (AlgorithmParameters), e.g. ``{"checkpoint_sha256": "..."}`` so that a
+        retrained model gives a different header.
+    series_datetime:
+        SeriesDate and SeriesTime of the SEG series (when this run made it); default now.
 
     Returns
     -------
@@ -236,9 +316,12 @@ def build_seg(
     ValueError
         If ``mask`` does not match the volume or is not binary, or an
         algorithm name or version is empty.
-    OutputError
+    OutputBuildError
         If the source headers cannot support a SEG (several multi-frame
-        files, inconsistent orientation, ...), with highdicom's reason.
+        files, inconsistent orientation, ...), with highdicom's reason (an
+        :class:`~ichpipe.errors.OutputError`). A missing FrameOfReferenceUID is
+        not such a case: a derived one is used
+        (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`).
     """
     binary = _check_mask(mask, volume)
     if not algorithm_name.strip():
@@ -254,7 +337,8 @@ def build_seg(
     sources, plane_positions = _source_images(volume)
     try:
         algorithm = hd.AlgorithmIdentificationSequence(
-            name=algorithm_name, version=algorithm_version, family=algorithm_family
+            name=algorithm_name, version=algorithm_version, family=algorithm_family,
+            parameters=dict(algorithm_parameters) if algorithm_parameters else None,
         )
         segment = hd.seg.SegmentDescription(
             segment_number=1,
@@ -288,10 +372,12 @@ def build_seg(
                 series_description=series_description,
             )
     except (ValueError, TypeError, AttributeError) as exc:
-        raise OutputError(
+        raise OutputBuildError(
             f"Series {volume.series_uid}: highdicom could not build the DICOM SEG ({type(exc).__name__}: {exc})."
         ) from exc
     _complete_deidentification(seg)
+    set_series_datetime(seg, series_datetime)
+    _per_frame_pixel_measures(seg, volume)
     return seg
 
 
@@ -339,240 +425,3 @@ def write_seg(
     if deidentify:
         deidentify_dataset(seg)
     return write_dataset_atomic(seg, path, what="DICOM SEG")
-
-
-# --------------------------------------------------------------------- reading
-
-
-def _item(seq: Any) -> Dataset | None:
-    return seq[0] if seq else None
-
-
-def _functional(frame: Dataset, shared: Dataset, sequence: str) -> Dataset | None:
-    """The first item of a functional group macro, per-frame first, then shared."""
-    item = _item(frame.get(sequence))
-    return item if item is not None else _item(shared.get(sequence))
-
-
-def _frame_numbers(value: Any) -> list[int]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
-        return [int(value)]
-    return [int(v) for v in value]
-
-
-def _source_refs(frame: Dataset) -> list[tuple[str, int | None]]:
-    """(ReferencedSOPInstanceUID, ReferencedFrameNumber or None) of a frame's derivation sources."""
-    refs: list[tuple[str, int | None]] = []
-    for derivation in frame.get("DerivationImageSequence") or []:
-        for src in derivation.get("SourceImageSequence") or []:
-            uid = str(src.get("ReferencedSOPInstanceUID", "") or "")
-            if not uid:
-                continue
-            numbers = _frame_numbers(src.get("ReferencedFrameNumber"))
-            if numbers:
-                refs.extend((uid, n) for n in numbers)
-            else:
-                refs.append((uid, None))
-    return refs
-
-
-def _referenced_series(ds: Dataset) -> set[str]:
-    return {str(item.get("SeriesInstanceUID", "")) for item in ds.get("ReferencedSeriesSequence") or []}
-
-
-def _segment_numbers(ds: Dataset, labelmap: bool) -> dict[int, str]:
-    out: dict[int, str] = {}
-    for item in ds.get("SegmentSequence") or []:
-        number = int(item.get("SegmentNumber", 0))
-        if labelmap and number == 0:
-            continue
-        out[number] = str(item.get("SegmentLabel", "") or "")
-    return out
-
-
-def _pick_segment(ds: Dataset, path: Path, segment_number: int | None, labelmap: bool) -> int:
-    segments = _segment_numbers(ds, labelmap)
-    if not segments:
-        raise DicomInputError(f"{path}: the SEG describes no segment (empty SegmentSequence).")
-    if segment_number is None:
-        if len(segments) > 1:
-            listed = ", ".join(f"{n} {label!r}" for n, label in sorted(segments.items()))
-            raise DicomInputError(
-                f"{path}: the SEG holds {len(segments)} segments ({listed}); choose one with 'segment_number'."
-            )
-        return next(iter(segments))
-    if segment_number not in segments:
-        raise ValueError(
-            f"Argument 'segment_number' must be one of the SEG's segments {sorted(segments)}; got {segment_number}."
-        )
-    return segment_number
-
-
-def _check_plane(ds: Dataset, shared: Dataset, volume: CTVolume, path: Path, tolerance_mm: float) -> None:
-    """The SEG's frames must share the volume's matrix, orientation and pixel spacing."""
-    geo = volume.geometry
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if (rows, cols) != (geo.rows, geo.columns):
-        raise DicomInputError(
-            f"{path}: SEG frames are {rows}x{cols}, the series {volume.series_uid} is {geo.rows}x{geo.columns};"
-            " the SEG does not lie on this series' slices."
-        )
-    orientation = _item(shared.get("PlaneOrientationSequence"))
-    if orientation is not None and orientation.get("ImageOrientationPatient") is not None:
-        iop = np.asarray([float(v) for v in orientation.ImageOrientationPatient])
-        expected = np.concatenate([geo.row_direction, geo.column_direction])
-        if iop.shape != (6,) or not np.allclose(iop, expected, atol=1e-3):
-            raise DicomInputError(
-                f"{path}: SEG orientation {iop.round(4).tolist()} differs from the series'"
-                f" {expected.round(4).tolist()}; the SEG does not lie on this series' slices."
-            )
-    measures = _item(shared.get("PixelMeasuresSequence"))
-    if measures is not None and measures.get("PixelSpacing") is not None:
-        spacing = np.asarray([float(v) for v in measures.PixelSpacing])
-        # a pixel-spacing difference moves the far edge of the matrix by
-        # (difference x matrix size): hold that to the position tolerance
-        limit = tolerance_mm / max(geo.rows, geo.columns)
-        if spacing.shape != (2,) or not np.allclose(spacing, geo.pixel_spacing_mm, rtol=0, atol=max(limit, 1e-6)):
-            raise DicomInputError(
-                f"{path}: SEG pixel spacing {spacing.tolist()} mm differs from the series'"
-                f" {list(geo.pixel_spacing_mm)} mm; the SEG does not lie on this series' slices."
-            )
-
-
-def read_seg_mask(
-    path: str | os.PathLike[str],
-    volume: CTVolume,
-    *,
-    segment_number: int | None = None,
-    tolerance_mm: float = 0.01,
-) -> npt.NDArray[np.bool_]:
-    """Read a DICOM SEG into a boolean mask aligned to ``volume``.
-
-    Each frame is placed on the volume slice it references (per-frame
-    DerivationImageSequence > SourceImageSequence > ReferencedSOPInstanceUID,
-    with ReferencedFrameNumber for an enhanced CT source); a frame without a
-    usable reference is placed by its ImagePositionPatient, projected on the
-    slice normal, when it lies on a slice within ``tolerance_mm``. A frame on
-    a slice that is not in the volume (skipped as unreadable) is ignored when
-    empty.
-
-    Parameters
-    ----------
-    path:
-        The SEG file.
-    volume:
-        The assembled CT series the SEG was made on.
-    segment_number:
-        Segment to read; may be left out when the SEG holds a single segment.
-    tolerance_mm:
-        Largest distance between a frame's position and its slice's position.
-
-    Returns
-    -------
-    numpy.ndarray
-        bool array of shape ``volume.hu.shape``.
-
-    Raises
-    ------
-    DicomInputError
-        If the file is not a readable DICOM SEG, does not reference this series
-        (nor share its frame of reference), has frames that do not lie on its
-        slices (orientation, matrix, spacing, or positions differ), or holds
-        several segments and ``segment_number`` is not given.
-    ValueError
-        If ``segment_number`` is not a segment of the SEG, or ``tolerance_mm``
-        is not positive.
-    """
-    if not tolerance_mm > 0:
-        raise ValueError(f"Argument 'tolerance_mm' must be positive; got {tolerance_mm}.")
-    src = Path(path)
-    try:
-        ds = pydicom.dcmread(src)
-    except (OSError, InvalidDicomError, EOFError) as exc:
-        raise DicomInputError(f"{src} cannot be read as a DICOM file ({exc}).") from exc
-    sop_class = str(ds.get("SOPClassUID", "") or "")
-    if sop_class not in SEGMENTATION_SOP_CLASS_UIDS:
-        raise DicomInputError(f"{src} is not a DICOM Segmentation (SOPClassUID {sop_class or 'missing'}).")
-    labelmap = sop_class == _LABELMAP_SOP_CLASS_UID or str(ds.get("SegmentationType", "")) == "LABELMAP"
-    number = _pick_segment(ds, src, segment_number, labelmap)
-
-    referenced = _referenced_series(ds)
-    same_frame = str(ds.get("FrameOfReferenceUID", "")) == str(volume.first.get("FrameOfReferenceUID", ""))
-    if referenced and volume.series_uid not in referenced:
-        raise DicomInputError(
-            f"{src} references series {', '.join(sorted(referenced))}, not series {volume.series_uid};"
-            " pass the SEG made on this series."
-        )
-    if not referenced and not same_frame:
-        raise DicomInputError(
-            f"{src} references no series and has another FrameOfReferenceUID than series {volume.series_uid};"
-            " it was not made on this series."
-        )
-
-    shared = _item(ds.get("SharedFunctionalGroupsSequence")) or Dataset()
-    _check_plane(ds, shared, volume, src, tolerance_mm)
-    try:
-        pixels = np.asarray(ds.pixel_array)
-    except (ValueError, TypeError, AttributeError, NotImplementedError, RuntimeError) as exc:
-        raise DicomInputError(f"{src}: SEG pixel data cannot be decoded ({type(exc).__name__}: {exc}).") from exc
-    geo = volume.geometry
-    pixels = pixels.reshape(-1, geo.rows, geo.columns)
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
-    if len(per_frame) != pixels.shape[0]:
-        raise DicomInputError(
-            f"{src}: {pixels.shape[0]} frame(s) of pixel data but {len(per_frame)} per-frame functional group(s)."
-        )
-    if str(ds.get("SegmentationType", "")) == "FRACTIONAL":
-        maximum = float(ds.get("MaximumFractionalValue", 255) or 255)
-        inside = pixels.astype(np.float32) >= maximum / 2.0
-    elif labelmap:
-        inside = pixels == number
-    else:
-        inside = pixels.astype(bool)
-
-    by_reference = {
-        (s.sop_instance_uid, None if s.frame is None else s.frame + 1): i for i, s in enumerate(volume.slices)
-    }
-    out = np.zeros(volume.hu.shape, dtype=bool)
-    considered = placed = 0
-    for k, frame in enumerate(per_frame):
-        if not labelmap:
-            ident = _functional(frame, shared, "SegmentIdentificationSequence")
-            if ident is None or int(ident.get("ReferencedSegmentNumber", 0)) != number:
-                continue
-        considered += 1
-        plane = _functional(frame, shared, "PlanePositionSequence")
-        position = None
-        if plane is not None and plane.get("ImagePositionPatient") is not None:
-            position = np.asarray([float(v) for v in plane.ImagePositionPatient], dtype=np.float64)
-        index = next((by_reference[r] for r in _source_refs(frame) if r in by_reference), None)
-        if index is not None and position is not None:
-            distance = float(np.linalg.norm(position - geo.positions[index]))
-            if distance > tolerance_mm:
-                raise DicomInputError(
-                    f"{src}: frame {k + 1} references slice {index} of series {volume.series_uid} but lies"
-                    f" {distance:.3f} mm from it; the SEG's frames do not lie on the source slices."
-                )
-        if index is None and position is not None and same_frame:
-            nearest = int(np.argmin(np.abs(geo.offsets_mm - float(position @ geo.normal))))
-            if float(np.linalg.norm(position - geo.positions[nearest])) <= tolerance_mm:
-                index = nearest
-        if index is None:
-            if inside[k].any():
-                where = "no position" if position is None else f"position {position.round(3).tolist()}"
-                raise DicomInputError(
-                    f"{src}: frame {k + 1} ({where}) holds segment pixels but matches no slice of series"
-                    f" {volume.series_uid} by reference or by position; the SEG's frames do not lie on the"
-                    " source slices."
-                )
-            continue
-        out[index] |= inside[k]
-        placed += 1
-    if considered and not placed:
-        raise DicomInputError(
-            f"{src}: none of the SEG's {considered} frame(s) of segment {number} lies on a slice of series"
-            f" {volume.series_uid}."
-        )
-    return out

@@ -25,11 +25,13 @@ from ichpipe.pipeline.batch.inbox import StudyJob, find_studies
 from ichpipe.pipeline.batch.ledger import Decision, config_hash, decide, get_rows, known_study_uids
 from ichpipe.pipeline.batch.locks import acquire_lock
 from ichpipe.pipeline.batch.options import BatchOptions
+from ichpipe.pipeline.batch.qc_page import write_qc_page
 from ichpipe.pipeline.batch.summary import BatchReport, JobOutcome, prune_summaries, write_summary
 from ichpipe.pipeline.batch.worker import JobContext, _describe, _from_row, _remove_tree, new_run_id
 from ichpipe.pipeline.config import Config, to_plain
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segment import segmenter_choices
+from ichpipe.pipeline.segment.threshold import BASELINE_LIMITS
 from ichpipe.pipeline.serial.store import open_store
 
 __all__ = ["BatchProgress", "run_batch"]
@@ -65,8 +67,9 @@ def _resolve_segmenter(options: BatchOptions, config: Config) -> tuple[str, Path
     if not checkpoint.is_file():
         raise ConfigError(
             f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} does not exist."
-            " Pass --checkpoint FILE, set models.default_checkpoint in the config,"
-            " or use --segmenter threshold (the classical method, no checkpoint needed)."
+            " Pass --checkpoint FILE or set models.default_checkpoint in the config. --segmenter threshold"
+            " needs no checkpoint, but it is a classical HU-threshold baseline, not a trained model:"
+            f" {BASELINE_LIMITS} (see MODEL_CARD.md)."
         )
     digest = file_sha256(checkpoint)
     allow = config.models.checkpoint_sha256_allowlist
@@ -212,6 +215,8 @@ def run_batch(
     if options.write_summary is True or (options.write_summary == "auto" and report.did_work):
         folder = Path(bc.summary_dir).expanduser().resolve() if bc.summary_dir else out_root / "batch-runs"
         write_summary(report, folder)
+        write_qc_page(report, folder)
+        write_summary(report, folder)  # again, so that the JSON names the HTML page too
         prune_summaries(folder, keep=bc.keep_summaries)
     return report
 

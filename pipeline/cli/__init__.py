@@ -19,10 +19,35 @@ import click
 from ichpipe import __version__
 from ichpipe.pipeline.cli._common import setup_logging
 
-__all__ = ["cli", "main"]
+__all__ = ["GLOBAL_FLAGS", "IchpipeGroup", "cli", "main"]
+
+#: Flags of the group that may also be written after the subcommand (``ichpipe run -v ...``).
+GLOBAL_FLAGS = ("-v", "--verbose", "--debug", "--log-phi")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class IchpipeGroup(click.Group):
+    """The ``ichpipe`` group: its flags are accepted after the subcommand too.
+
+    ``ichpipe run --study X -v`` is read as ``ichpipe -v run --study X``; the
+    flags are moved in front of the subcommand before parsing (never past a
+    ``--``). No subcommand has options with these names.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Move :data:`GLOBAL_FLAGS` found after the subcommand in front of it, then parse."""
+        args = list(args)
+        command = next((i for i, a in enumerate(args) if a in self.commands), None)
+        if command is not None:
+            tail = args[command:]
+            stop = tail.index("--") if "--" in tail else len(tail)
+            moved = [a for a in tail[:stop] if a in GLOBAL_FLAGS]
+            if moved:
+                kept = [a for a in tail[:stop] if a not in GLOBAL_FLAGS] + tail[stop:]
+                args = args[:command] + moved + kept
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=IchpipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ichpipe")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (info level) to stderr.")
 @click.option("--debug", is_flag=True, help="Log everything and print tracebacks on errors.")

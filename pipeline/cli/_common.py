@@ -101,6 +101,8 @@ def setup_logging(*, verbose: bool, debug: bool, log_phi: bool = False) -> None:
     library = logging.DEBUG if debug and log_phi else logging.ERROR
     logging.getLogger("pydicom").setLevel(library)
     logging.getLogger("highdicom").setLevel(library)
+    # pynetdicom logs every DIMSE message (PDU dumps) at INFO: only with --debug
+    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def config_option(func: F) -> F:

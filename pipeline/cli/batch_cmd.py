@@ -123,6 +123,8 @@ def batch(as_json: bool, config_path: Path | None, **kw: Any) -> None:
         echo_json(report.to_dict())
     else:
         where = f"; summary {report.summary_files['json']}" if report.summary_files else ""
+        if "html" in report.summary_files:
+            where += f"; QC page {report.summary_files['html']}"
         click.echo(report.line() + where)
     for item in report.failed:
         click.echo(f"ichpipe: failed: {item.label}: {item.error_type}: {item.error}", err=True)

@@ -41,6 +41,9 @@ def store_overrides(store_location: str | None) -> dict[str, Any]:
               help="Also write the expansion labels under the configured rule (patient_id, label, rule).")
 @click.option("--allow-post-baseline", is_flag=True, default=None,
               help="Include clinical fields recorded after the first scan (treatments); see the model card.")
+@click.option("--missing", type=click.Choice(["empty", "drop", "fail"]), default=None,
+              help="A patient lacking some features (e.g. no radiomics row): keep it with empty cells, leave it out, "
+              "or stop (default predictor.missing_features: empty). Every such patient is listed either way.")
 @click.option("--json", "as_json", is_flag=True, help="Print a summary as JSON on stdout.")
 @config_option
 @handle_errors
@@ -51,13 +54,24 @@ def features(
     out_csv: Path,
     labels_out: Path | None,
     allow_post_baseline: bool | None,
+    missing: str | None,
     as_json: bool,
     config_path: Path | None,
 ) -> None:
     """Write the predictor's feature table (one row per patient) as CSV.
 
-    Outcomes (90-day mRS), data splits and identifiers are never columns.
-    Exit status 0 on success, 1 when the inputs cannot be read, 2 on bad usage.
+    \b
+    From the 2023 contest tables: --contest DIR reads, in DIR,
+      table1_clinical.csv        clinical fields (through predictor.clinical_mapping)
+      table2_volumes_locations.csv  first-scan volumes and vascular-territory ratios
+      table3_radiomics_Hemo.csv / _ED.csv  radiomics of the first-scan accession
+      appendix1_accession_times.csv  scan times (for --labels-out)
+    From the results store: --from-store (after `ichpipe run` or `ichpipe timeline import`).
+
+    Outcomes (90-day mRS), data splits and identifiers are never columns. A
+    patient lacking features is listed with what it lacks (see --missing).
+    Exit status 0 on success, 1 when the inputs cannot be read (or, with
+    --missing fail, a patient lacks features), 2 on bad usage.
     """
     from_store = from_store or store_location is not None
     if (contest_dir is None) == (not from_store):
@@ -68,13 +82,15 @@ def features(
     config = load_cli_config(config_path, overrides)
     cfg = config.predictor
 
+    from ichpipe.dicom_io._privacy import remember_values
     from ichpipe.pipeline.risk.feature_table import (
         contest_feature_table,
         contest_labels,
-        store_feature_table,
         write_features_csv,
         write_labels_csv,
     )
+    from ichpipe.pipeline.risk.missing_features import apply_missing_policy, missing_by_patient
+    from ichpipe.pipeline.risk.store_features import store_feature_table
     from ichpipe.pipeline.serial.clinical import load_clinical_mapping
 
     mapping = load_clinical_mapping(cfg.clinical_mapping)
@@ -97,12 +113,21 @@ def features(
                                         allow_post_baseline=cfg.allow_post_baseline)
             if labels_out is not None:
                 labels = labels_by_patient(evaluate_timelines(load_timelines(store), rule))
+    policy = missing or cfg.missing_features
+    lacking = missing_by_patient(table)
+    # IDs in error messages and logs are masked unless --log-phi; the listing on stdout is the result.
+    remember_values("PatientID", [p.patient_id for p in lacking])
+    if policy == "fail" and lacking and not as_json:
+        for p in lacking:
+            click.echo(f"{p.patient_id}: {p.describe()}")
+    table, missing_report = apply_missing_policy(table, policy)
     write_features_csv(table, out_csv)
     summary: dict[str, Any] = {
         "features_csv": str(out_csv),
         "n_patients": table.n_patients,
         "n_features": len(table.feature_names),
         "feature_space": table.feature_space,
+        "missing": missing_report.to_dict(),
     }
     if labels is not None and labels_out is not None:
         write_labels_csv(labels, labels_out, rule=f"{rule.name}: {rule.describe()}")
@@ -120,6 +145,8 @@ def features(
             f"{summary['n_patients']} patients x {summary['n_features']} features ({summary['feature_space']}) "
             f"-> {out_csv}"
         )
+        for line in missing_report.lines():
+            click.echo(line)
         if "labels_csv" in summary:
             click.echo(
                 f"labels: {summary['expanded']} expanded, {summary['not_expanded']} not expanded, "

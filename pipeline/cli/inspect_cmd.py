@@ -16,9 +16,10 @@ __all__ = ["inspect"]
 @click.command()
 @click.option("--study", required=True, type=click.Path(path_type=Path), help="Study folder, DICOMDIR or .zip.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--explain", is_flag=True, help="Show every selection rule's verdict for every series.")
 @config_option
 @handle_errors
-def inspect(study: Path, as_json: bool, config_path: Path | None) -> None:
+def inspect(study: Path, as_json: bool, explain: bool, config_path: Path | None) -> None:
     """List every series in STUDY, the one selected and why, and its geometry.
 
     Exit status 0 when a series is selected, 1 when none passes the rules.
@@ -28,7 +29,7 @@ def inspect(study: Path, as_json: bool, config_path: Path | None) -> None:
     if as_json:
         echo_json(report.to_dict())
     else:
-        click.echo(report.to_text())
+        click.echo(report.to_text(explain=explain))
     if report.exit_code:
         click.echo(
             f"ichpipe: error: no series in {study} passed the selection rules (see reasons above).", err=True

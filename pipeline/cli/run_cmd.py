@@ -3,26 +3,77 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config, redact
 from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
 __all__ = ["run"]
 
 
+#: What each output is and how to look at it (the lines ``run`` ends with).
+VIEW_HINTS: dict[str, str] = {
+    "report": "the study report (JSON)",
+    "seg": "DICOM SEG: load with the CT in OHIF or 3D Slicer (untilted series), or send to the PACS",
+    "secondary_capture": "key image as DICOM Secondary Capture, for the PACS",
+    "sr": "DICOM SR measurement report (TID 1500): PACS, OHIF, dcmqi tid1500reader",
+    "key_image_png": "key image (any image viewer)",
+    "nifti_mask": "mask for ITK-SNAP / 3D Slicer / FSLeyes over the input (viewing only)",
+    "ct_tilt_eq": "CT on an untilted regular grid (any NIfTI viewer)",
+    "mask_tilt_eq": "mask on that grid (overlay on ct_tilt_eq.nii.gz)",
+    "ct_tilt_eq_dicom": "that grid as a derived DICOM CT series",
+    "seg_tilt_eq": "SEG on the derived series: 3D Slicer (with ct_tilt_eq/) and dcmqi read it",
+}
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
+    h = report["hematoma"]
+    segmenter = report.get("segmenter") or {}
+    method = "threshold baseline" if segmenter.get("baseline") else segmenter.get("name")
+    n_flags = len((report.get("quality") or {}).get("flags") or [])
+    lines = [f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL), {h['n_voxels']} voxels,"
+             f" {method}; {n_flags} quality flag(s) (on stderr, and in report.json)"]
+    serial = report.get("serial") or {}
+    if serial and not serial.get("is_baseline") and serial.get("delta_ml") is not None:
+        pct = serial.get("delta_pct")
+        lines.append(f"Change since the baseline scan: {serial['delta_ml']:+.2f} mL"
+                     f"{'' if pct is None else f' ({pct:+.1f} %)'}; expansion: {serial.get('expansion')}")
+    lines.append(f"Wrote to {_short(out_dir)}/:")
+    for name, value in report["outputs"].items():
+        path = Path(value)
+        shown = path.name + ("/" if path.is_dir() else "")
+        lines.append(f"  {shown:<22} {VIEW_HINTS.get(name, name)}")
+    for name, why in (report.get("outputs_skipped") or {}).items():
+        lines.append(f"  (no {name}: {why})")
+    return lines
+
+
 class _Progress:
-    """A click progress bar on a terminal (stderr); silent when stderr is not a terminal."""
+    """A click progress bar on a terminal (stderr); a line every 10 s when stderr is a log file."""
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
         self.bar: Any = None
+        self.last = 0.0
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
+            now = time.monotonic()
+            if done == 0 or done >= total or now - self.last >= 10.0:
+                self.last = now
+                click.echo(f"ichpipe: segmenting slices {done}/{total}", err=True)
             return
         if self.bar is None:
             self.bar = click.progressbar(length=total, label="segmenting slices", file=sys.stderr)
@@ -34,7 +85,8 @@ class _Progress:
 
 
 @click.command()
-@click.option("--study", required=True, type=click.Path(path_type=Path), help="Study folder, DICOMDIR or .zip.")
+@click.option("--study", required=True, type=click.Path(path_type=Path),
+              help="Study folder, DICOMDIR or .zip; or a NIfTI CT (.nii, .nii.gz).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output root (default: outputs.directory in the config, ./ichpipe-out).")
 @click.option("--segmenter", default=None, help="threshold or a network name (default: models.default_segmenter).")
@@ -45,22 +97,31 @@ class _Progress:
 @click.option("--json", "as_json", is_flag=True, help="Print the study report as JSON on stdout.")
 @click.option("--deidentify", is_flag=True, default=None,
               help="Write report, SEG and key image without direct patient identifiers (outputs.deidentify).")
+@click.option("--strict/--no-strict", default=None,
+              help="Exit 1 when any quality flag is raised, after writing every output (quality.strict).")
 @config_option
 @handle_errors
 def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, device: str | None,
-        as_json: bool, deidentify: bool | None, config_path: Path | None) -> None:
+        as_json: bool, deidentify: bool | None, strict: bool | None, config_path: Path | None) -> None:
     """Segment the hematoma in STUDY, measure it and write SEG, key image and report.
 
-    Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/.
+    Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/. Every reason the
+    volume may be wrong is a quality flag: in the report ("quality"), on the
+    key image, in the SEG and key-image descriptions and the results store,
+    and printed on stderr, one line each. A flagged volume is still written;
+    with --strict the exit status is then 1.
     """
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
-                         device=device)  # type: ignore[arg-type]
+                         device=device, strict=strict)  # type: ignore[arg-type]
     result = run_study(options, config, progress=_Progress())
     if as_json:
         echo_json(result.report)
     else:
-        h = result.report["hematoma"]
-        click.echo(f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL),"
-                   f" {h['n_voxels']} voxels; outputs in {result.output_dir}")
+        click.echo("\n".join(_summary(result.report, result.output_dir)))
+    for flag in result.flags:
+        click.echo(f"ichpipe: quality flag {redact(flag.line())}", err=True)
+    if result.exit_code:
+        click.echo(f"ichpipe: --strict: {len(result.flags)} quality flag(s) raised; the outputs were written,"
+                   " exit status 1.", err=True)
     sys.exit(result.exit_code)

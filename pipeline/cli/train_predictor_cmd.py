@@ -20,7 +20,7 @@ __all__ = ["predictor"]
 
 log = logging.getLogger("ichpipe")
 
-_MODELS = "sacnn,logistic,gbm,volume"
+_MODELS = "sacnn,logistic,gbm,volume,brain,brain_published,prespecified,logistic_l1"
 
 
 @click.command("predictor")
@@ -37,7 +37,8 @@ _MODELS = "sacnn,logistic,gbm,volume"
 @click.option("--card", "card_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Model card to write (default OUT/MODEL_CARD_PREDICTOR.md).")
 @click.option("--models", default=_MODELS, show_default=True,
-              help="Models to cross-validate, comma-separated.")
+              help="Models to cross-validate, comma-separated (those whose columns the table lacks are skipped "
+              "with a note, except volume).")
 @click.option("--folds", type=int, default=None, help="Cross-validation folds (predictor.evaluation.folds).")
 @click.option("--repeats", type=int, default=None, help="Repetitions (predictor.evaluation.repeats).")
 @click.option("--seed", type=int, default=None, help="Seed (predictor.training.seed).")
@@ -67,7 +68,7 @@ def predictor(
     as_json: bool,
     config_path: Path | None,
 ) -> None:
-    """Cross-validate the seed's network and three baselines; train and save the network.
+    """Cross-validate the seed's network, the baselines and the BRAIN score; train and save the network.
 
     Patients with an undetermined label are excluded. Writes the CV table,
     out-of-fold predictions, a calibration plot, the checkpoint and the model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["OutputsConfig"]
@@ -25,8 +26,26 @@ class OutputsConfig:
         ``key_image.png``: largest hematoma slice, contour, volume and ABC/2.
     secondary_capture:
         ``key_image_sc.dcm``: the key image as DICOM Secondary Capture for PACS.
+    sr:
+        ``sr.dcm``: DICOM SR (TID 1500 Measurement Report) with the volume,
+        ABC/2 and its diameters, per-type volumes, quality flags, method,
+        checkpoint digest and the change since the baseline, referencing the
+        SEG's segment and the source series.
     nifti_mask:
         ``mask.nii.gz``: the mask for research tools (viewing only).
+    tilt_eq:
+        For a gantry-tilted or unevenly spaced series, also write the CT and
+        the mask resampled onto an untilted regular grid
+        (``ct_tilt_eq.nii.gz``, ``mask_tilt_eq.nii.gz``, like dcm2niix's
+        ``_Tilt_Eq``) for viewers that need one; volumes are still measured
+        on the native geometry.
+    tilt_eq_dicom:
+        With ``tilt_eq``, also write that grid as a derived CT series
+        (``ct_tilt_eq/``) and a SEG on it (``seg_tilt_eq.dcm``), which 3D
+        Slicer / dcmqi can load (they refuse a SEG on a tilted series).
+    tilt_eq_spacing_mm:
+        Slice spacing of the regular grid; ``None`` uses the series' smallest
+        spacing along the normal.
     record_in_store:
         Record the measurement in the results store (serial-scan linking).
     deidentify:
@@ -43,6 +62,15 @@ class OutputsConfig:
     seg_keep_empty_frames: bool = True
     key_image_png: bool = True
     secondary_capture: bool = True
+    sr: bool = True
     nifti_mask: bool = False
+    tilt_eq: bool = False
+    tilt_eq_dicom: bool = False
+    tilt_eq_spacing_mm: float | None = None
     record_in_store: bool = True
     deidentify: bool = False
+
+    def __post_init__(self) -> None:
+        spacing = self.tilt_eq_spacing_mm
+        if spacing is not None and not (math.isfinite(spacing) and 0.1 <= spacing <= 50):
+            raise ValueError(f"Argument 'tilt_eq_spacing_mm' must be null or 0.1 to 50 mm; got {spacing!r}.")

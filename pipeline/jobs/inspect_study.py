@@ -25,6 +25,7 @@ def series_item(summary: SeriesSummary, scan: StudyScan) -> dict[str, Any]:
         "reasons": scan.selection.reasons(key),
         "modality": attrs.get("Modality"),
         "series_number": attrs.get("SeriesNumber"),
+        "series_description": attrs.get("SeriesDescription"),
         "sop_class": attrs.get("sop_class_name"),
         "image_type": attrs.get("ImageType"),
         "convolution_kernel": attrs.get("ConvolutionKernel"),
@@ -69,27 +70,51 @@ class InspectReport:
             "series": self.series,
         }
 
-    def to_text(self) -> str:
-        """Human-readable summary."""
+    def to_text(self, *, explain: bool = False) -> str:
+        """Human-readable summary: one line per series (number, description, short UID, geometry).
+
+        With ``explain`` every rule's verdict follows each series; otherwise
+        only the outcome (selected, or the rules it failed).
+        """
         lines = [f"Study {self.study_path}: {len(self.series)} series, {self.n_files_examined} file(s) examined"]
         for s in self.series:
             mark = "*" if s["selected"] else " "
+            missing = f", {s['missing_slices']} missing" if s["missing_slices"] else ""
+            uneven = "" if s["uniform_spacing"] else ", uneven"
             geo = (
-                f"{s['n_slices']} x {s['rows']}x{s['columns']}, spacing {s['slice_spacing_mm']} mm"
-                f" along the normal, tilt {s['gantry_tilt_deg']} deg, uniform={s['uniform_spacing']},"
-                f" missing={s['missing_slices']}"
+                f"{s['n_slices']} x {s['rows']}x{s['columns']}, {s['slice_spacing_mm']} mm along the normal,"
+                f" tilt {s['gantry_tilt_deg']} deg{uneven}{missing}"
                 if s["slice_spacing_mm"] is not None
                 else f"{s['n_slices']} x {s['rows']}x{s['columns']}, no usable geometry"
             )
-            lines.append(f"{mark} {s['series_key']} [{s['modality']} #{s['series_number']}] {geo}")
-            lines.extend(f"      {r}" for r in s["reasons"])
+            number = _number(s["series_number"])
+            description = f' "{s["series_description"]}"' if s.get("series_description") else ""
+            lines.append(f"{mark} #{number} {s['modality'] or '?'}{description} ({_short(s['series_key'])}): {geo}")
+            details = ("PASS ", "FAIL ", "prefer ")
+            reasons = s["reasons"] if explain else [r for r in s["reasons"] if not r.startswith(details)]
+            lines.extend(f"      {r}" for r in reasons)
             lines.extend(f"      warning: {w}" for w in s["warnings"])
         if self.skipped_files:
             lines.append(f"Skipped {len(self.skipped_files)} file(s):")
             lines.extend(f"  {f['path']}: {f['reason']}" for f in self.skipped_files[:20])
         chosen = self.selected_series_instance_uid
         lines.append(f"Selected: {chosen}" if chosen else "Selected: none (no series passed every rule)")
+        if not explain:
+            lines.append("(--explain shows every rule's verdict; --json the full record)")
         return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    try:
+        return str(int(float(value)))
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _short(key: str) -> str:
+    from ichpipe.pipeline.outputs.qc_html import short_uids
+
+    return short_uids(key)
 
 
 def inspect_study(study: Path, config: Config) -> InspectReport:

@@ -1,42 +1,50 @@
 """The main job: one study folder in, segmentation, volume and outputs out.
 
-discover -> select series -> assemble -> segment (window, network or
-threshold) -> measure (volume along the normal, ABC/2) -> outputs (report,
-DICOM SEG, key image PNG, Secondary Capture, NIfTI) -> results store.
-Outputs go to ``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` and every file
-is written atomically.
+discover -> select series -> assemble -> analyse (intracranial space,
+segment with a network or the threshold baseline, the baseline as a
+cross-check, volume along the normal and ABC/2, quality flags:
+:mod:`~ichpipe.pipeline.jobs.analyse_volume`) -> outputs (DICOM SEG, key image
+PNG, Secondary Capture, NIfTI, each carrying the flags) -> results store ->
+DICOM SR (it carries the flags and the change since the patient's baseline
+scan, known once the store has the measurement) -> report. A
+``.nii``/``.nii.gz`` path instead of a study runs
+:func:`ichpipe.pipeline.jobs.nifti_study.run_nifti` (no DICOM outputs: there
+are no source instances to reference). Outputs go to
+``OUT/<StudyInstanceUID>/<SeriesInstanceUID>/`` and every file is written
+atomically.
+
+A flagged volume is written and reported like any other, beside its flags;
+``strict`` (``run --strict``, ``quality.strict``) only changes the exit status,
+after everything was written. An output that cannot be built (a SEG refused by
+highdicom) is skipped with a flag, and the rest is still written. A run that
+fails leaves no file of its own and no empty folder behind.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import numpy as np
-from PIL import Image
+from typing import Any
 
 from ichpipe import __version__
-from ichpipe.atomic import atomic_write
-from ichpipe.dicom_io.assemble import CTVolume, assemble_series
-from ichpipe.dicom_io.secondary_capture import write_secondary_capture
-from ichpipe.dicom_io.seg import write_seg
+from ichpipe.dicom_io.assemble import assemble_series
+from ichpipe.dicom_io.frame_of_reference import frame_of_reference
 from ichpipe.dicom_io.study import scan_files, scan_study
-from ichpipe.errors import CheckpointError, OutputError, UsageError
+from ichpipe.errors import CheckpointError, OutputBuildError, OutputError, UsageError
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
-from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
-from ichpipe.pipeline.outputs.key_image import render_key_image
+from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
+from ichpipe.pipeline.jobs.study_outputs import OutputRun, remove_outputs, write_image_outputs, write_json, write_sr
 from ichpipe.pipeline.outputs.paths import series_output_dir
 from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report, study_identity
+from ichpipe.pipeline.quality.flags import QualityFlag
 from ichpipe.pipeline.segment import Segmenter, segmenter_choices
-from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
+from ichpipe.pipeline.segment.threshold import BASELINE_LIMITS, ThresholdSegmenter
 
 __all__ = ["RunOptions", "RunResult", "build_segmenter", "run_study"]
 
@@ -50,7 +58,7 @@ class RunOptions:
     Parameters
     ----------
     study:
-        Study folder, DICOMDIR or zip.
+        Study folder, DICOMDIR or zip; or a NIfTI CT (``.nii``, ``.nii.gz``).
     out:
         Output root; ``None`` uses ``outputs.directory`` from the config.
     segmenter:
@@ -62,6 +70,9 @@ class RunOptions:
     files:
         Only these files of ``study`` (``ichpipe batch`` passes one study's
         files found in an inbox); ``None`` scans the whole of ``study``.
+    strict:
+        Any quality flag makes the exit status 1 (after every output was
+        written); ``None`` uses ``quality.strict`` from the config.
     """
 
     study: Path
@@ -70,19 +81,25 @@ class RunOptions:
     checkpoint: Path | None = None
     device: Device | None = None
     files: tuple[Path, ...] | None = None
+    strict: bool | None = None
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """The study report and where the outputs went."""
+    """The study report, where the outputs went, the quality flags and whether they fail the run."""
 
     report: dict[str, Any]
     output_dir: Path
+    flags: tuple[QualityFlag, ...] = ()
+    strict: bool = False
 
     @property
     def exit_code(self) -> int:
-        """0: the job succeeded (failures raise project errors instead)."""
-        return 0
+        """0: the job succeeded; 1: it did, but a quality flag was raised under ``strict``.
+
+        Failures raise project errors instead.
+        """
+        return 1 if self.strict and self.flags else 0
 
 
 def build_segmenter(
@@ -107,8 +124,9 @@ def build_segmenter(
     if not checkpoint.is_file():
         raise CheckpointError(
             f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} does not exist."
-            " Pass --checkpoint FILE, set models.default_checkpoint in the config,"
-            " or use --segmenter threshold (the classical method, no checkpoint needed)."
+            " Pass --checkpoint FILE or set models.default_checkpoint in the config. --segmenter threshold"
+            " needs no checkpoint, but it is a classical HU-threshold baseline, not a trained model:"
+            f" {BASELINE_LIMITS} (see MODEL_CARD.md)."
         )
     from ichpipe.models.hashing import file_sha256
     from ichpipe.pipeline.segment.inference import NetworkSegmenter
@@ -125,91 +143,6 @@ def build_segmenter(
     if options.device is not None:
         inference = replace(inference, device=options.device)
     return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
-
-
-def _caption(measurement: HematomaMeasurement, segmenter: str) -> list[str]:
-    return [
-        f"Hematoma volume {measurement.volume_ml:.1f} mL (ABC/2 {measurement.abc2_ml:.1f} mL)",
-        f"ichpipe {__version__} / {segmenter}",
-        "Research use only - not for diagnosis",
-    ]
-
-
-def _write_json(path: Path, obj: Any) -> Path:
-    data = (json.dumps(obj, indent=2) + "\n").encode("utf-8")
-
-    def write(fh: BinaryIO) -> None:
-        fh.write(data)
-
-    return atomic_write(path, write)
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> Path:
-    return atomic_write(path, lambda fh: Image.fromarray(rgb, mode="RGB").save(fh, format="PNG"))
-
-
-def _write_outputs(
-    out_dir: Path,
-    volume: CTVolume,
-    mask: np.ndarray,
-    measurement: HematomaMeasurement,
-    segmenter: Segmenter,
-    config: Config,
-) -> dict[str, str]:
-    outputs: dict[str, str] = {}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
-    try:
-        _write_each_output(outputs, out_dir, volume, mask, measurement, segmenter, config)
-    except OutputError:
-        # every file is written atomically; this removes the complete ones of an incomplete set
-        _remove_outputs(outputs)
-        raise
-    return outputs
-
-
-def _write_each_output(
-    outputs: dict[str, str],
-    out_dir: Path,
-    volume: CTVolume,
-    mask: np.ndarray,
-    measurement: HematomaMeasurement,
-    segmenter: Segmenter,
-    config: Config,
-) -> None:
-    cfg = config.outputs
-    info = segmenter.describe()
-    if cfg.seg:
-        outputs["seg"] = str(
-            write_seg(
-                mask,
-                volume,
-                out_dir / "seg.dcm",
-                algorithm_name=f"ichpipe-{info['name']}",
-                algorithm_version=str(info.get("version") or __version__),
-                omit_empty_frames=not cfg.seg_keep_empty_frames,
-                deidentify=cfg.deidentify,
-            )
-        )
-    if cfg.key_image_png or cfg.secondary_capture:
-        index = measurement.max_area_slice_index if measurement.n_voxels else volume.hu.shape[0] // 2
-        rgb = render_key_image(
-            volume.hu[index],
-            mask[index],
-            window=config.windows.get(config.windows.default),
-            lines=_caption(measurement, str(info["name"])),
-            scale=1 if min(volume.hu.shape[1:]) >= 256 else 2,
-        )
-        if cfg.key_image_png:
-            outputs["key_image_png"] = str(_write_png(out_dir / "key_image.png", rgb))
-        if cfg.secondary_capture:
-            outputs["secondary_capture"] = str(
-                write_secondary_capture(rgb, volume, out_dir / "key_image_sc.dcm", deidentify=cfg.deidentify)
-            )
-    if cfg.nifti_mask:
-        outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
 
 
 def run_study(
@@ -237,6 +170,12 @@ def run_study(
     with timer.stage("load_model"):
         if segmenter is None:
             segmenter = build_segmenter(options, config, progress=progress)
+    from ichpipe.pipeline.jobs.nifti_study import is_nifti_input, run_nifti
+
+    strict = config.quality.strict if options.strict is None else options.strict
+    if options.files is None and is_nifti_input(study):
+        report, out_dir, flags = run_nifti(study, out_root, config, segmenter, timer)
+        return RunResult(report=report, output_dir=out_dir, flags=flags, strict=strict)
     started = time.perf_counter()
     if options.files is not None:
         scanning = scan_files(options.files, root=study, selection=config.selection, geometry=config.geometry)
@@ -254,75 +193,132 @@ def run_study(
              first.get("PatientID", ""), first.get("PatientName", ""), first.get("PatientBirthDate", ""),
              first.get("AccessionNumber", ""), volume.hu.shape[0])
     out_dir = series_output_dir(out_root, volume.study_uid, volume.series_uid)
-    with timer.stage("segment"):
-        mask = segmenter.segment(volume)
-    with timer.stage("measure"):
-        measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
+    analysis = analyse_volume(volume, segmenter, config, timer=timer)
+    mask, measurement, quality = analysis.mask, analysis.measurement, analysis.quality
+    for flag in quality.flags:
+        log.info("quality flag %s", flag.line())
     features: dict[str, Any] | None = None
     if config.predictor.features.enabled:
         from ichpipe.pipeline.measure.features.extract import compute_features
 
         with timer.stage("features"):
             features = compute_features(volume, mask, config=config.predictor.features)
-    with timer.stage("outputs"):
-        outputs = _write_outputs(out_dir, volume, mask, measurement, segmenter, config)
     info = segmenter.describe()
-    identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
-                              series_uid=volume.series_uid)
-    extra = {
-        "series_selection": scan.selection.reasons(chosen.series.key),
-        "segmenter_details": {k: v for k, v in info.items() if k not in ("name", "checkpoint_sha256", "version")},
-    }
-    report_path = out_dir / "report.json"
-    if config.outputs.report:
-        outputs["report"] = str(report_path)
-    report = build_study_report(
-        identity=identity,
-        geometry=volume.geometry,
-        hematoma=measurement,
-        segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
-                                version=str(info.get("version") or __version__)),
-        outputs=outputs,
-        timings=timer,
-        warnings=volume.warnings,
-        extra=extra,
-    )
-    if features is not None:
-        report["features"] = features
-    if config.outputs.record_in_store:
-        with timer.stage("store"):
-            _record(report, config)
+    run = OutputRun(segmenter=info, when=datetime.now(), flags=tuple(quality.flags))
+    created = _make_dirs(out_dir)
+    outputs: dict[str, str] = {}
+    try:
+        with timer.stage("outputs"):
+            outputs, seg, skipped = write_image_outputs(out_dir, volume, mask, measurement, config, run)
+        for name, reason in skipped.items():
+            quality.add([QualityFlag("output_skipped", f"The {_OUTPUT_NAMES.get(name, name)} was not written:"
+                                     f" {reason} The volume and the other outputs are unaffected.")], "outputs")
+        identity = study_identity([s.dataset for s in volume.slices], study_uid=volume.study_uid,
+                                  series_uid=volume.series_uid)
+        for_uid, for_derived = frame_of_reference(volume)
+        extra = {
+            "input": {"format": "dicom", "path": str(study)},
+            "series_selection": scan.selection.reasons(chosen.series.key),
+            "segmenter_details": {k: v for k, v in info.items()
+                                  if k not in ("name", "checkpoint_sha256", "version")},
+            "quality": quality.to_dict(),
+            "frame_of_reference": {"uid": for_uid, "derived": for_derived},
+            "outputs_skipped": dict(skipped),
+        }
+        report_path = out_dir / "report.json"
+        if config.outputs.report:
+            outputs["report"] = str(report_path)
+        report = build_study_report(
+            identity=identity,
+            geometry=volume.geometry,
+            hematoma=measurement,
+            segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
+                                    version=str(info.get("version") or __version__)),
+            outputs=outputs,
+            timings=timer,
+            warnings=volume.warnings,
+            extra=extra,
+        )
+        report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
+        if features is not None:
+            report["features"] = features
+        if config.outputs.record_in_store:
+            with timer.stage("store"):
+                serial = _record(report, config, source=study)
+            if serial is not None:
+                report["serial"] = serial
+        if config.outputs.sr:
+            with timer.stage("sr"):
+                try:
+                    report["outputs"]["sr"] = str(write_sr(out_dir, volume, report, seg, config, run))
+                except OutputBuildError as exc:
+                    skipped["sr"] = str(exc)
+                    quality.add([QualityFlag("output_skipped", f"The DICOM SR was not written: {exc} The volume"
+                                             " and the other outputs are unaffected.")], "outputs")
+                    report["quality"], report["outputs_skipped"] = quality.to_dict(), dict(skipped)
         report["timings_s"] = timer.to_dict()
-    if config.outputs.deidentify:
-        from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
+        if config.outputs.deidentify:
+            from ichpipe.pipeline.outputs.deidentified_report import deidentify_report
 
-        report = deidentify_report(report)
-    if config.outputs.report:
+            report = deidentify_report(report)
+        if config.outputs.report:
+            write_json(report_path, report)
+    except BaseException:
+        # every file is written atomically; this removes the complete ones of an incomplete set,
+        # and the folders this run created when they are left empty
+        remove_outputs(outputs)
+        _remove_empty_dirs(created)
+        raise
+    return RunResult(report=report, output_dir=out_dir, flags=tuple(quality.flags), strict=strict)
+
+
+#: Names of the outputs in sentences.
+_OUTPUT_NAMES = {"seg": "DICOM SEG", "secondary_capture": "key image Secondary Capture"}
+
+
+def _make_dirs(out_dir: Path) -> list[Path]:
+    """Create ``out_dir`` and its missing parents; return the folders created (deepest first)."""
+    created: list[Path] = []
+    folder = out_dir
+    while not folder.exists():
+        created.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
+    return created
+
+
+def _remove_empty_dirs(folders: list[Path]) -> None:
+    """Remove the folders a failed run created, deepest first, where they are empty."""
+    for folder in folders:
         try:
-            _write_json(report_path, report)
-        except OutputError:
-            _remove_outputs(outputs, keep=report_path)
-            raise
-    return RunResult(report=report, output_dir=out_dir)
+            folder.rmdir()
+        except OSError:
+            break  # not empty (another run's files) or gone: leave it and its parents
 
 
-def _remove_outputs(outputs: dict[str, str], *, keep: Path | None = None) -> None:
-    """Remove the files this run wrote (after a later output failed), so no incomplete set is left."""
-    for value in outputs.values():
-        path = Path(value)
-        if path == keep:
-            continue
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("could not remove %s after a failed output: %s", path, exc.strerror or exc)
-
-
-def _record(report: dict[str, Any], config: Config) -> None:
+def _record(report: dict[str, Any], config: Config, *, source: Path) -> dict[str, Any] | None:
+    """Record the measurement; return where the series stands on its patient's timeline (``serial``)."""
+    from ichpipe.pipeline.serial.baseline_change import serial_block
     from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
 
     if not report.get("patient_id"):
         log.warning("series has no PatientID; not recorded in the results store")
-        return
+        return None
+    when = report.get("acquisition_datetime")
+    if not when:
+        log.warning("series has no acquisition date or time; it is recorded but left off the timeline")
+    elif "T" not in str(when):
+        log.warning("series has an acquisition date but no time of day; the timeline treats its time as "
+                    "anywhere in that day")
+    record = measurement_from_report(report, source_path=str(source.resolve()))
     with open_store(config.store) as store:
-        record_measurement(store, measurement_from_report(report))
+        used = record_measurement(store, record)
+        if not used:
+            log.warning("accession %s keeps the series a user chose (`ichpipe timeline prefer`); this series is "
+                        "recorded beside it and not used in the timeline", report.get("accession_number") or "")
+        return serial_block(store, report, config.expansion.rule())

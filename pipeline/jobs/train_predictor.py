@@ -39,7 +39,7 @@ from ichpipe.atomic import atomic_write
 from ichpipe.errors import OutputError, PredictorInputError, UsageError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config import Config
-from ichpipe.pipeline.config.predictor_config import TrainingConfig
+from ichpipe.pipeline.config.predictor_config import EvaluationConfig, TrainingConfig
 from ichpipe.pipeline.risk.card import CardInputs, write_model_card
 from ichpipe.pipeline.risk.cross_validation import (
     ModelFactory,
@@ -48,6 +48,7 @@ from ichpipe.pipeline.risk.cross_validation import (
     calibration_plot,
     cross_validate,
     markdown_table,
+    model_label,
     references,
     summarise,
 )
@@ -58,16 +59,32 @@ from ichpipe.pipeline.risk.feature_table import (
     read_label_rule,
     read_labels_csv,
 )
-from ichpipe.pipeline.risk.tabular_baselines import gradient_boosting, logistic_regression, volume_logistic
+from ichpipe.pipeline.risk.tabular_baselines import (
+    gradient_boosting,
+    l1_logistic,
+    logistic_regression,
+    prespecified_logistic,
+    volume_logistic,
+)
 from ichpipe.pipeline.risk.train import SACNNModel, save_predictor, train_predictor
 from ichpipe.pipeline.serial.clinical import CLINICAL_FIELDS, load_clinical_mapping
 
-__all__ = ["MODEL_NAMES", "TrainOptions", "TrainReport", "feature_groups", "model_factories", "run_training"]
+__all__ = [
+    "MODEL_NAMES",
+    "TrainOptions",
+    "TrainReport",
+    "feature_groups",
+    "model_factories",
+    "required_columns",
+    "run_training",
+]
 
 log = logging.getLogger(__name__)
 
 #: Models the job knows, in report order.
-MODEL_NAMES: tuple[str, ...] = ("sacnn", "logistic", "gbm", "volume")
+MODEL_NAMES: tuple[str, ...] = (
+    "sacnn", "logistic", "gbm", "volume", "brain", "brain_published", "prespecified", "logistic_l1",
+)
 
 
 @dataclass(frozen=True)
@@ -193,12 +210,15 @@ def _write_bytes(path: Path, data: bytes) -> Path:
 def _oof_csv(table: FeatureTable, y: np.ndarray, results: Mapping[str, Any]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["patient_id", "label", "model", "repeat", "probability", "threshold"])
+    writer.writerow(["patient_id", "label", "model", "repeat", "probability", "raw_probability", "threshold",
+                     "flagged"])
     for name, pred in results.items():
+        decision = pred.probability if pred.raw is None else pred.raw
         for r in range(pred.probability.shape[0]):
             for i, pid in enumerate(table.patient_ids):
                 writer.writerow([pid, int(y[i]), name, r, f"{pred.probability[r, i]:.6f}",
-                                 f"{pred.threshold[r, i]:.6f}"])
+                                 f"{decision[r, i]:.6f}", f"{pred.threshold[r, i]:.6f}",
+                                 int(decision[r, i] >= pred.threshold[r, i])])
     return buf.getvalue().encode("utf-8")
 
 
@@ -216,15 +236,52 @@ def _labels(options: TrainOptions, config: Config) -> tuple[dict[str, int | None
     return labels, f"{rule_obj.name}: {rule_obj.describe()}"
 
 
-def model_factories(names: Sequence[str], training: TrainingConfig) -> dict[str, ModelFactory]:
-    """Builders of the named models (report order), all with the same training settings."""
-    makers: dict[str, ModelFactory] = {
+def required_columns(training: TrainingConfig) -> dict[str, tuple[str, ...]]:
+    """Feature columns each model needs beyond "any features" (models absent here use all columns)."""
+    from ichpipe.pipeline.risk.scores import BRAIN_COLUMNS
+    from ichpipe.pipeline.risk.tabular_baselines import prespecified_columns
+
+    return {
+        "volume": (training.volume_feature,),
+        "brain": BRAIN_COLUMNS,
+        "brain_published": BRAIN_COLUMNS,
+        "prespecified": prespecified_columns(),
+    }
+
+
+def model_factories(
+    names: Sequence[str], training: TrainingConfig, evaluation: EvaluationConfig | None = None
+) -> dict[str, ModelFactory]:
+    """Builders of the named models (report order), all with the same training settings and recipe.
+
+    Every model is wrapped in a :class:`~ichpipe.pipeline.risk.calibrated.CalibratedModel`
+    (inner folds, refit, calibration and threshold on out-of-fold predictions),
+    except ``brain_published``, which keeps the paper's probabilities (no calibration).
+    """
+    from ichpipe.pipeline.risk.calibrated import CalibratedModel
+    from ichpipe.pipeline.risk.scores import BrainScoreModel
+
+    ev = evaluation or EvaluationConfig()
+    bases: dict[str, ModelFactory] = {
         "sacnn": lambda: SACNNModel(training),
         "logistic": lambda: logistic_regression(training),
         "gbm": lambda: gradient_boosting(training),
         "volume": lambda: volume_logistic(training),
+        "brain": lambda: BrainScoreModel(training, published=True),
+        "brain_published": lambda: BrainScoreModel(training, published=True),
+        "prespecified": lambda: prespecified_logistic(training),
+        "logistic_l1": lambda: l1_logistic(training),
     }
-    return {name: makers[name] for name in MODEL_NAMES if name in names}
+
+    def wrap(name: str) -> ModelFactory:
+        base = bases[name]
+        calibration = "none" if name == "brain_published" else ev.calibration
+        return lambda: CalibratedModel(
+            base, n_splits=ev.threshold_folds, calibration=calibration, threshold_rule=ev.threshold_rule,
+            flag_cap=ev.flag_cap, refit=training.refit,
+        )
+
+    return {name: wrap(name) for name in MODEL_NAMES if name in names}
 
 
 def run_training(
@@ -255,6 +312,14 @@ def run_training(
             f"{n_pos} expanded and {n_neg} not-expanded patients have labels; each class needs at least {need} "
             "for the folds configured (predictor.evaluation.folds, threshold_folds)."
         )
+    notes: list[str] = []
+    models = list(options.models)
+    for name, needed in required_columns(cfg.training).items():
+        absent = [c for c in needed if c not in table.feature_names]
+        if name in models and absent and name != "volume":
+            models.remove(name)
+            notes.append(f"{model_label(name)} was not evaluated: the features table lacks {', '.join(absent)}.")
+            log.info("Skipping model %s: the features table lacks %s.", name, ", ".join(absent))
     if "volume" in options.models and cfg.training.volume_feature not in table.feature_names:
         raise PredictorInputError(
             f"The volume baseline needs the column {cfg.training.volume_feature!r} "
@@ -277,7 +342,7 @@ def run_training(
     if options.cross_validate:
         started = time.perf_counter()
         results, folds = cross_validate(
-            x, y, names, data.table.patient_ids, model_factories(options.models, cfg.training),
+            x, y, names, data.table.patient_ids, model_factories(models, cfg.training, cfg.evaluation),
             evaluation=cfg.evaluation, seed=cfg.training.seed, progress=progress,
         )
         seconds["cross_validation"] = time.perf_counter() - started
@@ -318,25 +383,62 @@ def run_training(
                                   evaluation=cfg.evaluation)
         seconds["final_training"] = time.perf_counter() - started
         sacnn = next((s for s in summaries if s.name == "sacnn"), None)
-        metrics = {} if sacnn is None else {
-            "cv_auc": sacnn.auc.value, "cv_auc_ci_low": sacnn.auc.low, "cv_auc_ci_high": sacnn.auc.high,
-            "cv_brier": sacnn.brier.value, "cv_sensitivity": sacnn.sensitivity.value,
-            "cv_specificity": sacnn.specificity.value, "cv_accuracy": sacnn.accuracy.value,
-        }
+        metrics: dict[str, float] = {}
+        performance: dict[str, Any] | None = None
+        if sacnn is not None:
+            metrics = {
+                "cv_auc": sacnn.auc.value, "cv_auc_ci_low": sacnn.auc.low, "cv_auc_ci_high": sacnn.auc.high,
+                "cv_brier": sacnn.brier.value, "cv_sensitivity": sacnn.sensitivity.value,
+                "cv_specificity": sacnn.specificity.value, "cv_accuracy": sacnn.accuracy.value,
+            }
+            for key, interval in (("cv_calibration_slope", sacnn.calibration_slope),
+                                  ("cv_calibration_intercept", sacnn.calibration_intercept),
+                                  ("cv_flagged_fraction", sacnn.flagged)):
+                if interval is not None:
+                    metrics[key] = interval.value
+            ev = cfg.evaluation
+            performance = {
+                "cv_auc": sacnn.auc.value, "cv_auc_ci_low": sacnn.auc.low, "cv_auc_ci_high": sacnn.auc.high,
+                "n_patients": len(y), "n_expanded": n_pos,
+                "protocol": f"patient-level stratified {ev.folds}-fold cross-validation repeated {ev.repeats} "
+                            f"times; 95 % CI by patient-level bootstrap ({ev.bootstrap} resamples)",
+            }
+        low, high = trained.prevalence / cfg.evaluation.flag_cap, trained.prevalence * cfg.evaluation.flag_cap
+        if not low <= trained.training_flagged <= high:
+            log.warning(
+                "The final model flags %.1f%% of its training patients, outside %.1f-%.1f%% (the prevalence "
+                "%.1f%% within a factor %.1f); see the model card.", 100 * trained.training_flagged, 100 * low,
+                100 * high, 100 * trained.prevalence, cfg.evaluation.flag_cap,
+            )
         path = options.checkpoint or options.out / "expansion_sacnn.pt"
         description = options.training_data or (
             f"{options.features.name}: {len(y)} labelled patients ({n_pos} expanded)"
         )
         save_predictor(
-            path, trained, training_data=description, training=cfg.training, label_rule=rule,
-            clinical_mapping=cfg.clinical_mapping, allow_post_baseline=cfg.allow_post_baseline, metrics=metrics,
+            path, trained, training_data=description, training=cfg.training, evaluation=cfg.evaluation,
+            label_rule=rule, clinical_mapping=cfg.clinical_mapping, allow_post_baseline=cfg.allow_post_baseline,
+            metrics=metrics, performance=performance,
         )
         sha = file_sha256(path)
         outputs["checkpoint"] = str(path)
+        from ichpipe.pipeline.risk.calibration import performance_statement
+
+        net = trained.model.base
+        unlabelled = [p for p in table.patient_ids if p not in set(data.table.patient_ids)]
+        unlabelled_flagged = (
+            float(np.mean(trained.model.flag(table.rows(unlabelled).values))) if unlabelled else float("nan")
+        )
         checkpoint_info = {
             "file": path.name, "sha256": sha, "threshold": trained.threshold,
+            "threshold_calibrated": trained.model.threshold,
+            "calibration": trained.model.calibration.to_metadata(),
             "n_patients": trained.n_patients, "n_expanded": trained.n_expanded,
-            "epochs_run": trained.model.history.epochs_run, "best_epoch": trained.model.history.best_epoch,
+            "epochs_run": net.history.epochs_run, "best_epoch": net.history.best_epoch,
+            "inner_best_epochs": list(net.history.refit_from), "refit": cfg.training.refit,
+            "training_flagged": trained.training_flagged, "oof_flagged": trained.oof_flagged,
+            "prevalence": trained.prevalence, "flag_cap": cfg.evaluation.flag_cap,
+            "n_unlabelled_rows": len(unlabelled), "unlabelled_flagged": unlabelled_flagged,
+            "statement": performance_statement(performance),
             "seconds": float(sum(trained.seconds.values())),
         }
 
@@ -364,6 +466,7 @@ def run_training(
         checkpoint=checkpoint_info,
         seconds=seconds,
         calibration_png=None if png is None else os.path.relpath(png, card_path.parent),
+        notes=tuple(notes),
     )
     outputs["card"] = str(write_model_card(card_path, card_inputs))
     return TrainReport(
@@ -379,4 +482,5 @@ def run_training(
         checkpoint_sha256=sha,
         seconds=seconds,
         table=table_md,
+        notes=tuple(notes),
     )

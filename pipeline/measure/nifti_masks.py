@@ -69,6 +69,7 @@ __all__ = [
     "LoadedNifti",
     "NiftiMask",
     "align_nifti_mask",
+    "header_geometry",
     "is_nifti_path",
     "load_nifti_mask",
     "read_nifti_mask",
@@ -245,27 +246,45 @@ def _oblique_note(normal: FloatArray) -> str | None:
     )
 
 
-def read_nifti_mask(path: Path, *, config: GeometryConfig | None = None) -> NiftiMask:
-    """Read a NIfTI mask and derive its geometry from the header alone.
+def header_geometry(
+    affine_lps: FloatArray,
+    shape: tuple[int, int, int],
+    *,
+    oriented: bool,
+    zooms: tuple[float, float, float],
+    name: str,
+    config: GeometryConfig | None = None,
+) -> tuple[VolumeGeometry, bool, list[str]]:
+    """The geometry a NIfTI header describes (see :func:`read_nifti_mask`).
 
     Parameters
     ----------
-    path:
-        ``.nii`` or ``.nii.gz`` file.
+    affine_lps:
+        Voxel (i, j, k) -> LPS matrix (:attr:`LoadedNifti.affine_lps`).
+    shape:
+        The image's (i, j, k) size.
+    oriented, zooms:
+        As in :class:`LoadedNifti`.
+    name:
+        The file's name, for messages.
     config:
-        Geometry tolerances (gap factor, orthogonality...).
+        Geometry tolerances.
+
+    Returns
+    -------
+    tuple
+        The geometry (slices sorted along the normal), whether the k axis must
+        be reversed to get there, and notes for the user.
 
     Raises
     ------
     DicomInputError
-        If the file is unreadable, not 3D, holds non-integer values, or its
-        affine does not describe a stack of parallel slices.
+        If the affine does not describe a stack of parallel slices.
     """
-    loaded = load_nifti_mask(Path(path))
-    path, mask, lps, notes = loaded.path, loaded.data, loaded.affine_lps, list(loaded.notes)
-    ni, nj, nk = mask.shape
-    if not loaded.oriented:
-        zooms = loaded.zooms
+    notes: list[str] = []
+    ni, nj, nk = shape
+    lps = affine_lps
+    if not oriented:
         notes.append(
             "the NIfTI header has no orientation (qform_code and sform_code are 0): assumed axial slices with"
             f" the pixdim spacing {zooms[0]:g} x {zooms[1]:g} x {zooms[2]:g} mm"
@@ -273,14 +292,14 @@ def read_nifti_mask(path: Path, *, config: GeometryConfig | None = None) -> Nift
     col_vec, row_vec, k_vec, origin = lps[:3, 0], lps[:3, 1], lps[:3, 2].copy(), lps[:3, 3].copy()
     col_spacing, row_spacing = float(np.linalg.norm(col_vec)), float(np.linalg.norm(row_vec))
     if not (col_spacing > 0 and row_spacing > 0):
-        raise DicomInputError(f"Mask {path.name}: the NIfTI affine has a zero or non-finite voxel axis.")
+        raise DicomInputError(f"{name}: the NIfTI affine has a zero or non-finite voxel axis.")
     row_dir, col_dir = col_vec / col_spacing, row_vec / row_spacing
     normal = np.cross(row_dir, col_dir)
     step = float(k_vec @ normal) / float(np.linalg.norm(normal))
     if abs(step) < 1e-6:
-        raise DicomInputError(f"Mask {path.name}: the NIfTI k axis lies in the slice plane; cannot stack slices.")
-    if step < 0:
-        mask = mask[:, :, ::-1]
+        raise DicomInputError(f"{name}: the NIfTI k axis lies in the slice plane; cannot stack slices.")
+    flip = step < 0
+    if flip:
         origin = origin + (nk - 1) * k_vec
         k_vec = -k_vec
         notes.append(
@@ -299,11 +318,37 @@ def read_nifti_mask(path: Path, *, config: GeometryConfig | None = None) -> Nift
             config=config,
         )
     except GeometryError as exc:
-        raise DicomInputError(f"Mask {path.name}: the NIfTI affine does not describe a slice stack ({exc})") from exc
+        raise DicomInputError(f"{name}: the NIfTI affine does not describe a slice stack ({exc})") from exc
     if abs(geometry.gantry_tilt_deg) < 0.01:
         note = _oblique_note(geometry.normal)
         if note:
             notes.append(note)
+    return geometry, flip, notes
+
+
+def read_nifti_mask(path: Path, *, config: GeometryConfig | None = None) -> NiftiMask:
+    """Read a NIfTI mask and derive its geometry from the header alone.
+
+    Parameters
+    ----------
+    path:
+        ``.nii`` or ``.nii.gz`` file.
+    config:
+        Geometry tolerances (gap factor, orthogonality...).
+
+    Raises
+    ------
+    DicomInputError
+        If the file is unreadable, not 3D, holds non-integer values, or its
+        affine does not describe a stack of parallel slices.
+    """
+    loaded = load_nifti_mask(Path(path))
+    path, mask = loaded.path, loaded.data
+    geometry, flip, found = header_geometry(loaded.affine_lps, mask.shape, oriented=loaded.oriented,
+                                            zooms=loaded.zooms, name=f"Mask {path.name}", config=config)
+    notes = [*loaded.notes, *found]
+    if flip:
+        mask = mask[:, :, ::-1]
     out = np.ascontiguousarray(mask.transpose(2, 1, 0))
     for note in notes:
         log.info("mask %s: %s", path.name, note)

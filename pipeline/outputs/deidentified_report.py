@@ -2,8 +2,8 @@
 
 The report's identity fields that name the patient or the visit are set to
 null (``patient_id``, ``accession_number``) and the acquisition date and time
-is removed (``acquisition_datetime``), as the PS3.15 Basic Profile removes
-dates; the UIDs stay (Retain UIDs Option), so the report still matches the
+is removed (``acquisition_datetime``, and the baseline scan's in ``serial``),
+as the PS3.15 Basic Profile removes dates; the UIDs stay (Retain UIDs Option), so the report still matches the
 SEG and key image, which are de-identified by :mod:`ichpipe.dicom_io.deidentify`.
 Contract fields are kept, with null values, never dropped.
 """
@@ -26,6 +26,8 @@ def deidentify_report(report: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(report)
     for name in REPORT_FIELDS_REMOVED:
         out[name] = None
+    if isinstance(out.get("serial"), Mapping) and "baseline_acquisition_datetime" in out["serial"]:
+        out["serial"] = {**out["serial"], "baseline_acquisition_datetime": None}
     out["deidentification"] = {
         "method": DEIDENTIFICATION_METHOD,
         "report_fields_removed": list(REPORT_FIELDS_REMOVED),

@@ -1,12 +1,20 @@
 """Stage ``risk``: the hematoma-expansion predictor (seed 004) and its honest evaluation.
 
 - :mod:`~ichpipe.pipeline.risk.feature_table`: one row per patient (first scan and
-  clinical record) from the results store, the contest tables or a CSV; labels;
+  clinical record) from the contest tables or a CSV; labels;
+- :mod:`~ichpipe.pipeline.risk.store_features`: the same table from the results store;
+- :mod:`~ichpipe.pipeline.risk.missing_features`: who lacks which features, and
+  ``ichpipe features --missing empty|drop|fail``;
 - :mod:`~ichpipe.pipeline.risk.feature_transform`: log, imputation and
   standardisation fitted on training rows only;
 - :mod:`~ichpipe.pipeline.risk.cv`: patient-level stratified, repeated folds;
-- :mod:`~ichpipe.pipeline.risk.tabular_baselines`: logistic regression, gradient
+- :mod:`~ichpipe.pipeline.risk.tabular_baselines`: logistic regression (all
+  features, L1 with in-fold selection, pre-specified predictors), gradient
   boosting, volume only;
+- :mod:`~ichpipe.pipeline.risk.scores`: published clinical scores (BRAIN) as baselines;
+- :mod:`~ichpipe.pipeline.risk.calibration` and :mod:`~ichpipe.pipeline.risk.calibrated`:
+  Platt calibration, thresholds, the performance sentence, and the recipe that
+  fits them on inner out-of-fold predictions;
 - :mod:`~ichpipe.pipeline.risk.train`: the seed's self-attention CNN as a
   classifier, and the final checkpoint;
 - :mod:`~ichpipe.pipeline.risk.cross_validation`: out-of-fold predictions,

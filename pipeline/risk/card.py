@@ -95,12 +95,17 @@ def _results(inputs: CardInputs) -> list[str]:
         f"Patient-level stratified {ev.folds}-fold cross-validation, repeated {ev.repeats} times "
         f"({ev.folds * ev.repeats} fits per model), seed {inputs.training.seed}; {refs.n_patients} patients, "
         f"{refs.n_expanded} expanded ({refs.n_expanded / refs.n_patients:.1%}). Every model (and its "
-        "preprocessing) is fitted on the training patients of each fold only; the decision threshold is "
-        f"chosen inside them (Youden's J on out-of-fold predictions of an inner {ev.threshold_folds}-fold "
-        "split) and applied to the test fold. Metrics are computed per repetition on all out-of-fold "
-        "predictions and averaged over repetitions; the 95 % confidence intervals come from a "
-        f"patient-level bootstrap ({ev.bootstrap} resamples of the patients, each recomputing the "
-        "repeat-averaged metric). The SD across repetitions shows the split-to-split spread only.",
+        "preprocessing) is fitted on the training patients of each fold only, with one recipe: an inner "
+        f"{ev.threshold_folds}-fold split of those patients gives them out-of-fold predictions, on which the "
+        f"calibration (`{ev.calibration}`) and the decision threshold (`{ev.threshold_rule}`: "
+        f"{_RULES[ev.threshold_rule]}) are fitted; both are applied to the test fold. Metrics are computed per "
+        "repetition on all out-of-fold predictions and averaged over repetitions; the 95 % confidence "
+        f"intervals come from a patient-level bootstrap ({ev.bootstrap} resamples of the patients, each "
+        "recomputing the repeat-averaged metric). The SD across repetitions shows the split-to-split spread "
+        "only. Calibration slope: logistic regression of the label on the logit of the prediction (1 ideal, "
+        "< 1 too extreme, near 0 or negative: no usable ranking); calibration intercept: the same with the "
+        "logit as offset (0 ideal, < 0 too high on average). Flagged fraction: share of patients at or "
+        "above their fold's threshold.",
         "",
         markdown_table(inputs.summaries, refs),
         f"Majority-class accuracy (always 'no expansion'): **{refs.majority_accuracy:.3f}**. "
@@ -113,7 +118,7 @@ def _results(inputs: CardInputs) -> list[str]:
     if inputs.calibration_png:
         lines += [f"![Calibration of the out-of-fold predictions]({inputs.calibration_png})", ""]
     lines += [
-        "Fit time over the whole cross-validation (outer and inner threshold fits): "
+        "Fit time over the whole cross-validation (outer and inner fits): "
         + ", ".join(f"{model_label(s.name)} {s.seconds:.0f} s" for s in inputs.summaries)
         + ".",
         "",
@@ -124,8 +129,10 @@ def _results(inputs: CardInputs) -> list[str]:
 def _calibration_note(inputs: CardInputs) -> str:
     text = (
         f"- Class weighting (`{inputs.training.class_weight}`) trains as if both outcomes were equally "
-        "common, which moves probabilities away from the real prevalence; read them as ranks, or "
-        "recalibrate on local data before reading them as risks."
+        "common, which moves raw probabilities away from the real prevalence; the calibration "
+        f"(`{inputs.evaluation.calibration}`, fitted on out-of-fold predictions) brings them back. A "
+        "calibration fitted on this data is only as good as this data: recalibrate on local patients "
+        "before reading the probabilities as risks."
     )
     if inputs.summaries and inputs.refs is not None:
         prevalence = inputs.refs.n_expanded / inputs.refs.n_patients
@@ -144,6 +151,48 @@ def _seed_claim(inputs: CardInputs) -> str:
             f"{inputs.refs.majority_accuracy:.1%}."
         )
     return text
+
+
+_RULES = {
+    "prevalence": "the inner out-of-fold flagged fraction equals the training prevalence",
+    "youden": "Youden's J",
+    "youden_capped": "Youden's J among thresholds flagging at most flag_cap x the prevalence",
+}
+
+
+def _checkpoint_lines(inputs: CardInputs, ck: Mapping[str, Any]) -> list[str]:
+    ev = inputs.evaluation
+    low, high = ck["prevalence"] / ck["flag_cap"], ck["prevalence"] * ck["flag_cap"]
+    sane = low <= ck["training_flagged"] <= high
+    cal = ck["calibration"]
+    epochs = (
+        f"- Refitted on all of them for {ck['best_epoch']} epochs, the median best epoch of the "
+        f"{len(ck['inner_best_epochs'])} inner networks ({', '.join(str(e) for e in ck['inner_best_epochs'])}; "
+        f"never fewer than {inputs.training.min_epochs})."
+        if ck["refit"] else f"- Early stopping kept epoch {ck['best_epoch']} of {ck['epochs_run']} run."
+    )
+    return [
+        f"- File: `{ck['file']}`",
+        f"- SHA-256 (the model version `predict-expansion` reports): `{ck['sha256']}`",
+        f"- Trained on all {ck['n_patients']} labelled patients ({ck['n_expanded']} expanded) with the "
+        "procedure above.",
+        epochs,
+        f"- Calibration (Platt, fitted on {ev.threshold_folds}-fold out-of-fold predictions of those "
+        f"patients): `p = sigmoid({cal['slope']:.3f} logit(p_network) {'-' if cal['intercept'] < 0 else '+'} "
+        f"{abs(cal['intercept']):.3f})`"
+        + (" (slope 0: the out-of-fold ranking ran backwards or was flat, so every patient gets the "
+           "out-of-fold prevalence)." if cal["slope"] == 0 else "."),
+        f"- Decision threshold {ck['threshold']:.3f} on the network's probability ({_RULES[ev.threshold_rule]}"
+        f"; {ck['threshold_calibrated']:.3f} after calibration).",
+        f"- Flagged fraction at that threshold: **{ck['training_flagged']:.1%} of its own training patients** "
+        f"({ck['oof_flagged']:.1%} of their out-of-fold predictions); prevalence {ck['prevalence']:.1%}, "
+        f"sane range {low:.1%}-{high:.1%}: " + ("within it." if sane else "**outside it**."),
+        *([f"- On the {ck['n_unlabelled_rows']} patients of the table without a determined label (never seen in "
+           f"training) it flags {ck['unlabelled_flagged']:.1%}."] if ck.get("n_unlabelled_rows") else []),
+        f"- What `predict-expansion` prints with every prediction: \"{ck['statement']}\"",
+        f"- Training time (inner folds + final fit, CPU): {ck['seconds']:.1f} s.",
+        "",
+    ]
 
 
 def model_card(inputs: CardInputs) -> str:
@@ -186,12 +235,24 @@ def model_card(inputs: CardInputs) -> str:
         "- **Self-attention 1D-CNN** (seed 004, registry `expansion_sacnn`): a 1D-convolution branch and a "
         "multi-head self-attention branch over the features as tokens, concatenated, two fully connected "
         f"layers. Adam lr {tr.learning_rate:g} (as the seed), weight decay {tr.weight_decay:g}, batch "
-        f"{tr.batch_size}, weighted cross-entropy (class weighting `{tr.class_weight}`), early stopping on "
-        f"a stratified {tr.validation_fraction:.0%} validation split of the training patients (patience "
-        f"{tr.patience}, at most {tr.epochs} epochs), best-epoch weights kept.",
+        f"{tr.batch_size}, weighted cross-entropy (class weighting `{tr.class_weight}`). Each inner-fold "
+        f"network stops early on a stratified {tr.validation_fraction:.0%} validation split (trailing mean "
+        f"of {tr.smoothing} validation losses, never before epoch {tr.min_epochs}, patience {tr.patience}, "
+        f"at most {tr.epochs} epochs); "
+        + ("the final network is refitted on all its training patients for the median best epoch of the "
+           "inner networks." if tr.refit else "the final network keeps its own early-stopped epoch."),
         "- **Logistic regression**: L2, C = 1, all features.",
         "- **Gradient boosting** (scikit-learn): 200 trees of depth 2, learning rate 0.05, subsample 0.8.",
         "- **Volume only**: logistic regression on the log baseline hematoma volume.",
+        "- **BRAIN score** (Wang et al., Stroke 2015), partial: baseline volume, prior stroke (for recurrent "
+        "ICH), hours from onset to CT; warfarin and intraventricular extension are not in the tables (0 "
+        "points). `brain`: the paper's probabilities recalibrated like every model; `brain_published`: the "
+        "paper's probabilities as they are. Nothing about the points is fitted.",
+        "- **Pre-specified logistic**: L2 logistic regression on six predictors named by the literature "
+        "(hours from onset to CT, baseline volume, shape irregularity 1 - sphericity, density heterogeneity "
+        "SD / mean, hypodensity (median - 10th percentile) / median, systolic pressure).",
+        "- **L1 logistic**: all features, the penalty chosen by an inner 5-fold log-loss (selection inside "
+        "each fold).",
         "",
         "All hyper-parameters were fixed before looking at results; none was tuned on this data.",
         "",
@@ -204,19 +265,7 @@ def model_card(inputs: CardInputs) -> str:
     if ck is None:
         lines += ["No checkpoint was written.", ""]
     else:
-        lines += [
-            f"- File: `{ck['file']}`",
-            f"- SHA-256 (the model version `predict-expansion` reports): `{ck['sha256']}`",
-            f"- Trained on all {ck['n_patients']} labelled patients ({ck['n_expanded']} expanded) with the "
-            "procedure above; decision threshold "
-            f"{ck['threshold']:.3f} (Youden's J on {inputs.evaluation.threshold_folds}-fold out-of-fold "
-            "predictions of those patients).",
-            f"- Early stopping kept epoch {ck['best_epoch']} of {ck['epochs_run']} run"
-            + (": the validation loss was lowest after the first epochs, i.e. nothing the network learnt "
-               "from the training patients carried over to the held-out ones." if ck["best_epoch"] <= 3 else "."),
-            f"- Training time (final fit + threshold folds, CPU): {ck['seconds']:.1f} s.",
-            "",
-        ]
+        lines += _checkpoint_lines(inputs, ck)
     lines += [
         "## Limitations",
         "",

@@ -3,20 +3,30 @@
 Protocol (:func:`cross_validate`): repeated stratified k-fold at patient
 level (:func:`ichpipe.pipeline.risk.cv.patient_folds`). In each outer fold every
 model is fitted on the training patients only (its preprocessing too) and
-predicts the test patients. The decision threshold of that fold is chosen
-**inside the training patients**: Youden's J on out-of-fold predictions from
-an inner stratified k-fold over them (:func:`oof_threshold`), then applied
-to the test patients. Every patient is thus predicted once per repetition by
-a model and a threshold that never saw them.
+predicts the test patients. Calibration and decision threshold of that fold
+are chosen **inside the training patients**, on out-of-fold predictions of an
+inner stratified k-fold over them: a model that carries its own ``threshold``
+after fitting (:class:`~ichpipe.pipeline.risk.calibrated.CalibratedModel`) uses
+it; any other gets Youden's J on inner out-of-fold predictions
+(:func:`oof_threshold`). Every patient is thus predicted once per repetition
+by a model, a calibration and a threshold that never saw them.
 
 Statistics (:func:`summarise`), per repetition on the pooled out-of-fold
 predictions of all patients, then averaged over repetitions:
 
-* **AUC**; 95 % CI by patient-level bootstrap (resample patients with
+* **AUC** of the (calibrated) probabilities, and of the model's raw output
+  (the ranking the threshold applies to; a flat calibration ties a fold's
+  patients, which moves the first but not the second); 95 % CI by patient-level bootstrap (resample patients with
   replacement, recompute the repeat-averaged AUC; 2.5th and 97.5th
   percentiles); the SD across repetitions is reported beside it (it shows
   the split-to-split spread, not the sampling uncertainty);
 * **Brier score** (same bootstrap CI);
+* **calibration slope** (logistic regression of the label on the logit of
+  the prediction; 1 is ideal, < 1 too extreme) and **calibration-in-the-large**
+  (intercept with the logit as offset; 0 is ideal, < 0 predictions too high),
+  same bootstrap CI;
+* **flagged fraction**: share of patients at or above their fold's threshold
+  (compare with the prevalence), same bootstrap CI;
 * **sensitivity, specificity, accuracy** at the fold's inner-chosen threshold (same bootstrap CI);
 * references: the **majority-class accuracy** (always predicting "no
   expansion") and the Brier score of predicting the training folds'
@@ -41,6 +51,7 @@ from sklearn.metrics import roc_curve
 
 from ichpipe.atomic import atomic_write
 from ichpipe.pipeline.config.predictor_config import EvaluationConfig
+from ichpipe.pipeline.risk.calibration import calibration_slope_intercept
 from ichpipe.pipeline.risk.cv import Fold, inner_folds, patient_folds
 from ichpipe.pipeline.risk.tabular_baselines import Classifier
 
@@ -122,15 +133,20 @@ class CVPredictions:
     probability:
         ``(repeats, patients)``: each patient's prediction by the fold that held it out.
     threshold:
-        ``(repeats, patients)``: the threshold that fold chose inside its training patients.
+        ``(repeats, patients)``: the threshold that fold chose inside its training patients,
+        on the scale of ``raw`` (of ``probability`` when ``raw`` is ``None``).
     seconds:
         Wall time spent fitting (outer and inner models).
+    raw:
+        ``(repeats, patients)``: the base model's output before calibration (what the
+        threshold applies to), or ``None`` for a model without calibration.
     """
 
     name: str
     probability: FloatArray
     threshold: FloatArray
     seconds: float
+    raw: FloatArray | None = None
 
 
 def cross_validate(
@@ -171,6 +187,8 @@ def cross_validate(
     folds = patient_folds(patient_ids, y, n_splits=evaluation.folds, n_repeats=evaluation.repeats, seed=seed)
     shape = (evaluation.repeats, len(y))
     prob = {name: np.full(shape, np.nan) for name in factories}
+    raw = {name: np.full(shape, np.nan) for name in factories}
+    has_raw = dict.fromkeys(factories, False)
     thr = {name: np.full(shape, np.nan) for name in factories}
     seconds = dict.fromkeys(factories, 0.0)
     for fold in folds:
@@ -180,14 +198,20 @@ def cross_validate(
             started = time.perf_counter()
             model = make().fit(xt, yt, feature_names, seed=fold_seed)
             prob[name][fold.repeat, fold.test] = model.predict_proba(x[fold.test])
-            thr[name][fold.repeat, fold.test] = oof_threshold(
+            own = getattr(model, "threshold_raw", None)  # a CalibratedModel: its own raw scale and threshold
+            predict_raw = getattr(model, "predict_raw", None)
+            if own is not None and predict_raw is not None:
+                has_raw[name] = True
+                raw[name][fold.repeat, fold.test] = predict_raw(x[fold.test])
+            thr[name][fold.repeat, fold.test] = own if own is not None else oof_threshold(
                 make, xt, yt, feature_names, n_splits=evaluation.threshold_folds, seed=fold_seed
             )
             seconds[name] += time.perf_counter() - started
         if progress is not None:
             progress(f"repeat {fold.repeat + 1}/{evaluation.repeats}, fold {fold.fold + 1}/{evaluation.folds} done")
     results = {
-        name: CVPredictions(name=name, probability=prob[name], threshold=thr[name], seconds=seconds[name])
+        name: CVPredictions(name=name, probability=prob[name], threshold=thr[name], seconds=seconds[name],
+                            raw=raw[name] if has_raw[name] else None)
         for name in factories
     }
     return results, folds
@@ -225,6 +249,10 @@ class ModelSummary:
     mean_threshold: float
     seconds: float
     mean_probability: float = math.nan
+    calibration_slope: Interval | None = None
+    calibration_intercept: Interval | None = None
+    flagged: Interval | None = None
+    auc_raw: Interval | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values."""
@@ -238,24 +266,37 @@ class ModelSummary:
             "sensitivity": self.sensitivity.to_dict(),
             "specificity": self.specificity.to_dict(),
             "accuracy": self.accuracy.to_dict(),
+            "calibration_slope": None if self.calibration_slope is None else self.calibration_slope.to_dict(),
+            "calibration_intercept": (
+                None if self.calibration_intercept is None else self.calibration_intercept.to_dict()
+            ),
+            "flagged_fraction": None if self.flagged is None else self.flagged.to_dict(),
+            "auc_raw": None if self.auc_raw is None else self.auc_raw.to_dict(),
             "mean_threshold": self.mean_threshold,
             "seconds": self.seconds,
         }
 
 
-def _per_repeat(y: IntArray, prob: FloatArray, thr: FloatArray) -> dict[str, FloatArray]:
-    """Each metric per repetition (rows of ``prob``), on the given patients."""
+def _per_repeat(y: IntArray, prob: FloatArray, thr: FloatArray, raw: FloatArray | None = None) -> dict[str, FloatArray]:
+    """Each metric per repetition (rows of ``prob``), on the given patients; ``raw >= thr`` flags when given."""
     pos = y == 1
     n1, n0 = int(pos.sum()), int((~pos).sum())
     ranks = rankdata(prob, axis=1)
     auc = (ranks[:, pos].sum(axis=1) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
-    yhat = prob >= thr
-    return {
+    yhat = (prob if raw is None else raw) >= thr
+    calibration = np.array([calibration_slope_intercept(row, y) for row in prob]).reshape(-1, 2)
+    out = {} if raw is None else {
+        "auc_raw": (rankdata(raw, axis=1)[:, pos].sum(axis=1) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+    }
+    return out | {
         "auc": auc,
         "brier": np.mean((prob - y) ** 2, axis=1),
         "sensitivity": yhat[:, pos].mean(axis=1),
         "specificity": (~yhat[:, ~pos]).mean(axis=1),
         "accuracy": (yhat == pos).mean(axis=1),
+        "flagged": yhat.mean(axis=1),
+        "calibration_slope": calibration[:, 0],
+        "calibration_intercept": calibration[:, 1],
     }
 
 
@@ -272,7 +313,7 @@ def summarise(pred: CVPredictions, y: IntArray, *, n_bootstrap: int, seed: int) 
         raise ValueError(f"Model '{pred.name}' has patients without an out-of-fold prediction.")
     if y.min() == y.max():
         raise ValueError("Argument 'y' must hold both classes.")
-    point = _per_repeat(y, pred.probability, pred.threshold)
+    point = _per_repeat(y, pred.probability, pred.threshold, pred.raw)
     rng = np.random.default_rng(seed)
     boot: dict[str, list[float]] = {k: [] for k in point}
     n = len(y)
@@ -281,7 +322,8 @@ def summarise(pred: CVPredictions, y: IntArray, *, n_bootstrap: int, seed: int) 
         yb = y[idx]
         if yb.min() == yb.max():
             continue  # a resample needs both classes
-        stats = _per_repeat(yb, pred.probability[:, idx], pred.threshold[:, idx])
+        stats = _per_repeat(yb, pred.probability[:, idx], pred.threshold[:, idx],
+                            None if pred.raw is None else pred.raw[:, idx])
         for k, v in stats.items():
             boot[k].append(float(v.mean()))
 
@@ -301,6 +343,10 @@ def summarise(pred: CVPredictions, y: IntArray, *, n_bootstrap: int, seed: int) 
         mean_threshold=float(pred.threshold.mean()),
         seconds=pred.seconds,
         mean_probability=float(pred.probability.mean()),
+        calibration_slope=interval("calibration_slope"),
+        calibration_intercept=interval("calibration_intercept"),
+        flagged=interval("flagged"),
+        auc_raw=interval("auc_raw") if "auc_raw" in point else None,
     )
 
 
@@ -341,6 +387,11 @@ def references(y: IntArray, folds: Sequence[Fold]) -> References:
 
 _LABELS = {
     "sacnn": "Self-attention 1D-CNN (seed 004)",
+    "sacnn_v0": "Self-attention 1D-CNN, old recipe (epoch-1 early stopping, Youden, uncalibrated)",
+    "brain": "BRAIN score, partial (volume, prior stroke, hours to CT), recalibrated",
+    "brain_published": "BRAIN score, partial, published probabilities",
+    "prespecified": "Logistic regression (6 pre-specified predictors)",
+    "logistic_l1": "L1 logistic regression (selection inside folds)",
     "logistic": "Logistic regression (all features)",
     "gbm": "Gradient boosting (all features)",
     "volume": "Logistic regression (baseline volume only)",
@@ -352,23 +403,33 @@ def model_label(name: str) -> str:
     return _LABELS.get(name, name)
 
 
+def _fmt(value: Interval | None, digits: int = 2) -> str:
+    return "-" if value is None else value.format(digits)
+
+
 def markdown_table(summaries: Sequence[ModelSummary], refs: References) -> str:
     """The results as a Markdown table, the references below it."""
+    prevalence = refs.n_expanded / refs.n_patients
     lines = [
-        "| Model | AUC (95 % CI) | AUC SD across repeats | Brier (95 % CI) | Sensitivity (95 % CI) "
-        "| Specificity (95 % CI) | Accuracy (95 % CI) | Mean threshold |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Model | AUC (95 % CI) | AUC of the raw ranking (95 % CI) | AUC SD across repeats | Brier (95 % CI) "
+        "| Calibration slope (95 % CI) | Calibration intercept (95 % CI) | Flagged fraction (95 % CI) "
+        "| Sensitivity (95 % CI) | Specificity (95 % CI) | Mean threshold |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         lines.append(
-            f"| {model_label(s.name)} | {s.auc.format()} | {s.auc_repeat_sd:.3f} | {s.brier.format()} "
-            f"| {s.sensitivity.format()} | {s.specificity.format()} | {s.accuracy.format()} "
-            f"| {s.mean_threshold:.3f} |"
+            f"| {model_label(s.name)} | {s.auc.format()} | {_fmt(s.auc_raw, 3)} | {s.auc_repeat_sd:.3f} "
+            f"| {s.brier.format()} "
+            f"| {_fmt(s.calibration_slope)} | {_fmt(s.calibration_intercept)} | {_fmt(s.flagged)} "
+            f"| {s.sensitivity.format(2)} | {s.specificity.format(2)} | {s.mean_threshold:.3f} |"
         )
     lines.append(
-        f"| Majority class (always 'no expansion') | 0.500 | - | {refs.prevalence_brier:.3f} "
-        f"(prevalence) | 0.000 | 1.000 | {refs.majority_accuracy:.3f} | - |"
+        f"| Prevalence for everyone (no skill) | 0.500 | - | - | {refs.prevalence_brier:.3f} | - | - | 0 or 1 "
+        f"| - | - | - |"
     )
+    lines.append("")
+    lines.append(f"Prevalence {prevalence:.3f} ({refs.n_expanded} of {refs.n_patients}); a sane flagged fraction "
+                 f"lies within 1.5x of it ({prevalence / 1.5:.3f}-{prevalence * 1.5:.3f}).")
     return "\n".join(lines) + "\n"
 
 

@@ -39,10 +39,10 @@ import io
 import logging
 import math
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -54,11 +54,9 @@ from ichpipe.pipeline.serial.clinical import (
     ClinicalMapping,
     clinical_feature_names,
     is_leaky_name,
-    map_clinical_row,
     read_clinical_csv,
 )
 from ichpipe.pipeline.serial.expansion import ExpansionRule
-from ichpipe.pipeline.serial.store import Store
 
 __all__ = [
     "CONTEST_FEATURE_SPACE",
@@ -73,7 +71,6 @@ __all__ = [
     "read_features_csv",
     "read_label_rule",
     "read_labels_csv",
-    "store_feature_table",
     "write_features_csv",
     "write_labels_csv",
 ]
@@ -115,6 +112,8 @@ class FeatureTable:
     values: FloatArray
     feature_space: str | None = None
     notes: tuple[str, ...] = field(default=())
+    #: Why values of a patient are missing, where the builder knows (e.g. no table3 row): ID -> sentences.
+    reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values, dtype=np.float64)
@@ -155,7 +154,9 @@ class FeatureTable:
         if absent:
             raise PredictorInputError(f"{len(absent)} requested patient(s) are not in the feature table.")
         rows = [index[p] for p in patient_ids]
-        return FeatureTable(tuple(patient_ids), self.feature_names, self.values[rows], self.feature_space, self.notes)
+        reasons = {p: self.reasons[p] for p in patient_ids if p in self.reasons}
+        return FeatureTable(tuple(patient_ids), self.feature_names, self.values[rows], self.feature_space, self.notes,
+                            reasons)
 
     def columns(self, names: Sequence[str]) -> FeatureTable:
         """The columns ``names``, in that order.
@@ -172,7 +173,8 @@ class FeatureTable:
                 f"The feature table lacks {len(absent)} required feature(s): {', '.join(absent)}."
             )
         cols = [index[n] for n in names]
-        return FeatureTable(self.patient_ids, tuple(names), self.values[:, cols], self.feature_space, self.notes)
+        return FeatureTable(self.patient_ids, tuple(names), self.values[:, cols], self.feature_space, self.notes,
+                            self.reasons)
 
     def column(self, name: str) -> FloatArray:
         """One column's values."""
@@ -393,10 +395,15 @@ def contest_feature_table(
     Outcomes (90-day mRS), the contest split and identifiers are never read
     as features (the clinical mapping excludes them).
 
+    A patient whose first accession has no table3 row (or who has no table1
+    row) gets empty (``NaN``) values there, and the table's ``reasons`` say
+    so; :func:`~ichpipe.pipeline.risk.missing_features.apply_missing_policy`
+    then keeps, drops or refuses such patients (``ichpipe features --missing``).
+
     Raises
     ------
     PredictorInputError
-        If a table is missing or unreadable, or a first accession has no table3 row.
+        If a table is missing or unreadable.
     """
     root = Path(contest_dir)
     for name in (_T1, _T2, *_T3.values()):
@@ -422,10 +429,12 @@ def contest_feature_table(
 
     ids: list[str] = []
     rows: list[list[float]] = []
+    reasons: dict[str, tuple[str, ...]] = {}
     for i, row in enumerate(rows2, start=2):
         pid = (row.get("ID") or "").strip()
         where = f"{_T2} row {i}"
         accession = (row.get("首次检查流水号") or "").strip()
+        why: list[str] = [] if pid in clinical else [f"no row in {_T1}"]
         values = [clinical.get(pid, {}).get(n) for n in clinical_names]
         out = [math.nan if v is None else float(v) for v in values]
         out.append(_contest_number(row, "HM_volume", where) / 1000.0)
@@ -434,13 +443,18 @@ def contest_feature_table(
         for region in ("HM", "ED"):
             r3 = radiomics[region].get(accession)
             if r3 is None:
-                raise PredictorInputError(f"{where}: the first-scan accession has no row in {_T3[region]}.")
+                why.append(f"its first-scan accession has no row in {_T3[region]}")
+                out += [math.nan] * len(radiomics_names[region])
+                continue
             out += [_contest_number(r3, c, f"{_T3[region]} accession row") for c, _ in radiomics_names[region]]
         ids.append(pid)
         rows.append(out)
+        if why:
+            reasons[pid] = tuple(why)
     missing_clinical = sum(1 for p in ids if p not in clinical)
     notes = (f"{missing_clinical} patient(s) of table2 have no table1 row",) if missing_clinical else ()
-    return FeatureTable(tuple(ids), tuple(names), np.asarray(rows, dtype=np.float64), CONTEST_FEATURE_SPACE, notes)
+    return FeatureTable(tuple(ids), tuple(names), np.asarray(rows, dtype=np.float64), CONTEST_FEATURE_SPACE, notes,
+                        reasons)
 
 
 def contest_labels(contest_dir: Path, *, rule: ExpansionRule) -> dict[str, int | None]:
@@ -471,99 +485,3 @@ def contest_labels(contest_dir: Path, *, rule: ExpansionRule) -> dict[str, int |
         )
         with open_store(store, create=False) as s:
             return labels_by_patient(evaluate_timelines(load_timelines(s), rule))
-
-
-# ---------------------------------------------------------------------------
-# Results store
-# ---------------------------------------------------------------------------
-
-
-def _store_imaging(features: Mapping[str, Any] | None, volume_ml: float) -> tuple[str, dict[str, float]]:
-    """Imaging columns and feature space of one recorded first scan."""
-    out: dict[str, float] = {}
-    if features and isinstance(features.get("values"), Mapping):
-        for key, value in features["values"].items():
-            out[f"HM_{key}"] = math.nan if value is None else float(value)
-        out.setdefault("HM_volume_ml", volume_ml)
-        return str(features.get("feature_space") or IBSI_FEATURE_SPACE), out
-    # Imported tables (timeline import): flat values in the table's units.
-    out["HM_volume_ml"] = volume_ml
-    for key, value in (features or {}).items():
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            continue
-        if key == "ED_volume_mm3":
-            out["ED_volume_ml"] = float(value) / 1000.0
-        else:
-            out[key] = float(value)
-    return CONTEST_FEATURE_SPACE, out
-
-
-def store_feature_table(
-    store: Store,
-    *,
-    clinical_mapping: ClinicalMapping,
-    allow_post_baseline: bool = False,
-    patients: Iterable[str] | None = None,
-) -> FeatureTable:
-    """The feature table of the patients in the results store (their first scan).
-
-    Imaging columns come from the first scan's recorded features
-    (``ichpipe run`` or a timeline import); clinical columns from the stored
-    clinical record through ``clinical_mapping``; ``onset_to_scan_h`` from the
-    timeline when the record has none.
-
-    Raises
-    ------
-    PredictorInputError
-        If a requested patient has no dated scan, or the rows mix feature spaces.
-    """
-    from ichpipe.pipeline.serial.store import list_clinical, list_measurements
-    from ichpipe.pipeline.serial.timeline import load_timelines
-
-    wanted = None if patients is None else set(patients)
-    series = {m.series_instance_uid: m for m in list_measurements(store)}
-    clinical = list_clinical(store)
-    clinical_names = [
-        n for n in clinical_feature_names(allow_post_baseline=allow_post_baseline) if n in clinical_mapping.fields
-    ]
-    if "onset_to_scan_h" not in clinical_names:  # from the timeline when the mapping has no column for it
-        clinical_names.append("onset_to_scan_h")
-    rows: dict[str, dict[str, float]] = {}
-    spaces: dict[str, int] = {}
-    for timeline in load_timelines(store):
-        pid = timeline.patient_id
-        if wanted is not None and pid not in wanted:
-            continue
-        if not timeline.scans:
-            continue
-        first = timeline.scans[0]
-        measurement = series[first.series_instance_uid]
-        space, imaging = _store_imaging(measurement.features, measurement.volume_ml)
-        spaces[space] = spaces.get(space, 0) + 1
-        record = clinical.get((pid, timeline.issuer_of_patient_id))
-        raw = dict(record.clinical or {}) if record is not None else {}
-        values = map_clinical_row(raw, clinical_mapping, where="stored clinical record")
-        row: dict[str, float] = {}
-        for n in clinical_names:
-            value = values.get(n)
-            row[n] = math.nan if value is None else float(value)
-        if math.isnan(row["onset_to_scan_h"]):
-            hours = first.hours_from_onset
-            row["onset_to_scan_h"] = math.nan if hours is None else float(hours)
-        row.update(imaging)
-        rows[pid] = row
-    if wanted is not None and (absent := wanted - set(rows)):
-        raise PredictorInputError(
-            f"{len(absent)} requested patient(s) have no dated scan in the results store."
-        )
-    if len(spaces) > 1:
-        detail = ", ".join(f"{n} patient(s) in {s}" for s, n in sorted(spaces.items()))
-        raise PredictorInputError(f"The results store mixes feature spaces ({detail}); select patients of one.")
-    names: list[str] = list(clinical_names)
-    for row in rows.values():
-        names += [n for n in row if n not in names]
-    ids = tuple(sorted(rows))
-    values_array = np.asarray([[rows[p].get(n, math.nan) for n in names] for p in ids], dtype=np.float64)
-    return FeatureTable(
-        ids, tuple(names), values_array.reshape(len(ids), len(names)), next(iter(spaces), None)
-    )

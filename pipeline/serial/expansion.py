@@ -10,6 +10,16 @@ Per patient the result is ``expanded``, ``not_expanded`` or ``undetermined``:
 undetermined when there is no follow-up inside the window (one scan only, or
 every follow-up later than the window), never silently negative.
 
+Like with like: a follow-up is compared with the baseline only when both were
+measured the same way (segmenter and checkpoint SHA-256), neither carries a
+quality flag, neither is post-surgical, and the follow-up surely lies inside
+the window (a scan whose time of day is unknown may lie anywhere in its day).
+A follow-up that fails one of these never makes a patient "not expanded": the
+verdict is ``undetermined`` with the reason and both values (``methods
+differ``: baseline and follow-up volumes and methods), unless a clean
+follow-up met the rule. Every verdict says where its window was counted from
+(onset, or the first scan when no onset was recorded).
+
 Presets (``expansion.preset`` in ``config.yaml``):
 
 ``contest_2023e`` (also ``default``)
@@ -185,6 +195,10 @@ class ExpansionEvent:
     delta_ml: float
     delta_pct: float | None
     criteria: tuple[str, ...] = ()
+    method: str = ""
+    hours_range: tuple[float, float] | None = None
+    problem: str | None = None
+    problem_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -194,10 +208,14 @@ class ExpansionEvent:
             "acquisition_datetime": self.acquisition_datetime,
             "hours_from_onset": None if self.hours_from_onset is None else round(self.hours_from_onset, 4),
             "hours_from_first_scan": round(self.hours_from_first_scan, 4),
+            "hours_range": None if self.hours_range is None else [round(h, 4) for h in self.hours_range],
             "volume_ml": self.volume_ml,
             "delta_ml": round(self.delta_ml, 6),
             "delta_pct": None if self.delta_pct is None else round(self.delta_pct, 4),
             "criteria": list(self.criteria),
+            "method": self.method,
+            "problem_code": self.problem_code,
+            "problem": self.problem,
         }
 
 
@@ -213,6 +231,11 @@ class ExpansionResult:
         The first follow-up (in time) that met the rule, with its hours and deltas.
     largest_growth:
         The follow-up in the window with the largest absolute growth (any status).
+    origin_text:
+        Where the window was counted from, in words (printed with every verdict).
+    unusable:
+        Follow-ups inside (or possibly inside) the window that could not be
+        compared with the baseline, each with its ``problem``.
     """
 
     patient_id: str
@@ -228,6 +251,8 @@ class ExpansionResult:
     n_followups_in_window: int
     n_followups_after_window: int
     notes: tuple[str, ...] = field(default=())
+    origin_text: str = ""
+    unusable: tuple[ExpansionEvent, ...] = field(default=())
 
     @property
     def label(self) -> int | None:
@@ -253,6 +278,7 @@ class ExpansionResult:
             "reason": self.reason,
             "rule": self.rule.name,
             "time_origin": self.time_origin,
+            "time_origin_text": self.origin_text,
             "expansion_hours": None if self.expansion_hours is None else round(self.expansion_hours, 4),
             "baseline": None if self.baseline is None else self.baseline.to_dict(),
             "first_expansion": None if self.first_expansion is None else self.first_expansion.to_dict(),
@@ -260,24 +286,63 @@ class ExpansionResult:
             "n_scans": self.n_scans,
             "n_followups_in_window": self.n_followups_in_window,
             "n_followups_after_window": self.n_followups_after_window,
+            "unusable_followups": [e.to_dict() for e in self.unusable],
             "notes": list(self.notes),
         }
 
 
-def _event(scan: TimelineScan, baseline_ml: float, rule: ExpansionRule | None) -> ExpansionEvent:
+def _event(scan: TimelineScan, baseline_ml: float, rule: ExpansionRule | None, *,
+           problem: tuple[str, str] | None = None) -> ExpansionEvent:
     delta = scan.volume_ml - baseline_ml
     pct = 100.0 * delta / baseline_ml if baseline_ml > 0 else None
     return ExpansionEvent(
         accession_number=scan.accession_number,
         series_instance_uid=scan.series_instance_uid,
-        acquisition_datetime=scan.acquisition_datetime.isoformat(),
+        acquisition_datetime=(scan.acquisition_datetime.isoformat() if scan.time_known
+                              else scan.acquisition_datetime.date().isoformat()),
         hours_from_onset=scan.hours_from_onset,
         hours_from_first_scan=scan.hours_from_first_scan,
         volume_ml=scan.volume_ml,
         delta_ml=delta,
         delta_pct=pct,
         criteria=rule.criteria_met(delta, pct) if rule is not None else (),
+        method=scan.method_label,
+        hours_range=(scan.hours_low, scan.hours_high),
+        problem_code=None if problem is None else problem[0],
+        problem=None if problem is None else problem[1],
     )
+
+
+def _hours_text(scan: TimelineScan) -> str:
+    if scan.hours_high - scan.hours_low > _EPS:
+        return f"~{scan.hours_low:.1f}-{scan.hours_high:.1f} h"
+    return f"{scan.hours_low:.2f} h"
+
+
+def _same_method_hint(base: TimelineScan, scan: TimelineScan) -> str:
+    """A way to compare like with like: another series measured the same way, else remeasure."""
+    for alt in scan.alternatives:
+        if alt.method == base.method and not alt.n_quality_flags:
+            return (f"accession {scan.accession_number or '-'} also has series {alt.series_instance_uid} measured "
+                    f"like the baseline ({alt.volume_ml:.2f} mL): `ichpipe timeline prefer --accession "
+                    f"{scan.accession_number or '-'} --series {alt.series_instance_uid}`, or remeasure")
+    return "measure both one way: `ichpipe timeline remeasure --patient ID`"
+
+
+def _problem(base: TimelineScan, scan: TimelineScan, window_h: float | None, meets: bool) -> tuple[str, str] | None:
+    """Why a follow-up cannot be compared with the baseline (code, sentence), or ``None``."""
+    if scan.method != base.method:
+        return ("methods_differ",
+                f"undetermined: methods differ - baseline {base.volume_ml:.2f} mL ({base.method_label}) vs "
+                f"this scan {scan.volume_ml:.2f} mL ({scan.method_label}); {_same_method_hint(base, scan)}")
+    if scan.post_surgical is not None:
+        return ("post_surgical", f"{scan.post_surgical}: not a natural-history volume")
+    if scan.problems:
+        return ("quality_flags", "the volume is flagged (" + "; ".join(scan.problems) + ")")
+    if window_h is not None and scan.hours_high > window_h + _EPS and meets:
+        return ("time_uncertain",
+                f"grew enough but may lie after the {_fmt(window_h)}-h window (its time of day is unknown)")
+    return None
 
 
 def evaluate_expansion(timeline: Timeline, rule: ExpansionRule) -> ExpansionResult:
@@ -285,12 +350,16 @@ def evaluate_expansion(timeline: Timeline, rule: ExpansionRule) -> ExpansionResu
 
     The baseline is the first (earliest) scan. Follow-ups are taken in time
     order; those later than ``rule.window_h`` hours from onset (from the first
-    scan when no onset is known) are ignored. The first follow-up meeting
-    either threshold makes the patient ``expanded``.
+    scan when no onset is known) are ignored. The first clean follow-up (same
+    method as the baseline, no quality flag, not post-surgical, surely inside
+    the window) meeting either threshold makes the patient ``expanded``;
+    otherwise any follow-up that could not be compared makes the verdict
+    ``undetermined``, with the reason (see the module docstring).
     """
     notes = list(timeline.notes)
     scans = timeline.scans
     origin_word = "onset" if timeline.time_origin == "onset" else "the first scan"
+    window = rule.window_h
 
     def result(status: Status, reason: str, **kw: Any) -> ExpansionResult:
         defaults: dict[str, Any] = {
@@ -310,6 +379,7 @@ def evaluate_expansion(timeline: Timeline, rule: ExpansionRule) -> ExpansionResu
             time_origin=timeline.time_origin,
             n_scans=len(scans),
             notes=tuple(notes),
+            origin_text=timeline.origin_text,
             **defaults,
         )
 
@@ -319,29 +389,42 @@ def evaluate_expansion(timeline: Timeline, rule: ExpansionRule) -> ExpansionResu
     baseline = _event(base, base.volume_ml, None)
     if base.volume_ml <= 0:
         notes.append("The baseline volume is 0 mL: only the absolute threshold can apply.")
-    if rule.window_h is not None and timeline.hours(base) > rule.window_h + _EPS:
+    if window is not None and base.hours_low > window + _EPS:
         return result(
             "undetermined",
-            f"The first scan is {timeline.hours(base):.1f} h from {origin_word}, after the "
-            f"{_fmt(rule.window_h)}-h window.",
+            f"The first scan is {_hours_text(base)} from {origin_word}, after the {_fmt(window)}-h window.",
             baseline=baseline,
             n_followups_after_window=len(scans) - 1,
         )
+    if timeline.baseline_unknown:
+        return result("undetermined", timeline.baseline_unknown, baseline=baseline)
     followups = scans[1:]
-    inside = [s for s in followups if rule.window_h is None or timeline.hours(s) <= rule.window_h + _EPS]
-    after = len(followups) - len(inside)
-    if not inside:
-        if not followups:
-            reason = "Only one scan: no follow-up to compare with."
-        else:
-            reason = (
-                f"No follow-up within {_fmt(rule.window_h or 0.0)} h of {origin_word} "
-                f"({after} later follow-up(s) ignored)."
-            )
-        return result("undetermined", reason, baseline=baseline, n_followups_after_window=after)
-    events = [_event(s, base.volume_ml, rule) for s in inside]
-    largest = max(events, key=lambda e: e.delta_ml)
-    first = next((e for e in events if e.criteria), None)
+    considered = [s for s in followups if window is None or s.hours_low <= window + _EPS]
+    after = len(followups) - len(considered)
+    if base.problems or (window is not None and base.hours_high > window + _EPS):
+        why = "; ".join(base.problems) or f"it may lie after the {_fmt(window or 0.0)}-h window (time of day unknown)"
+        return result("undetermined", f"The baseline scan cannot serve as the reference: {why}.",
+                      baseline=baseline, n_followups_in_window=len(considered), n_followups_after_window=after)
+    events = []
+    for s in considered:
+        raw = _event(s, base.volume_ml, rule)
+        events.append((s, _event(s, base.volume_ml, rule, problem=_problem(base, s, window, bool(raw.criteria)))))
+    # Undated scans: unknown time, so possibly inside the window; harmless only when clean and not grown.
+    undated_problem = False
+    for m in timeline.undated:
+        growth = m.volume_ml - base.volume_ml
+        growth_pct = 100.0 * growth / base.volume_ml if base.volume_ml > 0 else None
+        if ((m.segmenter, m.checkpoint_sha256) != base.method or m.quality_flags
+                or rule.criteria_met(growth, growth_pct)):
+            undated_problem = True
+            notes.append(f"A scan without acquisition time ({m.volume_ml:.2f} mL) may lie inside the window.")
+    sure = [(s, e) for s, e in events if e.problem is None and (window is None or s.hours_high <= window + _EPS)]
+    unusable = tuple(e for _, e in events if e.problem is not None)
+    # Only like-with-like comparisons give a growth worth reporting.
+    largest = max((e for _, e in sure), key=lambda e: e.delta_ml, default=None)
+    first = next((e for _, e in sure if e.criteria), None)
+    common = {"baseline": baseline, "largest_growth": largest, "n_followups_in_window": len(considered),
+              "n_followups_after_window": after, "unusable": unusable}
     if first is not None:
         pct = "n/a" if first.delta_pct is None else f"{first.delta_pct:+.1f} %"
         hours = first.hours_from_onset if first.hours_from_onset is not None else first.hours_from_first_scan
@@ -349,15 +432,33 @@ def evaluate_expansion(timeline: Timeline, rule: ExpansionRule) -> ExpansionResu
             f"Follow-up at {hours:.2f} h from {origin_word} grew {first.delta_ml:+.2f} mL ({pct}); "
             f"meets the {' and '.join(first.criteria)} threshold."
         )
-        return result("expanded", reason, baseline=baseline, first_expansion=first, largest_growth=largest,
-                      n_followups_in_window=len(inside), n_followups_after_window=after)
-    pct = "n/a" if largest.delta_pct is None else f"{largest.delta_pct:+.1f} %"
+        return result("expanded", reason, first_expansion=first, **common)
+    if unusable or undated_problem:
+        parts = [f"follow-up {e.accession_number or '-'} ({_hours_text(s)}): {e.problem}"
+                 for s, e in events if e.problem is not None]
+        if undated_problem:
+            parts.append("a scan without acquisition time may lie inside the window")
+        lead = "Methods differ" if any(e.problem_code == "methods_differ" for e in unusable) else "Not determinable"
+        return result("undetermined", f"{lead}: " + "; ".join(parts) + ".", **common)
+    if not sure:
+        if not followups:
+            reason = "Only one scan: no follow-up to compare with."
+        elif considered:
+            reason = (f"No follow-up surely within {_fmt(window or 0.0)} h of {origin_word} "
+                      f"({len(considered)} may lie after it: time of day unknown).")
+        else:
+            reason = (
+                f"No follow-up within {_fmt(window or 0.0)} h of {origin_word} "
+                f"({after} later follow-up(s) ignored)."
+            )
+        return result("undetermined", reason, **common)
+    grown = max((e for _, e in sure), key=lambda e: e.delta_ml)
+    pct = "n/a" if grown.delta_pct is None else f"{grown.delta_pct:+.1f} %"
     reason = (
-        f"{len(inside)} follow-up(s) within the window; the largest growth was {largest.delta_ml:+.2f} mL "
+        f"{len(sure)} follow-up(s) within the window; the largest growth was {grown.delta_ml:+.2f} mL "
         f"({pct})."
     )
-    return result("not_expanded", reason, baseline=baseline, largest_growth=largest,
-                  n_followups_in_window=len(inside), n_followups_after_window=after)
+    return result("not_expanded", reason, **common)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,17 @@ stands for eight groups, ``{n}`` in its column names replaced by 1..8::
       volume_unit: mL             # mL | cm3 | mm3 | uL
       scans:
         - {accession: Accession, volume: Volume, datetime: ScanTime}
+        # optional per scan: post_surgical: <column>  (1/yes/true marks a scan taken after surgery)
     clinical:
       patient: PatientID
       onset_datetime: OnsetTime   # or onset_to_first_scan_h: <column>
+      surgery_datetime: SurgeryTime   # optional: every scan from then on is post-surgical
+
+Each section may name the ``file`` it expects (``file: table2_volumes_locations.csv``):
+a table that does not fit is then reported with the file the mapping wanted.
+Date-times without a time of day (``2024-03-01``, DICOM ``20240301``) are
+imported as date-only: the timeline treats such a scan as lying anywhere in
+that day, never at midnight.
 
 Shipped mappings live in ``pipeline/serial/mappings/timeline/`` and are named by file
 stem (``contest_2023e``). Rows are checked before anything is written; the
@@ -74,6 +82,7 @@ class ScanColumns:
     datetime: str | None = None
     features: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     repeat: tuple[int, ...] | None = None
+    post_surgical: str | None = None
 
     def __post_init__(self) -> None:
         if not self.accession.strip():
@@ -106,6 +115,7 @@ class ScanColumns:
                 volume=sub(self.volume, n),
                 datetime=sub(self.datetime, n),
                 features=MappingProxyType({k: sub(v, n) or "" for k, v in self.features.items()}),
+                post_surgical=sub(self.post_surgical, n),
             )
             for n in range(first, last + 1)
         ]
@@ -119,6 +129,7 @@ class VolumesTable:
     scans: tuple[ScanColumns, ...]
     volume_unit: VolumeUnit = "mL"
     issuer: str | None = None
+    file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.scans:
@@ -135,6 +146,7 @@ class TimesTable:
     patient: str
     scans: tuple[ScanColumns, ...]
     issuer: str | None = None
+    file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.scans:
@@ -154,6 +166,8 @@ class ClinicalTable:
     first_scan_accession: str | None = None
     issuer: str | None = None
     extra: tuple[str, ...] = ()
+    surgery_datetime: str | None = None
+    file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +242,8 @@ def long_mapping(
     onset_datetime: str | None = None,
     datetime_format: str = "iso",
     issuer: str | None = None,
+    post_surgical: str | None = None,
+    surgery_datetime: str | None = None,
 ) -> TimelineMapping:
     """A mapping for long tables (one row per scan) from column names (the CLI options).
 
@@ -247,13 +263,16 @@ def long_mapping(
             patient=patient,
             issuer=issuer,
             volume_unit=volume_unit,
-            scans=(ScanColumns(accession=accession, volume=volume, datetime=datetime_column),),
+            scans=(ScanColumns(accession=accession, volume=volume, datetime=datetime_column,
+                               post_surgical=post_surgical),),
         )
+    elif post_surgical is not None:
+        raise ValueError("A post-surgical column belongs to a volumes table: give its accession and volume columns.")
     clinical = None
-    if onset_to_first_scan_h is not None or onset_datetime is not None:
+    if onset_to_first_scan_h is not None or onset_datetime is not None or surgery_datetime is not None:
         clinical = ClinicalTable(
             patient=patient, issuer=issuer, onset_to_first_scan_h=onset_to_first_scan_h,
-            onset_datetime=onset_datetime,
+            onset_datetime=onset_datetime, surgery_datetime=surgery_datetime,
         )
     return TimelineMapping(name="command-line", datetime_format=datetime_format, volumes=volumes,
                            clinical=clinical)

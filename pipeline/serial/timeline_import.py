@@ -15,6 +15,16 @@ Three tables, each optional but ``volumes`` or ``clinical`` needed:
     further clinical columns kept as JSON for the predictor.
 
 The tables' columns are named by a mapping (:mod:`ichpipe.pipeline.serial.import_mappings`).
+
+Surgery can be marked per scan (a ``post_surgical`` column of the volumes
+table: ``1``, ``yes``, ``true``...) or per patient (a ``surgery_datetime``
+column of the clinical table); post-surgical scans never count as "not
+expanded". A date-time without a time of day is imported as date-only.
+
+Warnings name the patients they concern (:class:`ImportNotice`); the command
+line masks the IDs unless ``--log-phi``. An import that leaves patients
+without an onset time says so once (:attr:`ImportReport.n_without_onset`):
+their window is then counted from the first scan.
 """
 
 from __future__ import annotations
@@ -36,11 +46,13 @@ from ichpipe.pipeline.serial.store import (
     MeasurementRecord,
     Store,
     imported_series_uid,
+    list_clinical,
     open_store,
     record_batch,
 )
 
 __all__ = [
+    "ImportNotice",
     "ImportOptions",
     "ImportReport",
     "ImportedTables",
@@ -63,20 +75,24 @@ class _Csv:
     path: Path
     header: tuple[str, ...]
     rows: tuple[dict[str, str], ...]  # row number in the file (header = 1) is index + 2
+    expected: str | None = None  # the file the mapping expects for this table, for messages
 
     def require(self, column: str | None, key: str) -> None:
         if column is None:
             return
         if column not in self.header:
+            hint = ""
+            if self.expected and self.expected != self.path.name:
+                hint = f" The mapping expects {self.expected} for this table: is the file given to the right option?"
             raise ConfigError(
                 f"Column '{column}' (mapping key {key}) is not in {self.path.name}; "
-                f"its columns are: {', '.join(self.header[:40])}{' ...' if len(self.header) > 40 else ''}."
+                f"its columns are: {', '.join(self.header[:40])}{' ...' if len(self.header) > 40 else ''}.{hint}"
             )
         if self.header.count(column) > 1:
             raise ConfigError(f"Column '{column}' (mapping key {key}) occurs twice in {self.path.name}.")
 
 
-def _read_csv(path: Path, encoding: str) -> _Csv:
+def _read_csv(path: Path, encoding: str, expected: str | None = None) -> _Csv:
     try:
         with path.open(newline="", encoding=encoding) as fh:
             reader = csv.reader(fh)
@@ -97,7 +113,7 @@ def _read_csv(path: Path, encoding: str) -> _Csv:
         raise TimelineError(f"Cannot read the table {path}: {exc.strerror or exc}.") from exc
     except csv.Error as exc:
         raise TimelineError(f"The table {path} is not valid CSV: {exc}.") from exc
-    return _Csv(path=path, header=tuple(header), rows=tuple(rows))
+    return _Csv(path=path, header=tuple(header), rows=tuple(rows), expected=expected)
 
 
 def _where(table: _Csv, index: int, column: str) -> str:
@@ -117,26 +133,49 @@ def _number(table: _Csv, index: int, column: str) -> float | None:
     return value
 
 
-def _parse_datetime(text: str, fmt: str) -> datetime:
+_Stamp = tuple[datetime, str]  # a date-time and its precision ("datetime" or "date")
+
+
+def _parse_datetime(text: str, fmt: str) -> _Stamp:
     if fmt == "iso":
-        return datetime.fromisoformat(text)
+        value = datetime.fromisoformat(text)
+        date_only = "T" not in text and " " not in text.strip()
+        return value, "date" if date_only else "datetime"
     if fmt == "dicom":
         digits = text.split(".")[0]
-        return datetime.strptime(digits.ljust(14, "0")[:14], "%Y%m%d%H%M%S")
-    return datetime.strptime(text, fmt)
+        value = datetime.strptime(digits.ljust(14, "0")[:14], "%Y%m%d%H%M%S")
+        return value, "date" if len(digits) <= 8 else "datetime"
+    value = datetime.strptime(text, fmt)
+    return value, "datetime" if any(code in fmt for code in ("%H", "%I", "%X", "%c", "%T", "%R")) else "date"
 
 
-def _datetime(table: _Csv, index: int, column: str, fmt: str) -> datetime | None:
+def _datetime(table: _Csv, index: int, column: str, fmt: str) -> _Stamp | None:
     text = table.rows[index].get(column, "")
     if text == "":
         return None
     try:
-        return _parse_datetime(text, fmt).replace(tzinfo=None)
+        value, precision = _parse_datetime(text, fmt)
     except ValueError:
         raise TimelineError(
             f"{_where(table, index, column)}: {text!r} is not a date-time in the '{fmt}' format "
             "(set datetime_format in the mapping)."
         ) from None
+    return value.replace(tzinfo=None), precision
+
+
+_TRUE = {"1", "1.0", "y", "yes", "true", "t", "x", "是", "有"}
+_FALSE = {"", "0", "0.0", "n", "no", "false", "f", "否", "无"}
+
+
+def _flag(table: _Csv, index: int, column: str) -> bool:
+    text = table.rows[index].get(column, "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise TimelineError(
+        f"{_where(table, index, column)}: {text!r} is not a yes/no value (1/0, yes/no, true/false)."
+    )
 
 
 def _patient(table: _Csv, index: int, column: str, issuer_column: str | None) -> tuple[str, str]:
@@ -161,12 +200,34 @@ def _clinical_value(text: str) -> Any:
 
 
 @dataclass(frozen=True)
+class ImportNotice:
+    """A warning about some patients of an import (not a Python warning).
+
+    ``text`` names the patients (by ID, with the file row as a locator); the
+    command line masks the IDs in what it prints unless ``--log-phi``.
+    """
+
+    text: str
+    patients: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _who(patients: list[str], *, limit: int = 10) -> str:
+    """Patients as text: ``sub101, sub102 and 28 more``."""
+    unique = list(dict.fromkeys(patients))
+    shown = ", ".join(unique[:limit])
+    return shown if len(unique) <= limit else f"{shown} and {len(unique) - limit} more"
+
+
+@dataclass(frozen=True)
 class ImportedTables:
     """What :func:`read_tables` found, checked and ready to record."""
 
     measurements: tuple[MeasurementRecord, ...]
     clinical: tuple[ClinicalRecord, ...]
-    warnings: tuple[str, ...]
+    warnings: tuple[ImportNotice, ...]
     n_volume_rows: int
     n_times_unused: int
 
@@ -183,18 +244,20 @@ def _groups(spec: VolumesTable | TimesTable, table: _Csv, section: str) -> list[
         table.require(g.accession, f"{section}.scans[{i}].accession")
         table.require(g.volume, f"{section}.scans[{i}].volume")
         table.require(g.datetime, f"{section}.scans[{i}].datetime")
+        table.require(g.post_surgical, f"{section}.scans[{i}].post_surgical")
         for name, column in g.features.items():
             table.require(column, f"{section}.scans[{i}].features.{name}")
     return groups
 
 
-def _read_times(path: Path, mapping: TimelineMapping) -> dict[_ScanKey, datetime]:
+def _read_times(path: Path, mapping: TimelineMapping) -> dict[_ScanKey, _Stamp]:
+    """Scan date-times (and their precision) by (patient, issuer, accession)."""
     spec = mapping.times
     if spec is None:
         raise ConfigError(f"A times table ({path.name}) was given but the mapping has no 'times' section.")
-    table = _read_csv(path, mapping.encoding)
+    table = _read_csv(path, mapping.encoding, spec.file)
     groups = _groups(spec, table, "times")
-    times: dict[_ScanKey, datetime] = {}
+    times: dict[_ScanKey, _Stamp] = {}
     for index in range(len(table.rows)):
         pid, issuer = _patient(table, index, spec.patient, spec.issuer)
         for g in groups:
@@ -217,14 +280,17 @@ def _read_times(path: Path, mapping: TimelineMapping) -> dict[_ScanKey, datetime
     return times
 
 
+_SURGERY_FLAG = {"code": "post_surgical", "value": True}
+
+
 def _read_volumes(
-    path: Path, mapping: TimelineMapping, scan_times: Mapping[_ScanKey, datetime], times_name: str | None
-) -> tuple[list[MeasurementRecord], set[_ScanKey], int, int]:
-    """Return the scans, the times used, the number of rows and of scans without a volume."""
+    path: Path, mapping: TimelineMapping, scan_times: Mapping[_ScanKey, _Stamp], times_name: str | None
+) -> tuple[list[MeasurementRecord], set[_ScanKey], int, list[str]]:
+    """Return the scans, the times used, the number of rows and the patients of scans without a volume."""
     spec = mapping.volumes
     if spec is None:
         raise ConfigError(f"A volumes table ({path.name}) was given but the mapping has no 'volumes' section.")
-    table = _read_csv(path, mapping.encoding)
+    table = _read_csv(path, mapping.encoding, spec.file)
     groups = _groups(spec, table, "volumes")
     if not any(g.datetime for g in groups) and times_name is None:
         raise ConfigError("The volumes mapping names no datetime column, so a times table (--times) is needed.")
@@ -232,7 +298,7 @@ def _read_volumes(
     seen: dict[_ScanKey, tuple[float, int]] = {}
     used: set[_ScanKey] = set()
     records: list[MeasurementRecord] = []
-    no_volume = 0
+    no_volume: list[str] = []
     for index in range(len(table.rows)):
         pid, issuer = _patient(table, index, spec.patient, spec.issuer)
         for g in groups:
@@ -244,7 +310,7 @@ def _read_volumes(
                     raise TimelineError(f"{_where(table, index, vcol)}: a volume is given without an accession number.")
                 continue
             if volume is None:
-                no_volume += 1
+                no_volume.append(pid)
                 continue
             if volume < 0:
                 raise TimelineError(f"{_where(table, index, vcol)}: the volume is negative.")
@@ -257,27 +323,33 @@ def _read_volumes(
                     )
                 continue
             seen[key] = (volume, index)
-            when = _datetime(table, index, g.datetime, mapping.datetime_format) if g.datetime else None
-            if when is None:
-                when = scan_times.get(key)
-                if when is None:
+            stamp = _datetime(table, index, g.datetime, mapping.datetime_format) if g.datetime else None
+            if stamp is None:
+                stamp = scan_times.get(key)
+                if stamp is None:
                     where = f"column '{g.datetime}'" if g.datetime else f"the times table ({times_name or 'none'})"
                     raise TimelineError(
                         f"{_where(table, index, g.accession)}: no date-time for this accession number in {where}."
                     )
                 used.add(key)
             features = {name: _clinical_value(table.rows[index][col]) for name, col in g.features.items()}
+            flags: tuple[dict[str, Any], ...] = ()
+            if g.post_surgical and _flag(table, index, g.post_surgical):
+                flags = ({**_SURGERY_FLAG, "message": f"marked post-surgical in {path.name}, "
+                                                      f"column '{g.post_surgical}'"},)
             records.append(
                 MeasurementRecord(
                     patient_id=pid,
                     issuer_of_patient_id=issuer,
                     series_instance_uid=imported_series_uid(pid, accession, issuer),
                     accession_number=accession,
-                    acquisition_datetime=when,
+                    acquisition_datetime=stamp[0],
+                    acquisition_precision=stamp[1],
                     volume_ml=volume * factor,
                     features=features or None,
                     segmenter=f"import:{path.name}",
                     source="import",
+                    quality_flags=flags,
                 )
             )
     return records, used, len(table.rows), no_volume
@@ -286,12 +358,13 @@ def _read_volumes(
 def _read_clinical(
     path: Path, mapping: TimelineMapping, scans: list[MeasurementRecord]
 ) -> tuple[list[ClinicalRecord], list[str]]:
-    """Return the clinical records and the file rows whose first-scan accession disagrees."""
+    """Return the clinical records and the patients (with file row) whose first-scan accession disagrees."""
     spec = mapping.clinical
     if spec is None:
         raise ConfigError(f"A clinical table ({path.name}) was given but the mapping has no 'clinical' section.")
-    table = _read_csv(path, mapping.encoding)
-    for key in ("patient", "issuer", "onset_to_first_scan_h", "onset_datetime", "first_scan_accession"):
+    table = _read_csv(path, mapping.encoding, spec.file)
+    for key in ("patient", "issuer", "onset_to_first_scan_h", "onset_datetime", "first_scan_accession",
+                "surgery_datetime"):
         table.require(getattr(spec, key), f"clinical.{key}")
     for i, column in enumerate(spec.extra):
         table.require(column, f"clinical.extra[{i}]")
@@ -308,20 +381,26 @@ def _read_clinical(
         seen.add((pid, issuer))
         hours = _number(table, index, spec.onset_to_first_scan_h) if spec.onset_to_first_scan_h else None
         onset = _datetime(table, index, spec.onset_datetime, mapping.datetime_format) if spec.onset_datetime else None
+        surgery = (_datetime(table, index, spec.surgery_datetime, mapping.datetime_format)
+                   if spec.surgery_datetime else None)
+        if surgery is not None and surgery[1] == "date":
+            # Only the day is known: from its start on, every scan may be post-surgical.
+            surgery = (surgery[0].replace(hour=0, minute=0, second=0, microsecond=0), "date")
         if spec.first_scan_accession:
             stated = table.rows[index][spec.first_scan_accession]
             first = first_scans.get((pid, issuer))
             if stated and first is not None and stated != first.accession_number:
-                mismatched.append(str(index + 2))
+                mismatched.append(f"{pid} (row {index + 2})")
         extra = {column: _clinical_value(table.rows[index][column]) for column in spec.extra}
         records.append(
             ClinicalRecord(
                 patient_id=pid,
                 issuer_of_patient_id=issuer,
-                onset_datetime=onset,
+                onset_datetime=None if onset is None else onset[0],
                 onset_to_first_scan_h=hours,
                 clinical=extra or None,
                 source=path.name,
+                surgery_datetime=None if surgery is None else surgery[0],
             )
         )
     return records, mismatched
@@ -346,7 +425,7 @@ def read_tables(
     """
     if volumes is None and clinical is None:
         raise ConfigError("Give a volumes table, a clinical table, or both.")
-    warnings: list[str] = []
+    warnings: list[ImportNotice] = []
     scan_times = _read_times(times, mapping) if times is not None else {}
     records: list[MeasurementRecord] = []
     used: set[_ScanKey] = set()
@@ -356,22 +435,34 @@ def read_tables(
             volumes, mapping, scan_times, times.name if times is not None else None
         )
         if no_volume:
-            warnings.append(f"{no_volume} scan(s) in {volumes.name} have an accession number but no volume; skipped.")
+            warnings.append(ImportNotice(
+                f"{len(no_volume)} scan(s) in {volumes.name} have an accession number but no volume and were "
+                f"skipped; patient(s) {_who(no_volume)}.", tuple(dict.fromkeys(no_volume))))
+    unused = sorted(set(scan_times) - used)
+    if unused and volumes is not None and times is not None:
+        who = [k[0] for k in unused]
+        warnings.append(ImportNotice(
+            f"{len(unused)} scan time(s) in {times.name} have no volume in {volumes.name} and were not imported; "
+            f"patient(s) {_who(who)}.", tuple(dict.fromkeys(who))))
+    dateonly = [r.patient_id for r in records if r.acquisition_precision == "date"]
+    if dateonly:
+        warnings.append(ImportNotice(
+            f"{len(dateonly)} scan(s) have a date but no time of day; the timeline treats each as lying anywhere "
+            f"in its day (never at midnight); patient(s) {_who(dateonly)}.", tuple(dict.fromkeys(dateonly))))
     clinical_records: list[ClinicalRecord] = []
     if clinical is not None:
         clinical_records, mismatched = _read_clinical(clinical, mapping, records)
         if mismatched:
-            warnings.append(
-                f"{clinical.name} row(s) {', '.join(mismatched)}: the first-scan accession number differs from "
+            warnings.append(ImportNotice(
+                f"{clinical.name}: the first-scan accession number of patient(s) {_who(mismatched)} differs from "
                 "the earliest scan by date-time in the imported tables; the onset interval is applied to the "
-                "earliest scan."
-            )
+                "earliest scan.", tuple(m.split(" (row")[0] for m in mismatched)))
     return ImportedTables(
         measurements=tuple(records),
         clinical=tuple(clinical_records),
         warnings=tuple(warnings),
         n_volume_rows=n_rows,
-        n_times_unused=len(set(scan_times) - used),
+        n_times_unused=len(unused),
     )
 
 
@@ -382,7 +473,13 @@ def read_tables(
 
 @dataclass(frozen=True)
 class ImportReport:
-    """What an import wrote."""
+    """What an import wrote.
+
+    ``n_without_onset`` counts the imported patients for whom the store now
+    holds no onset time (neither a date-time nor hours to the first scan):
+    their expansion window is counted from the first scan, which can let a
+    later follow-up count; the command line warns about them once.
+    """
 
     store: str
     mapping: str
@@ -390,7 +487,9 @@ class ImportReport:
     n_scans: int
     n_clinical: int
     n_times_unused: int
-    warnings: tuple[str, ...]
+    warnings: tuple[ImportNotice, ...]
+    n_without_onset: int = 0
+    without_onset: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -406,7 +505,8 @@ class ImportReport:
             "scans": self.n_scans,
             "clinical_rows": self.n_clinical,
             "times_without_volume": self.n_times_unused,
-            "warnings": list(self.warnings),
+            "patients_without_onset": self.n_without_onset,
+            "warnings": [w.text for w in self.warnings],
         }
 
 
@@ -416,6 +516,11 @@ def record_tables(store: Store, tables: ImportedTables, *, mapping_name: str) ->
     patients = {(m.patient_id, m.issuer_of_patient_id) for m in tables.measurements}
     log.info("Imported %d scans of %d patients and %d clinical rows.",
              len(tables.measurements), len(patients), len(tables.clinical))
+    clinical = list_clinical(store)
+    without = sorted(
+        pid for pid, issuer in patients
+        if (c := clinical.get((pid, issuer))) is None or (c.onset_datetime is None and c.onset_to_first_scan_h is None)
+    )
     return ImportReport(
         store=store.location,
         mapping=mapping_name,
@@ -424,6 +529,8 @@ def record_tables(store: Store, tables: ImportedTables, *, mapping_name: str) ->
         n_clinical=len(tables.clinical),
         n_times_unused=tables.n_times_unused,
         warnings=tables.warnings,
+        n_without_onset=len(without),
+        without_onset=tuple(without),
     )
 
 

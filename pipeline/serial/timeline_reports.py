@@ -22,7 +22,7 @@ from ichpipe.pipeline.serial.expansion import (
     evaluate_timelines,
 )
 from ichpipe.pipeline.serial.store import open_store
-from ichpipe.pipeline.serial.timeline import Timeline, load_timeline, load_timelines
+from ichpipe.pipeline.serial.timeline import Timeline, TimelineScan, load_timeline, load_timelines, method_label
 
 __all__ = [
     "EXPANSION_CSV_COLUMNS",
@@ -83,30 +83,52 @@ class TimelineReport:
         )
         issuer = f" (issuer {t.issuer_of_patient_id})" if t.issuer_of_patient_id else ""
         lines = [f"Patient {t.patient_id}{issuer}: {len(t.scans)} scan(s); {onset}."]
+        if t.surgery_datetime is not None:
+            lines.append(f"Surgery recorded at {t.surgery_datetime.isoformat(sep=' ')}.")
         hdr = "h onset" if t.time_origin == "onset" else "h first"
-        lines.append(f"  {'#':>2}  {'accession':<18} {'acquired':<19}  {hdr:>8}  {'volume mL':>9}  "
-                     f"{'delta mL':>9}  {'delta %':>8}  series")
-        base = t.scans[0].volume_ml if t.scans else 0.0
+        lines.append(f"  {'#':>2}  {'accession':<18} {'acquired':<19}  {hdr:>11}  {'volume mL':>9}  "
+                     f"{'delta mL':>9}  {'delta %':>8}  method / series used")
+        base = t.scans[0] if t.scans else None
         window = r.rule.window_h
         for s in t.scans:
-            h = t.hours(s)
-            if s.index == 0:
+            if s.index == 0 or base is None:
                 dml, dpct = "baseline", ""
             else:
-                dml = f"{s.volume_ml - base:+.2f}"
-                dpct = f"{100.0 * (s.volume_ml - base) / base:+.1f}" if base > 0 else "n/a"
-            flag = "" if window is None or h <= window else "  (after window)"
+                grown = s.volume_ml - base.volume_ml
+                dml = f"{grown:+.2f}"
+                dpct = f"{100.0 * grown / base.volume_ml:+.1f}" if base.volume_ml > 0 else "n/a"
+                if s.method != base.method:
+                    dml, dpct = "(method)", ""
+            hours = (f"{s.hours_low:.1f}~{s.hours_high:.1f}" if s.hours_high - s.hours_low > 1e-9
+                     else f"{t.hours(s):.2f}")
+            when = (s.acquisition_datetime.isoformat(sep=" ") if s.time_known
+                    else f"{s.acquisition_datetime.date().isoformat()} (no time)")
+            flag = "" if window is None or s.hours_low <= window else "  (after window)"
             lines.append(
-                f"  {s.index:>2}  {(s.accession_number or '-'):<18} "
-                f"{s.acquisition_datetime.isoformat(sep=' '):<19}  {h:>8.2f}  {s.volume_ml:>9.2f}  "
-                f"{dml:>9}  {dpct:>8}  {s.n_series}{flag}"
+                f"  {s.index:>2}  {(s.accession_number or '-'):<18} {when:<19}  {hours:>11}  {s.volume_ml:>9.2f}  "
+                f"{dml:>9}  {dpct:>8}  {s.method_label}; {_choice(s)}{flag}"
             )
+            for problem in s.problems:
+                lines.append(f"      ! {problem}")
+            for alt in s.alternatives:
+                lines.append(f"      also series {alt.series_instance_uid}: {alt.volume_ml:.2f} mL "
+                             f"({method_label(alt.segmenter, alt.checkpoint_sha256)})")
         verdict = r.status.replace("_", " ")
         lines.append(f"Expansion ({r.rule.name}: {r.rule.describe()}): {verdict}. {r.reason}")
+        lines.append(f"Window counted from {r.origin_text}.")
         lines.extend(f"Note: {n}" for n in r.notes)
         if self.plot_path is not None:
             lines.append(f"Plot: {self.plot_path}")
         return "\n".join(lines)
+
+
+def _choice(scan: TimelineScan) -> str:
+    """Which series is used for the scan, and why."""
+    if scan.n_series == 1:
+        return f"series {scan.series_instance_uid}"
+    why = {"user": "chosen by the user", "auto": "latest run; choose with `ichpipe timeline prefer`"}.get(
+        scan.preferred_by or "", "latest recorded")
+    return f"series {scan.series_instance_uid} ({why}; {scan.n_series} series)"
 
 
 def show_timeline(options: TimelineOptions) -> TimelineReport:
@@ -163,6 +185,7 @@ EXPANSION_CSV_COLUMNS = (
     "n_scans",
     "n_followups_in_window",
     "n_followups_after_window",
+    "unusable_followups",
     "reason",
 )
 
@@ -215,6 +238,7 @@ class ExpansionReport:
                 "n_scans": r.n_scans,
                 "n_followups_in_window": r.n_followups_in_window,
                 "n_followups_after_window": r.n_followups_after_window,
+                "unusable_followups": "; ".join(f"{e.accession_number or '-'}:{e.problem_code}" for e in r.unusable),
                 "reason": r.reason,
             })
         return rows
@@ -240,12 +264,23 @@ class ExpansionReport:
                 detail = f"at {r.expansion_hours:.2f} h from {origin}, {e.delta_ml:+.2f} mL ({pct})"
             else:
                 detail = r.reason
-            lines.append(f"  {who}: {r.status.replace('_', ' ')} - {detail}")
+            origin = "onset" if r.time_origin == "onset" else "first scan, onset unknown"
+            lines.append(f"  {who}: {r.status.replace('_', ' ')} [window from {origin}] - {detail}")
         c = self.summary.counts
         lines.append(
             f"{c['patients']} patient(s): {c['expanded']} expanded, {c['not_expanded']} not expanded, "
             f"{c['undetermined']} undetermined."
         )
+        codes: dict[str, int] = {}
+        for r in self.summary.results:
+            for code in dict.fromkeys(e.problem_code or "" for e in r.unusable):
+                codes[code] = codes.get(code, 0) + 1
+        if codes:
+            lines.append("Follow-ups not compared (patients): " + ", ".join(
+                f"{code.replace('_', ' ')} {n}" for code, n in sorted(codes.items())) + ".")
+        no_onset = sum(r.time_origin != "onset" for r in self.summary.results)
+        if no_onset:
+            lines.append(f"{no_onset} patient(s) have no onset time: their window is counted from the first scan.")
         if self.plots:
             lines.append(f"{len(self.plots)} plot(s) written.")
         return "\n".join(lines)

@@ -62,12 +62,12 @@ def test_deidentified_outputs_carry_no_direct_identifier(how: str, good_study: P
     assert report["study_instance_uid"] == identified["study_instance_uid"]  # Retain UIDs Option
     folder = tmp_path / "deid"
     files = [p for p in folder.rglob("*") if p.is_file()]
-    assert {p.name for p in files} == {"report.json", "seg.dcm", "key_image.png", "key_image_sc.dcm"}
+    assert {p.name for p in files} == {"report.json", "seg.dcm", "key_image.png", "key_image_sc.dcm", "sr.dcm"}
     for path in files:
         data = path.read_bytes()
         leaked = [s for s in SECRETS if s.encode() in data]
         assert leaked == [], f"{path.name} holds {leaked}"
-    for name in ("seg.dcm", "key_image_sc.dcm"):
+    for name in ("seg.dcm", "key_image_sc.dcm", "sr.dcm"):
         outputs = report["outputs"]
         assert isinstance(outputs, dict)
         ds = pydicom.dcmread(Path(outputs["report"]).with_name(name))

@@ -55,7 +55,7 @@ def test_free_text_tags_never_reach_a_path(good_study: Path, tmp_path: Path, sto
     for value in report["outputs"].values():
         assert Path(value).parent == expected
     assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()
-                  and not p.is_relative_to(study)) == ["cfg.yaml", *["nested"] * 4, "store.sqlite"]
+                  and not p.is_relative_to(study)) == ["cfg.yaml", *["nested"] * 5, "store.sqlite"]  # 5: +SR
     assert not (tmp_path / "etc").exists() and not (out.parent / "etc").exists()
 
 

@@ -7,15 +7,22 @@ any SQLAlchemy URL (PostgreSQL) instead. The schema is versioned: the table
 one function per version, applied in order in one transaction when a store is
 opened. A new store goes through the same migrations as an old one.
 
-Tables (schema version 3):
+Tables (schema version 4):
 
 ``measurements``
     Keyed on ``series_instance_uid``; recording a series again replaces its
-    row (an upsert). ``preferred`` marks the one series used for its
-    accession number when several were measured.
+    row (an upsert). Each row says how the volume was measured (``segmenter``,
+    ``checkpoint_sha256``), every reason it may be wrong (``quality_flags``,
+    JSON list of ``{code, message, value}``), whether the acquisition time of
+    day is known (``acquisition_precision``) and where the study was read from
+    (``source_path``). ``preferred`` marks the one series used for its
+    accession number when several were measured, and ``preferred_by`` says
+    whether a user chose it (``user``, kept until the user chooses again) or
+    it is the latest run (``auto``).
 ``patients``
     Keyed on (``patient_id``, ``issuer_of_patient_id``): onset date-time or
-    hours from onset to the first scan, and further clinical values as JSON.
+    hours from onset to the first scan, surgery date-time, and further
+    clinical values as JSON.
 ``batch_ledger``
     Keyed on ``job_key`` (``series:<UID>``, ``study:<UID>`` or ``path:<file>``):
     what ``ichpipe batch`` did with each study of an inbox, with the
@@ -45,11 +52,13 @@ from ichpipe.pipeline.serial.store.records import (
     StoredMeasurement,
     imported_series_uid,
     measurement_from_report,
+    quality_flags_from_report,
 )
 from ichpipe.pipeline.serial.store.writes import (
     record_batch,
     record_measurement,
     record_measurements,
+    release_preferred,
     set_preferred,
     upsert_clinical,
 )
@@ -69,9 +78,11 @@ __all__ = [
     "list_patients",
     "measurement_from_report",
     "open_store",
+    "quality_flags_from_report",
     "record_batch",
     "record_measurement",
     "record_measurements",
+    "release_preferred",
     "schema_version",
     "set_preferred",
     "upsert_clinical",

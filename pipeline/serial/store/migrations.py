@@ -18,7 +18,7 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "batch_ledger_table"]
 
 #: Schema version this code writes; :func:`~ichpipe.pipeline.serial.store.connection.open_store` migrates
 #: older stores up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 metadata = sa.MetaData()
@@ -58,19 +58,39 @@ measurements_table = sa.Table(
     sa.Column("issuer_of_patient_id", sa.String, nullable=False, server_default=""),
     sa.Column("source", sa.String, nullable=False, server_default="dicom"),
     sa.Column("preferred", sa.Boolean, nullable=False, server_default=sa.true()),
+    # version 4
+    sa.Column("quality_flags", sa.JSON, nullable=True),
+    sa.Column("preferred_by", sa.String, nullable=True),
+    sa.Column("acquisition_precision", sa.String, nullable=True),
+    sa.Column("source_path", sa.String, nullable=True),
 )
+
+def _patients_v2_columns() -> list[sa.Column[Any]]:
+    """The columns of ``patients`` as schema version 2 created them (fresh objects per call)."""
+    return [
+        sa.Column("patient_id", sa.String, primary_key=True),
+        sa.Column("issuer_of_patient_id", sa.String, primary_key=True, server_default=""),
+        sa.Column("onset_datetime", sa.DateTime, nullable=True),
+        sa.Column("onset_to_first_scan_h", sa.Float, nullable=True),
+        sa.Column("clinical", sa.JSON, nullable=True),
+        sa.Column("source", sa.String, nullable=True),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+    ]
+
 
 patients_table = sa.Table(
     "patients",
     metadata,
-    sa.Column("patient_id", sa.String, primary_key=True),
-    sa.Column("issuer_of_patient_id", sa.String, primary_key=True, server_default=""),
-    sa.Column("onset_datetime", sa.DateTime, nullable=True),
-    sa.Column("onset_to_first_scan_h", sa.Float, nullable=True),
-    sa.Column("clinical", sa.JSON, nullable=True),
-    sa.Column("source", sa.String, nullable=True),
-    sa.Column("updated_at", sa.DateTime, nullable=False),
+    *_patients_v2_columns(),
+    # version 4
+    sa.Column("surgery_datetime", sa.DateTime, nullable=True),
 )
+
+#: Columns that schema version 4 adds, per table.
+_V4_COLUMNS = {
+    "measurements": ("quality_flags", "preferred_by", "acquisition_precision", "source_path"),
+    "patients": ("surgery_datetime",),
+}
 
 
 def _batch_ledger_v3_columns() -> list[sa.Column[Any]]:
@@ -146,7 +166,7 @@ def _migrate_to_v2(conn: Connection) -> None:
         _add_column(conn, "measurements", sa.Column(name, col.type, nullable=False,
                                                     server_default=col.server_default.arg))  # type: ignore[union-attr]
     _ix_patient_accession.create(conn)
-    patients_table.create(conn)
+    sa.Table("patients", sa.MetaData(), *_patients_v2_columns()).create(conn)
     # One preferred series per (patient, accession): the latest recorded.
     rows = conn.execute(
         sa.select(
@@ -180,11 +200,36 @@ def _migrate_to_v3(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _migrate_to_v4(conn: Connection) -> None:
+    """Version 4: like-with-like comparison, explicit preferred series, time precision, surgery.
+
+    ``measurements`` gains ``quality_flags`` (JSON list of ``{code, message,
+    value}``), ``preferred_by`` (``user`` | ``auto``), ``acquisition_precision``
+    (``datetime`` | ``date``) and ``source_path``; ``patients`` gains
+    ``surgery_datetime``. (The segmenter name and checkpoint SHA-256 of each
+    measurement are columns since version 1.) Existing preferred series are
+    marked ``auto``: no user had a command to choose one before. The precision
+    of existing rows stays unknown (``NULL``); the timeline treats a time of
+    exactly 00:00:00 in such a row as possibly date-only.
+    """
+    tables = {"measurements": measurements_table, "patients": patients_table}
+    for table_name, columns in _V4_COLUMNS.items():
+        for name in columns:
+            col = tables[table_name].c[name]
+            _add_column(conn, table_name, sa.Column(name, col.type, nullable=True))
+    conn.execute(
+        sa.update(measurements_table)
+        .where(measurements_table.c.preferred.is_(sa.true()))
+        .values(preferred_by="auto")
+    )
+
+
 #: Migration functions keyed by the version they produce, applied in order.
 MIGRATIONS: Mapping[int, tuple[str, Callable[[Connection], None]]] = MappingProxyType(
     {
         1: ("measurements table", _migrate_to_v1),
         2: ("issuer, source, preferred series; patients table", _migrate_to_v2),
         3: ("batch ledger table", _migrate_to_v3),
+        4: ("quality flags, preferred_by, acquisition precision, source path; surgery time", _migrate_to_v4),
     }
 )

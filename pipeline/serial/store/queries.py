@@ -29,6 +29,10 @@ def _to_stored(row: sa.RowMapping) -> StoredMeasurement:
         source=row["source"],
         preferred=bool(row["preferred"]),
         recorded_at=row["recorded_at"],
+        preferred_by=row["preferred_by"] if row["preferred"] else None,
+        quality_flags=tuple(row["quality_flags"] or ()),
+        acquisition_precision=row["acquisition_precision"] if row["acquisition_datetime"] is not None else None,
+        source_path=row["source_path"],
     )
 
 
@@ -69,6 +73,7 @@ def _to_clinical(row: sa.RowMapping) -> ClinicalRecord:
         onset_to_first_scan_h=row["onset_to_first_scan_h"],
         clinical=row["clinical"],
         source=row["source"],
+        surgery_datetime=row["surgery_datetime"],
     )
 
 

@@ -15,12 +15,18 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "PRECISIONS",
     "ClinicalRecord",
     "MeasurementRecord",
     "StoredMeasurement",
     "imported_series_uid",
     "measurement_from_report",
+    "quality_flags_from_report",
 ]
+
+#: Values of ``acquisition_precision``: ``datetime`` (date and time of day known), ``date`` (the day only;
+#: the stored time is 00:00 of that day and the scan may have been taken at any time of it).
+PRECISIONS = ("datetime", "date")
 
 #: Namespace of the UUIDs behind :func:`imported_series_uid` (fixed forever).
 _IMPORT_NAMESPACE = uuid.UUID("5b0f3c3e-6a1d-4c57-9d0e-2f4b8a1c7e65")
@@ -77,6 +83,52 @@ def _frozen_json(value: Mapping[str, Any] | None, name: str) -> Mapping[str, Any
     return MappingProxyType(plain)
 
 
+def _flags(value: object) -> tuple[Mapping[str, Any], ...]:
+    """Quality flags as a tuple of read-only ``{code, message, value}`` mappings (JSON values)."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping) or isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise ValueError("quality_flags must be a list of {code, message, value} mappings.")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise ValueError(f"quality_flags[{i}] must be a mapping with code, message and value.")
+        code = item.get("code")
+        if not isinstance(code, str) or not code.strip():
+            raise ValueError(f"quality_flags[{i}].code must be non-empty text.")
+        message = item.get("message")
+        flag = {"code": code.strip(), "message": "" if message is None else str(message),
+                "value": item.get("value")}
+        out.append(_frozen_json(flag, f"quality_flags[{i}]") or MappingProxyType({}))
+    return tuple(out)
+
+
+def quality_flags_from_report(report: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The quality flags of a study report (``report["quality"]["flags"]``), read defensively.
+
+    A report without a ``quality`` block (older reports) has no flags. A block
+    of an unexpected shape is not dropped: it becomes one flag with code
+    ``quality_unreadable``, so that the volume is never taken for clean.
+    """
+    quality = report.get("quality")
+    if quality is None:
+        return ()
+    flags = quality.get("flags") if isinstance(quality, Mapping) else None
+    if isinstance(quality, Mapping) and flags is None:
+        return ()
+    try:
+        return _flags(flags)
+    except ValueError as exc:
+        return _flags([{"code": "quality_unreadable",
+                        "message": f"The report's quality block could not be read ({exc})",
+                        "value": None}])
+
+
+def _precision_of(text: str) -> str:
+    """``date`` for an ISO 8601 date without a time of day, else ``datetime``."""
+    return "date" if "T" not in text and " " not in text.strip() else "datetime"
+
+
 @dataclass(frozen=True, kw_only=True)
 class MeasurementRecord:
     """One measured series, as ``ichpipe run`` (or an import) records it.
@@ -106,8 +158,20 @@ class MeasurementRecord:
         ``"dicom"`` for measured series, ``"import"`` for imported tables.
     preferred:
         Make this the series used for its accession number (other series of
-        the same accession lose the mark). With ``False`` the mark stays where
+        the same accession lose the mark), unless a user chose another series
+        of that accession (``ichpipe timeline prefer``): that choice stands and
+        this series is recorded beside it. With ``False`` the mark stays where
         it is; an accession with no marked series uses its latest recorded one.
+    quality_flags:
+        Every reason the volume may be wrong (the report's ``quality.flags``:
+        ``{code, message, value}``); a flagged follow-up never counts as
+        "not expanded". Imported tables add ``post_surgical`` here.
+    acquisition_precision:
+        ``"datetime"``, ``"date"`` (only the day is known; the stored time is
+        00:00) or ``None`` (not said: stores older than schema version 4).
+    source_path:
+        The study folder, DICOMDIR or zip the series was read from (absolute),
+        so that ``ichpipe timeline remeasure`` can run it again; ``None`` for imports.
     """
 
     patient_id: str
@@ -124,10 +188,22 @@ class MeasurementRecord:
     features: Mapping[str, Any] | None = None
     source: str = "dicom"
     preferred: bool = True
+    quality_flags: tuple[Mapping[str, Any], ...] = ()
+    acquisition_precision: str | None = None
+    source_path: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "patient_id", _check_text(self.patient_id, "patient_id", required=True))
+        set_(self, "quality_flags", _flags(self.quality_flags))
+        set_(self, "source_path", _check_text(self.source_path, "source_path", required=False))
+        if self.acquisition_precision is not None and self.acquisition_precision not in PRECISIONS:
+            raise ValueError(
+                f"acquisition_precision must be one of {', '.join(PRECISIONS)} or None; "
+                f"got {self.acquisition_precision!r}."
+            )
+        if self.acquisition_datetime is None and self.acquisition_precision is not None:
+            raise ValueError("acquisition_precision must be None when acquisition_datetime is None.")
         set_(
             self,
             "series_instance_uid",
@@ -156,9 +232,43 @@ class MeasurementRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class StoredMeasurement(MeasurementRecord):
-    """A row of ``measurements`` as read back: a record plus when it was written."""
+    """A row of ``measurements`` as read back: a record plus when it was written.
+
+    Attributes
+    ----------
+    recorded_at:
+        When the row was written.
+    preferred_by:
+        Who gave the series its ``preferred`` mark: ``"user"`` (``ichpipe
+        timeline prefer``: it stays until the user chooses again), ``"auto"``
+        (the latest run or import of the accession, no user choice), ``None``
+        when the series is not preferred.
+    """
 
     recorded_at: datetime
+    preferred_by: str | None = None
+
+    @property
+    def method(self) -> tuple[str | None, str | None]:
+        """How the volume was measured: (segmenter name, checkpoint SHA-256)."""
+        return (self.segmenter, self.checkpoint_sha256)
+
+    @property
+    def time_known(self) -> bool:
+        """Whether the time of day of the acquisition is known.
+
+        ``False`` for a date-only value, and for a legacy row (precision not
+        recorded) whose time is exactly 00:00:00, which is what a date-only
+        value became before schema version 4.
+        """
+        when = self.acquisition_datetime
+        if when is None:
+            return False
+        if self.acquisition_precision == "date":
+            return False
+        if self.acquisition_precision is None:
+            return (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0)
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +287,9 @@ class ClinicalRecord:
         Further clinical values (JSON), e.g. age and history for the predictor.
     source:
         Where the values came from (a file name), for the record.
+    surgery_datetime:
+        When the hematoma was operated on (craniotomy, evacuation, drain); every
+        scan from then on is post-surgical and never counts as "not expanded".
     """
 
     patient_id: str
@@ -185,6 +298,7 @@ class ClinicalRecord:
     onset_to_first_scan_h: float | None = None
     clinical: Mapping[str, Any] | None = None
     source: str | None = None
+    surgery_datetime: datetime | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -195,6 +309,7 @@ class ClinicalRecord:
             _check_text(self.issuer_of_patient_id, "issuer_of_patient_id", required=False) or "",
         )
         set_(self, "onset_datetime", _naive(self.onset_datetime, "onset_datetime"))
+        set_(self, "surgery_datetime", _naive(self.surgery_datetime, "surgery_datetime"))
         h = self.onset_to_first_scan_h
         if h is not None:
             if isinstance(h, bool) or not isinstance(h, int | float) or not math.isfinite(h):
@@ -211,16 +326,22 @@ def imported_series_uid(patient_id: str, accession_number: str, issuer_of_patien
 
 
 def measurement_from_report(
-    report: Mapping[str, Any], *, features: Mapping[str, Any] | None = None, preferred: bool = True
+    report: Mapping[str, Any],
+    *,
+    features: Mapping[str, Any] | None = None,
+    preferred: bool = True,
+    source_path: str | None = None,
 ) -> MeasurementRecord:
     """Build a :class:`MeasurementRecord` from a study report (``run --json`` layout).
 
     Reads ``patient_id``, ``issuer_of_patient_id`` (optional),
     ``study_instance_uid``, ``series_instance_uid``, ``accession_number``,
-    ``acquisition_datetime`` (ISO 8601 or ``None``), ``hematoma.volume_ml``,
+    ``acquisition_datetime`` (ISO 8601 or ``None``; a date without a time of
+    day is recorded with ``acquisition_precision="date"``), ``hematoma.volume_ml``,
     ``hematoma.abc2_ml``, ``segmenter.name``, ``segmenter.version``,
-    ``segmenter.checkpoint_sha256`` and, unless ``features`` is given,
-    ``features``.
+    ``segmenter.checkpoint_sha256``, ``quality.flags`` (optional, see
+    :func:`quality_flags_from_report`) and, unless ``features`` is given,
+    ``features``. ``source_path`` is where the study was read from.
 
     Raises
     ------
@@ -234,7 +355,9 @@ def measurement_from_report(
         raise ValueError("The study report has no hematoma.volume_ml.") from None
     segmenter = report.get("segmenter") or {}
     when = report.get("acquisition_datetime")
+    precision = "datetime" if isinstance(when, datetime) else None
     if isinstance(when, str):
+        precision = _precision_of(when)
         try:
             when = datetime.fromisoformat(when)
         except ValueError:
@@ -256,6 +379,9 @@ def measurement_from_report(
         features=features if features is not None else report.get("features"),
         source="dicom",
         preferred=preferred,
+        quality_flags=quality_flags_from_report(report),
+        acquisition_precision=precision if when is not None else None,
+        source_path=source_path,
     )
 
 

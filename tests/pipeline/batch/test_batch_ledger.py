@@ -39,10 +39,8 @@ from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
 from ichpipe.pipeline.serial.store import (
     SCHEMA_VERSION,
-    MeasurementRecord,
     list_measurements,
     open_store,
-    record_measurement,
     schema_version,
 )
 
@@ -161,16 +159,18 @@ def test_a_version_2_store_upgrades_to_the_ledger_schema(tmp_path: Path) -> None
     config = StoreConfig(path=str(tmp_path / "old.sqlite"))
     with open_store(config, migrate_to=2) as store:
         assert schema_version(store) == 2
-        record_measurement(store, MeasurementRecord(patient_id="P1", series_instance_uid="1.2.3", volume_ml=9.0,
-                                                    acquisition_datetime=datetime(2025, 5, 1, 8)))
     con = sqlite3.connect(config.path)
-    try:
+    try:  # a row as a version-2 ichpipe wrote it (today's code writes later columns)
+        con.execute("INSERT INTO measurements (series_instance_uid, patient_id, acquisition_datetime, volume_ml, "
+                    "recorded_at) VALUES ('1.2.3', 'P1', '2025-05-01 08:00:00.000000', 9.0, "
+                    "'2025-05-01 09:00:00.000000')")
+        con.commit()
         tables = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
         con.close()
     assert "batch_ledger" not in tables
     with open_store(config) as store:  # an ichpipe with the ledger opens the old store
-        assert schema_version(store) == SCHEMA_VERSION == 3
+        assert schema_version(store) == SCHEMA_VERSION
         assert [m.series_instance_uid for m in list_measurements(store)] == ["1.2.3"]
         assert record_entry(store, _entry()) == 1
         assert list_ledger(store)[0].fingerprint == "F"
@@ -180,7 +180,7 @@ def test_a_version_2_store_upgrades_to_the_ledger_schema(tmp_path: Path) -> None
         indexes = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     finally:
         con.close()
-    assert versions == [1, 2, 3] and "ix_batch_ledger_study" in indexes
+    assert versions == list(range(1, SCHEMA_VERSION + 1)) and "ix_batch_ledger_study" in indexes
 
 
 # ---------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_outputs_written_and_seg_references_source(tmp_path: Path, store_config:
     report = json.loads(_run(tmp_path / "study", tmp_path / "out", "--config", str(store_config)).stdout)
     out = Path(report["outputs"]["report"]).parent
     assert out == tmp_path / "out" / report["study_instance_uid"] / report["series_instance_uid"]
-    assert {p.name for p in out.iterdir()} == {"report.json", "seg.dcm", "key_image.png", "key_image_sc.dcm"}
+    assert {p.name for p in out.iterdir()} == {"report.json", "seg.dcm", "key_image.png", "key_image_sc.dcm", "sr.dcm"}
     seg = hd.seg.segread(out / "seg.dcm")
     sources = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
                for f in (tmp_path / "study" / "DICOM").rglob("*") if f.is_file()}

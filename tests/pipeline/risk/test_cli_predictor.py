@@ -50,6 +50,11 @@ def test_train_writes_every_output(trained: dict[str, Path]) -> None:
     card = (out / "MODEL_CARD_PREDICTOR.md").read_text()
     assert file_sha256(out / "expansion_sacnn.pt") in card and "Majority-class accuracy" in card
     assert "![Calibration" in card
+    assert "Flagged fraction at that threshold" in card and "What `predict-expansion` prints" in card
+    meta = torch.load(out / "expansion_sacnn.pt", weights_only=True)["metadata"]["normalisation"]
+    assert meta["calibration"]["method"] == "platt" and meta["performance"]["n_patients"] == 54
+    assert meta["performance"]["statement"].startswith("This model's cross-validated AUC is")
+    assert 0.0 < meta["flagged_fraction"]["training_patients"] < 1.0
     assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     oof = (out / "oof_predictions.csv").read_text().splitlines()
     assert len(oof) == 1 + 54 * 3  # header + patients x models x 1 repeat
@@ -66,9 +71,14 @@ def test_predict_from_features_csv(trained: dict[str, Path]) -> None:
     assert out["model"]["checkpoint_sha256"] == file_sha256(ckpt)
     assert [p["patient_id"] for p in out["predictions"]] == ["p001", "p002"]
     assert all(0.0 <= p["probability"] <= 1.0 for p in out["predictions"])
+    statement = out["model"]["statement"]
+    assert statement.startswith("This model's cross-validated AUC is")
+    assert all(p["statement"] == statement and p["calibrated"] for p in out["predictions"])
     text = CliRunner().invoke(cli, ["predict-expansion", "--features", str(trained["features"]),
                                     "--checkpoint", str(ckpt), "--patient", "p001"])
     assert text.exit_code == 0 and "p001: probability of expansion" in text.stdout
+    assert statement in text.stdout
+    assert out["model"]["ranking_usable"] and ("above threshold" in text.stdout or "below threshold" in text.stdout)
     assert file_sha256(ckpt) in text.stdout
 
 
@@ -84,7 +94,8 @@ def test_predict_refuses_missing_features_with_exit_1(trained: dict[str, Path], 
     assert "HM_original_shape_Sphericity" in result.stderr
     imputed = CliRunner().invoke(cli, ["predict-expansion", "--features", str(partial), "--checkpoint", str(ckpt),
                                        "--impute", "--patient", "p003"])
-    assert imputed.exit_code == 0 and "imputed: HM_original_shape_Sphericity" in imputed.stdout
+    assert imputed.exit_code == 0 and "(imputed 1: HM_original_shape_Sphericity)" in imputed.stdout
+    assert "filled with the training medians: p003 (1)" in imputed.stdout
 
 
 def test_predict_usage_errors_exit_2_and_missing_checkpoint_exit_1(trained: dict[str, Path], tmp_path: Path) -> None:
@@ -110,6 +121,18 @@ def test_train_usage_and_job_errors(trained: dict[str, Path], tmp_path: Path) ->
     few.write_text("patient_id,label\np000,1\np001,0\np002,0\np003,0\n")
     job = CliRunner().invoke(cli, [*base, "--labels", str(few)])
     assert job.exit_code == 1 and "each class needs at least" in job.stderr
+
+
+def test_train_skips_a_score_whose_columns_are_absent(trained: dict[str, Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, [
+        "train", "predictor", "--features", str(trained["features"]), "--labels", str(trained["labels"]),
+        "--out", str(tmp_path / "o"), "--config", str(trained["config"]), "--models", "volume,brain",
+        "--no-save", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["name"] for r in report["results"]] == ["volume"]
+    assert any("BRAIN" in n and "hx_stroke" in n for n in report["notes"])
 
 
 def test_features_command_usage(tmp_path: Path) -> None:

@@ -21,10 +21,10 @@ from ichpipe.pipeline.risk.feature_table import (
     read_features_csv,
     read_label_rule,
     read_labels_csv,
-    store_feature_table,
     write_features_csv,
     write_labels_csv,
 )
+from ichpipe.pipeline.risk.store_features import store_feature_table
 from ichpipe.pipeline.serial.clinical import load_clinical_mapping
 from ichpipe.pipeline.serial.expansion import PRESETS
 from ichpipe.pipeline.serial.store import ClinicalRecord, MeasurementRecord, open_store, record_batch

@@ -15,6 +15,7 @@ from predictor_support import FAST_EVALUATION, FAST_TRAINING, synthetic
 from ichpipe.errors import CheckpointError, PredictorInputError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.models.registry import build_model
+from ichpipe.pipeline.risk.calibration import PlattScaling
 from ichpipe.pipeline.risk.cross_validation import auc_score
 from ichpipe.pipeline.risk.feature_table import FeatureTable
 from ichpipe.pipeline.risk.infer import load_predictor, predict
@@ -47,7 +48,7 @@ def test_network_learns_a_clear_signal_and_is_seeded() -> None:
 
 def test_early_stopping_keeps_the_best_epoch() -> None:
     table, y = synthetic(60, signal=0.0)  # nothing to learn: validation loss soon rises
-    cfg = replace(FAST_TRAINING, epochs=200, patience=5)
+    cfg = replace(FAST_TRAINING, epochs=200, patience=5, min_epochs=1, smoothing=1)  # the plain rule
     model = SACNNModel(cfg).fit(table.values, y, table.feature_names, seed=0)
     h = model.history
     assert h.epochs_run < 200 and h.epochs_run - h.best_epoch == 5
@@ -96,6 +97,22 @@ def test_checkpoint_carries_features_and_statistics(checkpoint) -> None:
     assert np.allclose([p.probability for p in predict(model, reordered)], expected, atol=1e-6)
 
 
+def test_prediction_is_calibrated_and_carries_the_statement(checkpoint) -> None:
+    path, table, _ = checkpoint
+    model = load_predictor(path)
+    assert model.calibration is not None and model.ranking_usable
+    assert model.statement == model.describe()["statement"]
+    first = predict(model, table)[0]
+    assert first.calibrated and first.statement == model.statement
+    assert first.probability == pytest.approx(float(model.calibration.apply(np.array([first.raw_probability]))[0]))
+    assert first.above_threshold == (first.raw_probability >= model.threshold)
+    flat = replace(model, calibration=PlattScaling(slope=0.0, intercept=-1.0))  # no usable ranking
+    probabilities = {round(p.probability, 9) for p in predict(flat, table)}
+    assert probabilities == {round(1.0 / (1.0 + np.exp(1.0)), 9)} and not flat.ranking_usable
+    legacy = replace(model, calibration=None, performance=None)  # an old checkpoint: raw output, no CV numbers
+    assert not predict(legacy, table)[0].calibrated and "no cross-validated performance" in legacy.statement
+
+
 def test_prediction_refuses_missing_features_naming_them(checkpoint) -> None:
     path, table, _ = checkpoint
     model = load_predictor(path)
@@ -106,9 +123,9 @@ def test_prediction_refuses_missing_features_naming_them(checkpoint) -> None:
     values = table.values.copy()
     values[3, 1] = np.nan
     holes = FeatureTable(table.patient_ids, table.feature_names, values, table.feature_space)
-    with pytest.raises(PredictorInputError, match=r"Input row 4 .* HM_volume_ml") as info:
+    # The patient is named (the command line masks it unless --log-phi), with what it lacks.
+    with pytest.raises(PredictorInputError, match=rf"1 patient\(s\) .* - {table.patient_ids[3]}: 1 \(HM_volume_ml\)"):
         predict(model, holes)
-    assert table.patient_ids[3] not in str(info.value)
     imputed = predict(model, holes, impute=True)
     assert imputed[3].imputed == ("HM_volume_ml",) and imputed[2].imputed == ()
     assert predict(model, partial, impute=True)[0].imputed == (
@@ -161,3 +178,25 @@ def test_shipped_checkpoint_carries_its_contest_features() -> None:
     unseen = table.rows([f"sub{i}" for i in range(101, 131)])
     probabilities = [p.probability for p in predict(model, unseen)]
     assert len(probabilities) == 30 and all(0.0 <= p <= 1.0 for p in probabilities)
+
+
+def test_shipped_checkpoint_flags_a_sane_share_and_says_what_it_knows() -> None:
+    from ichpipe.pipeline.config.models_config import resolve_checkpoint
+    from ichpipe.pipeline.config.predictor_config import PredictorConfig
+    from ichpipe.pipeline.risk.feature_table import contest_feature_table, contest_labels, labelled
+    from ichpipe.pipeline.serial.clinical import load_clinical_mapping
+    from ichpipe.pipeline.serial.expansion import PRESETS
+
+    model = load_predictor(resolve_checkpoint(PredictorConfig().checkpoint))
+    assert model.calibration is not None and model.performance is not None
+    assert model.statement.startswith("This model's cross-validated AUC is")
+    stored = model.checkpoint.metadata["normalisation"]["flagged_fraction"]
+    contest = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "contest-2023E"
+    if not contest.is_dir():
+        pytest.skip("../shared/data/contest-2023E not present")
+    table = contest_feature_table(contest, clinical_mapping=load_clinical_mapping("contest_2023e"))
+    data = labelled(table, contest_labels(contest, rule=PRESETS["contest_2023e"]))
+    flagged = np.mean([p.above_threshold for p in predict(model, data.table)])
+    prevalence = data.y.mean()
+    assert flagged == pytest.approx(stored["training_patients"])
+    assert prevalence / 1.5 <= flagged <= prevalence * 1.5  # the old checkpoint flagged 91 of 96

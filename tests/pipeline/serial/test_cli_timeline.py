@@ -153,7 +153,77 @@ def test_contest_import_through_the_cli(tmp_path: Path) -> None:
                  "--times", str(CONTEST / "appendix1_accession_times.csv"),
                  "--clinical", str(CONTEST / "table1_clinical.csv"))
     assert result.exit_code == 0, result.output
-    assert "Warning:" in result.stdout  # sub074's first-scan accession
+    # sub074's first-scan accession: a warning on stderr naming the patient, masked without --log-phi
+    assert "[PatientID] (row 75)" in result.stderr and "sub074" not in result.stderr + result.stdout
+    assert "no symptom-onset time" not in result.stderr  # table1 gave every onset
     result = run("expansion", "--store", path, "--json")
     data = json.loads(result.stdout)
     assert data["summary"] == {"patients": 130, "expanded": 23, "not_expanded": 73, "undetermined": 34}
+
+
+def test_contest_import_warnings_name_patients_with_log_phi(tmp_path: Path) -> None:
+    if not CONTEST.is_dir():
+        pytest.skip("../shared/data/contest-2023E not present")
+    result = run("--log-phi", "timeline", "import", "--store", str(tmp_path / "s.sqlite"), "--mapping",
+                 "contest_2023e", "--volumes", str(CONTEST / "table2_volumes_locations.csv"),
+                 "--times", str(CONTEST / "appendix1_accession_times.csv"),
+                 "--clinical", str(CONTEST / "table1_clinical.csv"), "--json")
+    assert result.exit_code == 0, result.output
+    assert "sub074 (row 75)" in result.stderr
+    assert any("sub074 (row 75)" in w for w in json.loads(result.stdout)["warnings"])
+
+
+def test_contest_import_without_onset_warns_once_and_loudly(tmp_path: Path) -> None:
+    if not CONTEST.is_dir():
+        pytest.skip("../shared/data/contest-2023E not present")
+    path = str(tmp_path / "s.sqlite")
+    result = run("timeline", "import", "--store", path, "--mapping", "contest_2023e",
+                 "--volumes", str(CONTEST / "table2_volumes_locations.csv"),
+                 "--times", str(CONTEST / "appendix1_accession_times.csv"))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("no symptom-onset time") == 1
+    assert "130 of the 130 imported patient(s)" in result.stderr and "--clinical table1_clinical.csv" in result.stderr
+    # What the warning says happens: windows from the first scan, 25 "expanded" instead of 23 on sub001-sub100.
+    rows = list(csv.DictReader(io.StringIO(run("expansion", "--store", path, "--csv").stdout)))
+    dev = [r for r in rows if int(r["patient_id"][3:]) <= 100]
+    assert sum(r["status"] == "expanded" for r in dev) == 25
+    assert {r["time_origin"] for r in rows} == {"first_scan"}
+    text = run("expansion", "--store", path).stdout
+    assert "[window from first scan, onset unknown]" in text
+    assert "130 patient(s) have no onset time" in text
+
+
+def test_import_help_says_which_contest_file_goes_where() -> None:
+    result = run("timeline", "import", "--help")
+    assert result.exit_code == 0
+    lines = " ".join(result.stdout.split())
+    for option, name in (("--volumes", "table2_volumes_locations.csv"), ("--times", "appendix1_accession_times.csv"),
+                         ("--clinical", "table1_clinical.csv")):
+        assert f"{option} {name}" in lines
+    assert "table3_radiomics" in lines
+
+
+def test_a_flagged_scan_is_marked_in_the_timeline(tmp_path: Path) -> None:
+    """A follow-up recorded with quality flags (from its run report) shows them in JSON, text and the plot."""
+    from ichpipe.pipeline.config.store_config import StoreConfig
+    from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
+
+    path = str(tmp_path / "s.sqlite")
+    flag = {"code": "skull_open", "message": "The bone ring is open over up to 72 deg on 16 slices.", "value": 72.0}
+    with open_store(StoreConfig(path=path)) as s:
+        for uid, acc, when, volume, flags in (("1.1", "A1", "2024-03-01T08:00:00", 20.0, []),
+                                              ("1.2", "A2", "2024-03-02T08:00:00", 4.0, [flag])):
+            record_measurement(s, measurement_from_report({
+                "patient_id": "PQ", "series_instance_uid": uid, "accession_number": acc,
+                "acquisition_datetime": when, "hematoma": {"volume_ml": volume, "abc2_ml": volume},
+                "segmenter": {"name": "threshold"}, "quality": {"flags": flags}}))
+    data = json.loads(run("timeline", "--patient", "PQ", "--store", path, "--json").stdout)
+    assert [[f["code"] for f in s["quality_flags"]] for s in data["scans"]] == [[], ["skull_open"]]
+    png = tmp_path / "pq.png"
+    text = run("timeline", "--patient", "PQ", "--store", path, "--plot", str(png))
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    (at,) = [i for i, x in enumerate(lines) if x.split()[:2] == ["1", "A2"]]
+    assert lines[at + 1].strip().startswith("! quality flag skull_open")
+    assert "undetermined" in text.stdout and "the volume is flagged" in text.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

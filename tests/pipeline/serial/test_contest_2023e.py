@@ -60,7 +60,7 @@ def test_import_report(contest_results) -> None:
     report, timelines, _ = contest_results
     assert (report.n_patients, report.n_clinical) == (130, 130)
     assert report.n_scans == sum(len(t.scans) for t in timelines.values())
-    assert any("row(s) 75" in w for w in report.warnings)  # sub074 (file row 75)
+    assert any("sub074 (row 75)" in w.text and w.patients == ("sub074",) for w in report.warnings)
     t = timelines["sub074"]
     assert t.scans[0].accession_number == "20180719000020"
     assert t.scans[0].hours_from_onset == pytest.approx(1.5)

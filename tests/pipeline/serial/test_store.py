@@ -51,12 +51,12 @@ def store_config(tmp_path: Path) -> StoreConfig:
 
 def test_new_store_is_created_at_the_latest_schema_in_wal_mode(store_config: StoreConfig) -> None:
     with open_store(store_config) as store:
-        assert schema_version(store) == SCHEMA_VERSION == 3
+        assert schema_version(store) == SCHEMA_VERSION == 4
     con = sqlite3.connect(store_config.path)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         versions = [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")]
-        assert versions == [1, 2, 3]
+        assert versions == [1, 2, 3, 4]
     finally:
         con.close()
 
@@ -147,12 +147,19 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert all(m.issuer_of_patient_id == "" and m.source == "dicom" for m in rows.values())
         # Two series of accession A1: the latest recorded keeps the preferred mark.
         assert (rows["1.1"].preferred, rows["1.2"].preferred, rows["2.1"].preferred) == (False, True, True)
-        # The version-2 table works.
-        upsert_clinical(store, [ClinicalRecord(patient_id="P1", onset_to_first_scan_h=1.5)])
-        assert get_clinical(store, "P1") is not None
+        # Version 4: no user ever chose a series, so the marks are automatic; nothing is flagged;
+        # the precision of the old times is unknown (08:00 is a real time of day).
+        assert (rows["1.1"].preferred_by, rows["1.2"].preferred_by) == (None, "auto")
+        assert all(m.quality_flags == () and m.acquisition_precision is None for m in rows.values())
+        assert rows["1.2"].method == ("sa_cbam_unet", "abc") and rows["1.2"].time_known
+        # The version-2 table works, with version 4's surgery time.
+        upsert_clinical(store, [ClinicalRecord(patient_id="P1", onset_to_first_scan_h=1.5,
+                                               surgery_datetime=datetime(2024, 3, 1, 20, 0))])
+        c = get_clinical(store, "P1")
+        assert c is not None and c.surgery_datetime == datetime(2024, 3, 1, 20, 0)
     con = sqlite3.connect(path)
     try:
-        assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+        assert [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
     finally:
         con.close()
 

@@ -205,3 +205,62 @@ def test_clinical_only_and_onset_datetime(tmp_path: Path, store_config: StoreCon
 def test_long_mapping_needs_both_volume_columns() -> None:
     with pytest.raises(ValueError, match="accession and its volume"):
         long_mapping(patient="p", accession="a")
+
+
+SURGERY = """
+pid,acc,when,vol_ml,after_op
+P1,A1,2024-03-01 08:00:00,30.0,0
+P1,A2,2024-03-01 20:00:00,8.0,yes
+P2,B1,2024-03-02 09:30:00,30.0,
+P2,B2,2024-03-03,31.0,
+P4,D1,2024-03-02 09:30:00,30.0,
+P4,D2,2024-03-02,31.0,
+P3,C1,2024-03-02 09:30:00,30.0,
+P3,C2,2024-03-03 09:30:00,12.0,
+"""
+
+SURGERY_CLIN = """
+pid,onset_h,op_time
+P1,2.0,
+P2,1.0,
+P3,1.0,2024-03-02 23:00:00
+P4,1.0,
+"""
+
+
+def test_surgery_marks_and_date_only_times(tmp_path: Path, store_config: StoreConfig) -> None:
+    mapping = long_mapping(patient="pid", accession="acc", volume="vol_ml", datetime_column="when",
+                           onset_to_first_scan_h="onset_h", post_surgical="after_op", surgery_datetime="op_time")
+    report = run_import(ImportOptions(store=store_config, mapping=mapping,
+                                      volumes=write(tmp_path / "v.csv", SURGERY),
+                                      clinical=write(tmp_path / "c.csv", SURGERY_CLIN)))
+    (dateonly,) = [w for w in report.warnings if "no time of day" in w.text]
+    assert dateonly.patients == ("P2", "P4")
+    with open_store(store_config, create=False) as store:
+        results = {r.patient_id: r for r in evaluate_timelines(load_timelines(store), PRESETS["contest_2023e"]).results}
+        rows = {m.accession_number: m for m in list_measurements(store)}
+    # P1: the table marks A2 post-surgical: 30 -> 8 mL is not "not expanded".
+    assert [f["code"] for f in rows["A2"].quality_flags] == ["post_surgical"] and not rows["A1"].quality_flags
+    assert results["P1"].status == "undetermined" and "post-surgical" in results["P1"].reason
+    # P2: a date-only follow-up the day after the first scan (15.5-39.5 h) is surely inside 48 h: it counts.
+    assert rows["B2"].acquisition_precision == "date" and rows["B1"].acquisition_precision == "datetime"
+    assert results["P2"].status == "not_expanded"
+    # P4: a date-only scan on the first scan's day: which one is the baseline is unknown.
+    assert results["P4"].status == "undetermined" and "Which scan came first is unknown" in results["P4"].reason
+    # P3: operated at 23:00 on day 1; the follow-up next morning is post-surgical.
+    assert results["P3"].status == "undetermined" and results["P3"].unusable[0].problem_code == "post_surgical"
+
+
+def test_a_bad_yes_no_cell_names_row_and_column(tmp_path: Path) -> None:
+    mapping = long_mapping(patient="pid", accession="acc", volume="vol_ml", datetime_column="when",
+                           post_surgical="after_op")
+    bad = write(tmp_path / "v.csv", "pid,acc,when,vol_ml,after_op\nP1,A1,2024-03-01 08:00:00,3,maybe\n")
+    with pytest.raises(TimelineError, match=r"v.csv row 2, column 'after_op': 'maybe' is not a yes/no value"):
+        read_tables(mapping=mapping, volumes=bad)
+
+
+def test_a_contest_file_given_to_the_wrong_option_is_named(tmp_path: Path) -> None:
+    # table1 (clinical) given as --volumes: the error says which file the mapping expected there.
+    clinical = write(tmp_path / "table1_clinical.csv", "ID,年龄\nsub001,60\n")
+    with pytest.raises(ConfigError, match=r"expects table2_volumes_locations\.csv for this table"):
+        read_tables(mapping=load_mapping("contest_2023e"), volumes=clinical)

@@ -1,0 +1,47 @@
+"""A readable command line: inspect's short lines, flags after the subcommand, run's closing summary."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
+
+
+def test_inspect_shows_description_number_short_uid_and_rules_only_on_explain(tmp_path: Path) -> None:
+    write_phantom_study(tmp_path / "s", PhantomSpec(seed=1, rows=64, columns=64, n_slices=12))
+    plain = CliRunner().invoke(cli, ["inspect", "--study", str(tmp_path / "s")])
+    assert plain.exit_code == 0, plain.output
+    line = next(x for x in plain.stdout.splitlines() if x.startswith("* "))
+    assert line.startswith('* #2 CT "HEAD STD 5MM" (...') and len(line) < 120
+    assert "PASS " not in plain.stdout and "(?i)" not in plain.stdout
+    explained = CliRunner().invoke(cli, ["inspect", "--study", str(tmp_path / "s"), "--explain"])
+    assert "PASS modality_ct" in explained.stdout
+
+
+def test_verbose_and_debug_accepted_after_the_subcommand(tmp_path: Path) -> None:
+    write_phantom_study(tmp_path / "s", PhantomSpec(seed=1, rows=64, columns=64, n_slices=12))
+    result = CliRunner().invoke(cli, ["inspect", "--study", str(tmp_path / "s"), "-v", "--debug"])
+    assert result.exit_code == 0, result.output
+    assert logging.getLogger().level == logging.DEBUG
+    assert logging.getLogger("pynetdicom").level == logging.DEBUG
+    CliRunner().invoke(cli, ["inspect", "--study", str(tmp_path / "s"), "-v"])
+    assert logging.getLogger().level == logging.INFO
+    assert logging.getLogger("pynetdicom").level == logging.WARNING  # no DIMSE dumps without --debug
+
+
+def test_run_ends_with_what_it_wrote(tmp_path: Path) -> None:
+    write_phantom_study(tmp_path / "s", PhantomSpec(seed=2, rows=64, columns=64, n_slices=12, volume_ml=5.0))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"store:\n  path: {tmp_path / 'store.sqlite'}\n")
+    result = CliRunner().invoke(cli, ["run", "--study", str(tmp_path / "s"), "--out", str(tmp_path / "out"),
+                                      "--segmenter", "threshold", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Hematoma volume ") and lines[1].startswith("Wrote to ")
+    names = [line.split()[0] for line in lines[2:]]
+    assert names == ["seg.dcm", "key_image.png", "key_image_sc.dcm", "report.json", "sr.dcm"]
+    assert "OHIF" in result.stdout
