@@ -3,6 +3,8 @@
 - :class:`SACBAMUNet` (seed 000) with its ablation switches, and MONAI
   baselines behind the same segmenter contract: ``(B, 1, H, W)`` in, H and W
   multiples of 16 (the caller pads), ``(B, 1, H, W)`` probabilities out.
+- :class:`DeepMedic`: the 3D network of the peer BLAST-CT v1, to load its published weights
+  (``ichpipe run --segmenter blast_ct``); not in the registry, it is never trained here.
 - :class:`ExpansionSACNN` (seed 004): tabular features in, one logit out.
 - The registry (:data:`MODEL_REGISTRY`, :data:`SEGMENTER_NAMES`,
   :func:`build_model`): names and default arguments in one place.
@@ -25,6 +27,7 @@ _LAZY: dict[str, str] = {
     "Checkpoint": "ichpipe.models.checkpoint",
     "DOWNSAMPLING_FACTOR": "ichpipe.models.sa_cbam_unet",
     "DecoderBlock": "ichpipe.models.blocks",
+    "DeepMedic": "ichpipe.models.deepmedic",
     "ExpansionSACNN": "ichpipe.models.predictor",
     "FORMAT_NAME": "ichpipe.models.checkpoint",
     "FORMAT_VERSION": "ichpipe.models.checkpoint",
@@ -69,6 +72,7 @@ __all__ = [
     "ChannelAttention",
     "Checkpoint",
     "DecoderBlock",
+    "DeepMedic",
     "ExpansionSACNN",
     "ModelSpec",
     "PositionalEncoding2D",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,17 +17,37 @@ __all__ = ["evaluate"]
 
 
 @click.command()
-@click.option("--data", "data", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Manifest CSV of the cases: columns case_id, patient_id, split, format, image, mask (paths"
-                   " relative to the CSV). format nifti = a NIfTI CT in HU + a NIfTI mask on the same grid"
-                   " (PhysioNet CT-ICH ct_scans/ + masks/, HemSeg image/ + label/); dicom = study folder +"
-                   " SEG or NIfTI mask; png = the seed's slice folders.")
+@click.option("--data", "data", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest CSV of labelled cases (Dice, volumes): columns case_id, patient_id, split, format,"
+                   " image, mask (paths relative to the CSV). format nifti = a NIfTI CT in HU + a NIfTI mask on the"
+                   " same grid (PhysioNet CT-ICH ct_scans/ + masks/, HemSeg image/ + label/); dicom = study folder +"
+                   " SEG or NIfTI mask; png = the seed's slice folders. Or use --boxes or --compare.")
+@click.option("--boxes", "boxes", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of PNG slices with VOC boxes (images/PPPP_SS.png, boxes/PPPP_SS.xml): box hit rate,"
+                   " FP components outside boxes, FP slice rate.")
+@click.option("--patients", default=None, help="--boxes: comma-separated patient ids (default: all).")
+@click.option("--png-window", default="-20,100", show_default=True,
+              help="--boxes: assumed HU of grey 0 and 255 (PHE-SICH: W120/L40, estimated from the images).")
+@click.option("--png-pixel-mm", default=0.45, show_default=True, type=float, help="--boxes: assumed pixel size.")
+@click.option("--png-slice-mm", default=5.0, show_default=True, type=float, help="--boxes: assumed slice distance.")
+@click.option("--png-rotate", default=-1, show_default=True, type=int,
+              help="--boxes: numpy.rot90 quarter turns that make the anterior point up.")
+@click.option("--type", "case_type", default=None,
+              help="Known haemorrhage type of the cases (iph, ivh, eah, mixed, none) for the per-type table"
+                   " (--boxes default: iph).")
+@click.option("--compare", "compare", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Two report.json of `ichpipe run` on one input (e.g. ichpipe and --segmenter blast_ct):"
+                   " Dice, volumes, difference, per-type volumes. Give it twice.")
+@click.option("--blast-weights", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="--segmenter blast_ct: folder of model_1.pt ... model_12.pt.")
+@click.option("--blast-models", "blast_models", multiple=True, type=click.IntRange(1, 12),
+              help="--segmenter blast_ct: models averaged (repeatable: one row each, e.g. 1 and 12).")
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint to evaluate (repeatable: one table row each, for ablations).")
 @click.option("--label", "labels", multiple=True,
               help="Row name of each --checkpoint, in order [default: the checkpoint's model name].")
-@click.option("--segmenter", "segmenters", multiple=True, type=click.Choice(["threshold"]),
-              help="Add the classical threshold segmenter as a row.")
+@click.option("--segmenter", "segmenters", multiple=True, type=click.Choice(["threshold", "blast_ct"]),
+              help="Add the classical threshold segmenter, or the peer BLAST-CT v1 (--boxes only), as a row.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test", "all"]),
               help="Which cases of the manifest to evaluate.")
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -37,7 +59,17 @@ __all__ = ["evaluate"]
 @config_option
 @handle_errors
 def evaluate(
-    data: Path,
+    data: Path | None,
+    boxes: Path | None,
+    patients: str | None,
+    png_window: str,
+    png_pixel_mm: float,
+    png_slice_mm: float,
+    png_rotate: int,
+    case_type: str | None,
+    compare: tuple[Path, ...],
+    blast_weights: Path | None,
+    blast_models: tuple[int, ...],
     checkpoints: tuple[Path, ...],
     labels: tuple[str, ...],
     segmenters: tuple[str, ...],
@@ -49,13 +81,40 @@ def evaluate(
     as_json: bool,
     config_path: Path | None,
 ) -> None:
-    """Dice, IoU, RVD, volume RMSE/MAE (mL) and ABC/2 error of each segmenter on the cases of DATA.
+    """Score segmenters: on labelled cases (--data), on real slices with boxes (--boxes), or two runs (--compare).
 
-    Volumes come from each case's geometry (the DICOM geometry for DICOM
-    cases; the mask's NIfTI header for NIfTI pairs, one slice step, so only as
-    exact as the conversion). Prints the seed's Tables 1-2 as Markdown (or
-    JSON); --out also writes the per-case and summary CSV.
+    --data: Dice, IoU, RVD, volume RMSE/MAE (mL) and ABC/2 error of each
+    segmenter on the cases of the manifest. Volumes come from each case's
+    geometry (the DICOM geometry for DICOM cases; the mask's NIfTI header for
+    NIfTI pairs, one slice step, so only as exact as the conversion). Prints
+    the seed's Tables 1-2 as Markdown (or JSON); --out also writes the
+    per-case and summary CSV.
+
+    --boxes: box hit rate, false-positive components outside the boxes and
+    false-positive slice rate per patient and pooled, with CPU seconds, under
+    the stated --png-* assumptions (PNGs carry no HU, spacing or orientation).
+
+    --compare A B: agreement of two runs on one volume when no reference mask
+    exists (neither is the truth): Dice, both volumes, the difference and each
+    run's per-type volumes.
     """
+    modes = sum(x for x in (data is not None, boxes is not None, bool(compare)))
+    if modes != 1:
+        raise UsageError("Give exactly one of --data MANIFEST, --boxes DIR or --compare A --compare B.")
+    if compare:
+        _compare(compare, case_type, config_path, as_json)
+        return
+    if boxes is not None:
+        _boxes(boxes, patients=patients, png=(png_window, png_pixel_mm, png_slice_mm, png_rotate),
+               case_type=case_type or "iph", checkpoints=checkpoints, labels=labels, segmenters=segmenters,
+               blast=(blast_weights, blast_models), device=device, out=out, title=title, as_json=as_json,
+               config_path=config_path)
+        return
+    if data is None:  # narrowed for the type checker
+        return
+    if "blast_ct" in segmenters:
+        raise UsageError("--segmenter blast_ct is scored with --boxes or --compare; --data rows are networks and"
+                         " the threshold baseline.")
     from ichpipe.pipeline.datasets.manifest import read_manifest
     from ichpipe.pipeline.evaluation import (
         cases_csv,
@@ -104,5 +163,96 @@ def evaluate(
         write_text(out / "table.md", table, what="evaluation tables")
     if as_json:
         echo_json({"split": split, "summary": [dataclasses.asdict(r) for r in summary]})
+    else:
+        click.echo(table)
+
+
+def _compare(reports: tuple[Path, ...], case_type: str | None, config_path: Path | None, as_json: bool) -> None:
+    from ichpipe.pipeline.evaluation.agreement import compare_reports
+
+    if len(reports) != 2:
+        raise UsageError(f"--compare needs exactly two report.json files; got {len(reports)}.")
+    config = load_cli_config(config_path)
+    result = compare_reports(reports[0], reports[1], case_type=case_type, measure=config.measure)
+    if as_json:
+        echo_json(result)
+        return
+    names = [result[k]["segmenter"].get("name") for k in ("a", "b")]
+    click.echo(f"{names[0]} vs {names[1]} on {result['input']} (type: {case_type or 'not given'}); neither mask is"
+               " a reference.")
+    click.echo(f"Dice {result['dice']:.3f}; {names[0]} {result['a_ml']:.2f} mL, {names[1]} {result['b_ml']:.2f} mL,"
+               f" difference {result['difference_ml']:+.2f} mL")
+    for k, name in zip(("a", "b"), names, strict=True):
+        types = result[k]["types"]
+        if types:
+            parts = ", ".join(f"{t} {v:.2f}" for t, v in types["volume_ml"].items())
+            extra = ", ".join(f"{t} {v:.2f}" for t, v in types["not_counted_ml"].items())
+            click.echo(f"{name} by type (mL): {parts}; not counted: {extra or 'none'}")
+
+
+def _boxes(root: Path, *, patients: str | None, png: tuple[str, float, float, int], case_type: str,
+           checkpoints: tuple[Path, ...], labels: tuple[str, ...], segmenters: tuple[str, ...],
+           blast: tuple[Path | None, tuple[int, ...]], device: str | None, out: Path | None, title: str,
+           as_json: bool, config_path: Path | None) -> None:
+    from ichpipe.pipeline.evaluation.box_slices import (
+        PngAssumptions,
+        box_markdown,
+        list_box_patients,
+        segment_box_patient,
+    )
+    from ichpipe.pipeline.evaluation.tables import write_text
+
+    config = load_cli_config(config_path)
+    try:
+        lo, hi = (float(v) for v in png[0].split(","))
+        assumptions = PngAssumptions(window_hu=(lo, hi), pixel_mm=png[1], slice_mm=png[2], rotate=png[3])
+    except ValueError as exc:
+        raise UsageError(f"--png-window must be LO,HI in HU and the --png-* sizes positive: {exc}") from exc
+    ids = [p.strip() for p in patients.split(",") if p.strip()] if patients else None
+    cohort = list_box_patients(root, patients=ids)
+    inference = config.inference if device is None else dataclasses.replace(
+        config.inference, device=device  # type: ignore[arg-type]
+    )
+    rows: list[tuple[str, Any]] = []
+    if labels and len(labels) != len(checkpoints):
+        raise UsageError(f"Give one --label per --checkpoint ({len(checkpoints)}); got {len(labels)}.")
+    for i, path in enumerate(checkpoints):
+        from ichpipe.pipeline.segment.inference import NetworkSegmenter
+
+        seg = NetworkSegmenter(path, config=inference, anatomy=config.anatomy)
+        rows.append((labels[i] if labels else seg.name, seg))
+    if "threshold" in segmenters:
+        from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
+
+        rows.append(("threshold", ThresholdSegmenter(config.threshold, anatomy=config.anatomy)))
+    if "blast_ct" in segmenters:
+        from ichpipe.pipeline.segment.blast_ct import WEIGHTS_HINT, BlastCtSegmenter
+
+        weights, counts = blast[0], sorted(set(blast[1] or (config.blast_ct.models,)))
+        if weights is None:
+            raise UsageError(f"--segmenter blast_ct needs --blast-weights DIR. {WEIGHTS_HINT}")
+        full = BlastCtSegmenter(weights, config=dataclasses.replace(config.blast_ct, models=max(counts)),
+                                inference=inference, anatomy=config.anatomy)
+        rows += [(f"blast_ct x{n}", full.with_models(n)) for n in counts]
+    if not rows:
+        raise UsageError("Nothing to evaluate: give --checkpoint, --segmenter threshold or --segmenter blast_ct.")
+    show = sys.stderr.isatty()
+    scores = []
+    for name, seg in rows:
+        for k, patient in enumerate(cohort, start=1):
+            scores.append(segment_box_patient(patient, seg, assumptions, name=name))
+            if show:
+                click.echo(f"\r{name}: {k}/{len(cohort)} {patient.patient_id}    ", err=True, nl=k == len(cohort))
+    table = box_markdown(scores, assumptions, title=title if title != "Evaluation" else "Box-level detection",
+                         case_type=case_type)
+    payload = {"assumptions": dataclasses.asdict(assumptions), "type": case_type,
+               "scores": [s.to_dict() for s in scores]}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "boxes.md", table, what="box-level detection table")
+        write_text(out / "boxes.json", json.dumps(payload, indent=1, default=str) + "\n",
+                   what="box-level detection results")
+    if as_json:
+        echo_json(payload)
     else:
         click.echo(table)

@@ -67,8 +67,11 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output root (default: outputs.directory in the config, ./ichpipe-out).")
 @click.option("--segmenter", default=None, help="threshold or a network name (default: models.default_segmenter).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Network checkpoint (default: models.default_checkpoint).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Network checkpoint (default: models.default_checkpoint); for --segmenter blast_ct, the"
+                   " folder of its model_1.pt ... model_12.pt.")
+@click.option("--blast-models", type=click.IntRange(1, 12), default=None,
+              help="--segmenter blast_ct: how many of its 12 models to average (default: blast_ct.models).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Where networks run (default: inference.device, auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the study report as JSON on stdout.")
@@ -78,8 +81,9 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
               help="Exit 1 when any quality flag is raised, after writing every output (quality.strict).")
 @config_option
 @handle_errors
-def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, device: str | None,
-        as_json: bool, deidentify: bool | None, strict: bool | None, config_path: Path | None) -> None:
+def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, blast_models: int | None,
+        device: str | None, as_json: bool, deidentify: bool | None, strict: bool | None,
+        config_path: Path | None) -> None:
     """Segment the hematoma in STUDY, measure it and write SEG, key image and report.
 
     Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/. Every reason the
@@ -91,7 +95,7 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
-                         device=device, strict=strict)  # type: ignore[arg-type]
+                         device=device, strict=strict, blast_models=blast_models)  # type: ignore[arg-type]
     with ProgressDisplay(interval_s=config.progress.interval_s):
         result = run_study(options, config)
     if as_json:

@@ -8,7 +8,7 @@ key or a wrong type is a :class:`ichpipe.errors.ConfigError` naming the key
 Modules: :mod:`~ichpipe.pipeline.config.loader` (``load_config``, the generic
 YAML-to-dataclass loader), :mod:`~ichpipe.pipeline.config.schema` (:class:`Config`,
 the tree of sections) and one ``<section>_config`` module per section of
-``pipeline``: ``windows``, ``anatomy``, ``models``, ``inference``,
+``pipeline``: ``windows``, ``anatomy``, ``models``, ``inference``, ``blast_ct``,
 ``threshold``, ``quality``, ``measure``, ``outputs``, ``store``, ``expansion``,
 ``predictor`` (with ``features``), ``batch``, ``pacs``, ``training``, ``progress``.
 The ``discovery``, ``selection`` and ``geometry`` sections are

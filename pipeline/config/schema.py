@@ -14,6 +14,7 @@ from ichpipe.dicom_io.geometry import GeometryConfig
 from ichpipe.dicom_io.selection import SelectionConfig
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.batch_config import BatchConfig
+from ichpipe.pipeline.config.blast_ct_config import BlastCtConfig
 from ichpipe.pipeline.config.expansion_config import ExpansionConfig
 from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.config.measure_config import MeasureConfig
@@ -42,6 +43,7 @@ class Config:
     anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    blast_ct: BlastCtConfig = field(default_factory=BlastCtConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)

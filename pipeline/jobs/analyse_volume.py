@@ -54,6 +54,10 @@ class Analysis:
     cross_check:
         ``{"segmenter", "volume_ml", "kind"}`` of the baseline run beside a
         network, or ``None`` when none ran.
+    types:
+        Per-type volumes when the segmenter tells blood types apart (BLAST-CT):
+        ``{"source", "counted", "volume_ml": {type: mL}, "not_counted_ml": {...}}``,
+        each measured like the hematoma; ``None`` otherwise.
     """
 
     mask: npt.NDArray[np.bool_]
@@ -62,6 +66,7 @@ class Analysis:
     segmentation: SegmentationResult
     quality: QualityReport
     cross_check: dict[str, Any] | None
+    types: dict[str, Any] | None = None
 
 
 def _volume_ml(mask: npt.NDArray[np.bool_], voxel_ml: npt.NDArray[np.float64]) -> float:
@@ -121,4 +126,24 @@ def analyse_volume(
     if cross_check is not None:
         quality.measurements["cross_check"] = cross_check
     return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,
-                    cross_check=cross_check)
+                    cross_check=cross_check, types=_types(result, volume, config))
+
+
+def _types(result: SegmentationResult, volume: CTVolume, config: Config) -> dict[str, Any] | None:
+    """Volume of each blood type the segmenter labelled (``details["class_masks"]``), by the same planimetry.
+
+    The masks are removed from ``details`` once measured.
+    """
+    masks = result.details.pop("class_masks", None)  # measured once, then freed (a bool volume each)
+    if not masks:
+        return None
+    counted = [name for name in masks if name != "oedema"]
+    measured = {name: round(measure_hematoma(np.asarray(m, dtype=bool), volume.geometry,
+                                             config=config.measure).volume_ml, 4)
+                for name, m in masks.items()}
+    return {
+        "source": str(result.details.get("source", "segmenter classes")),
+        "counted": counted,
+        "volume_ml": {name: measured[name] for name in counted},
+        "not_counted_ml": {name: v for name, v in measured.items() if name not in counted},
+    }

@@ -118,6 +118,9 @@ class RunOptions:
         ``OUT/.ichpipe/staging/`` and published whole under the series lock
         (:mod:`~ichpipe.pipeline.outputs.publish`), so a concurrent batch or
         run never sees, or removes, half of them.
+    blast_models:
+        For ``--segmenter blast_ct``: how many of its twelve models to average;
+        ``None`` uses ``blast_ct.models`` from the config.
     """
 
     study: Path
@@ -129,6 +132,7 @@ class RunOptions:
     strict: bool | None = None
     case: CaseIdentity | None = None
     staged: bool = False
+    blast_models: int | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,9 @@ class StudyAnalysis:
         for a NIfTI input.
     case:
         Who and when a NIfTI case is (``batch --list``); ``None`` otherwise.
+    types:
+        Per-type volumes when the segmenter labels blood types (BLAST-CT; the
+        report's ``hematoma_types``), else ``None``.
     """
 
     volume: CTVolume
@@ -177,6 +184,7 @@ class StudyAnalysis:
     quality: QualityReport
     frame_of_reference: dict[str, Any] | None = None
     case: CaseIdentity | None = None
+    types: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -220,10 +228,17 @@ def build_segmenter(
         return ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
     if name is not None and name not in segmenter_choices():
         raise UsageError(f"Unknown segmenter '{name}'; choose one of: {', '.join(segmenter_choices())}.")
+    if name == "blast_ct":
+        from ichpipe.pipeline.segment.blast_ct import build_blast_ct
+
+        return build_blast_ct(config, weights_dir=options.checkpoint, models=options.blast_models,
+                              device=options.device, progress=progress)
     checkpoint = options.checkpoint or resolve_checkpoint(config.models.default_checkpoint)
     if not checkpoint.is_file():
+        what = "is a folder (folders of weights are for --segmenter blast_ct)" if checkpoint.is_dir() else \
+            "does not exist"
         raise CheckpointError(
-            f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} does not exist."
+            f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} {what}."
             " Pass --checkpoint FILE or set models.default_checkpoint in the config. --segmenter threshold"
             " needs no checkpoint, but it is a classical HU-threshold baseline, not a trained model:"
             f" {BASELINE_LIMITS} (see MODEL_CARD.md)."
@@ -313,7 +328,7 @@ def analyse_study(
     return StudyAnalysis(volume=volume, mask=mask, measurement=measurement, segmenter=dict(segmenter.describe()),
                          features=features, source=source, selection_reasons=reasons, timer=timer,
                          quality=quality, frame_of_reference=for_ref,
-                         case=options.case if not volume.slices else None)
+                         case=options.case if not volume.slices else None, types=analysed.types)
 
 
 def write_study_outputs(
@@ -405,6 +420,8 @@ def study_report(
         extra=extra,
     )
     report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
+    if analysis.types is not None:
+        report["hematoma_types"] = analysis.types
     if analysis.features is not None:
         report["features"] = analysis.features
     fmt = analysis.source["format"]

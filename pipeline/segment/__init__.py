@@ -44,6 +44,11 @@ Modules
   baseline, thresholds in ``threshold:``;
 - :mod:`~ichpipe.pipeline.segment.inference`: network inference from a checkpoint (window,
   normalisation, head crop, batches, bf16, restriction, small components).
+- :mod:`~ichpipe.pipeline.segment.blast_ct`: the peer BLAST-CT v1 (its published weights in
+  ichpipe's own DeepMedic, 1-12 models) as a segmenter: haemorrhage = IPH + extra-axial + IVH,
+  per-type masks for per-type volumes; settings in ``blast_ct:``;
+- :mod:`~ichpipe.pipeline.segment.iso_grid`: resampling to 1 mm in the slice frame (tilt
+  de-sheared) and back to the DICOM grid (NumPy only).
 
 May import :mod:`ichpipe.dicom_io`, :mod:`ichpipe.models` (inference only) and
 :mod:`ichpipe.pipeline.config`; never the training code, the results store or

@@ -89,7 +89,7 @@ def segment_volume(segmenter: Segmenter, volume: CTVolume,
 
 
 def segmenter_choices() -> tuple[str, ...]:
-    """Names accepted by ``--segmenter``: ``threshold`` plus every registered network."""
+    """Names accepted by ``--segmenter``: ``threshold``, every registered network and the peer ``blast_ct``."""
     from ichpipe.models.registry import SEGMENTER_NAMES
 
-    return ("threshold", *SEGMENTER_NAMES)
+    return ("threshold", *SEGMENTER_NAMES, "blast_ct")
