@@ -3,16 +3,22 @@
 Slices are sorted along the normal, duplicates resolved (one kept, the choice
 explained), pixel data decoded (any transfer syntax pydicom's plugins handle:
 RLE, JPEG lossless and baseline, JPEG-LS, JPEG 2000), converted to HU slice
-by slice with that slice's RescaleSlope/RescaleIntercept, with
-PixelPaddingValue set to ``padding_hu`` and MONOCHROME1 inverted. A slice whose
+by slice with that slice's RescaleSlope/RescaleIntercept (the Modality LUT),
+with PixelPaddingValue set to ``padding_hu``. PhotometricInterpretation plays
+no part: MONOCHROME1 only tells a display to invert grey levels after the
+Modality and VOI LUTs (PS3.3 C.7.6.3.1.2), so the HU of a MONOCHROME1 image
+are ``stored * slope + intercept`` exactly as for MONOCHROME2 (what
+``pydicom.pixels.apply_modality_lut`` returns). A slice whose
 pixel data cannot be decoded is skipped with a warning; the series is still
 assembled when what remains is consistent, and the gap shows in the geometry.
 
 Hostile or corrupt headers are refused before any buffer is allocated: a
 matrix beyond :data:`MAX_MATRIX`, more than :data:`MAX_FRAMES` frames, or a
 file whose decoded pixels would exceed :data:`MAX_FILE_PIXEL_BYTES`. A slice
-with an unusable RescaleSlope/RescaleIntercept (NaN, infinite, zero slope) is
-skipped rather than converted with a guessed rescale. Two files that claim
+with an unusable RescaleSlope/RescaleIntercept (NaN, infinite, zero or
+negative slope, or one that puts any pixel beyond +/- :data:`MAX_ABS_HU`, such
+as a slope of 1e30) is skipped rather than converted with a guessed rescale;
+when every slice is, the series fails with a message naming the values. Two files that claim
 the same SOPInstanceUID with different content make the series unusable (an
 instance UID must name one image, and a SEG references images by it).
 """
@@ -39,7 +45,15 @@ from ichpipe.dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_ge
 from ichpipe.dicom_io.series import Series, SliceHeader, _int, split_by_geometry
 from ichpipe.errors import DicomInputError, GeometryError
 
-__all__ = ["MAX_FILE_PIXEL_BYTES", "MAX_FRAMES", "MAX_MATRIX", "CTVolume", "assemble_series", "header_geometry"]
+__all__ = [
+    "MAX_ABS_HU",
+    "MAX_FILE_PIXEL_BYTES",
+    "MAX_FRAMES",
+    "MAX_MATRIX",
+    "CTVolume",
+    "assemble_series",
+    "header_geometry",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +61,9 @@ log = logging.getLogger(__name__)
 MAX_MATRIX = 4096
 #: Largest NumberOfFrames of one file accepted before its pixel data is decoded.
 MAX_FRAMES = 10000
+#: A rescale that puts any stored value beyond +/- this many HU is not a CT rescale (air is -1000 HU;
+#: extended-scale CT of metal stops near +30 000 HU), e.g. a RescaleSlope of 1e30: the slice is skipped.
+MAX_ABS_HU = 100_000.0
 #: Largest decoded pixel data of one file (Rows x Columns x samples x frames x bytes), checked before decoding.
 MAX_FILE_PIXEL_BYTES = 4 * 1024**3
 
@@ -175,16 +192,26 @@ def _pixel_budget_problem(ds: Dataset) -> str | None:
     return None
 
 
+def _rescale_problem(stored: npt.NDArray[Any], sh: SliceHeader) -> str | None:
+    """Why ``sh``'s RescaleSlope/RescaleIntercept cannot be a CT rescale of ``stored``, or ``None``."""
+    if not (math.isfinite(sh.slope) and math.isfinite(sh.intercept)) or sh.slope <= 0:
+        return "is not a usable rescale (finite numbers, a positive slope)"
+    lo, hi = float(np.min(stored)), float(np.max(stored))
+    extreme = max(abs(lo * sh.slope + sh.intercept), abs(hi * sh.slope + sh.intercept))
+    if not extreme <= MAX_ABS_HU:
+        return (f"maps the stored values {lo:g}..{hi:g} to {extreme:.3g} HU, beyond +/-{MAX_ABS_HU:g} HU:"
+                " not a CT rescale")
+    return None
+
+
 def _stored_to_hu(
     ds: Dataset, stored: npt.NDArray[Any], sh: SliceHeader, padding_hu: float
 ) -> npt.NDArray[np.float32]:
-    arr = stored
-    if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
-        bits = int(ds.get("BitsStored", 16) or 16)
-        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-        arr = (lo + hi) - arr.astype(np.int64)
-    hu = arr.astype(np.float32)
+    """HU of one plane: the Modality LUT (``stored * slope + intercept``), then padding.
+
+    PhotometricInterpretation is deliberately ignored (see the module docstring).
+    """
+    hu = stored.astype(np.float32)
     if sh.slope != 1.0:
         hu *= np.float32(sh.slope)
     if sh.intercept != 0.0:
@@ -230,10 +257,10 @@ def _read_planes(
             continue
         for i in indices:
             sh = ordered[i]
-            if not (math.isfinite(sh.slope) and math.isfinite(sh.intercept)):
+            if not (math.isfinite(sh.slope) and math.isfinite(sh.intercept)) or sh.slope <= 0:
                 notes.append(
-                    f"skipped {sh.label}: RescaleSlope/RescaleIntercept {ds.get('RescaleSlope')!s}/"
-                    f"{ds.get('RescaleIntercept')!s} is not a usable rescale (a finite number, slope not zero)"
+                    f"skipped {sh.label}: RescaleSlope/RescaleIntercept {sh.slope:g}/{sh.intercept:g}"
+                    " is not a usable rescale (finite numbers, a positive slope)"
                 )
                 continue
             if sh.frame is not None and pixels.ndim == 3 and not 0 <= sh.frame < pixels.shape[0]:
@@ -244,6 +271,11 @@ def _read_planes(
                 notes.append(
                     f"skipped {sh.label}: pixel data has shape {frame.shape}, header says {sh.rows}x{sh.columns}"
                 )
+                continue
+            problem = _rescale_problem(frame, sh)
+            if problem is not None:
+                notes.append(f"skipped {sh.label}: RescaleSlope/RescaleIntercept {sh.slope:g}/{sh.intercept:g}"
+                             f" {problem}")
                 continue
             try:
                 out[i] = _stored_to_hu(ds, frame, sh, padding_hu)
@@ -273,6 +305,13 @@ def _plan(series: Series, cfg: GeometryConfig) -> tuple[list[SliceHeader], list[
             f"Series {label}: PixelSpacing differs between slices ({sorted(spacings)}); cannot build one volume."
         )
     ordered, dup_notes = _sort_and_deduplicate(placed, normal, cfg.duplicate_tolerance_mm)
+    missing_for = sum(1 for s in ordered if not str(s.dataset.get("FrameOfReferenceUID", "") or "").strip())
+    if missing_for:
+        notes.append(
+            f"{missing_for} of {len(ordered)} slices have no FrameOfReferenceUID (required in CT images);"
+            " volumes are measured as usual, and ichpipe run writes the DICOM SEG with a Frame of Reference"
+            " derived from the SeriesInstanceUID (recorded in the report)"
+        )
     return ordered, notes + dup_notes, orientation
 
 
@@ -347,6 +386,11 @@ def assemble_series(series: Series, *, config: GeometryConfig | None = None) -> 
     keep, read_notes = _read_planes(ordered, cfg.padding_hu, hu)
     notes += read_notes
     if not keep:
+        if read_notes and all("RescaleSlope/RescaleIntercept" in n for n in read_notes):
+            raise DicomInputError(
+                f"Series {label}: no slice has a usable RescaleSlope/RescaleIntercept ({read_notes[0]}), so no"
+                " Hounsfield unit can be computed; fix or re-export the series."
+            )
         raise DicomInputError(
             f"Series {label}: no slice's pixel data could be decoded ({read_notes[0] if read_notes else 'no slices'})."
         )

@@ -27,7 +27,7 @@ from ichpipe.dicom_io._atomic import set_series_datetime, write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentify_dataset
-from ichpipe.errors import OutputError
+from ichpipe.errors import OutputBuildError
 
 __all__ = ["NOT_FOR_DIAGNOSIS", "build_secondary_capture", "write_secondary_capture"]
 
@@ -141,8 +141,9 @@ def build_secondary_capture(
         If ``image`` is not a uint8 RGB array.
     TypeError
         If ``source`` is neither a CTVolume nor a Dataset.
-    OutputError
-        If highdicom refuses the source header, with its reason.
+    OutputBuildError
+        If highdicom refuses the source header, with its reason (an
+        :class:`~ichpipe.errors.OutputError`).
     """
     pixels = _check_image(image)
     ref, default_sources = _reference_of(source)
@@ -171,7 +172,7 @@ def build_secondary_capture(
                 software_versions=software_versions,
             )
     except (ValueError, TypeError, AttributeError) as exc:
-        raise OutputError(
+        raise OutputBuildError(
             f"highdicom could not build the Secondary Capture image ({type(exc).__name__}: {exc})."
         ) from exc
     sc.DerivationDescription = description[:1024]

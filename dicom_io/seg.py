@@ -46,12 +46,15 @@ from ichpipe.dicom_io._atomic import set_series_datetime, write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentify_dataset
+from ichpipe.dicom_io.frame_of_reference import frame_of_reference, with_frame_of_reference
 from ichpipe.dicom_io.seg_read import SEGMENTATION_SOP_CLASS_UIDS, read_seg_mask
-from ichpipe.errors import OutputError
+from ichpipe.errors import OutputBuildError
 
 __all__ = [
+    "ARTIFICIAL_INTELLIGENCE",
     "HEMORRHAGE_CATEGORY",
     "HEMORRHAGE_TYPE",
+    "MORPHOLOGICAL_OPERATIONS",
     "SEGMENTATION_SOP_CLASS_UIDS",
     "build_seg",
     "read_seg_mask",
@@ -65,8 +68,12 @@ HEMORRHAGE_CATEGORY: Code = Code("49755003", "SCT", "Morphologically Abnormal St
 HEMORRHAGE_TYPE: Code = Code("50960005", "SCT", "Hemorrhage")
 #: Anatomic region of the segment: SCT 12738006 "Brain".
 _BRAIN: Code = Code("12738006", "SCT", "Brain")
-#: Algorithm family default: DCM 123110 "Artificial Intelligence" (CID 7162).
-_ARTIFICIAL_INTELLIGENCE: Code = Code("123110", "DCM", "Artificial Intelligence")
+#: Algorithm family of a trained network: DCM 123110 "Artificial Intelligence" (CID 7162).
+ARTIFICIAL_INTELLIGENCE: Code = Code("123110", "DCM", "Artificial Intelligence")
+#: Algorithm family of the classical threshold baseline (HU band, median filter, opening, components,
+#: geodesic growth): DCM 123104 "Morphological Operations" (CID 7162, Surface Processing Algorithm
+#: Families); not "Artificial Intelligence" and not "Manual Processing" (123109): no person drew it.
+MORPHOLOGICAL_OPERATIONS: Code = Code("123104", "DCM", "Morphological Operations")
 
 
 # Patient and study attributes highdicom reads from the first source image
@@ -151,13 +158,19 @@ def _complete_deidentification(ds: Dataset) -> None:
 
 
 def _source_images(volume: CTVolume) -> tuple[list[Dataset], list[hd.PlanePositionSequence] | None]:
-    """Source headers for highdicom, and explicit plane positions for a multi-frame source."""
+    """Source headers for highdicom, and explicit plane positions for a multi-frame source.
+
+    A header without FrameOfReferenceUID is given the derived one
+    (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`) in a copy; the
+    volume's headers are left untouched.
+    """
     files = {s.sop_instance_uid for s in volume.slices}
     multiframe = [s for s in volume.slices if s.frame is not None]
+    for_uid, _ = frame_of_reference(volume)
     if not multiframe:
         return source_headers(volume), None
     if len(multiframe) != len(volume.slices) or len(files) != 1:
-        raise OutputError(
+        raise OutputBuildError(
             f"Series {volume.series_uid}: the volume is assembled from {len(files)} file(s)"
             f" ({len(multiframe)} of {len(volume.slices)} slices are frames of multi-frame files);"
             " a DICOM SEG written by highdicom can reference either single-frame images or exactly"
@@ -173,7 +186,7 @@ def _source_images(volume: CTVolume) -> tuple[list[Dataset], list[hd.PlanePositi
         )
         for s in volume.slices
     ]
-    return [_header_for_highdicom(volume.slices[0].dataset)], positions
+    return [_header_for_highdicom(with_frame_of_reference(volume.slices[0].dataset, for_uid))], positions
 
 
 def source_headers(volume: CTVolume) -> list[Dataset]:
@@ -181,10 +194,13 @@ def source_headers(volume: CTVolume) -> list[Dataset]:
 
     The first has its missing Type 2 patient and study attributes added empty
     (see :func:`_header_for_highdicom`); an enhanced CT source gives one header.
+    Headers without FrameOfReferenceUID get the derived one in a copy
+    (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`).
     """
+    for_uid, _ = frame_of_reference(volume)
     seen: dict[str, Dataset] = {}
     for s in volume.slices:
-        seen.setdefault(s.sop_instance_uid, s.dataset)
+        seen.setdefault(s.sop_instance_uid, with_frame_of_reference(s.dataset, for_uid))
     first, *rest = seen.values()
     return [_header_for_highdicom(first, slice_thickness_mm=volume.geometry.slice_spacing_mm), *rest]
 
@@ -233,7 +249,7 @@ def build_seg(
     *,
     algorithm_name: str,
     algorithm_version: str,
-    algorithm_family: Code | hd.sr.CodedConcept = _ARTIFICIAL_INTELLIGENCE,
+    algorithm_family: Code | hd.sr.CodedConcept = ARTIFICIAL_INTELLIGENCE,
     omit_empty_frames: bool = False,
     segment_label: str = "Hemorrhage",
     segmented_property_category: Code | hd.sr.CodedConcept = HEMORRHAGE_CATEGORY,
@@ -267,7 +283,8 @@ def build_seg(
     algorithm_name, algorithm_version:
         Identify the segmenter (e.g. network name and checkpoint version).
     algorithm_family:
-        Coded algorithm family (CID 7162); default DCM 123110 "Artificial Intelligence".
+        Coded algorithm family (CID 7162): :data:`ARTIFICIAL_INTELLIGENCE` (default) or, for the threshold
+        baseline, :data:`MORPHOLOGICAL_OPERATIONS`. SegmentAlgorithmType is AUTOMATIC (no user interaction).
     omit_empty_frames:
         If False (default), keep one frame per source slice, empty or not, so
         that viewers align the SEG slice by slice. If True, keep only frames
@@ -299,9 +316,12 @@ def build_seg(
     ValueError
         If ``mask`` does not match the volume or is not binary, or an
         algorithm name or version is empty.
-    OutputError
+    OutputBuildError
         If the source headers cannot support a SEG (several multi-frame
-        files, inconsistent orientation, ...), with highdicom's reason.
+        files, inconsistent orientation, ...), with highdicom's reason (an
+        :class:`~ichpipe.errors.OutputError`). A missing FrameOfReferenceUID is
+        not such a case: a derived one is used
+        (:func:`~ichpipe.dicom_io.frame_of_reference.frame_of_reference`).
     """
     binary = _check_mask(mask, volume)
     if not algorithm_name.strip():
@@ -352,7 +372,7 @@ def build_seg(
                 series_description=series_description,
             )
     except (ValueError, TypeError, AttributeError) as exc:
-        raise OutputError(
+        raise OutputBuildError(
             f"Series {volume.series_uid}: highdicom could not build the DICOM SEG ({type(exc).__name__}: {exc})."
         ) from exc
     _complete_deidentification(seg)

@@ -46,7 +46,7 @@ from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentify_dataset
 from ichpipe.dicom_io.seg import HEMORRHAGE_CATEGORY, HEMORRHAGE_TYPE, source_headers
-from ichpipe.errors import OutputError
+from ichpipe.errors import OutputBuildError
 
 __all__ = [
     "HEMORRHAGE_TYPES",
@@ -365,8 +365,9 @@ def build_measurement_sr(
     ------
     ValueError
         If a volume or diameter is not a finite number.
-    OutputError
-        If highdicom refuses the content or the source headers, with its reason.
+    OutputBuildError
+        If highdicom refuses the content or the source headers, with its reason
+        (an :class:`~ichpipe.errors.OutputError`).
     """
     for name in ("volume_ml", "abc2_ml", "a_mm", "b_mm", "c_mm"):
         value = getattr(content, name)
@@ -390,7 +391,7 @@ def build_measurement_sr(
                 series_description=series_description[:64],
             )
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise OutputError(
+        raise OutputBuildError(
             f"Series {volume.series_uid}: highdicom could not build the DICOM SR ({type(exc).__name__}: {exc})."
         ) from exc
     set_series_datetime(sr, series_datetime)

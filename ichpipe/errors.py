@@ -15,6 +15,7 @@ __all__ = [
     "IchpipeError",
     "MissingExtraError",
     "NoSeriesSelectedError",
+    "OutputBuildError",
     "OutputError",
     "PacsError",
     "PredictorInputError",
@@ -67,6 +68,14 @@ class CheckpointError(IchpipeError):
 
 class OutputError(IchpipeError):
     """An output could not be written (read-only folder, disk full, ...)."""
+
+
+class OutputBuildError(OutputError):
+    """An output object (DICOM SEG, key image) cannot be built from these sources; nothing was written.
+
+    Unlike other :class:`OutputError`s this is about the content, not the file
+    system: ``run`` skips that one output, flags it and writes the others.
+    """
 
 
 class PacsError(IchpipeError):

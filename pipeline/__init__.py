@@ -1,9 +1,11 @@
 """The flow (``ichpipe.pipeline``): one package per stage, composing :mod:`ichpipe.dicom_io` and :mod:`ichpipe.models`.
 
 - :mod:`~ichpipe.pipeline.config`: every ``config.yaml`` section and the loader;
-- :mod:`~ichpipe.pipeline.segment`: CT volume -> hematoma mask (threshold or a network);
+- :mod:`~ichpipe.pipeline.segment`: CT volume -> intracranial space and hematoma mask (a network, or the
+  classical threshold baseline);
+- :mod:`~ichpipe.pipeline.quality`: every reason the volume may be wrong, as flags;
 - :mod:`~ichpipe.pipeline.measure`: volume along the normal, ABC/2, mask files, imaging features;
-- :mod:`~ichpipe.pipeline.outputs`: study report, key image, output paths;
+- :mod:`~ichpipe.pipeline.outputs`: study report, key image, SEG/SC/NIfTI outputs, output paths;
 - :mod:`~ichpipe.pipeline.jobs`: one job per command (``run``, ``inspect``, ``measure``, ``train predictor``);
 - :mod:`~ichpipe.pipeline.serial`: results store, timelines, import, expansion;
 - :mod:`~ichpipe.pipeline.risk`: the expansion predictor;

@@ -31,6 +31,7 @@ from ichpipe.pipeline.batch.worker import JobContext, _describe, _from_row, _rem
 from ichpipe.pipeline.config import Config, to_plain
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segment import segmenter_choices
+from ichpipe.pipeline.segment.threshold import BASELINE_LIMITS
 from ichpipe.pipeline.serial.store import open_store
 
 __all__ = ["BatchProgress", "run_batch"]
@@ -66,8 +67,9 @@ def _resolve_segmenter(options: BatchOptions, config: Config) -> tuple[str, Path
     if not checkpoint.is_file():
         raise ConfigError(
             f"Segmenter '{name or 'network'}' needs a trained checkpoint and {checkpoint} does not exist."
-            " Pass --checkpoint FILE, set models.default_checkpoint in the config,"
-            " or use --segmenter threshold (the classical method, no checkpoint needed)."
+            " Pass --checkpoint FILE or set models.default_checkpoint in the config. --segmenter threshold"
+            " needs no checkpoint, but it is a classical HU-threshold baseline, not a trained model:"
+            f" {BASELINE_LIMITS} (see MODEL_CARD.md)."
         )
     digest = file_sha256(checkpoint)
     allow = config.models.checkpoint_sha256_allowlist

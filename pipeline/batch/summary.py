@@ -36,12 +36,17 @@ STATUSES: tuple[Status, ...] = ("processed", "delivered", "failed", "skipped", "
                                 "locked", "cancelled")
 
 CSV_FIELDS = ("status", "key", "label", "study_instance_uid", "series_instance_uid", "n_instances", "volume_ml",
-              "output_dir", "duration_s", "attempts", "error_type", "error", "source")
+              "quality_flags", "output_dir", "duration_s", "attempts", "error_type", "error", "source")
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobOutcome:
-    """What happened to one study in one run (no patient names or IDs)."""
+    """What happened to one study in one run (no patient names or IDs).
+
+    ``quality_flags`` holds the codes of the study's quality flags (empty: none
+    raised), or ``None`` when unknown (failed, or its report is not readable);
+    the CSV writes them joined by ``;``, ``none`` for an empty list.
+    """
 
     status: Status
     key: str
@@ -51,6 +56,7 @@ class JobOutcome:
     series_instance_uid: str | None = None
     n_instances: int | None = None
     volume_ml: float | None = None
+    quality_flags: tuple[str, ...] | None = None
     output_dir: str | None = None
     duration_s: float | None = None
     attempts: int | None = None
@@ -63,7 +69,16 @@ class JobOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
-        return asdict(self)
+        out = asdict(self)
+        out["quality_flags"] = None if self.quality_flags is None else list(self.quality_flags)
+        return out
+
+    def csv_row(self) -> dict[str, Any]:
+        """The CSV summary's row: empty cells for unknown values, flags joined by ``;``."""
+        row = {k: ("" if v is None else v) for k, v in self.to_dict().items()}
+        if self.quality_flags is not None:
+            row["quality_flags"] = ";".join(self.quality_flags) or "none"
+        return row
 
 
 @dataclass(kw_only=True)
@@ -105,6 +120,11 @@ class BatchReport:
         return {s: c.get(s, 0) for s in STATUSES}
 
     @property
+    def flagged(self) -> list[JobOutcome]:
+        """The studies with at least one quality flag (their volumes were still written)."""
+        return [i for i in self.items if i.quality_flags]
+
+    @property
     def failed(self) -> list[JobOutcome]:
         """The studies that failed in this run."""
         return [i for i in self.items if i.status == "failed"]
@@ -138,6 +158,7 @@ class BatchReport:
             "pull_error": self.pull_error,
             "exit_code": self.exit_code,
             "counts": self.counts,
+            "flagged": len(self.flagged),
             "items": [i.to_dict() for i in self.items],
             "summary_files": self.summary_files,
         }
@@ -148,6 +169,8 @@ class BatchReport:
         text = ", ".join(parts) or "no studies"
         if self.pulled:
             text += f"; {self.pulled} pulled from the PACS"
+        if self.flagged:
+            text += f"; {len(self.flagged)} with quality flags"
         if self.pull_error:
             text += "; the PACS pull failed"
         return f"batch {self.run_id}: {text}"
@@ -174,7 +197,7 @@ def write_summary(report: BatchReport, folder: Path) -> dict[str, str]:
     writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for item in report.items:
-        writer.writerow({k: ("" if v is None else v) for k, v in item.to_dict().items()})
+        writer.writerow(item.csv_row())
     csv_bytes = text.getvalue().encode("utf-8")
     json_bytes = (json.dumps(report.to_dict(), indent=2) + "\n").encode("utf-8")
 

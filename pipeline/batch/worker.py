@@ -188,8 +188,28 @@ def _outcome(job: StudyJob, status: Status, **kw: Any) -> JobOutcome:
                       n_instances=job.n_instances, **kw)
 
 
+def _flag_codes(report: dict[str, Any] | None) -> tuple[str, ...] | None:
+    """The quality flag codes of a study report; ``None`` when it has no readable quality block."""
+    flags = ((report or {}).get("quality") or {}).get("flags")
+    if not isinstance(flags, list):
+        return None
+    return tuple(str(f.get("code")) for f in flags if isinstance(f, dict))
+
+
+def _flags_in(output_dir: str | None) -> tuple[str, ...] | None:
+    """The quality flag codes in ``output_dir/report.json`` (a study done in an earlier run), if readable."""
+    if not output_dir:
+        return None
+    try:
+        return _flag_codes(json.loads((Path(output_dir) / "report.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
 def _from_row(job: StudyJob, status: Status, row: LedgerRow) -> JobOutcome:
-    return _outcome(job, status, volume_ml=row.volume_ml, output_dir=row.output_dir, attempts=row.attempts,
+    flags = _flags_in(row.output_dir) if status in ("skipped", "delivered") else None
+    return _outcome(job, status, volume_ml=row.volume_ml, quality_flags=flags, output_dir=row.output_dir,
+                    attempts=row.attempts,
                     error_type=row.error_type if status == "skipped_failed" else None,
                     error=row.error if status == "skipped_failed" else None,
                     study_instance_uid=row.study_instance_uid or job.study_uid,
@@ -309,9 +329,13 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
         return _outcome(job, "failed", series_instance_uid=series_uid, duration_s=duration, attempts=attempts,
                         volume_ml=volume, output_dir=str(final), error_type="PacsError",
                         error=f"processed, but sending to the PACS failed: {delivery_error}")
+    flags = _flag_codes(report)
+    if flags:
+        log.warning("%s: processed with quality flags %s (the volume may be wrong; see its report)", job.label,
+                    ", ".join(flags))
     log.info("%s: processed in %.1f s", job.label, duration)
-    return _outcome(job, "processed", series_instance_uid=series_uid, volume_ml=volume, output_dir=str(final),
-                    duration_s=duration, attempts=attempts)
+    return _outcome(job, "processed", series_instance_uid=series_uid, volume_ml=volume, quality_flags=flags,
+                    output_dir=str(final), duration_s=duration, attempts=attempts)
 
 
 def _try_delivery(job: StudyJob, output_dir: Path, config: Config) -> tuple[datetime | None, str | None]:
@@ -338,5 +362,5 @@ def _deliver_only(job: StudyJob, ctx: JobContext, config: Config, store: Store, 
         return _outcome(job, "failed", volume_ml=row.volume_ml, output_dir=row.output_dir, duration_s=duration,
                         attempts=attempts, error_type="PacsError",
                         error=f"sending to the PACS failed: {delivery_error}")
-    return _outcome(job, "delivered", volume_ml=row.volume_ml, output_dir=row.output_dir, duration_s=duration,
-                    attempts=attempts)
+    return _outcome(job, "delivered", volume_ml=row.volume_ml, quality_flags=_flags_in(row.output_dir),
+                    output_dir=row.output_dir, duration_s=duration, attempts=attempts)

@@ -77,6 +77,16 @@ def _parse_datetime(value: str | None) -> datetime | None:
 @click.option("--noise", "noise_hu", type=float, default=5.0, show_default=True, help="Image noise sigma, HU.")
 @click.option("--shading", "shading_hu", type=float, default=0.0, show_default=True,
               help="Amplitude of a slow intensity variation, HU.")
+@click.option("--skull-flap", "skull_flap_deg", type=float, default=0.0, show_default=True, metavar="DEG",
+              help="Remove a bone flap of DEG degrees over the first hematoma (craniotomy); 0 keeps the skull closed.")
+@click.option("--export", type=click.Choice(["full", "skull_stripped", "skull_air_stripped", "brain_only"]),
+              default="full", show_default=True,
+              help="Export quirk: skull (and air) set to 0 HU, or only the brain kept.")
+@click.option("--clip-hu", type=float, default=None, metavar="HU", help="Clip stored HU at this maximum.")
+@click.option("--photometric", type=click.Choice(["MONOCHROME2", "MONOCHROME1"]), default="MONOCHROME2",
+              show_default=True, help="PhotometricInterpretation (stored values and HU do not change).")
+@click.option("--no-frame-of-reference", "frame_of_reference", flag_value=False, default=True,
+              help="Leave FrameOfReferenceUID out of the images (some anonymised archives do).")
 @click.option("--patient-id", default=None, help="PatientID [default: from seed].")
 @click.option("--patient-name", default=None, help="PatientName [default: from seed].")
 @click.option("--accession", "accession_number", default=None, help="AccessionNumber [default: from the options].")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config, redact
 from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
 __all__ = ["run"]
@@ -40,14 +40,16 @@ def _short(path: Path) -> str:
 
 def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     h = report["hematoma"]
-    lines = [f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL), {h['n_voxels']} voxels"]
+    segmenter = report.get("segmenter") or {}
+    method = "threshold baseline" if segmenter.get("baseline") else segmenter.get("name")
+    n_flags = len((report.get("quality") or {}).get("flags") or [])
+    lines = [f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL), {h['n_voxels']} voxels,"
+             f" {method}; {n_flags} quality flag(s) (on stderr, and in report.json)"]
     serial = report.get("serial") or {}
     if serial and not serial.get("is_baseline") and serial.get("delta_ml") is not None:
         pct = serial.get("delta_pct")
         lines.append(f"Change since the baseline scan: {serial['delta_ml']:+.2f} mL"
                      f"{'' if pct is None else f' ({pct:+.1f} %)'}; expansion: {serial.get('expansion')}")
-    for flag in (report.get("quality") or {}).get("flags") or []:
-        lines.append(f"Quality flag {flag.get('code')}: {flag.get('message')}")
     lines.append(f"Wrote to {_short(out_dir)}/:")
     for name, value in report["outputs"].items():
         path = Path(value)
@@ -95,20 +97,31 @@ class _Progress:
 @click.option("--json", "as_json", is_flag=True, help="Print the study report as JSON on stdout.")
 @click.option("--deidentify", is_flag=True, default=None,
               help="Write report, SEG and key image without direct patient identifiers (outputs.deidentify).")
+@click.option("--strict/--no-strict", default=None,
+              help="Exit 1 when any quality flag is raised, after writing every output (quality.strict).")
 @config_option
 @handle_errors
 def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path | None, device: str | None,
-        as_json: bool, deidentify: bool | None, config_path: Path | None) -> None:
+        as_json: bool, deidentify: bool | None, strict: bool | None, config_path: Path | None) -> None:
     """Segment the hematoma in STUDY, measure it and write SEG, key image and report.
 
-    Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/.
+    Outputs go to OUT/<StudyInstanceUID>/<SeriesInstanceUID>/. Every reason the
+    volume may be wrong is a quality flag: in the report ("quality"), on the
+    key image, in the SEG and key-image descriptions and the results store,
+    and printed on stderr, one line each. A flagged volume is still written;
+    with --strict the exit status is then 1.
     """
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
-                         device=device)  # type: ignore[arg-type]
+                         device=device, strict=strict)  # type: ignore[arg-type]
     result = run_study(options, config, progress=_Progress())
     if as_json:
         echo_json(result.report)
     else:
         click.echo("\n".join(_summary(result.report, result.output_dir)))
+    for flag in result.flags:
+        click.echo(f"ichpipe: quality flag {redact(flag.line())}", err=True)
+    if result.exit_code:
+        click.echo(f"ichpipe: --strict: {len(result.flags)} quality flag(s) raised; the outputs were written,"
+                   " exit status 1.", err=True)
     sys.exit(result.exit_code)

@@ -9,7 +9,7 @@ Modules: :mod:`~ichpipe.pipeline.config.loader` (``load_config``, the generic
 YAML-to-dataclass loader), :mod:`~ichpipe.pipeline.config.schema` (:class:`Config`,
 the tree of sections) and one ``<section>_config`` module per section of
 ``pipeline``: ``windows``, ``anatomy``, ``models``, ``inference``,
-``threshold``, ``measure``, ``outputs``, ``store``, ``expansion``,
+``threshold``, ``quality``, ``measure``, ``outputs``, ``store``, ``expansion``,
 ``predictor`` (with ``features``), ``batch``, ``pacs``, ``training``.
 The ``discovery``, ``selection`` and ``geometry`` sections are
 :mod:`ichpipe.dicom_io`'s own dataclasses.

@@ -21,6 +21,7 @@ from ichpipe.pipeline.config.models_config import ModelsConfig
 from ichpipe.pipeline.config.outputs_config import OutputsConfig
 from ichpipe.pipeline.config.pacs_config import PacsConfig
 from ichpipe.pipeline.config.predictor_config import PredictorConfig
+from ichpipe.pipeline.config.quality_config import QualityConfig
 from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
 from ichpipe.pipeline.config.training_config import TrainingConfig
@@ -41,6 +42,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)

@@ -1,4 +1,9 @@
-"""The ``threshold:`` section of ``config.yaml``: settings of the classical (HU threshold) segmenter."""
+"""The ``threshold:`` section of ``config.yaml``: the classical HU-threshold baseline (``--segmenter threshold``).
+
+A baseline, not a trained method: see :mod:`ichpipe.pipeline.segment.threshold`
+for its steps and ``MODEL_CARD.md`` for what it misses (blood below 50 HU, thin
+collections against the skull, components under 0.1 mL).
+"""
 
 from __future__ import annotations
 
@@ -9,29 +14,52 @@ __all__ = ["ThresholdConfig"]
 
 @dataclass(frozen=True)
 class ThresholdConfig:
-    """Settings of the classical segmenter.
+    """Settings of the classical HU-threshold baseline (:mod:`ichpipe.pipeline.segment.threshold` lists the steps).
 
     Parameters
     ----------
     blood_hu:
-        [low, high] HU band of acute blood.
-    bone_margin_mm:
-        Voxels closer than this (in-plane) to bone are ignored.
-    median_size:
-        In-plane median filter size in pixels (1 disables it).
+        [low, high] of acute blood (clotted blood 50-90 HU; grey matter 35-45, white 25-35).
+    median_size_mm:
+        In-plane median filter width (about 3 pixels at 0.45 mm); 0 disables it.
+    calcification_hu:
+        Calcifications (choroid plexus, pineal, dural) are at or above this;
+        acute blood stays below ~100 HU even at a haematocrit of 60 %.
+    calcification_margin_mm:
+        Partial-volume halo excluded around a calcification: after the 3-pixel
+        median the halo spans ~1-1.5 mm; a wider margin eats the blood layered
+        next to a calcified choroid plexus (the real IVH example).
+    rim_mm:
+        Band voxels closer than this to the intracranial edge cannot start a
+        hematoma. Beam hardening under the inner table reaches 3-5 mm; a
+        skull-adjacent hematoma of 1 mL is ~12 mm across, so it still has a core.
+    opening_mm:
+        Radius of the in-plane opening of the cores: removes what is thinner
+        than ~3 mm (falx and tentorium 1-2 mm, partial-volumed cortex) and keeps
+        the 4-5 mm blood layer in an occipital horn; 2 mm removed that layer.
+    min_core_ml:
+        Smallest core that starts a hematoma.
+    grow_mm:
+        How far (in-plane, within the band) a core grows back into the rim
+        and the opened-off edge; slightly more than ``rim_mm``.
     min_component_ml:
-        3D components smaller than this are dropped.
+        Smallest reported component (0.1 mL: below clinical relevance and noise-dominated).
     """
 
     blood_hu: tuple[float, float] = (50.0, 90.0)
-    bone_margin_mm: float = 2.0
-    median_size: int = 3
-    min_component_ml: float = 0.05
+    median_size_mm: float = 1.4
+    calcification_hu: float = 130.0
+    calcification_margin_mm: float = 1.5
+    rim_mm: float = 5.0
+    opening_mm: float = 1.5
+    min_core_ml: float = 0.1
+    grow_mm: float = 6.0
+    min_component_ml: float = 0.1
 
     def __post_init__(self) -> None:
         if self.blood_hu[0] >= self.blood_hu[1]:
             raise ValueError("Argument 'blood_hu' must be [low, high] with low < high.")
-        if self.median_size < 1:
-            raise ValueError("Argument 'median_size' must be at least 1.")
-        if self.bone_margin_mm < 0 or self.min_component_ml < 0:
-            raise ValueError("Arguments 'bone_margin_mm' and 'min_component_ml' must not be negative.")
+        for name in ("median_size_mm", "calcification_margin_mm", "rim_mm", "opening_mm", "min_core_ml", "grow_mm",
+                     "min_component_ml"):
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise ValueError(f"Argument '{name}' must not be negative.")

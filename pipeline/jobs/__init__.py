@@ -1,7 +1,10 @@
 """Stage ``jobs``: one module per command's job, each a function of one frozen options object.
 
 - :mod:`~ichpipe.pipeline.jobs.run_study`: ``ichpipe run``, the main job (discover,
-  select, assemble, segment, measure, outputs, results store);
+  select, assemble, analyse, outputs, results store);
+- :mod:`~ichpipe.pipeline.jobs.analyse_volume`: the computing half of ``run`` on an
+  assembled volume (intracranial space, segmenter, threshold cross-check, volume,
+  quality flags), also used by ``bench/robustness.py``;
 - :mod:`~ichpipe.pipeline.jobs.inspect_study`: ``ichpipe inspect`` (every series,
   the selected one and why, its geometry);
 - :mod:`~ichpipe.pipeline.jobs.measure_mask`: ``ichpipe measure`` (volume and
@@ -11,7 +14,7 @@
 - :mod:`~ichpipe.pipeline.jobs.train_predictor`: ``ichpipe train predictor``
   (cross-validation, the final network, the model card).
 
-Jobs compose the stages (``segment``, ``measure``, ``outputs``, ``serial``,
+Jobs compose the stages (``segment``, ``quality``, ``measure``, ``outputs``, ``serial``,
 ``risk``) and return reports; the command line (:mod:`ichpipe.pipeline.cli`)
 only parses options and prints. The jobs of the other commands live with
 their stage: ``batch`` (:mod:`ichpipe.pipeline.batch.runner`), ``timeline`` and

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pydicom
 from pydicom.errors import InvalidDicomError
 
@@ -269,6 +270,7 @@ def measure_mask(
         warnings = [*volume.warnings, *placed.warnings]
     with timer.stage("measure"):
         hematoma = measure_hematoma(placed.mask, placed.geometry, config=mcfg)
+    quality = _quality(placed.mask, volume if study is not None else None, cfg, timer)
     log.info("measured %s: %.2f mL planimetric, %.2f mL ABC/2", mask.name, hematoma.volume_ml, hematoma.abc2_ml)
     report = build_study_report(
         identity=identity,
@@ -282,6 +284,27 @@ def measure_mask(
             "report_type": "measure",
             "study_path": str(study) if study is not None else None,
             "mask": {"path": str(mask), "format": fmt, "geometry_source": "dicom" if study else "nifti-header"},
+            "quality": quality,
         },
     )
     return MeasureReport(report)
+
+
+def _quality(mask: npt.NDArray[np.bool_], volume: CTVolume | None, config: Config,
+             timer: StageTimer) -> dict[str, Any]:
+    """The report's quality block: the image checks of ``run`` on the study, the mask as the segmentation.
+
+    Without a study (a NIfTI mask alone) there is no image to check, and the block says so.
+    """
+    if volume is None:
+        return {"flagged": False, "flags": [], "codes": [], "intracranial": {}, "measurements": {}, "checks": [],
+                "note": "No image was given (a NIfTI mask alone): nothing could be checked."}
+    from ichpipe.pipeline.quality.assess import assess_quality
+    from ichpipe.pipeline.segment.intracranial import find_intracranial_in
+    from ichpipe.pipeline.segment.segmenter import SegmentationResult
+
+    with timer.stage("quality"):
+        space = find_intracranial_in(volume.hu, volume.geometry, config.anatomy)
+        report = assess_quality(volume, space, SegmentationResult(mask=mask), bone_min_hu=config.anatomy.bone_min_hu,
+                                config=config.quality)
+    return report.to_dict()

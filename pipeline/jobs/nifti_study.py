@@ -35,10 +35,11 @@ from ichpipe.dicom_io.geometry import GeometryConfig
 from ichpipe.errors import DicomInputError, OutputError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, key_image, remove_outputs, write_json, write_png
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, header_geometry, is_nifti_path, write_nifti_mask
-from ichpipe.pipeline.measure.volume import measure_hematoma
 from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report
+from ichpipe.pipeline.quality.flags import QualityFlag
 from ichpipe.pipeline.segment import Segmenter
 
 __all__ = ["NIFTI_CAVEAT", "SKIPPED_FOR_NIFTI", "is_nifti_input", "load_nifti_ct", "run_nifti"]
@@ -115,8 +116,12 @@ def _output_dir(out_root: Path, path: Path, digest: str) -> Path:
 
 
 def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, timer: StageTimer) -> tuple[
-        dict[str, Any], Path]:
-    """Segment and measure a NIfTI CT; write mask, key image and report. Returns the report and its folder.
+        dict[str, Any], Path, tuple[QualityFlag, ...]]:
+    """Segment and measure a NIfTI CT; write mask, key image and report.
+
+    The image is analysed as a DICOM series is (intracranial space, segmenter,
+    threshold cross-check, quality flags: :func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume`).
+    Returns the report, its folder and the quality flags.
 
     Raises
     ------
@@ -126,12 +131,10 @@ def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, 
     with timer.stage("assemble"):
         volume = load_nifti_ct(path, config=config.geometry)
     out_dir = _output_dir(out_root, path, file_sha256(path))
-    with timer.stage("segment"):
-        mask = segmenter.segment(volume)
-    with timer.stage("measure"):
-        measurement = measure_hematoma(mask, volume.geometry, config=config.measure)
+    analysis = analyse_volume(volume, segmenter, config, timer=timer)
+    mask, measurement, quality = analysis.mask, analysis.measurement, analysis.quality
     info = segmenter.describe()
-    run = OutputRun(segmenter=info, when=datetime.now())
+    run = OutputRun(segmenter=info, when=datetime.now(), flags=tuple(quality.flags))
     outputs: dict[str, str] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,11 +156,12 @@ def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, 
                                     version=str(info.get("version") or __version__)),
             outputs=outputs, timings=timer, warnings=volume.warnings,
             extra={"input": {"format": "nifti", "path": str(path), "geometry_source": "nifti-header"},
-                   "outputs_skipped": skipped},
+                   "quality": quality.to_dict(), "outputs_skipped": skipped},
         )
+        report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
         if config.outputs.report:
             write_json(out_dir / "report.json", report)
     except OutputError:
         remove_outputs(outputs)
         raise
-    return report, out_dir
+    return report, out_dir, tuple(quality.flags)

@@ -6,8 +6,21 @@ grid of a tilted or uneven series); :func:`write_sr` writes the DICOM SR once
 the report (with its quality flags and serial comparison) is known. Every
 DICOM output carries a SeriesNumber and SeriesDescription of the run
 (:mod:`ichpipe.pipeline.outputs.series_naming`) and SeriesDate/SeriesTime.
-When one output fails, the complete files of the set are removed again
-(:func:`remove_outputs`), so no half set is left.
+
+The quality flags of the run go into the key image's caption ("QUALITY
+FLAGS: ..."), the SEG's SeriesDescription ("FLAGGED") and ContentDescription,
+and the Secondary Capture's SeriesDescription and DerivationDescription; the
+method into the caption and the SEG's algorithm identification (family
+"Artificial Intelligence" for a network, "Morphological Operations" for the
+threshold baseline, whose name ends in ``-baseline``).
+
+An output that cannot be *built* from these sources
+(:class:`~ichpipe.errors.OutputBuildError`, e.g. highdicom refusing a header)
+is skipped, with its reason, and the others are still written: nothing
+computed is thrown away because one output failed. When a file cannot be
+*written* (:class:`~ichpipe.errors.OutputError`: read-only folder, disk full),
+the complete files of the set are removed again (:func:`remove_outputs`), so
+no half set is left.
 """
 
 from __future__ import annotations
@@ -15,7 +28,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,17 +45,28 @@ from ichpipe.dicom_io._atomic import write_dataset_atomic
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.deidentify import deidentify_dataset
 from ichpipe.dicom_io.secondary_capture import write_secondary_capture
-from ichpipe.dicom_io.seg import build_seg
+from ichpipe.dicom_io.seg import ARTIFICIAL_INTELLIGENCE, MORPHOLOGICAL_OPERATIONS, build_seg
 from ichpipe.dicom_io.sr import write_measurement_sr
-from ichpipe.errors import OutputError
+from ichpipe.errors import OutputBuildError, OutputError
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
 from ichpipe.pipeline.measure.volume import HematomaMeasurement
 from ichpipe.pipeline.outputs.key_image import orientation_labels, render_key_image
-from ichpipe.pipeline.outputs.series_naming import method_label, series_identity
+from ichpipe.pipeline.outputs.series_naming import KINDS, method_label, series_identity
 from ichpipe.pipeline.outputs.sr_content import sr_content_from_report
+from ichpipe.pipeline.quality.flags import QualityFlag, flag_codes_text
 
-__all__ = ["OutputRun", "key_image", "remove_outputs", "write_image_outputs", "write_json", "write_png", "write_sr"]
+__all__ = [
+    "OutputRun",
+    "key_image",
+    "key_image_caption",
+    "remove_outputs",
+    "seg_content_description",
+    "write_image_outputs",
+    "write_json",
+    "write_png",
+    "write_sr",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +78,22 @@ class OutputRun:
     Attributes
     ----------
     segmenter:
-        The segmenter's ``describe()``: ``name``, ``version``, ``checkpoint_sha256``.
+        The segmenter's ``describe()``: ``name``, ``version``, ``checkpoint_sha256``
+        (``baseline`` true for the classical threshold method).
     when:
         The run's local time (SeriesDate/SeriesTime, series numbers and descriptions).
+    flags:
+        The run's quality flags (carried into captions and descriptions).
     """
 
     segmenter: Mapping[str, Any]
     when: datetime
+    flags: Sequence[QualityFlag] = ()
+
+    @property
+    def baseline(self) -> bool:
+        """Whether the segmenter is the classical threshold baseline."""
+        return bool(self.segmenter.get("baseline"))
 
     @property
     def name(self) -> str:
@@ -78,8 +112,16 @@ class OutputRun:
         return str(self.segmenter.get("version") or __version__)
 
     def identity(self, kind: str) -> dict[str, Any]:
-        """``series_number`` and ``series_description`` keyword arguments for output ``kind``."""
-        ident = series_identity(kind, method=method_label(self.name, self.checkpoint_sha256), when=self.when)
+        """``series_number`` and ``series_description`` keyword arguments for output ``kind``.
+
+        The method reads ``<name> baseline`` for the threshold baseline, and
+        ``FLAGGED`` is added when the run raised quality flags.
+        """
+        method = method_label(self.name, self.checkpoint_sha256) + (" baseline" if self.baseline else "")
+        if self.flags:  # shorten the method, never the word FLAGGED (descriptions hold 64 characters)
+            room = 64 - len(f"ichpipe {KINDS[kind][1]}  {self.when:%Y-%m-%d %H:%M}") - len(" FLAGGED")
+            method = method[:room] + " FLAGGED"
+        ident = series_identity(kind, method=method, when=self.when)
         return {"series_number": ident.number, "series_description": ident.description}
 
 
@@ -98,12 +140,32 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
     return atomic_write(path, lambda fh: Image.fromarray(rgb, mode="RGB").save(fh, format="PNG"))
 
 
-def _caption(measurement: HematomaMeasurement, segmenter: str) -> list[str]:
-    return [
+def key_image_caption(measurement: HematomaMeasurement, run: OutputRun, *, width: int = 46) -> list[str]:
+    """The lines printed on the key image: volume, method, quality flags, the research-use line."""
+    method = "threshold baseline" if run.baseline else run.name
+    lines = [
         f"Hematoma volume {measurement.volume_ml:.1f} mL (ABC/2 {measurement.abc2_ml:.1f} mL)",
-        f"ichpipe {__version__} / {segmenter}",
-        "Research use only - not for diagnosis",
+        f"ichpipe {__version__} / {method}",
     ]
+    if run.baseline:
+        lines.append("Baseline: misses blood < 50 HU")
+    if run.flags:
+        lines += textwrap.wrap("QUALITY FLAGS: " + flag_codes_text(f.code for f in run.flags), width=width,
+                               break_on_hyphens=False)
+        lines.append("Volume may be wrong - see report.json")
+    else:
+        lines.append("Quality flags: none")
+    lines.append("Research use only - not for diagnosis")
+    return lines
+
+
+def seg_content_description(flags: Sequence[QualityFlag]) -> str:
+    """The SEG's ContentDescription (at most 64 characters): the flag codes, or that there are none."""
+    suffix = "; not for diagnosis"
+    if flags:
+        prefix = "FLAGGED: "
+        return prefix + flag_codes_text((f.code for f in flags), limit=64 - len(prefix) - len(suffix)) + suffix
+    return "No quality flags" + suffix
 
 
 def _footer(volume: CTVolume, index: int) -> str:
@@ -122,7 +184,7 @@ def key_image(volume: CTVolume, mask: np.ndarray, measurement: HematomaMeasureme
         volume.hu[index],
         mask[index],
         window=config.windows.get(config.windows.default),
-        lines=_caption(measurement, run.name),
+        lines=key_image_caption(measurement, run),
         scale=1 if min(volume.hu.shape[1:]) >= 256 else 2,
         edge_labels=orientation_labels(geo.row_direction, geo.column_direction),
         footer=_footer(volume, index),
@@ -131,11 +193,16 @@ def key_image(volume: CTVolume, mask: np.ndarray, measurement: HematomaMeasureme
 
 
 def _seg_dataset(mask: np.ndarray, volume: CTVolume, config: Config, run: OutputRun) -> Dataset:
-    parameters = {"checkpoint_sha256": run.checkpoint_sha256} if run.checkpoint_sha256 else None
+    parameters = {str(k): str(v) for k, v in (run.segmenter.get("parameters") or {}).items()}
+    if run.checkpoint_sha256:
+        parameters["checkpoint_sha256"] = run.checkpoint_sha256
     version = run.version if not run.checkpoint_sha256 else f"{run.version} sha256:{run.checkpoint_sha256[:16]}"
-    return build_seg(mask, volume, algorithm_name=f"ichpipe-{run.name}", algorithm_version=version[:64],
-                     omit_empty_frames=not config.outputs.seg_keep_empty_frames, algorithm_parameters=parameters,
-                     content_creator_name=f"ichpipe^{run.name}"[:64],
+    name = f"ichpipe-{run.name}" + ("-baseline" if run.baseline else "")
+    family = MORPHOLOGICAL_OPERATIONS if run.baseline else ARTIFICIAL_INTELLIGENCE
+    return build_seg(mask, volume, algorithm_name=name, algorithm_version=version[:64], algorithm_family=family,
+                     omit_empty_frames=not config.outputs.seg_keep_empty_frames,
+                     algorithm_parameters=parameters or None, content_creator_name=f"ichpipe^{run.name}"[:64],
+                     content_description=seg_content_description(run.flags),
                      series_datetime=run.when, **run.identity("seg"))
 
 
@@ -146,13 +213,15 @@ def write_image_outputs(
     measurement: HematomaMeasurement,
     config: Config,
     run: OutputRun,
-) -> tuple[dict[str, str], Dataset | None]:
+) -> tuple[dict[str, str], Dataset | None, dict[str, str]]:
     """Write SEG, key image (PNG, SC), NIfTI mask and the regular grid as the config asks.
 
     Returns
     -------
     tuple
-        Output name -> path, and the SEG dataset (for the SR to reference) or ``None``.
+        Output name -> path, the SEG dataset (for the SR to reference) or
+        ``None``, and output name -> reason for the outputs that could not be
+        built from these sources (skipped; the others are written).
 
     Raises
     ------
@@ -166,9 +235,14 @@ def write_image_outputs(
         raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
     cfg = config.outputs
     seg: Dataset | None = None
+    skipped: dict[str, str] = {}
     try:
         if cfg.seg:
-            seg = _seg_dataset(mask, volume, config, run)
+            try:
+                seg = _seg_dataset(mask, volume, config, run)
+            except OutputBuildError as exc:
+                skipped["seg"] = str(exc)
+        if seg is not None:
             written = seg
             if cfg.deidentify:
                 written = copy.deepcopy(seg)
@@ -180,11 +254,17 @@ def write_image_outputs(
                 outputs["key_image_png"] = str(write_png(out_dir / "key_image.png", rgb))
             if cfg.secondary_capture:
                 shown = volume.slices[index].dataset
-                outputs["secondary_capture"] = str(write_secondary_capture(
-                    rgb, volume, out_dir / "key_image_sc.dcm", deidentify=cfg.deidentify, derived_from=[shown],
-                    derivation_description=f"Key image of slice {index + 1} by {run.name}"
-                                           f" (checkpoint SHA-256 {run.checkpoint_sha256 or 'none'})",
-                    series_datetime=run.when, **run.identity("sc")))
+                flags = " ".join(f.message for f in run.flags) if run.flags else "none"
+                try:
+                    outputs["secondary_capture"] = str(write_secondary_capture(
+                        rgb, volume, out_dir / "key_image_sc.dcm", deidentify=cfg.deidentify, derived_from=[shown],
+                        derivation_description=(f"Key image of slice {index + 1} by {run.name}"
+                                                f"{' (classical threshold baseline)' if run.baseline else ''}"
+                                                f" (checkpoint SHA-256 {run.checkpoint_sha256 or 'none'});"
+                                                f" quality flags: {flags}")[:900],
+                        series_datetime=run.when, **run.identity("sc")))
+                except OutputBuildError as exc:
+                    skipped["secondary_capture"] = str(exc)
         if cfg.nifti_mask:
             outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
         if cfg.tilt_eq:
@@ -195,7 +275,7 @@ def write_image_outputs(
         # every file is written atomically; this removes the complete ones of an incomplete set
         remove_outputs(outputs)
         raise
-    return outputs, seg
+    return outputs, seg, skipped
 
 
 def write_sr(out_dir: Path, volume: CTVolume, report: Mapping[str, Any], seg: Dataset | None, config: Config,
@@ -204,13 +284,15 @@ def write_sr(out_dir: Path, volume: CTVolume, report: Mapping[str, Any], seg: Da
 
     Raises
     ------
+    OutputBuildError
+        If the SR cannot be built from the report and the sources (an :class:`OutputError`).
     OutputError
-        If the SR cannot be built or written.
+        If it cannot be written.
     """
     try:
         content = sr_content_from_report(report)
     except ValueError as exc:
-        raise OutputError(f"Cannot write the DICOM SR: {exc}") from exc
+        raise OutputBuildError(f"Cannot build the DICOM SR: {exc}") from exc
     return write_measurement_sr(content, volume, out_dir / "sr.dcm", seg=seg, deidentify=config.outputs.deidentify,
                                 series_datetime=run.when, **run.identity("sr"))
 

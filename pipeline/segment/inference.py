@@ -32,8 +32,14 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import Checkpoint, load_model
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import Device, InferenceConfig
-from ichpipe.pipeline.segment.intracranial import head_bounding_box, head_mask, intracranial_mask
-from ichpipe.pipeline.segment.threshold import remove_small_components
+from ichpipe.pipeline.segment.components import components_at_least_3d
+from ichpipe.pipeline.segment.intracranial import (
+    IntracranialResult,
+    find_intracranial_in,
+    head_bounding_box,
+    head_mask,
+)
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
 __all__ = ["NetworkSegmenter", "cpu_has_native_bf16", "resolve_device"]
 
@@ -134,6 +140,8 @@ class NetworkSegmenter:
             "window": {"width": self.window.width, "level": self.window.level},
             "device": self.device.type,
             "bf16": self.use_bf16,
+            "kind": "trained network",
+            "baseline": False,
         }
 
     def probabilities(self, volume: CTVolume) -> npt.NDArray[np.float32]:
@@ -181,9 +189,39 @@ class NetworkSegmenter:
                 self.progress(done, len(todo))
         return out
 
+    def segment_in(self, volume: CTVolume, intracranial: IntracranialResult | None = None) -> SegmentationResult:
+        """Hematoma mask, post-processed, and how much the intracranial restriction removed.
+
+        Parameters
+        ----------
+        volume:
+            The assembled CT.
+        intracranial:
+            Its intracranial space, when already found (found here when
+            needed and ``None``).
+        """
+        geo = volume.geometry
+        mask = self.probabilities(volume) > self.config.threshold
+        unrestricted: float | None = None
+        removed: float | None = None
+        if self.config.restrict_to_intracranial:
+            unrestricted = _volume_ml(mask, geo.voxel_volumes_ml)
+            if mask.any():
+                space = intracranial if intracranial is not None else find_intracranial_in(volume.hu, geo,
+                                                                                           self.anatomy)
+                mask &= space.mask
+            removed = max(0.0, unrestricted - _volume_ml(mask, geo.voxel_volumes_ml))
+        mask = components_at_least_3d(mask, geo.voxel_volumes_ml, self.config.min_component_ml)
+        return SegmentationResult(
+            mask=mask,
+            unrestricted_ml=None if unrestricted is None else round(unrestricted, 4),
+            removed_ml=None if removed is None else round(removed, 4),
+        )
+
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""
-        mask = self.probabilities(volume) > self.config.threshold
-        if self.config.restrict_to_intracranial and mask.any():
-            mask &= intracranial_mask(volume.hu, volume.geometry, self.anatomy)
-        return remove_small_components(mask, volume.geometry.voxel_volumes_ml, self.config.min_component_ml)
+        return self.segment_in(volume).mask
+
+
+def _volume_ml(mask: npt.NDArray[np.bool_], voxel_ml: npt.NDArray[np.float64]) -> float:
+    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))

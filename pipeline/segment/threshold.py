@@ -1,16 +1,42 @@
-"""The classical segmenter: acute blood by HU inside the brain, away from bone.
+"""The classical HU-threshold baseline: acute-blood HU inside the intracranial space, away from its rim.
 
-It is the seed's "traditional method" baseline and needs no checkpoint:
+A **baseline**, not a trained method (``--segmenter threshold``): it exists to
+run without a checkpoint, to cross-check the network (``quality.cross_check``)
+and to show what HU alone can do. Known limits: blood below ``blood_hu``'s
+50 HU (layered or diluted intraventricular blood, anaemia, subacute blood) is
+missed; a thin collection that lies entirely within ``rim_mm`` of the inner
+table (a thin subdural or epidural haematoma) has no core and is missed;
+components under ``min_component_ml`` are dropped. Steps (all in
+physical units, so they mean the same at 0.4 mm and at 1 mm pixels):
 
-1. the intracranial space from the skull (:func:`ichpipe.pipeline.segment.intracranial.intracranial_mask`);
-2. a small in-plane median filter against noise;
-3. voxels inside the acute-blood band (default 50-90 HU) that lie farther than
-   ``bone_margin_mm`` from bone (partial-volume skull edges look like blood);
-4. 3D connected components, dropping those under ``min_component_ml``.
+0. the intracranial space (:func:`~ichpipe.pipeline.segment.intracranial.find_intracranial`);
+1. in-plane median filter (``median_size_mm``) against noise;
+2. the acute-blood band (``blood_hu``, 50-90 HU) inside the intracranial mask;
+3. *calcifications*: voxels at or above ``calcification_hu`` and everything
+   within ``calcification_margin_mm`` of them (their partial-volume halo falls
+   in the band) are excluded;
+4. *rim*: voxels closer than ``rim_mm`` (in-plane) to the edge of the
+   intracranial mask, or on a slice whose neighbour along the normal is
+   outside the mask at that pixel (the vertex and the skull base, cut
+   obliquely by thick slices), cannot start a hematoma: partial volume and
+   beam hardening under the inner table put the cortex into the band there;
+5. *thin structures* (falx, tentorium, cortical ribbon) are removed from the
+   cores by an in-plane opening of radius ``opening_mm``;
+6. *cores* are the remaining 3D (26-connected) components of at least
+   ``min_core_ml``;
+7. each core grows back, geodesically within the band (not into the
+   calcification halos), by up to ``grow_mm`` in-plane: a hematoma against the
+   inner table keeps its rim, the thin cortical shell elsewhere stays out;
+8. components under ``min_component_ml`` are dropped.
+
+Memory: the filters run on slabs of :data:`SLAB_SLICES` slices inside the
+bounding box of the intracranial mask; no float64 copy of the volume and no
+3D label volume is made (components are linked slice by slice).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,42 +45,165 @@ from scipy import ndimage
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.errors import UsageError
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
-from ichpipe.pipeline.segment.intracranial import head_bounding_box, intracranial_mask
+from ichpipe.pipeline.segment.components import components_at_least_3d
+from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
-__all__ = ["SLAB_SLICES", "ThresholdSegmenter", "remove_small_components"]
+__all__ = ["BASELINE_KIND", "BASELINE_LIMITS", "SLAB_SLICES", "ThresholdResult", "ThresholdSegmenter",
+           "segment_blood"]
 
-#: Slices processed together by the in-plane steps (bounds the temporary memory).
+#: Slices processed together by the in-plane steps (bounds temporary memory).
 SLAB_SLICES = 16
 
+#: What the report's ``segmenter.kind`` says of this method.
+BASELINE_KIND = "classical HU-threshold baseline (not a trained model)"
 
-def remove_small_components(
-    mask: npt.NDArray[np.bool_], voxel_volumes_ml: npt.NDArray[np.float64], min_ml: float
-) -> npt.NDArray[np.bool_]:
-    """Drop 3D (26-connected) components whose volume is under ``min_ml``.
+#: Its known limits, in one sentence (report, error messages, README).
+BASELINE_LIMITS = (
+    "it misses blood below 50 HU (layered or diluted intraventricular blood, anaemia, subacute blood) and thin"
+    " collections within 5 mm of the inner table, and drops components under 0.1 mL"
+)
 
-    ``voxel_volumes_ml`` holds one voxel's volume per slice (uneven stacks).
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """The hematoma mask and the volume left after each step (mL, for diagnostics)."""
+
+    mask: BoolArray
+    volume_ml: float
+    stages_ml: dict[str, float] = field(default_factory=dict)
+
+
+def _disk(radius_mm: float, spacing: tuple[float, float]) -> BoolArray:
+    ry, rx = radius_mm / spacing[0], radius_mm / spacing[1]
+    y, x = np.ogrid[-int(ry) : int(ry) + 1, -int(rx) : int(rx) + 1]
+    return np.asarray((y / max(ry, 1e-9)) ** 2 + (x / max(rx, 1e-9)) ** 2 <= 1.0)
+
+
+def _volume(mask: BoolArray, voxel_ml: npt.NDArray[np.float64]) -> float:
+    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))
+
+
+def segment_blood(
+    hu: npt.NDArray[np.floating],
+    intracranial: BoolArray,
+    pixel_spacing_mm: tuple[float, float],
+    slice_thickness_mm: float | npt.ArrayLike,
+    *,
+    config: ThresholdConfig | None = None,
+) -> ThresholdResult:
+    """Segment acute blood by HU (the classical baseline).
+
+    Parameters
+    ----------
+    hu:
+        HU volume (slices, rows, columns).
+    intracranial:
+        bool mask of the intracranial space, same shape (e.g. from ``find_intracranial``).
+    pixel_spacing_mm:
+        (row spacing, column spacing) in mm.
+    slice_thickness_mm:
+        Each slice's thickness along the normal, or one value for all.
+    config:
+        Thresholds; see :class:`ThresholdConfig`.
+
+    Raises
+    ------
+    UsageError
+        If the shapes differ or the spacings are not positive (a ``ValueError``).
     """
-    if min_ml <= 0 or not mask.any():
-        return mask
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    weights = np.broadcast_to(voxel_volumes_ml[:, None, None], mask.shape)
-    volumes = ndimage.sum_labels(weights, labels, index=np.arange(1, n + 1))
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[1:] = volumes >= min_ml
-    return np.asarray(keep[labels])
+    cfg = config or ThresholdConfig()
+    if hu.ndim != 3 or intracranial.shape != hu.shape:
+        raise UsageError("Arguments 'hu' and 'intracranial' must be 3D arrays of the same shape.")
+    spacing = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
+    if min(spacing) <= 0:
+        raise UsageError("Argument 'pixel_spacing_mm' must hold two positive spacings.")
+    thickness = np.broadcast_to(np.asarray(slice_thickness_mm, dtype=np.float64), (hu.shape[0],))
+    if np.any(thickness <= 0):
+        raise UsageError("Argument 'slice_thickness_mm' must be positive for every slice.")
+    out = np.zeros(hu.shape, dtype=bool)
+    if not intracranial.any():
+        return ThresholdResult(out, 0.0, {})
+    zs = np.flatnonzero(intracranial.any(axis=(1, 2)))
+    ys = np.flatnonzero(intracranial.any(axis=(0, 2)))
+    xs = np.flatnonzero(intracranial.any(axis=(0, 1)))
+    pad = 4
+    box = (slice(int(zs[0]), int(zs[-1]) + 1),
+           slice(max(0, int(ys[0]) - pad), int(ys[-1]) + 1 + pad),
+           slice(max(0, int(xs[0]) - pad), int(xs[-1]) + 1 + pad))
+    ic = intracranial[box]
+    voxel_ml = spacing[0] * spacing[1] * thickness[box[0]] / 1000.0
+    lo, hi = cfg.blood_hu
+    size = max(1, round(cfg.median_size_mm / min(spacing)))
+    size += 1 - size % 2
+    calc_disk = _disk(cfg.calcification_margin_mm, spacing)[None]
+    open_disk = _disk(cfg.opening_mm, spacing)[None]
+    band = np.zeros(ic.shape, dtype=bool)
+    halo = np.zeros(ic.shape, dtype=bool)
+    rim = np.zeros(ic.shape, dtype=bool)
+    calc = np.zeros(ic.shape, dtype=bool)
+    n = ic.shape[0]
+    for start in range(0, n, SLAB_SLICES):
+        slab = slice(start, min(n, start + SLAB_SLICES))
+        part = np.asarray(hu[box][slab], dtype=np.float32)
+        smooth = ndimage.median_filter(part, size=(1, size, size)) if size > 1 else part
+        inside = ic[slab]
+        band[slab] = inside & (smooth >= lo) & (smooth <= hi)
+        # calcifications lie inside the mask (its small holes are filled); bone outside it is the rim's business
+        calc[slab] = inside & (smooth >= cfg.calcification_hu)
+        for k, plane in enumerate(inside):
+            if plane.any():
+                rim[start + k] = plane & (ndimage.distance_transform_edt(plane, sampling=spacing) < cfg.rim_mm)
+        del part, smooth
+    # the halo of a calcification, in-plane and on the slices within the margin along the normal
+    if calc.any():
+        offsets = np.cumsum(thickness[box[0]]) - 0.5 * thickness[box[0]]
+        flat = ndimage.binary_dilation(calc, structure=calc_disk)
+        for z in np.flatnonzero(calc.any(axis=(1, 2))):
+            near = np.abs(offsets - offsets[z]) <= cfg.calcification_margin_mm
+            halo[near] |= flat[z]
+    del calc
+    # along the normal: a pixel whose neighbour slice is outside the mask is on the vertex or skull-base surface
+    rim[1:] |= ic[1:] & ~ic[:-1]
+    rim[:-1] |= ic[:-1] & ~ic[1:]
+    rim[0] |= ic[0]
+    rim[-1] |= ic[-1]
+    stages = {"band": _volume(band, voxel_ml)}
+    band &= ~halo
+    stages["minus_calcification"] = _volume(band, voxel_ml)
+    core = band & ~rim
+    stages["minus_rim"] = _volume(core, voxel_ml)
+    if cfg.opening_mm > 0 and core.any():
+        core = ndimage.binary_opening(core, structure=open_disk)
+    stages["opened"] = _volume(core, voxel_ml)
+    core = components_at_least_3d(core, voxel_ml, cfg.min_core_ml)
+    stages["cores"] = _volume(core, voxel_ml)
+    steps = round(cfg.grow_mm / min(spacing))
+    grown = core
+    if steps > 0 and core.any():
+        grown = ndimage.binary_dilation(core, structure=np.ones((1, 3, 3), dtype=bool), iterations=steps, mask=band)
+    stages["grown"] = _volume(grown, voxel_ml)
+    grown = components_at_least_3d(grown, voxel_ml, cfg.min_component_ml)
+    out[box] = grown
+    volume = _volume(grown, voxel_ml)
+    stages["final"] = volume
+    return ThresholdResult(out, volume, {k: round(v, 3) for k, v in stages.items()})
 
 
 class ThresholdSegmenter:
-    """Hematoma = acute-blood HU inside the brain, away from bone, in components over a minimum size.
+    """The classical HU-threshold baseline as a segmenter (``--segmenter threshold``).
 
     Parameters
     ----------
     config:
-        Thresholds; see :class:`ThresholdConfig`.
+        Thresholds; see :class:`~ichpipe.pipeline.config.threshold_config.ThresholdConfig`.
     anatomy:
-        Thresholds of the head and intracranial masks.
+        Settings of the intracranial finder.
 
     Examples
     --------
@@ -81,67 +230,27 @@ class ThresholdSegmenter:
         self.anatomy = anatomy or AnatomyConfig()
 
     def describe(self) -> dict[str, Any]:
-        """Identity for the report: name, checkpoint (none) and version."""
-        return {"name": self.name, "checkpoint_sha256": None, "version": __version__}
+        """Identity for the report: name, checkpoint (none), version, and that it is a baseline."""
+        lo, hi = self.config.blood_hu
+        return {
+            "name": self.name,
+            "checkpoint_sha256": None,
+            "version": __version__,
+            "kind": BASELINE_KIND,
+            "baseline": True,
+            "limits": BASELINE_LIMITS,
+            "parameters": {"blood_hu": [lo, hi], "rim_mm": self.config.rim_mm,
+                           "min_component_ml": self.config.min_component_ml},
+        }
+
+    def segment_in(self, volume: CTVolume, intracranial: IntracranialResult | None = None) -> SegmentationResult:
+        """Segment ``volume`` inside ``intracranial`` (found here when ``None``)."""
+        geo = volume.geometry
+        space = intracranial if intracranial is not None else find_intracranial_in(volume.hu, geo, self.anatomy)
+        result = segment_blood(volume.hu, space.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm,
+                               config=self.config)
+        return SegmentationResult(mask=result.mask, details={"stages_ml": result.stages_ml})
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
-        """Return a bool mask of the hematoma, shape ``volume.hu.shape``.
-
-        The in-plane steps (median filter, blood band, distance to bone) run
-        on slabs of :data:`SLAB_SLICES` slices, so that no float copy of the
-        volume and no 3D distance transform (a float64 volume plus an int32
-        feature transform per axis) is ever held: peak memory stays near the
-        HU volume plus a few boolean volumes.
-        """
-        cfg = self.config
-        geo = volume.geometry
-        brain = intracranial_mask(volume.hu, geo, self.anatomy)
-        mask = np.zeros(brain.shape, dtype=bool)
-        box = head_bounding_box(brain, margin=cfg.median_size)
-        if box is None:
-            return mask
-        # everything below works inside the brain's bounding box only
-        hu = volume.hu[box]
-        brain = brain[box]
-        lo, hi = cfg.blood_hu
-        far_blood = np.zeros(brain.shape, dtype=bool)  # blood band away from bone (all of it without a margin)
-        near_blood = np.zeros(brain.shape, dtype=bool)  # blood band within the margin of bone
-        for start in range(0, hu.shape[0], SLAB_SLICES):
-            slab = slice(start, start + SLAB_SLICES)
-            part = hu[slab]
-            smooth = part
-            if cfg.median_size > 1:
-                smooth = ndimage.median_filter(part, size=(1, cfg.median_size, cfg.median_size))
-            blood = brain[slab] & (smooth >= lo) & (smooth <= hi)
-            del smooth
-            if cfg.bone_margin_mm <= 0:
-                far_blood[slab] = blood
-                continue
-            # in-plane distance to bone, slice by slice
-            near_bone = np.stack([_near(plane >= self.anatomy.bone_min_hu, geo.pixel_spacing_mm, cfg.bone_margin_mm)
-                                  for plane in part])
-            far_blood[slab] = blood & ~near_bone
-            near_blood[slab] = blood & near_bone
-        del brain
-        volumes = geo.voxel_volumes_ml[box[0]]
-        core = remove_small_components(far_blood, volumes, cfg.min_component_ml)
-        if cfg.bone_margin_mm <= 0:
-            mask[box] = core
-            return mask
-        if not core.any():
-            return mask
-        # A hematoma against the inner table keeps its rim: blood-band voxels near
-        # bone count when they lie within the margin of a core component (the thin
-        # partial-volume shell along the rest of the skull stays out).
-        radius = max(1, round(cfg.bone_margin_mm / min(geo.pixel_spacing_mm)))
-        y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-        reach = ndimage.binary_dilation(core, structure=(x * x + y * y <= radius * radius)[None])
-        mask[box] = core | (near_blood & reach)
-        return mask
-
-
-def _near(bone: npt.NDArray[np.bool_], spacing: tuple[float, float], margin_mm: float) -> npt.NDArray[np.bool_]:
-    """Pixels of one slice within ``margin_mm`` (in-plane) of bone; none when the slice has no bone."""
-    if not bone.any():
-        return np.zeros(bone.shape, dtype=bool)
-    return np.asarray(ndimage.distance_transform_edt(~bone, sampling=spacing) <= margin_mm)
+        """Return a bool mask of the hematoma, shape ``volume.hu.shape``."""
+        return self.segment_in(volume).mask

@@ -41,9 +41,9 @@ def plot_timeline(timeline: Timeline, result: ExpansionResult, rule: ExpansionRu
     """Draw ``timeline`` and the verdict under ``rule`` to ``out_path`` (PNG).
 
     The x axis is hours from onset (from the first scan when onset is unknown).
-    Drawn: each scan's volume, the baseline, the absolute (baseline + X mL) and
-    relative (baseline x (1 + Y %)) thresholds, the window, and the first scan
-    that met the rule.
+    Drawn: each scan's volume (a red cross on volumes with quality flags), the
+    baseline, the absolute (baseline + X mL) and relative (baseline x (1 + Y %))
+    thresholds, the window, and the first scan that met the rule.
 
     Raises
     ------
@@ -75,6 +75,10 @@ def plot_timeline(timeline: Timeline, result: ExpansionResult, rule: ExpansionRu
             ax.axvspan(left, rule.window_h, color="#e2efda", alpha=0.6, zorder=0,
                        label=f"window {rule.window_h:g} h from {origin}")
             ax.axvline(rule.window_h, color="#548235", lw=1.0)
+        flagged = [s for s in scans if s.quality_flags]
+        if flagged:
+            ax.plot([timeline.hours(s) for s in flagged], [s.volume_ml for s in flagged], "X", ms=10,
+                    color="#c00000", zorder=5, label="quality-flagged volume")
         if result.first_expansion is not None:
             hit = next((s for s in scans if s.series_instance_uid == result.first_expansion.series_instance_uid),
                        None)

@@ -49,18 +49,65 @@ def test_rescale_per_slice_and_padding(make_series, tmp_path: Path) -> None:
     np.testing.assert_allclose(vol.hu[idx], expected)
 
 
-def test_monochrome1_is_inverted(make_series) -> None:
-    folder = make_series(offsets=np.arange(12) * 5.0, hu=ramp)
-    f = sorted(folder.iterdir())[0]
-    ds = pydicom.dcmread(f)
-    stored = ds.pixel_array.astype(np.int32)
-    ds.PhotometricInterpretation = "MONOCHROME1"
-    ds.PixelData = ((-32768 + 32767) - stored).astype(np.int16).tobytes()
-    ds.save_as(f)
-    with scan_study(folder) as scan:
+def _modality_lut_hu(ds: pydicom.Dataset) -> np.ndarray:
+    """HU as pydicom's own Modality LUT gives them (padding aside), independent of the project's code."""
+    from pydicom.pixels import apply_modality_lut
+
+    stored = ds.pixel_array
+    hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+    pad = ds.get("PixelPaddingValue")
+    if pad is not None:
+        hu[stored == int(pad)] = -1024.0  # GeometryConfig.padding_hu
+    return hu
+
+
+@pytest.mark.parametrize("rescale", ["standard", "unsigned", "scaled"])
+def test_monochrome1_hu_come_from_the_modality_lut(tmp_path: Path, rescale: str) -> None:
+    """MONOCHROME1 is a display inversion after the LUTs: HU are pydicom's apply_modality_lut, as for MONOCHROME2."""
+    from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
+
+    spec = PhantomSpec(seed=5, rows=48, columns=48, n_slices=10, rescale=rescale, photometric="MONOCHROME1")  # type: ignore[arg-type]
+    write_phantom_study(tmp_path / "m1", spec)
+    with scan_study(tmp_path / "m1") as scan:
         vol = assemble_series(scan.require_selected().series)
-    i = int(ds.InstanceNumber) - 1
-    np.testing.assert_allclose(vol.hu[i], ramp(i))
+    by_uid = {sh.sop_instance_uid: i for i, sh in enumerate(vol.slices)}
+    checked = 0
+    for f in (tmp_path / "m1" / "DICOM").iterdir():
+        ds = pydicom.dcmread(f)
+        if ds.SeriesInstanceUID != vol.series_uid:
+            continue
+        assert ds.PhotometricInterpretation == "MONOCHROME1"
+        np.testing.assert_array_equal(vol.hu[by_uid[ds.SOPInstanceUID]], _modality_lut_hu(ds))
+        checked += 1
+    assert checked == vol.hu.shape[0] == 10
+    # air around the head reads about -1000 HU, not about +1000 or -2000 (what an inversion would give)
+    assert -1030.0 <= float(np.median(vol.hu[:, :3, 24])) <= -970.0
+
+
+def test_monochrome1_phantom_stores_what_monochrome2_stores(tmp_path: Path) -> None:
+    """The generator's MONOCHROME1 variant writes the same stored values and rescale as MONOCHROME2 (a real
+    MONOCHROME1 CT differs only in how a display shows it), and nothing else in the pixel module."""
+    from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
+
+    for name in ("MONOCHROME1", "MONOCHROME2"):
+        spec = PhantomSpec(seed=5, rows=48, columns=48, n_slices=10, accession_number="A1",
+                           photometric=name)  # type: ignore[arg-type]
+        write_phantom_study(tmp_path / name, spec)
+
+    def pixel_modules(folder: Path) -> dict[int, tuple[bytes, str, str, str]]:
+        out = {}
+        for f in (folder / "DICOM").iterdir():
+            ds = pydicom.dcmread(f)
+            if ds.Modality == "CT" and "AXIAL" in ds.ImageType and ds.SeriesNumber == 2:
+                out[int(ds.InstanceNumber)] = (ds.PixelData, str(ds.RescaleSlope), str(ds.RescaleIntercept),
+                                               ds.PhotometricInterpretation)
+        return out
+
+    one, two = pixel_modules(tmp_path / "MONOCHROME1"), pixel_modules(tmp_path / "MONOCHROME2")
+    assert sorted(one) == sorted(two) and len(one) == 10
+    for k in one:
+        assert one[k][:3] == two[k][:3]
+        assert (one[k][3], two[k][3]) == ("MONOCHROME1", "MONOCHROME2")
 
 
 def test_corrupt_file_is_skipped_and_gap_reported(make_series) -> None:

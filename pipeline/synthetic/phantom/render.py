@@ -2,9 +2,10 @@
 
 :func:`build_model` draws the head, plans the axial stack and places the
 hematomas; :func:`render_plane` samples the model on any image plane: noise-
-free HU from the anatomy, the hematomas painted over it (with an optional
-hypodense rim), an in-plane point-spread blur, a slow shading, correlated
-Gaussian noise, and HU clipped to the scanner's range [-1024, 3071].
+free HU from the anatomy (with an optional bone flap removed), the hematomas
+painted over it (with an optional hypodense rim), an in-plane point-spread
+blur, a slow shading, correlated Gaussian noise, HU clipped to the scanner's
+range [-1024, 3071], and the export's own changes (skull stripping, a clip).
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ from ichpipe.pipeline.synthetic.phantom.stack_plan import StackPlan, plan_gaps, 
 
 __all__ = [
     "BONE_KERNEL",
+    "FLAP_HU",
     "HU_MAX",
     "HU_MIN",
     "SOFT_KERNEL",
+    "STRIPPED_HU",
+    "STRIP_ABOVE_HU",
     "Kernel",
     "LocalizerImage",
     "PhantomModel",
+    "apply_export",
     "build_model",
+    "flap_bone",
     "montage",
     "reconstruct",
     "render_localizer",
@@ -44,6 +50,13 @@ LabelArray = npt.NDArray[np.uint8]
 
 HU_MIN = -1024.0
 HU_MAX = 3071.0
+
+#: HU of the tissue that fills a removed bone flap (scalp-like soft tissue).
+FLAP_HU = 35.0
+#: Skull-stripping exports set every voxel above this (the skull) to :data:`STRIPPED_HU`.
+STRIP_ABOVE_HU = 150.0
+#: The value a stripped skull (and, for ``skull_air_stripped``, the air) is set to.
+STRIPPED_HU = 0.0
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,8 @@ def sample_plane(model: PhantomModel, points: FloatArray) -> tuple[F32Array, Lab
     """
     spec = model.spec
     hu = model.head.sample_hu(points)
+    if spec.skull_flap_deg > 0 and model.hematomas:
+        hu[flap_bone(model, points)] = np.float32(FLAP_HU)
     labels = label_points(points, model.hematomas, model.head)
     if spec.edema_mm > 0 and model.hematomas:
         grown = tuple(
@@ -250,6 +265,33 @@ def reconstruct(
         sigma = np.float32(spec.noise_hu * kernel.noise_factor * noise_scale)
         image += sigma * _correlated_noise(noise_rng, hu.shape, kernel.noise_correlation_mm / pixel_spacing_mm)
     np.clip(image, HU_MIN, HU_MAX, out=image)
+    return apply_export(model, image, points)
+
+
+def flap_bone(model: PhantomModel, points: FloatArray) -> npt.NDArray[np.bool_]:
+    """Skull voxels in the cone of ``skull_flap_deg`` around the centre -> first-hematoma direction."""
+    head = model.head
+    q = head.to_head_frame(points)
+    centre = head.to_head_frame(np.asarray(model.hematomas[0].centre, dtype=np.float64)[None])[0]
+    direction = centre / max(float(np.linalg.norm(centre)), 1e-6)
+    cosang = (q @ direction.astype(np.float32)) / np.maximum(np.linalg.norm(q, axis=-1), np.float32(1e-6))
+    d = head.signed_distance(q)
+    cone = cosang >= np.float32(math.cos(math.radians(model.spec.skull_flap_deg / 2.0)))
+    return np.asarray(cone & (d >= 0) & (d < np.float32(head.skull_mm)))
+
+
+def apply_export(model: PhantomModel, image: F32Array, points: FloatArray) -> F32Array:
+    """What the export did to the reconstructed HU: skull stripping (``export``), a clip (``clip_hu``)."""
+    spec = model.spec
+    if spec.export in ("skull_stripped", "skull_air_stripped"):
+        image[image > STRIP_ABOVE_HU] = np.float32(STRIPPED_HU)
+        if spec.export == "skull_air_stripped":
+            image[image < np.float32(-300.0)] = np.float32(STRIPPED_HU)
+    elif spec.export == "brain_only":
+        outside = model.head.signed_distance(model.head.to_head_frame(points)) >= np.float32(-1.0)
+        image[outside | (image > STRIP_ABOVE_HU)] = np.float32(STRIPPED_HU)
+    if spec.clip_hu is not None:
+        np.minimum(image, np.float32(spec.clip_hu), out=image)
     return image
 
 

@@ -134,6 +134,8 @@ def _write_axial(
                         slice_location=float(offsets[k]),
                         tilt_deg=plan.tilt_deg,
                         spacing_between_slices=float(np.diff(offsets)[0]) if uniform else None,
+                        photometric=spec.photometric,
+                        frame_of_reference=spec.frame_of_reference,
                     )
                 )
     return records, labels_by_index, main_hu

@@ -22,7 +22,9 @@ from typing import Any, Literal, get_args
 __all__ = [
     "DEFAULT_DISTRACTORS",
     "DistractorName",
+    "ExportName",
     "PhantomSpec",
+    "PhotometricName",
     "RescaleName",
     "ShapeName",
     "TransferSyntaxName",
@@ -33,6 +35,8 @@ TransferSyntaxName = Literal["explicit", "implicit", "rle", "jpeg2000", "jpegls"
 RescaleName = Literal["standard", "unsigned", "zero_intercept", "scaled", "per_slice"]
 ShapeName = Literal["ellipsoid", "irregular"]
 DistractorName = Literal["localizer", "bone", "thin", "summary"]
+ExportName = Literal["full", "skull_stripped", "skull_air_stripped", "brain_only"]
+PhotometricName = Literal["MONOCHROME2", "MONOCHROME1"]
 
 #: Distractor series written by ``--distractors`` (the thin series is opt-in: it is large).
 DEFAULT_DISTRACTORS: tuple[DistractorName, ...] = ("localizer", "bone", "summary")
@@ -41,6 +45,18 @@ _TRANSFER_SYNTAXES: tuple[str, ...] = get_args(TransferSyntaxName)
 _RESCALES: tuple[str, ...] = get_args(RescaleName)
 _SHAPES: tuple[str, ...] = get_args(ShapeName)
 _DISTRACTORS: tuple[str, ...] = get_args(DistractorName)
+_EXPORTS: tuple[str, ...] = get_args(ExportName)
+_PHOTOMETRICS: tuple[str, ...] = get_args(PhotometricName)
+
+#: Options added after the first release: left out of :meth:`PhantomSpec.digest`
+#: while at their defaults, so that every phantom written before keeps its UIDs.
+_LATER_DEFAULTS: dict[str, Any] = {
+    "skull_flap_deg": 0.0,
+    "export": "full",
+    "clip_hu": None,
+    "photometric": "MONOCHROME2",
+    "frame_of_reference": True,
+}
 
 #: Largest ratio between the two block spacings of an uneven stack. Above about
 #: 3 the reader's gap rule (1.5 x local spacing) would call the block change a gap.
@@ -162,6 +178,27 @@ class PhantomSpec:
         Standard deviation of the (slightly correlated) Gaussian image noise.
     shading_hu:
         Amplitude of a smooth, slow intensity variation across the head.
+    skull_flap_deg:
+        A bone flap of this aperture (degrees, a cone around the direction
+        from the head's centre to the first hematoma) is missing, as after a
+        craniotomy or craniectomy: its bone becomes scalp-like tissue
+        (35 HU). 0 keeps the skull closed.
+    export:
+        How the images were exported: ``full``; ``skull_stripped`` (every
+        voxel above 150 HU set to 0, as skull-stripping tools do);
+        ``skull_air_stripped`` (the skull and the air set to 0, like the real
+        deepbleed example); ``brain_only`` (everything outside the inner
+        table set to 0).
+    clip_hu:
+        Clip the stored HU at this maximum (a brain- or soft-tissue-window
+        export; 320 loses the skull's density, below 300 the skull itself).
+    photometric:
+        PhotometricInterpretation written: ``MONOCHROME2`` or ``MONOCHROME1``
+        (display inverted; the stored values and the Modality LUT, hence the
+        HU, are the same, as on a real MONOCHROME1 CT).
+    frame_of_reference:
+        Write FrameOfReferenceUID (the Frame of Reference module); ``False``
+        leaves it out, as some anonymised archives do.
     patient_id, patient_name:
         Patient identity; default from the seed (same seed, same patient).
     accession_number:
@@ -195,6 +232,11 @@ class PhantomSpec:
     edema_mm: float = 0.0
     noise_hu: float = 5.0
     shading_hu: float = 0.0
+    skull_flap_deg: float = 0.0
+    export: ExportName = "full"
+    clip_hu: float | None = None
+    photometric: PhotometricName = "MONOCHROME2"
+    frame_of_reference: bool = True
     patient_id: str | None = None
     patient_name: str | None = None
     accession_number: str | None = None
@@ -271,6 +313,21 @@ class PhantomSpec:
         _check_range("edema_mm", self.edema_mm, 0.0, 15.0)
         _check_range("noise_hu", self.noise_hu, 0.0, 50.0)
         _check_range("shading_hu", self.shading_hu, 0.0, 50.0)
+        if self.skull_flap_deg != 0.0:
+            _check_range("skull_flap_deg", self.skull_flap_deg, 20.0, 180.0)
+            if self.n_hematomas == 0:
+                raise ValueError("Argument 'skull_flap_deg' needs a hematoma to lie under the flap"
+                                 " ('n_hematomas' >= 1).")
+        if self.export not in _EXPORTS:
+            raise ValueError(f"Argument 'export' must be one of {', '.join(_EXPORTS)}; got {self.export!r}.")
+        if self.clip_hu is not None:
+            _check_range("clip_hu", self.clip_hu, 90.0, 3071.0)
+        if self.photometric not in _PHOTOMETRICS:
+            raise ValueError(
+                f"Argument 'photometric' must be one of {', '.join(_PHOTOMETRICS)}; got {self.photometric!r}."
+            )
+        if not isinstance(self.frame_of_reference, bool):
+            raise ValueError(f"Argument 'frame_of_reference' must be true or false; got {self.frame_of_reference!r}.")
         _check_text("patient_id", self.patient_id, 64)
         _check_text("patient_name", self.patient_name, 64)
         _check_text("accession_number", self.accession_number, 16)
@@ -329,6 +386,11 @@ class PhantomSpec:
         return out
 
     def digest(self) -> str:
-        """SHA-256 (hex) of every option: the entropy source of the study's UIDs."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """SHA-256 (hex) of every option: the entropy source of the study's UIDs.
+
+        Options added later are left out while at their defaults (the UIDs of
+        every phantom written before stay the same).
+        """
+        options = {k: v for k, v in self.to_dict().items() if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
+        text = json.dumps(options, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()

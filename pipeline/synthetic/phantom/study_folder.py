@@ -450,7 +450,7 @@ def _write_all(
         "patient_sex": identity.patient_sex,
         "study_instance_uid": str(identity.study_instance_uid),
         "series_instance_uid": str(main_info.series_instance_uid),
-        "frame_of_reference_uid": str(identity.frame_of_reference_uid),
+        "frame_of_reference_uid": str(identity.frame_of_reference_uid) if spec.frame_of_reference else None,
         "accession_number": identity.accession_number,
         "study_id": identity.study_id,
         "acquisition_datetime": identity.acquisition_datetime.isoformat(),

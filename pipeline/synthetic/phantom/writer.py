@@ -242,6 +242,7 @@ def _set_ct_image(
     slice_location: float,
     tilt_deg: float,
     spacing_between_slices: float | None,
+    frame_of_reference: bool = True,
 ) -> None:
     ds.SliceThickness = _ds(slice_thickness)
     ds.KVP = "120"
@@ -256,18 +257,22 @@ def _set_ct_image(
     ds.XRayTubeCurrent = "250"
     if series.kernel is not None:
         ds.ConvolutionKernel = series.kernel
-    ds.FrameOfReferenceUID = identity.frame_of_reference_uid
-    ds.PositionReferenceIndicator = ""
+    if frame_of_reference:
+        ds.FrameOfReferenceUID = identity.frame_of_reference_uid
+        ds.PositionReferenceIndicator = ""
     ds.ImagePositionPatient = [_ds(v) for v in position]
     ds.ImageOrientationPatient = [_ds(v) for v in orientation]
     ds.SliceLocation = _ds(slice_location)
     ds.PixelSpacing = [_ds(pixel_spacing[0]), _ds(pixel_spacing[1])]
 
 
-def _set_pixels(ds: Dataset, pixels: EncodedPixels, *, window: tuple[float, float]) -> None:
+def _set_pixels(ds: Dataset, pixels: EncodedPixels, *, window: tuple[float, float],
+                photometric: str = "MONOCHROME2") -> None:
+    """Pixel module. MONOCHROME1 stores the same values as MONOCHROME2: it only tells the
+    display to invert after the Modality and VOI LUTs (PS3.3 C.7.6.3.1.2); HU are unchanged."""
     rows, columns = pixels.stored.shape
     ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PhotometricInterpretation = photometric
     ds.Rows = rows
     ds.Columns = columns
     ds.BitsAllocated = 16
@@ -321,12 +326,16 @@ def write_image(
     tilt_deg: float = 0.0,
     spacing_between_slices: float | None = None,
     extra: Dataset | None = None,
+    photometric: str = "MONOCHROME2",
+    frame_of_reference: bool = True,
 ) -> ImageRecord:
     """Write one image file and return what was written.
 
     A CT image gets the geometry tags (``position``, ``orientation``,
     ``pixel_spacing``, ``slice_thickness``, ``slice_location`` required);
     a secondary capture leaves them out. ``extra`` elements are copied in last.
+    ``photometric`` is the PhotometricInterpretation (the stored values do not
+    change with it); ``frame_of_reference=False`` leaves FrameOfReferenceUID out.
     """
     ds = _base_dataset(identity, series, sop_uid, instance_number)
     rows, columns = pixels.stored.shape
@@ -346,8 +355,9 @@ def write_image(
             slice_location=slice_location if slice_location is not None else 0.0,
             tilt_deg=tilt_deg,
             spacing_between_slices=spacing_between_slices,
+            frame_of_reference=frame_of_reference,
         )
-    _set_pixels(ds, pixels, window=series.window)
+    _set_pixels(ds, pixels, window=series.window, photometric=photometric)
     if "LOCALIZER" in series.image_type:
         # RescaleType HU is for reconstructed images, not a projection scout.
         del ds.RescaleType

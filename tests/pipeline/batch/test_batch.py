@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -225,3 +226,27 @@ def test_missing_inbox_exits_2(tmp_path: Path, config_file: Path) -> None:
     result = CliRunner().invoke(cli, ["batch", "--inbox", str(tmp_path / "none"), "--out", str(tmp_path / "o"),
                                       "--segmenter", "threshold", "--config", str(config_file)])
     assert result.exit_code == 2 and "not a folder" in result.stderr
+
+
+def test_quality_flags_are_in_the_summaries(tmp_path: Path, config_file: Path) -> None:
+    """A skull-stripped study is processed (its volume written) and its flags are in the JSON and CSV summaries."""
+    from batch_support import tiny_spec
+
+    from ichpipe.pipeline.synthetic.phantom import write_phantom_study
+
+    inbox = tmp_path / "inbox"
+    valid_study(inbox / "fine", 0)
+    write_phantom_study(inbox / "stripped", tiny_spec(1, export="skull_air_stripped"))
+    code, summary = batch(inbox, tmp_path / "out", config_file)
+    assert code == 0 and summary["counts"]["processed"] == 2
+    by_label = {Path(i["source"]).name: i for i in summary["items"]}
+    assert by_label["fine"]["quality_flags"] == []
+    assert {"skull_absent", "hu_no_air"} <= set(by_label["stripped"]["quality_flags"])
+    assert summary["flagged"] == 1
+    rows = {r["source"].rsplit("/", 1)[-1]: r for r in csv.DictReader(
+        Path(summary["summary_files"]["csv"]).read_text().splitlines())}
+    assert rows["fine"]["quality_flags"] == "none"
+    assert "skull_absent" in rows["stripped"]["quality_flags"].split(";")
+    code, again = batch(inbox, tmp_path / "out", config_file)  # done before: the flags are read from its report
+    assert {i["status"] for i in again["items"]} == {"skipped"}
+    assert {"skull_absent"} <= set({Path(i["source"]).name: i for i in again["items"]}["stripped"]["quality_flags"])

@@ -78,3 +78,19 @@ def test_missing_study_is_exit_1(tmp_path: Path) -> None:
 
 def test_usage_error_is_exit_2() -> None:
     assert run("inspect").exit_code == 2
+
+
+def test_inspect_warns_about_a_missing_frame_of_reference(tmp_path: Path) -> None:
+    from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
+
+    write_phantom_study(tmp_path / "s", PhantomSpec(seed=2, rows=48, columns=48, n_slices=12, frame_of_reference=False))
+    result = run("inspect", "--study", str(tmp_path / "s"), "--json")
+    assert result.exit_code == 0, result.output
+    (item,) = [s for s in json.loads(result.stdout)["series"] if s["selected"]]
+    assert any("no FrameOfReferenceUID" in w for w in item["warnings"])
+    text = run("inspect", "--study", str(tmp_path / "s"))
+    assert "warning: 12 of 12 slices have no FrameOfReferenceUID" in text.stdout
+    write_phantom_study(tmp_path / "t", PhantomSpec(seed=2, rows=48, columns=48, n_slices=12))
+    (fine,) = [s for s in json.loads(run("inspect", "--study", str(tmp_path / "t"), "--json").stdout)["series"]
+               if s["selected"]]
+    assert not any("FrameOfReferenceUID" in w for w in fine["warnings"])

@@ -171,3 +171,18 @@ def test_dicom_seg_mask_through_read_seg_mask(make_series, tmp_path: Path) -> No
     assert report["mask"]["format"] == "dicom-seg"
     assert report["hematoma"]["n_voxels"] == int(mask.sum())
     assert report["hematoma"]["volume_ml"] == pytest.approx(mask.sum() * 0.25 * 5.0 / 1000.0, abs=1e-4)
+
+
+def test_measure_reports_the_quality_of_the_study(tmp_path: Path) -> None:
+    """`measure` runs the image checks of `run` on the study (the given mask as the segmentation)."""
+    from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study
+
+    write_phantom_study(tmp_path / "s", PhantomSpec(seed=3, rows=96, columns=96, touch_skull=True, volume_ml=20.0,
+                                                    export="skull_air_stripped"))
+    result = run("measure", "--study", str(tmp_path / "s"), "--mask", str(tmp_path / "s" / "truth_mask.nii.gz"),
+                 "--json")
+    assert result.exit_code == 0, result.output
+    quality = json.loads(result.stdout)["quality"]
+    assert {"skull_absent", "hu_no_air"} <= set(quality["codes"]) and "intracranial" in quality["checks"]
+    alone = json.loads(run("measure", "--mask", str(tmp_path / "s" / "truth_mask.nii.gz"), "--json").stdout)
+    assert alone["quality"]["checks"] == [] and "nothing could be checked" in alone["quality"]["note"]

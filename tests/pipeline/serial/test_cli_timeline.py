@@ -201,3 +201,29 @@ def test_import_help_says_which_contest_file_goes_where() -> None:
                          ("--clinical", "table1_clinical.csv")):
         assert f"{option} {name}" in lines
     assert "table3_radiomics" in lines
+
+
+def test_a_flagged_scan_is_marked_in_the_timeline(tmp_path: Path) -> None:
+    """A follow-up recorded with quality flags (from its run report) shows them in JSON, text and the plot."""
+    from ichpipe.pipeline.config.store_config import StoreConfig
+    from ichpipe.pipeline.serial.store import measurement_from_report, open_store, record_measurement
+
+    path = str(tmp_path / "s.sqlite")
+    flag = {"code": "skull_open", "message": "The bone ring is open over up to 72 deg on 16 slices.", "value": 72.0}
+    with open_store(StoreConfig(path=path)) as s:
+        for uid, acc, when, volume, flags in (("1.1", "A1", "2024-03-01T08:00:00", 20.0, []),
+                                              ("1.2", "A2", "2024-03-02T08:00:00", 4.0, [flag])):
+            record_measurement(s, measurement_from_report({
+                "patient_id": "PQ", "series_instance_uid": uid, "accession_number": acc,
+                "acquisition_datetime": when, "hematoma": {"volume_ml": volume, "abc2_ml": volume},
+                "segmenter": {"name": "threshold"}, "quality": {"flags": flags}}))
+    data = json.loads(run("timeline", "--patient", "PQ", "--store", path, "--json").stdout)
+    assert [[f["code"] for f in s["quality_flags"]] for s in data["scans"]] == [[], ["skull_open"]]
+    png = tmp_path / "pq.png"
+    text = run("timeline", "--patient", "PQ", "--store", path, "--plot", str(png))
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    (at,) = [i for i, x in enumerate(lines) if x.split()[:2] == ["1", "A2"]]
+    assert lines[at + 1].strip().startswith("! quality flag skull_open")
+    assert "undetermined" in text.stdout and "the volume is flagged" in text.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

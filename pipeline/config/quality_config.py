@@ -1,0 +1,286 @@
+"""The ``quality:`` section of ``config.yaml``: when a volume is flagged, and what a flag does.
+
+Each sub-section holds the thresholds of one check in
+:mod:`ichpipe.pipeline.quality` (the keyword arguments of its function, one to
+one); the reasons for the defaults are given per field. They were set on the
+phantoms and the three real studies of ``../shared/data`` (see
+``MODEL_CARD.md``, "Quality flags").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Literal
+
+__all__ = [
+    "BloodEdgeConfig",
+    "BloodOutsideConfig",
+    "ClippingConfig",
+    "DisagreementConfig",
+    "DomainConfig",
+    "HuLevelsConfig",
+    "IntracranialCheckConfig",
+    "QualityConfig",
+]
+
+
+def _check_fractions(obj: object, *names: str) -> None:
+    for name in names:
+        if not 0.0 <= getattr(obj, name) <= 1.0:  # also refuses NaN
+            raise ValueError(f"Argument '{name}' must lie in [0, 1].")
+
+
+def _check_non_negative(obj: object) -> None:
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and not value >= 0:
+            raise ValueError(f"Argument '{f.name}' must be a number >= 0.")
+
+
+def _check_pair(name: str, pair: tuple[float, float]) -> None:
+    if not pair[0] < pair[1]:
+        raise ValueError(f"Argument '{name}' must be [low, high] with low < high.")
+
+
+@dataclass(frozen=True)
+class IntracranialCheckConfig:
+    """Flags ``intracranial_empty``, ``intracranial_small``, ``skull_open``, ``skull_absent``.
+
+    Parameters
+    ----------
+    empty_ml:
+        Below this the space was not found (no adult head holds less than
+        ~1000 mL; 10 mL is a few slices of noise).
+    min_ml:
+        Below this even a partial scan of an adult head is implausible (the
+        posterior fossa alone is ~150-200 mL; a neonate's whole space ~350 mL).
+    min_head_ratio:
+        Intracranial / head volume below this is implausible: 0.40-0.69 on the
+        phantoms and the real GE head (more neck and face lowers it), 0.02 on
+        the air-filled Philips head phantom.
+    open_gap_deg:
+        A bridged gap at least this wide on ``open_min_slices`` slices is an
+        open skull (a craniotomy flap is 60-150 deg; sutures and foramina < 10 deg).
+    open_min_slices:
+        One bridged slice can be the skull base; two or more is a defect.
+    absent_bone_share:
+        A ring made mostly of other barriers than bone (a stripped skull's
+        constant value, air) means there is no skull in the image.
+    """
+
+    empty_ml: float = 10.0
+    min_ml: float = 300.0
+    min_head_ratio: float = 0.2
+    open_gap_deg: float = 20.0
+    open_min_slices: int = 2
+    absent_bone_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_fractions(self, "min_head_ratio", "absent_bone_share")
+
+
+@dataclass(frozen=True)
+class HuLevelsConfig:
+    """Flags ``hu_calibration`` and ``hu_no_air``: air and brain levels from histogram peaks.
+
+    Parameters
+    ----------
+    air_hu:
+        Accepted air peak: air is -1000 HU by definition and a calibrated
+        scanner keeps it within +/-50 (the tolerance of phantom QA).
+    brain_hu:
+        Accepted brain peak inside the intracranial space (white matter
+        25-30, grey 35-45 HU; measured 31 on the real GE head, 34.5 on the
+        real IVH example, 27-28 on the phantoms).
+    min_air_fraction:
+        Air is checked when at least this share of the voxels lie in
+        -1100..-500 HU (a head CT always has air around the head unless it
+        was masked); below it, ``hu_no_air``.
+    min_brain_fraction:
+        At least this share of the intracranial voxels must lie in -20..100 HU
+        for a brain peak to exist (brain, CSF and blood are ~95 % of it).
+    sample_step:
+        In-plane subsampling of the histograms (every 2nd pixel is plenty).
+    """
+
+    air_hu: tuple[float, float] = (-1050.0, -950.0)
+    brain_hu: tuple[float, float] = (20.0, 45.0)
+    min_air_fraction: float = 0.01
+    min_brain_fraction: float = 0.5
+    sample_step: int = 2
+
+    def __post_init__(self) -> None:
+        _check_pair("air_hu", self.air_hu)
+        _check_pair("brain_hu", self.brain_hu)
+        _check_fractions(self, "min_air_fraction", "min_brain_fraction")
+        if self.sample_step < 1:
+            raise ValueError("Argument 'sample_step' must be at least 1.")
+
+
+@dataclass(frozen=True)
+class ClippingConfig:
+    """Flag ``hu_clipped``: values cut at the top (bone lost) or at the bottom above air.
+
+    Parameters
+    ----------
+    max_fraction:
+        The maximum is a clip when at least this share of the voxels equal it
+        (an unclipped maximum is one bright voxel of bone or metal; a clip at
+        320 HU holds the whole skull, ~5 % of a head CT).
+    min_fraction:
+        The minimum is a clip when at least this share equal it *and* it lies
+        above ``min_floor_hu``.
+    min_floor_hu:
+        A floor at or below this is the scanner's air floor (-1024), not a clip.
+    sample_step:
+        In-plane subsampling of the counts.
+    """
+
+    max_fraction: float = 0.001
+    min_fraction: float = 0.01
+    min_floor_hu: float = -1000.0
+    sample_step: int = 2
+
+    def __post_init__(self) -> None:
+        _check_fractions(self, "max_fraction", "min_fraction")
+        if self.sample_step < 1:
+            raise ValueError("Argument 'sample_step' must be at least 1.")
+
+
+@dataclass(frozen=True)
+class BloodEdgeConfig:
+    """Flag ``blood_at_mask_edge``: blood against an intracranial edge that is not bone.
+
+    Parameters
+    ----------
+    bone_search_mm:
+        An edge pixel with bone within this distance outside the mask is
+        bone-bounded (the inner table's partial-volume edge is 1-2 mm wide).
+    max_fraction:
+        Flag when at least this share of the blood's in-plane edge lies on a non-bone edge ...
+    min_contact_mm:
+        ... over at least this length in total (a few pixels of contact are
+        noise; 10 mm is a short stretch of a hematoma's side).
+    """
+
+    bone_search_mm: float = 3.0
+    max_fraction: float = 0.1
+    min_contact_mm: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_fractions(self, "max_fraction")
+
+
+@dataclass(frozen=True)
+class BloodOutsideConfig:
+    """Flag ``blood_outside_mask``: blood the segmenter found outside the intracranial space.
+
+    Parameters
+    ----------
+    max_ml, max_fraction:
+        Flag when the removed volume is at least ``max_ml`` *and* at least
+        ``max_fraction`` of what the segmenter found (scalp haematomas and
+        partial-volume specks remove well under 1 mL on normal studies).
+    """
+
+    max_ml: float = 1.0
+    max_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_fractions(self, "max_fraction")
+
+
+@dataclass(frozen=True)
+class DisagreementConfig:
+    """Flag ``segmenter_disagreement``: the network and the cross-check differ.
+
+    Parameters
+    ----------
+    min_abs_ml:
+        Flag only when they differ by at least this (below 2 mL a difference
+        does not change management; expansion is defined by 6 mL) ...
+    min_rel:
+        ... and by at least this share of the larger volume (network and
+        threshold agree within ~10 % on the phantoms; 25 % is ABC/2's error).
+    """
+
+    min_abs_ml: float = 2.0
+    min_rel: float = 0.25
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_fractions(self, "min_rel")
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """Flags ``out_of_domain_contrast``, ``out_of_domain_paediatric``, ``out_of_domain_orientation``.
+
+    Parameters
+    ----------
+    enhanced_hu:
+        Enhancing vessels and sinuses after iodine are 150-300 HU; unenhanced
+        blood stays below 100 and calcifications are small.
+    enhanced_ml:
+        Volume of enhanced-range voxels in and next to the intracranial space
+        (away from bone, in components of at least
+        ``enhanced_min_component_ml``) above which the study looks
+        contrast-enhanced: enhanced sinuses and the circle of Willis hold
+        5-15 mL; a calcified choroid plexus and pineal well under 1 mL.
+    enhanced_min_component_ml:
+        Smaller components (noise, calcification specks) are not counted.
+    bone_margin_mm:
+        Voxels this close to bone are its partial-volume edge, not enhancement.
+    paediatric_ml, paediatric_area_cm2:
+        An adult intracranial volume is 1100-1800 mL and its largest axial
+        section 140-190 cm^2 (142-186 on the phantoms and the real heads
+        here); a head below both limits is a child's (the network saw adults only).
+    max_tilt_deg:
+        Angle between the slice normal and the head-foot axis above which the
+        series is not axial (gantry tilt reaches ~20-30 deg; the real GE
+        head's 18.5 deg stays quiet; reformatted coronal or sagittal series are at 90).
+    """
+
+    enhanced_hu: tuple[float, float] = (150.0, 300.0)
+    enhanced_ml: float = 1.5
+    enhanced_min_component_ml: float = 0.05
+    bone_margin_mm: float = 2.0
+    paediatric_ml: float = 900.0
+    paediatric_area_cm2: float = 110.0
+    max_tilt_deg: float = 25.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_pair("enhanced_hu", self.enhanced_hu)
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Quality checks of every ``run``: thresholds, the cross-check segmenter, strictness.
+
+    Parameters
+    ----------
+    strict:
+        Any flag makes ``run`` exit 1, after every output was written (the
+        same as ``run --strict``).
+    cross_check:
+        ``threshold``: when the main segmenter is a network, also run the
+        classical baseline on the same intracranial space and compare the
+        volumes (flag ``segmenter_disagreement``); it costs 0.6-8.3 % of the
+        network's segment stage on a CPU (``BENCHMARKS.md``). ``none``: do not.
+    intracranial, hu_levels, clipping, blood_edge, blood_outside, disagreement, domain:
+        The thresholds of each check.
+    """
+
+    strict: bool = False
+    cross_check: Literal["threshold", "none"] = "threshold"
+    intracranial: IntracranialCheckConfig = field(default_factory=IntracranialCheckConfig)
+    hu_levels: HuLevelsConfig = field(default_factory=HuLevelsConfig)
+    clipping: ClippingConfig = field(default_factory=ClippingConfig)
+    blood_edge: BloodEdgeConfig = field(default_factory=BloodEdgeConfig)
+    blood_outside: BloodOutsideConfig = field(default_factory=BloodOutsideConfig)
+    disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
+    domain: DomainConfig = field(default_factory=DomainConfig)

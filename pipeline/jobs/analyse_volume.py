@@ -1,0 +1,124 @@
+"""One assembled CT volume in, hematoma mask, volume and quality flags out (no files written).
+
+The computing half of ``ichpipe run`` (:mod:`~ichpipe.pipeline.jobs.run_study`
+adds discovery before it and the outputs after it); ``bench/robustness.py``
+and the real-data tests call it directly:
+
+1. the intracranial space, found once (:func:`~ichpipe.pipeline.segment.intracranial.find_intracranial`),
+   with the method used (closed ring, bridged gap, stripped skull, head outline);
+2. the main segmenter, restricted to that space;
+3. the cross-check: the threshold baseline on the same space when the main
+   segmenter is a network and ``quality.cross_check`` is ``threshold``;
+4. the planimetric volume and ABC/2;
+5. every quality check (:func:`~ichpipe.pipeline.quality.assess.assess_quality`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
+from ichpipe.pipeline.outputs.report import StageTimer
+from ichpipe.pipeline.quality.assess import assess_quality
+from ichpipe.pipeline.quality.flags import QualityReport
+from ichpipe.pipeline.segment import Segmenter
+from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
+from ichpipe.pipeline.segment.segmenter import SegmentationResult, segment_volume
+from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
+
+__all__ = ["Analysis", "analyse_volume"]
+
+
+@dataclass
+class Analysis:
+    """What was computed for one volume.
+
+    Attributes
+    ----------
+    mask:
+        The main segmenter's hematoma mask (bool, the volume's shape).
+    measurement:
+        Its planimetric volume and ABC/2.
+    intracranial:
+        The intracranial space, the method used and its measurements.
+    segmentation:
+        The main segmenter's result (with what the restriction removed).
+    quality:
+        The flags and the numbers behind them.
+    cross_check:
+        ``{"segmenter", "volume_ml", "kind"}`` of the baseline run beside a
+        network, or ``None`` when none ran.
+    """
+
+    mask: npt.NDArray[np.bool_]
+    measurement: HematomaMeasurement
+    intracranial: IntracranialResult
+    segmentation: SegmentationResult
+    quality: QualityReport
+    cross_check: dict[str, Any] | None
+
+
+def _volume_ml(mask: npt.NDArray[np.bool_], voxel_ml: npt.NDArray[np.float64]) -> float:
+    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))
+
+
+def analyse_volume(
+    volume: CTVolume,
+    segmenter: Segmenter,
+    config: Config,
+    *,
+    timer: StageTimer | None = None,
+) -> Analysis:
+    """Find the intracranial space, segment, cross-check, measure and run the quality checks.
+
+    Parameters
+    ----------
+    volume:
+        The assembled CT.
+    segmenter:
+        The main segmenter (a network or the threshold baseline).
+    config:
+        The whole configuration (``anatomy``, ``threshold``, ``measure``, ``quality``).
+    timer:
+        Stage timer to add ``intracranial``, ``segment``, ``cross_check``,
+        ``measure`` and ``quality`` seconds to.
+
+    Returns
+    -------
+    Analysis
+        Mask, measurement, intracranial space, quality flags, cross-check volume.
+    """
+    timer = timer or StageTimer()
+    geo = volume.geometry
+    with timer.stage("intracranial"):
+        space = find_intracranial_in(volume.hu, geo, config.anatomy)
+    with timer.stage("segment"):
+        result = segment_volume(segmenter, volume, space)
+    mask = result.mask
+    with timer.stage("measure"):
+        measurement = measure_hematoma(mask, geo, config=config.measure)
+    cross_check: dict[str, Any] | None = None
+    volumes: dict[str, float] | None = None
+    if config.quality.cross_check == "threshold" and not isinstance(segmenter, ThresholdSegmenter):
+        with timer.stage("cross_check"):
+            baseline = ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
+            other = baseline.segment_in(volume, space)
+            other_ml = _volume_ml(other.mask, geo.voxel_volumes_ml)
+            del other
+        name = str(segmenter.describe().get("name") or segmenter.name)
+        volumes = {name: measurement.volume_ml, baseline.name: other_ml}
+        cross_check = {"segmenter": baseline.name, "kind": baseline.describe()["kind"],
+                       "volume_ml": round(other_ml, 4)}
+    with timer.stage("quality"):
+        quality = assess_quality(volume, space, result, volumes_ml=volumes, bone_min_hu=config.anatomy.bone_min_hu,
+                                 config=config.quality)
+    if cross_check is not None:
+        quality.measurements["cross_check"] = cross_check
+    return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,
+                    cross_check=cross_check)

@@ -1,0 +1,94 @@
+"""All the checks of one study, run in order on what ``run`` computed: :func:`assess_quality`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.pipeline.config.quality_config import QualityConfig
+from ichpipe.pipeline.quality.checks import (
+    check_blood_at_edge,
+    check_blood_outside_mask,
+    check_clipping,
+    check_disagreement,
+    check_domain,
+    check_hu_levels,
+    check_intracranial,
+)
+from ichpipe.pipeline.quality.flags import QualityReport
+from ichpipe.pipeline.segment.intracranial import IntracranialResult
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
+
+__all__ = ["assess_quality"]
+
+
+def assess_quality(
+    volume: CTVolume,
+    intracranial: IntracranialResult,
+    segmentation: SegmentationResult,
+    *,
+    volumes_ml: Mapping[str, float] | None = None,
+    bone_min_hu: float = 300.0,
+    config: QualityConfig | None = None,
+) -> QualityReport:
+    """Run every quality check on one study.
+
+    Parameters
+    ----------
+    volume:
+        The assembled CT.
+    intracranial:
+        The intracranial space the mask was restricted to, with its method and measurements.
+    segmentation:
+        The main segmenter's result (mask, and what the restriction removed).
+    volumes_ml:
+        Volume per segmenter name when a cross-check ran beside the main
+        segmenter (two or more entries), for ``segmenter_disagreement``.
+    bone_min_hu:
+        The bone threshold of the ``anatomy`` config (a maximum below it: no bone in the image).
+    config:
+        Thresholds and options; see :class:`~ichpipe.pipeline.config.quality_config.QualityConfig`.
+
+    Returns
+    -------
+    QualityReport
+        Flags in the order of the checks, the finder's method and measurements, and the volumes compared.
+    """
+    cfg = config or QualityConfig()
+    geo = volume.geometry
+    m = intracranial.measurements
+    report = QualityReport(intracranial=dict(m))
+    report.add(check_intracranial(
+        intracranial_ml=intracranial.volume_ml,
+        head_ml=intracranial.head_volume_ml,
+        max_gap_deg=float(m.get("bridged_max_gap_deg") or 0.0),
+        n_bridged_slices=int(m.get("n_slices_bridged") or 0),
+        n_outline_slices=int(m.get("n_slices_outline") or 0),
+        bone_share=float(m.get("bone_share_median") or 0.0),
+        **asdict(cfg.intracranial),
+    ), "intracranial")
+    report.add(check_hu_levels(volume.hu, intracranial.mask, **asdict(cfg.hu_levels)), "hu_levels")
+    report.add(check_clipping(volume.hu, bone_hu=bone_min_hu, **asdict(cfg.clipping)), "clipping")
+    # where the image was clipped below bone, bone is at the clip value (math.inf: no bone can be told)
+    bone_hu = intracranial.levels.bone_threshold_hu
+    report.add(check_blood_at_edge(segmentation.mask, intracranial.mask, volume.hu, geo.pixel_spacing_mm,
+                                   bone_hu=bone_hu, **asdict(cfg.blood_edge)), "blood_edge")
+    report.add(check_blood_outside_mask(unrestricted_ml=segmentation.unrestricted_ml,
+                                        removed_ml=segmentation.removed_ml, **asdict(cfg.blood_outside)),
+               "blood_outside")
+    measurements: dict[str, Any] = {}
+    if segmentation.unrestricted_ml is not None:
+        measurements["unrestricted_ml"] = segmentation.unrestricted_ml
+        measurements["removed_outside_intracranial_ml"] = segmentation.removed_ml
+    if volumes_ml is not None and len(volumes_ml) >= 2:
+        report.add(check_disagreement(dict(volumes_ml), **asdict(cfg.disagreement)), "disagreement")
+        measurements["volumes_ml"] = {k: round(float(v), 3) for k, v in volumes_ml.items()}
+    report.add(check_domain(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm, geo.normal,
+                            intracranial_ml=intracranial.volume_ml,
+                            bone_hu=bone_hu if math.isfinite(bone_hu) else bone_min_hu, **asdict(cfg.domain)),
+               "domain")
+    report.measurements.update(measurements)
+    return report

@@ -1,0 +1,57 @@
+"""Phantom cases with known truth, shared by the segment, quality and run tests (written once per session).
+
+The helpers live in ``tests/pipeline/segment/anatomy_support.py``; that folder is
+put on ``sys.path`` here so that tests of every stage can import them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "segment"))
+
+from anatomy_support import PhantomCase, make_case
+
+#: 128 x 128 (1.8 mm pixels), 32 x 5 mm, one 30 mL hematoma against the inner table (seed 3).
+SMALL = {"seed": 3, "rows": 128, "columns": 128, "touch_skull": True, "volume_ml": 30.0}
+#: 256 x 256 (0.9 mm pixels): fine enough for the threshold baseline's in-plane steps.
+MEDIUM = {"seed": 1, "rows": 256, "columns": 256, "touch_skull": True, "volume_ml": 20.0}
+
+
+@pytest.fixture(scope="session")
+def small_case(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
+    return make_case(tmp_path_factory.mktemp("anatomy") / "small", **SMALL)
+
+
+@pytest.fixture(scope="session")
+def normal_case(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
+    """128 x 128 normal head (no hematoma)."""
+    return make_case(tmp_path_factory.mktemp("anatomy") / "normal", seed=7, rows=128, columns=128, n_hematomas=0)
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """``variant(**options)``: the small case written with generator options (flap, export, clip), cached."""
+    cache: dict[str, PhantomCase] = {}
+
+    def make(**options: object) -> PhantomCase:
+        key = repr(sorted(options.items()))
+        if key not in cache:
+            cache[key] = make_case(tmp_path_factory.mktemp("anatomy") / f"v{len(cache)}", **SMALL, **options)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def medium_case(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
+    return make_case(tmp_path_factory.mktemp("anatomy") / "medium", **MEDIUM)
+
+
+@pytest.fixture(scope="session")
+def medium_normal(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
+    return make_case(tmp_path_factory.mktemp("anatomy") / "medium_normal", seed=7, rows=256, columns=256,
+                     n_hematomas=0)

@@ -1,0 +1,191 @@
+"""Each quality flag fires on a case built to trigger it and stays quiet on the phantoms that are fine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from anatomy_support import PhantomCase, enhance, with_hu
+
+from ichpipe.pipeline.config.quality_config import IntracranialCheckConfig, QualityConfig
+from ichpipe.pipeline.quality import FLAG_CODES, QualityFlag
+from ichpipe.pipeline.quality import checks as q
+from ichpipe.pipeline.quality.assess import assess_quality
+from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
+
+AXIAL = (0.0, 0.0, 1.0)
+
+
+def _codes(flags: list[QualityFlag]) -> set[str]:
+    return {f.code for f in flags}
+
+
+def _finder(case: PhantomCase, hu: np.ndarray | None = None) -> IntracranialResult:
+    return find_intracranial(case.hu if hu is None else hu, case.spacing, case.thickness)
+
+
+def _assess(case: PhantomCase, hu: np.ndarray | None = None, *, blood: np.ndarray | None = None,
+            volumes: dict[str, float] | None = None) -> set[str]:
+    """Every check through assess_quality, with the phantom's true hematoma as the segmenter's mask."""
+    volume = case.volume if hu is None else with_hu(case, hu)
+    space = _finder(case, volume.hu)
+    mask = (case.labels > 0) & space.mask if blood is None else blood
+    report = assess_quality(volume, space, SegmentationResult(mask=mask), volumes_ml=volumes)
+    return set(report.codes)
+
+
+def test_quiet_on_the_fine_phantom(small_case: PhantomCase) -> None:
+    assert _assess(small_case) == set()
+
+
+def test_quiet_on_a_fine_normal_head(normal_case: PhantomCase) -> None:
+    assert _assess(normal_case) == set()
+
+
+def test_quiet_with_gantry_tilt(small_case: PhantomCase) -> None:
+    tilted = (0.0, np.sin(np.radians(18.5)), np.cos(np.radians(18.5)))
+    assert q.check_domain(small_case.hu, small_case.intracranial, small_case.spacing, small_case.thickness,
+                          tilted) == []
+
+
+def test_quiet_on_monochrome1_and_without_frame_of_reference(variant) -> None:
+    assert _assess(variant(photometric="MONOCHROME1")) == set()
+    assert _assess(variant(frame_of_reference=False)) == set()
+
+
+def test_intracranial_empty() -> None:
+    hu = np.full((4, 64, 64), -1000.0, dtype=np.float32)
+    r = find_intracranial(hu, (1.0, 1.0), 5.0)
+    flags = q.check_intracranial(intracranial_ml=r.volume_ml, head_ml=r.head_volume_ml, max_gap_deg=0.0,
+                                 n_bridged_slices=0)
+    assert _codes(flags) == {"intracranial_empty"}
+
+
+def test_intracranial_small_when_the_skull_holds_air(small_case: PhantomCase) -> None:
+    """Like the air-filled Philips head phantom: a closed skull with a small brain-like insert inside."""
+    rng = np.random.default_rng(0)
+    hu = small_case.hu.copy()
+    air = small_case.signed_distance < -1.0
+    hu[air] = (-1000.0 + rng.normal(0, 5.0, int(air.sum()))).astype(np.float32)
+    insert = small_case.signed_distance < -25.0
+    hu[insert] = (40.0 + rng.normal(0, 5.0, int(insert.sum()))).astype(np.float32)
+    assert "intracranial_small" in _assess(small_case, hu, blood=np.zeros(hu.shape, dtype=bool))
+
+
+def test_skull_open(variant) -> None:
+    assert _assess(variant(skull_flap_deg=70.0)) == {"skull_open"}
+
+
+@pytest.mark.parametrize(("export", "expected"), [
+    ("skull_stripped", {"skull_absent", "hu_clipped"}),
+    ("skull_air_stripped", {"skull_absent", "hu_clipped", "hu_no_air"}),
+    ("brain_only", {"skull_absent", "hu_clipped", "hu_no_air"}),
+])
+def test_skull_absent(variant, export: str, expected: set[str]) -> None:
+    # the hematoma lies against the (stripped) skull: its edge there is no bone, so blood_at_mask_edge may join
+    assert expected <= _assess(variant(export=export)) <= expected | {"blood_at_mask_edge"}
+
+
+@pytest.mark.parametrize("kind", ["intercept +100", "inverted before the rescale"])
+def test_hu_calibration(small_case: PhantomCase, kind: str) -> None:
+    """A wrong intercept, or the former MONOCHROME1 bug (stored values inverted: about -2000 - HU)."""
+    hu = small_case.hu + 100.0 if kind.startswith("intercept") else (-2048.0 - small_case.hu).astype(np.float32)
+    space = _finder(small_case)  # the space itself is found on the right image
+    assert "hu_calibration" in _codes(q.check_hu_levels(hu, space.mask))
+    assert q.check_hu_levels(small_case.hu, space.mask) == []
+
+
+@pytest.mark.parametrize("ceiling", [320.0, 200.0])
+def test_hu_clipped_top(variant, ceiling: float) -> None:
+    assert _assess(variant(clip_hu=ceiling)) == {"hu_clipped"}
+
+
+def test_hu_clipped_window_export(small_case: PhantomCase) -> None:
+    flags = q.check_clipping(np.clip(small_case.hu, 0.0, 80.0))
+    assert [f.code for f in flags] == ["hu_clipped", "hu_clipped"]
+
+
+def test_blood_at_mask_edge(small_case: PhantomCase) -> None:
+    """A mask that cuts through the hematoma (where no bone is) leaves the cut face on its edge."""
+    r = _finder(small_case)
+    blood = (small_case.labels > 0) & r.mask
+    assert q.check_blood_at_edge(blood, r.mask, small_case.hu, small_case.spacing) == []  # bone-bounded contact
+    xs = np.nonzero(blood)[2]
+    x_cut = int(np.median(xs))
+    cut = r.mask.copy()
+    if x_cut > small_case.hu.shape[2] // 2:  # keep the side of the head away from the hematoma
+        cut[:, :, x_cut:] = False
+    else:
+        cut[:, :, :x_cut] = False
+    assert _codes(q.check_blood_at_edge(blood & cut, cut, small_case.hu, small_case.spacing)) == {
+        "blood_at_mask_edge"}
+
+
+@pytest.mark.parametrize(("unrestricted", "removed", "fires"), [
+    (30.0, 4.5, True), (30.0, 0.5, False), (5.0, 1.2, True), (40.0, 3.0, False), (None, None, False)])
+def test_blood_outside_mask(unrestricted: float | None, removed: float | None, fires: bool) -> None:
+    assert bool(q.check_blood_outside_mask(unrestricted_ml=unrestricted, removed_ml=removed)) is fires
+
+
+@pytest.mark.parametrize(("volumes", "fires"), [
+    ({"network": 10.0, "threshold": 4.0}, True),
+    ({"network": 10.0, "threshold": 9.0}, False),
+    ({"network": 0.6, "threshold": 0.0}, False),
+    ({"network": 10.0}, False),
+])
+def test_segmenter_disagreement(volumes: dict[str, float], fires: bool) -> None:
+    assert bool(q.check_disagreement(volumes)) is fires
+
+
+def test_segmenter_disagreement_through_assess(small_case: PhantomCase) -> None:
+    assert _assess(small_case, volumes={"net": 5.0, "threshold": 29.0}) == {"segmenter_disagreement"}
+
+
+def test_contrast_enhanced(small_case: PhantomCase) -> None:
+    hu = enhance(small_case)
+    r = _finder(small_case, hu)
+    flags = q.check_domain(hu, r.mask, small_case.spacing, small_case.thickness, AXIAL)
+    assert _codes(flags) == {"out_of_domain_contrast"}
+
+
+def test_paediatric_size(small_case: PhantomCase) -> None:
+    """The same image with 0.6x smaller voxels is a head of 0.6x the size (~0.2x the volume)."""
+    spacing = (small_case.spacing[0] * 0.6, small_case.spacing[1] * 0.6)
+    thickness = small_case.thickness * 0.6
+    r = find_intracranial(small_case.hu, spacing, thickness)
+    flags = q.check_domain(small_case.hu, r.mask, spacing, thickness, AXIAL, intracranial_ml=r.volume_ml)
+    assert _codes(flags) == {"out_of_domain_paediatric"}
+
+
+def test_non_axial_orientation(small_case: PhantomCase) -> None:
+    flags = q.check_domain(small_case.hu, small_case.intracranial, small_case.spacing, small_case.thickness,
+                           (0.0, 1.0, 0.0))
+    assert _codes(flags) == {"out_of_domain_orientation"}
+    assert flags[0].value == pytest.approx(90.0)
+
+
+def test_thresholds_come_from_the_config(small_case: PhantomCase, variant) -> None:
+    """quality.intracranial.open_gap_deg above the flap's 72 deg silences skull_open; nothing else changes."""
+    case = variant(skull_flap_deg=70.0)
+    space = _finder(case)
+    mask = (case.labels > 0) & space.mask
+    lenient = QualityConfig(intracranial=IntracranialCheckConfig(open_gap_deg=90.0))
+    assert assess_quality(case.volume, space, SegmentationResult(mask=mask), config=lenient).codes == []
+
+
+def test_flags_are_sentences_with_numbers(variant) -> None:
+    case = variant(export="skull_air_stripped")
+    space = _finder(case)
+    report = assess_quality(case.volume, space, SegmentationResult(mask=(case.labels > 0) & space.mask))
+    assert report.flags
+    block = report.to_dict()
+    assert block["flagged"] is True and block["intracranial"]["method"].startswith("closed ring of stripped")
+    for f in block["flags"]:
+        assert set(f) == {"code", "message", "value", "threshold"} and f["code"] in FLAG_CODES
+        assert f["message"].endswith(".") and (f["message"][0].isupper() or f["message"][0].isdigit())
+        assert isinstance(f["value"], float)
+
+
+def test_unknown_flag_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="'code'"):
+        QualityFlag("made_up", "A sentence.")
