@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.jobs.inspect_study import inspect_study
 
 __all__ = ["inspect"]
 
@@ -24,6 +23,8 @@ def inspect(study: Path, as_json: bool, explain: bool, config_path: Path | None)
 
     Exit status 0 when a series is selected, 1 when none passes the rules.
     """
+    from ichpipe.pipeline.jobs.inspect_study import inspect_study
+
     config = load_cli_config(config_path)
     report = inspect_study(study, config)
     if as_json:

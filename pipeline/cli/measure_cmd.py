@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.jobs.measure_mask import measure_config_from, measure_mask
 
 __all__ = ["measure"]
 
@@ -54,6 +53,8 @@ def measure(
     Exit status 0 on success, 1 when the mask or study cannot be read or the
     mask does not match the series, 2 on bad usage.
     """
+    from ichpipe.pipeline.jobs.measure_mask import measure_config_from, measure_mask
+
     config = load_cli_config(config_path)
     measure_cfg = measure_config_from(config, abc2_c_method=abc2_c_method, abc2_component=abc2_component)
     report = measure_mask(mask, study=study, config=config, measure=measure_cfg)

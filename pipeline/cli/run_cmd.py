@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config, redact
-from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
 __all__ = ["run"]
 
@@ -111,6 +110,8 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     and printed on stderr, one line each. A flagged volume is still written;
     with --strict the exit status is then 1.
     """
+    from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
+
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
                          device=device, strict=strict)  # type: ignore[arg-type]
