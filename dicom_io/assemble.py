@@ -44,6 +44,7 @@ from ichpipe.dicom_io.discover import PARSE_ERRORS, describe_error
 from ichpipe.dicom_io.geometry import GeometryConfig, VolumeGeometry, compute_geometry, slice_normal
 from ichpipe.dicom_io.series import Series, SliceHeader, _int, split_by_geometry
 from ichpipe.errors import DicomInputError, GeometryError
+from ichpipe.progress import stage
 
 __all__ = [
     "MAX_ABS_HU",
@@ -240,49 +241,57 @@ def _read_planes(
         by_file[str(sh.path)].append(i)
     planes: list[int] = []
     notes: list[str] = []
-    for path, indices in by_file.items():
-        try:
-            ds = pydicom.dcmread(path, force=True)
-            refused = _pixel_budget_problem(ds)
-            pixels = None if refused else ds.pixel_array
-        except BaseException as exc:
-            if not isinstance(exc, _PIXEL_ERRORS) and not _is_decoder_panic(exc):
-                raise
-            for i in indices:
-                notes.append(f"skipped {ordered[i].label}: pixel data unreadable ({describe_error(exc)})")
-            continue
-        if pixels is None:
-            for i in indices:
-                notes.append(f"skipped {ordered[i].label}: {refused}; refusing to decode its pixel data")
-            continue
-        for i in indices:
-            sh = ordered[i]
-            if not (math.isfinite(sh.slope) and math.isfinite(sh.intercept)) or sh.slope <= 0:
-                notes.append(
-                    f"skipped {sh.label}: RescaleSlope/RescaleIntercept {sh.slope:g}/{sh.intercept:g}"
-                    " is not a usable rescale (finite numbers, a positive slope)"
-                )
-                continue
-            if sh.frame is not None and pixels.ndim == 3 and not 0 <= sh.frame < pixels.shape[0]:
-                notes.append(f"skipped {sh.label}: the pixel data holds only {pixels.shape[0]} frame(s)")
-                continue
-            frame = pixels if sh.frame is None else (pixels[sh.frame] if pixels.ndim == 3 else pixels)
-            if frame.shape != (sh.rows, sh.columns):
-                notes.append(
-                    f"skipped {sh.label}: pixel data has shape {frame.shape}, header says {sh.rows}x{sh.columns}"
-                )
-                continue
-            problem = _rescale_problem(frame, sh)
-            if problem is not None:
-                notes.append(f"skipped {sh.label}: RescaleSlope/RescaleIntercept {sh.slope:g}/{sh.intercept:g}"
-                             f" {problem}")
-                continue
-            try:
-                out[i] = _stored_to_hu(ds, frame, sh, padding_hu)
-                planes.append(i)
-            except (ValueError, TypeError, OverflowError) as exc:
-                notes.append(f"skipped {sh.label}: stored values cannot be converted to HU ({describe_error(exc)})")
+    with stage("decoding slices", total=len(by_file)) as progress:
+        for path, indices in by_file.items():
+            _decode_file(path, indices, ordered, padding_hu, out, planes, notes)
+            progress.advance()
     return sorted(planes), notes
+
+
+def _decode_file(path: str, indices: list[int], ordered: Sequence[SliceHeader], padding_hu: float,
+                 out: npt.NDArray[np.float32], planes: list[int], notes: list[str]) -> None:
+    """Decode one file's planes into ``out``; append the planes decoded to ``planes``, notes on the others."""
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        refused = _pixel_budget_problem(ds)
+        pixels = None if refused else ds.pixel_array
+    except BaseException as exc:
+        if not isinstance(exc, _PIXEL_ERRORS) and not _is_decoder_panic(exc):
+            raise
+        for i in indices:
+            notes.append(f"skipped {ordered[i].label}: pixel data unreadable ({describe_error(exc)})")
+        return
+    if pixels is None:
+        for i in indices:
+            notes.append(f"skipped {ordered[i].label}: {refused}; refusing to decode its pixel data")
+        return
+    for i in indices:
+        sh = ordered[i]
+        if not (math.isfinite(sh.slope) and math.isfinite(sh.intercept)) or sh.slope <= 0:
+            notes.append(
+                f"skipped {sh.label}: RescaleSlope/RescaleIntercept {sh.slope:g}/{sh.intercept:g}"
+                " is not a usable rescale (finite numbers, a positive slope)"
+            )
+            continue
+        if sh.frame is not None and pixels.ndim == 3 and not 0 <= sh.frame < pixels.shape[0]:
+            notes.append(f"skipped {sh.label}: the pixel data holds only {pixels.shape[0]} frame(s)")
+            continue
+        frame = pixels if sh.frame is None else (pixels[sh.frame] if pixels.ndim == 3 else pixels)
+        if frame.shape != (sh.rows, sh.columns):
+            notes.append(
+                f"skipped {sh.label}: pixel data has shape {frame.shape}, header says {sh.rows}x{sh.columns}"
+            )
+            continue
+        problem = _rescale_problem(frame, sh)
+        if problem is not None:
+            notes.append(f"skipped {sh.label}: RescaleSlope/RescaleIntercept {sh.slope:g}/{sh.intercept:g}"
+                         f" {problem}")
+            continue
+        try:
+            out[i] = _stored_to_hu(ds, frame, sh, padding_hu)
+            planes.append(i)
+        except (ValueError, TypeError, OverflowError) as exc:
+            notes.append(f"skipped {sh.label}: stored values cannot be converted to HU ({describe_error(exc)})")
 
 
 def _plan(series: Series, cfg: GeometryConfig) -> tuple[list[SliceHeader], list[str], tuple[float, ...]]:

@@ -12,6 +12,7 @@ A study may also be given as a DICOMDIR file (its records name the files) or a
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import struct
@@ -26,6 +27,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from ichpipe.dicom_io._privacy import remember_identifiers
 from ichpipe.errors import DicomInputError
+from ichpipe.progress import stage
 
 __all__ = [
     "DICOMDIR_SOP_CLASS",
@@ -207,34 +209,43 @@ def discover(root: Path, *, config: DiscoveryConfig | None = None) -> DiscoveryR
     """
     cfg = config or DiscoveryConfig()
     result = DiscoveryResult()
-    for path in iter_files(Path(root), follow_symlinks=cfg.follow_symlinks):
-        result.n_examined += 1
-        if result.n_examined > cfg.max_files:
-            raise DicomInputError(
-                f"{root} holds more than {cfg.max_files} files; point --study at one study"
-                " or raise discovery.max_files in the config."
-            )
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            result.skipped.append(SkippedFile(path, f"cannot stat: {exc.strerror}"))
-            continue
-        if size > cfg.max_file_bytes:
-            result.skipped.append(SkippedFile(path, f"larger than {cfg.max_file_bytes} bytes"))
-            continue
-        try:
-            ds = read_header(path)
-        except InvalidDicomError:
-            result.skipped.append(SkippedFile(path, "not DICOM"))
-            continue
-        except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, OverflowError) as exc:
-            reason = f"unreadable DICOM header ({describe_error(exc)})"
-            log.warning("skipping %s: %s", path, reason)
-            result.skipped.append(SkippedFile(path, reason))
-            continue
-        sop_class = str(getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", "") or "")
-        if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
-            result.directories.append(path)
-            continue
-        result.headers.append((path, ds))
+    # listed first (cheap) so that progress has a total; stops one past the limit
+    paths = list(itertools.islice(iter_files(Path(root), follow_symlinks=cfg.follow_symlinks), cfg.max_files + 1))
+    if len(paths) > cfg.max_files:
+        raise DicomInputError(
+            f"{root} holds more than {cfg.max_files} files; point --study at one study"
+            " or raise discovery.max_files in the config."
+        )
+    with stage("reading headers", total=len(paths)) as progress:
+        for path in paths:
+            result.n_examined += 1
+            _examine(path, cfg, result)
+            progress.advance()
     return result
+
+
+def _examine(path: Path, cfg: DiscoveryConfig, result: DiscoveryResult) -> None:
+    """Read one file's header into ``result`` (a header, a DICOMDIR, or a skipped file with its reason)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        result.skipped.append(SkippedFile(path, f"cannot stat: {exc.strerror}"))
+        return
+    if size > cfg.max_file_bytes:
+        result.skipped.append(SkippedFile(path, f"larger than {cfg.max_file_bytes} bytes"))
+        return
+    try:
+        ds = read_header(path)
+    except InvalidDicomError:
+        result.skipped.append(SkippedFile(path, "not DICOM"))
+        return
+    except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, OverflowError) as exc:
+        reason = f"unreadable DICOM header ({describe_error(exc)})"
+        log.warning("skipping %s: %s", path, reason)
+        result.skipped.append(SkippedFile(path, reason))
+        return
+    sop_class = str(getattr(ds.get("file_meta", Dataset()), "MediaStorageSOPClassUID", "") or "")
+    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        result.directories.append(path)
+        return
+    result.headers.append((path, ds))

@@ -7,10 +7,28 @@ The rules (``DESIGN.md``, "Geometry rules"):
 * slice spacing is measured **along the normal**, never as the distance
   between positions (with gantry tilt that distance is longer by 1/cos(tilt));
 * each slice's own thickness is half the distance to each neighbour along the
-  normal (an end slice mirrors its only neighbour), so a voxel's volume is
-  pixel area x that thickness and uneven protocols and gaps are measured
-  without resampling;
-* a gap wider than ``gap_factor`` x the local spacing counts as missing slices.
+  normal, so a voxel's volume is pixel area x that thickness and uneven
+  protocols and gaps are measured without resampling;
+* a gap wider than ``gap_factor`` x the local spacing counts as missing slices;
+  the stretch a missing slice stood for is shared by its two neighbours (half
+  the gap each);
+* an end slice has one neighbour; beyond it, it stands for half its *local*
+  spacing (the spacing of the slices around it, gaps left out), which mirrors
+  its neighbour unless that neighbour lies across a gap. So the thicknesses
+  tile the slab the acquisition covered, from half a spacing below the first
+  slice to half a spacing above the last, even when the slice next to an end
+  is missing (mirroring the gap would reach half a gap past the scan).
+
+Why the local spacing and not the header's SliceThickness for that outer half:
+SliceThickness is the reconstructed width, which exceeds the spacing in an
+overlapping reconstruction (5 mm slices every 2.5 mm), so using it would make
+an end slice thicker next to a gap than in the same stack without one; the
+local spacing gives the same end slice the same thickness with or without a
+missing neighbour. A two-protocol stack (GE's 4 mm / 7 mm) changes spacing in
+blocks of many slices, so its end slices sit in a block whose spacing is their
+own and nothing changes for it. A lone end slice at a very different spacing
+cannot be told from a dropped neighbour by the positions: it is reported as a
+gap (with the warning) and measured as one.
 """
 
 from __future__ import annotations
@@ -101,11 +119,16 @@ def slice_normal(orientation: Sequence[float], *, tolerance: float = 1e-3) -> Fl
     return n / np.linalg.norm(n)
 
 
-def slice_thickness_from_offsets(offsets: FloatArray, *, single_slice_mm: float | None = None) -> FloatArray:
-    """Each slice's own thickness: half the distance to each neighbour along the normal.
+def slice_thickness_from_offsets(
+    offsets: FloatArray, *, single_slice_mm: float | None = None, gap_factor: float = 1.5
+) -> FloatArray:
+    """Each slice's own thickness along the normal (see the module docstring for the rules).
 
-    An end slice has one neighbour; its missing half-gap mirrors the other, so
-    a uniform stack of ``n`` slices at spacing ``s`` gets ``n`` x ``s``.
+    Inside the stack: half the distance to each neighbour. An end slice: half
+    the distance to its only neighbour, plus half its local spacing outward,
+    which is that same distance unless the neighbour lies across a gap (a gap
+    wider than ``gap_factor`` x the spacing around it). A uniform stack of
+    ``n`` slices ``s`` apart gets ``n`` x ``s``, with or without missing slices.
 
     Parameters
     ----------
@@ -113,7 +136,26 @@ def slice_thickness_from_offsets(offsets: FloatArray, *, single_slice_mm: float 
         Sorted positions along the normal (mm), shape (n,).
     single_slice_mm:
         Thickness to use when there is only one slice (SliceThickness).
+    gap_factor:
+        A step wider than this factor x the local spacing is a gap (missing
+        slices), as in :class:`GeometryConfig`.
+
+    Raises
+    ------
+    GeometryError
+        If there is only one slice and no usable ``single_slice_mm``.
+    ValueError
+        If ``gap_factor`` is not greater than 1.
+
+    Examples
+    --------
+    Slice 1 of a 5 mm stack is missing; slice 0 keeps 2.5 mm below itself:
+
+    >>> slice_thickness_from_offsets(np.array([0.0, 10.0, 15.0, 20.0])).tolist()
+    [7.5, 7.5, 5.0, 5.0]
     """
+    if not gap_factor > 1.0:
+        raise ValueError(f"Argument 'gap_factor' must be greater than 1; got {gap_factor}.")
     offsets = np.asarray(offsets, dtype=np.float64)
     n = offsets.shape[0]
     if n == 0:
@@ -126,8 +168,8 @@ def slice_thickness_from_offsets(offsets: FloatArray, *, single_slice_mm: float 
     half = gaps / 2.0
     thickness = np.empty(n)
     thickness[1:-1] = half[:-1] + half[1:]
-    thickness[0] = gaps[0]
-    thickness[-1] = gaps[-1]
+    thickness[0] = half[0] + _spacing_without_gap(gaps, 0, gap_factor) / 2.0
+    thickness[-1] = half[-1] + _spacing_without_gap(gaps, gaps.size - 1, gap_factor) / 2.0
     return thickness
 
 
@@ -245,6 +287,16 @@ def _local_spacing(gaps: FloatArray, i: int, radius: int = 2) -> float:
     return float(np.median(gaps[idx]))
 
 
+def _is_gap(gaps: FloatArray, i: int, gap_factor: float) -> bool:
+    """Whether step ``i`` is wider than ``gap_factor`` x the spacing around it (slices are missing there)."""
+    return bool(gaps[i] > gap_factor * _local_spacing(gaps, i))
+
+
+def _spacing_without_gap(gaps: FloatArray, i: int, gap_factor: float) -> float:
+    """Step ``i``, or the local spacing around it where step ``i`` is a gap."""
+    return _local_spacing(gaps, i) if _is_gap(gaps, i, gap_factor) else float(gaps[i])
+
+
 def compute_geometry(
     *,
     orientation: Sequence[float],
@@ -294,7 +346,7 @@ def compute_geometry(
     if np.any(np.diff(offsets) <= 0):
         raise GeometryError("Slices are not strictly increasing along the normal (sort and de-duplicate first).")
     warnings: list[str] = []
-    thickness = slice_thickness_from_offsets(offsets, single_slice_mm=slice_thickness_mm)
+    thickness = slice_thickness_from_offsets(offsets, single_slice_mm=slice_thickness_mm, gap_factor=cfg.gap_factor)
     gaps = np.diff(offsets)
     missing = 0
     uniform = True
@@ -310,8 +362,8 @@ def compute_geometry(
                 note += f"; {wide} gap(s) wider than {cfg.gap_factor:g}x the median {median:g} mm"
             warnings.append(note)
         for i, gap in enumerate(gaps):
-            local = _local_spacing(gaps, i)
-            if gap > cfg.gap_factor * local:
+            if _is_gap(gaps, i, cfg.gap_factor):
+                local = _local_spacing(gaps, i)
                 n_missing = max(1, round(gap / local) - 1)
                 missing += n_missing
                 warnings.append(

@@ -26,7 +26,8 @@ from ichpipe import __version__
 from ichpipe.dicom_io._atomic import set_series_datetime, write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
-from ichpipe.dicom_io.deidentify import deidentify_dataset
+from ichpipe.dicom_io.deidentify import deidentified_copy
+from ichpipe.dicom_io.seg import checked_display_values
 from ichpipe.errors import OutputBuildError
 
 __all__ = ["NOT_FOR_DIAGNOSIS", "build_secondary_capture", "write_secondary_capture"]
@@ -74,9 +75,9 @@ def _reference_of(source: CTVolume | Dataset) -> tuple[Dataset, list[Dataset]]:
         seen: dict[str, Dataset] = {}
         for sh in source.slices:
             seen.setdefault(sh.sop_instance_uid, sh.dataset)
-        return source.first, list(seen.values())
+        return checked_display_values(source.first), list(seen.values())
     if isinstance(source, Dataset):
-        return source, [source]
+        return checked_display_values(source), [source]
     raise TypeError(f"Argument 'source' must be a CTVolume or a pydicom Dataset; got {type(source).__name__}.")
 
 
@@ -209,8 +210,8 @@ def write_secondary_capture(
         Output file; its folder must exist. Build it from UIDs, never from
         free-text tags.
     deidentify:
-        Remove or blank the patient's direct identifiers first
-        (:func:`ichpipe.dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
+        Write a de-identified copy (:func:`ichpipe.dicom_io.deidentify.deidentified_copy`:
+        the PS3.15 Basic Profile, UIDs kept); the source headers are untouched.
     **options:
         Keyword-only options of :func:`build_secondary_capture`.
 
@@ -228,6 +229,5 @@ def write_secondary_capture(
         file is left.
     """
     sc = build_secondary_capture(image, source, **options)
-    if deidentify:
-        deidentify_dataset(sc)
-    return write_dataset_atomic(sc, path, what="DICOM Secondary Capture")
+    out: Dataset = deidentified_copy(sc) if deidentify else sc
+    return write_dataset_atomic(out, path, what="DICOM Secondary Capture")

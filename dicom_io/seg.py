@@ -27,6 +27,7 @@ thickness instead of one shared value.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 import numpy.typing as npt
+import pydicom
+import pydicom.valuerep
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -45,18 +48,22 @@ from ichpipe import __version__
 from ichpipe.dicom_io._atomic import set_series_datetime, write_dataset_atomic
 from ichpipe.dicom_io._privacy import no_person_name_warnings
 from ichpipe.dicom_io.assemble import CTVolume
-from ichpipe.dicom_io.deidentify import deidentify_dataset
+from ichpipe.dicom_io.deidentify import deidentified_copy
 from ichpipe.dicom_io.frame_of_reference import frame_of_reference, with_frame_of_reference
 from ichpipe.dicom_io.seg_read import SEGMENTATION_SOP_CLASS_UIDS, read_seg_mask
 from ichpipe.errors import OutputBuildError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "ARTIFICIAL_INTELLIGENCE",
+    "DISPLAY_ONLY",
     "HEMORRHAGE_CATEGORY",
     "HEMORRHAGE_TYPE",
     "MORPHOLOGICAL_OPERATIONS",
     "SEGMENTATION_SOP_CLASS_UIDS",
     "build_seg",
+    "checked_display_values",
     "read_seg_mask",
     "source_headers",
     "write_seg",
@@ -118,6 +125,53 @@ def _positive(value: Any) -> float | None:
     return out if math.isfinite(out) and out > 0 else None
 
 
+#: Attributes copied from the source only for display (who, when): an invalid value is left empty in our
+#: objects with a warning, never a failed study (a malformed birth date once failed every retry).
+DISPLAY_ONLY = {"PatientBirthDate": "DA", "PatientBirthTime": "TM", "StudyDate": "DA", "StudyTime": "TM",
+                "PatientSex": "CS", "PatientAge": "AS"}
+
+
+def _valid_display_value(keyword: str, value: Any) -> bool:
+    text = str(value or "").strip()
+    if not text:
+        return True
+    vr = DISPLAY_ONLY[keyword]
+    try:
+        if vr == "DA":
+            return pydicom.valuerep.DA(text) is not None
+        if vr == "TM":
+            return pydicom.valuerep.TM(text) is not None
+    except (ValueError, TypeError, OverflowError):
+        return False
+    if vr == "CS":
+        return text in ("M", "F", "O")
+    return len(text) == 4 and text[:3].isdigit() and text[3] in "DWMY"
+
+
+def checked_display_values(ds: Dataset) -> Dataset:
+    """``ds``, or a shallow copy of it whose invalid display-only values (:data:`DISPLAY_ONLY`) are empty.
+
+    The source is never changed; each value left out is logged (by keyword, never by value).
+    """
+    bad = []
+    for keyword in DISPLAY_ONLY:
+        try:
+            value = ds.get(keyword)
+        except (ValueError, TypeError, OverflowError):
+            value = "?invalid"
+        if value is not None and not _valid_display_value(keyword, value):
+            bad.append(keyword)
+    if not bad:
+        return ds
+    out = Dataset()
+    for elem in ds:
+        out.add(elem)
+    for keyword in bad:
+        setattr(out, keyword, None)
+        log.warning("%s of the source is not a valid value; left empty in the outputs", keyword)
+    return out
+
+
 def _header_for_highdicom(ds: Dataset, *, slice_thickness_mm: float | None = None) -> Dataset:
     """A shallow copy of ``ds`` with missing Type 2 patient/study attributes added empty.
 
@@ -129,7 +183,7 @@ def _header_for_highdicom(ds: Dataset, *, slice_thickness_mm: float | None = Non
     replaced elements are new elements.
     """
     out = Dataset()
-    for elem in ds:
+    for elem in checked_display_values(ds):
         out.add(elem)
     for keyword in _TYPE2_FROM_SOURCE:
         if keyword not in out:
@@ -401,8 +455,8 @@ def write_seg(
         Output file; its folder must exist. Build it from UIDs, never from
         free-text tags.
     deidentify:
-        Remove or blank the patient's direct identifiers first
-        (:func:`ichpipe.dicom_io.deidentify.deidentify_dataset`; UIDs are kept).
+        Write a de-identified copy (:func:`ichpipe.dicom_io.deidentify.deidentified_copy`:
+        the PS3.15 Basic Profile, UIDs kept); the source headers are untouched.
     **options:
         Any keyword-only option of :func:`build_seg` (``omit_empty_frames``,
         ``series_number``, ``series_description``, ``manufacturer``,
@@ -422,6 +476,5 @@ def write_seg(
         written (read-only folder, disk full); no partial file is left.
     """
     seg = build_seg(mask, volume, algorithm_name=algorithm_name, algorithm_version=algorithm_version, **options)
-    if deidentify:
-        deidentify_dataset(seg)
-    return write_dataset_atomic(seg, path, what="DICOM SEG")
+    out: Dataset = deidentified_copy(seg) if deidentify else seg
+    return write_dataset_atomic(out, path, what="DICOM SEG")

@@ -22,6 +22,7 @@ from ichpipe.dicom_io.selection import Candidate, SelectionConfig, SelectionResu
 from ichpipe.dicom_io.series import Series, group_series, series_attributes
 from ichpipe.dicom_io.sources import open_study
 from ichpipe.errors import DicomInputError, IchpipeError, NoSeriesSelectedError
+from ichpipe.progress import stage
 
 __all__ = ["SeriesSummary", "StudyScan", "scan_files", "scan_study"]
 
@@ -141,13 +142,16 @@ def scan_files(
         If none of the files is a readable DICOM image.
     """
     found = DiscoveryResult()
-    for file in files:
-        found.n_examined += 1
-        try:
-            found.headers.append((Path(file), read_header(Path(file))))
-        except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, IndexError,
-                OverflowError) as exc:
-            found.skipped.append(SkippedFile(Path(file), f"unreadable DICOM header ({type(exc).__name__}: {exc})"))
+    with stage("reading headers", total=len(files)) as progress:
+        for file in files:
+            found.n_examined += 1
+            try:
+                found.headers.append((Path(file), read_header(Path(file))))
+            except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError, IndexError,
+                    OverflowError) as exc:
+                found.skipped.append(SkippedFile(Path(file),
+                                                 f"unreadable DICOM header ({type(exc).__name__}: {exc})"))
+            progress.advance()
     yield _scan_found(found, Path(root), selection=selection, geometry=geometry)
 
 

@@ -26,10 +26,22 @@ __all__ = [
 
 
 class IchpipeError(Exception):
-    """Base class of every error ichpipe raises on purpose."""
+    """Base class of every error ichpipe raises on purpose.
+
+    Its message is always one line: control characters that came from the
+    data (a newline in a hostile UID or file name) are escaped and a Python
+    traceback embedded by a library (pydicom's ``With tag ... got exception``)
+    is cut (:func:`ichpipe.logs.one_line`), whoever formats it.
+    """
 
     #: Exit status the command line uses for this error.
     exit_code: int = 1
+
+    def __str__(self) -> str:
+        """The message on one line."""
+        from ichpipe.logs import one_line
+
+        return one_line(super().__str__())
 
 
 class ConfigError(IchpipeError, ValueError):

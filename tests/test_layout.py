@@ -170,6 +170,7 @@ def test_dicom_io_and_models_import_neither_each_other_nor_pipeline(package: str
 
 
 @pytest.mark.parametrize("start", [
+    "ichpipe.api",
     "ichpipe.pipeline.segment.inference",
     "ichpipe.pipeline.jobs.run_study",
     "ichpipe.pipeline.jobs.inspect_study",

@@ -5,6 +5,7 @@ loading the configuration does not import Dask or SQLAlchemy):
 
 - :mod:`~ichpipe.pipeline.batch.options` -- :class:`BatchOptions`, the frozen options of a run;
 - :mod:`~ichpipe.pipeline.batch.inbox` -- finding studies in the inbox; the settle time;
+- :mod:`~ichpipe.pipeline.batch.case_list` -- ``batch --list``: the cases of a CSV (NIfTI files, study folders);
 - :mod:`~ichpipe.pipeline.batch.ledger` -- fingerprints, config hash, the ledger table;
 - :mod:`~ichpipe.pipeline.batch.locks` -- per-series ``flock`` locks;
 - :mod:`~ichpipe.pipeline.batch.runner` -- :func:`run_batch`: plan, run, summarise;

@@ -13,6 +13,10 @@ files in the inbox itself) whose newest file changed less than ``settle_s``
 seconds ago (modification or status-change time, so files copied with their
 old times count too) is still arriving and is left for the next run.
 
+**Names.** Folder and file names often hold a patient's name or ID: logs,
+labels and summaries name an inbox entry by UID or by ``<inbox>/#<digest>``
+(see :func:`source_alias`), the path itself only with ``--log-phi``.
+
 Names starting with a dot are ignored (receivers write partial files and
 folders under such names, and ``ichpipe``'s own pull does).
 """
@@ -23,20 +27,25 @@ import logging
 import time
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydicom.errors import InvalidDicomError
 
 from ichpipe.dicom_io.discover import DICOMDIR_SOP_CLASS, iter_files, read_header
 from ichpipe.dicom_io.study import scan_files
 from ichpipe.errors import DicomInputError, UsageError
+from ichpipe.logs import current_settings, path_digest, register_path_alias
 from ichpipe.pipeline.batch.ledger import fingerprint
 from ichpipe.pipeline.config import Config
+from ichpipe.progress import track
 
-__all__ = ["InboxScan", "JobKind", "StudyJob", "WaitingEntry", "find_studies"]
+if TYPE_CHECKING:
+    from ichpipe.pipeline.jobs.nifti_study import CaseIdentity
+
+__all__ = ["InboxScan", "JobKind", "StudyJob", "WaitingEntry", "find_studies", "source_alias"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +76,14 @@ class StudyJob:
     n_instances:
         Instances (files) the fingerprint covers.
     label:
-        How logs name the job: UIDs, or the path inside the inbox (never patient data).
+        How logs name the job: UIDs, or the inbox entry by :attr:`source_alias`
+        (folder and file names often hold a patient's name or ID; the path
+        itself only with ``--log-phi``).
+    case:
+        A case of ``batch --list`` (:mod:`~ichpipe.pipeline.batch.case_list`): its case ID and, for a
+        NIfTI case, patient, accession and time; ``None`` for an inbox study.
+    source_alias:
+        How ``source`` is shown: ``<inbox>`` or ``<inbox>/#<digest of its path in the inbox>``.
     """
 
     key: str
@@ -79,6 +95,8 @@ class StudyJob:
     fingerprint: str
     n_instances: int
     label: str
+    case: CaseIdentity | None = None
+    source_alias: str = "<inbox>"
 
 
 @dataclass(frozen=True)
@@ -159,6 +177,19 @@ def _rel(path: Path, inbox: Path) -> str:
     return rel if rel != "." else "(inbox)"
 
 
+def source_alias(path: Path, inbox: Path) -> str:
+    """How an inbox entry is named where a path could show patient data: ``<inbox>/#<digest>``."""
+    rel = path.relative_to(inbox).as_posix()
+    return "<inbox>" if rel == "." else f"<inbox>/#{path_digest(rel)}"
+
+
+def _shown(path: Path, inbox: Path) -> str:
+    """The entry's path inside the inbox with ``--log-phi``, else its alias (and the alias is registered)."""
+    alias = source_alias(path, inbox)
+    register_path_alias(path, alias)
+    return _rel(path, inbox) if current_settings().log_phi else alias
+
+
 def _stat_job(unit: Path, files: list[Path], inbox: Path, *, zipped: bool) -> StudyJob:
     entries = []
     for f in files:
@@ -170,10 +201,12 @@ def _stat_job(unit: Path, files: list[Path], inbox: Path, *, zipped: bool) -> St
     key = f"path:{unit.resolve()}"
     return StudyJob(key=key, kind="path", source=unit, files=None, study_uid=None, series_uid=None,
                     fingerprint=fingerprint(entries), n_instances=len(entries),
-                    label=f"{'zip' if zipped else 'folder'} {_rel(unit, inbox)}")
+                    label=f"{'zip' if zipped else 'folder'} {_shown(unit, inbox)}",
+                    source_alias=source_alias(unit, inbox))
 
 
-def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | None = None) -> InboxScan:
+def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | None = None,
+                 settled: Collection[Path] = ()) -> InboxScan:
     """Find every study under ``inbox``.
 
     Parameters
@@ -186,6 +219,9 @@ def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | N
         Settle time in seconds (see the module docstring).
     now:
         The current time (``time.time()``); tests pass their own.
+    settled:
+        Top-level entries known to be complete whatever their age (the
+        studies this run's PACS pull renamed into place in one step).
 
     Raises
     ------
@@ -199,17 +235,18 @@ def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | N
         raise UsageError(f"The settle time must be >= 0 seconds; got {settle_s}.")
     now = time.time() if now is None else now
     cfg = config.discovery
+    done = {Path(p).resolve() for p in settled}
     jobs: list[StudyJob] = []
     waiting: list[WaitingEntry] = []
     infos: dict[str, list[_FileInfo]] = defaultdict(list)
     n_files = 0
-    for unit, files in _entries(inbox):
+    for unit, files in track(list(_entries(inbox)), "scanning the inbox"):
         n_files += len(files)
         if not files:
             continue
         age = now - _newest_change(files)
-        if settle_s > 0 and age < settle_s:
-            waiting.append(WaitingEntry(unit, _rel(unit, inbox), max(age, 0.0)))
+        if settle_s > 0 and age < settle_s and unit.resolve() not in done:
+            waiting.append(WaitingEntry(unit, _shown(unit, inbox), max(age, 0.0)))
             continue
         readable = 0
         for f in files:
@@ -229,14 +266,14 @@ def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | N
                 continue
             study_uid = str(ds.get("StudyInstanceUID", "") or "").strip()
             if not study_uid:
-                log.warning("%s: a DICOM file without StudyInstanceUID is ignored", _rel(f, inbox))
+                log.warning("%s: a DICOM file without StudyInstanceUID is ignored", _shown(f, inbox))
                 continue
             readable += 1
             infos[study_uid].append(_FileInfo(f, unit, st.st_size, st.st_mtime_ns,
                                               str(ds.get("SOPInstanceUID", "") or "")))
         if readable == 0 and (unit != inbox or any(_looks_like_dicom(f) for f in files)):
             jobs.append(_stat_job(unit, files, inbox, zipped=False))
-    for study_uid in sorted(infos):
+    for study_uid in track(sorted(infos), "selecting series"):
         jobs.append(_study_job(study_uid, infos[study_uid], inbox, config))
     jobs.sort(key=lambda j: j.key)
     return InboxScan(inbox=inbox, jobs=tuple(jobs), waiting=tuple(waiting), n_files=n_files)
@@ -245,6 +282,8 @@ def find_studies(inbox: Path, *, config: Config, settle_s: float, now: float | N
 def _study_job(study_uid: str, infos: list[_FileInfo], inbox: Path, config: Config) -> StudyJob:
     units = {i.unit for i in infos}
     source = next(iter(units)) if len(units) == 1 else inbox
+    alias = source_alias(source, inbox)
+    register_path_alias(source, alias)
     by_path = {i.path: i for i in infos}
     files = tuple(sorted(by_path))
     selected_paths: list[Path] | None = None
@@ -262,7 +301,8 @@ def _study_job(study_uid: str, infos: list[_FileInfo], inbox: Path, config: Conf
     if series_uid:
         return StudyJob(key=f"series:{series_uid}", kind="series", source=source, files=files,
                         study_uid=study_uid, series_uid=series_uid, fingerprint=fp,
-                        n_instances=len(covered), label=f"series {series_uid}")
+                        n_instances=len(covered), label=f"series {series_uid}", source_alias=alias)
     return StudyJob(key=f"study:{study_uid}", kind="study", source=source, files=files, study_uid=study_uid,
-                    series_uid=None, fingerprint=fp, n_instances=len(covered), label=f"study {study_uid}")
+                    series_uid=None, fingerprint=fp, n_instances=len(covered), label=f"study {study_uid}",
+                    source_alias=alias)
 

@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from ichpipe.pipeline.config import Config, to_plain
 from ichpipe.pipeline.serial.store import Store, batch_ledger_table
+from ichpipe.pipeline.serial.store.connection import utc_now
 
 __all__ = [
     "RESULT_INDEPENDENT_SECTIONS",
@@ -51,7 +52,7 @@ __all__ = [
 
 #: Config sections that do not change what a study's outputs hold: a change
 #: there does not make the ledger redo studies.
-RESULT_INDEPENDENT_SECTIONS = frozenset({"store", "expansion", "batch", "pacs"})
+RESULT_INDEPENDENT_SECTIONS = frozenset({"store", "expansion", "batch", "pacs", "progress"})
 
 
 def fingerprint(entries: Iterable[tuple[str, int, int]]) -> str:
@@ -128,10 +129,6 @@ class LedgerRow(LedgerEntry):
     processed_at: datetime
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def record_entry(store: Store, entry: LedgerEntry) -> int:
     """Insert or replace the row of ``entry.job_key``; return its attempt count.
 
@@ -149,7 +146,7 @@ def record_entry(store: Store, entry: LedgerEntry) -> int:
             field: getattr(entry, field) for field in LedgerEntry.__dataclass_fields__
         }
         row["attempts"] = attempts
-        row["processed_at"] = _utcnow()
+        row["processed_at"] = utc_now()
         if previous is None:
             conn.execute(sa.insert(table).values(**row))
         else:

@@ -25,6 +25,10 @@ class BatchOptions:
     inbox:
         Folder the studies arrive in (never modified, except by the PACS pull
         that writes new studies into it).
+    case_list:
+        Instead of an inbox, a CSV list of NIfTI files and study folders (a
+        research cohort, :mod:`~ichpipe.pipeline.batch.case_list`). Exactly
+        one of ``inbox`` and ``case_list`` is given.
     out:
         Output root; ``None`` uses ``outputs.directory``. Must not overlap the inbox.
     segmenter, checkpoint, device:
@@ -46,7 +50,8 @@ class BatchOptions:
         run did something (``watch`` uses it so idle polls leave no files).
     """
 
-    inbox: Path
+    inbox: Path | None = None
+    case_list: Path | None = None
     out: Path | None = None
     segmenter: str | None = None
     checkpoint: Path | None = None
@@ -61,6 +66,9 @@ class BatchOptions:
     write_summary: bool | str = True
 
     def __post_init__(self) -> None:
+        if (self.inbox is None) == (self.case_list is None):
+            raise ValueError("Exactly one of the arguments 'inbox' and 'case_list' must be given; got "
+                             f"{'both' if self.inbox is not None else 'neither'}.")
         if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
             raise ValueError(f"Argument 'workers' must be at least 1; got {self.workers!r}.")
         if self.settle_s is not None and (not math.isfinite(self.settle_s) or self.settle_s < 0):

@@ -51,7 +51,8 @@ def write_qc_page(report: BatchReport, folder: Path) -> Path:
     page = render_qc_page(
         rows,
         title=f"ichpipe batch {report.run_id}",
-        subtitle=f"{counts}; segmenter {report.segmenter or '?'}; inbox {report.inbox}",
+        subtitle=f"{counts}; segmenter {report.segmenter or '?'}; "
+                 + (f"case list {report.case_list}" if report.case_list else f"inbox {report.inbox}"),
         footer="Research use only; not for diagnosis. Volumes are planimetric, measured on each series' own"
                " geometry; ABC/2 is the bedside estimate.",
     )

@@ -11,18 +11,31 @@ import csv
 import io
 import json
 import logging
+import re
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from ichpipe.atomic import atomic_write
+from ichpipe.logs import safe_text
 
-__all__ = ["STATUSES", "BatchReport", "JobOutcome", "Status", "prune_summaries", "write_summary"]
+__all__ = [
+    "STATUSES",
+    "SUMMARY_NAME",
+    "BatchReport",
+    "JobOutcome",
+    "Status",
+    "prune_summaries",
+    "sweep_partial_summaries",
+    "write_summary",
+]
 
 log = logging.getLogger(__name__)
 
-Status = Literal["processed", "delivered", "failed", "skipped", "skipped_failed", "waiting", "locked", "cancelled"]
+Status = Literal["processed", "delivered", "failed", "skipped", "skipped_failed", "waiting", "locked", "cancelled",
+                 "interrupted"]
 
 #: Every status, in the order the summary counts them.
 #:
@@ -31,17 +44,18 @@ Status = Literal["processed", "delivered", "failed", "skipped", "skipped_failed"
 #: ``skipped`` done earlier with the same instances, config and checkpoint;
 #: ``skipped_failed`` failed earlier on the same input (not retried);
 #: ``waiting`` still arriving (settle time); ``locked`` another run holds it;
-#: ``cancelled`` not started because the run was asked to stop.
+#: ``cancelled`` not started because the run was asked to stop; ``interrupted``
+#: abandoned while it ran (a second SIGINT/SIGTERM); both are redone next run.
 STATUSES: tuple[Status, ...] = ("processed", "delivered", "failed", "skipped", "skipped_failed", "waiting",
-                                "locked", "cancelled")
+                                "locked", "cancelled", "interrupted")
 
-CSV_FIELDS = ("status", "key", "label", "study_instance_uid", "series_instance_uid", "n_instances", "volume_ml",
-              "quality_flags", "output_dir", "duration_s", "attempts", "error_type", "error", "source")
+CSV_FIELDS = ("status", "key", "label", "case_id", "study_instance_uid", "series_instance_uid", "n_instances",
+              "volume_ml", "quality_flags", "output_dir", "duration_s", "attempts", "error_type", "error", "source")
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobOutcome:
-    """What happened to one study in one run (no patient names or IDs).
+    """What happened to one study in one run (no patient names or IDs; ``case_id`` is a case list's own name).
 
     ``quality_flags`` holds the codes of the study's quality flags (empty: none
     raised), or ``None`` when unknown (failed, or its report is not readable);
@@ -62,19 +76,23 @@ class JobOutcome:
     attempts: int | None = None
     error_type: str | None = None
     error: str | None = None
+    case_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"Argument 'status' must be one of {', '.join(STATUSES)}; got {self.status!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values."""
+        """Plain JSON-ready values; key, label, source and error masked, on one line (``safe_text``)."""
         out = asdict(self)
+        for name in ("key", "label", "source", "error"):
+            if out[name] is not None:
+                out[name] = safe_text(out[name])
         out["quality_flags"] = None if self.quality_flags is None else list(self.quality_flags)
         return out
 
     def csv_row(self) -> dict[str, Any]:
-        """The CSV summary's row: empty cells for unknown values, flags joined by ``;``."""
+        """The CSV summary's row (masked): empty cells for unknown values, flags joined by ``;``."""
         row = {k: ("" if v is None else v) for k, v in self.to_dict().items()}
         if self.quality_flags is not None:
             row["quality_flags"] = ";".join(self.quality_flags) or "none"
@@ -89,6 +107,8 @@ class BatchReport:
     ----------
     run_id:
         ``<UTC time>-<host>-<pid>``, unique per run.
+    inbox, case_list:
+        Where the studies came from: an inbox folder, or a case list (``batch --list``; ``inbox`` is then ``None``).
     items:
         One outcome per study (and per entry still arriving).
     pull_error:
@@ -98,9 +118,10 @@ class BatchReport:
     """
 
     run_id: str
-    inbox: str
+    inbox: str | None
     out: str
     started_at: str
+    case_list: str | None = None
     finished_at: str | None = None
     duration_s: float | None = None
     executor: str = "local"
@@ -112,6 +133,8 @@ class BatchReport:
     pull_error: str | None = None
     items: list[JobOutcome] = field(default_factory=list)
     summary_files: dict[str, str] = field(default_factory=dict)
+    stopped_by: str | None = None
+    leftovers: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -131,20 +154,22 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing failed in this run, 1 when a study (or the PACS pull) failed."""
-        return 1 if self.failed or self.pull_error else 0
+        """0 when nothing failed in this run; 1 when a study (or the PACS pull) failed or the run was stopped."""
+        return 1 if self.failed or self.pull_error or self.stopped_by else 0
 
     @property
     def did_work(self) -> bool:
         """Whether this run processed, delivered or failed anything."""
         counts = self.counts
-        return bool(counts["processed"] or counts["delivered"] or counts["failed"] or self.pull_error)
+        return bool(counts["processed"] or counts["delivered"] or counts["failed"] or counts["interrupted"]
+                    or self.pull_error or self.stopped_by)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON summary."""
         return {
             "run_id": self.run_id,
             "inbox": self.inbox,
+            "case_list": self.case_list,
             "out": self.out,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -155,7 +180,9 @@ class BatchReport:
             "checkpoint_sha256": self.checkpoint_sha256,
             "config_hash": self.config_hash,
             "pulled": self.pulled,
-            "pull_error": self.pull_error,
+            "pull_error": None if self.pull_error is None else safe_text(self.pull_error),
+            "stopped_by": self.stopped_by,
+            "leftovers": [safe_text(x) for x in self.leftovers],
             "exit_code": self.exit_code,
             "counts": self.counts,
             "flagged": len(self.flagged),
@@ -173,6 +200,8 @@ class BatchReport:
             text += f"; {len(self.flagged)} with quality flags"
         if self.pull_error:
             text += "; the PACS pull failed"
+        if self.stopped_by:
+            text += f"; stopped by {self.stopped_by}"
         return f"batch {self.run_id}: {text}"
 
 
@@ -212,19 +241,60 @@ def write_summary(report: BatchReport, folder: Path) -> dict[str, str]:
     return report.summary_files
 
 
+#: Names of the summaries :func:`write_summary` writes: ``<run id>.json`` / ``.csv`` (see ``new_run_id``).
+SUMMARY_NAME = re.compile(r"^(\d{8}T\d{12}Z-[A-Za-z0-9-]{1,24}-\d+)\.(json|csv|html)$")
+
+
+#: A summary's temporary file (ichpipe.atomic): ``.<summary name>.<32 hex>.part``.
+_PARTIAL = re.compile(r"^\.(\d{8}T\d{12}Z-[A-Za-z0-9-]{1,24}-\d+\.(?:json|csv|html))\.[0-9a-f]{32}\.part$")
+
+
+def sweep_partial_summaries(folder: Path, *, older_than_s: float = 600.0) -> list[str]:
+    """Remove temporary summary files a killed run left in ``folder`` (only ours, only old ones)."""
+    removed: list[str] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for path in folder.iterdir():
+        if _PARTIAL.match(path.name) and path.is_file() and not path.is_symlink():
+            try:
+                if now - path.stat().st_mtime > older_than_s:
+                    path.unlink()
+                    removed.append(f"removed the unfinished summary file {path.name} of an interrupted run")
+            except OSError as exc:
+                log.warning("could not remove %s: %s", path, exc)
+    return removed
+
+
+def _is_our_summary(path: Path, run_id: str) -> bool:
+    """Whether ``path`` is a JSON summary this module wrote (its name and its ``run_id`` field agree)."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read(1 << 24))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("run_id") == run_id and "counts" in data
+
+
 def prune_summaries(folder: Path, *, keep: int) -> int:
     """Remove all but the newest ``keep`` run summaries (by run id) in ``folder``; return how many runs.
 
-    ``keep == 0`` keeps everything.
+    Only files this module wrote are touched: names ``<run id>.json``,
+    ``.csv`` and ``.html`` where the JSON is a summary of that run. Anything else in
+    a shared folder stays. ``keep == 0`` keeps everything.
     """
     if keep <= 0 or not folder.is_dir():
         return 0
-    runs = sorted({p.stem for p in folder.glob("*.json") if not p.name.startswith(".")})
+    runs = sorted({m[1] for p in folder.iterdir() if (m := SUMMARY_NAME.match(p.name)) and m[2] == "json"
+                   and p.is_file() and not p.is_symlink() and _is_our_summary(p, m[1])})
     removed = 0
     for run_id in runs[:-keep]:
         for suffix in (".json", ".csv", ".html"):
+            path = folder / f"{run_id}{suffix}"
+            if path.is_symlink():
+                continue
             try:
-                (folder / f"{run_id}{suffix}").unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
             except OSError as exc:
                 log.warning("could not remove an old batch summary %s%s: %s", run_id, suffix, exc)
         removed += 1

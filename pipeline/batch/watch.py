@@ -26,24 +26,46 @@ from ichpipe.pipeline.batch.runner import BatchProgress, run_batch
 from ichpipe.pipeline.batch.summary import BatchReport
 from ichpipe.pipeline.config import Config
 
-__all__ = ["stop_on_signals", "watch"]
+__all__ = ["StopRequest", "stop_on_signals", "watch"]
 
 log = logging.getLogger(__name__)
 
 
+class StopRequest(threading.Event):
+    """A stop flag that remembers why it was set (``SIGTERM``, ``SIGINT``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        """Set the flag, keeping the first reason."""
+        self.reason = self.reason or reason
+        self.set()
+
+
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """Set ``stop`` on SIGTERM/SIGINT while inside the block (main thread only); a second signal interrupts."""
+    """Set ``stop`` on SIGTERM/SIGINT while inside the block (main thread only); a second signal interrupts.
+
+    The first signal stops new work at once (running studies finish); the
+    second raises ``KeyboardInterrupt``, which abandons the running studies
+    (the batch still writes its summary).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if stop.is_set():
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
-        log.warning("%s received: finishing the current study, then stopping (send it again to stop at once)",
-                    signal.Signals(signum).name)
-        stop.set()
+            raise KeyboardInterrupt(f"second {name}")
+        log.warning("%s received: no new study starts; finishing the running ones (send it again to stop at once)",
+                    name)
+        if isinstance(stop, StopRequest):
+            stop.request(name)
+        else:
+            stop.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -96,7 +118,7 @@ def watch(
         cycles += 1
         try:
             report = run_batch(options, config, progress=progress() if progress else None,
-                               should_stop=stop.is_set)
+                               should_stop=stop.is_set, stop_reason=lambda: getattr(stop, "reason", None))
         except (UsageError, ConfigError):
             raise
         except IchpipeError as exc:

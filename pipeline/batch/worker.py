@@ -22,19 +22,18 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ichpipe import __version__
-from ichpipe.atomic import atomic_write
 from ichpipe.errors import DicomInputError, IchpipeError, OutputError
+from ichpipe.logs import LogSettings, redact, register_path_alias, safe_text
 from ichpipe.pipeline.batch.inbox import StudyJob
 from ichpipe.pipeline.batch.ledger import Decision, LedgerEntry, LedgerRow, decide, get_rows, record_entry
 from ichpipe.pipeline.batch.locks import acquire_lock, lock_name
@@ -42,6 +41,7 @@ from ichpipe.pipeline.batch.summary import JobOutcome, Status
 from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.inference_config import Device
 from ichpipe.pipeline.config.loader import build_dataclass
+from ichpipe.pipeline.outputs.publish import PRIVATE_DIR, publish_series, remove_tree, rewrite_outputs
 from ichpipe.pipeline.segment import Segmenter
 from ichpipe.pipeline.serial.store import Store, open_store
 
@@ -49,8 +49,6 @@ __all__ = ["PRIVATE_DIR", "JobContext", "new_run_id", "process_job"]
 
 log = logging.getLogger(__name__)
 
-#: Where the batch keeps its private files inside the output root.
-PRIVATE_DIR = ".ichpipe"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +73,9 @@ class JobContext:
     retry_failed: bool
     send: bool
     run_id: str
+    inbox: Path | None = None
+    log_settings: LogSettings = field(default_factory=LogSettings)
+    parent_pid: int = field(default_factory=os.getpid)
 
     @property
     def lock_dir(self) -> Path:
@@ -85,6 +86,11 @@ class JobContext:
     def staging_dir(self) -> Path:
         """Folder of the per-job staging folders."""
         return self.out_root / PRIVATE_DIR / "staging"
+
+    @property
+    def workers_dir(self) -> Path:
+        """Folder where pool workers record themselves (:mod:`~ichpipe.pipeline.batch.lifecycle`)."""
+        return self.out_root / PRIVATE_DIR / "workers"
 
 
 def new_run_id() -> str:
@@ -121,71 +127,29 @@ def _segmenter(ctx: JobContext, config: Config) -> Segmenter:
         return segmenter
 
 
-def _remove_tree(path: Path) -> None:
-    """Remove a private folder; a failure is logged (the next run tries again)."""
-    if not path.exists():
-        return
-    try:
-        shutil.rmtree(path)
-    except OSError as exc:
-        log.warning("could not remove %s: %s", path, exc)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        log.debug("fsync of %s failed: %s", path, exc)
-    finally:
-        os.close(fd)
-
-
-def _publish(report: dict[str, Any], staged: Path, staging_root: Path, out_root: Path,
-             config: Config) -> tuple[Path, dict[str, Any]]:
-    """Move a finished series folder from staging to its final place; return it and the report.
-
-    The report's output paths are rewritten to the final folder (and
-    ``report.json`` rewritten in staging) before the move.
-    """
+def _publish(report: dict[str, Any], staged: Path, staging_root: Path, out_root: Path, config: Config,
+             lock: str) -> tuple[Path, dict[str, Any]]:
+    """Move a finished series folder from staging to its final place (the series lock is held); return both."""
     final = out_root / staged.relative_to(staging_root)
-    outputs = {}
-    for name, value in (report.get("outputs") or {}).items():
-        path = Path(value)
-        outputs[name] = str(final / path.relative_to(staged)) if path.is_relative_to(staged) else value
-    report = {**report, "outputs": outputs}
-    if config.outputs.report:
-        data = (json.dumps(report, indent=2) + "\n").encode("utf-8")
-
-        def write(fh: BinaryIO) -> None:
-            fh.write(data)
-
-        atomic_write(staged / "report.json", write)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        old = staging_root / ".replaced"
-        _remove_tree(old)
-        replaced = False
-        if final.exists():
-            os.rename(final, old)
-            replaced = True
-        os.rename(staged, final)
-        _fsync_dir(final.parent)
-    except OSError as exc:
-        raise OutputError(f"Cannot move the outputs into {final}: {exc.strerror or exc}.") from exc
-    if replaced:
-        _remove_tree(old)
+    report = rewrite_outputs(report, staged, final, write_report=config.outputs.report)
+    publish_series(staged, final, staging_root=ctx_staging_root(out_root), lock=lock)
     return final, report
 
 
+def ctx_staging_root(out_root: Path) -> Path:
+    """``OUT/.ichpipe/staging``."""
+    return out_root / PRIVATE_DIR / "staging"
+
+
 def _outcome(job: StudyJob, status: Status, **kw: Any) -> JobOutcome:
-    return JobOutcome(status=status, key=job.key, label=job.label, source=str(job.source),
+    """The outcome of ``job``: its source shown by alias and its error masked (unless ``--log-phi``), one line."""
+    register_path_alias(job.source, job.source_alias)
+    if kw.get("error") is not None:
+        kw["error"] = safe_text(kw["error"])
+    return JobOutcome(status=status, key=job.key, label=job.label, source=redact(str(job.source)),
                       study_instance_uid=kw.pop("study_instance_uid", job.study_uid),
                       series_instance_uid=kw.pop("series_instance_uid", job.series_uid),
-                      n_instances=job.n_instances, **kw)
+                      n_instances=job.n_instances, case_id=job.case.case_id if job.case else None, **kw)
 
 
 def _flag_codes(report: dict[str, Any] | None) -> tuple[str, ...] | None:
@@ -220,10 +184,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _deliver(files: Sequence[Path], config: Config) -> None:
+def _deliver(files: Sequence[Path], config: Config) -> list[str]:
+    """Send ``files``; return the SeriesInstanceUIDs stored."""
     from ichpipe.pipeline.batch.pacs.store_scu import send_files
 
-    send_files(files, config=config.pacs)
+    results = send_files(files, config=config.pacs)
+    return sorted({r.series_instance_uid for r in results if r.series_instance_uid})
 
 
 def _delivery_files(output_dir: Path, config: Config) -> list[Path]:
@@ -248,6 +214,7 @@ def process_job(job: StudyJob, ctx: JobContext) -> JobOutcome:
         ``skipped_failed`` or ``locked``.
     """
     started = time.perf_counter()
+    register_path_alias(job.source, job.source_alias)  # logs name the inbox entry by its alias
     try:
         config = _config(ctx)
         lock = acquire_lock(ctx.lock_dir, lock_name(job.key), wait=ctx.wait_for_locks, timeout_s=ctx.lock_wait_s)
@@ -280,7 +247,7 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
     from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
     staging = ctx.staging_dir / lock_name(job.key)
-    _remove_tree(staging)  # left by a run killed while processing this study
+    remove_tree(staging)  # left by a run killed while processing this study
     error: BaseException | None = None
     retry = False
     final: Path | None = None
@@ -288,9 +255,10 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
     try:
         segmenter = _segmenter(ctx, config)
         options = RunOptions(study=job.source, out=staging, segmenter=ctx.segmenter, checkpoint=ctx.checkpoint,
-                             device=ctx.device, files=job.files)
+                             device=ctx.device, files=job.files, case=job.case, staged=True)
         result = run_study(options, config, segmenter=segmenter)
-        final, report = _publish(result.report, result.output_dir, staging, ctx.out_root, config)
+        final, report = _publish(result.report, result.output_dir, staging, ctx.out_root, config,
+                                 lock_name(job.key))
     except IchpipeError as exc:
         error, retry = exc, not isinstance(exc, DicomInputError)
         log.error("%s failed: %s", job.label, exc)
@@ -298,7 +266,7 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
         error, retry = exc, True
         log.error("%s failed with an unexpected %s", job.label, _describe(exc), exc_info=True)
     finally:
-        _remove_tree(staging)
+        remove_tree(staging)
     series_uid = report.get("series_instance_uid") or job.series_uid
     fp = job.fingerprint
     if error is None and job.kind == "series" and series_uid != job.series_uid:
@@ -308,7 +276,7 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
     delivered_at: datetime | None = None
     delivery_error: str | None = None
     if error is None and final is not None and ctx.send:
-        delivered_at, delivery_error = _try_delivery(job, final, config)
+        delivered_at, delivery_error = _try_delivery(job, final, config, ctx)
     volume = (report.get("hematoma") or {}).get("volume_ml")
     duration = round(time.perf_counter() - started, 3)
     entry = LedgerEntry(
@@ -338,22 +306,29 @@ def _process(job: StudyJob, ctx: JobContext, config: Config, store: Store, start
                     output_dir=str(final), duration_s=duration, attempts=attempts)
 
 
-def _try_delivery(job: StudyJob, output_dir: Path, config: Config) -> tuple[datetime | None, str | None]:
+def _try_delivery(job: StudyJob, output_dir: Path, config: Config,
+                  ctx: JobContext) -> tuple[datetime | None, str | None]:
     try:
-        _deliver(_delivery_files(output_dir, config), config)
+        series = _deliver(_delivery_files(output_dir, config), config)
     except IchpipeError as exc:
         log.error("%s: sending to the PACS failed: %s", job.label, exc)
         return None, str(exc)
     except Exception as exc:
         log.error("%s: sending to the PACS failed with an unexpected %s", job.label, _describe(exc), exc_info=True)
         return None, _describe(exc)
+    from ichpipe.pipeline.batch.pacs.replace import replace_previous
+
+    try:  # the new outputs are in the PACS: retire the ones sent before for this series
+        replace_previous(ctx.out_root, lock_name(job.key), series, config.pacs)
+    except IchpipeError as exc:
+        log.warning("%s: could not record or replace the earlier deliveries: %s", job.label, exc)
     return datetime.now(UTC).replace(tzinfo=None), None
 
 
 def _deliver_only(job: StudyJob, ctx: JobContext, config: Config, store: Store, row: LedgerRow,
                   started: float) -> JobOutcome:
     output_dir = Path(row.output_dir or "")
-    delivered_at, delivery_error = _try_delivery(job, output_dir, config)
+    delivered_at, delivery_error = _try_delivery(job, output_dir, config, ctx)
     values = {f: getattr(row, f) for f in LedgerEntry.__dataclass_fields__}
     values.update(delivered_at=delivered_at, delivery_error=delivery_error, run_id=ctx.run_id)
     attempts = record_entry(store, LedgerEntry(**values))

@@ -51,7 +51,8 @@ class IchpipeGroup(click.Group):
 
 @click.group(cls=IchpipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ichpipe")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress (info level) to stderr.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log what is done (info level) to stderr; stage progress is shown anyway.")
 @click.option("--debug", is_flag=True, help="Log everything and print tracebacks on errors.")
 @click.option("--log-phi", is_flag=True,
               help="Let logs and error messages show patient names, IDs, birth dates and accession numbers"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ichpipe.dicom_io._privacy import forget_identifiers, identifiers_generation, known_identifiers
+from ichpipe.dicom_io._privacy import forget_identifiers
 from ichpipe.errors import IchpipeError
+from ichpipe.logs import LogSettings, configure_logging, escape_controls, redact, safe_text
 from ichpipe.pipeline.config import Config, load_config
 
 __all__ = [
@@ -32,77 +32,32 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("ichpipe")
 
 
-#: Identifiers shorter than this are not masked: they would match everywhere and identify no one.
-MIN_MASKED_LENGTH = 3
-
-_state = {"log_phi": False}
-
-
-def redact(text: str) -> str:
-    """``text`` with every patient identifier read so far masked as ``[PatientName]``, ``[PatientID]``...
-
-    The identifiers are the PatientName (whole and each part), PatientID,
-    PatientBirthDate (as stored and as ISO 8601), OtherPatientIDs/Names and
-    AccessionNumber of every header this command has read
-    (:func:`ichpipe.dicom_io._privacy.known_identifiers`), matched case-insensitively
-    as whole words. Nothing is masked after ``ichpipe --log-phi``.
-    """
-    if _state["log_phi"] or not text:
-        return text
-    pattern, lookup = _masking_pattern()
-    if pattern is None:
-        return text
-    return pattern.sub(lambda m: f"[{lookup.get(m.group(0).casefold(), 'redacted')}]", text)
-
-
-_cache: dict[str, Any] = {"generation": None, "pattern": None, "lookup": {}}
-
-
-def _masking_pattern() -> tuple[re.Pattern[str] | None, dict[str, str]]:
-    """The regular expression of the identifiers known now (rebuilt only when they change)."""
-    generation = identifiers_generation()
-    if _cache["generation"] != generation:
-        known = {k: v for k, v in known_identifiers().items() if len(k) >= MIN_MASKED_LENGTH}
-        alternatives = "|".join(re.escape(k) for k in sorted(known, key=len, reverse=True))
-        # whole words: not next to a letter or digit (an underscore or a slash is a boundary: folder names)
-        pattern = re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE) if known else None
-        _cache.update(generation=generation, pattern=pattern, lookup={k.casefold(): v for k, v in known.items()})
-    return _cache["pattern"], _cache["lookup"]
-
-
 class RedactingFormatter(logging.Formatter):
-    """A formatter that masks patient identifiers in the whole record (message, arguments, traceback)."""
+    """A formatter that masks patient identifiers in the whole record (message, arguments, traceback).
+
+    The command line's handler uses :class:`ichpipe.logs.PrivacyFilter`
+    instead (it works with any formatter); this is for callers that bring
+    their own handler.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        """Format as usual, then :func:`redact` the result."""
-        return redact(super().format(record))
+        """Format as usual, then :func:`redact` the result (control characters escaped but line breaks)."""
+        return escape_controls(redact(super().format(record)), keep_newlines=True)
 
 
 def setup_logging(*, verbose: bool, debug: bool, log_phi: bool = False) -> None:
     """Send logs to stderr: warnings by default, info with -v, debug with --debug.
 
-    Patient identifiers read by this command are masked in every log line,
-    warning and traceback unless ``log_phi`` (``ichpipe --log-phi``); Python
-    warnings go through the same handler. The record of identifiers starts
-    empty for each command.
+    The one set-up of :func:`ichpipe.logs.configure_logging`: patient
+    identifiers read by this command and the study and inbox paths are masked
+    in every log line, warning and traceback unless ``log_phi`` (``ichpipe
+    --log-phi``); control characters are escaped; Python warnings go through
+    the same handler; pynetdicom logs at WARNING unless ``debug``. The record
+    of identifiers starts empty for each command.
     """
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    _state["log_phi"] = log_phi
     forget_identifiers()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.captureWarnings(True)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # pydicom and highdicom are chatty about vendor quirks at WARNING; we report
-    # what matters ourselves. Their debug output names each file before its
-    # header (and so its identifiers) is known: only with --debug --log-phi.
-    library = logging.DEBUG if debug and log_phi else logging.ERROR
-    logging.getLogger("pydicom").setLevel(library)
-    logging.getLogger("highdicom").setLevel(library)
-    # pynetdicom logs every DIMSE message (PDU dumps) at INFO: only with --debug
-    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if debug else logging.WARNING)
+    configure_logging(LogSettings(level=level, debug=debug, log_phi=log_phi))
 
 
 def config_option(func: F) -> F:
@@ -129,7 +84,8 @@ def echo_json(obj: Any) -> None:
 def handle_errors(func: F) -> F:
     """Turn project errors into one line on stderr and the documented exit status.
 
-    Patient identifiers in the message are masked (see :func:`redact`).
+    Patient identifiers and registered paths in the message are masked and
+    control characters escaped (:func:`ichpipe.logs.safe_text`).
 
     ``IchpipeError`` and its subclasses exit with their ``exit_code`` (1 for a
     failed job, 2 for bad usage or config). With ``--debug`` on the group the
@@ -145,7 +101,7 @@ def handle_errors(func: F) -> F:
             debug = bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("debug"))
             if debug:
                 log.exception("ichpipe failed")
-            click.echo(f"ichpipe: error: {redact(str(exc))}", err=True)
+            click.echo(f"ichpipe: error: {safe_text(exc)}", err=True)
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]

@@ -16,7 +16,10 @@ __all__ = ["evaluate"]
 
 @click.command()
 @click.option("--data", "data", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Manifest CSV of the cases.")
+              help="Manifest CSV of the cases: columns case_id, patient_id, split, format, image, mask (paths"
+                   " relative to the CSV). format nifti = a NIfTI CT in HU + a NIfTI mask on the same grid"
+                   " (PhysioNet CT-ICH ct_scans/ + masks/, HemSeg image/ + label/); dicom = study folder +"
+                   " SEG or NIfTI mask; png = the seed's slice folders.")
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint to evaluate (repeatable: one table row each, for ablations).")
 @click.option("--label", "labels", multiple=True,
@@ -49,8 +52,9 @@ def evaluate(
     """Dice, IoU, RVD, volume RMSE/MAE (mL) and ABC/2 error of each segmenter on the cases of DATA.
 
     Volumes come from each case's geometry (the DICOM geometry for DICOM
-    cases). Prints the seed's Tables 1-2 as Markdown (or JSON); --out also
-    writes the per-case and summary CSV.
+    cases; the mask's NIfTI header for NIfTI pairs, one slice step, so only as
+    exact as the conversion). Prints the seed's Tables 1-2 as Markdown (or
+    JSON); --out also writes the per-case and summary CSV.
     """
     from ichpipe.pipeline.datasets.manifest import read_manifest
     from ichpipe.pipeline.evaluation import (

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from ichpipe.logs import escape_controls, redact, register_path_alias, safe_text
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+from ichpipe.progress import ProgressDisplay
 
 __all__ = ["inspect"]
 
@@ -26,13 +28,16 @@ def inspect(study: Path, as_json: bool, explain: bool, config_path: Path | None)
     from ichpipe.pipeline.jobs.inspect_study import inspect_study
 
     config = load_cli_config(config_path)
-    report = inspect_study(study, config)
+    register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
+    with ProgressDisplay(interval_s=config.progress.interval_s):
+        report = inspect_study(study, config)
     if as_json:
         echo_json(report.to_dict())
     else:
-        click.echo(report.to_text(explain=explain))
+        click.echo(escape_controls(redact(report.to_text(explain=explain)), keep_newlines=True))
     if report.exit_code:
         click.echo(
-            f"ichpipe: error: no series in {study} passed the selection rules (see reasons above).", err=True
+            f"ichpipe: error: {safe_text(f'no series in {study} passed the selection rules')} (see reasons above).",
+            err=True,
         )
     sys.exit(report.exit_code)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ichpipe.logs import register_path_alias
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
 
 __all__ = ["measure"]
@@ -56,6 +57,8 @@ def measure(
     from ichpipe.pipeline.jobs.measure_mask import measure_config_from, measure_mask
 
     config = load_cli_config(config_path)
+    if study is not None:
+        register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
     measure_cfg = measure_config_from(config, abc2_c_method=abc2_c_method, abc2_component=abc2_component)
     report = measure_mask(mask, study=study, config=config, measure=measure_cfg)
     if as_json:

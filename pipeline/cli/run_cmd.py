@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ichpipe.logs import register_path_alias
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config, redact
+from ichpipe.progress import ProgressDisplay
 
 __all__ = ["run"]
 
@@ -59,30 +60,6 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     return lines
 
 
-class _Progress:
-    """A click progress bar on a terminal (stderr); a line every 10 s when stderr is a log file."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.bar: Any = None
-        self.last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            now = time.monotonic()
-            if done == 0 or done >= total or now - self.last >= 10.0:
-                self.last = now
-                click.echo(f"ichpipe: segmenting slices {done}/{total}", err=True)
-            return
-        if self.bar is None:
-            self.bar = click.progressbar(length=total, label="segmenting slices", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
-        if done >= total:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
 @click.command()
 @click.option("--study", required=True, type=click.Path(path_type=Path),
               help="Study folder, DICOMDIR or .zip; or a NIfTI CT (.nii, .nii.gz).")
@@ -113,9 +90,11 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
+    register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,
                          device=device, strict=strict)  # type: ignore[arg-type]
-    result = run_study(options, config, progress=_Progress())
+    with ProgressDisplay(interval_s=config.progress.interval_s):
+        result = run_study(options, config)
     if as_json:
         echo_json(result.report)
     else:

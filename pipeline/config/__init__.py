@@ -10,7 +10,7 @@ YAML-to-dataclass loader), :mod:`~ichpipe.pipeline.config.schema` (:class:`Confi
 the tree of sections) and one ``<section>_config`` module per section of
 ``pipeline``: ``windows``, ``anatomy``, ``models``, ``inference``,
 ``threshold``, ``quality``, ``measure``, ``outputs``, ``store``, ``expansion``,
-``predictor`` (with ``features``), ``batch``, ``pacs``, ``training``.
+``predictor`` (with ``features``), ``batch``, ``pacs``, ``training``, ``progress``.
 The ``discovery``, ``selection`` and ``geometry`` sections are
 :mod:`ichpipe.dicom_io`'s own dataclasses.
 

@@ -9,6 +9,7 @@ path (``windows.presets.brain.width``), so a user can find it in the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -88,6 +89,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"Config key '{key}' must be a number; got {value!r}.")
+        if math.isnan(value):  # compares false with everything: a NaN threshold silently selects nothing
+            raise ConfigError(f"Config key '{key}' must be a number; got NaN (.nan).")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -169,16 +172,48 @@ def to_plain(obj: Any) -> Any:
 ENV_VAR = "ICHPIPE_CONFIG"
 
 
+#: A configuration file larger than this is refused unread (config.yaml with every comment is ~20 kB).
+MAX_CONFIG_BYTES = 1024**2
+#: Deepest bracket or indentation nesting accepted (sections, keys, lists of lists: a handful).
+MAX_CONFIG_DEPTH = 32
+
+
+def _nesting(text: str) -> int:
+    """How deep flow brackets (``[[[...``) or block indentation go, read cheaply before parsing."""
+    deepest = depth = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    indents = sorted({len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()})
+    return max(deepest, len(indents))
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, raising ``ConfigError`` with the file name on any problem."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc.strerror or exc}.") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"Config file {path} is {len(raw)} bytes, more than a configuration needs"
+                          f" ({MAX_CONFIG_BYTES}); is it the right file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from exc
+    depth = _nesting(text)
+    if depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"Config file {path} nests {depth} levels deep, more than {MAX_CONFIG_DEPTH};"
+                          " a configuration has sections of keys, nothing deeper.")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}.") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"Config file {path} nests too deeply to be a configuration.") from exc
     if data is None:
         return {}
     if not isinstance(data, Mapping):

@@ -10,9 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["OUTPUT_NAMES", "PacsConfig", "RetrieveMethod", "check_ae_title"]
+__all__ = ["OUTPUT_NAMES", "PacsConfig", "ReplaceMethod", "RetrieveMethod", "check_ae_title"]
 
 RetrieveMethod = Literal["move", "get"]
+ReplaceMethod = Literal["off", "orthanc"]
 
 #: Outputs of ``run`` that can be sent (names as in the study report's ``outputs``).
 OUTPUT_NAMES = ("seg", "secondary_capture")
@@ -73,6 +74,16 @@ class PacsConfig:
         Look at studies of the last this many days (StudyDate); 0 looks at all.
     max_pull_studies:
         Most studies retrieved in one run (the rest wait for the next run).
+    replace_previous:
+        After sending a series' new outputs, delete the ones ichpipe sent
+        earlier for the same source series (recorded under
+        ``OUT/.ichpipe/delivered/``). DICOM has no delete, so this needs the
+        PACS's web API: ``orthanc`` (Orthanc's REST API at ``rest_url``).
+        ``off`` keeps them; each run's series still differ by number, date
+        and method (:mod:`~ichpipe.pipeline.outputs.series_naming`).
+    rest_url:
+        Base URL of the PACS's web API (``http://127.0.0.1:8042``) for
+        ``replace_previous``.
     """
 
     ae_title: str = "ICHPIPE"
@@ -89,6 +100,8 @@ class PacsConfig:
     pull_modality: str = "CT"
     pull_days: int = 2
     max_pull_studies: int = 100
+    replace_previous: ReplaceMethod = "off"
+    rest_url: str | None = None
 
     def __post_init__(self) -> None:
         check_ae_title(self.ae_title, "ae_title")
@@ -113,3 +126,8 @@ class PacsConfig:
             raise ValueError(f"Argument 'pull_days' must be 0 (all dates) or more; got {self.pull_days}.")
         if self.max_pull_studies < 1:
             raise ValueError(f"Argument 'max_pull_studies' must be at least 1; got {self.max_pull_studies}.")
+        if self.replace_previous not in ("off", "orthanc"):
+            raise ValueError(f"Argument 'replace_previous' must be off or orthanc; got {self.replace_previous!r}.")
+        if self.replace_previous != "off" and not (self.rest_url or "").startswith(("http://", "https://")):
+            raise ValueError("Argument 'rest_url' must be the PACS's web API (http://host:port) when"
+                             " 'replace_previous' is on.")

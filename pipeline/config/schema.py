@@ -21,6 +21,7 @@ from ichpipe.pipeline.config.models_config import ModelsConfig
 from ichpipe.pipeline.config.outputs_config import OutputsConfig
 from ichpipe.pipeline.config.pacs_config import PacsConfig
 from ichpipe.pipeline.config.predictor_config import PredictorConfig
+from ichpipe.pipeline.config.progress_config import ProgressConfig
 from ichpipe.pipeline.config.quality_config import QualityConfig
 from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
@@ -51,3 +52,4 @@ class Config:
     batch: BatchConfig = field(default_factory=BatchConfig)
     pacs: PacsConfig = field(default_factory=PacsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    progress: ProgressConfig = field(default_factory=ProgressConfig)

@@ -1,7 +1,9 @@
 """Stage ``jobs``: one module per command's job, each a function of one frozen options object.
 
 - :mod:`~ichpipe.pipeline.jobs.run_study`: ``ichpipe run``, the main job (discover,
-  select, assemble, analyse, outputs, results store);
+  select, assemble, analyse, outputs, results store), in three steps
+  (``analyse_study`` writes nothing, ``write_study_outputs``, ``study_report``)
+  so that the Python API (:mod:`ichpipe.api`) can stop after the first;
 - :mod:`~ichpipe.pipeline.jobs.analyse_volume`: the computing half of ``run`` on an
   assembled volume (intracranial space, segmenter, threshold cross-check, volume,
   quality flags), also used by ``bench/robustness.py``;

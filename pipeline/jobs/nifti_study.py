@@ -11,38 +11,54 @@ There are no DICOM instances to reference, so no SEG, key image Secondary
 Capture or SR is written: the mask goes to ``mask.nii.gz`` (on the input's
 grid and affine), beside ``key_image.png`` and ``report.json``, in
 ``OUT/nifti/<file name>-<first 12 hex digits of the file's SHA-256>/``. The
-report says ``input.format: nifti`` and which outputs were skipped and why;
-identity fields are null and nothing is recorded in the results store (no
-PatientID).
+report says ``input.format: nifti`` and which outputs were skipped and why.
+
+A NIfTI file has no patient, accession or time. Without a
+:class:`CaseIdentity` (``ichpipe run``) the identity fields are null and
+nothing is recorded in the results store. ``ichpipe batch --list`` gives each
+case its row's ``case_id``, ``patient_id``, ``accession_number`` and
+``acquisition_datetime``: they go into the report, and a case with a patient
+ID is recorded in the store like a DICOM series, under a series UID derived
+from the patient and case IDs (:meth:`CaseIdentity.series_uid`), so that its
+timeline and expansion verdicts work as for DICOM studies.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
 import zlib
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
-from ichpipe import __version__
 from ichpipe.dicom_io.assemble import MAX_MATRIX, CTVolume
 from ichpipe.dicom_io.geometry import GeometryConfig
 from ichpipe.errors import DicomInputError, OutputError
 from ichpipe.models.hashing import file_sha256
 from ichpipe.pipeline.config import Config
-from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, key_image, remove_outputs, write_json, write_png
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, header_geometry, is_nifti_path, write_nifti_mask
-from ichpipe.pipeline.outputs.report import SegmenterInfo, StageTimer, build_study_report
-from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment import Segmenter
+from ichpipe.pipeline.outputs.report import StudyIdentity
 
-__all__ = ["NIFTI_CAVEAT", "SKIPPED_FOR_NIFTI", "is_nifti_input", "load_nifti_ct", "run_nifti"]
+if TYPE_CHECKING:
+    from ichpipe.pipeline.jobs.run_study import StudyAnalysis
+
+__all__ = [
+    "NIFTI_CAVEAT",
+    "SKIPPED_FOR_NIFTI",
+    "CaseIdentity",
+    "is_nifti_input",
+    "load_nifti_ct",
+    "normalise_acquisition_time",
+    "write_nifti_outputs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +75,84 @@ SKIPPED_FOR_NIFTI = {
     "sr": "a DICOM SR must reference DICOM evidence; the input is NIfTI (report.json holds the measurements)",
 }
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NIFTI_NAMESPACE = uuid.UUID("5c0b8f5e-2f7d-4a39-9d55-1c3e8f0a6b21")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def normalise_acquisition_time(text: str) -> str:
+    """An ISO 8601 date (``2024-03-01``) or date and time (``2024-03-01T08:30``, ``2024-03-01 08:30:15``) as ISO text.
+
+    A date alone stays a date (its time of day is unknown, never midnight).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is neither.
+
+    Examples
+    --------
+    >>> normalise_acquisition_time("2024-03-01 08:30")
+    '2024-03-01T08:30:00'
+    >>> normalise_acquisition_time("2024-03-01")
+    '2024-03-01'
+    """
+    value = text.strip()
+    try:
+        if _DATE_ONLY.match(value):
+            return date.fromisoformat(value).isoformat()
+        if "T" not in value and " " not in value:
+            raise ValueError(value)
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"Argument 'text' must be an ISO 8601 date or date and time (2024-03-01T08:30);"
+                         f" got {text!r}.") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseIdentity:
+    """Who and when a NIfTI case is, since the file cannot say (a row of ``ichpipe batch --list``).
+
+    Parameters
+    ----------
+    case_id:
+        The cohort's name for the case.
+    patient_id:
+        The patient; a case with one is recorded in the results store.
+    accession_number:
+        The scan's accession number (serial scans are linked by it).
+    acquisition_datetime:
+        ISO 8601 date and time, or a date alone (see :func:`normalise_acquisition_time`).
+
+    Raises
+    ------
+    ValueError
+        If ``acquisition_datetime`` is not ISO 8601.
+    """
+
+    case_id: str | None = None
+    patient_id: str | None = None
+    accession_number: str | None = None
+    acquisition_datetime: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.acquisition_datetime is not None:
+            object.__setattr__(self, "acquisition_datetime", normalise_acquisition_time(self.acquisition_datetime))
+
+    def series_uid(self, path: Path) -> str | None:
+        """The UID that stands for the case in the store: ``2.25.<uuid5>`` of the patient and case ID (or path).
+
+        ``None`` without a patient ID. Processing the case again (even from a
+        moved or re-converted file, when it has a case ID) replaces its row.
+        """
+        if not self.patient_id:
+            return None
+        key = self.case_id or str(Path(path).resolve())
+        return f"2.25.{uuid.uuid5(_NIFTI_NAMESPACE, f'ichpipe-nifti{chr(31)}{self.patient_id}{chr(31)}{key}').int}"
+
+    def report_identity(self, path: Path) -> StudyIdentity:
+        """The report's identity fields for the case read from ``path``."""
+        return StudyIdentity(patient_id=self.patient_id, series_instance_uid=self.series_uid(path),
+                             accession_number=self.accession_number, acquisition_datetime=self.acquisition_datetime)
 
 
 def is_nifti_input(path: Path) -> bool:
@@ -115,26 +209,31 @@ def _output_dir(out_root: Path, path: Path, digest: str) -> Path:
     return out_root / "nifti" / f"{safe[:48]}-{digest[:12]}"
 
 
-def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, timer: StageTimer) -> tuple[
-        dict[str, Any], Path, tuple[QualityFlag, ...]]:
-    """Segment and measure a NIfTI CT; write mask, key image and report.
+def write_nifti_outputs(analysis: StudyAnalysis, out_root: Path, config: Config) -> tuple[dict[str, Any], Path]:
+    """Write the mask, key image and report of a NIfTI CT's analysis. Returns the report and its folder.
 
-    The image is analysed as a DICOM series is (intracranial space, segmenter,
-    threshold cross-check, quality flags: :func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume`).
-    Returns the report, its folder and the quality flags.
+    Parameters
+    ----------
+    analysis:
+        What :func:`~ichpipe.pipeline.jobs.run_study.analyse_study` computed on the NIfTI file.
+    out_root:
+        Output root; the files go to ``out_root/nifti/<name>-<digest>/``.
+    config:
+        The configuration (``outputs``; the report is recorded in the results
+        store when ``outputs.record_in_store`` and the case has a patient ID,
+        given by ``batch --list`` through ``analysis.case``).
 
     Raises
     ------
     ichpipe.errors.IchpipeError
-        Unreadable input, a failed segmentation, or an output that cannot be written.
+        An output that cannot be written (the files of the incomplete set are removed).
     """
-    with timer.stage("assemble"):
-        volume = load_nifti_ct(path, config=config.geometry)
+    from ichpipe.pipeline.jobs.run_study import deidentified, study_report
+
+    path = Path(analysis.source["path"])
+    volume, mask, measurement, timer = analysis.volume, analysis.mask, analysis.measurement, analysis.timer
     out_dir = _output_dir(out_root, path, file_sha256(path))
-    analysis = analyse_volume(volume, segmenter, config, timer=timer)
-    mask, measurement, quality = analysis.mask, analysis.measurement, analysis.quality
-    info = segmenter.describe()
-    run = OutputRun(segmenter=info, when=datetime.now(), flags=tuple(quality.flags))
+    run = OutputRun(segmenter=analysis.segmenter, when=datetime.now(), flags=tuple(analysis.quality.flags))
     outputs: dict[str, str] = {}
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,18 +249,12 @@ def run_nifti(path: Path, out_root: Path, config: Config, segmenter: Segmenter, 
             outputs["report"] = str(out_dir / "report.json")
         skipped = {k: v for k, v in SKIPPED_FOR_NIFTI.items()
                    if getattr(config.outputs, "secondary_capture" if k == "secondary_capture" else k)}
-        report = build_study_report(
-            identity=None, geometry=volume.geometry, hematoma=measurement,
-            segmenter=SegmenterInfo(name=str(info["name"]), checkpoint_sha256=info.get("checkpoint_sha256"),
-                                    version=str(info.get("version") or __version__)),
-            outputs=outputs, timings=timer, warnings=volume.warnings,
-            extra={"input": {"format": "nifti", "path": str(path), "geometry_source": "nifti-header"},
-                   "quality": quality.to_dict(), "outputs_skipped": skipped},
-        )
-        report["segmenter"].update({k: info[k] for k in ("kind", "baseline", "limits") if k in info})
+        report = study_report(analysis, config, outputs=outputs, skipped=skipped,
+                              record=config.outputs.record_in_store)
+        report = deidentified(report, config)
         if config.outputs.report:
             write_json(out_dir / "report.json", report)
     except OutputError:
         remove_outputs(outputs)
         raise
-    return report, out_dir, tuple(quality.flags)
+    return report, out_dir

@@ -175,7 +175,9 @@ def _remeasure_one(m: StoredMeasurement, target: tuple[str | None, str | None], 
     if (m.segmenter, m.checkpoint_sha256) == target:
         return done("already", "")
     if m.source_path is None:
-        why = "imported from a table (no images)" if m.source == "import" else "the store has no source path for it"
+        why = {"import": "imported from a table (no images)",
+               "nifti": "measured from a NIfTI case; run `ichpipe batch --list` again with this method"}.get(
+            m.source, "the store has no source path for it")
         return done("no_source", f"- cannot be run again: {why}; measure it with `ichpipe run` and this method.")
     source = Path(m.source_path)
     if not source.exists():

@@ -55,6 +55,7 @@ from ichpipe.pipeline.outputs.key_image import orientation_labels, render_key_im
 from ichpipe.pipeline.outputs.series_naming import KINDS, method_label, series_identity
 from ichpipe.pipeline.outputs.sr_content import sr_content_from_report
 from ichpipe.pipeline.quality.flags import QualityFlag, flag_codes_text
+from ichpipe.progress import stage
 
 __all__ = [
     "OutputRun",
@@ -236,41 +237,53 @@ def write_image_outputs(
     cfg = config.outputs
     seg: Dataset | None = None
     skipped: dict[str, str] = {}
+    planned = [cfg.seg, cfg.key_image_png, cfg.secondary_capture, cfg.nifti_mask, cfg.tilt_eq]
     try:
-        if cfg.seg:
-            try:
-                seg = _seg_dataset(mask, volume, config, run)
-            except OutputBuildError as exc:
-                skipped["seg"] = str(exc)
-        if seg is not None:
-            written = seg
-            if cfg.deidentify:
-                written = copy.deepcopy(seg)
-                deidentify_dataset(written)
-            outputs["seg"] = str(write_dataset_atomic(written, out_dir / "seg.dcm", what="DICOM SEG"))
-        if cfg.key_image_png or cfg.secondary_capture:
-            rgb, index = key_image(volume, mask, measurement, config, run)
-            if cfg.key_image_png:
-                outputs["key_image_png"] = str(write_png(out_dir / "key_image.png", rgb))
-            if cfg.secondary_capture:
-                shown = volume.slices[index].dataset
-                flags = " ".join(f.message for f in run.flags) if run.flags else "none"
+        with stage("writing outputs", total=sum(planned)) as progress:
+            if cfg.seg:
+                progress.working_on("seg.dcm")
                 try:
-                    outputs["secondary_capture"] = str(write_secondary_capture(
-                        rgb, volume, out_dir / "key_image_sc.dcm", deidentify=cfg.deidentify, derived_from=[shown],
-                        derivation_description=(f"Key image of slice {index + 1} by {run.name}"
-                                                f"{' (classical threshold baseline)' if run.baseline else ''}"
-                                                f" (checkpoint SHA-256 {run.checkpoint_sha256 or 'none'});"
-                                                f" quality flags: {flags}")[:900],
-                        series_datetime=run.when, **run.identity("sc")))
+                    seg = _seg_dataset(mask, volume, config, run)
                 except OutputBuildError as exc:
-                    skipped["secondary_capture"] = str(exc)
-        if cfg.nifti_mask:
-            outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
-        if cfg.tilt_eq:
-            from ichpipe.pipeline.jobs.regular_grid_outputs import write_regular_grid
+                    skipped["seg"] = str(exc)
+                if seg is not None:
+                    written = seg
+                    if cfg.deidentify:
+                        written = copy.deepcopy(seg)
+                        deidentify_dataset(written)
+                    outputs["seg"] = str(write_dataset_atomic(written, out_dir / "seg.dcm", what="DICOM SEG"))
+                progress.advance()
+            if cfg.key_image_png or cfg.secondary_capture:
+                progress.working_on("key image")
+                rgb, index = key_image(volume, mask, measurement, config, run)
+                if cfg.key_image_png:
+                    outputs["key_image_png"] = str(write_png(out_dir / "key_image.png", rgb))
+                    progress.advance()
+                if cfg.secondary_capture:
+                    shown = volume.slices[index].dataset
+                    flags = " ".join(f.message for f in run.flags) if run.flags else "none"
+                    try:
+                        outputs["secondary_capture"] = str(write_secondary_capture(
+                            rgb, volume, out_dir / "key_image_sc.dcm", deidentify=cfg.deidentify,
+                            derived_from=[shown],
+                            derivation_description=(f"Key image of slice {index + 1} by {run.name}"
+                                                    f"{' (classical threshold baseline)' if run.baseline else ''}"
+                                                    f" (checkpoint SHA-256 {run.checkpoint_sha256 or 'none'});"
+                                                    f" quality flags: {flags}")[:900],
+                            series_datetime=run.when, **run.identity("sc")))
+                    except OutputBuildError as exc:
+                        skipped["secondary_capture"] = str(exc)
+                    progress.advance()
+            if cfg.nifti_mask:
+                progress.working_on("mask.nii.gz")
+                outputs["nifti_mask"] = str(write_nifti_mask(out_dir / "mask.nii.gz", mask, volume.geometry))
+                progress.advance()
+            if cfg.tilt_eq:
+                from ichpipe.pipeline.jobs.regular_grid_outputs import write_regular_grid
 
-            outputs.update(write_regular_grid(out_dir, volume, mask, config, run))
+                progress.working_on("regular grid")
+                outputs.update(write_regular_grid(out_dir, volume, mask, config, run))
+                progress.advance()
     except OutputError:
         # every file is written atomically; this removes the complete ones of an incomplete set
         remove_outputs(outputs)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ichpipe.dicom_io.deidentify import BASIC_PROFILE_SUBSET, DEIDENTIFICATION_METHOD
+from ichpipe.dicom_io.confidentiality_profile import EDITION
+from ichpipe.dicom_io.deidentify import BASIC_PROFILE, DEIDENTIFICATION_METHOD
 
 __all__ = ["REPORT_FIELDS_REMOVED", "deidentify_report"]
 
@@ -31,6 +32,7 @@ def deidentify_report(report: Mapping[str, Any]) -> dict[str, Any]:
     out["deidentification"] = {
         "method": DEIDENTIFICATION_METHOD,
         "report_fields_removed": list(REPORT_FIELDS_REMOVED),
-        "dicom_attributes": dict(sorted(BASIC_PROFILE_SUBSET.items())),
+        "dicom_profile": {"table": EDITION, "rows": len(BASIC_PROFILE),
+                          "options": ["Retain UIDs Option", "Clean Descriptors Option"]},
     }
     return out

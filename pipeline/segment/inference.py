@@ -40,6 +40,7 @@ from ichpipe.pipeline.segment.intracranial import (
     largest_component,
 )
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
+from ichpipe.progress import stage
 
 __all__ = ["NetworkSegmenter", "cpu_has_native_bf16", "resolve_device"]
 
@@ -165,30 +166,13 @@ class NetworkSegmenter:
         # batch as channels: one transform pads the whole batch at the end (bottom/right)
         pad = DivisiblePad(k=16, method="end", mode="constant", value=self.offset)
         done = 0
-        for batch in _batches(todo, self.config.batch_size):
-            grey = apply_window(hu[batch], self.window).astype(np.float32) * self.scale + self.offset
-            x = torch.from_numpy(grey)[:, None].to(self.device)
-            if (rows, cols) != self.input_size:
-                x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
-            x = x[:, :, y0:y1, x0:x1]
-            crop_h, crop_w = x.shape[-2:]
-            padded = pad(x[:, 0])
-            x = (padded.as_tensor() if isinstance(padded, MetaTensor) else torch.as_tensor(padded))[:, None]
-            if self.config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(
-                device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16
-            ):
-                y = self.model(x)
-            y = y.float()[:, :1, :crop_h, :crop_w]
-            full = torch.zeros((len(batch), 1, *self.input_size), device=y.device)
-            full[:, :, y0:y1, x0:x1] = y
-            if (rows, cols) != self.input_size:
-                full = F.interpolate(full, size=(rows, cols), mode="bilinear", align_corners=False)
-            out[batch] = full[:, 0].cpu().numpy()
-            done += len(batch)
-            if self.progress:
-                self.progress(done, len(todo))
+        with stage("segmenting slices", total=len(todo)) as shown:
+            for batch in _batches(todo, self.config.batch_size):
+                self._infer(hu, batch, out, pad, (y0, y1, x0, x1))
+                done += len(batch)
+                shown.advance(len(batch))
+                if self.progress:
+                    self.progress(done, len(todo))
         return out
 
     def segment_in(self, volume: CTVolume, intracranial: IntracranialResult | None = None) -> SegmentationResult:
@@ -219,6 +203,31 @@ class NetworkSegmenter:
             unrestricted_ml=None if unrestricted is None else round(unrestricted, 4),
             removed_ml=None if removed is None else round(removed, 4),
         )
+    def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], out: npt.NDArray[np.float32],
+               pad: DivisiblePad, box: tuple[int, int, int, int]) -> None:
+        """Probabilities of the slices ``batch`` of ``hu`` into ``out`` (``box``: the head crop in network pixels)."""
+        rows, cols = hu.shape[1:]
+        y0, y1, x0, x1 = box
+        grey = apply_window(hu[batch], self.window).astype(np.float32) * self.scale + self.offset
+        x = torch.from_numpy(grey)[:, None].to(self.device)
+        if (rows, cols) != self.input_size:
+            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
+        x = x[:, :, y0:y1, x0:x1]
+        crop_h, crop_w = x.shape[-2:]
+        padded = pad(x[:, 0])
+        x = (padded.as_tensor() if isinstance(padded, MetaTensor) else torch.as_tensor(padded))[:, None]
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16
+        ):
+            y = self.model(x)
+        y = y.float()[:, :1, :crop_h, :crop_w]
+        full = torch.zeros((len(batch), 1, *self.input_size), device=y.device)
+        full[:, :, y0:y1, x0:x1] = y
+        if (rows, cols) != self.input_size:
+            full = F.interpolate(full, size=(rows, cols), mode="bilinear", align_corners=False)
+        out[batch] = full[:, 0].cpu().numpy()
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""

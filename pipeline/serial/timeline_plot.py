@@ -16,25 +16,32 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ichpipe.errors import OutputError
+from ichpipe.logs import current_settings
 from ichpipe.pipeline.serial.expansion import ExpansionResult, ExpansionRule
 from ichpipe.pipeline.serial.timeline import Timeline
 
-__all__ = ["plot_file_name", "plot_timeline"]
+__all__ = ["patient_digest", "plot_file_name", "plot_timeline"]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def plot_file_name(patient_id: str, issuer_of_patient_id: str = "") -> str:
-    """A safe file name for a patient's plot.
+def patient_digest(patient_id: str, issuer_of_patient_id: str = "") -> str:
+    """16 hex digits of the SHA-256 of issuer and ID: names a patient where the ID must not show."""
+    return sha256(f"{issuer_of_patient_id}\x1f{patient_id}".encode()).hexdigest()[:16]
 
-    The patient ID is used as it is when it is plain (letters, digits, ``._-``,
-    at most 64 characters, not starting with a dot); otherwise, and whenever an
-    issuer is set, a hash of the two stands in so that no ID can name a path.
+
+def plot_file_name(patient_id: str, issuer_of_patient_id: str = "") -> str:
+    """A safe file name for a patient's plot: ``timeline_<digest>.png``.
+
+    File names are seen by people who should not see patient IDs (directory
+    listings, backups, logs of the tools that copy them), so the ID itself is
+    used only with ``ichpipe --log-phi``, and then only when it is plain
+    (letters, digits, ``._-``, at most 64 characters, no issuer); otherwise
+    :func:`patient_digest` stands in, which also keeps any ID from naming a path.
     """
-    if not issuer_of_patient_id and _SAFE_ID.match(patient_id):
+    if current_settings().log_phi and not issuer_of_patient_id and _SAFE_ID.match(patient_id):
         return f"timeline_{patient_id}.png"
-    digest = sha256(f"{issuer_of_patient_id}\x1f{patient_id}".encode()).hexdigest()[:16]
-    return f"timeline_{digest}.png"
+    return f"timeline_{patient_digest(patient_id, issuer_of_patient_id)}.png"
 
 
 def plot_timeline(timeline: Timeline, result: ExpansionResult, rule: ExpansionRule, out_path: Path) -> Path:
@@ -91,7 +98,9 @@ def plot_timeline(timeline: Timeline, result: ExpansionResult, rule: ExpansionRu
     ax.set_xlabel(f"hours from {origin}")
     ax.set_ylabel("hematoma volume (mL)")
     status = result.status.replace("_", " ")
-    ax.set_title(f"Patient {timeline.patient_id}: {status} ({rule.name})", fontsize=10)
+    who = (timeline.patient_id if current_settings().log_phi
+           else f"#{patient_digest(timeline.patient_id, getattr(timeline, 'issuer_of_patient_id', ''))}")
+    ax.set_title(f"Patient {who}: {status} ({rule.name})", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

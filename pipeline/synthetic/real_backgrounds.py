@@ -21,7 +21,14 @@ from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
 from ichpipe.pipeline.segment.intracranial import intracranial_mask
 from ichpipe.pipeline.synthetic.lesion_painting import paint_real_slice, place_in_mask, slice_points
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank
-from ichpipe.pipeline.synthetic.recipes import _SHAPE_TRIES, F32, REAL_BACKGROUNDS, BoolArray, _blood_hu, _shape_scale
+from ichpipe.pipeline.synthetic.recipes import (
+    F32,
+    REAL_BACKGROUNDS,
+    SHAPE_TRIES,
+    BoolArray,
+    draw_blood_hu,
+    draw_shape_scale,
+)
 
 __all__ = ["DEFAULT_CT_REAL_DIR", "RealBackground", "load_real_background", "render_real_study"]
 
@@ -124,14 +131,14 @@ def render_real_study(
     lesions: list[dict[str, Any]] = []
     n = 1 if rng.uniform() < 0.7 else 2
     for _ in range(n):
-        stage, blood = _blood_hu(rng)
+        stage, blood = draw_blood_hu(rng)
         touch = bool(rng.uniform() < 0.3)
         placed = None
-        for _ in range(_SHAPE_TRIES):
+        for _ in range(SHAPE_TRIES):
             shape = bank.draw(rng)
             placed = place_in_mask(
                 shape, intracranial=background.intracranial, geometry=geometry, rng=rng, hu=blood,
-                scale=_shape_scale(rng, shape.volume_ml, max_ml=60.0), touch_skull=touch,
+                scale=draw_shape_scale(rng, shape.volume_ml, max_ml=60.0), touch_skull=touch,
             )
             if placed is not None:
                 break

@@ -18,7 +18,10 @@ from ichpipe.pipeline.datasets.manifest import Split
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeSubset
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec
 
-__all__ = ["DEMO_SEED", "REAL_BACKGROUNDS", "CaseFormat", "GeneratorOptions", "PhantomRecipe", "draw_recipe"]
+__all__ = [
+    "DEMO_SEED", "REAL_BACKGROUNDS", "SHAPE_TRIES", "CaseFormat", "GeneratorOptions", "PhantomRecipe",
+    "draw_blood_hu", "draw_recipe", "draw_shape_scale",
+]
 
 F32 = npt.NDArray[np.float32]
 
@@ -33,7 +36,7 @@ REAL_BACKGROUNDS: dict[str, tuple[str, str, bool]] = {
 }
 
 #: Shapes tried for one lesion before it is left out (a large shape may not fit a small head or slab).
-_SHAPE_TRIES = 5
+SHAPE_TRIES = 5
 
 #: The demo's phantom seed (``make demo``); training studies never use it.
 DEMO_SEED = 20261121
@@ -150,7 +153,8 @@ class PhantomRecipe:
         )
 
 
-def _blood_hu(rng: np.random.Generator) -> tuple[str, float]:
+def draw_blood_hu(rng: np.random.Generator) -> tuple[str, float]:
+    """Draw a blood stage and its HU: acute (60-85 HU) three times in four, else subacute (42-58 HU)."""
     if rng.uniform() < 0.75:
         return "acute", float(rng.uniform(60.0, 85.0))
     return "subacute", float(rng.uniform(42.0, 58.0))
@@ -167,7 +171,7 @@ def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
     tilt = float(rng.choice([-1.0, 1.0]) * rng.uniform(5.0, 20.0)) if (
         options.format == "dicom" and rng.uniform() < 0.3
     ) else 0.0
-    stage, hu = _blood_hu(rng)
+    stage, hu = draw_blood_hu(rng)
     normal_head = rng.uniform() < 0.08
     n_hem = 0 if normal_head else int(rng.choice([0, 1, 1, 2], p=[0.4, 0.25, 0.25, 0.1]))
     n_shaped = 0 if normal_head else int(rng.choice([0, 1, 2], p=[0.3, 0.55, 0.15]))
@@ -199,6 +203,7 @@ def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
     )
 
 
-def _shape_scale(rng: np.random.Generator, volume_ml: float, max_ml: float = 80.0) -> float:
+def draw_shape_scale(rng: np.random.Generator, volume_ml: float, max_ml: float = 80.0) -> float:
+    """Draw a size factor (0.8-1.25) for a lesion shape of ``volume_ml``, capped so it stays under ``max_ml``."""
     scale = float(rng.uniform(0.8, 1.25))
     return min(scale, (max_ml / max(volume_ml, 1e-6)) ** (1.0 / 3.0))

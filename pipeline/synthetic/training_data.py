@@ -81,13 +81,13 @@ from ichpipe.pipeline.synthetic.phantom.render import SOFT_KERNEL, build_model, 
 from ichpipe.pipeline.synthetic.phantom.stack_plan import rng_for
 from ichpipe.pipeline.synthetic.real_backgrounds import RealBackground, load_real_background, render_real_study
 from ichpipe.pipeline.synthetic.recipes import (
-    _SHAPE_TRIES,
     F32,
+    SHAPE_TRIES,
     BoolArray,
     GeneratorOptions,
     PhantomRecipe,
-    _shape_scale,
     draw_recipe,
+    draw_shape_scale,
 )
 
 __all__ = ["describe", "generate_dataset", "render_phantom_study", "write_nifti_image"]
@@ -129,10 +129,10 @@ def render_phantom_study(
     for touch in recipe.shaped_touch_skull:
         stage_hu = recipe.blood_hu + float(rng.uniform(-5.0, 5.0))
         placed = None
-        for _ in range(_SHAPE_TRIES):
+        for _ in range(SHAPE_TRIES):
             shape = bank.draw(rng)
             placed = place_in_head(
-                shape, head=head, rng=rng, hu=stage_hu, scale=_shape_scale(rng, shape.volume_ml),
+                shape, head=head, rng=rng, hu=stage_hu, scale=draw_shape_scale(rng, shape.volume_ml),
                 touch_skull=touch, normal=plan.normal, slab_mm=(float(offsets[0]), float(offsets[-1])),
             )
             if placed is not None:

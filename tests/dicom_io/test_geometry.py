@@ -104,3 +104,49 @@ def test_bad_pixel_spacing_is_refused():
 def test_config_validation():
     with pytest.raises(ValueError, match="'gap_factor' must be greater than 1"):
         GeometryConfig(gap_factor=1.0)
+
+
+# --- slice thickness against the planned acquisition (truth that does not use the half-gap rule) ---
+#
+# A planned stack of n slices s mm apart covers n * s mm along the normal: each planned
+# slice stands for the slab of its own spacing around it. Dropping slices does not change
+# what was scanned, only what is left to read: a reader's thicknesses must still tile that
+# slab, from half a spacing below the first planned slice to half a spacing above the last,
+# never reaching past it.
+
+def planned_stack(n: int, spacing: float, dropped: tuple[int, ...]) -> tuple[np.ndarray, float, float]:
+    """Offsets of the slices left after ``dropped``; the planned slab's lower and upper faces."""
+    planned = np.arange(n) * spacing
+    kept = np.delete(planned, list(dropped))
+    return kept, planned[0] - spacing / 2, planned[-1] + spacing / 2
+
+
+@pytest.mark.parametrize("dropped", [(5,), (1,), (10,), (1, 2), (9, 10), (1, 10), (1, 2, 3)])
+@pytest.mark.parametrize("deg", [0.0, 18.5])
+def test_thicknesses_tile_the_planned_slab_when_slices_are_missing(dropped: tuple[int, ...], deg: float) -> None:
+    kept, low, high = planned_stack(12, 5.0, dropped)
+    g = compute_geometry(orientation=tilted(deg), positions=positions_along_table(kept, deg), pixel_spacing=(1, 1),
+                         rows=4, columns=4, header_tilt_deg=deg)
+    assert g.missing_slices == len(dropped)
+    assert g.slice_thickness_mm.sum() == pytest.approx(high - low, abs=1e-9)
+    # the end slices reach exactly to the slab's faces (half a spacing), whatever is missing next to them
+    first_face = g.offsets_mm[0] - (g.slice_thickness_mm[0] - (g.offsets_mm[1] - g.offsets_mm[0]) / 2)
+    last_face = g.offsets_mm[-1] + (g.slice_thickness_mm[-1] - (g.offsets_mm[-1] - g.offsets_mm[-2]) / 2)
+    assert first_face == pytest.approx(g.offsets_mm[0] - 2.5, abs=1e-9)
+    assert last_face == pytest.approx(g.offsets_mm[-1] + 2.5, abs=1e-9)
+
+
+def test_end_slice_next_to_a_gap_keeps_half_the_local_spacing_outward() -> None:
+    # slice 1 of 0, 5, 10, ... 55 is missing: slice 0 stands for 2.5 mm below it and half the 10 mm gap above
+    th = slice_thickness_from_offsets(np.array([0.0, 10.0, 15.0, 20.0, 25.0, 30.0]))
+    assert th.tolist() == [7.5, 7.5, 5.0, 5.0, 5.0, 5.0]
+    th = slice_thickness_from_offsets(np.array([0.0, 5.0, 10.0, 15.0, 30.0]))  # two missing before the last
+    assert th.tolist() == [5.0, 5.0, 5.0, 10.0, 10.0]
+
+
+def test_two_protocol_stack_end_slices_are_their_block_spacing() -> None:
+    # GE-like 4 mm / 7 mm blocks: no end slice is next to a gap, so each mirrors its own block (4 and 7 mm)
+    offsets = np.concatenate([np.arange(14) * 4.0, 52 + 1.08 + np.arange(14) * 7.0])
+    th = slice_thickness_from_offsets(offsets)
+    assert th[0] == pytest.approx(4.0) and th[-1] == pytest.approx(7.0)
+    assert th.sum() == pytest.approx(offsets[-1] - offsets[0] + 2.0 + 3.5)

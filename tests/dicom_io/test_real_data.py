@@ -38,6 +38,23 @@ def test_ge_head_tilt_and_uneven_spacing(shared_data: Path) -> None:
     assert np.all(np.diff(vol.geometry.offsets_mm) > 0)
 
 
+def test_ge_head_thicknesses_tile_the_slab_its_headers_describe(shared_data: Path) -> None:
+    # Truth from the headers, not from the thickness rule: the first slice is a 4 mm slice and the
+    # last a 7 mm slice (SliceThickness), so the scan covers from 2 mm below the first position to
+    # 3.5 mm above the last, along the normal. No end slice is next to a gap (missing = 0).
+    with scan_study(shared_data / "ct-real" / "ge-hispeed-head-tilt") as scan:
+        chosen = scan.require_selected()
+        geo = chosen.geometry
+        assert geo is not None
+        by_offset = sorted(chosen.series.slices, key=lambda s: float(np.dot(s.position, geo.normal)))
+        first, last = (float(s.dataset.SliceThickness) for s in (by_offset[0], by_offset[-1]))
+    assert (first, last) == (4.0, 7.0)
+    th = geo.slice_thickness_mm
+    assert th[0] == pytest.approx(first, abs=0.01) and th[-1] == pytest.approx(last, abs=0.01)
+    slab = geo.offsets_mm[-1] - geo.offsets_mm[0] + first / 2 + last / 2
+    assert th.sum() == pytest.approx(slab, abs=0.01)
+
+
 def test_philips_selects_soft_tissue_series_and_says_why(shared_data: Path) -> None:
     with scan_study(shared_data / "ct-real" / "philips-ingenuity-head-phantom") as scan:
         chosen = scan.require_selected()

@@ -211,13 +211,21 @@ def _check_retrieve(responses: Any, what: str, series_uid: str, config: PacsConf
     if final is None:
         raise PacsError(f"The {what} of series {series_uid} from {_where(config)} ended without a final status.")
     code = int(final.Status)
-    failed = int(final.get("NumberOfFailedSuboperations", 0) or 0)
-    if code == 0xA801:
-        raise PacsError(f"The PACS {_where(config)} does not know the move destination {config.ae_title}; add"
-                        f" it there with this host and port {config.move_port}.")
+    counts = [int(final.get(f"Number{kind}Suboperations", 0) or 0) for kind in ("OfCompleted", "OfFailed",
+                                                                                  "OfWarning")]
+    failed = counts[1]
     if code not in (0x0000, 0xB000) or failed:
+        hint = ""
+        if code == 0xA801 or (what == "C-MOVE" and code not in (0x0000, 0xB000, 0xFE00) and not any(counts)):
+            # 0xA801 is the standard's "move destination unknown"; Orthanc answers 0xC000 with no
+            # sub-operation at all for the same cause: nothing was even tried
+            hint = (f"; no instance was sent: the PACS probably does not know the move destination"
+                    f" {config.ae_title} - add it there with this host and port {config.move_port},"
+                    " or use pacs.retrieve: get")
+        elif code not in (0x0000, 0xB000) and not any(counts):
+            hint = "; no instance was sent: the PACS refused the request (check its log)"
         raise PacsError(f"The {what} of series {series_uid} from {_where(config)} failed (status 0x{code:04X},"
-                        f" {failed} failed sub-operations).")
+                        f" {failed} failed sub-operations){hint}.")
 
 
 def _retrieve_series(assoc: Any, study_uid: str, series_uid: str, config: PacsConfig) -> None:
@@ -256,7 +264,7 @@ def _storage_scp(config: PacsConfig, receiver: _Receiver) -> Iterator[None]:
 
 
 def pull_new_studies(inbox: Path, *, config: PacsConfig, exclude: Collection[str] = (),
-                     today: date | None = None) -> int:
+                     today: date | None = None, folders: list[Path] | None = None) -> int:
     """Retrieve studies the PACS has and ichpipe has not seen into ``inbox``; return how many.
 
     Parameters
@@ -269,6 +277,9 @@ def pull_new_studies(inbox: Path, *, config: PacsConfig, exclude: Collection[str
         StudyInstanceUIDs already handled (the ledger's), not pulled again.
     today:
         The date the look-back counts from (tests).
+    folders:
+        Receives the folder of each study pulled (complete when renamed into
+        place, so the batch processes them in the same run, whatever its settle time).
 
     Raises
     ------
@@ -319,6 +330,8 @@ def pull_new_studies(inbox: Path, *, config: PacsConfig, exclude: Collection[str
                     continue
                 os.rename(incoming, inbox / uid)
                 pulled += 1
+                if folders is not None:
+                    folders.append(inbox / uid)
                 log.info("pulled study %s (%d instances) from %s", uid, receiver.received, _where(config))
             except (PacsError, OSError) as exc:
                 receiver.target = None

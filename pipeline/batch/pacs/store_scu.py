@@ -34,6 +34,7 @@ class StoreResult:
     path: Path
     sop_instance_uid: str
     status: int
+    series_instance_uid: str = ""
 
 
 def make_ae(config: PacsConfig) -> object:
@@ -108,7 +109,7 @@ def send_files(paths: Sequence[Path], *, config: PacsConfig) -> list[StoreResult
             if code not in _STORED:
                 raise PacsError(f"The PACS {_where(config)} refused {path.name} (SOP Instance"
                                 f" {ds.SOPInstanceUID}) with status 0x{code:04X}.")
-            results.append(StoreResult(path, str(ds.SOPInstanceUID), code))
+            results.append(StoreResult(path, str(ds.SOPInstanceUID), code, str(ds.get("SeriesInstanceUID", ""))))
             log.info("sent %s to %s (status 0x%04X)", path.name, _where(config), code)
     finally:
         if assoc.is_established:

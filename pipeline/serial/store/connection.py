@@ -25,14 +25,15 @@ from ichpipe.errors import StoreError
 from ichpipe.pipeline.config.store_config import StoreConfig
 from ichpipe.pipeline.serial.store.migrations import MIGRATIONS, SCHEMA_VERSION, schema_version_table
 
-__all__ = ["Store", "open_store", "schema_version"]
+__all__ = ["Store", "open_store", "schema_version", "utc_now"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def _utcnow() -> datetime:
+def utc_now() -> datetime:
+    """Now in UTC, without a time zone (how the store's timestamp columns hold it)."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
@@ -200,7 +201,7 @@ def _migrate(store: Store, *, target: int = SCHEMA_VERSION) -> int:
             migrate(conn)
             conn.execute(
                 sa.insert(schema_version_table).values(
-                    version=version, applied_at=_utcnow(), description=description
+                    version=version, applied_at=utc_now(), description=description
                 )
             )
             if current:

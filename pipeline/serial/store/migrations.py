@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateColumn
 
-from ichpipe.pipeline.serial.store.records import _scan_key
+from ichpipe.pipeline.serial.store.records import patient_scan_key
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "batch_ledger_table"]
 
@@ -179,7 +179,7 @@ def _migrate_to_v2(conn: Connection) -> None:
     ).all()
     latest: dict[tuple[str, str], tuple[datetime, str]] = {}
     for uid, pid, acc, study, recorded in rows:
-        key = (pid, _scan_key(acc, study, uid))
+        key = (pid, patient_scan_key(acc, study, uid))
         if key not in latest or (recorded, uid) > latest[key]:
             latest[key] = (recorded, uid)
     keep = {uid for _, uid in latest.values()}

@@ -21,6 +21,7 @@ __all__ = [
     "StoredMeasurement",
     "imported_series_uid",
     "measurement_from_report",
+    "patient_scan_key",
     "quality_flags_from_report",
 ]
 
@@ -385,7 +386,7 @@ def measurement_from_report(
     )
 
 
-def _scan_key(accession: str | None, study_uid: str | None, series_uid: str) -> str:
+def patient_scan_key(accession: str | None, study_uid: str | None, series_uid: str) -> str:
     """The key that identifies one scan of a patient: accession, else study, else series."""
     if accession:
         return f"accession:{accession}"

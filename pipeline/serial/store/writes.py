@@ -14,7 +14,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 
 from ichpipe.errors import StoreError
-from ichpipe.pipeline.serial.store.connection import Store, _utcnow
+from ichpipe.pipeline.serial.store.connection import Store, utc_now
 from ichpipe.pipeline.serial.store.migrations import measurements_table, patients_table
 from ichpipe.pipeline.serial.store.records import ClinicalRecord, MeasurementRecord
 
@@ -183,7 +183,7 @@ def record_batch(
 def _record(store: Store, m_records: list[MeasurementRecord],
             c_records: list[ClinicalRecord]) -> tuple[int, int, list[bool]]:
     def work(conn: Connection) -> tuple[int, int, list[bool]]:
-        now = _utcnow()
+        now = utc_now()
         used = [_write_measurement(conn, record, now) for record in m_records]
         for c in c_records:
             # A table without surgery times never erases one recorded before.

@@ -20,7 +20,7 @@ from scipy import ndimage
 from ichpipe.pipeline.synthetic.phantom.head_model import HeadModel
 from ichpipe.pipeline.synthetic.phantom.lesions import Hematoma, label_points, place_hematomas
 from ichpipe.pipeline.synthetic.phantom.spec import PhantomSpec
-from ichpipe.pipeline.synthetic.phantom.stack_plan import StackPlan, plan_gaps, plan_stack, rng_for
+from ichpipe.pipeline.synthetic.phantom.stack_plan import StackPlan, plan_gaps, plan_stack, plan_thickness, rng_for
 
 __all__ = [
     "BONE_KERNEL",
@@ -136,12 +136,13 @@ def build_model(spec: PhantomSpec) -> PhantomModel:
     slab_shift = float(anatomy_rng.uniform(-4.0, 4.0))
     pixel = spec.resolved_pixel_spacing_mm
     scan_centre = np.array([0.0, 0.0, head.centre[2] + slab_shift])
-    gaps = plan_gaps(n_slices=spec.n_slices, spacing_mm=spec.slice_spacing_mm, uneven_spacing_mm=spec.uneven_spacing_mm)
+    n, step, uneven = spec.n_slices, spec.slice_spacing_mm, spec.uneven_spacing_mm
     plan = plan_stack(
         rows=spec.rows,
         columns=spec.columns,
         pixel_spacing_mm=pixel,
-        gaps_mm=gaps,
+        gaps_mm=plan_gaps(n_slices=n, spacing_mm=step, uneven_spacing_mm=uneven),
+        nominal_thickness_mm=plan_thickness(n_slices=n, spacing_mm=step, uneven_spacing_mm=uneven),
         tilt_deg=spec.gantry_tilt_deg,
         centre=scan_centre,
         dropped=() if spec.drop_slice is None else (spec.drop_slice,),

@@ -28,7 +28,10 @@ from ichpipe.pipeline.synthetic.phantom.spec import PhantomSpec
 from ichpipe.pipeline.synthetic.phantom.stack_plan import StackPlan, plan_stack, rng_for
 from ichpipe.pipeline.synthetic.phantom.writer import ImageRecord, SeriesInfo, encode_hu, write_image
 
-__all__ = ["THIN_SPACING_MM"]
+__all__ = [
+    "THIN_SPACING_MM", "WrittenSeries", "axial_series_info", "scan_key", "write_axial_series",
+    "write_localizer_series", "write_summary_series", "write_thin_series",
+]
 
 THIN_SPACING_MM = 1.25
 
@@ -36,14 +39,16 @@ LabelArray = npt.NDArray[np.uint8]
 
 
 @dataclass
-class _Series:
+class WrittenSeries:
+    """One series written to a phantom study, and whether (and why) a reader should select it."""
+
     info: SeriesInfo
     records: list[ImageRecord]
     should_select: bool
     why: str
 
 
-def _scan_key(spec: PhantomSpec, identity: StudyIdentity) -> str:
+def scan_key(spec: PhantomSpec, identity: StudyIdentity) -> str:
     """What makes one acquisition's noise differ from another's: a given accession and the time.
 
     Encoding options (transfer syntax, rescale, padding) do not change it, so
@@ -52,9 +57,10 @@ def _scan_key(spec: PhantomSpec, identity: StudyIdentity) -> str:
     return f"{spec.accession_number or ''}|{identity.acquisition_datetime.isoformat()}"
 
 
-def _axial_info(
+def axial_series_info(
     identity: StudyIdentity, *, role: str, number: int, description: str, kernel: Kernel, window: tuple[float, float]
 ) -> SeriesInfo:
+    """The series-level tags of an ORIGINAL\\PRIMARY\\AXIAL CT series of this study (``role``: main, bone, thin)."""
     acquired = identity.acquisition_datetime
     return SeriesInfo(
         role=role,
@@ -70,7 +76,7 @@ def _axial_info(
     )
 
 
-def _write_axial(
+def write_axial_series(
     model: PhantomModel,
     identity: StudyIdentity,
     dicom_dir: Path,
@@ -105,7 +111,7 @@ def _write_axial(
         for s, (info, kernel, noise_scale, is_main) in enumerate(series):
             if is_main and k in plan.dropped:
                 continue
-            noise_rng = rng_for(spec.seed, "noise", _scan_key(spec, identity), info.role, k)
+            noise_rng = rng_for(spec.seed, "noise", scan_key(spec, identity), info.role, k)
             hu = reconstruct(
                 model, clean, points, pixel_spacing_mm=plan.pixel_spacing_mm, kernel=kernel,
                 noise_rng=noise_rng, noise_scale=noise_scale,
@@ -141,9 +147,10 @@ def _write_axial(
     return records, labels_by_index, main_hu
 
 
-def _write_thin(
+def write_thin_series(
     model: PhantomModel, identity: StudyIdentity, dicom_dir: Path, root: Path, info: SeriesInfo
 ) -> list[ImageRecord]:
+    """Write the thin-slice distractor: the same slab every :data:`THIN_SPACING_MM`, noisier as thinner slices are."""
     plan = model.plan
     extent = float(plan.offsets_mm[-1] - plan.offsets_mm[0])
     n = math.floor(extent / THIN_SPACING_MM) + 1
@@ -156,13 +163,14 @@ def _write_thin(
         centre=model.scan_centre,
     )
     noise = math.sqrt(model.spec.nominal_thickness_mm / THIN_SPACING_MM)
-    records, _, _ = _write_axial(
+    records, _, _ = write_axial_series(
         model, identity, dicom_dir, root, plan=thin, series=[(info, SOFT_KERNEL, noise, False)], want_labels=False
     )
     return records[0]
 
 
-def _write_localizer(model: PhantomModel, identity: StudyIdentity, dicom_dir: Path, root: Path) -> _Series:
+def write_localizer_series(model: PhantomModel, identity: StudyIdentity, dicom_dir: Path, root: Path) -> WrittenSeries:
+    """Write the localizer distractor (one coronal scout image, ImageType LOCALIZER)."""
     acquired = identity.acquisition_datetime - timedelta(seconds=60)
     info = SeriesInfo(
         role="localizer",
@@ -177,7 +185,7 @@ def _write_localizer(model: PhantomModel, identity: StudyIdentity, dicom_dir: Pa
         acquisition_datetime=acquired,
     )
     spec = model.spec
-    scout = render_localizer(model, noise_rng=rng_for(spec.seed, "noise", _scan_key(spec, identity), "localizer"))
+    scout = render_localizer(model, noise_rng=rng_for(spec.seed, "noise", scan_key(spec, identity), "localizer"))
     pixels = encode_hu(scout.hu, rescale="unsigned")
     record = write_image(
         directory=dicom_dir,
@@ -195,16 +203,17 @@ def _write_localizer(model: PhantomModel, identity: StudyIdentity, dicom_dir: Pa
         slice_thickness=0.625,
         slice_location=scout.position[1],
     )
-    return _Series(info, [record], False, "a localizer (ImageType LOCALIZER, coronal, one image)")
+    return WrittenSeries(info, [record], False, "a localizer (ImageType LOCALIZER, coronal, one image)")
 
 
-def _write_summary(
+def write_summary_series(
     model: PhantomModel,
     identity: StudyIdentity,
     dicom_dir: Path,
     root: Path,
     main_hu: dict[int, npt.NDArray[np.float32]],
-) -> _Series:
+) -> WrittenSeries:
+    """Write the exam-summary distractor: a montage of four main slices as a DERIVED Secondary Capture."""
     written = sorted(main_hu)
     picks = [written[round(q * (len(written) - 1))] for q in (0.3, 0.45, 0.6, 0.75)]
     page = montage([main_hu[k] for k in picks])
@@ -232,4 +241,4 @@ def _write_summary(
         transfer_syntax=model.spec.transfer_syntax,
     )
     why = "an exam-summary secondary capture (DERIVED\\SECONDARY, not CT Image Storage)"
-    return _Series(info, [record], False, why)
+    return WrittenSeries(info, [record], False, why)

@@ -131,9 +131,9 @@ class PhantomSpec:
         z by ``spacing / cos t``, so the spacing along the normal stays as asked.
     uneven_spacing_mm:
         ``(lower, upper)``: the lower ``n_slices // 2`` slices are
-        ``lower`` mm apart, the rest (and the step between the blocks)
-        ``upper`` mm (a posterior-fossa / supratentorial protocol, like GE's
-        4 mm / 7 mm).
+        ``lower`` mm apart and as thick, the rest ``upper`` mm, and the step
+        between the blocks ``(lower + upper) / 2``, so the slabs meet (a
+        posterior-fossa / supratentorial protocol, like GE's 4 mm / 7 mm).
     drop_slice:
         Index (0-based, in order along the normal) of a planned slice whose
         file is not written. Must be an inner slice, so the gap is visible.
@@ -364,11 +364,7 @@ class PhantomSpec:
 
     @property
     def nominal_thickness_mm(self) -> float:
-        """The median planned spacing along the normal.
-
-        For an uneven stack the upper block has one gap more than the lower
-        one, so the median is the upper spacing.
-        """
+        """The planned spacing along the normal; for an uneven stack, the upper (thicker) block's."""
         if self.uneven_spacing_mm is None:
             return float(self.slice_spacing_mm)
         return float(self.uneven_spacing_mm[1])

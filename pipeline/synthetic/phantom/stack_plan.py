@@ -20,9 +20,9 @@ from pydicom.valuerep import format_number_as_ds
 __all__ = [
     "StackPlan",
     "ds_round",
-    "half_gap_thickness",
     "plan_gaps",
     "plan_stack",
+    "plan_thickness",
     "rng_for",
 ]
 
@@ -53,39 +53,16 @@ def ds_round(value: float, decimals: int = 6) -> float:
     return float(format_number_as_ds(round(float(value), decimals) + 0.0))
 
 
-def half_gap_thickness(offsets: FloatArray) -> FloatArray:
-    """Each slice's own thickness: half the distance to each neighbour along the normal.
-
-    An end slice mirrors its only neighbour, so ``n`` slices ``s`` apart get
-    ``n * s`` in total.
-
-    Parameters
-    ----------
-    offsets:
-        Increasing positions of the slices along the normal (mm), at least two.
-
-    Raises
-    ------
-    ValueError
-        If fewer than two offsets are given or they do not increase.
-    """
-    o = np.asarray(offsets, dtype=np.float64)
-    if o.ndim != 1 or o.size < 2:
-        raise ValueError("Argument 'offsets' must hold at least two slice positions.")
-    gaps = np.diff(o)
-    if np.any(gaps <= 0):
-        raise ValueError("Argument 'offsets' must be strictly increasing.")
-    padded = np.concatenate([gaps[:1], gaps, gaps[-1:]])
-    return (padded[:-1] + padded[1:]) / 2.0
-
-
 def plan_gaps(
     *, n_slices: int, spacing_mm: float, uneven_spacing_mm: tuple[float, float] | None
 ) -> FloatArray:
     """Gaps between consecutive planned slices along the normal (mm), length ``n_slices - 1``.
 
-    With ``uneven_spacing_mm = (lower, upper)`` the first ``n_slices // 2 - 1``
-    gaps are ``lower`` and the rest ``upper``.
+    With ``uneven_spacing_mm = (lower, upper)`` the lower ``n_slices // 2``
+    slices are ``lower`` mm apart and the rest ``upper`` mm apart; the step
+    between the two blocks is ``(lower + upper) / 2``, so that each slice's
+    slab (as thick as its block's spacing, :func:`plan_thickness`) meets the
+    next: the plan covers its slab without a hole or an overlap.
     """
     if n_slices < 2:
         raise ValueError("Argument 'n_slices' must be at least 2 to have gaps.")
@@ -93,7 +70,23 @@ def plan_gaps(
         return np.full(n_slices - 1, float(spacing_mm))
     lower, upper = uneven_spacing_mm
     n_lower = n_slices // 2 - 1
-    return np.array([lower] * n_lower + [upper] * (n_slices - 1 - n_lower), dtype=np.float64)
+    n_upper = n_slices - 2 - n_lower
+    return np.array([lower] * n_lower + [(lower + upper) / 2.0] + [upper] * n_upper, dtype=np.float64)
+
+
+def plan_thickness(
+    *, n_slices: int, spacing_mm: float, uneven_spacing_mm: tuple[float, float] | None
+) -> FloatArray:
+    """Each planned slice's nominal thickness (SliceThickness): its block's spacing, so the slabs tile the plan.
+
+    The phantom's ground-truth volume counts each planned slice's hematoma
+    pixels over this thickness (see :mod:`ichpipe.pipeline.synthetic.phantom.truth`).
+    """
+    if uneven_spacing_mm is None:
+        return np.full(n_slices, float(spacing_mm))
+    lower, upper = uneven_spacing_mm
+    n_lower = n_slices // 2
+    return np.array([lower] * n_lower + [upper] * (n_slices - n_lower), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -227,8 +220,8 @@ def plan_stack(
     centre:
         LPS point on which the image centres of the slab are centred.
     nominal_thickness_mm:
-        SliceThickness per slice; default: the gap before each slice (the
-        first slice: the gap after it), i.e. its block's spacing.
+        SliceThickness per slice (:func:`plan_thickness`); default: the gap
+        before each slice (the first slice: the gap after it).
     dropped, duplicated:
         Planned indices not written / written twice.
     """

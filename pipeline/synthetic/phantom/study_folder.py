@@ -28,6 +28,7 @@ import pydicom
 from ichpipe import __version__
 from ichpipe.errors import OutputError, UsageError
 from ichpipe.pipeline.synthetic.phantom.identity import StudyIdentity, resolve_identity
+from ichpipe.pipeline.synthetic.phantom.lesions import label_points
 from ichpipe.pipeline.synthetic.phantom.render import (
     BONE_KERNEL,
     SOFT_KERNEL,
@@ -40,16 +41,16 @@ from ichpipe.pipeline.synthetic.phantom.render import (
 from ichpipe.pipeline.synthetic.phantom.series_writers import (
     THIN_SPACING_MM,
     LabelArray,
-    _axial_info,
-    _scan_key,
-    _Series,
-    _write_axial,
-    _write_localizer,
-    _write_summary,
-    _write_thin,
+    WrittenSeries,
+    axial_series_info,
+    scan_key,
+    write_axial_series,
+    write_localizer_series,
+    write_summary_series,
+    write_thin_series,
 )
 from ichpipe.pipeline.synthetic.phantom.spec import PhantomSpec
-from ichpipe.pipeline.synthetic.phantom.stack_plan import half_gap_thickness, rng_for
+from ichpipe.pipeline.synthetic.phantom.stack_plan import rng_for
 from ichpipe.pipeline.synthetic.phantom.truth import (
     MASK_NIFTI_NAME,
     MASK_SEG_NAME,
@@ -63,7 +64,7 @@ from ichpipe.pipeline.synthetic.phantom.truth import (
 )
 from ichpipe.pipeline.synthetic.phantom.writer import RESCALE_VARIANTS, TRANSFER_SYNTAX_UIDS, SeriesInfo
 
-__all__ = ["DICOM_DIR_NAME", "PhantomArrays", "render_phantom", "write_phantom_study"]
+__all__ = ["DICOM_DIR_NAME", "PhantomArrays", "reader_tolerance_ml", "render_phantom", "write_phantom_study"]
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,6 @@ def _geometry_truth(model: PhantomModel, written: tuple[int, ...]) -> dict[str, 
     offsets = positions @ normal
     if np.any(np.diff(offsets) <= 0):
         raise RuntimeError("Phantom bug: written slices are not increasing along the normal.")
-    thickness = half_gap_thickness(offsets)
     gaps = np.diff(offsets)
     line = positions[-1] - positions[0]
     tilt_geom = math.degrees(math.acos(min(1.0, abs(float(line @ normal)) / float(np.linalg.norm(line)))))
@@ -141,11 +141,49 @@ def _geometry_truth(model: PhantomModel, written: tuple[int, ...]) -> dict[str, 
         "positions_lps_mm": [[float(v) for v in p] for p in positions],
         "offsets_mm": [round(float(v), 6) for v in offsets],
         "gaps_mm": [round(float(v), 6) for v in gaps],
-        "slice_thickness_mm": [round(float(v), 6) for v in thickness],
         "table_step_mm": [round(float(v), 6) for v in table_step],
         "nominal_slice_thickness_mm": [float(plan.nominal_thickness_mm[k]) for k in written],
         "planned_indices": list(written),
+        "planned_offsets_mm": [round(float(v), 6) for v in plan.offsets_mm],
+        "planned_slice_thickness_mm": [float(v) for v in plan.nominal_thickness_mm],
     }
+
+
+def reader_tolerance_ml(counts: npt.NDArray[np.int64], thickness_mm: npt.NDArray[np.float64], dropped: tuple[int, ...],
+                        pixel_area_mm2: float) -> float:
+    """How far from the truth a correct reader of the written files may land (mL): what the files cannot say.
+
+    - A dropped planned slice ``k``: its slab can only be filled from its
+      neighbours; whatever a reader puts there lies between their areas, so
+      it errs by at most ``thickness_k x max |A_k - A_k+-1|``.
+    - A change of nominal thickness between planned slices ``a`` and ``b``:
+      the positions give the two centres, not where ``a``'s slab ends. A
+      reader that places that boundary at least half the thinner spacing from
+      each centre is within ``|T_b - T_a| / 2`` of it, so it errs by at most
+      that length times ``|A_a - A_b|``.
+
+    Zero for a complete, evenly spaced plan (tilted or not): every slice then
+    stands for its own spacing and a reader has nothing to guess.
+
+    Parameters
+    ----------
+    counts:
+        Hematoma pixels of each planned slice.
+    thickness_mm:
+        Nominal thickness of each planned slice.
+    dropped:
+        Planned indices with no file.
+    pixel_area_mm2:
+        Area of one pixel.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    t = np.asarray(thickness_mm, dtype=np.float64)
+    bound = 0.0
+    for k in dropped:
+        bound += float(t[k]) * max(abs(c[k] - c[k - 1]), abs(c[k] - c[k + 1]))
+    for a in range(len(t) - 1):
+        bound += abs(float(t[a + 1] - t[a])) / 2.0 * abs(float(c[a + 1] - c[a]))
+    return bound * pixel_area_mm2 / 1000.0
 
 
 def _hematoma_truth(
@@ -156,17 +194,16 @@ def _hematoma_truth(
     plan = model.plan
     spacing = (plan.pixel_spacing_mm, plan.pixel_spacing_mm)
     stack = np.stack([labels[k] for k in written])
-    offsets = plan.positions[list(written)] @ plan.normal
-    volume, n_voxels = voxel_volume_ml(stack, offsets, spacing)
-    full = np.stack([labels[k] for k in range(plan.n_planned)])
-    volume_planned, _ = voxel_volume_ml(full, plan.offsets_mm, spacing)
+    n_voxels = int(np.count_nonzero(stack))
+    planned = np.stack([labels[k] for k in range(plan.n_planned)])
+    volume, _ = voxel_volume_ml(planned, plan.nominal_thickness_mm, spacing)
     areas = (stack > 0).reshape(stack.shape[0], -1).sum(axis=1)
+    planned_counts = (planned > 0).reshape(planned.shape[0], -1).sum(axis=1)
     lesions = []
     for hem in model.hematomas:
         entry = hem.to_dict(model.head, model.unit_samples)
-        hv, hn = voxel_volume_ml(stack, offsets, spacing, label=hem.label)
-        entry["volume_ml"] = hv
-        entry["n_voxels"] = hn
+        entry["volume_ml"], _ = voxel_volume_ml(planned, plan.nominal_thickness_mm, spacing, label=hem.label)
+        entry["n_voxels"] = int(np.count_nonzero(stack == hem.label))
         if hem.clip_to_skull:
             entry["clipped_fraction"] = round(hem.clipped_fraction(model.head, model.unit_samples), 4)
         lesions.append(entry)
@@ -174,7 +211,9 @@ def _hematoma_truth(
     return {
         "volume_ml": volume,
         "n_voxels": n_voxels,
-        "volume_ml_all_planned_slices": volume_planned,
+        "planned_slice_voxels": [int(v) for v in planned_counts],
+        "reader_tolerance_ml": reader_tolerance_ml(planned_counts, plan.nominal_thickness_mm, plan.dropped,
+                                                   spacing[0] * spacing[1]),
         "target_volume_ml": round(model.target_volume_ml, 4),
         "model_volume_ml": round(sum(float(h["model_volume_ml"]) for h in lesions), 4),
         "analytic_volume_ml": (
@@ -187,7 +226,7 @@ def _hematoma_truth(
     }
 
 
-def _series_entry(series: _Series) -> dict[str, Any]:
+def _series_entry(series: WrittenSeries) -> dict[str, Any]:
     info = series.info
     return {
         "role": info.role,
@@ -223,9 +262,13 @@ class PhantomArrays:
     pixel_spacing_mm:
         (row spacing, column spacing).
     slice_thickness_mm:
-        Each slice's thickness by the half-gap rule.
+        SliceThickness of each slice as written (its block's spacing). For a
+        stack with a dropped slice these do not cover the whole slab; a
+        reader's thickness comes from the positions
+        (:func:`ichpipe.dicom_io.geometry.slice_thickness_from_offsets`).
     volume_ml:
-        Hematoma volume on these slices (the ``truth.json`` value).
+        Hematoma volume of the planned slices (the ``truth.json`` value, a
+        dropped slice included).
     """
 
     hu: npt.NDArray[np.float32]
@@ -249,25 +292,26 @@ def render_phantom(spec: PhantomSpec) -> PhantomArrays:
     plan = model.plan
     written = plan.written
     hu = np.empty((len(written), plan.rows, plan.columns), dtype=np.float32)
-    labels = np.empty((len(written), plan.rows, plan.columns), dtype=np.uint8)
-    for i, k in enumerate(written):
+    planned = np.empty((plan.n_planned, plan.rows, plan.columns), dtype=np.uint8)
+    for k in range(plan.n_planned):
         points = plan.voxel_centres(k)
-        clean, labels[i] = sample_plane(model, points)
-        hu[i] = reconstruct(
+        if k not in written:
+            planned[k] = label_points(points, model.hematomas, model.head)
+            continue
+        clean, planned[k] = sample_plane(model, points)
+        hu[written.index(k)] = reconstruct(
             model, clean, points, pixel_spacing_mm=plan.pixel_spacing_mm, kernel=SOFT_KERNEL,
-            noise_rng=rng_for(spec.seed, "noise", _scan_key(spec, identity), "main", k),
+            noise_rng=rng_for(spec.seed, "noise", scan_key(spec, identity), "main", k),
         )
-    positions = plan.positions[list(written)]
-    offsets = positions @ plan.normal
     spacing = (plan.pixel_spacing_mm, plan.pixel_spacing_mm)
-    volume, _ = voxel_volume_ml(labels, offsets, spacing)
+    volume, _ = voxel_volume_ml(planned, plan.nominal_thickness_mm, spacing)
     return PhantomArrays(
         hu=hu,
-        labels=labels,
-        positions_lps_mm=positions,
+        labels=planned[list(written)],
+        positions_lps_mm=plan.positions[list(written)],
         orientation=plan.orientation,
         pixel_spacing_mm=spacing,
-        slice_thickness_mm=half_gap_thickness(offsets),
+        slice_thickness_mm=plan.nominal_thickness_mm[list(written)],
         volume_ml=volume,
     )
 
@@ -353,45 +397,47 @@ def _write_all(
     dicom_dir = root / DICOM_DIR_NAME
     dicom_dir.mkdir()
     thickness_text = f"{spec.nominal_thickness_mm:g}MM"
-    main_info = _axial_info(
+    main_info = axial_series_info(
         identity, role="main", number=2, description=f"HEAD STD {thickness_text}", kernel=SOFT_KERNEL,
         window=(40.0, 80.0),
     )
     axial: list[tuple[SeriesInfo, Kernel, float, bool]] = [(main_info, SOFT_KERNEL, 1.0, True)]
     if "bone" in spec.distractors:
-        bone_info = _axial_info(
+        bone_info = axial_series_info(
             identity, role="bone", number=3, description=f"HEAD BONE {thickness_text}", kernel=BONE_KERNEL,
             window=(500.0, 2000.0),
         )
         axial.append((bone_info, BONE_KERNEL, 1.0, False))
-    records, labels, main_hu = _write_axial(
+    records, labels, main_hu = write_axial_series(
         model, identity, dicom_dir, root, plan=plan, series=axial, want_labels=True
     )
     series = [
-        _Series(main_info, records[0], True, "the soft-tissue axial series (ORIGINAL\\PRIMARY\\AXIAL, STANDARD kernel)")
+        WrittenSeries(main_info, records[0], True,
+                      "the soft-tissue axial series (ORIGINAL\\PRIMARY\\AXIAL, STANDARD kernel)")
     ]
     if "bone" in spec.distractors:
         series.append(
-            _Series(axial[1][0], records[1], False, "a bone-kernel reconstruction of the same slices (kernel BONE)")
+            WrittenSeries(axial[1][0], records[1], False,
+                          "a bone-kernel reconstruction of the same slices (kernel BONE)")
         )
     if "thin" in spec.distractors:
-        thin_info = _axial_info(
+        thin_info = axial_series_info(
             identity, role="thin", number=4, description=f"HEAD STD {THIN_SPACING_MM:g}MM", kernel=SOFT_KERNEL,
             window=(40.0, 80.0),
         )
         series.append(
-            _Series(
+            WrittenSeries(
                 thin_info,
-                _write_thin(model, identity, dicom_dir, root, thin_info),
+                write_thin_series(model, identity, dicom_dir, root, thin_info),
                 False,
                 f"a thin-slice ({THIN_SPACING_MM:g} mm) soft-tissue reconstruction; the"
                 f" {spec.nominal_thickness_mm:g} mm series is closer to the preferred 5 mm",
             )
         )
     if "localizer" in spec.distractors:
-        series.append(_write_localizer(model, identity, dicom_dir, root))
+        series.append(write_localizer_series(model, identity, dicom_dir, root))
     if "summary" in spec.distractors:
-        series.append(_write_summary(model, identity, dicom_dir, root, main_hu))
+        series.append(write_summary_series(model, identity, dicom_dir, root, main_hu))
     written = plan.written
     stack = np.stack([labels[k] for k in written])
     affine = mask_affine_ras(

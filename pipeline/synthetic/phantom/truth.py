@@ -1,11 +1,22 @@
 """Ground truth of a phantom study: ``truth.json`` and the hematoma mask (NIfTI).
 
-The volume is the phantom's own oracle, computed from the positions it wrote
-(never through ``dicom_io``): slices sorted along the normal ``row x col``,
-each slice's thickness half the distance to each neighbour along the normal
-(an end slice mirrors its only neighbour), and
+The volume is the phantom's own oracle, computed from its plan, never from
+the positions a reader sees nor by a reader's thickness rule: every **planned**
+slice (a dropped one included) stands for the slab of its nominal thickness
+(its block's spacing; the plan's slabs meet without a hole or an overlap, see
+:func:`~ichpipe.pipeline.synthetic.phantom.stack_plan.plan_gaps`), and
 
-    volume_ml = sum_k  n_mask_pixels_k * pixel_area_mm2 * thickness_k / 1000.
+    volume_ml = sum_k  n_mask_pixels_k * pixel_area_mm2 * nominal_thickness_k / 1000
+
+over the planned slices. That is the voxel-count truth of what was scanned: a
+reader that lacks a dropped slice, or cannot know where one block's slabs end
+and the next begin, can only approach it (the tests say by how much).
+``n_voxels`` counts the mask of the written slices (the NIfTI file);
+``planned_slice_voxels`` lists each planned slice's count;
+``reader_tolerance_ml`` bounds what the written files cannot say (a dropped
+slice, where a change of thickness puts the boundary between two slabs; see
+:func:`~ichpipe.pipeline.synthetic.phantom.study_folder.reader_tolerance_ml`),
+zero for a complete, evenly spaced stack.
 
 The NIfTI mask holds the labels (0 background, k for hematoma k) of the
 **written** slices, sorted along the normal, one slice per unique position.
@@ -31,8 +42,6 @@ from typing import Any, Protocol
 import nibabel as nib
 import numpy as np
 import numpy.typing as npt
-
-from ichpipe.pipeline.synthetic.phantom.stack_plan import half_gap_thickness
 
 __all__ = [
     "MASK_NIFTI_NAME",
@@ -68,24 +77,37 @@ class SegWriter(Protocol):
 
 
 def voxel_volume_ml(
-    labels: LabelArray, offsets_mm: FloatArray, pixel_spacing_mm: tuple[float, float], *, label: int | None = None
+    labels: LabelArray,
+    thickness_mm: FloatArray,
+    pixel_spacing_mm: tuple[float, float],
+    *,
+    label: int | None = None,
 ) -> tuple[float, int]:
-    """Volume (mL) and voxel count of a label mask by the half-gap rule.
+    """Volume (mL) and voxel count of a label mask whose slice ``k`` stands for a slab ``thickness_mm[k]`` thick.
 
     Parameters
     ----------
     labels:
-        Mask, shape (n_slices, rows, columns), slices sorted along the normal.
-    offsets_mm:
-        Position of each slice along the normal (increasing).
+        Mask, shape (n_slices, rows, columns).
+    thickness_mm:
+        Thickness of each slice's slab along the normal, shape (n_slices,).
     pixel_spacing_mm:
         (row spacing, column spacing).
     label:
         Count only this label; ``None`` counts every non-zero voxel.
+
+    Raises
+    ------
+    ValueError
+        If ``thickness_mm`` does not hold one thickness per slice.
     """
     hit = labels > 0 if label is None else labels == label
+    thickness = np.asarray(thickness_mm, dtype=np.float64)
+    if thickness.shape != (hit.shape[0],):
+        raise ValueError(
+            f"Argument 'thickness_mm' must hold one thickness per slice ({hit.shape[0]}); got shape {thickness.shape}."
+        )
     counts = hit.reshape(hit.shape[0], -1).sum(axis=1).astype(np.float64)
-    thickness = half_gap_thickness(np.asarray(offsets_mm, dtype=np.float64))
     area = float(pixel_spacing_mm[0]) * float(pixel_spacing_mm[1])
     return float(np.sum(counts * area * thickness) / 1000.0), int(counts.sum())
 
@@ -169,8 +191,13 @@ class PhantomTruth:
 
     @property
     def volume_ml(self) -> float:
-        """Exact voxel-count hematoma volume on the written slices (mL)."""
+        """Voxel-count hematoma volume of the planned slices, each over its nominal thickness (mL)."""
         return float(self.data["hematoma"]["volume_ml"])
+
+    @property
+    def reader_tolerance_ml(self) -> float:
+        """How far from :attr:`volume_ml` a correct reader of the written files may land (mL)."""
+        return float(self.data["hematoma"]["reader_tolerance_ml"])
 
     @property
     def n_voxels(self) -> int:

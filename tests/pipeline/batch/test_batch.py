@@ -25,6 +25,7 @@ from batch_support import (
 )
 from click.testing import CliRunner
 
+from ichpipe.pipeline.batch.inbox import source_alias
 from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.cli import cli
 from ichpipe.pipeline.config import load_config
@@ -81,7 +82,8 @@ def test_twenty_studies_then_nothing_then_one_more(inbox: Path, tmp_path: Path, 
     assert first["exit_code"] == 1
     failed = {i["label"]: i for i in first["items"] if i["status"] == "failed"}
     # Headers cut short parse as DICOM without UIDs: the folder is a job of its own and has no usable series.
-    assert "usable axial head CT" in failed["folder broken-headers"]["error"]
+    # Folder names may hold patient names: the label names the folder by a digest of its path in the inbox.
+    assert "usable axial head CT" in failed[f"folder {source_alias(inbox / 'broken-headers', inbox)}"]["error"]
     (pixels,) = [i for i in failed.values() if i["error_type"] == "DicomInputError"]
     assert "pixel data" in pixels["error"] and pixels["label"].startswith("series ")
     (mr,) = [i for lab, i in failed.items() if lab.startswith("study ")]
@@ -138,7 +140,7 @@ def test_changed_series_config_or_missing_outputs_are_redone(tmp_path: Path, con
 
     # A setting that changes results: everything is redone.
     changed = json.loads(config_file.read_text())
-    changed["threshold"] = {"min_component_ml": 0.1}
+    changed["threshold"] = {"min_component_ml": 0.3}  # the default is 0.1
     config_file.write_text(json.dumps(changed))
     assert batch(inbox, out, config_file)[1]["counts"]["processed"] == 2
     # A setting that does not (the summary count): nothing is redone.
@@ -239,14 +241,18 @@ def test_quality_flags_are_in_the_summaries(tmp_path: Path, config_file: Path) -
     write_phantom_study(inbox / "stripped", tiny_spec(1, export="skull_air_stripped"))
     code, summary = batch(inbox, tmp_path / "out", config_file)
     assert code == 0 and summary["counts"]["processed"] == 2
-    by_label = {Path(i["source"]).name: i for i in summary["items"]}
-    assert by_label["fine"]["quality_flags"] == []
-    assert {"skull_absent", "hu_no_air"} <= set(by_label["stripped"]["quality_flags"])
+    # summaries name studies by UID, never by folder name (issue 18): find each by its truth's series UID
+    uid = {name: json.loads((inbox / name / "truth.json").read_text())["selected_series_instance_uid"]
+           for name in ("fine", "stripped")}
+    by_uid = {i["series_instance_uid"]: i for i in summary["items"]}
+    assert by_uid[uid["fine"]]["quality_flags"] == []
+    assert {"skull_absent", "hu_no_air"} <= set(by_uid[uid["stripped"]]["quality_flags"])
     assert summary["flagged"] == 1
-    rows = {r["source"].rsplit("/", 1)[-1]: r for r in csv.DictReader(
+    rows = {r["series_instance_uid"]: r for r in csv.DictReader(
         Path(summary["summary_files"]["csv"]).read_text().splitlines())}
-    assert rows["fine"]["quality_flags"] == "none"
-    assert "skull_absent" in rows["stripped"]["quality_flags"].split(";")
+    assert rows[uid["fine"]]["quality_flags"] == "none"
+    assert "skull_absent" in rows[uid["stripped"]]["quality_flags"].split(";")
     code, again = batch(inbox, tmp_path / "out", config_file)  # done before: the flags are read from its report
     assert {i["status"] for i in again["items"]} == {"skipped"}
-    assert {"skull_absent"} <= set({Path(i["source"]).name: i for i in again["items"]}["stripped"]["quality_flags"])
+    again_by_uid = {i["series_instance_uid"]: i for i in again["items"]}
+    assert {"skull_absent"} <= set(again_by_uid[uid["stripped"]]["quality_flags"])

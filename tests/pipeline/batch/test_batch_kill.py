@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from batch_support import assert_clean_outputs, start_batch, valid_study, write_config
+from batch_support import alive, assert_clean_outputs, descendants, start_batch, valid_study, write_config
 
 from ichpipe.pipeline.batch.ledger import list_ledger
 from ichpipe.pipeline.batch.options import BatchOptions
@@ -31,9 +31,14 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+#: Longest a worker may outlive its killed parent (the parent-death signal is immediate on Linux; the
+#: watchdog elsewhere checks once a second).
+SURVIVAL_LIMIT_S = 5.0
+
+
 def _kill_mid_batch(
     proc: subprocess.Popen[str], rng: random.Random, *, pool: bool, timeout_s: float = 120.0
-) -> str:
+) -> tuple[str, set[int]]:
     """Wait until the batch has finished a random number of studies, then SIGKILL it after a random pause.
 
     A process pool runs ahead of the progress lines its parent prints, so with
@@ -53,9 +58,21 @@ def _kill_mid_batch(
         if line.startswith(f"[{after}/"):
             time.sleep(pause)
             break
+    workers = descendants(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    return seen
+    return seen, workers
+
+
+def _assert_no_survivor(workers: set[int]) -> None:
+    """No process the killed batch started (pool workers, resource tracker) lives on; reap any that does."""
+    deadline = time.monotonic() + SURVIVAL_LIMIT_S
+    while alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = alive(workers)
+    for pid in survivors:  # the test ends what it started, even when the code under test failed
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == set(), f"{len(survivors)} process(es) outlived the killed batch by {SURVIVAL_LIMIT_S} s"
 
 
 @pytest.mark.slow
@@ -68,15 +85,17 @@ def test_killed_batch_is_completed_by_the_next_run(trial: int, template: Path, t
     workers = "2" if trial == 2 else "1"  # trial 2: kill the parent of a process pool
     proc = start_batch("--inbox", str(inbox), "--out", str(out), "--segmenter", "threshold", "--config",
                        str(config_file), "--workers", workers, cwd=tmp_path)
-    seen = _kill_mid_batch(proc, rng, pool=workers != "1")
+    seen, started = _kill_mid_batch(proc, rng, pool=workers != "1")
     assert proc.returncode == -signal.SIGKILL, seen
+    if workers != "1":
+        assert len(started) >= 2, started  # two pool workers (and the resource tracker) were running
+    _assert_no_survivor(started)
 
     config = load_config(config_file)
     with open_store(config.store) as store:
         done_before = {r.job_key for r in list_ledger(store) if r.status == "done"}
     assert len(done_before) < N_STUDIES, "the kill came too late to test anything"
-    # Orphaned pool workers may still hold a series: wait for their locks instead of skipping.
-    report = run_batch(BatchOptions(inbox=inbox, out=out, segmenter="threshold", on_locked="wait"), config)
+    report = run_batch(BatchOptions(inbox=inbox, out=out, segmenter="threshold"), config)
     assert report.exit_code == 0, [(i.label, i.error) for i in report.failed]
     counts = report.counts
     processed = {i.key for i in report.items if i.status == "processed"}

@@ -56,7 +56,8 @@ def test_threshold_volume_within_2_percent(case: str, tmp_path: Path, store_conf
     del truth
     t = json.loads((tmp_path / "study" / "truth.json").read_text())
     true_ml = t["hematoma"]["volume_ml"]
-    assert report["hematoma"]["volume_ml"] == pytest.approx(true_ml, rel=0.02), case
+    # 2 % for the classical method, plus what the written files cannot say (a dropped slice, a block change)
+    assert abs(report["hematoma"]["volume_ml"] - true_ml) <= 0.02 * true_ml + t["hematoma"]["reader_tolerance_ml"], case
     assert report["series_instance_uid"] == t["selected_series_instance_uid"]
     assert report["geometry"]["gantry_tilt_deg"] == pytest.approx(t["geometry"]["gantry_tilt_deg"], abs=0.01)
     assert report["geometry"]["missing_slices"] == t["geometry"]["missing_slices"]

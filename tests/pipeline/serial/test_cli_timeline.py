@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.serial.timeline_plot import patient_digest
 
 CONTEST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "contest-2023E"
 
@@ -133,7 +134,12 @@ def test_expansion_csv_and_plots(store: str, tmp_path: Path) -> None:
     assert [(r["patient_id"], r["status"]) for r in rows] == [
         ("P1", "expanded"), ("P2", "not_expanded"), ("P3", "undetermined")]
     assert rows[0]["delta_ml"] == "7.5000" and rows[0]["criteria"] == "absolute+relative"
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+    # Plot file names never carry the patient ID (issue 18): a digest stands in, the ID only with --log-phi.
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(
+        f"timeline_{patient_digest(pid)}.png" for pid in ("P1", "P2", "P3"))
+    result = run("--log-phi", "expansion", "--store", store, "--csv", "--plot-dir", str(tmp_path / "phi"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "phi").iterdir()) == [
         "timeline_P1.png", "timeline_P2.png", "timeline_P3.png"]
 
 

@@ -89,14 +89,6 @@ def sorted_unique(dss: Sequence[pydicom.Dataset]) -> tuple[list[pydicom.Dataset]
     return [ds for _, ds in kept], np.array([offset for offset, _ in kept])
 
 
-def half_gap(offsets: np.ndarray) -> np.ndarray:
-    gaps = np.diff(offsets)
-    t = np.empty(offsets.size)
-    t[0], t[-1] = gaps[0], gaps[-1]
-    t[1:-1] = (gaps[:-1] + gaps[1:]) / 2
-    return t
-
-
 def hu_of(ds: pydicom.Dataset) -> np.ndarray:
     return ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
 
@@ -108,12 +100,22 @@ def mask_of(truth: PhantomTruth) -> np.ndarray:
 
 
 def recomputed_volume_ml(truth: PhantomTruth) -> float:
-    slices, offsets = sorted_unique(read_series(truth.dicom_files("main")))
+    """The truth volume from the files: each written slice's mask pixels over its header SliceThickness.
+
+    A dropped slice has no file: its planned pixel count and thickness come from ``truth.json``. No
+    thickness rule is involved: the plan's slabs (SliceThickness) meet, so each slice stands for its own.
+    """
+    slices, _ = sorted_unique(read_series(truth.dicom_files("main")))
     mask = mask_of(truth)
     assert mask.shape == (len(slices), slices[0].Rows, slices[0].Columns)
     dy, dx = (float(v) for v in slices[0].PixelSpacing)
     counts = (mask > 0).reshape(mask.shape[0], -1).sum(axis=1)
-    return float(np.sum(counts * dx * dy * half_gap(offsets)) / 1000.0)
+    thickness = np.array([float(ds.SliceThickness) for ds in slices])
+    volume = float(np.sum(counts * dx * dy * thickness))
+    geometry, hematoma = truth.geometry, truth.data["hematoma"]
+    for k in sorted(set(range(geometry["n_planned_slices"])) - set(geometry["planned_indices"])):
+        volume += hematoma["planned_slice_voxels"][k] * dx * dy * geometry["planned_slice_thickness_mm"][k]
+    return volume / 1000.0
 
 
 # --------------------------------------------------------------------------- spec validation
@@ -239,7 +241,7 @@ def test_render_phantom_matches_the_written_files(plain: PhantomTruth) -> None:
     assert float(np.abs(arrays.hu - hu)[field].max()) <= 0.5 + 1e-4
     np.testing.assert_array_equal(arrays.labels, mask_of(plain))
     assert arrays.volume_ml == pytest.approx(plain.volume_ml, rel=1e-12)
-    assert arrays.slice_thickness_mm == pytest.approx(plain.geometry["slice_thickness_mm"], abs=1e-6)
+    assert arrays.slice_thickness_mm == pytest.approx(plain.geometry["nominal_slice_thickness_mm"], abs=1e-6)
 
 
 # --------------------------------------------------------------------------- transfer syntaxes and rescale
@@ -357,7 +359,11 @@ def test_geometry_truth_matches_the_headers(case: str, geometry_studies: dict[st
     assert len(dss) == n_planned - ("drop_slice" in kw) + ("duplicate_slice" in kw) == geometry["n_files"]
     assert geometry["n_slices"] == len(slices) == n_planned - ("drop_slice" in kw)
     assert geometry["offsets_mm"] == pytest.approx(list(offsets), abs=1e-4)
-    assert geometry["slice_thickness_mm"] == pytest.approx(list(half_gap(offsets)), abs=1e-4)
+    # the plan's slabs meet: from half a slice below the first planned position to half a slice above the last
+    planned_offsets, planned_thickness = geometry["planned_offsets_mm"], geometry["planned_slice_thickness_mm"]
+    assert sum(planned_thickness) == pytest.approx(
+        planned_offsets[-1] - planned_offsets[0] + (planned_thickness[0] + planned_thickness[-1]) / 2, abs=1e-5
+    )
     tilt = kw.get("gantry_tilt_deg", 0.0)
     t = math.radians(tilt)
     iop = [float(v) for v in slices[0].ImageOrientationPatient]
@@ -372,9 +378,9 @@ def test_geometry_truth_matches_the_headers(case: str, geometry_studies: dict[st
     line = positions[-1] - positions[0]
     measured = math.degrees(math.acos(abs(line @ normal_of(slices[0])) / np.linalg.norm(line)))
     assert measured == pytest.approx(abs(tilt), abs=1e-4)
-    planned = [4.0] * (n_planned // 2 - 1) + [7.0] * (n_planned - n_planned // 2) if "uneven_spacing_mm" in kw else (
-        [5.0] * (n_planned - 1)
-    )
+    planned = [4.0] * (n_planned // 2 - 1) + [5.5] + [7.0] * (n_planned - n_planned // 2 - 1) if (
+        "uneven_spacing_mm" in kw
+    ) else [5.0] * (n_planned - 1)
     if "drop_slice" in kw:
         d = kw["drop_slice"]
         planned = [*planned[: d - 1], planned[d - 1] + planned[d], *planned[d + 1 :]]
@@ -436,13 +442,15 @@ def test_nifti_affine_maps_voxels_to_the_dicom_positions(geometry_studies: dict[
         np.testing.assert_allclose(affine[:3, :3] @ [7, 3, k] + affine[:3, 3], expected, atol=1e-4)
 
 
-def test_dropped_slice_changes_the_measured_volume_as_the_half_gap_rule_says(
+def test_dropped_slice_does_not_change_the_truth_of_what_was_scanned(
     geometry_studies: dict[str, PhantomTruth],
 ) -> None:
     drop = geometry_studies["drop"].data["hematoma"]
     plain = geometry_studies["plain"].data["hematoma"]
-    # Same seed and hematoma: on all planned slices the two agree exactly.
-    assert drop["volume_ml_all_planned_slices"] == pytest.approx(plain["volume_ml"], rel=1e-9)
+    # Same seed and hematoma on the same planned slices: the truth is the same; only the file is missing.
+    assert drop["volume_ml"] == pytest.approx(plain["volume_ml"], rel=1e-12)
+    assert drop["planned_slice_voxels"] == plain["planned_slice_voxels"]
+    assert drop["n_voxels"] == plain["n_voxels"] - plain["planned_slice_voxels"][GEOMETRY_CASES["drop"]["drop_slice"]]
     assert drop["n_voxels"] < plain["n_voxels"]
 
 

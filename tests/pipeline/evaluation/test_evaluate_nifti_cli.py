@@ -1,0 +1,74 @@
+"""``ichpipe evaluate`` on NIfTI pairs in the PhysioNet CT-ICH layout (``ct_scans/NNN.nii`` + ``masks/NNN.nii``).
+
+Two phantom studies are written as such pairs: the CT by nibabel from the
+assembled DICOM volume, the mask is the phantom's own ``truth_mask.nii.gz``
+(made from the phantom's model, never through ichpipe's readers). The
+manifest is written by hand with relative paths, as a user would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ichpipe.dicom_io.assemble import assemble_series
+from ichpipe.dicom_io.study import scan_study
+from ichpipe.pipeline.cli import cli
+from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, load_truth, write_phantom_study
+
+
+def _physionet_pair(tmp_path: Path, name: str, spec: PhantomSpec) -> float:
+    """Write ``ct_scans/<name>.nii`` and ``masks/<name>.nii`` of a phantom; return its true volume in mL."""
+    study = tmp_path / "studies" / name
+    write_phantom_study(study, spec)
+    with scan_study(study) as scan:
+        volume = assemble_series(scan.require_selected().series)
+    (tmp_path / "data" / "ct_scans").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data" / "masks").mkdir(parents=True, exist_ok=True)
+    affine = LPS_FROM_RAS @ volume.geometry.affine_lps()
+    ct = nib.Nifti1Image(np.rint(volume.hu).astype(np.int16).transpose(2, 1, 0), affine)
+    ct.set_sform(affine, code=1)
+    nib.save(ct, tmp_path / "data" / "ct_scans" / f"{name}.nii")
+    mask = nib.load(study / "truth_mask.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(mask.dataobj).astype(np.uint8), mask.affine, mask.header),
+             tmp_path / "data" / "masks" / f"{name}.nii")
+    shutil.rmtree(study / "DICOM")
+    return float(load_truth(study).volume_ml)
+
+
+def test_evaluate_scores_the_threshold_method_on_physionet_style_nifti_pairs(tmp_path: Path) -> None:
+    truths = {
+        "049": _physionet_pair(tmp_path, "049", PhantomSpec(seed=61, rows=96, columns=96, n_slices=14,
+                                                             volume_ml=12.0, noise_hu=3.0)),
+        "050": _physionet_pair(tmp_path, "050", PhantomSpec(seed=62, rows=96, columns=96, n_slices=14,
+                                                             volume_ml=25.0, noise_hu=3.0)),
+    }
+    manifest = tmp_path / "data" / "manifest.csv"
+    manifest.write_text("case_id,patient_id,split,format,image,mask,source\n" + "".join(
+        f"{n},P{n},test,nifti,ct_scans/{n}.nii,masks/{n}.nii,physionet-layout phantom\n" for n in truths))
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(manifest), "--segmenter", "threshold",
+                                      "--out", str(tmp_path / "eval"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = {row["model"]: row for row in json.loads(result.stdout)["summary"] if row["group"] == "all"}
+    assert summary["threshold"]["n_cases"] == 2
+    cases = list(csv.DictReader(io.StringIO((tmp_path / "eval" / "cases.csv").read_text())))
+    by_case = {r["case_id"]: r for r in cases if r["model"] == "threshold"}
+    for name, truth_ml in truths.items():
+        row = by_case[name]
+        # the reference volume comes from the NIfTI mask and header: the phantom's own truth
+        assert float(row["true_ml"]) == pytest.approx(truth_ml, rel=1e-4)
+        # the classical method finds the phantom's hematoma (50-90 HU blood in 40 HU brain, 3 HU noise);
+        # measured: Dice 0.987 and 0.994, volumes 2.6 % and 1.1 % low
+        assert float(row["dice"]) > 0.95
+        assert float(row["predicted_ml"]) == pytest.approx(truth_ml, rel=0.05)
+    table = (tmp_path / "eval" / "table.md").read_text()
+    assert "threshold" in table and "ABC/2" in table
