@@ -2,7 +2,7 @@
 
 Usage (from the repository root, in the project's venv)::
 
-    python bench/run_stages.py [--repeats 3] [--out FILE.md]
+    python bench/run_stages.py [--repeats 3] [--out FILE.md] [--scaling 32,150,300 [--scaling-only]]
 
 For each segmenter (threshold; the full-size SA-CBAM U-Net with random weights
 in a temporary checkpoint, since speed does not depend on the weights; the
@@ -41,6 +41,10 @@ from ichpipe.pipeline.config.models_config import CHECKPOINT_DIR  # noqa: E402
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study  # noqa: E402
 
 ICHPIPE = [str(Path(sys.executable).parent / "ichpipe")]
+
+#: Stages of the report's ``timings_s`` shown in the side-by-side table.
+STAGES = ["scan", "assemble", "load_model", "intracranial", "segment", "cross_check", "quality", "measure",
+          "outputs", "store"]
 
 
 def matmul_peak_gflops(dtype: torch.dtype, *, n: int = 2048, repeats: int = 10) -> float:
@@ -162,8 +166,7 @@ def main() -> None:
                      f"(truth {truth.volume_ml:.2f} mL).")
         lines.append(f"Dense matmul peak (2048^3): fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s.")
         lines.append("")
-        header = "| segmenter | wall s | peak RSS MB | " + " | ".join(
-            ["scan", "assemble", "load_model", "segment", "measure", "outputs", "store"]) + " |"
+        header = "| segmenter | wall s | peak RSS MB | " + " | ".join(STAGES) + " |"
         lines.append(header)
         lines.append("|" + "---|" * (header.count("|") - 1))
         notes: list[str] = []
@@ -172,8 +175,7 @@ def main() -> None:
             med = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in runs[0][0]}
             wall = statistics.median(r[1] for r in runs)
             rss = statistics.median(r[2] for r in runs)
-            stages = ["scan", "assemble", "load_model", "segment", "measure", "outputs", "store"]
-            lines.append(f"| {label} | {wall:.1f} | {rss:.0f} | " + " | ".join(f"{med.get(s, 0):.2f}" for s in stages)
+            lines.append(f"| {label} | {wall:.1f} | {rss:.0f} | " + " | ".join(f"{med.get(s, 0):.2f}" for s in STAGES)
                          + " |")
             if registry_name:
                 flops = count_flops(build_model(registry_name), (1, 1, 512, 512))
