@@ -61,7 +61,7 @@ from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.jobs.study_outputs import OutputRun, remove_outputs, write_image_outputs, write_json, write_sr
 from ichpipe.pipeline.measure.volume import HematomaMeasurement
-from ichpipe.pipeline.outputs.paths import series_output_dir
+from ichpipe.pipeline.outputs.paths import make_output_dirs, remove_empty_dirs, series_output_dir
 from ichpipe.pipeline.outputs.publish import PRIVATE_DIR, publish_series, remove_tree, rewrite_outputs, sweep_staging
 from ichpipe.pipeline.outputs.report import (
     SegmenterInfo,
@@ -465,7 +465,7 @@ def run_study(
     volume = analysis.volume
     run = OutputRun(segmenter=analysis.segmenter, when=datetime.now(), flags=tuple(analysis.quality.flags))
     out_dir = series_output_dir(out_root, volume.study_uid, volume.series_uid)
-    created = _make_dirs(out_dir)
+    created = make_output_dirs(out_dir)
     outputs: dict[str, str] = {}
     try:
         _, outputs, seg, skipped = write_study_outputs(analysis, out_root, config, run)
@@ -490,7 +490,7 @@ def run_study(
         # every file is written atomically; this removes the complete ones of an incomplete set,
         # and the folders this run created when they are left empty
         remove_outputs(outputs)
-        _remove_empty_dirs(created)
+        remove_empty_dirs(created)
         raise
     return RunResult(report=report, output_dir=out_dir, analysis=analysis, strict=strict)
 
@@ -503,31 +503,6 @@ def _flag_skipped(quality: QualityReport, name: str, reason: str) -> None:
     """Add the ``output_skipped`` flag for the output ``name`` that could not be built."""
     quality.add([QualityFlag("output_skipped", f"The {name} was not written: {reason} The volume and the other"
                              " outputs are unaffected.")], "outputs")
-
-
-def _make_dirs(out_dir: Path) -> list[Path]:
-    """Create ``out_dir`` and its missing parents; return the folders created (deepest first)."""
-    created: list[Path] = []
-    folder = out_dir
-    while not folder.exists():
-        created.append(folder)
-        if folder.parent == folder:
-            break
-        folder = folder.parent
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"Cannot create output folder {out_dir}: {exc.strerror or exc}.") from exc
-    return created
-
-
-def _remove_empty_dirs(folders: list[Path]) -> None:
-    """Remove the folders a failed run created, deepest first, where they are empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            break  # not empty (another run's files) or gone: leave it and its parents
 
 
 def _staged_run(options: RunOptions, config: Config, out_root: Path, *,
