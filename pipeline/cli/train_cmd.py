@@ -49,6 +49,20 @@ def train() -> None:
               help="Real backgrounds to use, comma-separated (ge, philips).")
 @click.option("--real-split", default=None, type=click.Choice(["train", "val", "test"]),
               help="Split of the real-background patients (default: drawn like the others).")
+@click.option("--n-extra-axial", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Studies with subdural, epidural or intraventricular blood (phantom heads and the real GE head).")
+@click.option("--lesion-mix", default=None, metavar="KIND=SHARE,...",
+              help="Share of each kind in the extra-axial studies [default: subdural=0.55,epidural=0.2,"
+                   "intraventricular=0.25].")
+@click.option("--subdural-stages", default=None, metavar="STAGE=SHARE,...",
+              help="Shares of acute, subacute, chronic and mixed subdurals [default: acute=0.6,subacute=0.25,"
+                   "chronic=0.05,mixed=0.1].")
+@click.option("--extra-axial-real-fraction", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of the extra-axial studies painted into the real GE head.")
+@click.option("--phe-sich", "phe_sich", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Instead of synthetic studies: build the real-domain dataset from this PHE-SICH-CT-IDS folder"
+                   " (e.g. ../shared/data/phe-sich-ct-ids-dev): window estimate, derived labels with confidence,"
+                   " patient-level split (--seed).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset written in --out before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset summary (counts, manifest) as JSON.")
 @handle_errors
@@ -64,6 +78,11 @@ def train_data(
     test_fraction: float,
     real_backgrounds: str,
     real_split: str | None,
+    n_extra_axial: int,
+    lesion_mix: str | None,
+    subdural_stages: str | None,
+    extra_axial_real_fraction: float,
+    phe_sich: Path | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -71,18 +90,33 @@ def train_data(
 
     Phantom heads with phantom hematomas, hematomas shaped like the HemSeg-500
     expert masks, intraventricular blood and calcifications; optionally lesions
-    inserted into real CT backgrounds. Without ../shared/data the shapes fall
-    back to built-in blobs (a warning says so).
+    inserted into real CT backgrounds; with --n-extra-axial, subdural,
+    epidural and intraventricular blood with mass effect. Without
+    ../shared/data the shapes fall back to built-in blobs (a warning says so).
+
+    With --phe-sich DIR it builds the real-domain dataset instead (PHE-SICH
+    slices re-windowed to W80/L40, labels derived inside the boxes, weights
+    and ignore masks for the label noise); see MODEL_CARD.md.
     """
-    from ichpipe.pipeline.synthetic.recipes import GeneratorOptions
+    if phe_sich is not None:
+        _phe_data(phe_sich, out, seed=seed, overwrite=overwrite, as_json=as_json)
+        return
+    from ichpipe.pipeline.synthetic.recipes import DEFAULT_LESION_MIX, DEFAULT_SUBDURAL_STAGES, GeneratorOptions
     from ichpipe.pipeline.synthetic.training_data import generate_dataset
 
     names = tuple(b.strip() for b in real_backgrounds.split(",") if b.strip())
+
+    def items(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+        return default if text is None else tuple(m.strip() for m in text.split(",") if m.strip())
+
     try:
         options = GeneratorOptions(
             n=n, n_real=n_real, seed=seed, size=size, format=fmt, shapes=shapes,  # type: ignore[arg-type]
             val_fraction=val_fraction, test_fraction=test_fraction, real_backgrounds=names,
             real_split=real_split,  # type: ignore[arg-type]
+            n_extra_axial=n_extra_axial, lesion_mix=items(lesion_mix, DEFAULT_LESION_MIX),
+            subdural_stages=items(subdural_stages, DEFAULT_SUBDURAL_STAGES),
+            extra_axial_real_fraction=extra_axial_real_fraction,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -101,6 +135,26 @@ def train_data(
     else:
         counts = ", ".join(f"{k} {v}" for k, v in result["counts"].items())
         click.echo(f"wrote {manifest} ({counts}); shapes: {result['shape_source']}")
+
+
+def _phe_data(root: Path, out: Path, *, seed: int, overwrite: bool, as_json: bool) -> None:
+    from ichpipe.pipeline.datasets.phe_sich import build_phe_dataset
+
+    show = sys.stderr.isatty()
+    result = build_phe_dataset(out, root=root, seed=seed, overwrite=overwrite,
+                               progress=(lambda line: click.echo(line, err=True)) if show else None)
+    summary = {
+        "manifest": str(result.manifest),
+        "window": {"width_hu": result.window[0], "level_hu": result.window[1], "level_sd_hu": result.window[2]},
+        "roles": result.roles,
+        "patients": {k: list(v) for k, v in result.patients.items()},
+    }
+    if as_json:
+        echo_json(summary)
+    else:
+        roles = "; ".join(f"{split}: " + ", ".join(f"{k} {v}" for k, v in sorted(r.items()))
+                          for split, r in sorted(result.roles.items()))
+        click.echo(f"wrote {result.manifest} (window W{result.window[0]:g}/L{result.window[1]:g}; {roles})")
 
 
 def parse_model_args(values: tuple[str, ...]) -> dict[str, Any]:
@@ -124,8 +178,8 @@ def parse_model_args(values: tuple[str, ...]) -> dict[str, Any]:
 
 
 @train.command("seg")
-@click.option("--data", "data", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Manifest CSV (train and val splits are used).")
+@click.option("--data", "data", required=True, multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest CSV (train and val splits are used); repeat to train on several datasets at once.")
 @click.option("--model", default=None, help="Registered segmentation network [config: training.model].")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
               help="Constructor argument overriding the registry default (repeatable), e.g. base_channels=16.")
@@ -146,12 +200,23 @@ def parse_model_args(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]), help="[config: training.device]")
 @click.option("--threads", default=None, type=click.IntRange(min=0), help="CPU threads [config: training.threads].")
 @click.option("--no-augment", is_flag=True, help="Only the crop's shift; no flips or jitter.")
+@click.option("--mix", "source_mix", default=None, metavar="GROUP=SHARE,...",
+              help="Share of drawn crops per sampling group, e.g. phe-sich=0.4,extra-axial=0.3,phantom=0.3"
+                   " [config: training.source_mix].")
+@click.option("--select-by", default=None, type=click.Choice(["val_dice", "val_loss"]),
+              help="What makes best.pt [config: training.select_by].")
+@click.option("--save-every", default=None, type=click.IntRange(min=0),
+              help="Also keep epoch_NNN.pt every N epochs [config: training.save_every].")
+@click.option("--brain-only-prob", default=None, type=click.FloatRange(0.0, 1.0),
+              help="Share of crops shown skull-stripped [config: training.brain_only_prob].")
+@click.option("--init", "init_checkpoint", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Fine-tune: start from this ichpipe checkpoint's weights (same model and arguments).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished epoch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
 @config_option
 @handle_errors
 def train_seg(
-    data: Path,
+    data: tuple[Path, ...],
     model: str | None,
     model_args: tuple[str, ...],
     epochs: int | None,
@@ -167,6 +232,11 @@ def train_seg(
     device: str | None,
     threads: int | None,
     no_augment: bool,
+    source_mix: str | None,
+    select_by: str | None,
+    save_every: int | None,
+    brain_only_prob: float | None,
+    init_checkpoint: Path | None,
     resume: bool,
     as_json: bool,
     config_path: Path | None,
@@ -175,6 +245,8 @@ def train_seg(
 
     Writes best.pt and last.pt (ichpipe checkpoints), train_state.pt (for
     --resume), history.csv and curves.png into --out. Uses CUDA when present.
+    Per-slice label confidence and ignore masks of the manifest (PHE-SICH) weight
+    the loss; --mix sets the share of each data source; --init fine-tunes a checkpoint.
     """
     from dataclasses import replace
 
@@ -188,6 +260,8 @@ def train_seg(
         "model": model, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
         "loss": loss, "optimizer": optimizer, "input_size": input_size, "crop_size": crop_size,
         "steps_per_epoch": steps_per_epoch, "seed": seed, "device": device, "threads": threads,
+        "select_by": select_by, "save_every": save_every, "brain_only_prob": brain_only_prob,
+        "source_mix": None if source_mix is None else tuple(m.strip() for m in source_mix.split(",") if m.strip()),
     }
     try:
         settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
@@ -208,8 +282,8 @@ def train_seg(
         )
 
     result = train_segmenter(
-        data, run_dir, config=settings, window=window, model_overrides=parse_model_args(model_args),
-        resume=resume, progress=sys.stderr.isatty(), on_epoch=report,
+        list(data), run_dir, config=settings, window=window, model_overrides=parse_model_args(model_args),
+        resume=resume, init_checkpoint=init_checkpoint, progress=sys.stderr.isatty(), on_epoch=report,
     )
     summary = {
         "out": str(result.out_dir),

@@ -8,10 +8,11 @@ from typing import Literal
 
 from ichpipe.pipeline.config.inference_config import Device
 
-__all__ = ["LossName", "OptimizerName", "TrainingConfig"]
+__all__ = ["LossName", "OptimizerName", "SelectBy", "TrainingConfig"]
 
 LossName = Literal["bce", "dice_bce"]
 OptimizerName = Literal["rmsprop", "adam"]
+SelectBy = Literal["val_dice", "val_loss"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ class TrainingConfig:
         ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     threads:
         CPU threads for torch (0 keeps torch's default).
+    source_mix:
+        Share of the drawn training crops per sampling group, as ``GROUP=SHARE`` items
+        (:mod:`ichpipe.pipeline.training.weighting`); empty: every slice equally often.
+    select_by:
+        What makes ``best.pt``: the highest validation Dice (``val_dice``) or the lowest
+        validation loss (``val_loss``, weighted by label confidence like the training loss).
+    save_every:
+        Also keep the checkpoint of every ``save_every``-th epoch (``epoch_NNN.pt``); 0: only
+        best and last.
+    brain_only_prob:
+        Share of training crops shown skull-stripped (everything outside the inner table at the
+        window's bottom, as some exports are); 0 turns it off.
     """
 
     model: str = "sa_cbam_unet_slim"
@@ -79,13 +92,17 @@ class TrainingConfig:
     seed: int = 0
     device: Device = "auto"
     threads: int = 0
+    source_mix: tuple[str, ...] = ()
+    select_by: SelectBy = "val_dice"
+    save_every: int = 0
+    brain_only_prob: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "input_size", "crop_size", "max_val_slices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Argument '{name}' must be a positive integer; got {value!r}.")
-        for name in ("steps_per_epoch", "seed", "threads"):
+        for name in ("steps_per_epoch", "seed", "threads", "save_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"Argument '{name}' must be a non-negative integer; got {value!r}.")
@@ -104,11 +121,20 @@ class TrainingConfig:
             raise ValueError(f"Argument 'optimizer' must be 'rmsprop' or 'adam'; got {self.optimizer!r}.")
         if self.loss not in ("bce", "dice_bce"):
             raise ValueError(f"Argument 'loss' must be 'bce' or 'dice_bce'; got {self.loss!r}.")
+        if not 0.0 <= self.brain_only_prob <= 1.0:
+            raise ValueError(f"Argument 'brain_only_prob' must be in [0, 1]; got {self.brain_only_prob!r}.")
         if not 0.0 <= self.positive_fraction <= 1.0:
             raise ValueError(f"Argument 'positive_fraction' must be in [0, 1]; got {self.positive_fraction!r}.")
         if not self.negatives_per_positive >= 0:
             raise ValueError(
                 f"Argument 'negatives_per_positive' must not be negative; got {self.negatives_per_positive!r}."
+            )
+        if self.select_by not in ("val_dice", "val_loss"):
+            raise ValueError(f"Argument 'select_by' must be 'val_dice' or 'val_loss'; got {self.select_by!r}.")
+        if not isinstance(self.source_mix, tuple) or not all(isinstance(m, str) and "=" in m for m in self.source_mix):
+            raise ValueError(
+                "Argument 'source_mix' must be a list of GROUP=SHARE texts (e.g. phe-sich=0.4);"
+                f" got {self.source_mix!r}."
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"Argument 'device' must be 'auto', 'cpu' or 'cuda'; got {self.device!r}.")

@@ -14,6 +14,8 @@ and :mod:`ichpipe.pipeline.jobs.measure_mask`; never training code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.dicom_seg import read_dicom_case
 from ichpipe.pipeline.datasets.manifest import (
@@ -70,5 +72,7 @@ def load_case(entry: ManifestEntry) -> CaseVolume:
             pixel_spacing_mm=entry.pixel_spacing_mm,
             slice_thickness_mm=entry.slice_thickness_mm,
             source=entry.source,
+            ignore=Path(entry.extra["ignore"]) if entry.extra.get("ignore") else None,
+            slice_weights=Path(entry.extra["slice_weights"]) if entry.extra.get("slice_weights") else None,
         )
     raise ValueError(f"Argument 'entry' has format {entry.format!r}; known formats: dicom, nifti, png.")

@@ -80,6 +80,12 @@ class CaseVolume:
         The assembled DICOM series (DICOM cases only).
     labelled:
         Whether the case had a mask.
+    ignore:
+        bool (slices, rows, columns): pixels left out of the training loss (uncertain labels),
+        or ``None``.
+    slice_weight:
+        float32 (slices,): each slice's weight in the training loss (label confidence), or ``None``
+        (all 1).
     """
 
     case_id: str
@@ -91,6 +97,8 @@ class CaseVolume:
     source: str = ""
     ct: CTVolume | None = None
     labelled: bool = True
+    ignore: npt.NDArray[np.bool_] | None = None
+    slice_weight: npt.NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3:
@@ -98,6 +106,17 @@ class CaseVolume:
         if self.mask.shape != self.image.shape:
             raise ValueError(
                 f"Argument 'mask' must have the image's shape {self.image.shape}; got {self.mask.shape}."
+            )
+        if self.ignore is not None and self.ignore.shape != self.image.shape:
+            raise ValueError(
+                f"Argument 'ignore' must have the image's shape {self.image.shape}; got {self.ignore.shape}."
+            )
+        if self.slice_weight is not None and (
+            self.slice_weight.shape != (self.image.shape[0],)
+            or not bool(np.all((self.slice_weight >= 0) & (self.slice_weight <= 1)))
+        ):
+            raise ValueError(
+                f"Argument 'slice_weight' must hold one weight in [0, 1] per slice ({self.image.shape[0]})."
             )
         if self.intensity not in ("hu", "grey"):
             raise ValueError(f"Argument 'intensity' must be 'hu' or 'grey'; got {self.intensity!r}.")

@@ -20,6 +20,22 @@ column               required what it holds
 ``source``           no       free text: where the case comes from (generator kind, dataset)
 ==================== ======== ===============================================================
 
+Optional columns read by training (kept in :attr:`ManifestEntry.extra`; the two paths are
+resolved like ``image``):
+
+============================ ==========================================================================
+column                       what it holds
+============================ ==========================================================================
+``ignore``                   PNG only: folder of masks with the slices' file names; non-zero pixels
+                             are left out of the training loss (uncertain label edges)
+``slice_weights``            PNG only: CSV ``file,weight``; each slice's weight in the loss (label
+                             confidence, 0-1; slices not listed weigh 1)
+``sampling_group``           group of the training mix (``training.source_mix``); default: ``source``
+                             up to its first ``:``
+``negatives_per_positive``   slices without blood kept per slice with blood for this case
+                             (overrides ``training.negatives_per_positive``)
+============================ ==========================================================================
+
 Relative paths are relative to the manifest's folder. Slices of one patient
 never end up in two splits: :func:`check_patient_split` refuses such a
 manifest, and :func:`assign_splits` draws the split per patient.
@@ -42,6 +58,7 @@ from ichpipe.errors import UsageError
 
 __all__ = [
     "MANIFEST_COLUMNS",
+    "PATH_COLUMNS",
     "CaseFormat",
     "Manifest",
     "ManifestEntry",
@@ -71,6 +88,9 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "source",
 )
 _REQUIRED = ("case_id", "patient_id", "split", "format", "image")
+
+#: Optional columns holding paths: resolved like ``image`` on reading, written relative on writing.
+PATH_COLUMNS: tuple[str, ...] = ("ignore", "slice_weights")
 
 
 @dataclass(frozen=True)
@@ -253,7 +273,11 @@ def read_manifest(path: str | Path) -> Manifest:
                 pixel_spacing_mm=_float_or_none(row.get("pixel_spacing_mm", ""), "pixel_spacing_mm", where),
                 slice_thickness_mm=_float_or_none(row.get("slice_thickness_mm", ""), "slice_thickness_mm", where),
                 source=row.get("source", ""),
-                extra={k: v for k, v in row.items() if k not in MANIFEST_COLUMNS},
+                extra={
+                    k: (str(_resolve(v, base)) if k in PATH_COLUMNS and v else v)
+                    for k, v in row.items()
+                    if k not in MANIFEST_COLUMNS
+                },
             )
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from exc
@@ -310,7 +334,10 @@ def write_manifest(path: str | Path, entries: Sequence[ManifestEntry]) -> Path:
                 "" if e.pixel_spacing_mm is None else f"{e.pixel_spacing_mm:g}",
                 "" if e.slice_thickness_mm is None else f"{e.slice_thickness_mm:g}",
                 e.source,
-                *[e.extra.get(k, "") for k in extra_columns],
+                *[
+                    _relative(Path(e.extra[k]), base) if k in PATH_COLUMNS and e.extra.get(k) else e.extra.get(k, "")
+                    for k in extra_columns
+                ],
             ]
         )
     data = buffer.getvalue().encode("utf-8")

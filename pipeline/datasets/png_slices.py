@@ -9,11 +9,17 @@ order), so ``slice_2.png`` comes before ``slice_10.png``.
 
 PNGs carry no geometry: volumes need ``pixel_spacing_mm`` and
 ``slice_thickness_mm`` from the manifest (the seed's ``H x sum of areas``).
+
+Two optional inputs carry label noise to training (manifest columns ``ignore`` and
+``slice_weights``): a folder of masks with the slices' file names whose non-zero pixels are
+left out of the loss, and a CSV ``file,weight`` of per-slice weights in [0, 1].
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -24,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from ichpipe.errors import DicomInputError
 from ichpipe.pipeline.datasets.case import CaseVolume, uniform_geometry
 
-__all__ = ["natural_key", "read_png_case", "read_png_slice"]
+__all__ = ["natural_key", "read_png_case", "read_png_slice", "read_slice_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,33 @@ def _pngs(folder: Path) -> list[Path]:
     )
 
 
+def read_slice_weights(path: Path) -> dict[str, float]:
+    """Per-slice loss weights from a CSV with columns ``file`` and ``weight`` (file name -> weight in [0, 1]).
+
+    Raises
+    ------
+    DicomInputError
+        If the file cannot be read, lacks a column, or a weight is not a number in [0, 1].
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DicomInputError(f"Slice weights {path} cannot be read ({exc}).") from exc
+    reader = csv.DictReader(text.splitlines())
+    if not {"file", "weight"} <= set(reader.fieldnames or []):
+        raise DicomInputError(f"Slice weights {path} must have the columns 'file' and 'weight'.")
+    out: dict[str, float] = {}
+    for number, row in enumerate(reader, start=2):
+        try:
+            value = float(row["weight"])
+        except (TypeError, ValueError):
+            value = math.nan
+        if not 0.0 <= value <= 1.0:
+            raise DicomInputError(f"Slice weights {path}, line {number}: weight {row['weight']!r} is not in [0, 1].")
+        out[str(row["file"]).strip()] = value
+    return out
+
+
 def read_png_case(
     images: Path,
     labels: Path | None,
@@ -80,6 +113,8 @@ def read_png_case(
     pixel_spacing_mm: float | None = None,
     slice_thickness_mm: float | None = None,
     source: str = "",
+    ignore: Path | None = None,
+    slice_weights: Path | None = None,
 ) -> CaseVolume:
     """Read a folder of PNG slices and the folder of their labels.
 
@@ -94,6 +129,11 @@ def read_png_case(
         From the manifest.
     pixel_spacing_mm, slice_thickness_mm:
         Geometry for volumes; without both the case has no geometry.
+    ignore:
+        Optional folder of masks with the slices' names: non-zero pixels are left out of the
+        training loss (a slice without a file ignores nothing).
+    slice_weights:
+        Optional CSV ``file,weight`` (:func:`read_slice_weights`); unlisted slices weigh 1.
 
     Raises
     ------
@@ -132,6 +172,20 @@ def read_png_case(
         if found < len(files):
             log.info("case %s: %d of %d slices have no label file; taken as empty", case_id, len(files) - found,
                      len(files))
+    ignored = None
+    if ignore is not None:
+        ignored = np.zeros(mask.shape, dtype=bool)
+        by_name = {p.name: p for p in _pngs(Path(ignore))}
+        for k, p in enumerate(files):
+            if p.name in by_name:
+                arr = read_png_slice(by_name[p.name], label=True)
+                if arr.shape != shape:
+                    raise DicomInputError(f"Case {case_id}: ignore mask {p.name} is {arr.shape}; its slice is {shape}.")
+                ignored[k] = arr != 0
+    weights = None
+    if slice_weights is not None:
+        table = read_slice_weights(slice_weights)
+        weights = np.array([table.get(p.name, 1.0) for p in files], dtype=np.float32)
     geometry = None
     if pixel_spacing_mm is not None and slice_thickness_mm is not None:
         geometry = uniform_geometry(
@@ -147,4 +201,6 @@ def read_png_case(
         intensity="grey",
         source=source,
         labelled=labels is not None,
+        ignore=ignored,
+        slice_weight=weights,
     )

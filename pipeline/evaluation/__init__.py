@@ -1,4 +1,4 @@
-"""Evaluation of segmenters: seed 000's metrics, per-case and summary tables (``ichpipe evaluate``).
+"""Evaluation of segmenters: seed 000's metrics, box-level detection metrics, tables (``ichpipe evaluate``).
 
 It may import the inference code (:mod:`ichpipe.pipeline.segment`,
 :mod:`ichpipe.models`), :mod:`ichpipe.pipeline.measure` and the dataset readers
@@ -7,6 +7,14 @@ It may import the inference code (:mod:`ichpipe.pipeline.segment`,
 
 from __future__ import annotations
 
+from ichpipe.pipeline.evaluation.detection import (
+    DetectionCount,
+    box_hit,
+    box_hit_rate,
+    false_positive_slice_rate,
+    largest_component_px,
+    negative_slice_indices,
+)
 from ichpipe.pipeline.evaluation.evaluate import (
     ABC2_REFERENCE,
     CaseResult,
@@ -23,12 +31,18 @@ from ichpipe.pipeline.evaluation.tables import cases_csv, markdown_tables, summa
 __all__ = [
     "ABC2_REFERENCE",
     "CaseResult",
+    "DetectionCount",
     "EvaluatedSegmenter",
     "SummaryRow",
+    "box_hit",
+    "box_hit_rate",
     "cases_csv",
     "dice_iou",
     "evaluate_cases",
+    "false_positive_slice_rate",
+    "largest_component_px",
     "markdown_tables",
+    "negative_slice_indices",
     "network_row",
     "relative_volume_difference",
     "summarise",

@@ -19,8 +19,9 @@ from ichpipe.pipeline.synthetic.lesion_shapes import ShapeSubset
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec
 
 __all__ = [
-    "DEMO_SEED", "REAL_BACKGROUNDS", "SHAPE_TRIES", "CaseFormat", "GeneratorOptions", "PhantomRecipe",
-    "draw_blood_hu", "draw_recipe", "draw_shape_scale",
+    "DEFAULT_LESION_MIX", "DEFAULT_SUBDURAL_STAGES", "DEMO_SEED", "EXTRA_AXIAL_KINDS", "REAL_BACKGROUNDS",
+    "SHAPE_TRIES", "CaseFormat", "GeneratorOptions", "PhantomRecipe", "draw_blood_hu", "draw_recipe",
+    "draw_shape_scale", "parse_shares",
 ]
 
 F32 = npt.NDArray[np.float32]
@@ -40,6 +41,47 @@ SHAPE_TRIES = 5
 
 #: The demo's phantom seed (``make demo``); training studies never use it.
 DEMO_SEED = 20261121
+
+#: Lesion kinds of the extra-axial / intraventricular studies (``--n-extra-axial``).
+EXTRA_AXIAL_KINDS: tuple[str, ...] = ("subdural", "epidural", "intraventricular")
+
+#: Default share of each kind as the first lesion of an extra-axial study.
+DEFAULT_LESION_MIX: tuple[str, ...] = ("subdural=0.55", "epidural=0.2", "intraventricular=0.25")
+
+#: Default shares of the subdural stages (acute 50-80 HU, subacute 30-50, chronic 0-25, mixed).
+DEFAULT_SUBDURAL_STAGES: tuple[str, ...] = ("acute=0.6", "subacute=0.25", "chronic=0.05", "mixed=0.1")
+
+
+def parse_shares(items: tuple[str, ...], known: tuple[str, ...], *, name: str) -> dict[str, float]:
+    """``("a=0.5", "b=1")`` -> shares of the names in ``known``, normalised to sum to 1 (missing names: 0).
+
+    Raises
+    ------
+    ValueError
+        If an item is not ``NAME=SHARE`` with a known name and a share >= 0, or all shares are 0.
+
+    Examples
+    --------
+    >>> parse_shares(("subdural=3", "epidural=1"), EXTRA_AXIAL_KINDS, name="lesion_mix")
+    {'subdural': 0.75, 'epidural': 0.25, 'intraventricular': 0.0}
+    """
+    shares = dict.fromkeys(known, 0.0)
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not sep or key.strip() not in known or not (math.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"Argument '{name}' holds {item!r}; each item must be NAME=SHARE with NAME one of"
+                f" {', '.join(known)} and a share >= 0."
+            )
+        shares[key.strip()] = value
+    total = sum(shares.values())
+    if total <= 0:
+        raise ValueError(f"Argument '{name}' gives every kind a share of 0.")
+    return {k: v / total for k, v in shares.items()}
 
 
 @dataclass(frozen=True)
@@ -70,6 +112,16 @@ class GeneratorOptions:
         Split of the real-background patients; ``None`` draws it like any patient.
     hemseg_dir, ct_real_dir:
         Where the shared data is (default ``../shared/data``).
+    n_extra_axial:
+        Studies with extra-axial or intraventricular blood
+        (:mod:`~ichpipe.pipeline.synthetic.extra_axial_cases`).
+    lesion_mix:
+        Share of each kind (``subdural``, ``epidural``, ``intraventricular``) as their first lesion.
+    subdural_stages:
+        Shares of the subdural stages (``acute``, ``subacute``, ``chronic``, ``mixed``).
+    extra_axial_real_fraction:
+        Share of them painted into the real GE head (one patient, ``real_split``); the rest
+        into phantom heads.
     """
 
     n: int = 100
@@ -84,12 +136,22 @@ class GeneratorOptions:
     real_split: Split | None = None
     hemseg_dir: Path | None = None
     ct_real_dir: Path | None = None
+    n_extra_axial: int = 0
+    lesion_mix: tuple[str, ...] = DEFAULT_LESION_MIX
+    subdural_stages: tuple[str, ...] = DEFAULT_SUBDURAL_STAGES
+    extra_axial_real_fraction: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.n < 0 or self.n_real < 0 or self.n + self.n_real < 1:
+        if self.n < 0 or self.n_real < 0 or self.n_extra_axial < 0 or self.n + self.n_real + self.n_extra_axial < 1:
             raise ValueError(
-                f"Arguments 'n' and 'n_real' must not be negative and must add up to at least 1; got {self.n},"
-                f" {self.n_real}."
+                f"Arguments 'n', 'n_real' and 'n_extra_axial' must not be negative and must add up to at least 1;"
+                f" got {self.n}, {self.n_real}, {self.n_extra_axial}."
+            )
+        parse_shares(self.lesion_mix, EXTRA_AXIAL_KINDS, name="lesion_mix")
+        parse_shares(self.subdural_stages, ("acute", "subacute", "chronic", "mixed"), name="subdural_stages")
+        if not 0.0 <= self.extra_axial_real_fraction <= 1.0:
+            raise ValueError(
+                f"Argument 'extra_axial_real_fraction' must be between 0 and 1; got {self.extra_axial_real_fraction!r}."
             )
         if self.seed < 0:
             raise ValueError(f"Argument 'seed' must not be negative; got {self.seed}.")

@@ -21,6 +21,10 @@ Blood is acute (60-85 HU) in three studies of four, subacute (42-58 HU)
 otherwise, with a slow internal variation. Lesions are painted into the
 noise-free plane, then the phantom's blur, shading and noise are applied.
 
+**Extra-axial studies** (``--n-extra-axial``): subdural, epidural and intraventricular
+blood with mass effect, in phantom heads and the real GE head; truth masks per kind
+(:mod:`ichpipe.pipeline.synthetic.extra_axial_cases`).
+
 **Real-background studies** (``--n-real``). Lesions inserted into the real
 head CTs of ``../shared/data/ct-real/``: the GE HiSpeed head (28 slices,
 gantry tilt 18.5 deg, uneven spacing) and the Philips head phantom S2010 (a
@@ -44,29 +48,31 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from ichpipe import __version__
 from ichpipe.atomic import atomic_write
-from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.geometry import VolumeGeometry, compute_geometry
-from ichpipe.dicom_io.seg import write_seg
-from ichpipe.errors import DicomInputError, OutputError, UsageError
-from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
+from ichpipe.errors import UsageError
 from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split, assign_splits, write_manifest
-from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, write_nifti_mask
+from ichpipe.pipeline.measure.nifti_masks import write_nifti_mask
 from ichpipe.pipeline.measure.volume import measure_hematoma
+from ichpipe.pipeline.synthetic.case_writing import (
+    WrittenCase,
+    finish_case,
+    write_dicom_with_seg,
+    write_nifti_image,
+)
 from ichpipe.pipeline.synthetic.dicom_writer import SyntheticIdentity, copy_series_with_pixels, write_ct_series
+from ichpipe.pipeline.synthetic.extra_axial_cases import LESION_TYPES, extra_axial_case
 from ichpipe.pipeline.synthetic.lesion_painting import (
     Calcification,
     ShapedHematoma,
@@ -200,73 +206,7 @@ def _without_hematomas(spec: PhantomSpec, n_hematomas: int) -> PhantomSpec:
 
 
 
-# ----------------------------------------------------------------------------- writing
-
-
-def write_nifti_image(path: Path, hu: F32, geometry: VolumeGeometry) -> Path:
-    """Write ``hu`` (slices, rows, columns) as an int16 NIfTI on ``geometry``, atomically.
-
-    The affine is the one :func:`ichpipe.pipeline.measure.nifti_masks.write_nifti_mask` writes
-    for an evenly spaced, untilted series, so image and mask share it.
-
-    Raises
-    ------
-    ValueError
-        If the shape does not match or the series is tilted or unevenly spaced.
-    OutputError
-        If the file cannot be written.
-    """
-    if hu.shape != (geometry.n_slices, geometry.rows, geometry.columns):
-        raise ValueError(f"Argument 'hu' has shape {hu.shape}; the geometry is {geometry.n_slices} slices.")
-    if abs(geometry.gantry_tilt_deg) > 0.01 or not geometry.uniform_spacing:
-        raise ValueError("Argument 'geometry' is tilted or unevenly spaced; write such a study as DICOM.")
-    affine = LPS_FROM_RAS @ geometry.affine_lps()
-    data = np.clip(np.rint(hu), -32768, 32767).astype(np.int16).transpose(2, 1, 0)
-    img = nib.Nifti1Image(np.ascontiguousarray(data), affine)
-    img.set_sform(affine, code=1)
-    img.set_qform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".nifti-", dir=path.parent))
-    try:
-        tmp = tmp_dir / path.name
-        nib.save(img, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return path
-
-
-def _write_dicom_with_seg(case_dir: Path, mask: BoolArray) -> CTVolume:
-    volume = read_dicom_series(case_dir / "DICOM")
-    if volume.hu.shape != mask.shape:
-        raise DicomInputError(f"{case_dir.name}: the written series reads back as {volume.hu.shape}, not {mask.shape}.")
-    write_seg(
-        mask, volume, case_dir / "truth_seg.dcm",
-        algorithm_name="ichpipe train data (synthetic ground truth)", algorithm_version=__version__,
-        series_description="Synthetic ground truth (ichpipe train data)",
-        content_description="Synthetic ground-truth hematoma mask; research use only",
-    )
-    return volume
-
-
-@dataclass
-class _Written:
-    entry: ManifestEntry
-    record: dict[str, Any] = field(default_factory=dict)
-
-
-def _finish_case(tmp: Path, final: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it private
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-
-
-def _phantom_case(options: GeneratorOptions, index: int, bank: ShapeBank, cases: Path) -> _Written:
+def _phantom_case(options: GeneratorOptions, index: int, bank: ShapeBank, cases: Path) -> WrittenCase:
     recipe = draw_recipe(options, index)
     hu, mask, geometry, lesions = render_phantom_study(recipe, bank)
     final = cases / recipe.case_id
@@ -285,9 +225,9 @@ def _phantom_case(options: GeneratorOptions, index: int, bank: ShapeBank, cases:
                 pixel_spacing_mm=geometry.pixel_spacing_mm, thickness_mm=list(geometry.slice_thickness_mm),
                 identity=identity, gantry_tilt_deg=recipe.gantry_tilt_deg,
             )
-            geometry = _write_dicom_with_seg(tmp, mask).geometry
+            geometry = write_dicom_with_seg(tmp, mask).geometry
             fmt, image, label = "dicom", "DICOM", "truth_seg.dcm"
-        _finish_case(tmp, final)
+        finish_case(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -302,12 +242,12 @@ def _phantom_case(options: GeneratorOptions, index: int, bank: ShapeBank, cases:
         "volume_ml": round(truth.volume_ml, 4), "abc2_ml": round(truth.abc2_ml, 4),
         "n_slices_with_blood": int(np.count_nonzero(mask.any(axis=(1, 2)))),
     }
-    return _Written(entry, record)
+    return WrittenCase(entry, record)
 
 
 def _real_case(
     options: GeneratorOptions, index: int, background: RealBackground, bank: ShapeBank, cases: Path
-) -> _Written:
+) -> WrittenCase:
     rng = np.random.default_rng([options.seed, index, 0x4EA1])
     case_id = f"real-{background.name}-{options.seed}-{index:03d}"
     hu, mask, lesions = render_real_study(background, rng, bank, case_id)
@@ -320,8 +260,8 @@ def _real_case(
             background.volume, hu, tmp / "DICOM", identity=identity,
             description=f"Real head CT + synthetic hematoma ({background.name})",
         )
-        volume = _write_dicom_with_seg(tmp, mask)
-        _finish_case(tmp, final)
+        volume = write_dicom_with_seg(tmp, mask)
+        finish_case(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -335,7 +275,7 @@ def _real_case(
         "lesions": lesions, "volume_ml": round(truth.volume_ml, 4), "abc2_ml": round(truth.abc2_ml, 4),
         "n_slices_with_blood": int(np.count_nonzero(mask.any(axis=(1, 2)))),
     }
-    return _Written(entry, record)
+    return WrittenCase(entry, record)
 
 
 def generate_dataset(
@@ -381,8 +321,15 @@ def generate_dataset(
     ] if options.n_real else []
     if options.n_real and not backgrounds:
         log.warning("no real background found: the %d real-background studies are not made", options.n_real)
-    total = options.n + (options.n_real if backgrounds else 0)
-    written: list[_Written] = []
+    xa_background = None
+    if options.n_extra_axial and options.extra_axial_real_fraction > 0:
+        xa_background = next((bg for bg in backgrounds if bg.name == "ge"), None) or load_real_background(
+            "ge", ct_real_dir=options.ct_real_dir
+        )
+        if xa_background is None:
+            log.warning("the real GE head is absent: every extra-axial study is painted into a phantom head")
+    total = options.n + (options.n_real if backgrounds else 0) + options.n_extra_axial
+    written: list[WrittenCase] = []
     for index in range(options.n):
         written.append(_phantom_case(options, index, bank, cases))
         if progress:
@@ -392,13 +339,21 @@ def generate_dataset(
             written.append(_real_case(options, index, backgrounds[index % len(backgrounds)], bank, cases))
             if progress:
                 progress(len(written), total, written[-1].entry.case_id)
+    for index in range(options.n_extra_axial):
+        on_real = xa_background is not None and bool(
+            np.random.default_rng([options.seed, index, 0xB6]).uniform() < options.extra_axial_real_fraction
+        )
+        written.append(extra_axial_case(options, index, bank, cases, xa_background if on_real else None))
+        if progress:
+            progress(len(written), total, written[-1].entry.case_id)
     patients = [w.entry.patient_id for w in written]
     splits = assign_splits(
         patients, val_fraction=options.val_fraction, test_fraction=options.test_fraction, seed=options.seed
     )
     if options.real_split is not None:
-        for bg in backgrounds:
-            splits[bg.patient_id] = options.real_split
+        for bg in [*backgrounds, *([xa_background] if xa_background is not None else [])]:
+            if bg.patient_id in splits:
+                splits[bg.patient_id] = options.real_split
     entries = [_with_split(w.entry, splits[w.entry.patient_id]) for w in written]
     manifest = write_manifest(out / "manifest.csv", entries)
     summary = {
@@ -411,6 +366,7 @@ def generate_dataset(
             split: sum(1 for e in entries if e.split == split) for split in ("train", "val", "test")
         },
         "description": describe(options, bank, backgrounds, entries),
+        "lesion_types": list(LESION_TYPES),
         "cases": [{**w.record, "split": splits[w.entry.patient_id]} for w in written],
     }
     text = json.dumps(summary, indent=1, default=str).encode("utf-8")
@@ -427,12 +383,20 @@ def describe(
 ) -> str:
     """One paragraph saying what the dataset is (for checkpoints' ``training_data`` and model cards)."""
     n_phantom = sum(1 for e in entries if e.source.startswith("phantom"))
-    n_real = len(entries) - n_phantom
+    n_extra = sum(1 for e in entries if e.source.startswith("extra-axial"))
+    n_real = len(entries) - n_phantom - n_extra
     text = (
         f"Synthetic head CT from ichpipe train data (seed {options.seed}): {n_phantom} phantom studies"
         f" ({options.size}x{options.size}, {options.format}) with phantom hematomas, lesions shaped like"
         f" {bank.description}, intraventricular blood and calcifications"
     )
+    if n_extra:
+        n_ge = sum(1 for e in entries if e.source.startswith("extra-axial-"))
+        text += (
+            f"; {n_extra} studies with extra-axial (subdural {', '.join(options.subdural_stages)}; epidural) or"
+            f" intraventricular blood and mass effect ({n_ge} in the real GE head; lesion mix"
+            f" {', '.join(options.lesion_mix)})"
+        )
     if n_real:
         sources = "; ".join(b.description for b in backgrounds)
         text += f"; {n_real} studies with shaped lesions inserted into real CT ({sources})"

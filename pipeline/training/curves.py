@@ -18,13 +18,15 @@ HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "val_dice
 
 
 def write_history_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> Path:
-    """Write one row per epoch (columns :data:`HISTORY_COLUMNS`; empty where a value is missing)."""
+    """Write one row per epoch (columns :data:`HISTORY_COLUMNS`, then any other keys sorted; empty where missing)."""
+    extra = sorted({k for row in history for k in row} - set(HISTORY_COLUMNS))
+    columns = (*HISTORY_COLUMNS, *extra)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
+    writer.writerow(columns)
     for row in history:
         cells = []
-        for column in HISTORY_COLUMNS:
+        for column in columns:
             value = row.get(column)
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 cells.append("")

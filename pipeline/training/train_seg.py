@@ -10,6 +10,12 @@ jitter them.
 Each epoch: one pass over the training slices (or ``steps_per_epoch``
 steps), then the validation Dice (all validation slices with hematoma and as
 many without, whole resized slices, threshold 0.5; pooled over slices).
+Slices are drawn uniformly, or by sampling group with ``source_mix``; the loss
+is weighted per pixel by label confidence and ignore masks
+(:mod:`ichpipe.pipeline.training.weighting`). ``init_checkpoint`` starts from
+the weights of an ichpipe checkpoint of the same architecture (fine-tuning).
+Validation loss and Dice are also recorded per sampling group
+(``val_loss:<group>``, ``val_dice:<group>`` in ``history.csv``).
 Written to ``OUT``:
 
 ``last.pt`` / ``best.pt``
@@ -20,6 +26,8 @@ Written to ``OUT``:
 ``train_state.pt``
     Optimiser, epoch, history and the last weights, for ``--resume``
     (``torch.load(..., weights_only=True)``).
+``epoch_NNN.pt``
+    With ``save_every``, the checkpoint of every ``save_every``-th epoch.
 ``history.csv``, ``curves.png``
     Loss and Dice per epoch.
 
@@ -35,27 +43,25 @@ import logging
 import math
 import pickle
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.data import CacheDataset, DataLoader
-from monai.losses import DiceLoss
 from torch import nn
 from tqdm import tqdm
 
 from ichpipe.atomic import atomic_write
 from ichpipe.dicom_io.window import WindowPreset
 from ichpipe.errors import CheckpointError, UsageError
-from ichpipe.models.checkpoint import save_checkpoint
+from ichpipe.models.checkpoint import load_checkpoint, save_checkpoint
 from ichpipe.models.registry import get_model_spec
 from ichpipe.pipeline.config.training_config import TrainingConfig
 from ichpipe.pipeline.datasets import load_case
-from ichpipe.pipeline.datasets.manifest import Manifest, ManifestEntry, read_manifest
+from ichpipe.pipeline.datasets.manifest import Manifest, ManifestEntry, check_patient_split, read_manifest
 from ichpipe.pipeline.segment.inference import resolve_device
 from ichpipe.pipeline.training.curves import plot_curves, write_history_csv
 from ichpipe.pipeline.training.transforms import (
@@ -63,6 +69,13 @@ from ichpipe.pipeline.training.transforms import (
     select_slices,
     training_transforms,
     validation_transforms,
+)
+from ichpipe.pipeline.training.weighting import (
+    LossFn,
+    entry_group,
+    parse_source_mix,
+    sampling_weights,
+    weighted_loss,
 )
 
 __all__ = [
@@ -72,6 +85,7 @@ __all__ = [
     "STATE_NAME",
     "TrainResult",
     "build_training_model",
+    "load_initial_weights",
     "load_slice_items",
     "train_segmenter",
 ]
@@ -87,8 +101,13 @@ _STATE_VERSION = 1
 #: How windowed grey levels (0-255) become the network input; stored in every checkpoint.
 NORMALISATION: dict[str, float] = {"scale": 1.0 / 255.0, "offset": 0.0}
 
+#: Validation slices kept from a case without hematoma (one per hematoma slice otherwise).
+_VAL_MIN_NEGATIVES = 8
+
 #: Settings a resumed run must share with the run it continues.
-_RESUME_MUST_MATCH = ("model", "batch_size", "input_size", "crop_size", "loss", "optimizer", "window")
+_RESUME_MUST_MATCH = (
+    "model", "batch_size", "input_size", "crop_size", "loss", "optimizer", "window", "source_mix", "select_by",
+)
 
 
 @dataclass(frozen=True)
@@ -172,7 +191,9 @@ def load_slice_items(
     """Read cases and turn their chosen slices into MONAI data dicts.
 
     Training keeps every slice with hematoma and ``negatives_per_positive``
-    as many without (at least 2 per case); validation keeps one slice
+    as many without (at least 2 per case; a manifest column
+    ``negatives_per_positive``, a number or ``all``, overrides it per case); validation keeps
+    up to 8 slices of a case without hematoma and otherwise one slice
     without per slice with, capped at ``max_val_slices`` (hematoma slices
     first). Unlabelled cases are skipped with a log line.
 
@@ -180,19 +201,22 @@ def load_slice_items(
     """
     items: list[dict[str, Any]] = []
     used = 0
-    ratio = 1.0 if validation else config.negatives_per_positive
     for k, entry in enumerate(entries):
         case = load_case(entry)
         if not case.labelled:
             log.info("case %s has no mask; not used for training", entry.case_id)
             continue
+        ratio = 1.0 if validation else _case_ratio(entry, config.negatives_per_positive)
         rng = np.random.default_rng([seed, k, 1 if validation else 0])
-        indices = select_slices(case, negatives_per_positive=ratio, min_negatives=2, rng=rng)
+        indices = select_slices(
+            case, negatives_per_positive=ratio, min_negatives=_VAL_MIN_NEGATIVES if validation else 2, rng=rng
+        )
         prepared = prepare_case_slices(
             case, indices, window=window, scale=NORMALISATION["scale"], offset=NORMALISATION["offset"],
             input_size=(config.input_size, config.input_size),
         )
-        items.extend(prepared.items())
+        group = entry_group(entry)
+        items.extend({**item, "group": group} for item in prepared.items())
         used += 1
     if validation and len(items) > config.max_val_slices:
         positive = [it for it in items if float(it["label"].max()) >= 0.5]
@@ -203,15 +227,46 @@ def load_slice_items(
     return items, used
 
 
-def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if name == "bce":
-        return lambda logits, target: F.binary_cross_entropy_with_logits(logits, target)
-    dice = DiceLoss(sigmoid=True, batch=True)
+def _case_ratio(entry: ManifestEntry, default: float) -> float:
+    text = entry.extra.get("negatives_per_positive", "").strip()
+    if not text:
+        return default
+    if text.lower() == "all":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(
+            f"Case {entry.case_id}: column 'negatives_per_positive' holds {text!r}; it must be a number >= 0 or 'all'."
+        )
+    return value
 
-    def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, target) + dice(logits, target)
 
-    return dice_bce
+def load_initial_weights(model: nn.Module, path: Path, *, name: str) -> dict[str, Any]:
+    """Copy the weights of the ichpipe checkpoint ``path`` into ``model`` (fine-tuning); return its metadata.
+
+    The checkpoint is read with ``torch.load(..., weights_only=True)`` and its digest checked
+    (:func:`ichpipe.models.checkpoint.load_checkpoint`).
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be read, or is not a checkpoint of registry model ``name`` whose
+        weights fit ``model`` (same architecture and arguments).
+    """
+    checkpoint = load_checkpoint(path, expected_name=name, map_location="cpu")
+    try:
+        model.load_state_dict(dict(checkpoint.state_dict), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"Checkpoint {path} does not fit the model being trained ({first}); --init needs a checkpoint of the"
+            " same architecture and arguments (--model, --model-arg, --input-size)."
+        ) from exc
+    metrics = dict(checkpoint.metadata.get("metrics") or {})
+    return {"path": str(path), "sha256": checkpoint.file_sha256, "metrics": metrics}
 
 
 def _optimizer(name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -221,26 +276,30 @@ def _optimizer(name: str, params: Iterable[nn.Parameter], lr: float) -> torch.op
 
 
 def _validate(
-    model: nn.Module, loader: DataLoader, device: torch.device, loss_fn: Callable[..., torch.Tensor]
-) -> tuple[float, float]:
-    """Mean loss and pooled Dice (threshold 0.5) over the validation slices."""
+    model: nn.Module, loader: DataLoader, device: torch.device, loss_fn: LossFn
+) -> dict[str, tuple[float, float]]:
+    """Mean (weighted) loss and pooled Dice (threshold 0.5), overall (key ``""``) and per sampling group."""
     model.eval()
-    inter = pred_sum = true_sum = 0.0
-    losses: list[float] = []
+    sums: dict[str, list[float]] = {}  # group -> [loss sum, n, inter, pred, true]
     with torch.inference_mode():
         for batch in loader:
-            x, y = batch["image"].to(device), batch["label"].to(device)
+            x, y, w = batch["image"].to(device), batch["label"].to(device), batch["weight"].to(device)
             logits = model(x)
-            losses.append(float(loss_fn(logits, y)) * x.shape[0])
-            pred = logits > 0
-            true = y >= 0.5
-            inter += float((pred & true).sum())
-            pred_sum += float(pred.sum())
-            true_sum += float(true.sum())
+            for i, group in enumerate(batch["group"]):
+                loss = float(loss_fn(logits[i : i + 1], y[i : i + 1], w[i : i + 1]))
+                pred = logits[i] > 0
+                true = y[i] >= 0.5
+                stats = (loss, 1.0, float((pred & true).sum()), float(pred.sum()), float(true.sum()))
+                for key in ("", str(group)):
+                    acc = sums.setdefault(key, [0.0] * 5)
+                    for j, value in enumerate(stats):
+                        acc[j] += value
     model.train()
-    n = len(loader.dataset)  # type: ignore[arg-type]
-    dice = 1.0 if pred_sum + true_sum == 0 else 2.0 * inter / (pred_sum + true_sum)
-    return (float(np.sum(losses)) / max(n, 1), dice)
+    out: dict[str, tuple[float, float]] = {}
+    for key, (loss_sum, n, inter, pred_sum, true_sum) in sums.items():
+        dice = 1.0 if pred_sum + true_sum == 0 else 2.0 * inter / (pred_sum + true_sum)
+        out[key] = (loss_sum / max(n, 1.0), dice)
+    return out
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
@@ -262,17 +321,34 @@ def _load_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def _training_data_text(manifest: Manifest, n_cases: int, n_slices: int, config: TrainingConfig) -> str:
-    description = ""
-    if manifest.path is not None:
-        card = manifest.path.parent / "dataset.json"
-        if card.is_file():
+def _read_manifests(paths: Sequence[Path]) -> tuple[Manifest, str]:
+    """Read one or more manifests as one (patients checked across them) and their datasets' descriptions."""
+    manifests = [read_manifest(p) for p in paths]
+    entries = tuple(e for m in manifests for e in m.entries)
+    try:
+        check_patient_split(entries)
+    except UsageError as exc:
+        raise UsageError(f"Manifests {', '.join(str(p) for p in paths)} together: {exc}") from exc
+    texts: list[str] = []
+    for m in manifests:
+        card = m.path.parent / "dataset.json" if m.path is not None else None
+        description = ""
+        if card is not None and card.is_file():
             try:
                 description = str(json.loads(card.read_text(encoding="utf-8")).get("description", ""))
             except (OSError, ValueError) as exc:
                 log.warning("cannot read %s: %s", card, exc)
+        texts.append(description or f"Cases of {m.path.name if m.path else 'an in-memory manifest'}.")
+    return Manifest(manifests[0].path, entries), " ".join(texts)
+
+
+def _training_data_text(
+    manifest: Manifest, description: str, n_cases: int, n_slices: int, config: TrainingConfig
+) -> str:
     name = manifest.path.name if manifest.path else "in-memory manifest"
     text = description or f"Cases of {name}."
+    if config.source_mix:
+        text += f" Sampling shares: {', '.join(config.source_mix)}."
     return (
         f"{text} Training split: {n_cases} cases, {n_slices} slices ({name}). Recipe: {config.loss} loss,"
         f" {config.optimizer} lr {config.learning_rate:g}, batch {config.batch_size}, {config.input_size}x"
@@ -286,13 +362,14 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_segmenter(
-    manifest_path: Path,
+    manifest_path: Path | Sequence[Path],
     out_dir: Path,
     *,
     config: TrainingConfig,
     window: WindowPreset,
     model_overrides: Mapping[str, Any] | None = None,
     resume: bool = False,
+    init_checkpoint: Path | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
@@ -301,7 +378,8 @@ def train_segmenter(
     Parameters
     ----------
     manifest_path:
-        Manifest CSV (:mod:`ichpipe.pipeline.datasets.manifest`).
+        Manifest CSV (:mod:`ichpipe.pipeline.datasets.manifest`), or several, read as one (a
+        patient may still be in one split only).
     out_dir:
         Run folder (created). Without ``resume`` it must not hold a run already.
     config:
@@ -312,6 +390,9 @@ def train_segmenter(
         Constructor arguments that differ from the registry defaults (e.g. ``base_channels``).
     resume:
         Continue the run in ``out_dir`` from its last finished epoch up to ``config.epochs``.
+    init_checkpoint:
+        Start from the weights of this ichpipe checkpoint (same model and arguments) instead of
+        a random initialisation; ignored when resuming (the run's own weights are loaded).
     progress:
         Show a progress bar per epoch (on stderr).
     on_epoch:
@@ -321,11 +402,16 @@ def train_segmenter(
     ------
     UsageError
         If the manifest has no labelled training case, ``out_dir`` already holds
-        a run (without ``resume``), or a resumed run's settings differ.
+        a run (without ``resume``), a resumed run's settings differ, or the
+        ``source_mix`` does not fit the training groups.
     CheckpointError
-        If the training state to resume cannot be read.
+        If the training state to resume, or ``init_checkpoint``, cannot be read or does not fit.
     """
-    manifest = read_manifest(manifest_path)
+    paths = [Path(manifest_path)] if isinstance(manifest_path, str | Path) else [Path(p) for p in manifest_path]
+    if not paths:
+        raise UsageError("Argument 'manifest_path' is empty; give at least one manifest.")
+    manifest, description = _read_manifests(paths)
+    where = ", ".join(str(p) for p in paths)
     out_dir = Path(out_dir)
     state_path = out_dir / STATE_NAME
     if not resume and state_path.exists():
@@ -345,6 +431,11 @@ def train_segmenter(
         config.model, input_size=config.input_size, overrides=model_overrides
     )
     model = model.to(device)
+    mix = parse_source_mix(config.source_mix)
+    initial: dict[str, Any] | None = None
+    if init_checkpoint is not None and not resume:
+        initial = load_initial_weights(model, Path(init_checkpoint), name=config.model)
+        log.info("initialised from %s (sha256 %s)", init_checkpoint, initial["sha256"][:12])
     optimizer = _optimizer(config.optimizer, model.parameters(), config.learning_rate)
     history: list[dict[str, Any]] = []
     best_score, best_epoch, start_epoch = -math.inf, 0, 1
@@ -362,26 +453,30 @@ def train_segmenter(
         history = [dict(r) for r in state["history"]]
         best_score, best_epoch = float(state["best_score"]), int(state["best_epoch"])
         start_epoch = int(state["epoch"]) + 1
+        initial = state.get("initial")
         log.info("resuming %s at epoch %d of %d", out_dir, start_epoch, config.epochs)
 
     train_entries = manifest.split("train")
     val_entries = manifest.split("val")
     if not train_entries:
-        raise UsageError(f"Manifest {manifest_path} has no case in the 'train' split.")
+        raise UsageError(f"Manifest {where} has no case in the 'train' split.")
     train_items, n_train_cases = load_slice_items(train_entries, config=config, window=window, seed=config.seed)
     if not train_items:
-        raise UsageError(f"Manifest {manifest_path} has no labelled training slice.")
+        raise UsageError(f"Manifest {where} has no labelled training slice.")
     val_items, _ = load_slice_items(val_entries, config=config, window=window, seed=config.seed, validation=True)
     if not val_items:
         log.warning("no validation split: best.pt is the epoch with the lowest training loss")
+    weights = sampling_weights([str(item["group"]) for item in train_items], mix)
     crop = (config.crop_size, config.crop_size)
     transforms = training_transforms(crop_size=crop, positive_fraction=config.positive_fraction,
-                                     augment=config.augment)
+                                     augment=config.augment, brain_only_prob=config.brain_only_prob)
     train_ds = CacheDataset(train_items, transform=transforms, progress=False, num_workers=0)
     val_ds = CacheDataset(val_items, transform=validation_transforms(), progress=False, num_workers=0)
     val_loader = DataLoader(val_ds, batch_size=4, shuffle=False, num_workers=0)
-    loss_fn = _loss_fn(config.loss)
-    training_data = _training_data_text(manifest, n_train_cases, len(train_items), config)
+    loss_fn = weighted_loss(config.loss)
+    training_data = _training_data_text(manifest, description, n_train_cases, len(train_items), config)
+    if initial is not None:
+        training_data += f" Fine-tuned from {Path(initial['path']).name} (sha256 {initial['sha256'][:12]})."
     n_samples = config.steps_per_epoch * config.batch_size if config.steps_per_epoch else len(train_ds)
     plain_config = asdict(config)
     training_source = manifest.path.name if manifest.path else "in-memory manifest"
@@ -394,15 +489,21 @@ def train_segmenter(
         torch.manual_seed(epoch_seed)
         transforms.set_random_state(seed=epoch_seed)
         generator = torch.Generator().manual_seed(epoch_seed)
-        sampler = torch.utils.data.RandomSampler(
-            train_ds, replacement=n_samples > len(train_ds), num_samples=n_samples, generator=generator
-        )
+        sampler: torch.utils.data.Sampler[int]
+        if mix:
+            sampler = torch.utils.data.WeightedRandomSampler(
+                weights, num_samples=n_samples, replacement=True, generator=generator
+            )
+        else:
+            sampler = torch.utils.data.RandomSampler(
+                train_ds, replacement=n_samples > len(train_ds), num_samples=n_samples, generator=generator
+            )
         loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler, num_workers=0, drop_last=True)
         losses: list[float] = []
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress, unit="step")
         for batch in bar:
-            x, y = batch["image"].to(device), batch["label"].to(device)
-            loss = loss_fn(model(x), y)
+            x, y, w = batch["image"].to(device), batch["label"].to(device), batch["weight"].to(device)
+            loss = loss_fn(model(x), y, w)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -410,8 +511,12 @@ def train_segmenter(
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         bar.close()
         train_loss = float(np.mean(losses)) if losses else math.nan
-        val_loss, val_dice = _validate(model, val_loader, device, loss_fn) if val_items else (math.nan, math.nan)
-        score = val_dice if val_items else -train_loss
+        per_group = _validate(model, val_loader, device, loss_fn) if val_items else {}
+        val_loss, val_dice = per_group.get("", (math.nan, math.nan))
+        if not val_items:
+            score = -train_loss
+        else:
+            score = -val_loss if config.select_by == "val_loss" else val_dice
         improved = score > best_score
         if improved:
             best_score, best_epoch = score, epoch
@@ -423,12 +528,18 @@ def train_segmenter(
             "seconds": 0.0,
             "learning_rate": config.learning_rate,
         }
+        for group, (g_loss, g_dice) in sorted(per_group.items()):
+            if group:
+                record[f"val_loss:{group}"] = g_loss
+                record[f"val_dice:{group}"] = g_dice
         metrics = {
             "epoch": epoch,
             "train_loss": train_loss,
             **({"val_dice": val_dice, "val_loss": val_loss} if val_items else {}),
             "n_train_slices": len(train_items),
             "n_val_slices": len(val_items),
+            **{f"val_{kind}:{group}": value for group, pair in per_group.items() if group
+               for kind, value in zip(("loss", "dice"), pair, strict=True)},
         }
         common: dict[str, Any] = {
             "name": config.model,
@@ -442,6 +553,8 @@ def train_segmenter(
         save_checkpoint(out_dir / LAST_NAME, cpu_model, metrics=metrics, **common)
         if improved:
             save_checkpoint(out_dir / BEST_NAME, cpu_model, metrics={**metrics, "best_epoch": epoch}, **common)
+        if config.save_every and epoch % config.save_every == 0:
+            save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", cpu_model, metrics=metrics, **common)
         model = cpu_model.to(device)
         record["seconds"] = time.perf_counter() - started
         history.append(record)
@@ -458,6 +571,7 @@ def train_segmenter(
                 "history": history,
                 "best_score": best_score,
                 "best_epoch": best_epoch,
+                **({"initial": initial} if initial is not None else {}),
             },
         )
         write_history_csv(out_dir / "history.csv", history)

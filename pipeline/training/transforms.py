@@ -7,7 +7,9 @@ window to 0-255 (PNG cases are already there), times ``scale`` plus
 interpolation. The mask is resized the same way, so a label pixel holds the
 fraction of hematoma it covers (a soft label: sub-pixel edges survive the
 down-sampling, which keeps volumes unbiased after the probabilities are
-resized back at inference).
+resized back at inference). A per-pixel loss ``weight`` goes with them: the
+case's slice weight (label confidence) times one minus the resized ignore mask
+(1 everywhere for cases without either).
 
 Random part (:func:`training_transforms`), as the seed (shift and flip)
 plus intensity jitter:
@@ -16,6 +18,8 @@ plus intensity jitter:
   ``positive_fraction``, on a hematoma pixel and otherwise on a head pixel,
   at a random place: this is the shift augmentation (the full head is seen
   at inference, where the network is fully convolutional);
+* :class:`RandBrainOnlyd` (``brain_only_prob``): everything outside the skull's inner table
+  set to the window's bottom, as in skull-stripped exports (skull, scalp and air at 0 HU);
 * MONAI ``RandFlipd`` along each axis (left-right and antero-posterior flips);
 * MONAI ``RandAffined``: small rotations and zooms (other head sizes and pixel spacings);
 * MONAI ``RandScaleIntensityd``, ``RandShiftIntensityd``,
@@ -25,6 +29,7 @@ plus intensity jitter:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -53,7 +58,9 @@ from ichpipe.pipeline.segment.intracranial import head_mask
 
 __all__ = [
     "PreparedSlices",
+    "RandBrainOnlyd",
     "RandLesionCropd",
+    "brain_region",
     "prepare_case_slices",
     "resize_slices",
     "select_slices",
@@ -84,26 +91,39 @@ class PreparedSlices:
         float32 (n, H, W): windowed, normalised, resized.
     label:
         float32 (n, H, W) in [0, 1]: resized mask (fraction of each pixel).
+    weight:
+        float32 (n, H, W) in [0, 1]: per-pixel loss weight.
     head:
         uint8 (n, H, W): 1 on the head (where negative crops are centred).
+    brain:
+        uint8 (n, H, W): 1 inside the skull's inner table (:func:`brain_region`; all 0 where no
+        closed skull was found).
     indices:
         Slice index of each row in the case.
     """
 
-    def __init__(self, case_id: str, image: F32, label: F32, head: npt.NDArray[np.uint8], indices: list[int]):
+    def __init__(
+        self, case_id: str, image: F32, label: F32, head: npt.NDArray[np.uint8], indices: list[int],
+        weight: F32 | None = None,
+        brain: npt.NDArray[np.uint8] | None = None,
+    ):
         self.case_id = case_id
         self.image = image
         self.label = label
+        self.weight = np.ones_like(label) if weight is None else weight
         self.head = head
+        self.brain = np.zeros_like(head) if brain is None else brain
         self.indices = indices
 
     def items(self) -> list[dict[str, Any]]:
-        """One MONAI data dict per slice: channel-first ``image``, ``label``, ``head`` and ids."""
+        """One MONAI data dict per slice: channel-first ``image``, ``label``, ``weight``, ``head`` and ids."""
         return [
             {
                 "image": self.image[i][None],
                 "label": self.label[i][None],
+                "weight": self.weight[i][None],
                 "head": self.head[i][None],
+                "brain": self.brain[i][None],
                 "case_id": self.case_id,
                 "slice": int(k),
             }
@@ -121,7 +141,7 @@ def select_slices(
     case:
         The case.
     negatives_per_positive:
-        Negative (head, no hematoma) slices kept per positive slice.
+        Negative (head, no hematoma) slices kept per positive slice; ``math.inf`` keeps them all.
     min_negatives:
         Negatives kept at least (cases without hematoma contribute these).
     rng:
@@ -135,9 +155,44 @@ def select_slices(
     else:
         has_head = case.image.reshape(case.image.shape[0], -1).max(axis=1) > 0
     negative = [int(k) for k in np.flatnonzero(has_head) if int(k) not in set(positive)]
-    n_neg = min(len(negative), max(min_negatives, round(negatives_per_positive * len(positive))))
+    if math.isinf(negatives_per_positive):
+        n_neg = len(negative)
+    else:
+        n_neg = min(len(negative), max(min_negatives, round(negatives_per_positive * len(positive))))
     chosen = rng.choice(negative, size=n_neg, replace=False).tolist() if n_neg else []
     return sorted(positive + [int(k) for k in chosen])
+
+
+def brain_region(bone: npt.NDArray[np.bool_], *, closing_px: int = 3) -> npt.NDArray[np.bool_]:
+    """Inside the skull of each slice: the hole-filled largest bone component, minus that component.
+
+    ``bone`` is (n, H, W) (>= 300 HU, or saturated grey in a brain window). Bright blobs inside
+    the skull (clot, calcification) are other components and stay inside. A slice without a
+    closed skull gives an empty region.
+
+    Examples
+    --------
+    >>> y, x = np.indices((32, 32)); ring = (np.hypot(y - 16, x - 16) > 10) & (np.hypot(y - 16, x - 16) < 13)
+    >>> bone = (ring | (np.hypot(y - 16, x - 16) < 2))[None]
+    >>> inside = brain_region(bone)
+    >>> bool(inside[0, 16, 16]), bool(inside[0, 16, 25]), bool(inside[0, 16, 28]), bool(inside[0, 0, 0])
+    (True, True, False, False)
+    """
+    from scipy import ndimage
+
+    out = np.zeros(bone.shape, dtype=bool)
+    for k in range(bone.shape[0]):
+        if not bone[k].any():
+            continue
+        closed = ndimage.binary_closing(bone[k], iterations=closing_px) | bone[k]
+        labels, n = ndimage.label(closed)
+        if n == 0:
+            continue
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        skull = labels == int(np.argmax(sizes))
+        out[k] = ndimage.binary_fill_holes(skull) & ~skull
+    return out
 
 
 def prepare_case_slices(
@@ -159,7 +214,15 @@ def prepare_case_slices(
     label = np.clip(resize_slices(case.mask[indices].astype(np.float32), input_size), 0.0, 1.0)
     head_full = head_mask(raw) if case.intensity == "hu" else raw > 0
     head = (resize_slices(head_full.astype(np.float32), input_size) > 0.5).astype(np.uint8)
-    return PreparedSlices(case.case_id, image, label.astype(np.float32), head, list(indices))
+    bone = raw >= 300.0 if case.intensity == "hu" else raw >= 250.0
+    brain = (resize_slices(brain_region(bone).astype(np.float32), input_size) > 0.5).astype(np.uint8)
+    weight = np.ones_like(label, dtype=np.float32)
+    if case.ignore is not None:
+        ignored = np.clip(resize_slices(case.ignore[indices].astype(np.float32), input_size), 0.0, 1.0)
+        weight = (1.0 - ignored).astype(np.float32)
+    if case.slice_weight is not None:
+        weight = (weight * case.slice_weight[indices][:, None, None]).astype(np.float32)
+    return PreparedSlices(case.case_id, image, label.astype(np.float32), head, list(indices), weight, brain)
 
 
 class RandLesionCropd(Randomizable, MapTransform):
@@ -230,26 +293,62 @@ class RandLesionCropd(Randomizable, MapTransform):
         return d
 
 
+class RandBrainOnlyd(Randomizable, MapTransform):
+    """With probability ``prob``, set ``image`` to ``background`` outside ``brain`` (a skull-stripped look).
+
+    Slices whose ``brain`` is empty (no closed skull found) are left alone.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", *, brain_key: str = "brain", prob: float = 0.1,
+                 background: float = 0.0) -> None:
+        MapTransform.__init__(self, keys)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"Argument 'prob' must be in [0, 1]; got {prob}.")
+        self.brain_key = brain_key
+        self.prob = prob
+        self.background = background
+        self._do = False
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to strip this item."""
+        self._do = self.R.uniform() < self.prob
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize(d)
+        brain = d[self.brain_key]
+        if not self._do or not bool((brain > 0).any()):
+            return d
+        for key in self.key_iterator(d):
+            d[key] = torch.where(torch.as_tensor(brain) > 0, torch.as_tensor(d[key]),
+                                 torch.as_tensor(self.background, dtype=torch.as_tensor(d[key]).dtype))
+        return d
+
+
 def training_transforms(
-    *, crop_size: tuple[int, int], positive_fraction: float, augment: bool = True
+    *, crop_size: tuple[int, int], positive_fraction: float, augment: bool = True, brain_only_prob: float = 0.0
 ) -> Compose:
     """The training pipeline (see the module docstring); ``augment=False`` keeps only the crop.
 
     The first step (to tensors) is deterministic, so a MONAI ``CacheDataset``
     caches its output; every later step is random and runs per sample.
     """
-    keys = ("image", "label")
+    keys = ("image", "label", "weight")
     steps: list[Any] = [
-        EnsureTyped(("image", "label", "head"), data_type="tensor", track_meta=False),
-        RandLesionCropd(("image", "label", "head"), crop_size=crop_size, positive_fraction=positive_fraction),
-        DeleteItemsd("head"),
+        EnsureTyped(("image", "label", "weight", "head", "brain"), data_type="tensor", track_meta=False),
+        RandLesionCropd(
+            ("image", "label", "weight", "head", "brain"), crop_size=crop_size, positive_fraction=positive_fraction
+        ),
     ]
+    if augment and brain_only_prob > 0:
+        steps.append(RandBrainOnlyd("image", prob=brain_only_prob))
+    steps.append(DeleteItemsd(("head", "brain")))
     if augment:
         steps += [
             RandFlipd(keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys, prob=0.5, spatial_axis=1),
             RandAffined(
-                keys, prob=0.3, rotate_range=0.26, scale_range=0.12, mode=("bilinear", "bilinear"),
+                keys, prob=0.3, rotate_range=0.26, scale_range=0.12, mode=("bilinear", "bilinear", "bilinear"),
                 padding_mode="border",
             ),
             RandScaleIntensityd("image", factors=0.1, prob=0.5),
@@ -265,7 +364,7 @@ def validation_transforms() -> Compose:
     """Validation: the whole resized slice, as float tensors (deterministic, cached)."""
     return Compose(
         [
-            DeleteItemsd("head"),
-            EnsureTyped(("image", "label"), data_type="tensor", dtype=torch.float32, track_meta=False),
+            DeleteItemsd(("head", "brain")),
+            EnsureTyped(("image", "label", "weight"), data_type="tensor", dtype=torch.float32, track_meta=False),
         ]
     )
