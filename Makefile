@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ichpipe-installed
 DEMO   := demo-out
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench bench-scaling clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,16 @@ demo: setup
 	  r=json.load(open(glob.glob('$(DEMO)/out/*/*/report.json')[0]))['hematoma']['volume_ml']; \
 	  print(f'truth {t:.2f} mL, measured {r:.2f} mL ({100*(r-t)/t:+.1f} %)')"
 
+# The whole suite; the 20 slowest tests are listed at the end (where the time goes).
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
+
+# The edit loop: no lint, tests marked slow left out, fuzzing at 25 examples per
+# strategy instead of 300, stop at the first failure. `make test` stays the gate.
+test-fast: setup
+	ICHPIPE_FUZZ_EXAMPLES=25 $(BIN)/python -m pytest -q -x -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
@@ -39,6 +45,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m pytest -q -p no:doctest bench --benchmark-only --benchmark-columns=min,median,max,rounds
+
+# Whole-command time and peak memory: threshold, default and full-size network on a 32-slice
+# phantom, the matmul peaks, then the default model at 32, 150 and 300 thin slices (BENCHMARKS.md).
+bench-scaling: setup
+	$(BIN)/python bench/run_stages.py --repeats 1 --scaling 32,150,300
 
 clean:
 	rm -rf $(DEMO) ichpipe-out .pytest_cache .mypy_cache .ruff_cache build dist

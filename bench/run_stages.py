@@ -2,7 +2,7 @@
 
 Usage (from the repository root, in the project's venv)::
 
-    python bench/run_stages.py [--repeats 3] [--out FILE.md]
+    python bench/run_stages.py [--repeats 3] [--out FILE.md] [--scaling 32,150,300 [--scaling-only]]
 
 For each segmenter (threshold; the full-size SA-CBAM U-Net with random weights
 in a temporary checkpoint, since speed does not depend on the weights; the
@@ -42,6 +42,10 @@ from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study 
 
 ICHPIPE = [str(Path(sys.executable).parent / "ichpipe")]
 
+#: Stages of the report's ``timings_s`` shown in the side-by-side table.
+STAGES = ["scan", "assemble", "load_model", "intracranial", "segment", "cross_check", "quality", "measure",
+          "outputs", "store"]
+
 
 def matmul_peak_gflops(dtype: torch.dtype, *, n: int = 2048, repeats: int = 10) -> float:
     """Best dense matmul throughput over ``repeats`` runs, GFLOP/s."""
@@ -55,6 +59,23 @@ def matmul_peak_gflops(dtype: torch.dtype, *, n: int = 2048, repeats: int = 10) 
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
+
+
+def cpu_description() -> str:
+    """CPU model, the vector / matrix extensions that matter to torch, cores, and the load average now."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore").splitlines():
+            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    isa = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                   ("avx2", "AVX2")) if flag in flags]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{model} ({', '.join(isa) or 'no AVX2'}), {os.cpu_count()} cores, load average {load}"
 
 
 def run_once(study: Path, out: Path, args: list[str], store: Path) -> tuple[dict[str, float], float, float]:
@@ -76,11 +97,51 @@ def run_once(study: Path, out: Path, args: list[str], store: Path) -> tuple[dict
     return report["timings_s"], wall, rss_mb
 
 
+def scaling_table(counts: list[int]) -> str:
+    """The default checkpoint on 512x512 phantoms of ``counts`` slices: wall time, peak RSS, stages, fitted slope."""
+    default = CHECKPOINT_DIR / "ichpipe-default.pt"
+    lines = [f"Scaling with the slice count (default checkpoint, one run each). Machine: {cpu_description()}.", "",
+             "| slices | spacing mm | wall s | peak RSS MB | intracranial | segment | quality | volume mL (truth) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    points: list[tuple[int, float, float]] = []
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="ichpipe-scaling-") as tmp_name:
+            tmp = Path(tmp_name)
+            spacing = 5.0 if n <= 64 else 0.625
+            truth = write_phantom_study(tmp / "study", PhantomSpec(seed=424242, rows=512, columns=512, n_slices=n,
+                                                                   slice_spacing_mm=spacing))
+            stages, wall, rss = run_once(tmp / "study", tmp / "out", ["--checkpoint", str(default)],
+                                         tmp / "store.sqlite")
+            report = json.loads(next((tmp / "out").rglob("report.json")).read_text())
+            measured = report["hematoma"]["volume_ml"]
+        points.append((n, wall, rss))
+        lines.append(f"| {n} | {spacing} | {wall:.1f} | {rss:.0f} | {stages.get('intracranial', 0):.1f} |"
+                     f" {stages.get('segment', 0):.1f} | {stages.get('quality', 0):.1f} |"
+                     f" {measured:.2f} ({truth.volume_ml:.2f}) |")
+    if len(points) >= 2:
+        xs = [p[0] for p in points]
+        for name, ys in (("s", [p[1] for p in points]), ("MB", [p[2] for p in points])):
+            slope = statistics.linear_regression(xs, ys).slope
+            intercept = statistics.linear_regression(xs, ys).intercept
+            lines.append(f"\nLeast-squares fit: {intercept:.1f} {name} + {slope:.3f} {name} per slice.")
+    lines.append(f"\nLoad average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--scaling", default="", help="Also run the default checkpoint on phantoms of these"
+                        " slice counts (comma-separated; 5 mm up to 64 slices, 0.625 mm above).")
+    parser.add_argument("--scaling-only", action="store_true", help="Skip the side-by-side table.")
     opts = parser.parse_args()
+    if opts.scaling_only:
+        text = scaling_table([int(n) for n in opts.scaling.split(",") if n])
+        print(text)
+        if opts.out:
+            opts.out.write_text(text)
+        return
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ichpipe-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -91,7 +152,7 @@ def main() -> None:
         save_checkpoint(full_ckpt, model, name="sa_cbam_unet", input_size=(512, 512),
                         window={"width": 80.0, "level": 40.0}, normalisation={"scale": 1 / 255, "offset": 0.0},
                         training_data="none: random weights for timing only")
-        cases = [("threshold", ["--segmenter", "threshold"], None)]
+        cases: list[tuple[str, list[str], str | None]] = [("threshold", ["--segmenter", "threshold"], None)]
         cases.append(("sa_cbam_unet (full, base 64)", ["--segmenter", "sa_cbam_unet", "--checkpoint",
                                                         str(full_ckpt)], "sa_cbam_unet"))
         default = CHECKPOINT_DIR / "ichpipe-default.pt"
@@ -99,14 +160,13 @@ def main() -> None:
             cases.append(("default checkpoint", ["--checkpoint", str(default)], None))
         fp32 = matmul_peak_gflops(torch.float32)
         bf16 = matmul_peak_gflops(torch.bfloat16)
-        lines.append(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        lines.append(f"Machine: {cpu_description()}; "
                      f"torch {torch.__version__}, {torch.get_num_threads()} threads; date {date.today()}; "
                      f"median of {opts.repeats} runs of the whole command on a 32x512x512 phantom "
                      f"(truth {truth.volume_ml:.2f} mL).")
         lines.append(f"Dense matmul peak (2048^3): fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s.")
         lines.append("")
-        header = "| segmenter | wall s | peak RSS MB | " + " | ".join(
-            ["scan", "assemble", "load_model", "segment", "measure", "outputs", "store"]) + " |"
+        header = "| segmenter | wall s | peak RSS MB | " + " | ".join(STAGES) + " |"
         lines.append(header)
         lines.append("|" + "---|" * (header.count("|") - 1))
         notes: list[str] = []
@@ -115,8 +175,7 @@ def main() -> None:
             med = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in runs[0][0]}
             wall = statistics.median(r[1] for r in runs)
             rss = statistics.median(r[2] for r in runs)
-            stages = ["scan", "assemble", "load_model", "segment", "measure", "outputs", "store"]
-            lines.append(f"| {label} | {wall:.1f} | {rss:.0f} | " + " | ".join(f"{med.get(s, 0):.2f}" for s in stages)
+            lines.append(f"| {label} | {wall:.1f} | {rss:.0f} | " + " | ".join(f"{med.get(s, 0):.2f}" for s in STAGES)
                          + " |")
             if registry_name:
                 flops = count_flops(build_model(registry_name), (1, 1, 512, 512))
@@ -125,8 +184,10 @@ def main() -> None:
                              f" that is at most {achieved:.0f} GFLOP/s = {100 * achieved / bf16:.0f} % of the bf16"
                              " matmul peak (an upper bound: slices outside the head are skipped, and the stage"
                              " also builds the head and intracranial masks).")
-        lines += ["", *notes]
+        lines += ["", *notes, "", f"Load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}."]
     text = "\n".join(lines) + "\n"
+    if opts.scaling:
+        text += "\n" + scaling_table([int(n) for n in opts.scaling.split(",") if n])
     print(text)
     if opts.out:
         opts.out.write_text(text)

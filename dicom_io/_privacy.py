@@ -17,9 +17,10 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
+if TYPE_CHECKING:  # pydicom is imported by what reads headers; the command line's log masking needs none of it
+    from pydicom.dataset import Dataset
 
 __all__ = [
     "IDENTIFYING_KEYWORDS",
@@ -55,6 +56,8 @@ _generation = [0]  # bumped on every change, so that readers can cache what they
 
 def _words(keyword: str, value: object) -> list[str]:
     """The strings under which a value may show up in text (a name's parts, a date in ISO form)."""
+    from pydicom.multival import MultiValue  # already imported: a value comes from a header just read
+
     values = list(value) if isinstance(value, list | tuple | MultiValue) else [value]
     out: list[str] = []
     for item in values:

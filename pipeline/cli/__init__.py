@@ -14,12 +14,14 @@ Exit status: 0 success, 1 the job failed (reason on stderr), 2 bad usage or conf
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ichpipe import __version__
 from ichpipe.pipeline.cli._common import setup_logging
 
-__all__ = ["GLOBAL_FLAGS", "IchpipeGroup", "cli", "main"]
+__all__ = ["GLOBAL_FLAGS", "OPENMP_DEFAULTS", "IchpipeGroup", "cli", "main"]
 
 #: Flags of the group that may also be written after the subcommand (``ichpipe run -v ...``).
 GLOBAL_FLAGS = ("-v", "--verbose", "--debug", "--log-phi")
@@ -98,6 +100,14 @@ def _register() -> None:
 _register()
 
 
+#: OpenMP settings made before torch is first imported (a value already in the environment wins).
+#: ``PASSIVE``: idle OpenMP threads sleep instead of spinning. On a machine whose cores are shared
+#: with other jobs, spinning threads make a network run many times slower (BENCHMARKS.md, issue 17).
+OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def main() -> None:
     """Console-script entry point."""
+    for name, value in OPENMP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     cli(prog_name="ichpipe")

@@ -9,7 +9,6 @@ import click
 
 from ichpipe.logs import escape_controls, redact, register_path_alias, safe_text
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.jobs.inspect_study import inspect_study
 from ichpipe.progress import ProgressDisplay
 
 __all__ = ["inspect"]
@@ -26,6 +25,8 @@ def inspect(study: Path, as_json: bool, explain: bool, config_path: Path | None)
 
     Exit status 0 when a series is selected, 1 when none passes the rules.
     """
+    from ichpipe.pipeline.jobs.inspect_study import inspect_study
+
     config = load_cli_config(config_path)
     register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
     with ProgressDisplay(interval_s=config.progress.interval_s):

@@ -8,7 +8,6 @@ import click
 
 from ichpipe.logs import register_path_alias
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
-from ichpipe.pipeline.jobs.measure_mask import measure_config_from, measure_mask
 
 __all__ = ["measure"]
 
@@ -55,6 +54,8 @@ def measure(
     Exit status 0 on success, 1 when the mask or study cannot be read or the
     mask does not match the series, 2 on bad usage.
     """
+    from ichpipe.pipeline.jobs.measure_mask import measure_config_from, measure_mask
+
     config = load_cli_config(config_path)
     if study is not None:
         register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi

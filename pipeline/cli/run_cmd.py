@@ -10,7 +10,6 @@ import click
 
 from ichpipe.logs import register_path_alias
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config, redact
-from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
 from ichpipe.progress import ProgressDisplay
 
 __all__ = ["run"]
@@ -92,6 +91,8 @@ def run(study: Path, out: Path | None, segmenter: str | None, checkpoint: Path |
     and printed on stderr, one line each. A flagged volume is still written;
     with --strict the exit status is then 1.
     """
+    from ichpipe.pipeline.jobs.run_study import RunOptions, run_study
+
     config = load_cli_config(config_path, {"outputs": {"deidentify": True}} if deidentify else None)
     register_path_alias(study, "<study>")  # its name often holds the patient's: masked unless --log-phi
     options = RunOptions(study=study, out=out, segmenter=segmenter, checkpoint=checkpoint,

@@ -47,6 +47,9 @@ _SQUARE = np.ones((3, 3), dtype=bool)
 _CROSS = ndimage.generate_binary_structure(2, 1)
 _EIGHT = np.ones((3, 3), dtype=bool)
 
+#: Largest label-pair table (cells) :func:`_overlap_pairs` marks; above it, pair codes are sorted instead.
+_TABLE_LIMIT = 1 << 22
+
 
 def largest_2d(mask: BoolArray) -> BoolArray:
     """The largest 8-connected component of a plane."""
@@ -67,6 +70,40 @@ def drop_small_2d(mask: BoolArray, min_pixels: int) -> BoolArray:
     keep = sizes >= min_pixels
     keep[0] = False
     return np.asarray(keep[labels])
+
+
+def _overlap_pairs(previous: npt.NDArray[np.int32], n_previous: int, labels: npt.NDArray[np.int32],
+                   n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Pairs (label on the previous slice, label on this one) that touch through the nine in-plane shifts.
+
+    Works on the bounding box of both planes' labelled pixels, and marks
+    pairs in an (n_previous + 1) x (n + 1) table when that is small (no sort),
+    else de-duplicates pair codes with :func:`numpy.unique`.
+    """
+    either = (previous > 0) | (labels > 0)
+    rows_any, cols_any = np.flatnonzero(either.any(axis=1)), np.flatnonzero(either.any(axis=0))
+    box = (slice(max(0, int(rows_any[0]) - 1), int(rows_any[-1]) + 2),
+           slice(max(0, int(cols_any[0]) - 1), int(cols_any[-1]) + 2))
+    prev, lab = previous[box], labels[box]
+    rows, cols = lab.shape
+    table = np.zeros((n_previous + 1, n + 1), dtype=bool) if (n_previous + 1) * (n + 1) <= _TABLE_LIMIT else None
+    codes: list[npt.NDArray[np.int64]] = []
+    for sy in (-1, 0, 1):
+        for sx in (-1, 0, 1):
+            a = prev[max(0, sy) : rows + min(0, sy), max(0, sx) : cols + min(0, sx)]
+            b = lab[max(0, -sy) : rows + min(0, -sy), max(0, -sx) : cols + min(0, -sx)]
+            both = (a > 0) & (b > 0)
+            if table is not None:
+                table[a[both], b[both]] = True
+            elif both.any():
+                codes.append(np.unique(a[both].astype(np.int64) * (n + 1) + b[both]))
+    if table is not None:
+        found_a, found_b = np.nonzero(table)
+        return found_a, found_b
+    if not codes:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    code = np.unique(np.concatenate(codes))
+    return code // (n + 1), code % (n + 1)
 
 
 def _select_components_3d(mask: BoolArray, weights: npt.NDArray[np.float64], *, largest: bool,
@@ -94,35 +131,24 @@ def _select_components_3d(mask: BoolArray, weights: npt.NDArray[np.float64], *, 
     sizes: dict[int, float] = {}
     offsets: list[int] = []
     offset = 0
-    previous: npt.NDArray[np.int64] | None = None
+    previous: npt.NDArray[np.int32] | None = None
+    n_previous = 0
     for z in range(mask.shape[0]):
-        labels, n = ndimage.label(mask[z], structure=_EIGHT)
-        lab = labels.astype(np.int64)
-        lab[lab > 0] += offset
+        labels, n = ndimage.label(mask[z], structure=_EIGHT, output=np.int32)
         counts = np.bincount(labels.ravel(), minlength=n + 1)
         for k in range(1, n + 1):
             parent[offset + k] = offset + k
             sizes[offset + k] = float(counts[k]) * float(weights[z])
-        if previous is not None and n:
-            pairs: list[npt.NDArray[np.int64]] = []
-            rows, cols = lab.shape
-            for sy in (-1, 0, 1):
-                for sx in (-1, 0, 1):
-                    a = previous[max(0, sy) : rows + min(0, sy), max(0, sx) : cols + min(0, sx)]
-                    b = lab[max(0, -sy) : rows + min(0, -sy), max(0, -sx) : cols + min(0, -sx)]
-                    both = (a > 0) & (b > 0)
-                    if both.any():
-                        pairs.append(np.stack([a[both], b[both]], axis=1))
-            if pairs:
-                both_ids = np.concatenate(pairs)
-                code = np.unique(both_ids[:, 0] * (offset + n + 1) + both_ids[:, 1])
-                for x, y in zip((code // (offset + n + 1)).tolist(), (code % (offset + n + 1)).tolist(), strict=True):
-                    rx, ry = find(int(x)), find(int(y))
-                    if rx != ry:
-                        parent[ry] = rx
+        if previous is not None and n and n_previous:
+            below, here = _overlap_pairs(previous, n_previous, labels, n)
+            previous_offset = offset - n_previous
+            for x, y in zip(below.tolist(), here.tolist(), strict=True):
+                rx, ry = find(previous_offset + x), find(offset + y)
+                if rx != ry:
+                    parent[ry] = rx
         offsets.append(offset)
         offset += n
-        previous = lab
+        previous, n_previous = labels, n
     out = np.zeros(mask.shape, dtype=bool)
     if not parent:
         return out
@@ -137,7 +163,7 @@ def _select_components_3d(mask: BoolArray, weights: npt.NDArray[np.float64], *, 
     if not kept:
         return out
     for z in range(mask.shape[0]):
-        labels, n = ndimage.label(mask[z], structure=_EIGHT)
+        labels, n = ndimage.label(mask[z], structure=_EIGHT, output=np.int32)
         if n == 0:
             continue
         keep = np.zeros(n + 1, dtype=bool)

@@ -105,6 +105,54 @@ def test_attention_bottleneck_mixes_information_globally() -> None:
         assert (sa(x)[..., 7, 7] - sa(x2)[..., 7, 7]).abs().max() > 1e-5
 
 
+def _reference_bottleneck(sa: SelfAttentionBottleneck, x: torch.Tensor) -> torch.Tensor:
+    """The bottleneck as it was first written: through ``nn.MultiheadAttention`` itself."""
+    b, c, h, w = x.shape
+    tokens = sa.norm(sa.pos(x).flatten(2).transpose(1, 2))
+    out, _ = sa.attn(tokens, tokens, tokens, need_weights=False)
+    return x + out.transpose(1, 2).reshape(b, c, h, w)
+
+
+@pytest.mark.parametrize(("channels", "heads", "grid", "batch"), [(16, 4, (4, 4), 2), (32, 8, (6, 10), 3),
+                                                                  (64, 1, (8, 8), 1)])
+@pytest.mark.parametrize("train", [False, True])
+def test_fused_attention_equals_multihead_attention(
+    channels: int, heads: int, grid: tuple[int, int], batch: int, train: bool
+) -> None:
+    # random weights everywhere (biases and the learned encoding too), random input; in training
+    # mode (no dropout) the gradients of the weights must agree as well
+    torch.manual_seed(channels + heads)
+    sa = SelfAttentionBottleneck(channels, grid_size=grid, num_heads=heads, pos_encoding="learned")
+    with torch.no_grad():
+        for p in sa.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    sa.train(train)
+    x = torch.randn(batch, channels, *grid, requires_grad=True)
+    fused = sa(x)
+    ref = _reference_bottleneck(sa, x)
+    assert fused.shape == ref.shape == x.shape
+    torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5)
+    assert (fused - x).abs().max() > 1e-2  # the attention branch is not trivially zero
+    if train:
+        g_fused = torch.autograd.grad(fused.square().sum(), [x, sa.attn.in_proj_weight, sa.attn.out_proj.weight])
+        g_ref = torch.autograd.grad(ref.square().sum(), [x, sa.attn.in_proj_weight, sa.attn.out_proj.weight])
+        for a, b in zip(g_fused, g_ref, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_fused_attention_under_bf16_autocast_and_channels_last() -> None:
+    # the path inference takes on a CPU with native bf16: same result as fp32 to bf16 precision
+    torch.manual_seed(0)
+    sa = SelfAttentionBottleneck(64, grid_size=(8, 8), num_heads=8).eval()
+    x = torch.randn(2, 64, 8, 8).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ref = _reference_bottleneck(sa, x.contiguous())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = sa(x.bfloat16())
+    assert low.shape == ref.shape
+    torch.testing.assert_close(low.float(), ref, rtol=0.05, atol=0.1)
+
+
 def test_residual_and_decoder_blocks_shapes() -> None:
     enc = ResidualEncoderBlock(3, 8, norm="instance")
     assert enc(torch.rand(2, 3, 16, 16)).shape == (2, 8, 16, 16)
