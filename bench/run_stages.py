@@ -3,10 +3,12 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/run_stages.py [--repeats 3] [--out FILE.md] [--scaling 32,150,300 [--scaling-only]]
+                               [--blast-weights ../shared/data/blast-ct-v1]
 
 For each segmenter (threshold; the full-size SA-CBAM U-Net with random weights
 in a temporary checkpoint, since speed does not depend on the weights; the
-shipped default checkpoint when present) it runs the whole command
+shipped default checkpoint when present; BLAST-CT v1 with one model when
+``--blast-weights`` names its weights) it runs the whole command
 ``/usr/bin/time -v ichpipe run ... --json`` several times and reports the median
 of each stage in ``timings_s``, the median wall time and the peak resident
 memory. It also measures the CPU's dense matmul throughput in fp32 and bf16
@@ -78,7 +80,7 @@ def cpu_description() -> str:
     return f"{model} ({', '.join(isa) or 'no AVX2'}), {os.cpu_count()} cores, load average {load}"
 
 
-def run_once(study: Path, out: Path, args: list[str], store: Path) -> tuple[dict[str, float], float, float]:
+def run_once(study: Path, out: Path, args: list[str], store: Path) -> tuple[dict[str, float], float, float, float]:
     cfg = out.parent / "bench-config.yaml"
     cfg.write_text(f"store:\n  path: {store}\n")
     cmd = [*ICHPIPE, "run", "--study", str(study), "--out", str(out), "--json", "--config", str(cfg), *args]
@@ -94,7 +96,7 @@ def run_once(study: Path, out: Path, args: list[str], store: Path) -> tuple[dict
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     if match:
         rss_mb = int(match.group(1)) / 1024
-    return report["timings_s"], wall, rss_mb
+    return report["timings_s"], wall, rss_mb, float(report["hematoma"]["volume_ml"])
 
 
 def scaling_table(counts: list[int]) -> str:
@@ -110,7 +112,7 @@ def scaling_table(counts: list[int]) -> str:
             spacing = 5.0 if n <= 64 else 0.625
             truth = write_phantom_study(tmp / "study", PhantomSpec(seed=424242, rows=512, columns=512, n_slices=n,
                                                                    slice_spacing_mm=spacing))
-            stages, wall, rss = run_once(tmp / "study", tmp / "out", ["--checkpoint", str(default)],
+            stages, wall, rss, _ = run_once(tmp / "study", tmp / "out", ["--checkpoint", str(default)],
                                          tmp / "store.sqlite")
             report = json.loads(next((tmp / "out").rglob("report.json")).read_text())
             measured = report["hematoma"]["volume_ml"]
@@ -135,6 +137,8 @@ def main() -> None:
     parser.add_argument("--scaling", default="", help="Also run the default checkpoint on phantoms of these"
                         " slice counts (comma-separated; 5 mm up to 64 slices, 0.625 mm above).")
     parser.add_argument("--scaling-only", action="store_true", help="Skip the side-by-side table.")
+    parser.add_argument("--blast-weights", type=Path, default=None,
+                        help="A folder of BLAST-CT v1 model_*.pt: add BLAST-CT with one model to the table.")
     opts = parser.parse_args()
     if opts.scaling_only:
         text = scaling_table([int(n) for n in opts.scaling.split(",") if n])
@@ -158,6 +162,11 @@ def main() -> None:
         default = CHECKPOINT_DIR / "ichpipe-default.pt"
         if default.exists():
             cases.append(("default checkpoint", ["--checkpoint", str(default)], None))
+        if opts.blast_weights is not None:
+            if not opts.blast_weights.is_dir():
+                raise SystemExit(f"--blast-weights {opts.blast_weights} is not a folder.")
+            cases.append(("BLAST-CT v1, 1 model", ["--segmenter", "blast_ct", "--checkpoint", str(opts.blast_weights),
+                                                   "--blast-models", "1"], None))
         fp32 = matmul_peak_gflops(torch.float32)
         bf16 = matmul_peak_gflops(torch.bfloat16)
         lines.append(f"Machine: {cpu_description()}; "
@@ -166,7 +175,7 @@ def main() -> None:
                      f"(truth {truth.volume_ml:.2f} mL).")
         lines.append(f"Dense matmul peak (2048^3): fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s.")
         lines.append("")
-        header = "| segmenter | wall s | peak RSS MB | " + " | ".join(STAGES) + " |"
+        header = "| segmenter | volume mL | wall s | peak RSS MB | " + " | ".join(STAGES) + " |"
         lines.append(header)
         lines.append("|" + "---|" * (header.count("|") - 1))
         notes: list[str] = []
@@ -175,8 +184,9 @@ def main() -> None:
             med = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in runs[0][0]}
             wall = statistics.median(r[1] for r in runs)
             rss = statistics.median(r[2] for r in runs)
-            lines.append(f"| {label} | {wall:.1f} | {rss:.0f} | " + " | ".join(f"{med.get(s, 0):.2f}" for s in STAGES)
-                         + " |")
+            volume = statistics.median(r[3] for r in runs)
+            cells = " | ".join(f"{med.get(s, 0):.2f}" for s in STAGES)
+            lines.append(f"| {label} | {volume:.2f} | {wall:.1f} | {rss:.0f} | {cells} |")
             if registry_name:
                 flops = count_flops(build_model(registry_name), (1, 1, 512, 512))
                 achieved = flops * 32 / med["segment"] / 1e9
