@@ -111,10 +111,12 @@ def phantom(
 ) -> None:
     """Write a synthetic head-CT study with known hematoma volume(s) to OUT.
 
-    OUT gets DICOM/ (every series, hashed file names), truth.json (exact
-    voxel-count volume by the half-gap rule, expected geometry, UIDs, which
-    series to select) and truth_mask.nii.gz (hematoma labels of the written
-    slices; with --seg also truth_mask_seg.dcm).
+    OUT gets DICOM/ (every series, hashed file names), truth.json (the
+    voxel-count volume of every planned slice over its nominal thickness,
+    computed from the plan and not by a reader's rule, with the tolerance a
+    reader cannot do better than; expected geometry, UIDs, which series to
+    select) and truth_mask.nii.gz (hematoma labels of the written slices;
+    with --seg also truth_mask_seg.dcm).
     """
     from ichpipe.pipeline.synthetic.phantom import DEFAULT_DISTRACTORS, PhantomSpec, write_phantom_study
 
