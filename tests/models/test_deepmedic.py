@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from deepmedic_support import tiny_deepmedic, tiny_deepmedic_net
 
 from ichpipe.models.deepmedic import (
     DeepMedic,
@@ -18,31 +19,11 @@ from ichpipe.models.deepmedic import (
     pathway_input_size,
 )
 
-
-def _tiny_net() -> DeepMedic:
-    """The real geometry (3 pathways, 8 blocks, 40-voxel margin) with 2-4 channels."""
-    return DeepMedic(feature_maps=(2,) * 8, fully_connected=(4, 4))
-
-
-def _tiny(seed: int = 0) -> DeepMedic:
-    """A tiny network with random weights and random BatchNorm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    net = _tiny_net()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm3d):
-            assert m.running_mean is not None and m.running_var is not None
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return net.eval()
-
-
 # --- shapes and size arithmetic -------------------------------------------------------------
 
 
 def test_output_shape_and_batch() -> None:
-    net = _tiny()
+    net = tiny_deepmedic()
     with torch.inference_mode():
         y = net(torch.randn(2, 1, 85, 90, 95))
     assert y.shape == (2, 5, 5, 10, 15)
@@ -67,9 +48,9 @@ def test_bad_sizes_raise() -> None:
     with pytest.raises(ValueError, match="not a valid DeepMedic input"):
         output_size_for_input((80, 85, 85))
     with pytest.raises(ValueError, match="5-D tensor"):
-        _tiny()(torch.zeros(1, 85, 85, 85))
+        tiny_deepmedic()(torch.zeros(1, 85, 85, 85))
     with pytest.raises(ValueError, match="not a valid DeepMedic input"):
-        _tiny()(torch.zeros(1, 1, 84, 85, 85))
+        tiny_deepmedic()(torch.zeros(1, 1, 84, 85, 85))
     with pytest.raises(ValueError, match="3 positive integers"):
         crop_center(torch.zeros(1, 1, 4, 4, 4), (2, 2))
     with pytest.raises(ValueError, match="does not fit"):
@@ -133,7 +114,7 @@ def _probe() -> DeepMedic:
     BN is the identity, PReLU slope 1, every convolution copies channel 0 from its centre tap,
     the head routes pathway k's channel 0 to class k (k = 0: factor 5, 1: factor 3, 2: factor 1).
     """
-    net = _tiny_net()
+    net = tiny_deepmedic_net()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm3d):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from deepmedic_support import tiny_deepmedic
 
 from ichpipe.errors import CheckpointError
 from ichpipe.models.deepmedic import DeepMedic, crop_center
@@ -20,26 +21,6 @@ from ichpipe.pipeline.segment.blast_ct import (
     segment_blast_ct,
 )
 from ichpipe.pipeline.segment.iso_grid import NativeGrid, resample_to_isotropic, to_native_grid
-
-
-def _tiny_net() -> DeepMedic:
-    """The real geometry (3 pathways, 8 blocks, 40-voxel margin) with 2-4 channels."""
-    return DeepMedic(feature_maps=(2,) * 8, fully_connected=(4, 4))
-
-
-def _tiny(seed: int = 0) -> DeepMedic:
-    """A tiny network with random weights and random BatchNorm statistics, in eval mode."""
-    torch.manual_seed(seed)
-    net = _tiny_net()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm3d):
-            assert m.running_mean is not None and m.running_var is not None
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return net.eval()
-
 
 # --- loading ----------------------------------------------------------------------------
 
@@ -108,7 +89,7 @@ def _one_pass(net: DeepMedic, x: np.ndarray, extra: int = 0) -> np.ndarray:
 
 
 def test_tiles_give_exactly_the_single_pass() -> None:
-    net = _tiny(1)
+    net = tiny_deepmedic(1)
     x = _volume((37, 130, 41), seed=4)
     tiled, info = predict_probabilities(x, [net], max_tile_voxels=15 * 30 * 15, precision="fp32", threads=1)
     assert info["tiles"] > 4 and info["computed_fraction"] < 1.0  # both tiling and the all-air shortcut ran
@@ -120,7 +101,7 @@ def test_tiles_give_exactly_the_single_pass() -> None:
 
 
 def test_ensemble_is_the_mean_of_the_members() -> None:
-    nets = [_tiny(1), _tiny(2)]
+    nets = [tiny_deepmedic(1), tiny_deepmedic(2)]
     x = _volume((25, 45, 35), seed=5)
     both, _ = predict_probabilities(x, nets, precision="fp32")
     singles = [predict_probabilities(x, [n], precision="fp32")[0] for n in nets]
@@ -130,11 +111,11 @@ def test_ensemble_is_the_mean_of_the_members() -> None:
 
 def test_predict_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="3-D volume"):
-        predict_probabilities(np.zeros((4, 4), np.float32), [_tiny()])
+        predict_probabilities(np.zeros((4, 4), np.float32), [tiny_deepmedic()])
     with pytest.raises(ValueError, match="at least one network"):
         predict_probabilities(np.zeros((4, 4, 4), np.float32), [])
     with pytest.raises(ValueError, match="'precision' must be"):
-        predict_probabilities(np.zeros((4, 4, 4), np.float32), [_tiny()], precision="fp16")  # type: ignore[arg-type]
+        predict_probabilities(np.zeros((4, 4, 4), np.float32), [tiny_deepmedic()], precision="fp16")  # type: ignore[arg-type]
 
 
 # --- geometry: resampling and the way back -----------------------------------------------------
@@ -207,7 +188,7 @@ def test_grid_validation() -> None:
 
 
 def test_flipped_orientation_is_undone() -> None:
-    net = _tiny(2)
+    net = tiny_deepmedic(2)
     z = np.arange(6) * 4.0
     rng = np.random.default_rng(0)
     hu = rng.uniform(-50, 120, size=(6, 14, 12)).astype(np.float32)
