@@ -6,7 +6,7 @@ import torch
 
 from ichpipe.models.deepmedic import DeepMedic
 
-__all__ = ["tiny_deepmedic", "tiny_deepmedic_net"]
+__all__ = ["random_deepmedic_state", "tiny_deepmedic", "tiny_deepmedic_net"]
 
 
 def tiny_deepmedic_net() -> DeepMedic:
@@ -26,3 +26,16 @@ def tiny_deepmedic(seed: int = 0) -> DeepMedic:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     return net.eval()
+
+
+def random_deepmedic_state(seed: int) -> dict[str, torch.Tensor]:
+    """A state dict with the published BLAST-CT v1 key names and shapes and random values (no real weights)."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in DeepMedic().state_dict().items():
+        if value.is_floating_point():
+            value = torch.randn(value.shape, generator=gen) * 0.1
+            if key.endswith("running_var"):
+                value = value.abs() + 0.5
+        state[key] = value
+    return state

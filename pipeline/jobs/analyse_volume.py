@@ -28,6 +28,7 @@ from ichpipe.pipeline.outputs.report import StageTimer
 from ichpipe.pipeline.quality.assess import assess_quality
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.segment import Segmenter
+from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult, segment_volume
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
@@ -67,10 +68,6 @@ class Analysis:
     quality: QualityReport
     cross_check: dict[str, Any] | None
     types: dict[str, Any] | None = None
-
-
-def _volume_ml(mask: npt.NDArray[np.bool_], voxel_ml: npt.NDArray[np.float64]) -> float:
-    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))
 
 
 def analyse_volume(
@@ -114,7 +111,7 @@ def analyse_volume(
         with timer.stage("cross_check"):
             baseline = ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
             other = baseline.segment_in(volume, space)
-            other_ml = _volume_ml(other.mask, geo.voxel_volumes_ml)
+            other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
             del other
         name = str(segmenter.describe().get("name") or segmenter.name)
         volumes = {name: measurement.volume_ml, baseline.name: other_ml}

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment.components import components_at_least_3d
+from ichpipe.pipeline.segment.components import components_at_least_3d, mask_volume_ml
 
 __all__ = [
     "check_blood_at_edge",
@@ -41,10 +41,6 @@ FloatArray = npt.NDArray[np.floating]
 def _voxel_ml(spacing: tuple[float, float], thickness: float | npt.ArrayLike, n: int) -> npt.NDArray[np.float64]:
     t = np.broadcast_to(np.asarray(thickness, dtype=np.float64), (n,))
     return float(spacing[0]) * float(spacing[1]) * t / 1000.0
-
-
-def _volume(mask: BoolArray, voxel_ml: npt.NDArray[np.float64]) -> float:
-    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))
 
 
 def _box(need: BoolArray, margin: int) -> tuple[slice, slice]:
@@ -454,7 +450,7 @@ max_tilt_deg:
         bone = ndimage.binary_dilation(plane[box] >= bone_hu, structure=bone_grow)
         enhanced[z][box] = near & ~bone & candidate[box]
     if enhanced.any():
-        amount = _volume(components_at_least_3d(enhanced, voxel_ml, enhanced_min_component_ml), voxel_ml)
+        amount = mask_volume_ml(components_at_least_3d(enhanced, voxel_ml, enhanced_min_component_ml), voxel_ml)
         if amount >= enhanced_ml:
             flags.append(QualityFlag(
                 "out_of_domain_contrast",
@@ -462,7 +458,7 @@ max_tilt_deg:
                 " or sinuses): the study looks contrast-enhanced, and the network saw only non-contrast CT.",
                 round(amount, 2), enhanced_ml))
     del enhanced
-    icv = intracranial_ml if intracranial_ml is not None else _volume(intracranial, voxel_ml)
+    icv = intracranial_ml if intracranial_ml is not None else mask_volume_ml(intracranial, voxel_ml)
     area = float(max(int(p.sum()) for p in intracranial)) * spacing[0] * spacing[1] / 100.0
     if icv < paediatric_ml and area < paediatric_area_cm2:
         flags.append(QualityFlag(

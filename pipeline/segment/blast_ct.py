@@ -59,9 +59,8 @@ from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.blast_ct_config import BLOOD_CLASSES, BlastCtConfig
 from ichpipe.pipeline.config.inference_config import Device, InferenceConfig
 from ichpipe.pipeline.config.schema import Config
-from ichpipe.pipeline.segment.components import components_at_least_3d
 from ichpipe.pipeline.segment.inference import cpu_has_native_bf16, resolve_device
-from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
+from ichpipe.pipeline.segment.intracranial import IntracranialResult, restrict_to_intracranial
 from ichpipe.pipeline.segment.iso_grid import NativeGrid, grid_from_geometry, resample_to_isotropic, to_native_grid
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.progress import stage
@@ -467,31 +466,19 @@ class BlastCtSegmenter:
         class, for per-type volumes; ``"oedema"``: BLAST-CT's oedema inside the same space, never
         counted) and ``blast_ct`` (models, tiles, seconds).
         """
-        geo = volume.geometry
         result = self.labels(volume)
         labels = result.labels
         mask = np.isin(labels, [CLASS_NAMES.index(c) for c in BLOOD_CLASSES])
         oedema = labels == CLASS_NAMES.index("oedema")
-        unrestricted: float | None = None
-        removed: float | None = None
-        if self.inference.restrict_to_intracranial:
-            unrestricted = _volume_ml(mask, geo.voxel_volumes_ml)
-            if mask.any() or oedema.any():
-                space = intracranial if intracranial is not None else find_intracranial_in(volume.hu, geo,
-                                                                                           self.anatomy)
-                mask &= space.mask
-                oedema &= space.mask
-            removed = max(0.0, unrestricted - _volume_ml(mask, geo.voxel_volumes_ml))
-        mask = components_at_least_3d(mask, geo.voxel_volumes_ml, self.inference.min_component_ml)
+        restricted = restrict_to_intracranial(mask, volume, restrict=self.inference.restrict_to_intracranial,
+                                              min_component_ml=self.inference.min_component_ml,
+                                              anatomy=self.anatomy, intracranial=intracranial, also=(oedema,))
+        mask = restricted.mask
         class_masks = {c: mask & (labels == CLASS_NAMES.index(c)) for c in BLOOD_CLASSES}
         class_masks["oedema"] = oedema
         info = {k: (list(v) if isinstance(v, tuple) else v) for k, v in result.info.items()}
-        return SegmentationResult(
-            mask=mask,
-            unrestricted_ml=None if unrestricted is None else round(unrestricted, 4),
-            removed_ml=None if removed is None else round(removed, 4),
-            details={"class_masks": class_masks, "source": "BLAST-CT v1 classes", "blast_ct": info},
-        )
+        return replace(restricted, details={"class_masks": class_masks, "source": "BLAST-CT v1 classes",
+                                            "blast_ct": info})
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool haemorrhage mask (IPH + EAH + IVH), shape ``volume.hu.shape``, post-processed."""
@@ -551,6 +538,3 @@ def build_blast_ct(config: Config, *, weights_dir: Path | None = None, models: i
     return BlastCtSegmenter(folder, config=settings, inference=inference, anatomy=config.anatomy,
                             sha256_allowlist=config.models.checkpoint_sha256_allowlist, progress=progress)
 
-
-def _volume_ml(mask: npt.NDArray[np.bool_], voxel_ml: npt.NDArray[np.float64]) -> float:
-    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))

@@ -20,6 +20,7 @@ __all__ = [
     "fill_small_holes_2d",
     "largest_2d",
     "largest_component_3d",
+    "mask_volume_ml",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
@@ -170,6 +171,12 @@ def _select_components_3d(mask: BoolArray, weights: npt.NDArray[np.float64], *, 
         keep[1:] = [find(offsets[z] + k) in kept for k in range(1, n + 1)]
         out[z] = keep[labels]
     return out
+
+
+def mask_volume_ml(mask: BoolArray, voxel_ml: npt.ArrayLike) -> float:
+    """Volume of ``mask`` in mL (``voxel_ml``: one voxel's volume per slice, or one value for all)."""
+    per_slice = mask.reshape(mask.shape[0], -1).sum(axis=1)
+    return float(np.sum(per_slice * np.asarray(voxel_ml, dtype=np.float64)))
 
 
 def largest_component_3d(mask: BoolArray) -> BoolArray:

@@ -32,12 +32,11 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import Checkpoint, load_model
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import Device, InferenceConfig
-from ichpipe.pipeline.segment.components import components_at_least_3d
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
-    find_intracranial_in,
     head_bounding_box,
     largest_component,
+    restrict_to_intracranial,
 )
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.progress import stage
@@ -186,23 +185,11 @@ class NetworkSegmenter:
             Its intracranial space, when already found (found here when
             needed and ``None``).
         """
-        geo = volume.geometry
         mask = self.probabilities(volume) > self.config.threshold
-        unrestricted: float | None = None
-        removed: float | None = None
-        if self.config.restrict_to_intracranial:
-            unrestricted = _volume_ml(mask, geo.voxel_volumes_ml)
-            if mask.any():
-                space = intracranial if intracranial is not None else find_intracranial_in(volume.hu, geo,
-                                                                                           self.anatomy)
-                mask &= space.mask
-            removed = max(0.0, unrestricted - _volume_ml(mask, geo.voxel_volumes_ml))
-        mask = components_at_least_3d(mask, geo.voxel_volumes_ml, self.config.min_component_ml)
-        return SegmentationResult(
-            mask=mask,
-            unrestricted_ml=None if unrestricted is None else round(unrestricted, 4),
-            removed_ml=None if removed is None else round(removed, 4),
-        )
+        return restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
+                                        min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
+                                        intracranial=intracranial)
+
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], out: npt.NDArray[np.float32],
                pad: DivisiblePad, box: tuple[int, int, int, int]) -> None:
         """Probabilities of the slices ``batch`` of ``hu`` into ``out`` (``box``: the head crop in network pixels)."""
@@ -232,7 +219,3 @@ class NetworkSegmenter:
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""
         return self.segment_in(volume).mask
-
-
-def _volume_ml(mask: npt.NDArray[np.bool_], voxel_ml: npt.NDArray[np.float64]) -> float:
-    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))

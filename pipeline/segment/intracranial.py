@@ -48,7 +48,9 @@ volumes in all, no float copy of the volume) and says how it found the space:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -59,12 +61,18 @@ from ichpipe.errors import UsageError
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.segment.components import (
     closing_2d,
+    components_at_least_3d,
     drop_small_2d,
     fill_small_holes_2d,
     largest_2d,
     largest_component_3d,
+    mask_volume_ml,
 )
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.pipeline.segment.skull_ring import cast_rays, gap_runs, star_hull, virtual_table
+
+if TYPE_CHECKING:
+    from ichpipe.dicom_io.assemble import CTVolume
 
 __all__ = [
     "IntracranialResult",
@@ -76,6 +84,7 @@ __all__ = [
     "head_mask",
     "intracranial_mask",
     "largest_component",
+    "restrict_to_intracranial",
     "value_levels",
 ]
 
@@ -455,3 +464,58 @@ def find_intracranial_in(hu: FloatArray, geometry: VolumeGeometry,
 def intracranial_mask(hu: FloatArray, geometry: VolumeGeometry, config: AnatomyConfig | None = None) -> BoolArray:
     """The intracranial mask alone (see :func:`find_intracranial` for the method and measurements)."""
     return find_intracranial_in(hu, geometry, config).mask
+
+
+def restrict_to_intracranial(
+    mask: BoolArray,
+    volume: CTVolume,
+    *,
+    restrict: bool,
+    min_component_ml: float,
+    anatomy: AnatomyConfig,
+    intracranial: IntracranialResult | None = None,
+    also: Sequence[BoolArray] = (),
+) -> SegmentationResult:
+    """A network's mask restricted to the intracranial space, without components under ``min_component_ml``.
+
+    Parameters
+    ----------
+    mask:
+        The network's raw mask; changed in place.
+    volume:
+        The assembled CT the mask belongs to.
+    restrict:
+        Restrict to the intracranial space (``inference.restrict_to_intracranial``);
+        else only small components are dropped and no volume is reported as removed.
+    min_component_ml:
+        26-connected components under this volume are dropped.
+    anatomy:
+        How to find the intracranial space when ``intracranial`` is ``None`` (found
+        only when ``mask`` or one of ``also`` holds a voxel).
+    intracranial:
+        The space, when already found.
+    also:
+        Further masks (e.g. a class not counted as blood) restricted in place to the same space.
+
+    Returns
+    -------
+    SegmentationResult
+        The final mask, its volume before the restriction and the volume the restriction removed
+        (both ``None`` without ``restrict``).
+    """
+    geo = volume.geometry
+    unrestricted: float | None = None
+    removed: float | None = None
+    if restrict:
+        unrestricted = mask_volume_ml(mask, geo.voxel_volumes_ml)
+        if mask.any() or any(m.any() for m in also):
+            space = intracranial if intracranial is not None else find_intracranial_in(volume.hu, geo, anatomy)
+            mask &= space.mask
+            for other in also:
+                other &= space.mask
+        removed = max(0.0, unrestricted - mask_volume_ml(mask, geo.voxel_volumes_ml))
+    return SegmentationResult(
+        mask=components_at_least_3d(mask, geo.voxel_volumes_ml, min_component_ml),
+        unrestricted_ml=None if unrestricted is None else round(unrestricted, 4),
+        removed_ml=None if removed is None else round(removed, 4),
+    )

@@ -48,7 +48,7 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
-from ichpipe.pipeline.segment.components import components_at_least_3d
+from ichpipe.pipeline.segment.components import components_at_least_3d, mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -83,10 +83,6 @@ def _disk(radius_mm: float, spacing: tuple[float, float]) -> BoolArray:
     ry, rx = radius_mm / spacing[0], radius_mm / spacing[1]
     y, x = np.ogrid[-int(ry) : int(ry) + 1, -int(rx) : int(rx) + 1]
     return np.asarray((y / max(ry, 1e-9)) ** 2 + (x / max(rx, 1e-9)) ** 2 <= 1.0)
-
-
-def _volume(mask: BoolArray, voxel_ml: npt.NDArray[np.float64]) -> float:
-    return float(np.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * voxel_ml))
 
 
 def segment_blood(
@@ -173,24 +169,24 @@ def segment_blood(
     rim[:-1] |= ic[:-1] & ~ic[1:]
     rim[0] |= ic[0]
     rim[-1] |= ic[-1]
-    stages = {"band": _volume(band, voxel_ml)}
+    stages = {"band": mask_volume_ml(band, voxel_ml)}
     band &= ~halo
-    stages["minus_calcification"] = _volume(band, voxel_ml)
+    stages["minus_calcification"] = mask_volume_ml(band, voxel_ml)
     core = band & ~rim
-    stages["minus_rim"] = _volume(core, voxel_ml)
+    stages["minus_rim"] = mask_volume_ml(core, voxel_ml)
     if cfg.opening_mm > 0 and core.any():
         core = ndimage.binary_opening(core, structure=open_disk)
-    stages["opened"] = _volume(core, voxel_ml)
+    stages["opened"] = mask_volume_ml(core, voxel_ml)
     core = components_at_least_3d(core, voxel_ml, cfg.min_core_ml)
-    stages["cores"] = _volume(core, voxel_ml)
+    stages["cores"] = mask_volume_ml(core, voxel_ml)
     steps = round(cfg.grow_mm / min(spacing))
     grown = core
     if steps > 0 and core.any():
         grown = ndimage.binary_dilation(core, structure=np.ones((1, 3, 3), dtype=bool), iterations=steps, mask=band)
-    stages["grown"] = _volume(grown, voxel_ml)
+    stages["grown"] = mask_volume_ml(grown, voxel_ml)
     grown = components_at_least_3d(grown, voxel_ml, cfg.min_component_ml)
     out[box] = grown
-    volume = _volume(grown, voxel_ml)
+    volume = mask_volume_ml(grown, voxel_ml)
     stages["final"] = volume
     return ThresholdResult(out, volume, {k: round(v, 3) for k, v in stages.items()})
 

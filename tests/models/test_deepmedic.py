@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from deepmedic_support import tiny_deepmedic, tiny_deepmedic_net
+from deepmedic_support import random_deepmedic_state, tiny_deepmedic, tiny_deepmedic_net
 
 from ichpipe.models.deepmedic import (
     DeepMedic,
@@ -84,20 +84,8 @@ def test_state_dict_equals_published_key_list(shared_data: Path) -> None:
     assert ours == listed
 
 
-def _random_state(seed: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in DeepMedic().state_dict().items():
-        if value.is_floating_point():
-            value = torch.randn(value.shape, generator=gen) * 0.1
-            if key.endswith("running_var"):
-                value = value.abs() + 0.5
-        state[key] = value
-    return state
-
-
 def test_denormal_parameters_are_flushed_only_when_asked() -> None:
-    state = _random_state(3)
+    state = random_deepmedic_state(3)
     state["path(1, 1, 1)2.path.2.conv.weight"][0, 0, 0, 0, 0] = 1e-41
     flushed = DeepMedic.from_state_dict(state).state_dict()["path(1, 1, 1)2.path.2.conv.weight"]
     kept = DeepMedic.from_state_dict(state, flush_denormals=False).state_dict()["path(1, 1, 1)2.path.2.conv.weight"]

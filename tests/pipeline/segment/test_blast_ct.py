@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from deepmedic_support import tiny_deepmedic
+from deepmedic_support import random_deepmedic_state, tiny_deepmedic
 
 from ichpipe.errors import CheckpointError
 from ichpipe.models.deepmedic import DeepMedic, crop_center
@@ -25,20 +25,8 @@ from ichpipe.pipeline.segment.iso_grid import NativeGrid, resample_to_isotropic,
 # --- loading ----------------------------------------------------------------------------
 
 
-def _random_state(seed: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, value in DeepMedic().state_dict().items():
-        if value.is_floating_point():
-            value = torch.randn(value.shape, generator=gen) * 0.1
-            if key.endswith("running_var"):
-                value = value.abs() + 0.5
-        state[key] = value
-    return state
-
-
 def test_loader_reads_a_random_state_dict_of_the_real_names(tmp_path: Path) -> None:
-    states = [_random_state(1), _random_state(2)]
+    states = [random_deepmedic_state(1), random_deepmedic_state(2)]
     for i, state in enumerate(states, start=1):
         torch.save(state, tmp_path / f"model_{i}.pt")
     models = load_blast_ct_models(tmp_path, n_models=2)
@@ -54,12 +42,12 @@ def test_loader_reads_a_random_state_dict_of_the_real_names(tmp_path: Path) -> N
 def test_loader_errors_say_where_the_weights_go(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"model_1\.pt missing in .*--checkpoint DIR .*nothing is downloaded"):
         load_blast_ct_models(tmp_path / "absent", n_models=1)
-    torch.save(_random_state(1), tmp_path / "model_1.pt")
+    torch.save(random_deepmedic_state(1), tmp_path / "model_1.pt")
     with pytest.raises(CheckpointError, match=r"model_2\.pt, model_3\.pt missing"):
         load_blast_ct_models(tmp_path, n_models=3)
     with pytest.raises(ValueError, match="'n_models' must be an integer from 1 to 12"):
         load_blast_ct_models(tmp_path, n_models=13)
-    bad = _random_state(1)
+    bad = random_deepmedic_state(1)
     bad["extra.weight"] = torch.zeros(1)
     del bad["fully_connected.2.conv.weight"]
     torch.save(bad, tmp_path / "model_1.pt")
@@ -294,7 +282,7 @@ def weights_dir(tmp_path: Path) -> Path:
     """A folder with model_1.pt: random numbers under BLAST-CT v1's key names and shapes."""
     folder = tmp_path / "blast"
     folder.mkdir()
-    torch.save(_random_state(7), folder / "model_1.pt")
+    torch.save(random_deepmedic_state(7), folder / "model_1.pt")
     return folder
 
 
