@@ -13,6 +13,10 @@ the sigmoid.
 - :func:`build_segresnet`: MONAI :class:`~monai.networks.nets.SegResNet` in
   2D (3 downsamplings with the default ``blocks_down``; the multiple-of-16
   rule is kept anyway so every segmenter pads the same way).
+
+MONAI is imported inside each builder, not with this module: the model
+registry imports this module, and MONAI's import (about 2.5 s) would otherwise
+be paid by every run of the SA-CBAM U-Net, which needs none of it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from monai.networks.nets import BasicUNet, SegResNet, UNet
 from torch import nn
 
 from ichpipe.models.sa_cbam_unet import check_spatial_size
@@ -109,6 +112,8 @@ def build_monai_unet(
         raise ValueError(
             f"Argument 'channels' must hold 5 widths (4 downsamplings); got {list(channels)}."
         )
+    from monai.networks.nets import UNet
+
     net = UNet(
         spatial_dims=2,
         in_channels=in_channels,
@@ -153,6 +158,8 @@ def build_basic_unet(
     """
     if len(features) != 6:
         raise ValueError(f"Argument 'features' must hold 6 widths; got {list(features)}.")
+    from monai.networks.nets import BasicUNet
+
     net = BasicUNet(
         spatial_dims=2,
         in_channels=in_channels,
@@ -205,6 +212,8 @@ def build_segresnet(
             "Arguments 'blocks_down' and 'blocks_up' must have 2-5 and one fewer stages; "
             f"got {list(blocks_down)} and {list(blocks_up)}."
         )
+    from monai.networks.nets import SegResNet
+
     net = SegResNet(
         spatial_dims=2,
         init_filters=init_filters,

@@ -1,9 +1,10 @@
 """Slice-wise network inference on a CT volume.
 
-Pre-processing (MONAI transforms where they fit): the checkpoint's own window
-to 0-255 (as the seed's PNGs), its normalisation, resizing to the pixel grid
-the checkpoint was trained on, cropping to the head's bounding box padded to
-a multiple of 16 (``DivisiblePad``). Slices with no head are not run. Batches
+Pre-processing: the checkpoint's own window to 0-255 (as the seed's PNGs), its
+normalisation, resizing to the pixel grid the checkpoint was trained on,
+cropping to the head's bounding box padded at the bottom and right to a
+multiple of 16 with the normalised value of black (what MONAI's
+``DivisiblePad(k=16, method="end")`` does; MONAI is not imported at inference). Slices with no head are not run. Batches
 go through the network under ``torch.inference_mode`` with bf16 autocast on
 CUDA, and on CPU where the CPU has native bf16 (AVX512-BF16 / AMX), in
 channels-last memory format. Post-processing: probabilities resized back,
@@ -22,8 +23,6 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
-from monai.transforms import DivisiblePad
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
@@ -162,12 +161,10 @@ class NetworkSegmenter:
         if box is not None:
             y0, y1 = int(np.floor(box[1].start * sy)), int(np.ceil(box[1].stop * sy))
             x0, x1 = int(np.floor(box[2].start * sx)), int(np.ceil(box[2].stop * sx))
-        # batch as channels: one transform pads the whole batch at the end (bottom/right)
-        pad = DivisiblePad(k=16, method="end", mode="constant", value=self.offset)
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in _batches(todo, self.config.batch_size):
-                self._infer(hu, batch, out, pad, (y0, y1, x0, x1))
+                self._infer(hu, batch, out, (y0, y1, x0, x1))
                 done += len(batch)
                 shown.advance(len(batch))
                 if self.progress:
@@ -191,7 +188,7 @@ class NetworkSegmenter:
                                         intracranial=intracranial)
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], out: npt.NDArray[np.float32],
-               pad: DivisiblePad, box: tuple[int, int, int, int]) -> None:
+               box: tuple[int, int, int, int]) -> None:
         """Probabilities of the slices ``batch`` of ``hu`` into ``out`` (``box``: the head crop in network pixels)."""
         rows, cols = hu.shape[1:]
         y0, y1, x0, x1 = box
@@ -201,8 +198,8 @@ class NetworkSegmenter:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
         x = x[:, :, y0:y1, x0:x1]
         crop_h, crop_w = x.shape[-2:]
-        padded = pad(x[:, 0])
-        x = (padded.as_tensor() if isinstance(padded, MetaTensor) else torch.as_tensor(padded))[:, None]
+        # pad bottom/right to a multiple of 16 with the normalised value of black
+        x = F.pad(x, (0, -crop_w % 16, 0, -crop_h % 16), mode="constant", value=self.offset)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(
