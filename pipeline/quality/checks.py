@@ -21,7 +21,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment.components import components_at_least_3d, mask_volume_ml
+from ichpipe.pipeline.segment.components import components_at_least_3d, dilate_rect, mask_volume_ml
 
 __all__ = [
     "check_blood_at_edge",
@@ -434,9 +434,7 @@ max_tilt_deg:
         return flags
     # contrast: enhanced-range voxels inside or just around the intracranial space, away from bone
     ry, rx = max(1, round(3.0 / spacing[0])), max(1, round(3.0 / spacing[1]))
-    grow = np.ones((2 * ry + 1, 2 * rx + 1), dtype=bool)
     by, bx = max(1, round(bone_margin_mm / spacing[0])), max(1, round(bone_margin_mm / spacing[1]))
-    bone_grow = np.ones((2 * by + 1, 2 * bx + 1), dtype=bool)
     enhanced = np.zeros(hu.shape, dtype=bool)
     lo, hi = enhanced_hu[0], min(enhanced_hu[1], bone_hu)  # a clip below 300 HU moves bone down
     margin = max(ry, rx, by, bx) + 1
@@ -446,8 +444,8 @@ max_tilt_deg:
         if not candidate.any():
             continue
         box = _box(candidate, margin)
-        near = ndimage.binary_dilation(intracranial[z][box], structure=grow)
-        bone = ndimage.binary_dilation(plane[box] >= bone_hu, structure=bone_grow)
+        near = dilate_rect(intracranial[z][box], ry, rx)
+        bone = dilate_rect(plane[box] >= bone_hu, by, bx)
         enhanced[z][box] = near & ~bone & candidate[box]
     if enhanced.any():
         amount = mask_volume_ml(components_at_least_3d(enhanced, voxel_ml, enhanced_min_component_ml), voxel_ml)

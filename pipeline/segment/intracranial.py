@@ -63,6 +63,7 @@ from ichpipe.pipeline.segment.components import (
     closing_2d,
     components_at_least_3d,
     drop_small_2d,
+    fill_holes_2d,
     fill_small_holes_2d,
     largest_2d,
     largest_component_3d,
@@ -115,7 +116,7 @@ def head_mask(hu: FloatArray, config: AnatomyConfig | None = None) -> BoolArray:
     """Voxels of the head: above ``head_min_hu``, largest component, holes filled per slice."""
     cfg = config or AnatomyConfig()
     body = largest_component(np.asarray(hu > cfg.head_min_hu))
-    return np.stack([ndimage.binary_fill_holes(s) for s in body]) if body.size else body
+    return np.stack([fill_holes_2d(s) for s in body]) if body.size else body
 
 
 def head_bounding_box(mask: BoolArray, *, margin: int = 8) -> tuple[slice, slice, slice] | None:
@@ -274,7 +275,7 @@ def value_levels(hu: FloatArray, *, config: AnatomyConfig | None = None) -> Valu
 
 
 def _inside(barrier: BoolArray, in_range: BoolArray) -> BoolArray:
-    return np.asarray(ndimage.binary_fill_holes(barrier) & ~barrier & in_range)
+    return np.asarray(fill_holes_2d(barrier) & ~barrier & in_range)
 
 
 def _find_slice(plane: FloatArray, spacing: tuple[float, float], levels: ValueLevels,
@@ -289,14 +290,14 @@ def _find_slice(plane: FloatArray, spacing: tuple[float, float], levels: ValueLe
     empty = np.zeros(plane.shape, dtype=bool)
     if not tissue.any():
         return empty, empty, SliceFinding("none", 0.0, 0.0, 0.0, 0.0, 0.0)
-    head = largest_2d(np.asarray(ndimage.binary_fill_holes(closing_2d(tissue, 2.0, spacing))))
+    head = largest_2d(fill_holes_2d(closing_2d(tissue, 2.0, spacing)))
     head_area = float(head.sum()) * area
-    # fill voxels count as barrier inside the head's star-shaped hull, which
-    # bridges a broken scalp ring (the stripped skull then still lies "inside")
-    star = star_hull(head, spacing, cfg.n_rays)
     bone = (plane >= levels.bone_threshold_hu) & head
     barrier = bone | (head & (plane <= cfg.head_min_hu))
     if fill is not None:
+        # fill voxels count as barrier inside the head's star-shaped hull, which
+        # bridges a broken scalp ring (the stripped skull then still lies "inside")
+        star = star_hull(head, spacing, cfg.n_rays)
         barrier |= drop_small_2d(fill & star, round(cfg.min_fill_area_mm2 / area))
     n_barrier = int(barrier.sum())
     bone_share = float(bone.sum()) / n_barrier if n_barrier else 0.0

@@ -1,4 +1,4 @@
-"""The slice-by-slice 3D components against scipy's 3D labelling (26-connected)."""
+"""The mask helpers against scipy: 3D labelling (26-connected), dilation, erosion, closing, hole filling."""
 
 from __future__ import annotations
 
@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from ichpipe import errors as ichpipe_errors
 from ichpipe.pipeline.segment import components
-from ichpipe.pipeline.segment.components import components_at_least_3d, largest_component_3d
+from ichpipe.pipeline.segment.components import (
+    closing_2d,
+    components_at_least_3d,
+    dilate_3x3,
+    dilate_rect,
+    erode_3x3,
+    fill_holes_2d,
+    fill_small_holes_2d,
+    largest_component_3d,
+)
 
 _CUBE = np.ones((3, 3, 3), dtype=bool)
 
@@ -25,6 +35,15 @@ def _masks() -> list[np.ndarray]:
     gap[0:2, 2:5, 2:5] = True
     gap[3:5, 2:5, 2:5] = True  # an empty slice between: two components
     out.append(gap)
+    # blobs that wander across the plane, so each slice's bounding box differs, touching at box corners
+    drift = np.zeros((6, 40, 40), dtype=bool)
+    for z in range(6):
+        drift[z, 3 * z : 3 * z + 3, 30 - 5 * z : 33 - 5 * z] = True
+        drift[z, 35, (7 * z) % 40] = True
+    out.append(drift)
+    edges = rng.random((6, 20, 30)) > 0.6  # components on every border of the plane
+    edges[2] = False
+    out.append(edges)
     return out
 
 
@@ -35,9 +54,12 @@ def _reference_sizes(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, n
 
 
+@pytest.mark.parametrize("cache_bytes", [64 << 20, 2000], ids=["labels-kept", "labelled-again"])
 @pytest.mark.parametrize("table_limit", [1 << 22, 0], ids=["pair-table", "sorted-codes"])
-def test_largest_component_3d_equals_scipy(monkeypatch: pytest.MonkeyPatch, table_limit: int) -> None:
+def test_largest_component_3d_equals_scipy(monkeypatch: pytest.MonkeyPatch, table_limit: int,
+                                           cache_bytes: int) -> None:
     monkeypatch.setattr(components, "_TABLE_LIMIT", table_limit)
+    monkeypatch.setattr(components, "_LABEL_CACHE_BYTES", cache_bytes)
     for mask in _masks():
         labels, n = _reference_sizes(mask)
         if n == 0:
@@ -51,9 +73,12 @@ def test_largest_component_3d_equals_scipy(monkeypatch: pytest.MonkeyPatch, tabl
         np.testing.assert_array_equal(largest_component_3d(mask), expected)
 
 
+@pytest.mark.parametrize("cache_bytes", [64 << 20, 2000], ids=["labels-kept", "labelled-again"])
 @pytest.mark.parametrize("table_limit", [1 << 22, 0], ids=["pair-table", "sorted-codes"])
-def test_components_at_least_3d_equals_scipy(monkeypatch: pytest.MonkeyPatch, table_limit: int) -> None:
+def test_components_at_least_3d_equals_scipy(monkeypatch: pytest.MonkeyPatch, table_limit: int,
+                                            cache_bytes: int) -> None:
     monkeypatch.setattr(components, "_TABLE_LIMIT", table_limit)
+    monkeypatch.setattr(components, "_LABEL_CACHE_BYTES", cache_bytes)
     voxel_ml = 0.01
     for mask in _masks():
         labels, n = _reference_sizes(mask)
@@ -69,3 +94,76 @@ def test_noise_mask_has_many_components_per_slice() -> None:
     """The noise case really exercises many labels per slice (and so the pair de-duplication)."""
     noise = _masks()[1]
     assert min(ndimage.label(s, structure=np.ones((3, 3), dtype=bool))[1] for s in noise) > 100
+
+
+_SQUARE = np.ones((3, 3), dtype=bool)
+_CROSS = ndimage.generate_binary_structure(2, 1)
+
+
+def _planes() -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:60, :50]
+    outer = (yy - 30) ** 2 / 27**2 + (xx - 25) ** 2 / 22**2 < 1
+    ring = outer & ((yy - 30) ** 2 / 23**2 + (xx - 25) ** 2 / 18**2 >= 1)
+    broken = ring.copy()
+    broken[25:35, :10] = False  # an open ring: its inside is not a hole
+    return [rng.random((40, 37)) > p for p in (0.3, 0.5, 0.8)] + [
+        ring, broken, ring | (rng.random(ring.shape) > 0.97), np.ones((9, 7), dtype=bool),
+        np.zeros((9, 7), dtype=bool), rng.random((1, 13)) > 0.5, rng.random((13, 1)) > 0.5]
+
+
+@pytest.mark.parametrize("square", [True, False], ids=["square", "cross"])
+def test_dilate_and_erode_3x3_equal_scipy(square: bool) -> None:
+    structure = _SQUARE if square else _CROSS
+    for plane in _planes():
+        np.testing.assert_array_equal(dilate_3x3(plane, square=square),
+                                      ndimage.binary_dilation(plane, structure=structure))
+        np.testing.assert_array_equal(erode_3x3(plane, square=square),
+                                      ndimage.binary_erosion(plane, structure=structure, border_value=1))
+
+
+def test_dilate_rect_equals_scipy() -> None:
+    for plane in _planes():
+        for hh, hw in ((0, 0), (1, 1), (0, 3), (4, 2), (7, 7), (30, 1)):
+            expected = ndimage.binary_dilation(plane, structure=np.ones((2 * hh + 1, 2 * hw + 1), dtype=bool))
+            np.testing.assert_array_equal(dilate_rect(plane, hh, hw), expected)
+    with pytest.raises(ValueError, match="Arguments 'half_height' and 'half_width'"):
+        dilate_rect(np.zeros((3, 3), dtype=bool), -1, 1)
+
+
+def test_closing_2d_equals_alternating_scipy_steps() -> None:
+    for plane in _planes():
+        for radius_mm, spacing in ((0.0, (1.0, 1.0)), (1.0, (0.5, 0.6)), (3.0, (0.45, 0.45)), (2.0, (1.0, 0.8))):
+            steps = round(radius_mm / min(spacing))
+            expected = np.pad(plane, steps + 1)
+            for i in range(steps):
+                expected = ndimage.binary_dilation(expected, structure=_SQUARE if i % 2 == 0 else _CROSS)
+            for i in range(steps):
+                expected = ndimage.binary_erosion(expected, structure=_SQUARE if i % 2 == 0 else _CROSS,
+                                                  border_value=1)
+            expected = expected[steps + 1 : -(steps + 1), steps + 1 : -(steps + 1)]
+            np.testing.assert_array_equal(closing_2d(plane, radius_mm, spacing), expected)
+
+
+def test_fill_holes_2d_equals_scipy() -> None:
+    for plane in _planes():
+        np.testing.assert_array_equal(fill_holes_2d(plane), ndimage.binary_fill_holes(plane))
+    assert fill_holes_2d(np.zeros((0, 4), dtype=bool)).shape == (0, 4)
+
+
+def test_fill_small_holes_2d_equals_scipy_holes_by_size() -> None:
+    for plane in _planes():
+        holes = ndimage.binary_fill_holes(plane) & ~plane
+        labels, n = ndimage.label(holes)
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        for max_pixels in (0, 1, 3, 50, 10_000):
+            small = sizes <= max_pixels
+            small[0] = False
+            expected = plane | small[labels] if max_pixels > 0 else plane
+            np.testing.assert_array_equal(fill_small_holes_2d(plane, max_pixels), expected)
+
+
+def test_plane_helpers_refuse_a_volume() -> None:
+    for helper in (lambda v: dilate_3x3(v, square=True), lambda v: erode_3x3(v, square=False), fill_holes_2d):
+        with pytest.raises(ichpipe_errors.UsageError, match="Argument 'plane'"):
+            helper(np.zeros((2, 3, 3), dtype=bool))

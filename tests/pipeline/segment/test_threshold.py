@@ -112,3 +112,19 @@ def test_real_normal_heads_at_most_one_ml(shared_data, folder: str) -> None:
         volume = assemble_series(scan.require_selected().series)
     mask = ThresholdSegmenter().segment(volume)
     assert volume_ml(mask, volume.geometry.voxel_volumes_ml) <= 1.0
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 17])
+def test_median_comparisons_equal_scipy_median_filter(size: int) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(size)
+    # integer HU (many ties with the thresholds) and a block of air touching the border
+    values = np.round(rng.normal(60.0, 35.0, (3, 41, 37))).astype(np.float32)
+    values[:, :6, :9] = -1000.0
+    median = ndimage.median_filter(values, size=(1, size, size))
+    for t in (50.0, 90.0, 130.0, 60.5):
+        np.testing.assert_array_equal(threshold.median_at_least(values, t, size), median >= t)
+        np.testing.assert_array_equal(threshold.median_at_most(values, t, size), median <= t)
+    with pytest.raises(ValueError, match="Argument 'size'"):
+        threshold.median_at_least(values, 50.0, 4)
