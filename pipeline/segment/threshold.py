@@ -116,7 +116,7 @@ def median_at_least(values: npt.NDArray[np.floating], threshold: float, size: in
     --------
     >>> plane = np.array([[[0.0, 100.0, 100.0], [0.0, 100.0, 0.0], [0.0, 0.0, 0.0]]])
     >>> median_at_least(plane, 50.0, 3).astype(int)
-    array([[[1, 1, 1],
+    array([[[0, 1, 1],
             [0, 0, 0],
             [0, 0, 0]]])
     """
