@@ -13,7 +13,12 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model
 from ichpipe.pipeline.config.inference_config import InferenceConfig
-from ichpipe.pipeline.segment.inference import NetworkSegmenter, cpu_has_native_bf16, resolve_device
+from ichpipe.pipeline.segment.inference import (
+    NetworkSegmenter,
+    channels_last_copy,
+    cpu_has_native_bf16,
+    resolve_device,
+)
 
 
 class _Echo(torch.nn.Module):
@@ -127,3 +132,19 @@ def test_cuda_without_gpu_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="no CUDA GPU"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+def test_one_channel_batches_get_channels_last_strides_and_the_same_network_output() -> None:
+    x = torch.rand(3, 1, 32, 48, generator=torch.Generator().manual_seed(0))
+    assert x.contiguous(memory_format=torch.channels_last).stride() == x.stride()  # the ambiguity fixed here
+    y = channels_last_copy(x)
+    assert y.stride() == (32 * 48, 1, 48, 1) and torch.equal(x, y)
+    # the first residual block's 1x1 shortcut now runs (and returns) channels-last, with the same values
+    # (to fp32 rounding: oneDNN may pick another kernel for the other layout)
+    block = build_model("sa_cbam_unet", base_channels=8, input_size=32, num_heads=2).encoder[0]
+    block = block.eval().to(memory_format=torch.channels_last)
+    shortcut = block.residual
+    with torch.inference_mode():
+        assert not shortcut(x).is_contiguous(memory_format=torch.channels_last)
+        assert shortcut(y).is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(block(x), block(y), rtol=1e-5, atol=1e-6)
