@@ -18,6 +18,7 @@ bounded number of inputs when atheris is installed.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import warnings
@@ -32,7 +33,10 @@ with atheris.instrument_imports(include=["ichpipe.dicom_io", "pydicom"]):
     from ichpipe.dicom_io.assemble import assemble_series  # noqa: F401
     from ichpipe.errors import IchpipeError
 
-_WORK = Path(tempfile.mkdtemp(prefix="ichpipe-atheris-"))
+# libFuzzer ends the process with C exit(), so Python never cleans a temporary folder up:
+# the pytest harness passes a folder under its tmp_path; by hand, a fresh temporary folder
+# is made and left for you to inspect (crash inputs are saved by libFuzzer beside it).
+_WORK = Path(os.environ.get("ICHPIPE_ATHERIS_WORK") or tempfile.mkdtemp(prefix="ichpipe-atheris-"))
 _GOOD = write_minimal_series(_WORK / "seed", n=5)
 _STUDY = _WORK / "study"
 
@@ -53,7 +57,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)  # every corrupt file logs why it is skipped: too much for a fuzz run
     corpus = _WORK / "corpus"
-    corpus.mkdir()
+    corpus.mkdir(exist_ok=True)
     (corpus / "good_slice").write_bytes(_GOOD[2].read_bytes())
     args = [a for a in sys.argv if not a.startswith("corpus=")]
     atheris.Setup([*args, str(corpus)], test_one_input)

@@ -222,7 +222,8 @@ def test_atheris_harness(tmp_path: Path, fuzz_clock: HardeningStats) -> None:
         [sys.executable, str(harness), f"-runs={ATHERIS_RUNS}", "-max_total_time=60", "-rss_limit_mb=4096",
          f"-artifact_prefix={tmp_path}/"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(harness.parent), *sys.path])},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(harness.parent), *sys.path]),
+             "ICHPIPE_ATHERIS_WORK": str(tmp_path / "work")},
     )
     done = [line for line in result.stderr.splitlines() if line.startswith("Done ")]
     runs = int(done[-1].split()[1]) if done else 0
@@ -231,3 +232,4 @@ def test_atheris_harness(tmp_path: Path, fuzz_clock: HardeningStats) -> None:
         fuzz_clock.fuzz_unexpected.append(f"atheris: {result.stderr[-500:]}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert runs > 0, result.stderr[-2000:]
+    assert (tmp_path / "work" / "seed").is_dir(), "the harness must work in the folder it is given, not in /tmp"
