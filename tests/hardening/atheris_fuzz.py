@@ -35,7 +35,7 @@ with atheris.instrument_imports(include=["ichpipe.dicom_io", "pydicom"]):
 
 # libFuzzer ends the process with C exit(), so Python never cleans a temporary folder up:
 # the pytest harness passes a folder under its tmp_path; by hand, a fresh temporary folder
-# is made and left for you to inspect (crash inputs are saved by libFuzzer beside it).
+# is made and left for you to inspect (libFuzzer saves crash inputs in the current folder).
 _WORK = Path(os.environ.get("ICHPIPE_ATHERIS_WORK") or tempfile.mkdtemp(prefix="ichpipe-atheris-"))
 _GOOD = write_minimal_series(_WORK / "seed", n=5)
 _STUDY = _WORK / "study"
