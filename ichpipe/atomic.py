@@ -60,9 +60,11 @@ def atomic_write(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> out = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = pathlib.Path(tmp.name) / "x.bin"
     >>> atomic_write(out, lambda f: f.write(b"abc")).read_bytes()
     b'abc'
+    >>> tmp.cleanup()
     """
     final = Path(path)
     if not final.parent.is_dir():

@@ -266,12 +266,14 @@ def save_checkpoint(
     >>> import tempfile, pathlib
     >>> from ichpipe.models.registry import build_model
     >>> net = build_model("unet", base_channels=4, input_size=32)
-    >>> out = pathlib.Path(tempfile.mkdtemp()) / "unet.pt"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = pathlib.Path(tmp.name) / "unet.pt"
     >>> _ = save_checkpoint(out, net, name="unet", model_kwargs={"base_channels": 4,
     ...     "input_size": 32}, input_size=(32, 32), window={"width": 80, "level": 40},
     ...     normalisation={"scale": 1 / 255, "offset": 0.0}, training_data="synthetic")
     >>> load_checkpoint(out, expected_name="unet").name
     'unet'
+    >>> tmp.cleanup()
     """
     spec = get_model_spec(name)
     kwargs = _plain(spec.resolve_kwargs(model_kwargs), "model_kwargs")

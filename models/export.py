@@ -94,8 +94,10 @@ def export_torchscript(
     >>> import tempfile, pathlib
     >>> from ichpipe.models.registry import build_model
     >>> net = build_model("unet", base_channels=4, input_size=32)
-    >>> out = pathlib.Path(tempfile.mkdtemp()) / "unet.ts.pt"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> out = pathlib.Path(tmp.name) / "unet.ts.pt"
     >>> _ = export_torchscript(net, out, example_input=torch.rand(1, 1, 32, 32))
+    >>> tmp.cleanup()
     """
     try:
         extra = json.dumps(

@@ -30,10 +30,12 @@ def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> s
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "empty"
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = pathlib.Path(tmp.name) / "empty"
     >>> _ = p.write_bytes(b"")
     >>> file_sha256(p)[:16]
     'e3b0c44298fc1c14'
+    >>> tmp.cleanup()
     """
     if chunk_size < 1:
         raise ValueError(f"Argument 'chunk_size' must be positive; got {chunk_size}.")
