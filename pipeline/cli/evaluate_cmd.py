@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ __all__ = ["evaluate"]
               help="Which cases of the manifest to evaluate.")
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for cases.csv, summary.csv and table.md.")
+@click.option("--save-masks", is_flag=True,
+              help="--boxes: also write each row's masks, OUT/masks/ROW/PPPP.npz in the PNG frame (teacher masks"
+                   " for ichpipe train data --phe-sich --phe-teacher).")
 @click.option("--by-source", is_flag=True, help="Also summarise per case source (phantom, ct-real-...).")
 @click.option("--title", default="Evaluation", show_default=True, help="Title of the Markdown tables.")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]), help="Where networks run.")
@@ -75,6 +79,7 @@ def evaluate(
     segmenters: tuple[str, ...],
     split: str,
     out: Path | None,
+    save_masks: bool,
     by_source: bool,
     title: str,
     device: str | None,
@@ -108,8 +113,10 @@ def evaluate(
         _boxes(boxes, patients=patients, png=(png_window, png_pixel_mm, png_slice_mm, png_rotate),
                case_type=case_type or "iph", checkpoints=checkpoints, labels=labels, segmenters=segmenters,
                blast=(blast_weights, blast_models), device=device, out=out, title=title, as_json=as_json,
-               config_path=config_path)
+               config_path=config_path, save_masks=save_masks)
         return
+    if save_masks:
+        raise UsageError("--save-masks goes with --boxes DIR and --out DIR.")
     if data is None:  # narrowed for the type checker
         return
     if "blast_ct" in segmenters:
@@ -193,7 +200,8 @@ def _compare(reports: tuple[Path, ...], case_type: str | None, config_path: Path
 def _boxes(root: Path, *, patients: str | None, png: tuple[str, float, float, int], case_type: str,
            checkpoints: tuple[Path, ...], labels: tuple[str, ...], segmenters: tuple[str, ...],
            blast: tuple[Path | None, tuple[int, ...]], device: str | None, out: Path | None, title: str,
-           as_json: bool, config_path: Path | None) -> None:
+           as_json: bool, config_path: Path | None, save_masks: bool = False) -> None:
+    from ichpipe.pipeline.datasets.phe_sich.phe_teacher import save_teacher_masks
     from ichpipe.pipeline.evaluation.box_slices import (
         PngAssumptions,
         box_markdown,
@@ -236,11 +244,20 @@ def _boxes(root: Path, *, patients: str | None, png: tuple[str, float, float, in
         rows += [(f"blast_ct x{n}", full.with_models(n)) for n in counts]
     if not rows:
         raise UsageError("Nothing to evaluate: give --checkpoint, --segmenter threshold or --segmenter blast_ct.")
+    if save_masks and out is None:
+        raise UsageError("--save-masks needs --out DIR (the masks go to OUT/masks/ROW/PPPP.npz).")
     show = sys.stderr.isatty()
     scores = []
     for name, seg in rows:
+        folder = None if out is None else out / "masks" / re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+        def keep(patient: Any, masks: Any, folder: Path | None = folder) -> None:
+            if folder is not None:
+                save_teacher_masks(folder / f"{patient.patient_id}.npz", masks)
+
         for k, patient in enumerate(cohort, start=1):
-            scores.append(segment_box_patient(patient, seg, assumptions, name=name))
+            scores.append(segment_box_patient(patient, seg, assumptions, name=name,
+                                              on_masks=keep if save_masks else None))
             if show:
                 click.echo(f"\r{name}: {k}/{len(cohort)} {patient.patient_id}    ", err=True, nl=k == len(cohort))
     table = box_markdown(scores, assumptions, title=title if title != "Evaluation" else "Box-level detection",

@@ -63,6 +63,12 @@ def train() -> None:
               help="Instead of synthetic studies: build the real-domain dataset from this PHE-SICH-CT-IDS folder"
                    " (e.g. ../shared/data/phe-sich-ct-ids-dev): window estimate, derived labels with confidence,"
                    " patient-level split (--seed).")
+@click.option("--phe-teacher", "phe_teacher", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="--phe-sich: folder of teacher masks PPPP.npz (ichpipe evaluate --boxes --save-masks): the"
+                   " training patients get teacher pseudo-labels constrained by the boxes.")
+@click.option("--phe-holdout", "phe_holdout", default=None, metavar="IDS",
+              help="--phe-sich: comma-separated training patients kept for model selection (split val); the"
+                   " drawn validation patients become split test.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset written in --out before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset summary (counts, manifest) as JSON.")
 @handle_errors
@@ -83,6 +89,8 @@ def train_data(
     subdural_stages: str | None,
     extra_axial_real_fraction: float,
     phe_sich: Path | None,
+    phe_teacher: Path | None,
+    phe_holdout: str | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -96,11 +104,16 @@ def train_data(
 
     With --phe-sich DIR it builds the real-domain dataset instead (PHE-SICH
     slices re-windowed to W80/L40, labels derived inside the boxes, weights
-    and ignore masks for the label noise); see MODEL_CARD.md.
+    and ignore masks for the label noise; with --phe-teacher, a teacher's
+    masks constrained by the boxes on the training patients); see MODEL_CARD.md.
     """
     if phe_sich is not None:
-        _phe_data(phe_sich, out, seed=seed, overwrite=overwrite, as_json=as_json)
+        holdout = tuple(p.strip() for p in (phe_holdout or "").split(",") if p.strip())
+        _phe_data(phe_sich, out, seed=seed, teacher=phe_teacher, holdout=holdout, overwrite=overwrite,
+                  as_json=as_json)
         return
+    if phe_teacher is not None or phe_holdout is not None:
+        raise UsageError("--phe-teacher and --phe-holdout go with --phe-sich DIR.")
     from ichpipe.pipeline.synthetic.recipes import DEFAULT_LESION_MIX, DEFAULT_SUBDURAL_STAGES, GeneratorOptions
     from ichpipe.pipeline.synthetic.training_data import generate_dataset
 
@@ -137,11 +150,12 @@ def train_data(
         click.echo(f"wrote {manifest} ({counts}); shapes: {result['shape_source']}")
 
 
-def _phe_data(root: Path, out: Path, *, seed: int, overwrite: bool, as_json: bool) -> None:
+def _phe_data(root: Path, out: Path, *, seed: int, teacher: Path | None, holdout: tuple[str, ...], overwrite: bool,
+              as_json: bool) -> None:
     from ichpipe.pipeline.datasets.phe_sich import build_phe_dataset
 
     show = sys.stderr.isatty()
-    result = build_phe_dataset(out, root=root, seed=seed, overwrite=overwrite,
+    result = build_phe_dataset(out, root=root, seed=seed, teacher_dir=teacher, holdout=holdout, overwrite=overwrite,
                                progress=(lambda line: click.echo(line, err=True)) if show else None)
     summary = {
         "manifest": str(result.manifest),

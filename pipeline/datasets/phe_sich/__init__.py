@@ -3,6 +3,7 @@
 * :mod:`~ichpipe.pipeline.datasets.phe_sich.phe_reader`: slices, VOC boxes, oedema masks;
 * :mod:`~ichpipe.pipeline.datasets.phe_sich.phe_window`: the PNGs' window from their quantisation and tissue anchors;
 * :mod:`~ichpipe.pipeline.datasets.phe_sich.phe_labels`: blood labels derived inside the boxes, with a confidence;
+* :mod:`~ichpipe.pipeline.datasets.phe_sich.phe_teacher`: a teacher's masks as pseudo-labels, box-constrained;
 * :mod:`~ichpipe.pipeline.datasets.phe_sich.phe_split`: patient-level split and slice roles;
 * :mod:`~ichpipe.pipeline.datasets.phe_sich.phe_build`: the dataset ``ichpipe train data --phe-sich`` writes.
 

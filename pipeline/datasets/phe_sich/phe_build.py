@@ -9,8 +9,11 @@ derived from the data is stored in the repository. Steps:
    hyperdense pixels above the patient's parenchyma/clot midpoint (derivation A), compared with
    the interior of the perihematomal-oedema ring (B) for a per-slice confidence and per-pixel
    ignore mask. These are *derived* labels, not reference segmentations.
+   With a teacher (``--phe-teacher DIR``), the training patients' labels become the teacher's
+   masks constrained by the boxes (:mod:`~ichpipe.pipeline.datasets.phe_sich.phe_teacher`).
 3. **Split** (:mod:`~ichpipe.pipeline.datasets.phe_sich.phe_split`): size-stratified, patient level
-   (13 of 51 patients to validation with the defaults), and a role per slice.
+   (13 of 51 patients to validation with the defaults), and a role per slice. ``holdout`` training
+   patients become the validation split for model selection, the drawn validation patients ``test``.
 4. **Writing** (:func:`write_phe_dataset`): slices re-windowed to the network's window and turned
    anterior-up, labels, ignore masks, per-slice weights, ``manifest.csv`` with two cases per
    patient (``phe-PPPP-pos``: its positive slices, sampling group ``phe-sich-pos``;
@@ -31,7 +34,7 @@ import io
 import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,7 @@ from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split, write_manif
 from ichpipe.pipeline.datasets.phe_sich.phe_labels import LabelConfig, SliceLabel, label_patient, summarise
 from ichpipe.pipeline.datasets.phe_sich.phe_reader import DEFAULT_PHE_DIR, PheSlice, list_patients, list_slices
 from ichpipe.pipeline.datasets.phe_sich.phe_split import patient_sizes, slice_role, stratified_patient_split
+from ichpipe.pipeline.datasets.phe_sich.phe_teacher import TeacherConfig, load_teacher_masks, teacher_labels
 from ichpipe.pipeline.datasets.phe_sich.phe_window import (
     QuantisationFit,
     estimate_window,
@@ -129,6 +133,7 @@ def write_phe_dataset(
     rows: list[dict[str, object]] = []
     weights: dict[tuple[str, str], list[tuple[str, float]]] = {}
     roles: dict[str, dict[str, int]] = {}
+    with_ignore: set[tuple[str, str]] = set()
     for s, lab in zip(slices, labels, strict=True):
         role = slice_role(lab, min_confidence=min_confidence)
         bucket = roles.setdefault(split[s.patient_id], {})
@@ -142,14 +147,18 @@ def write_phe_dataset(
         _save_png(out_dir / "images" / s.patient_id / part / name, np.rot90(grey, ROTATE_K))
         label = np.rot90((lab.mask * 255).astype(np.uint8), ROTATE_K)
         _save_png(out_dir / "labels" / s.patient_id / part / name, label)
-        if role == "positive":
-            ignore = (lab.weight < 0.5).astype(np.uint8) * 255
+        ignored = lab.weight < 0.5
+        if role == "positive" or ignored.any():  # negatives: only where a teacher's blood is ignored
+            ignore = ignored.astype(np.uint8) * 255
             _save_png(out_dir / "ignore" / s.patient_id / part / name, np.rot90(ignore, ROTATE_K))
+            with_ignore.add((s.patient_id, part))
         weights.setdefault((s.patient_id, part), []).append((name, lab.confidence))
     entries: list[ManifestEntry] = []
+    methods = sorted({lab.method for lab in labels if lab.method != "derived"})
     source = (
         f"phe-sich: PHE-SICH-CT-IDS dev PNG, window W{source_window.width:g}/L{source_window.level:g} (estimated)"
         f" re-windowed to W{target_window.width:g}/L{target_window.level:g}, derived labels"
+        + (" (teacher pseudo-labels on the training patients)" if methods else "")
     )
     for (pid, part), table in sorted(weights.items()):
         csv_path = out_dir / "weights" / f"{pid}-{part}.csv"
@@ -159,7 +168,7 @@ def write_phe_dataset(
             "slice_weights": str(csv_path.resolve()),
             "negatives_per_positive": "all",
         }
-        if part == "pos":
+        if (pid, part) in with_ignore:
             extra["ignore"] = str((out_dir / "ignore" / pid / part).resolve())
         entries.append(
             ManifestEntry(
@@ -177,6 +186,37 @@ def write_phe_dataset(
     return manifest, roles
 
 
+def _hold_out(split: Mapping[str, Split], holdout: Sequence[str]) -> dict[str, Split]:
+    """Move ``holdout`` training patients to ``val`` and the drawn validation patients to ``test``."""
+    wrong = sorted(p for p in holdout if split.get(p) != "train")
+    if wrong:
+        raise UsageError(f"Holdout patient(s) {', '.join(wrong)} are not training patients of this split.")
+    out: dict[str, Split] = {}
+    for pid, part in split.items():
+        out[pid] = "val" if pid in holdout else ("test" if part == "val" else part)
+    return out
+
+
+def _apply_teacher(labels: Sequence[SliceLabel], groups: Mapping[str, Sequence[PheSlice]],
+                   images: Mapping[str, Sequence[npt.NDArray[np.uint8]]], split: Mapping[str, Split],
+                   teacher_dir: Path, config: TeacherConfig) -> list[SliceLabel]:
+    """Teacher pseudo-labels for the training patients; the others keep their derived labels."""
+    out: list[SliceLabel] = []
+    for pid in groups:
+        mine = [lab for lab in labels if lab.patient_id == pid]
+        if split.get(pid) != "train":
+            out += mine
+            continue
+        path = teacher_dir / f"{pid}.npz"
+        if not path.is_file():
+            raise UsageError(f"No teacher masks for training patient {pid}: {path} is missing (make them with"
+                             " ichpipe evaluate --boxes ... --save-masks).")
+        first = images[pid][0]
+        teacher = load_teacher_masks(path, shape=(len(mine), int(first.shape[0]), int(first.shape[1])))
+        out += teacher_labels(mine, teacher, config=config)
+    return out
+
+
 def build_phe_dataset(
     out_dir: Path,
     *,
@@ -186,6 +226,9 @@ def build_phe_dataset(
     block: int = 4,
     min_confidence: float = 0.25,
     label_config: LabelConfig | None = None,
+    teacher_dir: Path | None = None,
+    teacher_config: TeacherConfig | None = None,
+    holdout: Sequence[str] = (),
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> PheDataset:
@@ -205,6 +248,16 @@ def build_phe_dataset(
         Boxed slices whose label confidence is lower are dropped.
     label_config:
         Parameters of the label derivations.
+    teacher_dir:
+        Folder of teacher masks ``PPPP.npz`` (:mod:`phe_teacher`): the labels of the training
+        patients become teacher pseudo-labels; every training patient needs a file, and the files
+        of other patients are never read.
+    teacher_config:
+        How teacher masks become labels.
+    holdout:
+        Training patients kept out of training for model selection: they become the ``val`` split
+        (their labels stay derived), and the stratified validation patients become ``test``, so
+        neither training nor selection sees them.
     overwrite:
         Replace a dataset written in ``out_dir`` before.
     progress:
@@ -213,9 +266,11 @@ def build_phe_dataset(
     Raises
     ------
     UsageError
-        If ``out_dir`` holds files that are not a dataset, or a dataset without ``overwrite``.
+        If ``out_dir`` holds files that are not a dataset, or a dataset without ``overwrite``; if a
+        ``holdout`` patient is not a training patient, or a training patient has no teacher file.
     DicomInputError
-        If ``root`` is not the PHE-SICH folder, or its grey levels fit no window narrower than 255 HU.
+        If ``root`` is not the PHE-SICH folder, or its grey levels fit no window narrower than 255 HU,
+        or a teacher file does not fit its patient's slices.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -254,6 +309,14 @@ def build_phe_dataset(
     boxed_sizes = patient_sizes(lab for lab in labels if lab.source in ("box-threshold", "derived-box"))
     unannotated = sorted({lab.patient_id for lab in labels if lab.source == "derived-box"})
     split = stratified_patient_split(boxed_sizes, block=block, seed=seed, force_train=unannotated)
+    if holdout:
+        split = _hold_out(split, holdout)
+    methods: dict[str, int] = {}
+    if teacher_dir is not None:
+        labels = _apply_teacher(labels, groups, images, split, Path(teacher_dir), teacher_config or TeacherConfig())
+        for lab in labels:
+            methods[lab.method] = methods.get(lab.method, 0) + 1
+        say(f"teacher pseudo-labels from {teacher_dir}: {methods}")
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest, roles = write_phe_dataset(out_dir, slices, labels, split, fit=fit, source_window=source,
                                         target_window=target_window, min_confidence=min_confidence)
@@ -269,7 +332,9 @@ def build_phe_dataset(
         "split": {k: list(v) for k, v in patients.items()},
         "patient_label_px": boxed_sizes,
         "options": {"seed": seed, "block": block, "min_confidence": min_confidence,
-                    "target_window": [target_window.width, target_window.level]},
+                    "target_window": [target_window.width, target_window.level], "holdout": list(holdout)},
+        "teacher": None if teacher_dir is None else {
+            "dir": str(teacher_dir), "config": asdict(teacher_config or TeacherConfig()), "methods": methods},
     }
     _save_text(out_dir / "build_report.json", json.dumps(report, indent=1, default=float), "build report")
     n_pos = sum(r.get("positive", 0) for r in roles.values())
@@ -277,9 +342,11 @@ def build_phe_dataset(
     description = (
         f"PHE-SICH-CT-IDS dev subset (real basal-ganglia ICH, {len(groups)} patients, 8-bit PNG; window estimated"
         f" W{estimate.width_hu:g}/L{estimate.level_hu:g}, re-windowed to W{target_window.width:g}/"
-        f"L{target_window.level:g}): {n_pos} positive slices with labels derived inside the VOC boxes (not"
-        f" reference masks; confidence-weighted), {n_neg} negative slices; patient-level split"
-        f" {len(patients.get('train', ()))} train / {len(patients.get('val', ()))} validation."
+        f"L{target_window.level:g}): {n_pos} positive slices with labels derived inside the VOC boxes"
+        + (" (training patients: teacher pseudo-labels constrained by the boxes)" if teacher_dir is not None else "")
+        + f" (not reference masks; confidence-weighted), {n_neg} negative slices; patient-level split"
+        f" {len(patients.get('train', ()))} train / {len(patients.get('val', ()))} validation"
+        + (f" / {len(patients['test'])} test" if "test" in patients else "") + "."
     )
     _save_text(out_dir / "dataset.json", json.dumps({"generator": "ichpipe train data --phe-sich",
                                                      "description": description}, indent=1), "dataset card")

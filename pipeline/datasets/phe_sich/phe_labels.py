@@ -66,6 +66,7 @@ from ichpipe.pipeline.datasets.phe_sich.phe_window import (
 
 __all__ = [
     "LabelConfig",
+    "LabelMethod",
     "LabelSource",
     "RingState",
     "SliceLabel",
@@ -87,6 +88,7 @@ RingState = Literal["absent", "closed", "bridged", "open"]
 LabelSource = Literal[
     "box-threshold", "derived-box", "negative", "unboxed-adjacent", "unboxed-suspect", "unannotated", "blank"
 ]
+LabelMethod = Literal["derived", "teacher", "teacher-fallback"]
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,13 @@ class SliceLabel:
         Boxes used (real or derived).
     candidate:
         Unboxed slices next to boxed ones: the hyperdense candidate found (not a label).
+    method:
+        ``derived`` (this module), ``teacher`` (a teacher's mask, :mod:`phe_teacher`) or
+        ``teacher-fallback`` (boxed slice where the teacher found nothing: the derived label kept).
+    teacher_px:
+        Pixels of the teacher's mask on the slice (-1 without a teacher).
+    teacher_agreement:
+        Boundary-tolerant Dice of the teacher label and the derived label (NaN when not measured).
     """
 
     name: str
@@ -221,6 +230,9 @@ class SliceLabel:
     suspect_px: int = 0
     boxes: tuple[Box, ...] = field(default_factory=tuple)
     candidate: BoolArray | None = None
+    method: LabelMethod = "derived"
+    teacher_px: int = -1
+    teacher_agreement: float = math.nan
 
     @property
     def area_px(self) -> int:
@@ -245,6 +257,9 @@ class SliceLabel:
             "suspect_px": self.suspect_px,
             "n_boxes": len(self.boxes),
             "boxes": ";".join(f"{b.x0},{b.y0},{b.x1},{b.y1}" for b in self.boxes),
+            "method": self.method,
+            "teacher_px": self.teacher_px,
+            "teacher_agreement": _fmt(self.teacher_agreement),
         }
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import UsageError
+from ichpipe.pipeline.datasets.phe_sich.phe_teacher import load_teacher_masks
 from ichpipe.pipeline.evaluation.box_slices import (
     PngAssumptions,
     components_outside_boxes,
@@ -124,6 +125,16 @@ def test_cli_boxes_and_modes(tmp_path: Path) -> None:
     assert payload["type"] == "iph" and payload["assumptions"]["window_hu"] == [-20.0, 100.0]
     assert payload["scores"][0]["hits"]["total"] == 1
     assert (tmp_path / "o" / "boxes.md").is_file()
+    assert not (tmp_path / "o" / "masks").exists()
+    result = runner.invoke(main, ["evaluate", "--boxes", str(root), "--segmenter", "threshold", "--json",
+                                  "--out", str(tmp_path / "m"), "--save-masks"])
+    assert result.exit_code == 0, result.output
+    score = json.loads(result.stdout)["scores"][0]
+    masks = load_teacher_masks(tmp_path / "m" / "masks" / "threshold" / "0001.npz", shape=(8, 64, 64))
+    assert masks.sum() * 0.45**2 * 5 / 1000 == pytest.approx(score["predicted_ml"])  # the scored masks, PNG frame
+    assert masks[3, 12:24, 36:50].sum() >= 20 * score["hits"]["events"]
+    result = runner.invoke(main, ["evaluate", "--boxes", str(root), "--segmenter", "threshold", "--save-masks"])
+    assert result.exit_code != 0 and "--save-masks needs --out DIR" in result.output
     result = runner.invoke(main, ["evaluate", "--boxes", str(root), "--data", str(tmp_path / "m.csv")])
     assert result.exit_code == 2 and "exactly one of --data" in result.output
     result = runner.invoke(main, ["evaluate", "--boxes", str(root), "--segmenter", "blast_ct"])
