@@ -21,6 +21,7 @@ from scipy import ndimage
 from ichpipe.errors import UsageError
 
 __all__ = [
+    "bounding_box",
     "closing_2d",
     "components_at_least_3d",
     "dilate_3x3",
@@ -55,22 +56,48 @@ def closing_2d(mask: BoolArray, radius_mm: float, spacing: tuple[float, float]) 
     return np.asarray(out[pad:-pad, pad:-pad])
 
 
+def bounding_box(mask: BoolArray, *, margin: int = 0) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` widened by ``margin`` pixels in-plane (its last two axes); ``None`` if empty.
+
+    Each slice is clipped to the array; a leading (slice) axis gets no margin.
+
+    Examples
+    --------
+    >>> bounding_box(np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=bool), margin=1)
+    (slice(0, 3, None), slice(0, 3, None))
+    """
+    if not mask.any():
+        return None
+    box = []
+    for axis in range(mask.ndim):
+        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        m = margin if axis >= mask.ndim - 2 else 0
+        box.append(slice(max(0, int(hits[0]) - m), min(mask.shape[axis], int(hits[-1]) + 1 + m)))
+    return tuple(box)
+
+
+def _step_3x3(plane: BoolArray, *, square: bool, dilate: bool) -> BoolArray:
+    """One 3x3 dilation (OR of shifted views, outside False) or erosion (AND, outside True)."""
+    a = np.asarray(plane, dtype=bool)
+    if a.ndim != 2:
+        raise UsageError("Argument 'plane' must be a 2D array.")
+    combine = np.logical_or if dilate else np.logical_and
+    out = a.copy()
+    combine(out[:, 1:], a[:, :-1], out=out[:, 1:])
+    combine(out[:, :-1], a[:, 1:], out=out[:, :-1])
+    if square:  # the square is the row step then the column step
+        a = out.copy()
+    combine(out[1:], a[:-1], out=out[1:])
+    combine(out[:-1], a[1:], out=out[:-1])
+    return out
+
+
 def dilate_3x3(plane: BoolArray, *, square: bool) -> BoolArray:
     """One dilation of a plane by the 3x3 square (``square``) or the 3x3 cross; outside the plane is False.
 
     The same as ``scipy.ndimage.binary_dilation(plane, structure=...)``.
     """
-    a = np.asarray(plane, dtype=bool)
-    if a.ndim != 2:
-        raise UsageError("Argument 'plane' must be a 2D array.")
-    out = a.copy()
-    out[:, 1:] |= a[:, :-1]
-    out[:, :-1] |= a[:, 1:]
-    if square:  # the square is the row step then the column step
-        a = out.copy()
-    out[1:] |= a[:-1]
-    out[:-1] |= a[1:]
-    return out
+    return _step_3x3(plane, square=square, dilate=True)
 
 
 def dilate_rect(plane: BoolArray, half_height: int, half_width: int) -> BoolArray:
@@ -102,17 +129,7 @@ def erode_3x3(plane: BoolArray, *, square: bool) -> BoolArray:
 
     The same as ``scipy.ndimage.binary_erosion(plane, structure=..., border_value=1)``.
     """
-    a = np.asarray(plane, dtype=bool)
-    if a.ndim != 2:
-        raise UsageError("Argument 'plane' must be a 2D array.")
-    out = a.copy()
-    out[:, 1:] &= a[:, :-1]
-    out[:, :-1] &= a[:, 1:]
-    if square:
-        a = out.copy()
-    out[1:] &= a[:-1]
-    out[:-1] &= a[1:]
-    return out
+    return _step_3x3(plane, square=square, dilate=False)
 
 
 def _outside(background: BoolArray) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.bool_]]:
@@ -176,13 +193,11 @@ _LABEL_CACHE_BYTES = 64 << 20
 
 def _label_plane(plane: BoolArray) -> _Labelled:
     """8-connected labels of a plane's bounding box (an empty plane: a 0 x 0 box)."""
-    rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
-    if rows.size == 0:
+    box = bounding_box(plane)
+    if box is None:
         return 0, 0, np.zeros((0, 0), dtype=np.int32), 0
-    r0, c0 = int(rows[0]), int(cols[0])
-    labels, n = ndimage.label(plane[r0 : int(rows[-1]) + 1, c0 : int(cols[-1]) + 1], structure=_EIGHT,
-                              output=np.int32)
-    return r0, c0, labels, int(n)
+    labels, n = ndimage.label(plane[box], structure=_EIGHT, output=np.int32)
+    return int(box[0].start), int(box[1].start), labels, int(n)
 
 
 def _overlap_pairs(previous: _Labelled, current: _Labelled) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -330,11 +345,10 @@ def components_at_least_3d(mask: BoolArray, voxel_ml: npt.ArrayLike, min_ml: flo
 
 def fill_small_holes_2d(plane: BoolArray, max_pixels: int) -> BoolArray:
     """A plane with its holes of at most ``max_pixels`` filled."""
-    if max_pixels <= 0 or not plane.any():
-        return plane
     # holes lie inside the bounding box; one background pixel around it keeps the outside connected
-    rows, cols = np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
-    box = (slice(max(0, int(rows[0]) - 1), int(rows[-1]) + 2), slice(max(0, int(cols[0]) - 1), int(cols[-1]) + 2))
+    box = bounding_box(plane, margin=1)
+    if max_pixels <= 0 or box is None:
+        return plane
     labels, border = _outside(~plane[box])
     sizes = np.bincount(labels.ravel(), minlength=border.size)
     small = (sizes <= max_pixels) & ~border

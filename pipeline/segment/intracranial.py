@@ -60,6 +60,7 @@ from ichpipe.dicom_io.geometry import VolumeGeometry
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.segment.components import (
+    bounding_box,
     closing_2d,
     components_at_least_3d,
     drop_small_2d,
@@ -121,16 +122,10 @@ def head_mask(hu: FloatArray, config: AnatomyConfig | None = None) -> BoolArray:
 
 def head_bounding_box(mask: BoolArray, *, margin: int = 8) -> tuple[slice, slice, slice] | None:
     """Bounding box (slices, rows, columns) of ``mask`` with an in-plane margin; ``None`` if empty."""
-    if not mask.any():
-        return None
-    zs = np.flatnonzero(mask.any(axis=(1, 2)))
-    ys = np.flatnonzero(mask.any(axis=(0, 2)))
-    xs = np.flatnonzero(mask.any(axis=(0, 1)))
-    return (
-        slice(int(zs[0]), int(zs[-1]) + 1),
-        slice(max(0, int(ys[0]) - margin), min(mask.shape[1], int(ys[-1]) + 1 + margin)),
-        slice(max(0, int(xs[0]) - margin), min(mask.shape[2], int(xs[-1]) + 1 + margin)),
-    )
+    if mask.ndim != 3:
+        raise UsageError("Argument 'mask' must be a 3D array.")
+    box = bounding_box(mask, margin=margin)
+    return None if box is None else (box[0], box[1], box[2])
 
 
 @dataclass(frozen=True)
@@ -393,12 +388,10 @@ def find_intracranial(
         tissue = plane > cfg.head_min_hu
         if levels.fill_value is not None:
             tissue &= plane != levels.fill_value
-        rows, cols = np.flatnonzero(tissue.any(axis=1)), np.flatnonzero(tissue.any(axis=0))
-        if rows.size == 0:
+        box = bounding_box(tissue, margin=margin)
+        if box is None:
             findings.append(SliceFinding("none", 0.0, 0.0, 0.0, 0.0, 0.0))
             continue
-        box = (slice(max(0, rows[0] - margin), rows[-1] + 1 + margin),
-               slice(max(0, cols[0] - margin), cols[-1] + 1 + margin))
         head[z][box], mask[z][box], finding = _find_slice(plane[box], spacing, levels, cfg)
         findings.append(finding)
     lo, hi = cfg.brain_hu

@@ -45,6 +45,7 @@ radius; the rim's distance transform runs on each plane's bounding box.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
-from ichpipe.pipeline.segment.components import components_at_least_3d, mask_volume_ml
+from ichpipe.pipeline.segment.components import bounding_box, components_at_least_3d, mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -94,14 +95,20 @@ def _disk(radius_mm: float, spacing: tuple[float, float]) -> BoolArray:
     return np.asarray((y / max(ry, 1e-9)) ** 2 + (x / max(rx, 1e-9)) ** 2 <= 1.0)
 
 
-def _box_3d(mask: BoolArray, margin: int) -> tuple[slice, slice, slice]:
-    """Bounding box of a non-empty ``mask``, widened in-plane by ``margin`` (clipped to the array)."""
-    zs = np.flatnonzero(mask.any(axis=(1, 2)))
-    ys = np.flatnonzero(mask.any(axis=(0, 2)))
-    xs = np.flatnonzero(mask.any(axis=(0, 1)))
-    return (slice(int(zs[0]), int(zs[-1]) + 1),
-            slice(max(0, int(ys[0]) - margin), int(ys[-1]) + 1 + margin),
-            slice(max(0, int(xs[0]) - margin), int(xs[-1]) + 1 + margin))
+def _on_box(mask: BoolArray, margin: int,
+            operation: Callable[[BoolArray, tuple[slice, ...]], BoolArray]) -> BoolArray:
+    """``operation(mask[box], box)`` written into ``box``, the bounding box of ``mask`` widened in-plane by ``margin``.
+
+    False outside the box.
+
+    For in-plane operations that move pixels by less than ``margin``: the same
+    result as running them on the whole array.
+    """
+    out = np.zeros(mask.shape, dtype=bool)
+    box = bounding_box(mask, margin=margin)
+    if box is not None:
+        out[box] = operation(mask[box], box)
+    return out
 
 
 def median_at_least(values: npt.NDArray[np.floating], threshold: float, size: int) -> BoolArray:
@@ -185,15 +192,9 @@ def segment_blood(
     if np.any(thickness <= 0):
         raise UsageError("Argument 'slice_thickness_mm' must be positive for every slice.")
     out = np.zeros(hu.shape, dtype=bool)
-    if not intracranial.any():
+    box = bounding_box(intracranial, margin=4)
+    if box is None:
         return ThresholdResult(out, 0.0, {})
-    zs = np.flatnonzero(intracranial.any(axis=(1, 2)))
-    ys = np.flatnonzero(intracranial.any(axis=(0, 2)))
-    xs = np.flatnonzero(intracranial.any(axis=(0, 1)))
-    pad = 4
-    box = (slice(int(zs[0]), int(zs[-1]) + 1),
-           slice(max(0, int(ys[0]) - pad), int(ys[-1]) + 1 + pad),
-           slice(max(0, int(xs[0]) - pad), int(xs[-1]) + 1 + pad))
     ic = intracranial[box]
     voxel_ml = spacing[0] * spacing[1] * thickness[box[0]] / 1000.0
     lo, hi = cfg.blood_hu
@@ -215,18 +216,17 @@ def segment_blood(
         # calcifications lie inside the mask (its small holes are filled); bone outside it is the rim's business
         calc[slab] = inside & median_at_least(part, cfg.calcification_hu, size)
         for k, plane in enumerate(inside):
-            if plane.any():
-                # the nearest pixel outside the mask is never farther than the box's one-pixel frame
-                _, ys_, xs_ = _box_3d(plane[None], 1)
-                near = ndimage.distance_transform_edt(plane[ys_, xs_], sampling=spacing) < cfg.rim_mm
-                rim[start + k, ys_, xs_] = plane[ys_, xs_] & near
+            # the nearest pixel outside the mask is never farther than the box's one-pixel frame
+            near_box = bounding_box(plane, margin=1)
+            if near_box is not None:
+                near = ndimage.distance_transform_edt(plane[near_box], sampling=spacing) < cfg.rim_mm
+                rim[start + k][near_box] = plane[near_box] & near
         del part
     # the halo of a calcification, in-plane and on the slices within the margin along the normal
     if calc.any():
         offsets = np.cumsum(thickness[box[0]]) - 0.5 * thickness[box[0]]
-        flat = np.zeros(calc.shape, dtype=bool)
-        near_calc = _box_3d(calc, max(calc_disk.shape) // 2 + 1)
-        flat[near_calc] = ndimage.binary_dilation(calc[near_calc], structure=calc_disk)
+        flat = _on_box(calc, max(calc_disk.shape) // 2 + 1,
+                       lambda crop, _: ndimage.binary_dilation(crop, structure=calc_disk))
         for z in np.flatnonzero(calc.any(axis=(1, 2))):
             near = np.abs(offsets - offsets[z]) <= cfg.calcification_margin_mm
             halo[near] |= flat[z]
@@ -242,20 +242,16 @@ def segment_blood(
     core = band & ~rim
     stages["minus_rim"] = mask_volume_ml(core, voxel_ml)
     if cfg.opening_mm > 0 and core.any():
-        near_core = _box_3d(core, max(open_disk.shape) // 2 + 1)
-        opened = np.zeros(core.shape, dtype=bool)
-        opened[near_core] = ndimage.binary_opening(core[near_core], structure=open_disk)
-        core = opened
+        core = _on_box(core, max(open_disk.shape) // 2 + 1,
+                       lambda crop, _: ndimage.binary_opening(crop, structure=open_disk))
     stages["opened"] = mask_volume_ml(core, voxel_ml)
     core = components_at_least_3d(core, voxel_ml, cfg.min_core_ml)
     stages["cores"] = mask_volume_ml(core, voxel_ml)
     steps = round(cfg.grow_mm / min(spacing))
     grown = core
     if steps > 0 and core.any():
-        near_core = _box_3d(core, steps + 1)
-        grown = np.zeros(core.shape, dtype=bool)
-        grown[near_core] = ndimage.binary_dilation(core[near_core], structure=np.ones((1, 3, 3), dtype=bool),
-                                                   iterations=steps, mask=band[near_core])
+        grown = _on_box(core, steps + 1, lambda crop, b: ndimage.binary_dilation(
+            crop, structure=np.ones((1, 3, 3), dtype=bool), iterations=steps, mask=band[b]))
     stages["grown"] = mask_volume_ml(grown, voxel_ml)
     grown = components_at_least_3d(grown, voxel_ml, cfg.min_component_ml)
     out[box] = grown

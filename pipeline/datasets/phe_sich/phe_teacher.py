@@ -122,6 +122,11 @@ def load_teacher_masks(path: Path, *, shape: tuple[int, int, int]) -> BoolArray:
     return np.unpackbits(packed, axis=-1, count=shape[2]).astype(bool)
 
 
+def _grown(mask: BoolArray, width: int) -> BoolArray:
+    """``mask`` dilated ``width`` times (itself when ``width`` is 0)."""
+    return ndimage.binary_dilation(mask, iterations=width) if width else mask
+
+
 def _band(mask: BoolArray, width: int) -> BoolArray:
     if width == 0 or not mask.any():
         return np.zeros_like(mask)
@@ -144,7 +149,7 @@ def teacher_label(label: SliceLabel, teacher: BoolArray, *, config: TeacherConfi
     if label.source not in _BOXED:
         weight = label.weight.copy()
         if teacher.any():
-            weight[ndimage.binary_dilation(teacher, iterations=grow) if grow else teacher] = 0.0
+            weight[_grown(teacher, grow)] = 0.0
         return replace(label, weight=weight, method="teacher", teacher_px=n_teacher)
     shape = label.mask.shape
     region = np.zeros(shape, dtype=bool)
@@ -160,13 +165,13 @@ def teacher_label(label: SliceLabel, teacher: BoolArray, *, config: TeacherConfi
     if not mask.any():
         weight = label.weight.copy()
         if outside.any():
-            weight[(ndimage.binary_dilation(outside, iterations=grow) if grow else outside) & ~derived] = 0.0
+            weight[_grown(outside, grow) & ~derived] = 0.0
         return replace(label, weight=weight, confidence=label.confidence * config.fallback_weight,
                        method="teacher-fallback", teacher_px=n_teacher)
     weight = np.ones(shape, dtype=np.float32)
     ignored = outside | (derived & ~mask) | _band(mask, grow)
     if grow and outside.any():
-        ignored |= ndimage.binary_dilation(outside, iterations=grow) & ~mask
+        ignored |= _grown(outside, grow) & ~mask
     weight[ignored] = 0.0
     agreement = dice(mask, derived, tolerance_px=config.tolerance_px) if derived.any() else math.nan
     floor = config.agreement_floor

@@ -9,6 +9,7 @@ from scipy import ndimage
 from ichpipe import errors as ichpipe_errors
 from ichpipe.pipeline.segment import components
 from ichpipe.pipeline.segment.components import (
+    bounding_box,
     closing_2d,
     components_at_least_3d,
     dilate_3x3,
@@ -167,3 +168,11 @@ def test_plane_helpers_refuse_a_volume() -> None:
     for helper in (lambda v: dilate_3x3(v, square=True), lambda v: erode_3x3(v, square=False), fill_holes_2d):
         with pytest.raises(ichpipe_errors.UsageError, match="Argument 'plane'"):
             helper(np.zeros((2, 3, 3), dtype=bool))
+
+
+def test_bounding_box_widens_in_plane_only_and_clips() -> None:
+    mask = np.zeros((5, 10, 12), dtype=bool)
+    mask[2, 1, 3] = mask[3, 6, 10] = True
+    assert bounding_box(mask, margin=2) == (slice(2, 4), slice(0, 9), slice(1, 12))
+    assert bounding_box(mask[2]) == (slice(1, 2), slice(3, 4))
+    assert bounding_box(np.zeros((3, 4), dtype=bool), margin=1) is None
