@@ -238,11 +238,14 @@ def _comments(content: HematomaSRContent) -> list[str]:
         lines.append(f"Quality flag {flag.code}: {flag.message}{value}")
     change = content.change
     if change is not None and not change.is_baseline:
-        pct = "n/a" if change.delta_pct is None else f"{change.delta_pct:+.1f} %"
+        if change.delta_ml is None:  # e.g. the baseline was measured by another method: no change to state
+            delta = "not comparable (no change is stated)"
+        else:
+            pct = "n/a" if change.delta_pct is None else f"{change.delta_pct:+.1f} %"
+            delta = f"{change.delta_ml:+.2f} mL ({pct})"
         lines.append(
             f"Change since baseline series {change.baseline_series_uid} ({change.baseline_datetime or 'undated'}):"
-            f" {change.delta_ml:+.2f} mL ({pct}); expansion {(change.verdict or 'n/a').replace('_', ' ')}"
-            f" by rule {change.rule or 'n/a'}"
+            f" {delta}; expansion {(change.verdict or 'n/a').replace('_', ' ')} by rule {change.rule or 'n/a'}"
         )
     elif change is not None:
         lines.append("This scan is the patient's baseline (first scan in the results store).")

@@ -131,6 +131,25 @@ def test_follow_up_sr_carries_change_since_baseline(tmp_path: Path, config: Path
     assert _dciodvfy_errors(Path(follow["outputs"]["sr"])) == []
 
 
+def test_follow_up_by_another_segmenter_still_gets_its_sr(tmp_path: Path, config: Path) -> None:
+    """Baseline by the network, follow-up by the threshold baseline: no change is stated, the SR is written.
+
+    (It was lost before: formatting the missing change raised, and the run flagged ``output_skipped``.)
+    """
+    for k, extra in enumerate((("--segmenter", "sa_cbam_unet_slim"), ())):  # _run adds --segmenter threshold
+        spec = PhantomSpec(seed=21 + k, rows=128, columns=128, n_slices=16, volume_ml=15.0, patient_id="SERIAL2",
+                           accession_number=f"ACC{k}", acquisition_datetime=datetime(2025, 3, 1, 8 + 3 * k, 0))
+        write_phantom_study(tmp_path / f"study{k}", spec)
+        follow = _run(tmp_path / f"study{k}", tmp_path / "out", config, *extra)
+    assert follow["serial"]["same_method_as_baseline"] is False
+    assert "output_skipped" not in [f["code"] for f in follow["quality"]["flags"]]
+    sr = hd.sr.srread(follow["outputs"]["sr"])
+    texts = [str(i.TextValue) for i in sr.ContentSequence[-1].ContentSequence[0].ContentSequence
+             if i.ValueType == "TEXT"]
+    assert any("Change since baseline series" in t and "not comparable" in t for t in texts)
+    assert not _group(sr).get_measurements(name=Code("VOLCHG", PRIVATE_SCHEME, "x"))
+
+
 def test_sr_from_report_with_quality_flags_and_types(tmp_path: Path) -> None:
     """Quality flags (branch i12's ``quality`` block) and per-type volumes (i13's ``by_type``) reach the SR."""
     write_phantom_study(tmp_path / "study", PhantomSpec(seed=2, rows=96, columns=96, n_slices=12))
