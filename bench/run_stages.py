@@ -7,7 +7,8 @@ Usage (from the repository root, in the project's venv)::
 
 For each segmenter (threshold; the full-size SA-CBAM U-Net with random weights
 in a temporary checkpoint, since speed does not depend on the weights; the
-shipped default checkpoint when present; BLAST-CT v1 with one model when
+shipped default checkpoint when present, as shipped (ONNX Runtime when its
+export is beside it) and under ``inference.runtime: torch``; BLAST-CT v1 with one model when
 ``--blast-weights`` names its weights) it runs the whole command
 ``/usr/bin/time -v ichpipe run ... --json`` several times and reports the median
 of each stage in ``timings_s``, the median wall time and the peak resident
@@ -80,9 +81,10 @@ def cpu_description() -> str:
     return f"{model} ({', '.join(isa) or 'no AVX2'}), {os.cpu_count()} cores, load average {load}"
 
 
-def run_once(study: Path, out: Path, args: list[str], store: Path) -> tuple[dict[str, float], float, float, float]:
+def run_once(study: Path, out: Path, args: list[str], store: Path,
+             config: str = "") -> tuple[dict[str, float], float, float, float]:
     cfg = out.parent / "bench-config.yaml"
-    cfg.write_text(f"store:\n  path: {store}\n")
+    cfg.write_text(f"store:\n  path: {store}\n{config}")
     cmd = [*ICHPIPE, "run", "--study", str(study), "--out", str(out), "--json", "--config", str(cfg), *args]
     use_time = Path("/usr/bin/time").exists()
     full = ["/usr/bin/time", "-v", *cmd] if use_time else cmd
@@ -156,17 +158,21 @@ def main() -> None:
         save_checkpoint(full_ckpt, model, name="sa_cbam_unet", input_size=(512, 512),
                         window={"width": 80.0, "level": 40.0}, normalisation={"scale": 1 / 255, "offset": 0.0},
                         training_data="none: random weights for timing only")
-        cases: list[tuple[str, list[str], str | None]] = [("threshold", ["--segmenter", "threshold"], None)]
+        # (label, arguments, registry name for the FLOP count, extra config)
+        cases: list[tuple[str, list[str], str | None, str]] = [("threshold", ["--segmenter", "threshold"], None, "")]
         cases.append(("sa_cbam_unet (full, base 64)", ["--segmenter", "sa_cbam_unet", "--checkpoint",
-                                                        str(full_ckpt)], "sa_cbam_unet"))
+                                                        str(full_ckpt)], "sa_cbam_unet", ""))
         default = CHECKPOINT_DIR / "ichpipe-default.pt"
         if default.exists():
-            cases.append(("default checkpoint", ["--checkpoint", str(default)], None))
+            runtime = "ONNX Runtime fp32" if default.with_suffix(".onnx").exists() else "PyTorch"
+            cases.append((f"default checkpoint ({runtime}, as shipped)", ["--checkpoint", str(default)], None, ""))
+            cases.append(("default checkpoint (inference.runtime: torch)", ["--checkpoint", str(default)], None,
+                          "inference:\n  runtime: torch\n"))
         if opts.blast_weights is not None:
             if not opts.blast_weights.is_dir():
                 raise SystemExit(f"--blast-weights {opts.blast_weights} is not a folder.")
             cases.append(("BLAST-CT v1, 1 model", ["--segmenter", "blast_ct", "--checkpoint", str(opts.blast_weights),
-                                                   "--blast-models", "1"], None))
+                                                   "--blast-models", "1"], None, ""))
         fp32 = matmul_peak_gflops(torch.float32)
         bf16 = matmul_peak_gflops(torch.bfloat16)
         lines.append(f"Machine: {cpu_description()}; "
@@ -179,8 +185,9 @@ def main() -> None:
         lines.append(header)
         lines.append("|" + "---|" * (header.count("|") - 1))
         notes: list[str] = []
-        for label, args, registry_name in cases:
-            runs = [run_once(study, tmp / f"out-{i}", args, tmp / "store.sqlite") for i in range(opts.repeats)]
+        for label, args, registry_name, config in cases:
+            runs = [run_once(study, tmp / f"out-{i}", args, tmp / "store.sqlite", config)
+                    for i in range(opts.repeats)]
             med = {k: statistics.median(r[0].get(k, 0.0) for r in runs) for k in runs[0][0]}
             wall = statistics.median(r[1] for r in runs)
             rss = statistics.median(r[2] for r in runs)

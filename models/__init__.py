@@ -9,7 +9,8 @@
 - The registry (:data:`MODEL_REGISTRY`, :data:`SEGMENTER_NAMES`,
   :func:`build_model`): names and default arguments in one place.
 - Checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`,
-  :func:`load_model`, :func:`file_sha256`) and TorchScript export.
+  :func:`load_model`, :func:`file_sha256`), TorchScript export, and ONNX export
+  (:func:`export_checkpoint_onnx`) with its torch-free runtime (:func:`load_onnx_segmenter`).
 
 This package never imports ``dicom_io`` or ``pipeline``. Importing it is cheap:
 each public name is imported from its module on first use (PEP 562), so
@@ -49,14 +50,17 @@ _LAZY: dict[str, str] = {
     "check_spatial_size": "ichpipe.models.sa_cbam_unet",
     "count_flops": "ichpipe.models.complexity",
     "count_parameters": "ichpipe.models.complexity",
+    "export_checkpoint_onnx": "ichpipe.models.onnx_export",
     "export_checkpoint_torchscript": "ichpipe.models.export",
     "export_torchscript": "ichpipe.models.export",
     "file_sha256": "ichpipe.models.hashing",
     "get_model_spec": "ichpipe.models.registry",
     "load_checkpoint": "ichpipe.models.checkpoint",
     "load_model": "ichpipe.models.checkpoint",
+    "load_onnx_segmenter": "ichpipe.models.onnx_model",
     "load_torchscript": "ichpipe.models.export",
     "model_names": "ichpipe.models.registry",
+    "paired_onnx": "ichpipe.models.onnx_model",
     "save_checkpoint": "ichpipe.models.checkpoint",
     "sinusoidal_encoding_2d": "ichpipe.models.blocks",
 }
@@ -89,14 +93,17 @@ __all__ = [
     "check_spatial_size",
     "count_flops",
     "count_parameters",
+    "export_checkpoint_onnx",
     "export_checkpoint_torchscript",
     "export_torchscript",
     "file_sha256",
     "get_model_spec",
     "load_checkpoint",
     "load_model",
+    "load_onnx_segmenter",
     "load_torchscript",
     "model_names",
+    "paired_onnx",
     "save_checkpoint",
     "sinusoidal_encoding_2d",
 ]

@@ -305,8 +305,9 @@ def sinusoidal_encoding_2d(
     torch.Size([1, 8, 4, 6])
     """
     _positive_int(channels, "channels")
-    _positive_int(height, "height")
-    _positive_int(width, "width")
+    if not torch.jit.is_tracing():  # traced for ONNX, height and width are 0-d tensors (dynamic sizes)
+        _positive_int(height, "height")
+        _positive_int(width, "width")
     if channels % 4 != 0:
         raise ValueError(
             f"Argument 'channels' must be a multiple of 4 for a 2D sinusoidal encoding; "

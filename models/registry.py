@@ -21,18 +21,17 @@ name                      task          what it builds
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from ichpipe.errors import UsageError
-from ichpipe.models.baselines import build_basic_unet, build_monai_unet, build_segresnet
-from ichpipe.models.predictor import ExpansionSACNN
-from ichpipe.models.sa_cbam_unet import SACBAMUNet
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "MODEL_REGISTRY",
@@ -56,8 +55,10 @@ class ModelSpec:
     ----------
     name:
         Registry name (what ``--segmenter`` and checkpoints use).
-    builder:
-        Callable taking keyword arguments only and returning the module.
+    target:
+        ``"module:attribute"`` of the builder, a callable taking keyword
+        arguments only and returning the module; imported on first use
+        (:attr:`builder`), so reading the registry does not import torch.
     defaults:
         Default keyword arguments (plain values, storable in a checkpoint).
     fixed:
@@ -76,11 +77,18 @@ class ModelSpec:
     """
 
     name: str
-    builder: Callable[..., nn.Module]
+    target: str
     defaults: Mapping[str, Any]
     task: Task
     description: str
     fixed: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def builder(self) -> Callable[..., nn.Module]:
+        """The builder named by :attr:`target` (imports its module, and so torch)."""
+        module, _, attribute = self.target.partition(":")
+        built: Callable[..., nn.Module] = getattr(importlib.import_module(module), attribute)
+        return built
 
     def resolve_kwargs(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults merged with ``overrides``, checked against the builder.
@@ -135,32 +143,32 @@ _SWITCHES = frozenset({"sa", "ca", "spa"})
 
 _SPECS = (
     ModelSpec(
-        "sa_cbam_unet", SACBAMUNet, _sa_cbam(64, True, True, True), "segmentation",
+        "sa_cbam_unet", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, True, True, True), "segmentation",
         "Seed 000 SA-CBAM U-Net, base width 64 (self-attention + channel + spatial attention).",
         _SWITCHES,
     ),
     ModelSpec(
-        "sa_cbam_unet_slim", SACBAMUNet, _sa_cbam(16, True, True, True), "segmentation",
+        "sa_cbam_unet_slim", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(16, True, True, True), "segmentation",
         "SA-CBAM U-Net with base width 16, for CPU inference.",
         _SWITCHES,
     ),
     ModelSpec(
-        "unet", SACBAMUNet, _sa_cbam(64, False, False, False), "segmentation",
+        "unet", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, False, False, False), "segmentation",
         "Plain residual U-Net: the SA-CBAM U-Net with every attention switched off.",
         _SWITCHES,
     ),
     ModelSpec(
-        "unet_sa", SACBAMUNet, _sa_cbam(64, True, False, False), "segmentation",
+        "unet_sa", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, True, False, False), "segmentation",
         "U-Net + self-attention bottleneck (seed ablation).",
         _SWITCHES,
     ),
     ModelSpec(
-        "unet_sa_ca", SACBAMUNet, _sa_cbam(64, True, True, False), "segmentation",
+        "unet_sa_ca", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, True, True, False), "segmentation",
         "U-Net + self-attention + channel attention on the skips (seed ablation).",
         _SWITCHES,
     ),
     ModelSpec(
-        "monai_unet", build_monai_unet,
+        "monai_unet", "ichpipe.models.baselines:build_monai_unet",
         {
             "in_channels": 1, "out_channels": 1, "channels": [16, 32, 64, 128, 256],
             "num_res_units": 2, "norm": "batch", "dropout": 0.0, "sigmoid": True,
@@ -168,7 +176,7 @@ _SPECS = (
         "segmentation", "MONAI UNet (strided convolutions, residual units) in 2D.",
     ),
     ModelSpec(
-        "basic_unet", build_basic_unet,
+        "basic_unet", "ichpipe.models.baselines:build_basic_unet",
         {
             "in_channels": 1, "out_channels": 1, "features": [32, 32, 64, 128, 256, 32],
             "upsample": "deconv", "dropout": 0.0, "sigmoid": True,
@@ -176,7 +184,7 @@ _SPECS = (
         "segmentation", "MONAI BasicUNet in 2D.",
     ),
     ModelSpec(
-        "segresnet", build_segresnet,
+        "segresnet", "ichpipe.models.baselines:build_segresnet",
         {
             "in_channels": 1, "out_channels": 1, "init_filters": 16,
             "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1], "dropout": 0.0,
@@ -185,7 +193,7 @@ _SPECS = (
         "segmentation", "MONAI SegResNet in 2D.",
     ),
     ModelSpec(
-        "expansion_sacnn", ExpansionSACNN,
+        "expansion_sacnn", "ichpipe.models.predictor:ExpansionSACNN",
         {
             "n_features": 72, "conv_channels": [16, 32], "kernel_size": 3, "pool_size": 2,
             "embed_dim": 16, "num_heads": 4, "hidden_size": 64, "dropout": 0.1,

@@ -102,6 +102,7 @@ def test_a_non_editable_install_puts_only_ichpipe_into_site_packages(tmp_path: P
                      for p in (REPO / folder).rglob("*.py") if "__pycache__" not in p.parts}
     assert {n for n in names if n.endswith(".py")} == expected
     assert "ichpipe/models/checkpoints/ichpipe-default.pt" in names
+    assert "ichpipe/models/checkpoints/ichpipe-default.onnx" in names  # the torch-free CPU runtime runs it
 
     target = tmp_path / "site"
     install = subprocess.run(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Device", "InferenceConfig"]
+__all__ = ["Device", "InferenceConfig", "Runtime"]
 
 Device = Literal["auto", "cpu", "cuda"]
+Runtime = Literal["auto", "torch", "onnxruntime"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class InferenceConfig:
         Do not run the network on slices with no head in them.
     crop_to_head:
         Run on the head's bounding box (padded to a multiple of 16) only.
+    runtime:
+        ``auto``: ONNX Runtime (fp32, CPU, no torch import) when the checkpoint
+        has its export beside it (``<checkpoint>.onnx``, made from that very
+        file), ``onnxruntime`` is installed and the run is on the CPU; else
+        PyTorch. ``torch`` or ``onnxruntime`` force one (the latter fails
+        clearly when it cannot run).
     """
 
     device: Device = "auto"
@@ -48,6 +55,7 @@ class InferenceConfig:
     restrict_to_intracranial: bool = True
     skip_slices_without_head: bool = True
     crop_to_head: bool = True
+    runtime: Runtime = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

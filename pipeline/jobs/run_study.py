@@ -257,7 +257,8 @@ def build_segmenter(
     inference = config.inference
     if options.device is not None:
         inference = replace(inference, device=options.device)
-    return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy, progress=progress)
+    return NetworkSegmenter(checkpoint, name=name, config=inference, anatomy=config.anatomy,
+                            allowed_sha256=tuple(allow), progress=progress)
 
 
 def analyse_study(

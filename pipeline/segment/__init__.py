@@ -43,7 +43,11 @@ Modules
 - :mod:`~ichpipe.pipeline.segment.threshold`: the classical HU-threshold
   baseline, thresholds in ``threshold:``;
 - :mod:`~ichpipe.pipeline.segment.inference`: network inference from a checkpoint (window,
-  normalisation, head crop, batches, bf16, restriction, small components).
+  normalisation, head crop, batches, restriction, small components), run by ONNX Runtime
+  when the checkpoint's export lies beside it (no torch import) or by
+  :mod:`~ichpipe.pipeline.segment.torch_backend` (GPU, bf16, channels-last);
+- :mod:`~ichpipe.pipeline.segment.resize`: PyTorch's bilinear resize (antialiased or not) in
+  NumPy, the same weights bit for bit;
 - :mod:`~ichpipe.pipeline.segment.blast_ct`: the peer BLAST-CT v1 (its published weights in
   ichpipe's own DeepMedic, 1-12 models) as a segmenter: haemorrhage = IPH + extra-axial + IVH,
   per-type masks for per-type volumes; settings in ``blast_ct:``;

@@ -59,10 +59,10 @@ from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.blast_ct_config import BLOOD_CLASSES, BlastCtConfig
 from ichpipe.pipeline.config.inference_config import Device, InferenceConfig
 from ichpipe.pipeline.config.schema import Config
-from ichpipe.pipeline.segment.inference import cpu_has_native_bf16, resolve_device
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, restrict_to_intracranial
 from ichpipe.pipeline.segment.iso_grid import NativeGrid, grid_from_geometry, resample_to_isotropic, to_native_grid
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
+from ichpipe.pipeline.segment.torch_backend import cpu_has_native_bf16, resolve_device
 from ichpipe.progress import stage
 
 __all__ = [

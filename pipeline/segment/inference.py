@@ -1,87 +1,74 @@
 """Slice-wise network inference on a CT volume.
 
 Pre-processing: the checkpoint's own window to 0-255 (as the seed's PNGs), its
-normalisation, resizing to the pixel grid the checkpoint was trained on,
+normalisation, resizing to the pixel grid the checkpoint was trained on
+(PyTorch's antialiased bilinear resize, in NumPy: :mod:`~ichpipe.pipeline.segment.resize`),
 cropping to the head's bounding box padded at the bottom and right to a
 multiple of 16 with the normalised value of black (what MONAI's
-``DivisiblePad(k=16, method="end")`` does; MONAI is not imported at inference). Slices with no head are not run. Batches
-go through the network under ``torch.inference_mode`` with bf16 autocast on
-CUDA, and on CPU where the CPU has native bf16 (AVX512-BF16 / AMX), in
-channels-last memory format. Post-processing: probabilities resized back,
-thresholded, restricted to the intracranial space, components under a
-minimum volume removed.
+``DivisiblePad(k=16, method="end")`` does; MONAI is not imported at
+inference). Slices with no head are not run. Post-processing: probabilities
+resized back, thresholded, restricted to the intracranial space, components
+under a minimum volume removed.
+
+Two runtimes run the batches (``inference.runtime``):
+
+- ONNX Runtime, fp32, CPU (:mod:`ichpipe.models.onnx_model`), chosen by
+  ``auto`` when the checkpoint's export lies beside it and the run is on the
+  CPU: torch is never imported, which saves 1.1-1.5 s per run on two cores;
+- PyTorch (:mod:`~ichpipe.pipeline.segment.torch_backend`): GPU or CPU,
+  ``torch.inference_mode``, bf16 autocast on CUDA and on CPUs with native bf16
+  (AVX512-BF16 / AMX), channels-last.
+
+Both see the same pre- and post-processing; only the network's forward pass
+differs (fp32 vs bf16 rounding; BENCHMARKS.md gives the measured difference).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import torch
-import torch.nn.functional as F
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import CheckpointError, UsageError
-from ichpipe.models.checkpoint import Checkpoint, load_model
+from ichpipe.models.hashing import file_sha256
+from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available, paired_onnx
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
-from ichpipe.pipeline.config.inference_config import Device, InferenceConfig
+from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
     head_bounding_box,
     largest_component,
     restrict_to_intracranial,
 )
+from ichpipe.pipeline.segment.resize import resize_bilinear
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.progress import stage
 
-__all__ = ["NetworkSegmenter", "channels_last_copy", "cpu_has_native_bf16", "resolve_device"]
+__all__ = ["NetworkSegmenter", "SliceRunner", "nvidia_gpu_visible"]
 
 log = logging.getLogger(__name__)
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), per /proc/cpuinfo."""
+
+class SliceRunner(Protocol):
+    """A network's forward pass on NumPy batches ``(B, C, H, W)`` float32."""
+
+    def run(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether the NVIDIA driver lists a GPU (``/proc/driver/nvidia/gpus``), without importing torch."""
+    gpus = Path("/proc/driver/nvidia/gpus")
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+        return gpus.is_dir() and any(gpus.iterdir())
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_device(device: Device) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; ``cuda`` without a GPU is a usage error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto.")
-    return torch.device(device)
-
-
-def channels_last_copy(x: torch.Tensor) -> torch.Tensor:
-    """``x`` (B, C, H, W) copied into channels-last strides ``(C*H*W, 1, W*C, C)``, even when C is 1.
-
-    For one channel, ``x.contiguous(memory_format=torch.channels_last)`` keeps
-    the NCHW strides (both layouts hold the same bytes), and oneDNN then runs
-    the first block's 1x1 shortcut convolution, whose weight is as ambiguous,
-    in NCHW and copies its wide output back: about 0.2 s per batch of four
-    head-cropped 512 x 512 slices of the full network. The values are the same;
-    the network's output is too under bf16 autocast here (AMX), and within fp32
-    rounding in fp32 (3.6e-7 at most on the 32-slice bench phantom, no voxel
-    changing side of the threshold), where oneDNN may pick another kernel.
-
-    Examples
-    --------
-    >>> channels_last_copy(torch.zeros(2, 1, 4, 3)).stride()
-    (12, 1, 3, 1)
-    """
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
-    out.copy_(x)
-    return out
 
 
 def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
@@ -95,15 +82,19 @@ class NetworkSegmenter:
     Parameters
     ----------
     checkpoint_path:
-        An ichpipe checkpoint (see :mod:`ichpipe.models.checkpoint`).
+        An ichpipe checkpoint (see :mod:`ichpipe.models.checkpoint`); its ONNX
+        export, when used, is ``checkpoint_path`` with the suffix ``.onnx``.
     name:
         Registry name the caller expects (``None`` accepts the checkpoint's).
     config:
-        Inference settings.
+        Inference settings (``runtime`` chooses ONNX Runtime or PyTorch).
     anatomy:
         Thresholds of the head and intracranial masks.
     expected_sha256:
         Optional pinned SHA-256 of the checkpoint file.
+    allowed_sha256:
+        When not empty, the ONNX export is used only if its own SHA-256 is in
+        it too (``models.checkpoint_sha256_allowlist``).
     progress:
         Optional callback ``progress(done_slices, total_slices)``.
     """
@@ -116,54 +107,129 @@ class NetworkSegmenter:
         config: InferenceConfig | None = None,
         anatomy: AnatomyConfig | None = None,
         expected_sha256: str | None = None,
+        allowed_sha256: Collection[str] = (),
         progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.config = config or InferenceConfig()
         self.anatomy = anatomy or AnatomyConfig()
-        self.device = resolve_device(self.config.device)
-        if self.config.threads and self.device.type == "cpu":
-            torch.set_num_threads(self.config.threads)
-        self.model, self.checkpoint = load_model(
-            checkpoint_path, name=name, task="segmentation", expected_sha256=expected_sha256,
-            map_location=self.device,
-        )
-        self.window = self._window(self.checkpoint)
-        norm = dict(self.checkpoint.metadata.get("normalisation") or {})
+        self.progress = progress
+        self.runner: SliceRunner
+        self.onnx_sha256: str | None = None
+        onnx = self._onnx_export(Path(checkpoint_path))
+        if onnx is not None:
+            self._load_onnx(onnx, Path(checkpoint_path), name=name, expected_sha256=expected_sha256,
+                            allowed_sha256=allowed_sha256)
+        if self.onnx_sha256 is None:
+            self._load_torch(Path(checkpoint_path), name=name, expected_sha256=expected_sha256)
+        self.window = self._window(self.metadata, self.checkpoint_path)
+        norm = dict(self.metadata.get("normalisation") or {})
         self.scale = float(norm.get("scale", 1.0 / 255.0))
         self.offset = float(norm.get("offset", 0.0))
-        size = self.checkpoint.input_size
+        size = tuple(self.metadata["input_size"])
         if len(size) != 2:
             raise CheckpointError(f"Checkpoint '{checkpoint_path}' is not a 2D segmenter (input_size {size}).")
         self.input_size = (int(size[0]), int(size[1]))
-        self.use_bf16 = self.config.bf16 and (self.device.type == "cuda" or cpu_has_native_bf16())
-        if self.config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.progress = progress
-        self.name = self.checkpoint.name
+
+    def _onnx_export(self, checkpoint_path: Path) -> Path | None:
+        """The ONNX export to run, or ``None`` for PyTorch (``inference.runtime``)."""
+        runtime = self.config.runtime
+        if runtime == "torch" or not checkpoint_path.is_file():
+            return None  # a missing checkpoint: PyTorch's loader says so
+        onnx = paired_onnx(checkpoint_path)
+        on_cpu = self.config.device == "cpu" or (self.config.device == "auto" and not nvidia_gpu_visible())
+        if runtime == "auto":
+            return onnx if onnx is not None and on_cpu and onnxruntime_available() else None
+        if self.config.device == "cuda":
+            raise UsageError("inference.runtime onnxruntime runs on the CPU; use --device cpu or runtime torch.")
+        if onnx is None:
+            raise CheckpointError(
+                f"inference.runtime is onnxruntime but checkpoint '{checkpoint_path}' has no ONNX export beside it"
+                f" ({checkpoint_path.with_suffix('.onnx').name}); make it with"
+                f" `python -m ichpipe.models.onnx_export {checkpoint_path}` or set runtime: auto."
+            )
+        return onnx
+
+    def _load_onnx(self, onnx: Path, checkpoint_path: Path, *, name: str | None, expected_sha256: str | None,
+                   allowed_sha256: Collection[str]) -> None:
+        """Run ``onnx`` if it was exported from ``checkpoint_path`` (and is allowed); else leave it to PyTorch."""
+        digest = file_sha256(checkpoint_path)
+        if expected_sha256 is not None and digest != expected_sha256.strip().lower():
+            raise CheckpointError(
+                f"Checkpoint '{checkpoint_path}' has SHA-256 {digest}, not the expected {expected_sha256};"
+                " the file was changed or is the wrong one."
+            )
+        forced = self.config.runtime == "onnxruntime"
+        exported = load_onnx_segmenter(onnx, threads=self.config.threads,
+                                       expected_checkpoint_sha256=digest if forced else None)
+        if exported.source_checkpoint_sha256 != digest:
+            log.warning("ONNX file %s was exported from another checkpoint (SHA-256 %s), not from %s;"
+                        " running the checkpoint under PyTorch. Export it again with"
+                        " `python -m ichpipe.models.onnx_export %s`.",
+                        onnx, exported.source_checkpoint_sha256, checkpoint_path, checkpoint_path)
+            return
+        if allowed_sha256 and exported.file_sha256 not in allowed_sha256:
+            if forced:
+                raise CheckpointError(
+                    f"ONNX file {onnx} (SHA-256 {exported.file_sha256}) is not in"
+                    " models.checkpoint_sha256_allowlist; add its digest if you trust it."
+                )
+            log.info("ONNX export %s is not in the allowlist; running the checkpoint under PyTorch", onnx)
+            return
+        if name is not None and exported.name != name:
+            raise CheckpointError(
+                f"Checkpoint '{checkpoint_path}' holds model '{exported.name}', but '{name}' was requested;"
+                f" pass --segmenter {exported.name}, or a checkpoint trained for '{name}'."
+            )
+        self.runtime, self.device, self.use_bf16 = "onnxruntime", "cpu", False
+        self.runner, self.name, self.checkpoint_sha256 = exported, exported.name, digest
+        self.checkpoint_path, self.metadata = checkpoint_path, exported.metadata
+        self.onnx_sha256 = exported.file_sha256
+
+    def _load_torch(self, checkpoint_path: Path, *, name: str | None, expected_sha256: str | None) -> None:
+        from ichpipe.models.checkpoint import load_model
+        from ichpipe.pipeline.segment.torch_backend import TorchSliceRunner, cpu_has_native_bf16, resolve_device
+
+        device = resolve_device(self.config.device)
+        if self.config.threads and device.type == "cpu":
+            import torch
+
+            torch.set_num_threads(self.config.threads)
+        model, checkpoint = load_model(
+            checkpoint_path, name=name, task="segmentation", expected_sha256=expected_sha256, map_location=device,
+        )
+        self.runtime, self.device = "torch", device.type
+        self.use_bf16 = self.config.bf16 and (device.type == "cuda" or cpu_has_native_bf16())
+        self.runner = TorchSliceRunner(model, device, bf16=self.use_bf16, channels_last=self.config.channels_last)
+        self.name, self.checkpoint_sha256 = checkpoint.name, checkpoint.file_sha256
+        self.checkpoint_path, self.metadata = checkpoint.path, checkpoint.metadata
 
     @staticmethod
-    def _window(checkpoint: Checkpoint) -> WindowPreset:
-        window = checkpoint.window
+    def _window(metadata: Any, path: Path) -> WindowPreset:
+        window = metadata.get("window")
         if not window:
             raise CheckpointError(
-                f"Checkpoint '{checkpoint.path}' does not say which HU window it was trained with;"
+                f"Checkpoint '{path}' does not say which HU window it was trained with;"
                 " retrain or re-save it with a window."
             )
         return WindowPreset(width=float(window["width"]), level=float(window["level"]))
 
     def describe(self) -> dict[str, Any]:
-        """Identity for the report: registry name, checkpoint SHA-256, versions, window."""
-        return {
-            "name": self.checkpoint.name,
-            "checkpoint_sha256": self.checkpoint.file_sha256,
-            "checkpoint_path": str(self.checkpoint.path),
+        """Identity for the report: registry name, checkpoint SHA-256, versions, window, runtime."""
+        described = {
+            "name": self.name,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "checkpoint_path": str(self.checkpoint_path),
             "version": __version__,
             "window": {"width": self.window.width, "level": self.window.level},
-            "device": self.device.type,
+            "device": self.device,
             "bf16": self.use_bf16,
+            "runtime": self.runtime,
             "kind": "trained network",
             "baseline": False,
         }
+        if self.onnx_sha256 is not None:
+            described["onnx_sha256"] = self.onnx_sha256
+        return described
 
     def probabilities(self, volume: CTVolume) -> npt.NDArray[np.float32]:
         """Hematoma probability per voxel, shape ``volume.hu.shape``."""
@@ -215,25 +281,18 @@ class NetworkSegmenter:
         rows, cols = hu.shape[1:]
         y0, y1, x0, x1 = box
         grey = apply_window(hu[batch], self.window).astype(np.float32) * self.scale + self.offset
-        x = torch.from_numpy(grey)[:, None].to(self.device)
         if (rows, cols) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
-        x = x[:, :, y0:y1, x0:x1]
-        crop_h, crop_w = x.shape[-2:]
+            grey = resize_bilinear(grey, self.input_size, antialias=True)
+        crop_h, crop_w = y1 - y0, x1 - x0
         # pad bottom/right to a multiple of 16 with the normalised value of black
-        x = F.pad(x, (0, -crop_w % 16, 0, -crop_h % 16), mode="constant", value=self.offset)
-        if self.config.channels_last:
-            x = channels_last_copy(x)
-        with torch.inference_mode(), torch.autocast(
-            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16
-        ):
-            y = self.model(x)
-        y = y.float()[:, :1, :crop_h, :crop_w]
-        full = torch.zeros((len(batch), 1, *self.input_size), device=y.device)
-        full[:, :, y0:y1, x0:x1] = y
+        x = np.full((len(batch), 1, crop_h + -crop_h % 16, crop_w + -crop_w % 16), self.offset, dtype=np.float32)
+        x[:, 0, :crop_h, :crop_w] = grey[:, y0:y1, x0:x1]
+        y = self.runner.run(x)
+        full = np.zeros((len(batch), *self.input_size), dtype=np.float32)
+        full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]
         if (rows, cols) != self.input_size:
-            full = F.interpolate(full, size=(rows, cols), mode="bilinear", align_corners=False)
-        out[batch] = full[:, 0].cpu().numpy()
+            full = resize_bilinear(full, (rows, cols), antialias=False)
+        out[batch] = full
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""

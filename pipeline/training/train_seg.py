@@ -62,7 +62,7 @@ from ichpipe.models.registry import get_model_spec
 from ichpipe.pipeline.config.training_config import TrainingConfig
 from ichpipe.pipeline.datasets import load_case
 from ichpipe.pipeline.datasets.manifest import Manifest, ManifestEntry, check_patient_split, read_manifest
-from ichpipe.pipeline.segment.inference import resolve_device
+from ichpipe.pipeline.segment.torch_backend import resolve_device
 from ichpipe.pipeline.training.curves import plot_curves, write_history_csv
 from ichpipe.pipeline.training.transforms import (
     prepare_case_slices,

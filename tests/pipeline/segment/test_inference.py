@@ -13,21 +13,17 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model
 from ichpipe.pipeline.config.inference_config import InferenceConfig
-from ichpipe.pipeline.segment.inference import (
-    NetworkSegmenter,
-    channels_last_copy,
-    cpu_has_native_bf16,
-    resolve_device,
-)
+from ichpipe.pipeline.segment.inference import NetworkSegmenter
+from ichpipe.pipeline.segment.torch_backend import channels_last_copy, cpu_has_native_bf16, resolve_device
 
 
-class _Echo(torch.nn.Module):
-    """Stands in for a network: 'probability' = input grey level (so outputs are predictable)."""
+class _Echo:
+    """Stands in for a network runtime: 'probability' = input grey level (so outputs are predictable)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] % 16 or x.shape[-2] % 16:
+    def run(self, images: np.ndarray) -> np.ndarray:
+        if images.shape[-1] % 16 or images.shape[-2] % 16:
             raise ValueError("not padded to a multiple of 16")
-        return x
+        return images.copy()
 
 
 def _checkpoint(tmp_path: Path, *, input_size: tuple[int, int] = (64, 64)) -> Path:
@@ -63,7 +59,7 @@ def head_volume(make_series):
 @pytest.mark.parametrize("input_size", [(64, 64), (32, 32)])
 def test_probabilities_shape_and_placement(tmp_path, head_volume, input_size) -> None:
     seg = NetworkSegmenter(_checkpoint(tmp_path, input_size=input_size), config=InferenceConfig(device="cpu"))
-    seg.model = _Echo()
+    seg.runner = _Echo()
     probs = seg.probabilities(head_volume)
     assert probs.shape == head_volume.hu.shape
     # the echo returns the windowed grey level/255: brain (40 HU) ~0.5, blood (70 HU) ~0.9
@@ -75,7 +71,7 @@ def test_probabilities_shape_and_placement(tmp_path, head_volume, input_size) ->
 
 def test_segment_thresholds_and_restricts_to_brain(tmp_path, head_volume) -> None:
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", threshold=0.7))
-    seg.model = _Echo()
+    seg.runner = _Echo()
     mask = seg.segment(head_volume)
     assert mask[5, 30, 26] and not mask[5, 32, 45]
     assert not mask[:, 32, 3].any()  # bone ring (windowed to 1.0) is outside the intracranial mask
@@ -111,7 +107,7 @@ def test_progress_reports_every_slice_with_head(tmp_path, head_volume) -> None:
     calls: list[tuple[int, int]] = []
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", batch_size=5),
                            progress=lambda d, t: calls.append((d, t)))
-    seg.model = _Echo()
+    seg.runner = _Echo()
     seg.probabilities(head_volume)
     assert calls[-1] == (12, 12)
 
