@@ -3,10 +3,11 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/run_stages.py [--repeats 3] [--out FILE.md] [--scaling 32,150,300 [--scaling-only]]
-                               [--blast-weights ../shared/data/blast-ct-v1]
+                               [--blast-weights ../shared/data/blast-ct-v1] [--full-onnx]
 
 For each segmenter (threshold; the full-size SA-CBAM U-Net with random weights
-in a temporary checkpoint, since speed does not depend on the weights; the
+in a temporary checkpoint, since speed does not depend on the weights, under
+PyTorch and, with ``--full-onnx``, from its ONNX export; the
 shipped default checkpoint when present, as shipped (ONNX Runtime when its
 export is beside it) and under ``inference.runtime: torch``; BLAST-CT v1 with one model when
 ``--blast-weights`` names its weights) it runs the whole command
@@ -24,6 +25,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -139,6 +141,8 @@ def main() -> None:
     parser.add_argument("--scaling", default="", help="Also run the default checkpoint on phantoms of these"
                         " slice counts (comma-separated; 5 mm up to 64 slices, 0.625 mm above).")
     parser.add_argument("--scaling-only", action="store_true", help="Skip the side-by-side table.")
+    parser.add_argument("--full-onnx", action="store_true",
+                        help="Also run the full network from an ONNX export (exporting it takes about a minute).")
     parser.add_argument("--blast-weights", type=Path, default=None,
                         help="A folder of BLAST-CT v1 model_*.pt: add BLAST-CT with one model to the table.")
     opts = parser.parse_args()
@@ -154,14 +158,23 @@ def main() -> None:
         study = tmp / "study"
         truth = write_phantom_study(study, PhantomSpec(seed=424242, rows=512, columns=512, n_slices=32))
         full_ckpt = tmp / "full.pt"
+        torch.manual_seed(0)  # the same random weights every run: post-processing depends on what they mark
         model = build_model("sa_cbam_unet")
         save_checkpoint(full_ckpt, model, name="sa_cbam_unet", input_size=(512, 512),
                         window={"width": 80.0, "level": 40.0}, normalisation={"scale": 1 / 255, "offset": 0.0},
                         training_data="none: random weights for timing only")
         # (label, arguments, registry name for the FLOP count, extra config)
         cases: list[tuple[str, list[str], str | None, str]] = [("threshold", ["--segmenter", "threshold"], None, "")]
-        cases.append(("sa_cbam_unet (full, base 64)", ["--segmenter", "sa_cbam_unet", "--checkpoint",
-                                                        str(full_ckpt)], "sa_cbam_unet", ""))
+        cases.append(("sa_cbam_unet (full, base 64), PyTorch", ["--segmenter", "sa_cbam_unet", "--checkpoint",
+                                                                 str(full_ckpt)], "sa_cbam_unet", ""))
+        if opts.full_onnx:  # the same weights exported beside a copy: what a user with an exported full model gets
+            full_onnx_ckpt = tmp / "full-onnx.pt"
+            shutil.copyfile(full_ckpt, full_onnx_ckpt)
+            from ichpipe.models.onnx_export import export_checkpoint_onnx
+
+            export_checkpoint_onnx(full_onnx_ckpt)
+            cases.append(("sa_cbam_unet (full, base 64), ONNX Runtime fp32",
+                          ["--segmenter", "sa_cbam_unet", "--checkpoint", str(full_onnx_ckpt)], "sa_cbam_unet", ""))
         default = CHECKPOINT_DIR / "ichpipe-default.pt"
         if default.exists():
             runtime = "ONNX Runtime fp32" if default.with_suffix(".onnx").exists() else "PyTorch"
