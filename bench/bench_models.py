@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,19 +25,11 @@ import torch
 from torch import nn
 
 from ichpipe.models import SEGMENTER_NAMES, build_model, count_flops, count_parameters
+from ichpipe.pipeline.segment.torch_backend import cpu_has_native_bf16
 
 SLICE = (1, 1, 512, 512)
 MODES = ("fp32", "fp32_channels_last", "bf16_autocast", "bf16_channels_last")
 ROUNDS = {"sa_cbam_unet": 5, "sa_cbam_unet_slim": 10}
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether /proc/cpuinfo lists AVX512-BF16 or AMX-BF16."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def make_runner(model: nn.Module, mode: str) -> Callable[[], torch.Tensor]:
