@@ -113,6 +113,21 @@ def test_forced_onnxruntime_without_an_export_says_how_to_make_one(tmp_path: Pat
         NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", runtime="onnxruntime"))
 
 
+def test_forced_onnxruntime_refuses_a_gpu_and_auto_leaves_the_gpu_to_torch(tiny_pair, monkeypatch) -> None:
+    from ichpipe.errors import UsageError
+    from ichpipe.pipeline.segment import inference
+
+    checkpoint, _ = tiny_pair
+    with pytest.raises(UsageError, match="runs on the CPU"):
+        NetworkSegmenter(checkpoint, config=InferenceConfig(device="cuda", runtime="onnxruntime"))
+    monkeypatch.setattr(inference, "nvidia_gpu_visible", lambda: True)  # a GPU host: auto must not pick ONNX
+    seg = NetworkSegmenter.__new__(NetworkSegmenter)
+    seg.config = InferenceConfig(device="auto")
+    assert seg._onnx_export(checkpoint) is None
+    seg.config = InferenceConfig(device="cpu")
+    assert seg._onnx_export(checkpoint) == checkpoint.with_suffix(".onnx")
+
+
 def test_an_onnx_file_without_identity_is_refused(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
     import onnx
 
