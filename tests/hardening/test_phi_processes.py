@@ -130,7 +130,8 @@ def test_dask_worker_processes_mask_identifiers(phi_inbox: Path, tmp_path: Path)
                 print(report.counts["processed"], report.counts["failed"])
     """)
     (tmp_path / "dask_run.py").write_text(script)
-    result = subprocess.run([sys.executable, str(tmp_path / "dask_run.py")], cwd=tmp_path, env=_env(),
+    env = {**_env(), "DASK_TEMPORARY_DIRECTORY": str(tmp_path / "dask")}  # no dask-scratch-space left in /tmp
+    result = subprocess.run([sys.executable, str(tmp_path / "dask_run.py")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["2", "2"], result.stdout

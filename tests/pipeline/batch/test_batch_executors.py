@@ -54,11 +54,14 @@ DASK_EXTRA = "the Dask executor needs the [dask] extra: pip install 'ichpipe[das
 @pytest.mark.slow
 def test_dask_local_cluster(template: Path, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed", reason=DASK_EXTRA)
+    import dask
     inbox, out, config_file = _setup(template, tmp_path)
     config = load_config(config_file)
     # Worker threads (processes=False) over real TCP on the loopback; the dashboard on a free port.
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+    # Dask's scratch space in the test's folder, not a dask-scratch-space left in /tmp
+    with dask.config.set({"temporary-directory": str(tmp_path / "dask")}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                     host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
         options = BatchOptions(inbox=inbox, out=out, segmenter="threshold", executor="dask",
                                scheduler=cluster.scheduler_address)
         report = run_batch(options, config)
