@@ -37,6 +37,10 @@ class InferenceConfig:
         Do not run the network on slices with no head in them.
     crop_to_head:
         Run on the head's bounding box (padded to a multiple of 16) only.
+    restore_stripped_skull_mm:
+        On a skull-stripped export (the skull set to one fill value), paint
+        bone on the fill-value voxels within this many mm outside the
+        intracranial space, in the network's input only (0: never).
     runtime:
         ``auto``: ONNX Runtime (fp32, CPU, no torch import) when the checkpoint
         has its export beside it (``<checkpoint>.onnx``, made from that very
@@ -55,6 +59,7 @@ class InferenceConfig:
     restrict_to_intracranial: bool = True
     skip_slices_without_head: bool = True
     crop_to_head: bool = True
+    restore_stripped_skull_mm: float = 10.0
     runtime: Runtime = "auto"
 
     def __post_init__(self) -> None:
@@ -62,5 +67,7 @@ class InferenceConfig:
             raise ValueError("Argument 'batch_size' must be at least 1.")
         if self.threads < 0:
             raise ValueError("Argument 'threads' must not be negative.")
+        if self.restore_stripped_skull_mm < 0:
+            raise ValueError("Argument 'restore_stripped_skull_mm' must not be negative.")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("Argument 'threshold' must lie strictly between 0 and 1.")

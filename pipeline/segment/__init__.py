@@ -46,6 +46,8 @@ Modules
   normalisation, head crop, batches, restriction, small components), run by ONNX Runtime
   when the checkpoint's export lies beside it (no torch import) or by
   :mod:`~ichpipe.pipeline.segment.torch_backend` (GPU, bf16, channels-last);
+- :mod:`~ichpipe.pipeline.segment.skull_restore`: on a skull-stripped export, the band of
+  fill-value voxels outside the intracranial space shown to the network as bone (its input only);
 - :mod:`~ichpipe.pipeline.segment.resize`: PyTorch's bilinear resize (antialiased or not) in
   NumPy, the same weights bit for bit;
 - :mod:`~ichpipe.pipeline.segment.blast_ct`: the peer BLAST-CT v1 (its published weights in

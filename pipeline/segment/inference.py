@@ -43,12 +43,14 @@ from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
+    find_intracranial_in,
     head_bounding_box,
     largest_component,
     restrict_to_intracranial,
 )
 from ichpipe.pipeline.segment.resize import resize_bilinear
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
+from ichpipe.pipeline.segment.skull_restore import BONE_HU, stripped_skull_ring
 from ichpipe.progress import stage
 
 __all__ = ["NetworkSegmenter", "SliceRunner", "nvidia_gpu_visible"]
@@ -231,8 +233,13 @@ class NetworkSegmenter:
             described["onnx_sha256"] = self.onnx_sha256
         return described
 
-    def probabilities(self, volume: CTVolume) -> npt.NDArray[np.float32]:
-        """Hematoma probability per voxel, shape ``volume.hu.shape``."""
+    def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None
+                      ) -> npt.NDArray[np.float32]:
+        """Hematoma probability per voxel, shape ``volume.hu.shape``.
+
+        ``bone``: voxels shown to the network as bone (:data:`~ichpipe.pipeline.segment.skull_restore.BONE_HU`),
+        e.g. the ring of a stripped skull; the volume itself is not changed.
+        """
         hu = volume.hu
         n, rows, cols = hu.shape
         out = np.zeros(hu.shape, dtype=np.float32)
@@ -252,7 +259,7 @@ class NetworkSegmenter:
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in _batches(todo, self.config.batch_size):
-                self._infer(hu, batch, out, (y0, y1, x0, x1))
+                self._infer(hu, batch, out, (y0, y1, x0, x1), bone)
                 done += len(batch)
                 shown.advance(len(batch))
                 if self.progress:
@@ -270,17 +277,32 @@ class NetworkSegmenter:
             Its intracranial space, when already found (found here when
             needed and ``None``).
         """
-        mask = self.probabilities(volume) > self.config.threshold
-        return restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
-                                        min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
-                                        intracranial=intracranial)
+        ring = None
+        if self.config.restore_stripped_skull_mm > 0:
+            if intracranial is None:
+                intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)
+            ring = stripped_skull_ring(volume.hu, intracranial, volume.geometry.pixel_spacing_mm,
+                                       width_mm=self.config.restore_stripped_skull_mm)
+        mask = self.probabilities(volume, bone=ring) > self.config.threshold
+        result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
+                                          min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
+                                          intracranial=intracranial)
+        if ring is not None:
+            result.details["network_input"] = {
+                "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
+                "bone_voxels_painted": int(ring.sum()),
+            }
+        return result
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], out: npt.NDArray[np.float32],
-               box: tuple[int, int, int, int]) -> None:
+               box: tuple[int, int, int, int], bone: npt.NDArray[np.bool_] | None = None) -> None:
         """Probabilities of the slices ``batch`` of ``hu`` into ``out`` (``box``: the head crop in network pixels)."""
         rows, cols = hu.shape[1:]
         y0, y1, x0, x1 = box
-        grey = apply_window(hu[batch], self.window).astype(np.float32) * self.scale + self.offset
+        slab = hu[batch]
+        if bone is not None:
+            slab = np.where(bone[batch], np.float32(BONE_HU), slab)
+        grey = apply_window(slab, self.window).astype(np.float32) * self.scale + self.offset
         if (rows, cols) != self.input_size:
             grey = resize_bilinear(grey, self.input_size, antialias=True)
         crop_h, crop_w = y1 - y0, x1 - x0

@@ -214,6 +214,17 @@ class IntracranialResult:
     head_volume_ml: float
     measurements: dict[str, float | int | str | None] = field(default_factory=dict)
 
+    @property
+    def skull_stripped(self) -> bool:
+        """Whether the ring was made of fill-value voxels, not bone: a skull-stripped export."""
+        return _stripped(list(self.slices), self.levels)
+
+
+def _stripped(findings: list[SliceFinding], levels: ValueLevels) -> bool:
+    """A fill value exists and the barrier of the ring slices is mostly not bone."""
+    used = [f for f in findings if f.method in ("closed", "bridged")]
+    return bool(used) and levels.fill_value is not None and float(np.median([f.bone_share for f in used])) < 0.5
+
 
 def value_levels(hu: FloatArray, *, config: AnatomyConfig | None = None) -> ValueLevels:
     """Find a fill value and clipping from a subsample of the volume (at most ~4 M voxels).
@@ -331,7 +342,7 @@ def _summary(findings: list[SliceFinding], levels: ValueLevels) -> str:
     if not used:
         return "not found"
     kind = "bone ring"
-    if levels.fill_value is not None and np.median([f.bone_share for f in used]) < 0.5:
+    if levels.fill_value is not None and _stripped(findings, levels):
         kind = f"ring of stripped-skull voxels (exactly {levels.fill_value + 0.0:g} HU)"
     if counts["bridged"]:
         widest = max(f.max_gap_deg for f in findings if f.method == "bridged")
