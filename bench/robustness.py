@@ -50,6 +50,7 @@ CASES: dict[str, tuple[dict[str, Any] | str, float]] = {
     "open 70 deg flap over the hematoma": ({"skull_flap_deg": 70.0}, 0.15),
     "skull-stripped (skull = 0 HU)": ({"export": "skull_stripped"}, 0.15),
     "skull- and air-stripped (like the real IVH export)": ({"export": "skull_air_stripped"}, 0.15),
+    "brain-only export (outside the inner table = 0 HU)": ({"export": "brain_only"}, 0.15),
     "HU clipped at 320": ({"clip_hu": 320.0}, 0.15),
     "MONOCHROME1": ({"photometric": "MONOCHROME1"}, 0.05),
     "no FrameOfReferenceUID": ({"frame_of_reference": False}, 0.05),

@@ -38,9 +38,9 @@ class InferenceConfig:
     crop_to_head:
         Run on the head's bounding box (padded to a multiple of 16) only.
     restore_stripped_skull_mm:
-        On a skull-stripped export (the skull set to one fill value), paint
-        bone on the fill-value voxels within this many mm outside the
-        intracranial space, in the network's input only (0: never).
+        On a skull-stripped or brain-only export (the skull set to one fill
+        value), paint bone on the fill-value voxels within this many mm
+        outside the intracranial space, in the network's input only (0: never).
     runtime:
         ``auto``: ONNX Runtime (fp32, CPU, no torch import) when the checkpoint
         has its export beside it (``<checkpoint>.onnx``, made from that very

@@ -1,4 +1,4 @@
-"""A bone ring for the network's input where a skull-stripped export removed the skull.
+"""A bone ring for the network's input where a skull-stripped or brain-only export removed the skull.
 
 Research exports (and the real intraventricular example in ``../shared/data``)
 often set the skull to one fill value, usually 0 HU. In the network's window
@@ -21,10 +21,13 @@ from scipy import ndimage
 from ichpipe.pipeline.segment.components import bounding_box
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 
-__all__ = ["BONE_HU", "stripped_skull_ring"]
+__all__ = ["BONE_HU", "MIN_FILL_SHARE", "stripped_skull_ring"]
 
 #: HU painted on the ring (cortical bone; anything above the window's top looks the same).
 BONE_HU = 1000.0
+
+#: Share of the band outside the intracranial space that must hold the fill value for it to be painted.
+MIN_FILL_SHARE = 0.5
 
 
 def stripped_skull_ring(
@@ -36,13 +39,16 @@ def stripped_skull_ring(
 ) -> npt.NDArray[np.bool_] | None:
     """The fill-value voxels within ``width_mm`` (in-plane) outside the intracranial space.
 
+    Built when the volume has a fill value (a large, isolated share of voxels at
+    one exact value) and at least :data:`MIN_FILL_SHARE` of the band holds it: a
+    stripped skull, or a brain-only export whose outside is all fill.
+
     Parameters
     ----------
     hu:
         The HU volume ``(slices, rows, columns)``.
     intracranial:
-        Its intracranial space; the ring is built only when
-        :attr:`~ichpipe.pipeline.segment.intracranial.IntracranialResult.skull_stripped`.
+        Its intracranial space and the fill value found with it.
     pixel_spacing_mm:
         Row and column spacing.
     width_mm:
@@ -51,8 +57,8 @@ def stripped_skull_ring(
     Returns
     -------
     numpy.ndarray or None
-        bool, the shape of ``hu``; ``None`` when the skull is not stripped, the
-        width is 0 or the band holds no fill-value voxel.
+        bool, the shape of ``hu``; ``None`` when there is no fill value, the
+        width is 0 or less than :data:`MIN_FILL_SHARE` of the band is fill.
 
     Raises
     ------
@@ -80,17 +86,23 @@ def stripped_skull_ring(
     if mask.shape != hu.shape:
         raise ValueError(f"Argument 'hu' has shape {hu.shape}, the intracranial mask {mask.shape}.")
     fill = intracranial.levels.fill_value
-    if width_mm == 0 or fill is None or not intracranial.skull_stripped:
+    if width_mm == 0 or fill is None:
         return None
     margin = int(np.ceil(width_mm / min(pixel_spacing_mm))) + 1
     box = bounding_box(mask, margin=margin)
     if box is None:
         return None
     ring = np.zeros(hu.shape, dtype=bool)
+    band_voxels = 0
     for z in range(box[0].start, box[0].stop):
         inside = mask[z, box[1], box[2]]
         if not inside.any():
             continue
         distance = ndimage.distance_transform_edt(~inside, sampling=pixel_spacing_mm)
-        ring[z, box[1], box[2]] = (distance > 0) & (distance <= width_mm) & (hu[z, box[1], box[2]] == fill)
-    return ring if ring.any() else None
+        band = (distance > 0) & (distance <= width_mm)
+        band_voxels += int(band.sum())
+        ring[z, box[1], box[2]] = band & (hu[z, box[1], box[2]] == fill)
+    # a stripped skull, or a brain-only export: the band outside the space is mostly the fill value;
+    # where it is mostly something else (bone, scalp), the head is left as it is
+    painted = int(ring.sum())
+    return ring if painted and painted >= MIN_FILL_SHARE * band_voxels else None

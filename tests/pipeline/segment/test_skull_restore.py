@@ -51,6 +51,22 @@ def test_no_ring_on_a_real_skull_or_when_switched_off() -> None:
         stripped_skull_ring(stripped, space, (1.5, 1.5), width_mm=-1.0)
 
 
+def test_a_brain_only_export_gets_a_ring_and_a_real_skull_with_a_fill_value_elsewhere_does_not() -> None:
+    yy, xx = np.mgrid[:128, :128]
+    r = np.hypot(yy - 64, xx - 64)
+    noise = np.random.default_rng(1).normal(0.0, 4.0, (6, 128, 128)).round()
+    brain_only = np.asarray(np.where(r < 46, 35.0 + noise, 0.0), dtype=np.float32)  # everything outside: 0 HU
+    space = find_intracranial(brain_only, (1.5, 1.5), 5.0)
+    ring = stripped_skull_ring(brain_only, space, (1.5, 1.5), width_mm=6.0)
+    assert ring is not None and ring[3][(r > 46.5) & (r < 49.5)].all()
+    # a normal head (bone ring, scalp) in a field of exactly 0 HU padding: a fill value, but the band is bone
+    padded = _head(1200.0)
+    padded[:, r >= 60] = 0.0
+    space = find_intracranial(padded, (1.5, 1.5), 5.0)
+    assert space.levels.fill_value == 0.0 and not space.skull_stripped
+    assert stripped_skull_ring(padded, space, (1.5, 1.5), width_mm=6.0) is None
+
+
 @pytest.mark.slow
 def test_the_shipped_network_measures_a_stripped_phantom_like_a_closed_one(tmp_path: Path) -> None:
     """Without the ring the default checkpoint reads a 30 mL bleed in a skull-stripped export as a few mL."""
