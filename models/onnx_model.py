@@ -52,6 +52,12 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def _omp_threads() -> int:
+    """``OMP_NUM_THREADS`` as a positive int, else 0 (ONNX Runtime's own default)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 0
+
+
 def paired_onnx(checkpoint: str | os.PathLike[str]) -> Path | None:
     """The export stored beside ``checkpoint`` (same name, suffix ``.onnx``), or ``None``.
 
@@ -156,8 +162,11 @@ def load_onnx_segmenter(
     path:
         The ``.onnx`` file.
     threads:
-        Intra-op threads (0: ONNX Runtime's default, one per physical core).
-        Idle threads sleep instead of spinning (cores are often shared).
+        Intra-op threads. 0: ``OMP_NUM_THREADS`` when the environment sets it
+        (as PyTorch does, so the batch's pool workers share the cores the same
+        way under either runtime), else ONNX Runtime's default (one per
+        physical core). Idle threads sleep instead of spinning (cores are often
+        shared).
     expected_checkpoint_sha256:
         When given, the export must have been made from the checkpoint file
         with this SHA-256.
@@ -183,7 +192,7 @@ def load_onnx_segmenter(
             " inference.runtime: torch."
         ) from exc
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads or _omp_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3

@@ -60,6 +60,15 @@ def test_export_reproduces_the_model_at_sizes_it_was_not_traced_at(tiny_pair, sh
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
+def test_threads_follow_the_config_then_omp_num_threads(tiny_pair, monkeypatch) -> None:
+    _, onnx = tiny_pair
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the batch's pool workers get
+    assert load_onnx_segmenter(onnx).session.get_session_options().intra_op_num_threads == 1
+    assert load_onnx_segmenter(onnx, threads=2).session.get_session_options().intra_op_num_threads == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    assert load_onnx_segmenter(onnx).session.get_session_options().intra_op_num_threads == 0
+
+
 def test_shipped_export_belongs_to_the_shipped_checkpoint_and_matches_it() -> None:
     checkpoint = CHECKPOINTS / "ichpipe-default.pt"
     exported = load_onnx_segmenter(CHECKPOINTS / "ichpipe-default.onnx", threads=1,
