@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ichpipe-installed
 DEMO   := demo-out
 
-.PHONY: setup demo test test-fast lint bench bench-scaling clean
+.PHONY: setup demo test test-fast lint bench bench-scaling onnx clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ bench: setup
 # phantom, the matmul peaks, then the default model at 32, 150 and 300 thin slices (BENCHMARKS.md).
 bench-scaling: setup
 	$(BIN)/python bench/run_stages.py --repeats 1 --scaling 32,150,300
+
+# Re-export the default checkpoint to ONNX (after retraining it): the CPU runtime runs this file, and only
+# while its metadata names the checkpoint's SHA-256. Byte-reproducible with the same torch and onnx.
+onnx: setup
+	$(BIN)/python -m ichpipe.models.onnx_export models/checkpoints/ichpipe-default.pt
 
 clean:
 	rm -rf $(DEMO) ichpipe-out .pytest_cache .mypy_cache .ruff_cache build dist
