@@ -12,7 +12,8 @@ of its header and measured by
 :func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume`, the code ``run``
 uses, with both segmenters: the threshold baseline, and the shipped default
 network with the baseline as its cross-check. Both volumes are printed with
-their quality flags, and the overlay is drawn.
+their quality flags, each method's agreement with the reference (shared mL and
+Dice), and the overlay is drawn.
 
 There is no expert mask for this image. The reference drawn in the overlay is
 semi-automatic (made by the helper who studied the image, rebuilt here): two
@@ -159,8 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     refs = {t: reference(volume, space, boxes, t) for t in (40.0, 42.0, 44.0)}
     out["reference_ml"] = {f"{t:g} HU": _ml(m, volume) for t, m in refs.items()}
     out["baseline_in_the_horn_boxes_ml"] = _ml(masks["threshold"] & _box_mask(volume.hu.shape, boxes), volume)
+    # agreement of each method with each reference: the volume they share and the Dice
+    out["agreement"] = {
+        name: {f"{t:g} HU": {"overlap_ml": _ml(masks[name] & ref, volume),
+                             "dice": round(2.0 * float((masks[name] & ref).sum())
+                                           / max(1, int(masks[name].sum() + ref.sum())), 3)}
+               for t, ref in refs.items()}
+        for name in masks
+    }
     print(json.dumps({"reference_ml": out["reference_ml"],
-                      "baseline_in_the_horn_boxes_ml": out["baseline_in_the_horn_boxes_ml"]}), flush=True)
+                      "baseline_in_the_horn_boxes_ml": out["baseline_in_the_horn_boxes_ml"],
+                      "agreement": out["agreement"]}), flush=True)
     z_ref = [int(z) for z in np.flatnonzero(refs[42.0].any(axis=(1, 2)))]
     mid = z_ref[len(z_ref) // 2] if z_ref else nk // 2
     overlay(volume, [mid - 2, mid - 1, mid, mid + 1],
