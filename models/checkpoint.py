@@ -47,7 +47,7 @@ from torch import nn
 
 from ichpipe import __version__
 from ichpipe.errors import CheckpointError
-from ichpipe.models.hashing import atomic_write, file_sha256
+from ichpipe.models.hashing import atomic_write, file_sha256, verified_file_sha256
 from ichpipe.models.registry import MODEL_REGISTRY, Task, get_model_spec
 
 __all__ = [
@@ -387,13 +387,7 @@ def load_checkpoint(
     file = Path(path)
     if not file.is_file():
         raise _refuse(file, "does not exist or is not a file", "check the --checkpoint path.")
-    sha = file_sha256(file)
-    if expected_sha256 is not None and sha != expected_sha256.strip().lower():
-        raise _refuse(
-            file,
-            f"has SHA-256 {sha}, not the expected {expected_sha256}",
-            "the file was changed or is the wrong one; fetch the published checkpoint again.",
-        )
+    sha = verified_file_sha256(file, expected_sha256)
     try:
         raw = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as exc:  # any failure to parse an untrusted file means "not a checkpoint"

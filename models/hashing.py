@@ -11,8 +11,9 @@ import hashlib
 import os
 
 from ichpipe.atomic import atomic_write
+from ichpipe.errors import CheckpointError
 
-__all__ = ["atomic_write", "file_sha256"]
+__all__ = ["atomic_write", "file_sha256", "verified_file_sha256"]
 
 
 def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
@@ -44,3 +45,20 @@ def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> s
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def verified_file_sha256(path: str | os.PathLike[str], expected: str | None) -> str:
+    """:func:`file_sha256` of a model file, refused unless it equals ``expected`` (any case) when one is given.
+
+    Raises
+    ------
+    ichpipe.errors.CheckpointError
+        If the digest differs from ``expected``.
+    """
+    sha = file_sha256(path)
+    if expected is not None and sha != expected.strip().lower():
+        raise CheckpointError(
+            f"Checkpoint '{path}' has SHA-256 {sha}, not the expected {expected}; the file was changed or is the"
+            " wrong one; fetch the published checkpoint again."
+        )
+    return sha

@@ -140,30 +140,31 @@ def _sa_cbam(base: int, sa: bool, ca: bool, spa: bool) -> dict[str, Any]:
 
 
 _SWITCHES = frozenset({"sa", "ca", "spa"})
+_SA_CBAM = "ichpipe.models.sa_cbam_unet:SACBAMUNet"
 
 _SPECS = (
     ModelSpec(
-        "sa_cbam_unet", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, True, True, True), "segmentation",
+        "sa_cbam_unet", _SA_CBAM, _sa_cbam(64, True, True, True), "segmentation",
         "Seed 000 SA-CBAM U-Net, base width 64 (self-attention + channel + spatial attention).",
         _SWITCHES,
     ),
     ModelSpec(
-        "sa_cbam_unet_slim", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(16, True, True, True), "segmentation",
+        "sa_cbam_unet_slim", _SA_CBAM, _sa_cbam(16, True, True, True), "segmentation",
         "SA-CBAM U-Net with base width 16, for CPU inference.",
         _SWITCHES,
     ),
     ModelSpec(
-        "unet", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, False, False, False), "segmentation",
+        "unet", _SA_CBAM, _sa_cbam(64, False, False, False), "segmentation",
         "Plain residual U-Net: the SA-CBAM U-Net with every attention switched off.",
         _SWITCHES,
     ),
     ModelSpec(
-        "unet_sa", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, True, False, False), "segmentation",
+        "unet_sa", _SA_CBAM, _sa_cbam(64, True, False, False), "segmentation",
         "U-Net + self-attention bottleneck (seed ablation).",
         _SWITCHES,
     ),
     ModelSpec(
-        "unet_sa_ca", "ichpipe.models.sa_cbam_unet:SACBAMUNet", _sa_cbam(64, True, True, False), "segmentation",
+        "unet_sa_ca", _SA_CBAM, _sa_cbam(64, True, True, False), "segmentation",
         "U-Net + self-attention + channel attention on the skips (seed ablation).",
         _SWITCHES,
     ),

@@ -37,7 +37,7 @@ from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import CheckpointError, UsageError
-from ichpipe.models.hashing import file_sha256
+from ichpipe.models.hashing import verified_file_sha256
 from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available, paired_onnx
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import InferenceConfig
@@ -154,12 +154,7 @@ class NetworkSegmenter:
     def _load_onnx(self, onnx: Path, checkpoint_path: Path, *, name: str | None, expected_sha256: str | None,
                    allowed_sha256: Collection[str]) -> None:
         """Run ``onnx`` if it was exported from ``checkpoint_path`` (and is allowed); else leave it to PyTorch."""
-        digest = file_sha256(checkpoint_path)
-        if expected_sha256 is not None and digest != expected_sha256.strip().lower():
-            raise CheckpointError(
-                f"Checkpoint '{checkpoint_path}' has SHA-256 {digest}, not the expected {expected_sha256};"
-                " the file was changed or is the wrong one."
-            )
+        digest = verified_file_sha256(checkpoint_path, expected_sha256)
         forced = self.config.runtime == "onnxruntime"
         exported = load_onnx_segmenter(onnx, threads=self.config.threads,
                                        expected_checkpoint_sha256=digest if forced else None)

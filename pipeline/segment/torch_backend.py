@@ -96,4 +96,5 @@ class TorchSliceRunner:
             device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16
         ):
             y = self.model(x)
-        return np.asarray(y.float().cpu().numpy(), dtype=np.float32)
+        out: npt.NDArray[np.float32] = y.float().cpu().numpy()
+        return out

@@ -137,6 +137,15 @@ def test_forced_onnxruntime_refuses_a_gpu_and_auto_leaves_the_gpu_to_torch(tiny_
     assert seg._onnx_export(checkpoint) == checkpoint.with_suffix(".onnx")
 
 
+def test_a_pinned_checkpoint_digest_is_checked_before_the_export_runs(tiny_pair) -> None:
+    checkpoint, _ = tiny_pair
+    digest = file_sha256(checkpoint)
+    seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu"), expected_sha256=digest.upper())
+    assert seg.describe()["runtime"] == "onnxruntime"
+    with pytest.raises(CheckpointError, match=r"has SHA-256 [0-9a-f]{64}, not the expected 00"):
+        NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu"), expected_sha256="00" * 32)
+
+
 def test_an_onnx_file_without_identity_is_refused(tiny_pair: tuple[Path, Path], tmp_path: Path) -> None:
     import onnx
 
