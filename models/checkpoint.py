@@ -221,6 +221,7 @@ def save_checkpoint(
     training_data: str,
     model_kwargs: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
+    slice_context_mm: float | None = None,
 ) -> Path:
     """Save ``model`` with its metadata as an ichpipe checkpoint, atomically.
 
@@ -247,6 +248,10 @@ def save_checkpoint(
         them may be given); the full resolved set is stored.
     metrics:
         Validation metrics, name to number.
+    slice_context_mm:
+        For a segmenter whose input is three slices (below, the slice, above; 2.5D), their
+        distance along the normal (:mod:`ichpipe.pipeline.segment.slice_context`); stored as
+        metadata ``slice_context_mm``. ``None``: one slice.
 
     Returns
     -------
@@ -295,6 +300,11 @@ def save_checkpoint(
         raise ValueError(f"Argument 'input_size' must be positive integers; got {input_size!r}.")
     if not isinstance(training_data, str):
         raise ValueError(f"Argument 'training_data' must be a string; got {training_data!r}.")
+    if slice_context_mm is not None and not (float(slice_context_mm) > 0 and kwargs.get("in_channels") == 3):
+        raise ValueError(
+            f"Argument 'slice_context_mm' must be positive and the model must take 3 input channels; got"
+            f" {slice_context_mm!r} and in_channels {kwargs.get('in_channels')!r}."
+        )
     header: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -308,6 +318,7 @@ def save_checkpoint(
             "ichpipe_version": __version__,
             "torch_version": str(torch.__version__),
             "created": _utc_now_iso(),
+            **({"slice_context_mm": float(slice_context_mm)} if slice_context_mm is not None else {}),
         },
     }
     state = {

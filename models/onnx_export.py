@@ -45,12 +45,12 @@ __all__ = ["OPSET", "export_checkpoint_onnx"]
 OPSET = 17
 
 
-def _example_shapes(input_size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+def _example_shapes(input_size: tuple[int, int], channels: int = 1) -> list[tuple[int, int, int, int]]:
     """Trace shape first (not the checkpoint's size), then the shapes the export is checked at."""
     h, w = input_size
-    step = DOWNSAMPLING_FACTOR
-    trace = (2, 1, max(step, h - 4 * step), max(step, w - 5 * step))
-    return [trace, (1, 1, h, w), (3, 1, max(step, h - 2 * step), w), (4, 1, max(step, h // 2), max(step, w - step))]
+    step, c = DOWNSAMPLING_FACTOR, channels
+    trace = (2, c, max(step, h - 4 * step), max(step, w - 5 * step))
+    return [trace, (1, c, h, w), (3, c, max(step, h - 2 * step), w), (4, c, max(step, h // 2), max(step, w - step))]
 
 
 def export_checkpoint_onnx(
@@ -104,7 +104,7 @@ def export_checkpoint_onnx(
         "onnx_opset": OPSET,
     }
     size = (int(checkpoint.input_size[0]), int(checkpoint.input_size[1]))
-    shapes = _example_shapes(size)
+    shapes = _example_shapes(size, int(checkpoint.model_kwargs.get("in_channels", 1)))
     generator = torch.Generator().manual_seed(0)
     examples = [torch.rand(*shape, generator=generator) for shape in shapes]
     axes = {0: "batch", 2: "height", 3: "width"}

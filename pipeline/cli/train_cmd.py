@@ -223,6 +223,9 @@ def parse_model_args(values: tuple[str, ...]) -> dict[str, Any]:
               help="Also keep epoch_NNN.pt every N epochs [config: training.save_every].")
 @click.option("--brain-only-prob", default=None, type=click.FloatRange(0.0, 1.0),
               help="Share of crops shown skull-stripped [config: training.brain_only_prob].")
+@click.option("--slice-context-mm", default=None, type=click.FloatRange(min=0.0),
+              help="2.5D: also show the slices about this far below and above (3 input channels); 0: one slice"
+                   " [config: training.slice_context_mm].")
 @click.option("--init", "init_checkpoint", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Fine-tune: start from this ichpipe checkpoint's weights (same model and arguments).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last finished epoch.")
@@ -250,6 +253,7 @@ def train_seg(
     select_by: str | None,
     save_every: int | None,
     brain_only_prob: float | None,
+    slice_context_mm: float | None,
     init_checkpoint: Path | None,
     resume: bool,
     as_json: bool,
@@ -260,7 +264,9 @@ def train_seg(
     Writes best.pt and last.pt (ichpipe checkpoints), train_state.pt (for
     --resume), history.csv and curves.png into --out. Uses CUDA when present.
     Per-slice label confidence and ignore masks of the manifest (PHE-SICH) weight
-    the loss; --mix sets the share of each data source; --init fine-tunes a checkpoint.
+    the loss; --mix sets the share of each data source; --init fine-tunes a checkpoint
+    (a one-slice checkpoint can start a --slice-context-mm run: its first convolution is
+    widened to the three slices, the neighbours' weights zero).
     """
     from dataclasses import replace
 
@@ -275,6 +281,7 @@ def train_seg(
         "loss": loss, "optimizer": optimizer, "input_size": input_size, "crop_size": crop_size,
         "steps_per_epoch": steps_per_epoch, "seed": seed, "device": device, "threads": threads,
         "select_by": select_by, "save_every": save_every, "brain_only_prob": brain_only_prob,
+        "slice_context_mm": slice_context_mm,
         "source_mix": None if source_mix is None else tuple(m.strip() for m in source_mix.split(",") if m.strip()),
     }
     try:

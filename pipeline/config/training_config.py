@@ -73,6 +73,11 @@ class TrainingConfig:
     brain_only_prob:
         Share of training crops shown skull-stripped (everything outside the inner table at the
         window's bottom, as some exports are); 0 turns it off.
+    slice_context_mm:
+        0: the network sees one slice. Positive: it sees three (2.5D): the slices about this far
+        below and above along the normal, and the slice
+        (:mod:`ichpipe.pipeline.segment.slice_context`); the model is built with 3 input channels
+        and the checkpoint records the distance.
     """
 
     model: str = "sa_cbam_unet_slim"
@@ -96,6 +101,7 @@ class TrainingConfig:
     select_by: SelectBy = "val_dice"
     save_every: int = 0
     brain_only_prob: float = 0.0
+    slice_context_mm: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "input_size", "crop_size", "max_val_slices"):
@@ -121,6 +127,8 @@ class TrainingConfig:
             raise ValueError(f"Argument 'optimizer' must be 'rmsprop' or 'adam'; got {self.optimizer!r}.")
         if self.loss not in ("bce", "dice_bce"):
             raise ValueError(f"Argument 'loss' must be 'bce' or 'dice_bce'; got {self.loss!r}.")
+        if not (math.isfinite(self.slice_context_mm) and self.slice_context_mm >= 0):
+            raise ValueError(f"Argument 'slice_context_mm' must be 0 or positive; got {self.slice_context_mm!r}.")
         if not 0.0 <= self.brain_only_prob <= 1.0:
             raise ValueError(f"Argument 'brain_only_prob' must be in [0, 1]; got {self.brain_only_prob!r}.")
         if not 0.0 <= self.positive_fraction <= 1.0:

@@ -74,5 +74,6 @@ def load_case(entry: ManifestEntry) -> CaseVolume:
             source=entry.source,
             ignore=Path(entry.extra["ignore"]) if entry.extra.get("ignore") else None,
             slice_weights=Path(entry.extra["slice_weights"]) if entry.extra.get("slice_weights") else None,
+            neighbours=Path(entry.extra["neighbours"]) if entry.extra.get("neighbours") else None,
         )
     raise ValueError(f"Argument 'entry' has format {entry.format!r}; known formats: dicom, nifti, png.")

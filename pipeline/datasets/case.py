@@ -86,6 +86,10 @@ class CaseVolume:
     slice_weight:
         float32 (slices,): each slice's weight in the training loss (label confidence), or ``None``
         (all 1).
+    neighbours:
+        float32 (slices, 2, rows, columns): the slices below and above each slice in its original
+        stack, in the image's intensity, for 2.5D training when the case holds only some slices
+        of a stack; ``None``: the neighbours are the case's own slices (by geometry).
     """
 
     case_id: str
@@ -99,6 +103,7 @@ class CaseVolume:
     labelled: bool = True
     ignore: npt.NDArray[np.bool_] | None = None
     slice_weight: npt.NDArray[np.float32] | None = None
+    neighbours: npt.NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3:
@@ -117,6 +122,13 @@ class CaseVolume:
         ):
             raise ValueError(
                 f"Argument 'slice_weight' must hold one weight in [0, 1] per slice ({self.image.shape[0]})."
+            )
+        if self.neighbours is not None and self.neighbours.shape != (
+            self.image.shape[0], 2, *self.image.shape[1:]
+        ):
+            raise ValueError(
+                f"Argument 'neighbours' must be (slices, 2, rows, columns) for image {self.image.shape};"
+                f" got {self.neighbours.shape}."
             )
         if self.intensity not in ("hu", "grey"):
             raise ValueError(f"Argument 'intensity' must be 'hu' or 'grey'; got {self.intensity!r}.")

@@ -20,7 +20,7 @@ column               required what it holds
 ``source``           no       free text: where the case comes from (generator kind, dataset)
 ==================== ======== ===============================================================
 
-Optional columns read by training (kept in :attr:`ManifestEntry.extra`; the two paths are
+Optional columns read by training (kept in :attr:`ManifestEntry.extra`; the paths are
 resolved like ``image``):
 
 ============================ ==========================================================================
@@ -30,6 +30,10 @@ column                       what it holds
                              are left out of the training loss (uncertain label edges)
 ``slice_weights``            PNG only: CSV ``file,weight``; each slice's weight in the loss (label
                              confidence, 0-1; slices not listed weigh 1)
+``neighbours``               PNG only: folder with ``below/`` and ``above/``, each holding a PNG per
+                             slice (same file name): the slices next to it in its original stack,
+                             for 2.5D training (``training.slice_context_mm``) when the case holds
+                             only some slices of a stack
 ``sampling_group``           group of the training mix (``training.source_mix``); default: ``source``
                              up to its first ``:``
 ``negatives_per_positive``   slices without blood kept per slice with blood for this case
@@ -90,7 +94,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 _REQUIRED = ("case_id", "patient_id", "split", "format", "image")
 
 #: Optional columns holding paths: resolved like ``image`` on reading, written relative on writing.
-PATH_COLUMNS: tuple[str, ...] = ("ignore", "slice_weights")
+PATH_COLUMNS: tuple[str, ...] = ("ignore", "slice_weights", "neighbours")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ PNGs carry no geometry: volumes need ``pixel_spacing_mm`` and
 
 Two optional inputs carry label noise to training (manifest columns ``ignore`` and
 ``slice_weights``): a folder of masks with the slices' file names whose non-zero pixels are
-left out of the loss, and a CSV ``file,weight`` of per-slice weights in [0, 1].
+left out of the loss, and a CSV ``file,weight`` of per-slice weights in [0, 1]. A third
+(``neighbours``) carries each slice's neighbours in its original stack, for 2.5D training.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def read_png_case(
     source: str = "",
     ignore: Path | None = None,
     slice_weights: Path | None = None,
+    neighbours: Path | None = None,
 ) -> CaseVolume:
     """Read a folder of PNG slices and the folder of their labels.
 
@@ -134,6 +136,9 @@ def read_png_case(
         training loss (a slice without a file ignores nothing).
     slice_weights:
         Optional CSV ``file,weight`` (:func:`read_slice_weights`); unlisted slices weigh 1.
+    neighbours:
+        Optional folder with ``below/`` and ``above/``: a PNG per slice (same name), the slices
+        next to it in its original stack (2.5D training); every slice must have both.
 
     Raises
     ------
@@ -186,6 +191,20 @@ def read_png_case(
     if slice_weights is not None:
         table = read_slice_weights(slice_weights)
         weights = np.array([table.get(p.name, 1.0) for p in files], dtype=np.float32)
+    context = None
+    if neighbours is not None:
+        context = np.empty((len(files), 2, *shape), dtype=np.float32)
+        for side, sub in enumerate(("below", "above")):
+            for k, p in enumerate(files):
+                path = Path(neighbours) / sub / p.name
+                if not path.is_file():
+                    raise DicomInputError(f"Case {case_id}: slice {p.name} has no neighbour {sub}/{p.name} in"
+                                          f" {neighbours}.")
+                arr = read_png_slice(path)
+                if arr.shape != shape:
+                    raise DicomInputError(f"Case {case_id}: neighbour {sub}/{p.name} is {arr.shape}; its slice is"
+                                          f" {shape}.")
+                context[k, side] = arr
     geometry = None
     if pixel_spacing_mm is not None and slice_thickness_mm is not None:
         geometry = uniform_geometry(
@@ -203,4 +222,5 @@ def read_png_case(
         labelled=labels is not None,
         ignore=ignored,
         slice_weight=weights,
+        neighbours=context,
     )

@@ -21,6 +21,10 @@ Two runtimes run the batches (``inference.runtime``):
 
 Both see the same pre- and post-processing; only the network's forward pass
 differs (fp32 vs bf16 rounding; BENCHMARKS.md gives the measured difference).
+
+A checkpoint whose metadata has ``slice_context_mm`` (2.5D) gets three channels per slice: the
+slices about that far below and above it along the normal, and the slice
+(:mod:`~ichpipe.pipeline.segment.slice_context`); the same windowing, resizing and crop apply to each.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from ichpipe.pipeline.segment.intracranial import (
 from ichpipe.pipeline.segment.resize import resize_bilinear
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.pipeline.segment.skull_restore import BONE_HU, stripped_skull_ring
+from ichpipe.pipeline.segment.slice_context import CONTEXT_CHANNELS, neighbour_indices
 from ichpipe.progress import stage
 
 __all__ = ["NetworkSegmenter", "SliceRunner", "nvidia_gpu_visible"]
@@ -117,6 +122,7 @@ class NetworkSegmenter:
         self.progress = progress
         self.runner: SliceRunner
         self.onnx_sha256: str | None = None
+        self.in_channels = 1
         onnx = self._onnx_export(Path(checkpoint_path))
         if onnx is not None:
             self._load_onnx(onnx, Path(checkpoint_path), name=name, expected_sha256=expected_sha256,
@@ -131,6 +137,14 @@ class NetworkSegmenter:
         if len(size) != 2:
             raise CheckpointError(f"Checkpoint '{checkpoint_path}' is not a 2D segmenter (input_size {size}).")
         self.input_size = (int(size[0]), int(size[1]))
+        context = self.metadata.get("slice_context_mm")
+        self.slice_context_mm = float(context) if context else None
+        wanted = CONTEXT_CHANNELS if self.slice_context_mm is not None else 1
+        if self.in_channels != wanted:
+            raise CheckpointError(
+                f"Checkpoint '{checkpoint_path}' takes {self.in_channels} input channel(s) but its metadata asks"
+                f" for {wanted} (slice_context_mm {context!r}); it cannot be run."
+            )
 
     def _onnx_export(self, checkpoint_path: Path) -> Path | None:
         """The ONNX export to run, or ``None`` for PyTorch (``inference.runtime``)."""
@@ -181,6 +195,7 @@ class NetworkSegmenter:
         self.runner, self.name, self.checkpoint_sha256 = exported, exported.name, digest
         self.checkpoint_path, self.metadata = checkpoint_path, exported.metadata
         self.onnx_sha256 = exported.file_sha256
+        self.in_channels = int(dict(exported.identity.get("model", {}).get("kwargs", {})).get("in_channels", 1))
 
     def _load_torch(self, checkpoint_path: Path, *, name: str | None, expected_sha256: str | None) -> None:
         from ichpipe.models.checkpoint import load_model
@@ -199,6 +214,7 @@ class NetworkSegmenter:
         self.runner = TorchSliceRunner(model, device, bf16=self.use_bf16, channels_last=self.config.channels_last)
         self.name, self.checkpoint_sha256 = checkpoint.name, checkpoint.file_sha256
         self.checkpoint_path, self.metadata = checkpoint.path, checkpoint.metadata
+        self.in_channels = int(checkpoint.model_kwargs.get("in_channels", 1))
 
     @staticmethod
     def _window(metadata: Any, path: Path) -> WindowPreset:
@@ -226,6 +242,8 @@ class NetworkSegmenter:
         }
         if self.onnx_sha256 is not None:
             described["onnx_sha256"] = self.onnx_sha256
+        if self.slice_context_mm is not None:
+            described["slice_context_mm"] = self.slice_context_mm
         return described
 
     def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None
@@ -251,10 +269,13 @@ class NetworkSegmenter:
         if box is not None:
             y0, y1 = int(np.floor(box[1].start * sy)), int(np.ceil(box[1].stop * sy))
             x0, x1 = int(np.floor(box[2].start * sx)), int(np.ceil(box[2].stop * sx))
+        neighbours = None
+        if self.slice_context_mm is not None:
+            neighbours = neighbour_indices(volume.geometry.offsets_mm, context_mm=self.slice_context_mm)
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in _batches(todo, self.config.batch_size):
-                self._infer(hu, batch, out, (y0, y1, x0, x1), bone)
+                self._infer(hu, batch, out, (y0, y1, x0, x1), bone, neighbours)
                 done += len(batch)
                 shown.advance(len(batch))
                 if self.progress:
@@ -290,20 +311,31 @@ class NetworkSegmenter:
         return result
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], out: npt.NDArray[np.float32],
-               box: tuple[int, int, int, int], bone: npt.NDArray[np.bool_] | None = None) -> None:
-        """Probabilities of the slices ``batch`` of ``hu`` into ``out`` (``box``: the head crop in network pixels)."""
+               box: tuple[int, int, int, int], bone: npt.NDArray[np.bool_] | None = None,
+               neighbours: npt.NDArray[np.intp] | None = None) -> None:
+        """Probabilities of the slices ``batch`` of ``hu`` into ``out`` (``box``: the head crop in network pixels).
+
+        ``neighbours`` (n, 2): each slice's neighbours below and above, for a checkpoint with slice context.
+        """
         rows, cols = hu.shape[1:]
         y0, y1, x0, x1 = box
-        slab = hu[batch]
+        # channel-major list of slice indices: one channel, or below / slice / above
+        channels = [batch] if neighbours is None else [
+            [int(neighbours[i, 0]) for i in batch], batch, [int(neighbours[i, 1]) for i in batch]
+        ]
+        picked = [i for chan in channels for i in chan]
+        slab = hu[picked]
         if bone is not None:
-            slab = np.where(bone[batch], np.float32(BONE_HU), slab)
+            slab = np.where(bone[picked], np.float32(BONE_HU), slab)
         grey = apply_window(slab, self.window).astype(np.float32) * self.scale + self.offset
         if (rows, cols) != self.input_size:
             grey = resize_bilinear(grey, self.input_size, antialias=True)
         crop_h, crop_w = y1 - y0, x1 - x0
         # pad bottom/right to a multiple of 16 with the normalised value of black
-        x = np.full((len(batch), 1, crop_h + -crop_h % 16, crop_w + -crop_w % 16), self.offset, dtype=np.float32)
-        x[:, 0, :crop_h, :crop_w] = grey[:, y0:y1, x0:x1]
+        x = np.full((len(batch), len(channels), crop_h + -crop_h % 16, crop_w + -crop_w % 16), self.offset,
+                    dtype=np.float32)
+        x[:, :, :crop_h, :crop_w] = grey.reshape(len(channels), len(batch), *grey.shape[1:]).transpose(
+            1, 0, 2, 3)[:, :, y0:y1, x0:x1]
         y = self.runner.run(x)
         full = np.zeros((len(batch), *self.input_size), dtype=np.float32)
         full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]

@@ -62,6 +62,7 @@ from ichpipe.models.registry import get_model_spec
 from ichpipe.pipeline.config.training_config import TrainingConfig
 from ichpipe.pipeline.datasets import load_case
 from ichpipe.pipeline.datasets.manifest import Manifest, ManifestEntry, check_patient_split, read_manifest
+from ichpipe.pipeline.segment.slice_context import CONTEXT_CHANNELS
 from ichpipe.pipeline.segment.torch_backend import resolve_device
 from ichpipe.pipeline.training.curves import plot_curves, write_history_csv
 from ichpipe.pipeline.training.transforms import (
@@ -88,6 +89,7 @@ __all__ = [
     "load_initial_weights",
     "load_slice_items",
     "train_segmenter",
+    "widen_input_channels",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,7 @@ _VAL_MIN_NEGATIVES = 8
 #: Settings a resumed run must share with the run it continues.
 _RESUME_MUST_MATCH = (
     "model", "batch_size", "input_size", "crop_size", "loss", "optimizer", "window", "source_mix", "select_by",
+    "slice_context_mm",
 )
 
 
@@ -213,7 +216,7 @@ def load_slice_items(
         )
         prepared = prepare_case_slices(
             case, indices, window=window, scale=NORMALISATION["scale"], offset=NORMALISATION["offset"],
-            input_size=(config.input_size, config.input_size),
+            input_size=(config.input_size, config.input_size), slice_context_mm=config.slice_context_mm or None,
         )
         group = entry_group(entry)
         items.extend({**item, "group": group} for item in prepared.items())
@@ -257,8 +260,9 @@ def load_initial_weights(model: nn.Module, path: Path, *, name: str) -> dict[str
         weights fit ``model`` (same architecture and arguments).
     """
     checkpoint = load_checkpoint(path, expected_name=name, map_location="cpu")
+    state = widen_input_channels(dict(checkpoint.state_dict), model.state_dict())
     try:
-        model.load_state_dict(dict(checkpoint.state_dict), strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
@@ -267,6 +271,27 @@ def load_initial_weights(model: nn.Module, path: Path, *, name: str) -> dict[str
         ) from exc
     metrics = dict(checkpoint.metadata.get("metrics") or {})
     return {"path": str(path), "sha256": checkpoint.file_sha256, "metrics": metrics}
+
+
+def widen_input_channels(state: dict[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+                         ) -> dict[str, torch.Tensor]:
+    """A one-slice network's weights for the same network with slice context (3 input channels).
+
+    Every 4-D weight that has 1 input channel in ``state`` and 3 in ``target`` becomes
+    ``[0, w, 0]`` along the input channels: the widened network computes exactly what the
+    one-slice network did (the neighbours' weights start at zero and are learnt). Other entries
+    are returned unchanged (a real mismatch is left for ``load_state_dict`` to report).
+    """
+    out = dict(state)
+    for key, value in state.items():
+        want = target.get(key)
+        if want is None or value.ndim != 4 or want.ndim != 4:
+            continue
+        if value.shape[1] == 1 and want.shape[1] == CONTEXT_CHANNELS and value.shape[0] == want.shape[0]:
+            wide = torch.zeros(want.shape, dtype=value.dtype)
+            wide[:, 1:2] = value
+            out[key] = wide
+    return out
 
 
 def _optimizer(name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -427,8 +452,15 @@ def train_segmenter(
     device = resolve_device(config.device)
 
     torch.manual_seed(config.seed)
+    overrides = dict(model_overrides or {})
+    channels = CONTEXT_CHANNELS if config.slice_context_mm else 1
+    if overrides.setdefault("in_channels", channels) != channels:
+        raise UsageError(
+            f"Model argument in_channels={overrides['in_channels']} does not fit slice_context_mm"
+            f" {config.slice_context_mm:g} ({channels} channel(s)); leave in_channels out."
+        )
     model, train_kwargs, save_kwargs = build_training_model(
-        config.model, input_size=config.input_size, overrides=model_overrides
+        config.model, input_size=config.input_size, overrides=overrides
     )
     model = model.to(device)
     mix = parse_source_mix(config.source_mix)
@@ -469,7 +501,8 @@ def train_segmenter(
     weights = sampling_weights([str(item["group"]) for item in train_items], mix)
     crop = (config.crop_size, config.crop_size)
     transforms = training_transforms(crop_size=crop, positive_fraction=config.positive_fraction,
-                                     augment=config.augment, brain_only_prob=config.brain_only_prob)
+                                     augment=config.augment, brain_only_prob=config.brain_only_prob,
+                                     slice_context=bool(config.slice_context_mm))
     train_ds = CacheDataset(train_items, transform=transforms, progress=False, num_workers=0)
     val_ds = CacheDataset(val_items, transform=validation_transforms(), progress=False, num_workers=0)
     val_loader = DataLoader(val_ds, batch_size=4, shuffle=False, num_workers=0)
@@ -548,6 +581,7 @@ def train_segmenter(
             "window": window,
             "normalisation": NORMALISATION,
             "training_data": training_data,
+            "slice_context_mm": config.slice_context_mm or None,
         }
         cpu_model = model.to("cpu") if device.type != "cpu" else model
         save_checkpoint(out_dir / LAST_NAME, cpu_model, metrics=metrics, **common)

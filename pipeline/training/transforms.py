@@ -55,11 +55,13 @@ from monai.transforms import (
 from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.segment.intracranial import head_mask
+from ichpipe.pipeline.segment.slice_context import CONTEXT_CHANNELS, neighbour_indices
 
 __all__ = [
     "PreparedSlices",
     "RandBrainOnlyd",
     "RandLesionCropd",
+    "RandSwapNeighboursd",
     "brain_region",
     "prepare_case_slices",
     "resize_slices",
@@ -88,7 +90,8 @@ class PreparedSlices:
     case_id:
         The case.
     image:
-        float32 (n, H, W): windowed, normalised, resized.
+        float32 (n, H, W): windowed, normalised, resized; (n, 3, H, W) with slice context
+        (below, the slice, above).
     label:
         float32 (n, H, W) in [0, 1]: resized mask (fraction of each pixel).
     weight:
@@ -119,7 +122,7 @@ class PreparedSlices:
         """One MONAI data dict per slice: channel-first ``image``, ``label``, ``weight``, ``head`` and ids."""
         return [
             {
-                "image": self.image[i][None],
+                "image": self.image[i] if self.image.ndim == 4 else self.image[i][None],
                 "label": self.label[i][None],
                 "weight": self.weight[i][None],
                 "head": self.head[i][None],
@@ -203,14 +206,35 @@ def prepare_case_slices(
     scale: float,
     offset: float,
     input_size: tuple[int, int],
+    slice_context_mm: float | None = None,
 ) -> PreparedSlices:
-    """Window, normalise and resize the chosen slices of ``case`` (see the module docstring)."""
+    """Window, normalise and resize the chosen slices of ``case`` (see the module docstring).
+
+    With ``slice_context_mm``, ``image`` is (n, 3, H, W): the slices about that far below and above
+    each chosen slice (:func:`~ichpipe.pipeline.segment.slice_context.neighbour_indices` on the
+    case's geometry, or the next slices when it has none), and the slice. A case that carries its
+    neighbours (``case.neighbours``, e.g. PHE-SICH slices written without their whole stack) uses those.
+    """
     if not indices:
         empty = np.zeros((0, *input_size), dtype=np.float32)
-        return PreparedSlices(case.case_id, empty, empty.copy(), empty.astype(np.uint8), [])
+        image_shape = (0, CONTEXT_CHANNELS, *input_size) if slice_context_mm else empty.shape
+        return PreparedSlices(case.case_id, np.zeros(image_shape, np.float32), empty.copy(), empty.astype(np.uint8), [])
     raw = case.image[indices]
-    grey = apply_window(raw, window).astype(np.float32) if case.intensity == "hu" else raw.astype(np.float32)
-    image = resize_slices(grey * np.float32(scale) + np.float32(offset), input_size)
+
+    def network_grey(stack: npt.NDArray[np.float32]) -> F32:
+        grey = apply_window(stack, window).astype(np.float32) if case.intensity == "hu" else stack.astype(np.float32)
+        return resize_slices(grey * np.float32(scale) + np.float32(offset), input_size)
+
+    image = network_grey(raw)
+    if slice_context_mm:
+        if case.neighbours is not None:
+            below, above = case.neighbours[indices, 0], case.neighbours[indices, 1]
+        else:
+            offsets = (case.geometry.offsets_mm if case.geometry is not None
+                       else np.arange(case.image.shape[0], dtype=np.float64) * slice_context_mm)
+            table = neighbour_indices(offsets, context_mm=slice_context_mm)
+            below, above = case.image[table[indices, 0]], case.image[table[indices, 1]]
+        image = np.ascontiguousarray(np.stack([network_grey(below), image, network_grey(above)], axis=1))
     label = np.clip(resize_slices(case.mask[indices].astype(np.float32), input_size), 0.0, 1.0)
     head_full = head_mask(raw) if case.intensity == "hu" else raw > 0
     head = (resize_slices(head_full.astype(np.float32), input_size) > 0.5).astype(np.uint8)
@@ -325,10 +349,42 @@ class RandBrainOnlyd(Randomizable, MapTransform):
         return d
 
 
+class RandSwapNeighboursd(Randomizable, MapTransform):
+    """With probability ``prob``, swap the first and last channel of ``keys`` (slice context upside down).
+
+    A network with slice context then learns no preference for the slice below or above (stacks
+    run either way along the normal). One-channel images are left alone.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", *, prob: float = 0.5) -> None:
+        MapTransform.__init__(self, keys)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"Argument 'prob' must be in [0, 1]; got {prob}.")
+        self.prob = prob
+        self._do = False
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to swap this item."""
+        self._do = self.R.uniform() < self.prob
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize(d)
+        if not self._do:
+            return d
+        for key in self.key_iterator(d):
+            if d[key].shape[0] == CONTEXT_CHANNELS:
+                d[key] = torch.as_tensor(d[key])[[2, 1, 0]]
+        return d
+
+
 def training_transforms(
-    *, crop_size: tuple[int, int], positive_fraction: float, augment: bool = True, brain_only_prob: float = 0.0
+    *, crop_size: tuple[int, int], positive_fraction: float, augment: bool = True, brain_only_prob: float = 0.0,
+    slice_context: bool = False,
 ) -> Compose:
     """The training pipeline (see the module docstring); ``augment=False`` keeps only the crop.
+
+    ``slice_context``: the images hold three slices; augmentation also swaps the slice below and above.
 
     The first step (to tensors) is deterministic, so a MONAI ``CacheDataset``
     caches its output; every later step is random and runs per sample.
@@ -343,6 +399,8 @@ def training_transforms(
     if augment and brain_only_prob > 0:
         steps.append(RandBrainOnlyd("image", prob=brain_only_prob))
     steps.append(DeleteItemsd(("head", "brain")))
+    if augment and slice_context:
+        steps.append(RandSwapNeighboursd("image", prob=0.5))
     if augment:
         steps += [
             RandFlipd(keys, prob=0.5, spatial_axis=0),

@@ -116,6 +116,10 @@ def write_phe_dataset(
 ) -> tuple[Path, dict[str, dict[str, int]]]:
     """Write the re-windowed slices, labels, ignore masks, weights, ``manifest.csv`` and ``slices.csv``.
 
+    Each written slice also gets its neighbours in the patient's stack
+    (``neighbours/PPPP/pos|neg/below|above/``, the slice itself at the stack's ends; manifest
+    column ``neighbours``), for 2.5D training.
+
     Positive slices weigh their label confidence; negative slices 1 (``negative``) or the
     labels' ``adjacent_confidence`` (``unboxed-adjacent``); ``drop`` and ``ignore`` slices are
     not written. Returns the manifest path and the slice counts per split and role.
@@ -134,6 +138,7 @@ def write_phe_dataset(
     weights: dict[tuple[str, str], list[tuple[str, float]]] = {}
     roles: dict[str, dict[str, int]] = {}
     with_ignore: set[tuple[str, str]] = set()
+    by_position = {(s.patient_id, s.index): s for s in slices}
     for s, lab in zip(slices, labels, strict=True):
         role = slice_role(lab, min_confidence=min_confidence)
         bucket = roles.setdefault(split[s.patient_id], {})
@@ -145,6 +150,10 @@ def write_phe_dataset(
         name = f"{s.name}.png"
         grey = rewindow(s.image(), fit, source_window, target_window)
         _save_png(out_dir / "images" / s.patient_id / part / name, np.rot90(grey, ROTATE_K))
+        for side, step in (("below", -1), ("above", 1)):  # for 2.5D training: the stack's next slices
+            other = by_position.get((s.patient_id, s.index + step), s)
+            near = grey if other is s else rewindow(other.image(), fit, source_window, target_window)
+            _save_png(out_dir / "neighbours" / s.patient_id / part / side / name, np.rot90(near, ROTATE_K))
         label = np.rot90((lab.mask * 255).astype(np.uint8), ROTATE_K)
         _save_png(out_dir / "labels" / s.patient_id / part / name, label)
         ignored = lab.weight < 0.5
@@ -167,6 +176,7 @@ def write_phe_dataset(
             "sampling_group": f"phe-sich-{part}",
             "slice_weights": str(csv_path.resolve()),
             "negatives_per_positive": "all",
+            "neighbours": str((out_dir / "neighbours" / pid / part).resolve()),
         }
         if (pid, part) in with_ignore:
             extra["ignore"] = str((out_dir / "ignore" / pid / part).resolve())

@@ -13,11 +13,11 @@ from ichpipe.dicom_io.window import WindowPreset
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.datasets import load_case
 from ichpipe.pipeline.datasets.manifest import read_manifest
-from ichpipe.pipeline.datasets.phe_sich.phe_build import build_phe_dataset, write_phe_dataset
+from ichpipe.pipeline.datasets.phe_sich.phe_build import ROTATE_K, build_phe_dataset, write_phe_dataset
 from ichpipe.pipeline.datasets.phe_sich.phe_labels import label_patient
 from ichpipe.pipeline.datasets.phe_sich.phe_reader import list_patients, list_slices
 from ichpipe.pipeline.datasets.phe_sich.phe_split import slice_role, stratified_patient_split
-from ichpipe.pipeline.datasets.phe_sich.phe_window import fit_quantisation, measure_anchors, occupied_levels
+from ichpipe.pipeline.datasets.phe_sich.phe_window import fit_quantisation, measure_anchors, occupied_levels, rewindow
 
 
 def test_split_is_stratified_deterministic_and_keeps_forced_patients_in_training():
@@ -103,6 +103,28 @@ def test_manifest_cases_carry_weights_and_ignore_masks(dataset):
     with (out / "slices.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 20 and {r["role"] for r in rows} == {"positive", "negative", "drop", "ignore"}
+
+
+def test_written_slices_carry_their_stack_neighbours_for_2p5d_training(dataset):
+    manifest_path, _, _, slices, fit = dataset
+    pos = {e.case_id: e for e in read_manifest(manifest_path).entries}["phe-0001-pos"]
+    case = load_case(pos)
+    assert case.neighbours is not None and case.neighbours.shape == (case.image.shape[0], 2, *case.image.shape[1:])
+    files = sorted(p.name for p in pos.image.iterdir())
+    k = files.index("0001_04.png")
+    # 0001_05 is written too (a positive): the slice above 0001_04 is exactly that image
+    np.testing.assert_array_equal(case.neighbours[k, 1], case.image[files.index("0001_05.png")])
+    # the slice below, 0001_03, is not written (ignored), yet it is there as a neighbour, re-windowed like the rest
+    source = {s.name: s for s in slices}["0001_03"]
+    below = np.rot90(rewindow(source.image(), fit, WINDOW, WindowPreset(width=80.0, level=40.0)), ROTATE_K)
+    np.testing.assert_array_equal(case.neighbours[k, 0], below.astype(np.float32))
+    assert not np.array_equal(case.neighbours[k, 0], case.image[k])
+    # at the stack's ends the slice is its own neighbour
+    neg_entry = {e.case_id: e for e in read_manifest(manifest_path).entries}["phe-0001-neg"]
+    neg = load_case(neg_entry)
+    top = sorted(p.name for p in neg_entry.image.iterdir()).index("0001_09.png")
+    assert neg.neighbours is not None
+    np.testing.assert_array_equal(neg.neighbours[top, 1], neg.image[top])
 
 
 def test_build_writes_the_dataset_from_the_folder_and_refuses_to_overwrite(tmp_path):

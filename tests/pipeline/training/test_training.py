@@ -167,6 +167,33 @@ def test_training_smoke_loss_decreases(tiny_data: Path, tmp_path: Path) -> None:
     assert "ichpipe train data" in ckpt.metadata["training_data"]
 
 
+def test_slice_context_run_starts_from_a_one_slice_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    one = train_segmenter(tiny_data, tmp_path / "one", config=_tiny_config(epochs=1, steps_per_epoch=2),
+                          window=BRAIN, model_overrides=TINY)
+    config = _tiny_config(epochs=1, steps_per_epoch=4, slice_context_mm=5.0)
+    result = train_segmenter(tiny_data, tmp_path / "ctx", config=config, window=BRAIN, model_overrides=TINY,
+                             init_checkpoint=one.best_checkpoint)
+    ckpt = load_checkpoint(result.best_checkpoint, expected_task="segmentation")
+    assert ckpt.metadata["slice_context_mm"] == 5.0 and ckpt.model_kwargs["in_channels"] == 3
+    assert ckpt.state_dict["encoder.0.conv.unit0.conv.weight"].shape[1] == 3
+    assert ckpt.state_dict["encoder.0.residual.weight"].shape[1] == 3
+    # the items the trainer saw: three channels, the middle one the slice itself
+    case = load_case(read_manifest(tiny_data).split("train")[0])
+    k = int(np.flatnonzero(case.mask.any(axis=(1, 2)))[0])
+    plain = prepare_case_slices(case, [k], window=BRAIN, scale=1 / 255, offset=0.0, input_size=(64, 64))
+    context = prepare_case_slices(case, [k], window=BRAIN, scale=1 / 255, offset=0.0, input_size=(64, 64),
+                                  slice_context_mm=5.0)
+    assert context.image.shape == (1, 3, 64, 64) and context.items()[0]["image"].shape == (3, 64, 64)
+    np.testing.assert_array_equal(context.image[:, 1], plain.image)
+    below = prepare_case_slices(case, [k - 1], window=BRAIN, scale=1 / 255, offset=0.0, input_size=(64, 64))
+    spacing = abs(float(np.diff(case.geometry.offsets_mm)[0])) if case.geometry is not None else 5.0
+    if abs(spacing - 5.0) < 2.5:  # 4-6 mm phantoms: the slice below is the next one
+        np.testing.assert_array_equal(context.image[:, 0], below.image)
+    with pytest.raises(UsageError, match="does not fit slice_context_mm"):
+        train_segmenter(tiny_data, tmp_path / "bad", config=config, window=BRAIN,
+                        model_overrides={**TINY, "in_channels": 1})
+
+
 def test_resume_continues_from_the_saved_epoch(tiny_data: Path, tmp_path: Path) -> None:
     config = _tiny_config(epochs=2, steps_per_epoch=4)
     straight = train_segmenter(tiny_data, tmp_path / "straight", config=config, window=BRAIN, model_overrides=TINY)
