@@ -5,7 +5,9 @@ A data set in this layout has ``images/PPPP_SS.png`` (8-bit, windowed, patient `
 Without a blood mask, three things are measurable per patient (functions of
 :mod:`ichpipe.pipeline.evaluation.detection`):
 
-* **box hit rate**: boxes holding at least ``min_hit_px`` predicted pixels;
+* **box hit rate**: boxes holding at least ``min_hit_px`` predicted pixels; also counted apart
+  for the boxes on the first or last slice of each run of consecutive boxed slices, where the
+  clot fills only part of the slab (the boxes a one-slice network misses most);
 * **false-positive components outside boxes**: predicted 8-connected components of at least
   ``min_component_px`` pixels with no pixel inside a box, on the boxed slices (where the
   bleed is) and on all slices;
@@ -226,6 +228,9 @@ class BoxScore:
     ----------
     hits:
         Boxes hit out of boxes.
+    end_hits:
+        Of those, the boxes on the first or last slice of a run of consecutive boxed slices (where a
+        clot fills only part of the slab and looks faint), hit out of such boxes.
     fp_slices:
         Negative slices with a false positive out of negative slices.
     fp_components_boxed:
@@ -249,11 +254,13 @@ class BoxScore:
     wall_s: float
     n_slices: int
     extra: dict[str, Any] = field(default_factory=dict)
+    end_hits: DetectionCount = field(default_factory=lambda: DetectionCount(0, 0))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with the rates."""
         d = asdict(self)
         d["box_hit_rate"] = self.hits.rate
+        d["end_box_hit_rate"] = self.end_hits.rate
         d["fp_slice_rate"] = self.fp_slices.rate
         return d
 
@@ -267,30 +274,36 @@ def score_patient(masks: Sequence[BoolArray], patient: BoxPatient, *, segmenter:
     """
     if len(masks) != len(patient.images):
         raise ValueError(f"Argument 'masks' must hold one mask per slice ({len(patient.images)}); got {len(masks)}.")
-    hits = DetectionCount(0, 0)
-    for mask, boxes in zip(masks, patient.boxes, strict=True):
-        for box in boxes:
-            hits += DetectionCount(int(box_hit(mask, box, min_pixels=min_hit_px)), 1)
+    hits = end_hits = DetectionCount(0, 0)
     boxed = [k for k, b in enumerate(patient.boxes) if b]
+    run_ends = {k for k in boxed if k - 1 not in boxed or k + 1 not in boxed}
+    for k, (mask, boxes) in enumerate(zip(masks, patient.boxes, strict=True)):
+        for box in boxes:
+            hit = DetectionCount(int(box_hit(mask, box, min_pixels=min_hit_px)), 1)
+            hits += hit
+            if k in run_ends:
+                end_hits += hit
     outside = [components_outside_boxes(m, b, min_component_px=min_component_px)
                for m, b in zip(masks, patient.boxes, strict=True)]
     fp_slices = false_positive_slice_rate(list(masks), boxed, min_distance=min_distance,
                                           min_component_px=min_component_px)
     return BoxScore(patient.patient_id, segmenter, hits, fp_slices, sum(outside[k] for k in boxed), sum(outside),
-                    predicted_ml, cpu_s, wall_s, len(masks))
+                    predicted_ml, cpu_s, wall_s, len(masks), end_hits=end_hits)
 
 
 def pool_scores(scores: Sequence[BoxScore], *, label: str = "all") -> BoxScore:
     """Pool patients of one segmenter (counts added, times summed)."""
     if not scores:
         raise ValueError("Argument 'scores' must hold at least one patient.")
-    hits, fps = DetectionCount(0, 0), DetectionCount(0, 0)
+    hits, fps, ends = DetectionCount(0, 0), DetectionCount(0, 0), DetectionCount(0, 0)
     for s in scores:
         hits += s.hits
         fps += s.fp_slices
+        ends += s.end_hits
     return BoxScore(label, scores[0].segmenter, hits, fps, sum(s.fp_components_boxed for s in scores),
                     sum(s.fp_components_all for s in scores), sum(s.predicted_ml for s in scores),
-                    sum(s.cpu_s for s in scores), sum(s.wall_s for s in scores), sum(s.n_slices for s in scores))
+                    sum(s.cpu_s for s in scores), sum(s.wall_s for s in scores), sum(s.n_slices for s in scores),
+                    end_hits=ends)
 
 
 def segment_box_patient(patient: BoxPatient, segmenter: Segmenter, assumptions: PngAssumptions, *,
@@ -332,9 +345,10 @@ def _pct(count: DetectionCount) -> str:
 def box_markdown(scores: Sequence[BoxScore], assumptions: PngAssumptions, *, title: str = "Box-level detection",
                  case_type: str = "iph") -> str:
     """Markdown: one pooled row per segmenter (with the case type), then the per-patient rows."""
-    header = ("| segmenter | type | patients | box hit rate | FP slice rate | FP comp. outside boxes (boxed slices)"
-              " | FP comp. outside boxes (all slices) | CPU s | CPU s / patient |")
-    rule = "|" + "---|" * 9
+    header = ("| segmenter | type | patients | box hit rate | ... on end slices of a boxed run | FP slice rate"
+              " | FP comp. outside boxes (boxed slices) | FP comp. outside boxes (all slices) | CPU s"
+              " | CPU s / patient |")
+    rule = "|" + "---|" * 10
     lines = [f"## {title}", "",
              f"Assumed: window {assumptions.window_hu[0]:g}..{assumptions.window_hu[1]:g} HU, pixel"
              f" {assumptions.pixel_mm:g} mm, slice {assumptions.slice_mm:g} mm, rot90 k={assumptions.rotate}.", "",
@@ -344,8 +358,9 @@ def box_markdown(scores: Sequence[BoxScore], assumptions: PngAssumptions, *, tit
         by_segmenter.setdefault(s.segmenter, []).append(s)
     for name, rows in by_segmenter.items():
         p = pool_scores(rows)
-        lines.append(f"| {name} | {case_type} | {len(rows)} | {_pct(p.hits)} | {_pct(p.fp_slices)} |"
-                     f" {p.fp_components_boxed} | {p.fp_components_all} | {p.cpu_s:.1f} | {p.cpu_s / len(rows):.1f} |")
+        lines.append(f"| {name} | {case_type} | {len(rows)} | {_pct(p.hits)} | {_pct(p.end_hits)} |"
+                     f" {_pct(p.fp_slices)} | {p.fp_components_boxed} | {p.fp_components_all} | {p.cpu_s:.1f} |"
+                     f" {p.cpu_s / len(rows):.1f} |")
     lines += ["", "| segmenter | patient | slices | box hit rate | FP slice rate | FP comp. (boxed) | FP comp. (all)"
               " | predicted mL | CPU s |", "|" + "---|" * 9]
     for s in scores:

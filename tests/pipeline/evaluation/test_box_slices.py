@@ -21,6 +21,7 @@ from ichpipe.pipeline.evaluation.box_slices import (
     list_box_patients,
     pool_scores,
     read_voc_boxes,
+    score_patient,
     segment_box_patient,
 )
 
@@ -90,25 +91,31 @@ def test_components_outside_boxes_counts_only_large_components_with_no_pixel_in_
 
 
 def test_patient_scores_follow_the_boxes_through_the_rotation(tmp_path: Path) -> None:
-    root = _dataset(tmp_path / "d", {"0001": [3, 4], "0002": [2]}, stray=("0002", 7))
+    root = _dataset(tmp_path / "d", {"0001": [3, 4, 5], "0002": [2]}, stray=("0002", 7))
     patients = list_box_patients(root)
     assert [p.patient_id for p in patients] == ["0001", "0002"]
     assert patients[0].boxes[3] == ((36, 12, 49, 23),) and patients[0].boxes[0] == ()
     scores = [segment_box_patient(p, _Above(), PngAssumptions(rotate=-1)) for p in patients]
     first, second = scores
-    assert (first.hits.events, first.hits.total) == (2, 2)
+    assert (first.hits.events, first.hits.total) == (3, 3)
+    assert (first.end_hits.events, first.end_hits.total) == (2, 2)  # slices 3 and 5 end the run; 4 does not
     assert first.fp_components_all == 0 and first.fp_slices.events == 0
     # 8 slices, boxed slice 2: negatives at distance >= 3 are 5, 6, 7; the stray blob is on 7
     assert (second.fp_slices.events, second.fp_slices.total) == (1, 3)
     assert second.fp_components_all == 1 and second.fp_components_boxed == 0
     pooled = pool_scores(scores)
-    assert (pooled.hits.events, pooled.hits.total) == (3, 3) and pooled.n_slices == 16
+    assert (pooled.hits.events, pooled.hits.total) == (4, 4) and pooled.n_slices == 16
+    assert (pooled.end_hits.events, pooled.end_hits.total) == (3, 3)  # a one-slice run is its own end
     # the blob is 80 px x 0.45^2 mm^2 x 5 mm per boxed slice
-    assert first.predicted_ml == pytest.approx(2 * 80 * 0.45**2 * 5 / 1000)
+    assert first.predicted_ml == pytest.approx(3 * 80 * 0.45**2 * 5 / 1000)
     # masks are turned back to the PNG frame: the segmenter saw the blob a quarter turn away
     seen: list[np.ndarray] = []
     segment_box_patient(patients[0], _Above(), PngAssumptions(rotate=-1), on_masks=lambda p, m: seen.append(m))
-    assert seen[0][3, 14:22, 38:48].all() and seen[0].sum() == 160
+    assert seen[0][3, 14:22, 38:48].all() and seen[0].sum() == 240
+    # a box the segmenter misses on a run's end slice counts against both rates
+    missed = score_patient([m if k != 5 else np.zeros_like(m) for k, m in enumerate(seen[0])], patients[0],
+                           segmenter="x")
+    assert (missed.hits.events, missed.end_hits.events, missed.end_hits.total) == (2, 1, 2)
     with pytest.raises(UsageError, match="No slices of patient"):
         list_box_patients(root, patients=["0003"])
 
