@@ -2,7 +2,7 @@
 
 Usage (from the repository root, in the project's venv)::
 
-    python bench/ivh_example.py [--png docs/ivh_example_overlay.png] [--json FILE]
+    python bench/ivh_example.py [--png docs/ivh_example_overlay.png] [--json FILE] [--checkpoint FILE]
 
 ``../shared/data/ct-real-ich/ivh-deepbleed-example.nii.gz`` (0.46 x 0.46 x 5 mm,
 skull-stripped: skull and air set to 0 HU, clipped at 320 HU) is a NIfTI image
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "ivh_example_overlay.png")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="network checkpoint to measure instead of the shipped default")
     args = parser.parse_args(argv)
     if not IVH.is_file():
         print(f"skipped: {IVH} is absent")
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"image": str(IVH.name), "shape": list(volume.hu.shape)}
     masks: dict[str, np.ndarray] = {}
     for name in ("threshold", "network"):
-        options = RunOptions(study=IVH, segmenter="threshold" if name == "threshold" else None)
+        options = RunOptions(study=IVH, segmenter="threshold" if name == "threshold" else None,
+                             checkpoint=None if name == "threshold" else args.checkpoint)
         analysis = analyse_volume(volume, build_segmenter(options, config), config)
         masks[name] = analysis.mask
         out[name] = {
