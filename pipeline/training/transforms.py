@@ -317,7 +317,22 @@ class RandLesionCropd(Randomizable, MapTransform):
         return d
 
 
-class RandBrainOnlyd(Randomizable, MapTransform):
+class _RandDraw(Randomizable, MapTransform):
+    """A map transform applied to an item with probability ``prob`` (drawn by :meth:`randomize`)."""
+
+    def __init__(self, keys: KeysCollection, *, prob: float) -> None:
+        MapTransform.__init__(self, keys)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"Argument 'prob' must be in [0, 1]; got {prob}.")
+        self.prob = prob
+        self._do = False
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to apply the transform to this item."""
+        self._do = self.R.uniform() < self.prob
+
+
+class RandBrainOnlyd(_RandDraw):
     """With probability ``prob``, set ``image`` to ``background`` outside ``brain`` (a skull-stripped look).
 
     Slices whose ``brain`` is empty (no closed skull found) are left alone.
@@ -325,17 +340,9 @@ class RandBrainOnlyd(Randomizable, MapTransform):
 
     def __init__(self, keys: KeysCollection = "image", *, brain_key: str = "brain", prob: float = 0.1,
                  background: float = 0.0) -> None:
-        MapTransform.__init__(self, keys)
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"Argument 'prob' must be in [0, 1]; got {prob}.")
+        super().__init__(keys, prob=prob)
         self.brain_key = brain_key
-        self.prob = prob
         self.background = background
-        self._do = False
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw whether to strip this item."""
-        self._do = self.R.uniform() < self.prob
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -349,7 +356,7 @@ class RandBrainOnlyd(Randomizable, MapTransform):
         return d
 
 
-class RandSwapNeighboursd(Randomizable, MapTransform):
+class RandSwapNeighboursd(_RandDraw):
     """With probability ``prob``, swap the first and last channel of ``keys`` (slice context upside down).
 
     A network with slice context then learns no preference for the slice below or above (stacks
@@ -357,15 +364,7 @@ class RandSwapNeighboursd(Randomizable, MapTransform):
     """
 
     def __init__(self, keys: KeysCollection = "image", *, prob: float = 0.5) -> None:
-        MapTransform.__init__(self, keys)
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"Argument 'prob' must be in [0, 1]; got {prob}.")
-        self.prob = prob
-        self._do = False
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw whether to swap this item."""
-        self._do = self.R.uniform() < self.prob
+        super().__init__(keys, prob=prob)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

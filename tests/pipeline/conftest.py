@@ -9,7 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from ichpipe.dicom_io import assemble_series, scan_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "segment"))
 
@@ -55,3 +58,22 @@ def medium_case(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
 def medium_normal(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
     return make_case(tmp_path_factory.mktemp("anatomy") / "medium_normal", seed=7, rows=256, columns=256,
                      n_hematomas=0)
+
+
+@pytest.fixture
+def head_volume(make_series):
+    """A 12-slice 64x64 'head' (network inference tests): bone ring, brain at 40 HU, a 70 HU blob; air outside."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 30)
+
+    def hu(i: int) -> np.ndarray:
+        img = np.full((64, 64), -1000.0)
+        img[r < 26] = 1000.0
+        img[r < 22] = 40.0
+        if 3 <= i <= 8:
+            img[np.hypot(yy - 30, xx - 26) < 6] = 70.0
+        return img
+
+    folder = make_series(size=64, hu=hu)
+    with scan_study(folder) as scan:
+        return assemble_series(scan.require_selected().series)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.registry import build_model
@@ -35,25 +34,6 @@ def _checkpoint(tmp_path: Path, *, input_size: tuple[int, int] = (64, 64)) -> Pa
                                                                           "input_size": input_size[0],
                                                                           "num_heads": 2})
     return path
-
-
-@pytest.fixture
-def head_volume(make_series):
-    """A 12-slice 64x64 'head': bone ring, brain at 40 HU, a 70 HU blob; air outside."""
-    yy, xx = np.mgrid[:64, :64]
-    r = np.hypot(yy - 32, xx - 30)
-
-    def hu(i: int) -> np.ndarray:
-        img = np.full((64, 64), -1000.0)
-        img[r < 26] = 1000.0
-        img[r < 22] = 40.0
-        if 3 <= i <= 8:
-            img[np.hypot(yy - 30, xx - 26) < 6] = 70.0
-        return img
-
-    folder = make_series(size=64, hu=hu)
-    with scan_study(folder) as scan:
-        return assemble_series(scan.require_selected().series)
 
 
 @pytest.mark.parametrize("input_size", [(64, 64), (32, 32)])

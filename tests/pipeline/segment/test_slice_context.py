@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.errors import CheckpointError
 from ichpipe.models.checkpoint import load_model, save_checkpoint
 from ichpipe.models.onnx_export import export_checkpoint_onnx
@@ -85,46 +84,27 @@ class _Below:
         return images[:, :1].copy()
 
 
-@pytest.fixture
-def blob_volume(make_series):
-    """12 slices of 64x64: a bone ring, brain at 40 HU, a 70 HU blob on slices 3-8."""
-    yy, xx = np.mgrid[:64, :64]
-    r = np.hypot(yy - 32, xx - 30)
-
-    def hu(i: int) -> np.ndarray:
-        img = np.full((64, 64), -1000.0)
-        img[r < 26] = 1000.0
-        img[r < 22] = 40.0
-        if 3 <= i <= 8:
-            img[np.hypot(yy - 30, xx - 26) < 6] = 70.0
-        return img
-
-    folder = make_series(size=64, hu=hu)
-    with scan_study(folder) as scan:
-        return assemble_series(scan.require_selected().series)
-
-
-def test_inference_feeds_each_slice_with_its_neighbours(tmp_path: Path, blob_volume) -> None:
+def test_inference_feeds_each_slice_with_its_neighbours(tmp_path: Path, head_volume) -> None:
     ckpt = _checkpoint(tmp_path / "ctx.pt", channels=3, context_mm=5.0)
     seg = NetworkSegmenter(ckpt, config=InferenceConfig(device="cpu", runtime="torch"))
     assert seg.slice_context_mm == 5.0 and seg.describe()["slice_context_mm"] == 5.0
     seg.runner = _Below()
-    probs = seg.probabilities(blob_volume)
-    below = neighbour_indices(blob_volume.geometry.offsets_mm, context_mm=5.0)[:, 0]
-    blob = [i for i in range(12) if blob_volume.hu[i, 30, 26] > 60]
+    probs = seg.probabilities(head_volume)
+    below = neighbour_indices(head_volume.geometry.offsets_mm, context_mm=5.0)[:, 0]
+    blob = [i for i in range(12) if head_volume.hu[i, 30, 26] > 60]
     for i in range(12):
         expected = 70 / 80 if below[i] in blob else 0.5  # the slice below's grey level at the blob's centre
         assert probs[i, 30, 26] == pytest.approx(expected, abs=0.01), i
     assert sorted(i for i in range(12) if probs[i, 30, 26] > 0.8) != blob  # shifted by one slice
 
 
-def test_onnx_export_of_a_context_checkpoint_matches_pytorch(tmp_path: Path, blob_volume) -> None:
+def test_onnx_export_of_a_context_checkpoint_matches_pytorch(tmp_path: Path, head_volume) -> None:
     ckpt = _checkpoint(tmp_path / "ctx.pt", channels=3, context_mm=5.0, seed=2)
     export_checkpoint_onnx(ckpt)
     by_torch = NetworkSegmenter(ckpt, config=InferenceConfig(device="cpu", runtime="torch", bf16=False))
     by_onnx = NetworkSegmenter(ckpt, config=InferenceConfig(device="cpu", runtime="onnxruntime"))
     assert by_onnx.runtime == "onnxruntime" and by_onnx.slice_context_mm == 5.0
-    np.testing.assert_allclose(by_onnx.probabilities(blob_volume), by_torch.probabilities(blob_volume), atol=1e-4)
+    np.testing.assert_allclose(by_onnx.probabilities(head_volume), by_torch.probabilities(head_volume), atol=1e-4)
 
 
 # --------------------------------------------------------------------------- from one slice to three
