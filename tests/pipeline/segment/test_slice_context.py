@@ -15,7 +15,7 @@ from ichpipe.models.registry import build_model
 from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
 from ichpipe.pipeline.segment.slice_context import neighbour_indices, with_neighbours
-from ichpipe.pipeline.training.train_seg import widen_input_channels
+from ichpipe.pipeline.training.initial_weights import widen_input_channels
 from ichpipe.pipeline.training.transforms import RandSwapNeighboursd
 
 KWARGS = {"base_channels": 4, "num_heads": 2, "input_size": 64}
