@@ -276,7 +276,8 @@ def score_patient(masks: Sequence[BoolArray], patient: BoxPatient, *, segmenter:
         raise ValueError(f"Argument 'masks' must hold one mask per slice ({len(patient.images)}); got {len(masks)}.")
     hits = end_hits = DetectionCount(0, 0)
     boxed = [k for k, b in enumerate(patient.boxes) if b]
-    run_ends = {k for k in boxed if k - 1 not in boxed or k + 1 not in boxed}
+    boxed_set = set(boxed)
+    run_ends = {k for k in boxed if k - 1 not in boxed_set or k + 1 not in boxed_set}
     for k, (mask, boxes) in enumerate(zip(masks, patient.boxes, strict=True)):
         for box in boxes:
             hit = DetectionCount(int(box_hit(mask, box, min_pixels=min_hit_px)), 1)

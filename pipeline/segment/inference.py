@@ -320,9 +320,9 @@ class NetworkSegmenter:
         rows, cols = hu.shape[1:]
         y0, y1, x0, x1 = box
         # channel-major list of slice indices: one channel, or below / slice / above
-        channels = [batch] if neighbours is None else [
-            [int(neighbours[i, 0]) for i in batch], batch, [int(neighbours[i, 1]) for i in batch]
-        ]
+        channels = [batch]
+        if neighbours is not None:
+            channels = [neighbours[batch, 0].tolist(), batch, neighbours[batch, 1].tolist()]
         picked = [i for chan in channels for i in chan]
         slab = hu[picked]
         if bone is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CONTEXT_CHANNELS", "neighbour_indices", "with_neighbours"]
+__all__ = ["CONTEXT_CHANNELS", "neighbour_indices"]
 
 #: Input channels of a network with slice context: below, the slice, above.
 CONTEXT_CHANNELS = 3
@@ -72,18 +72,3 @@ def neighbour_indices(offsets_mm: npt.ArrayLike, *, context_mm: float) -> IntArr
                 out[i, side] = others[int(np.argmin(np.abs(offsets[others] - target)))]
     return out
 
-
-def with_neighbours(stack: npt.NDArray[np.float32], rows: npt.ArrayLike,
-                    neighbours: IntArray) -> npt.NDArray[np.float32]:
-    """Slices ``rows`` of ``stack`` (n, H, W) with their neighbours: (len(rows), 3, H, W).
-
-    Examples
-    --------
-    >>> s = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 2, 2), np.float32)
-    >>> with_neighbours(s, [1], neighbour_indices([0.0, 5.0, 10.0], context_mm=5.0))[0, :, 0, 0].tolist()
-    [0.0, 1.0, 2.0]
-    """
-    idx = np.asarray(rows, dtype=np.intp)
-    if stack.ndim != 3:
-        raise ValueError(f"Argument 'stack' must be (n, H, W); got shape {stack.shape}.")
-    return np.ascontiguousarray(np.stack([stack[neighbours[idx, 0]], stack[idx], stack[neighbours[idx, 1]]], axis=1))

@@ -35,6 +35,7 @@ import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,11 @@ def write_phe_dataset(
     roles: dict[str, dict[str, int]] = {}
     with_ignore: set[tuple[str, str]] = set()
     by_position = {(s.patient_id, s.index): s for s in slices}
+
+    @lru_cache(maxsize=4)  # slices come in stack order: each is read and re-windowed once, not three times
+    def network_grey(position: tuple[str, int]) -> npt.NDArray[np.uint8]:
+        return rewindow(by_position[position].image(), fit, source_window, target_window)
+
     for s, lab in zip(slices, labels, strict=True):
         role = slice_role(lab, min_confidence=min_confidence)
         bucket = roles.setdefault(split[s.patient_id], {})
@@ -148,12 +154,12 @@ def write_phe_dataset(
             continue
         part = "pos" if role == "positive" else "neg"
         name = f"{s.name}.png"
-        grey = rewindow(s.image(), fit, source_window, target_window)
-        _save_png(out_dir / "images" / s.patient_id / part / name, np.rot90(grey, ROTATE_K))
+        here = (s.patient_id, s.index)
+        _save_png(out_dir / "images" / s.patient_id / part / name, np.rot90(network_grey(here), ROTATE_K))
         for side, step in (("below", -1), ("above", 1)):  # for 2.5D training: the stack's next slices
-            other = by_position.get((s.patient_id, s.index + step), s)
-            near = grey if other is s else rewindow(other.image(), fit, source_window, target_window)
-            _save_png(out_dir / "neighbours" / s.patient_id / part / side / name, np.rot90(near, ROTATE_K))
+            near = (s.patient_id, s.index + step)
+            near_grey = network_grey(near if near in by_position else here)
+            _save_png(out_dir / "neighbours" / s.patient_id / part / side / name, np.rot90(near_grey, ROTATE_K))
         label = np.rot90((lab.mask * 255).astype(np.uint8), ROTATE_K)
         _save_png(out_dir / "labels" / s.patient_id / part / name, label)
         ignored = lab.weight < 0.5

@@ -14,7 +14,7 @@ from ichpipe.models.onnx_export import export_checkpoint_onnx
 from ichpipe.models.registry import build_model
 from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
-from ichpipe.pipeline.segment.slice_context import neighbour_indices, with_neighbours
+from ichpipe.pipeline.segment.slice_context import neighbour_indices
 from ichpipe.pipeline.training.initial_weights import widen_input_channels
 from ichpipe.pipeline.training.transforms import RandSwapNeighboursd
 
@@ -50,8 +50,6 @@ def test_neighbours_refuse_bad_arguments() -> None:
         neighbour_indices([0.0, 5.0], context_mm=0.0)
     with pytest.raises(ValueError, match="'offsets_mm' must be 1-D"):
         neighbour_indices(np.zeros((2, 2)), context_mm=5.0)
-    with pytest.raises(ValueError, match="'stack' must be"):
-        with_neighbours(np.zeros((2, 3), np.float32), [0], np.zeros((2, 2), np.intp))
 
 
 def test_swap_augmentation_turns_the_context_upside_down_only() -> None:
