@@ -51,10 +51,11 @@ bench: setup
 bench-scaling: setup
 	$(BIN)/python bench/run_stages.py --repeats 1 --scaling 32,150,300
 
-# Re-export the default checkpoint to ONNX (after retraining it): the CPU runtime runs this file, and only
+# Re-export the shipped checkpoints to ONNX (after retraining one): the CPU runtime runs this file, and only
 # while its metadata names the checkpoint's SHA-256. Byte-reproducible with the same torch and onnx.
 onnx: setup
 	$(BIN)/python -m ichpipe.models.onnx_export models/checkpoints/ichpipe-default.pt
+	$(BIN)/python -m ichpipe.models.onnx_export models/checkpoints/ichpipe-ends.pt
 
 clean:
 	rm -rf $(DEMO) ichpipe-out .pytest_cache .mypy_cache .ruff_cache build dist

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Device", "InferenceConfig", "Runtime"]
+__all__ = ["Device", "EndExtensionConfig", "InferenceConfig", "Runtime"]
 
 Device = Literal["auto", "cpu", "cuda"]
 Runtime = Literal["auto", "torch", "onnxruntime"]
+
+
+@dataclass(frozen=True)
+class EndExtensionConfig:
+    """``inference.end_extension``: grow each found bleed at its end slices with a second network.
+
+    See :mod:`ichpipe.pipeline.segment.end_extension`.
+
+    Parameters
+    ----------
+    checkpoint:
+        The second (slice-context) network: a path or a file shipped in
+        ``models/checkpoints/`` (default: the shipped ``ichpipe-ends.pt``);
+        ``""`` turns the step off.
+    threshold:
+        Its probability above which a pixel beyond a bleed's end is added.
+    radius_mm:
+        How far in plane an added piece may lie from the previous slice's blood.
+    depth_mm:
+        How far beyond a bleed's end slice the step looks (always at least one slice).
+    """
+
+    checkpoint: str = "ichpipe-ends.pt"
+    threshold: float = 0.2
+    radius_mm: float = 5.0
+    depth_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("Argument 'threshold' must lie strictly between 0 and 1.")
+        if self.radius_mm < 0:
+            raise ValueError("Argument 'radius_mm' must not be negative.")
+        if self.depth_mm < 0:
+            raise ValueError("Argument 'depth_mm' must not be negative.")
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,9 @@ class InferenceConfig:
         file), ``onnxruntime`` is installed and the run is on the CPU; else
         PyTorch. ``torch`` or ``onnxruntime`` force one (the latter fails
         clearly when it cannot run).
+    end_extension:
+        The second network that grows found bleeds at their end slices
+        (:class:`EndExtensionConfig`).
     """
 
     device: Device = "auto"
@@ -61,6 +98,7 @@ class InferenceConfig:
     crop_to_head: bool = True
     restore_stripped_skull_mm: float = 10.0
     runtime: Runtime = "auto"
+    end_extension: EndExtensionConfig = field(default_factory=EndExtensionConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

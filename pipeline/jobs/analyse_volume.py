@@ -122,8 +122,10 @@ def analyse_volume(
                                  config=config.quality)
     if cross_check is not None:
         quality.measurements["cross_check"] = cross_check
-    if "network_input" in result.details:  # what the network was shown that the image did not hold
-        quality.measurements["network_input"] = result.details["network_input"]
+    # what the network was shown that the image did not hold; what the end-slice network added
+    for key in ("network_input", "end_extension"):
+        if key in result.details:
+            quality.measurements[key] = result.details[key]
     return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,
                     cross_check=cross_check, types=_types(result, volume, config))
 

@@ -25,12 +25,17 @@ differs (fp32 vs bf16 rounding; BENCHMARKS.md gives the measured difference).
 A checkpoint whose metadata has ``slice_context_mm`` (2.5D) gets three channels per slice: the
 slices about that far below and above it along the normal, and the slice
 (:mod:`~ichpipe.pipeline.segment.slice_context`); the same windowing, resizing and crop apply to each.
+
+With ``inference.end_extension.checkpoint`` set, a second (slice-context) network grows each
+bleed the first one found beyond its end slices (:mod:`~ichpipe.pipeline.segment.end_extension`);
+it runs only on the few slices next to those ends.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,7 +49,9 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.hashing import verified_file_sha256
 from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available, paired_onnx
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
-from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.config.inference_config import EndExtensionConfig, InferenceConfig
+from ichpipe.pipeline.config.models_config import resolve_checkpoint
+from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
     find_intracranial_in,
@@ -67,6 +74,10 @@ class SliceRunner(Protocol):
     """A network's forward pass on NumPy batches ``(B, C, H, W)`` float32."""
 
     def run(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+
+HeadExtent = tuple[npt.NDArray[np.bool_], "tuple[slice, slice, slice] | None"]
+"""Which slices hold head (bool per slice) and the head's bounding box (:meth:`NetworkSegmenter.head_extent`)."""
 
 
 def nvidia_gpu_visible() -> bool:
@@ -145,6 +156,30 @@ class NetworkSegmenter:
                 f"Checkpoint '{checkpoint_path}' takes {self.in_channels} input channel(s) but its metadata asks"
                 f" for {wanted} (slice_context_mm {context!r}); it cannot be run."
             )
+        self.extender = self._end_extender(allowed_sha256)
+
+    def _end_extender(self, allowed_sha256: Collection[str]) -> NetworkSegmenter | None:
+        """The second network of ``inference.end_extension`` (``None`` when it is off)."""
+        ends = self.config.end_extension
+        if not ends.checkpoint:
+            return None
+        path = resolve_checkpoint(ends.checkpoint)
+        if not path.is_file():
+            raise CheckpointError(
+                f"inference.end_extension.checkpoint {path} does not exist; set it to a slice-context checkpoint"
+                " (the shipped one is ichpipe-ends.pt) or to \"\" to turn the step off."
+            )
+        if allowed_sha256:
+            from ichpipe.models.hashing import file_sha256
+
+            digest = file_sha256(path)
+            if digest not in allowed_sha256:
+                raise CheckpointError(
+                    f"End-extension checkpoint {path} (SHA-256 {digest}) is not in"
+                    " models.checkpoint_sha256_allowlist; add its digest to the config if you trust it."
+                )
+        plain = replace(self.config, end_extension=EndExtensionConfig(checkpoint=""))
+        return NetworkSegmenter(path, config=plain, anatomy=self.anatomy, allowed_sha256=allowed_sha256)
 
     def _onnx_export(self, checkpoint_path: Path) -> Path | None:
         """The ONNX export to run, or ``None`` for PyTorch (``inference.runtime``)."""
@@ -244,27 +279,52 @@ class NetworkSegmenter:
             described["onnx_sha256"] = self.onnx_sha256
         if self.slice_context_mm is not None:
             described["slice_context_mm"] = self.slice_context_mm
+        if self.extender is not None:
+            ends = self.config.end_extension
+            described["end_extension"] = {
+                "name": self.extender.name,
+                "checkpoint_sha256": self.extender.checkpoint_sha256,
+                "checkpoint_path": str(self.extender.checkpoint_path),
+                "runtime": self.extender.runtime,
+                "threshold": ends.threshold,
+                "radius_mm": ends.radius_mm,
+                "depth_mm": ends.depth_mm,
+            }
         return described
 
-    def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None
+    def head_extent(self, hu: npt.NDArray[np.float32]) -> HeadExtent:
+        """Which slices of ``hu`` hold head, and the head's bounding box in image pixels.
+
+        The largest component above ``anatomy.head_min_hu`` is enough (head_mask's hole filling
+        adds only pixels inside the outline, so neither changes; it cost most of this step).
+        """
+        head = largest_component(np.asarray(hu > self.anatomy.head_min_hu))
+        return np.asarray(head.any(axis=(1, 2)), dtype=bool), head_bounding_box(head)
+
+    def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None,
+                      slices: Sequence[int] | None = None, head: HeadExtent | None = None
                       ) -> npt.NDArray[np.float32]:
         """Hematoma probability per voxel, shape ``volume.hu.shape``.
 
         ``bone``: voxels shown to the network as bone (:data:`~ichpipe.pipeline.segment.skull_restore.BONE_HU`),
-        e.g. the ring of a stripped skull; the volume itself is not changed.
+        e.g. the ring of a stripped skull; the volume itself is not changed. ``slices``: only these
+        slices, in this order (shape ``(len(slices), rows, columns)``); ``None``: all. ``head``:
+        :meth:`head_extent` of the volume when already known (found here otherwise).
         """
         hu = volume.hu
         n, rows, cols = hu.shape
-        out = np.zeros(hu.shape, dtype=np.float32)
-        # which slices hold head, and its box: the largest component above head_min_hu is enough (head_mask's
-        # hole filling adds only pixels inside the outline, so neither changes; it cost most of this step)
-        head = largest_component(np.asarray(hu > self.anatomy.head_min_hu))
-        todo = [i for i in range(n) if head[i].any()] if self.config.skip_slices_without_head else list(range(n))
+        wanted = list(range(n)) if slices is None else [int(s) for s in slices]
+        if any(not 0 <= s < n for s in wanted):
+            raise ValueError(f"Argument 'slices' must hold slice indices 0..{n - 1}; got {wanted}.")
+        row_of = {s: k for k, s in enumerate(wanted)}
+        out = np.zeros((len(wanted), rows, cols), dtype=np.float32)
+        has_head, head_box = head if head is not None else self.head_extent(hu)
+        todo = sorted({i for i in wanted if has_head[i]} if self.config.skip_slices_without_head else set(wanted))
         if not todo:
             return out
         # the head's bounding box in the network's pixel grid
         sy, sx = self.input_size[0] / rows, self.input_size[1] / cols
-        box = head_bounding_box(head) if self.config.crop_to_head else None
+        box = head_box if self.config.crop_to_head else None
         y0, y1, x0, x1 = 0, self.input_size[0], 0, self.input_size[1]
         if box is not None:
             y0, y1 = int(np.floor(box[1].start * sy)), int(np.ceil(box[1].stop * sy))
@@ -275,7 +335,8 @@ class NetworkSegmenter:
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in _batches(todo, self.config.batch_size):
-                self._infer(hu, batch, out, (y0, y1, x0, x1), bone, neighbours)
+                self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours,
+                            into=(out, [row_of[i] for i in batch]))
                 done += len(batch)
                 shown.advance(len(batch))
                 if self.progress:
@@ -299,7 +360,10 @@ class NetworkSegmenter:
                 intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)
             ring = stripped_skull_ring(volume.hu, intracranial, volume.geometry.pixel_spacing_mm,
                                        width_mm=self.config.restore_stripped_skull_mm)
-        mask = self.probabilities(volume, bone=ring) > self.config.threshold
+        head = self.head_extent(volume.hu)
+        mask = self.probabilities(volume, bone=ring, head=head) > self.config.threshold
+        if self.extender is not None and self.config.restrict_to_intracranial and intracranial is None and mask.any():
+            intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)  # for both steps
         result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
@@ -308,14 +372,38 @@ class NetworkSegmenter:
                 "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
                 "bone_voxels_painted": int(ring.sum()),
             }
+        if self.extender is not None:
+            result = self._extend_ends(self.extender, result, volume, ring, intracranial, head)
         return result
 
-    def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], out: npt.NDArray[np.float32],
-               box: tuple[int, int, int, int], bone: npt.NDArray[np.bool_] | None = None,
-               neighbours: npt.NDArray[np.intp] | None = None) -> None:
-        """Probabilities of the slices ``batch`` of ``hu`` into ``out`` (``box``: the head crop in network pixels).
+    def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
+                     ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,
+                     head: HeadExtent) -> SegmentationResult:
+        """``result`` grown at its bleeds' end slices by ``extender`` (``inference.end_extension``)."""
+        ends = self.config.end_extension
+        allowed = intracranial.mask if self.config.restrict_to_intracranial and intracranial is not None else None
+        grown = extend_bleed_ends(
+            result.mask, lambda s: extender.probabilities(volume, bone=ring, slices=s, head=head),
+            offsets_mm=volume.geometry.offsets_mm, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
+            threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
+        )
+        added_ml = float((grown.added * volume.geometry.voxel_volumes_ml[:, None, None]).sum())
+        details = dict(result.details)
+        details["end_extension"] = {
+            "slices_run": len(grown.slices_run),
+            "slices_extended": len(grown.slices_extended),
+            "added_ml": round(added_ml, 4),
+        }
+        unrestricted = None if result.unrestricted_ml is None else round(result.unrestricted_ml + added_ml, 4)
+        return replace(result, mask=grown.mask, details=details, unrestricted_ml=unrestricted)
 
-        ``neighbours`` (n, 2): each slice's neighbours below and above, for a checkpoint with slice context.
+    def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
+               bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None, *,
+               into: tuple[npt.NDArray[np.float32], list[int]]) -> None:
+        """Probabilities of the slices ``batch`` of ``hu`` into rows ``into[1]`` of ``into[0]``.
+
+        ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
+        below and above, for a checkpoint with slice context.
         """
         rows, cols = hu.shape[1:]
         y0, y1, x0, x1 = box
@@ -341,7 +429,7 @@ class NetworkSegmenter:
         full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]
         if (rows, cols) != self.input_size:
             full = resize_bilinear(full, (rows, cols), antialias=False)
-        out[batch] = full
+        into[0][into[1]] = full
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""

@@ -18,11 +18,12 @@ from ichpipe.models.hashing import file_sha256
 from ichpipe.models.onnx_export import export_checkpoint_onnx
 from ichpipe.models.onnx_model import METADATA_KEY, load_onnx_segmenter, paired_onnx
 from ichpipe.models.registry import build_model
-from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.config.inference_config import EndExtensionConfig, InferenceConfig
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 KWARGS = {"base_channels": 4, "num_heads": 2, "input_size": 64}
+OFF = EndExtensionConfig(checkpoint="")  # no end-slice network
 
 
 def _tiny_checkpoint(path: Path, *, seed: int = 0) -> Path:
@@ -69,15 +70,17 @@ def test_threads_follow_the_config_then_omp_num_threads(tiny_pair, monkeypatch) 
     assert load_onnx_segmenter(onnx).session.get_session_options().intra_op_num_threads == 0
 
 
-def test_shipped_export_belongs_to_the_shipped_checkpoint_and_matches_it() -> None:
-    checkpoint = CHECKPOINTS / "ichpipe-default.pt"
-    exported = load_onnx_segmenter(CHECKPOINTS / "ichpipe-default.onnx", threads=1,
+@pytest.mark.parametrize(("stem", "channels"), [("ichpipe-default", 1), ("ichpipe-ends", 3)])
+def test_shipped_export_belongs_to_the_shipped_checkpoint_and_matches_it(stem: str, channels: int) -> None:
+    checkpoint = CHECKPOINTS / f"{stem}.pt"
+    exported = load_onnx_segmenter(CHECKPOINTS / f"{stem}.onnx", threads=1,
                                    expected_checkpoint_sha256=file_sha256(checkpoint))
     model, ck = load_model(checkpoint)
     assert exported.metadata == dict(ck.metadata) and exported.name == ck.name
+    assert ck.model_kwargs.get("in_channels", 1) == channels
     # a head-cropped batch of the size the pipeline feeds, with CT-like grey levels (0-1, mostly brain)
     rng = np.random.default_rng(0)
-    x = np.clip(0.5 + 0.2 * rng.standard_normal((2, 1, 208, 176)), 0, 1).astype(np.float32)
+    x = np.clip(0.5 + 0.2 * rng.standard_normal((2, channels, 208, 176)), 0, 1).astype(np.float32)
     with torch.inference_mode():
         expected = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(exported.run(x), expected, atol=1e-4, rtol=0)
@@ -163,18 +166,18 @@ def test_an_onnx_file_without_identity_is_refused(tiny_pair: tuple[Path, Path], 
 
 
 def test_allowlist_and_model_name_apply_to_the_export(tiny_pair: tuple[Path, Path]) -> None:
-    checkpoint, onnx = tiny_pair
+    checkpoint, onnx = tiny_pair  # the end-slice network (on by default) has its own allowlist test
     only_pt = (file_sha256(checkpoint),)
-    seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu"), allowed_sha256=only_pt)
+    seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", end_extension=OFF), allowed_sha256=only_pt)
     assert seg.describe()["runtime"] == "torch"
     with pytest.raises(CheckpointError, match="allowlist"):
-        NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", runtime="onnxruntime"),
+        NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", runtime="onnxruntime", end_extension=OFF),
                          allowed_sha256=only_pt)
     both = (*only_pt, file_sha256(onnx))
-    seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu"), allowed_sha256=both)
+    seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", end_extension=OFF), allowed_sha256=both)
     assert seg.describe()["runtime"] == "onnxruntime"
     with pytest.raises(CheckpointError, match="'sa_cbam_unet' was requested"):
-        NetworkSegmenter(checkpoint, name="sa_cbam_unet", config=InferenceConfig(device="cpu"))
+        NetworkSegmenter(checkpoint, name="sa_cbam_unet", config=InferenceConfig(device="cpu", end_extension=OFF))
 
 
 def test_an_onnx_run_never_imports_torch(tmp_path: Path) -> None:
