@@ -132,6 +132,7 @@ def evaluate(
         summary_csv,
         threshold_row,
     )
+    from ichpipe.pipeline.evaluation.kinds import detection_by_kind, kinds_markdown
     from ichpipe.pipeline.evaluation.tables import write_text
 
     if labels and len(labels) != len(checkpoints):
@@ -162,14 +163,16 @@ def evaluate(
     window = config.windows.get(config.windows.default)
     results = evaluate_cases(entries, rows, window=window, measure=config.measure, progress=progress)
     summary = summarise(results, by_source=by_source)
-    table = markdown_tables(summary, title=title)
+    kinds = detection_by_kind([(r.model, r.kind_recall) for r in results])
+    table = markdown_tables(summary, title=title) + ("\n" + kinds_markdown(kinds) if kinds else "")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "cases.csv", cases_csv(results), what="per-case evaluation CSV")
         write_text(out / "summary.csv", summary_csv(summary), what="evaluation summary CSV")
         write_text(out / "table.md", table, what="evaluation tables")
     if as_json:
-        echo_json({"split": split, "summary": [dataclasses.asdict(r) for r in summary]})
+        echo_json({"split": split, "summary": [dataclasses.asdict(r) for r in summary],
+                   "by_kind": [dataclasses.asdict(k) for k in kinds]})
     else:
         click.echo(table)
 

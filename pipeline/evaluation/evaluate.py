@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from ichpipe.pipeline.config.threshold_config import ThresholdConfig
 from ichpipe.pipeline.datasets import load_case
 from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import ManifestEntry
+from ichpipe.pipeline.evaluation.kinds import kind_mask_paths, kind_recalls
 from ichpipe.pipeline.evaluation.metrics import dice_iou, relative_volume_difference, volume_errors
 from ichpipe.pipeline.measure.volume import measure_hematoma
 from ichpipe.pipeline.segment import Segmenter
@@ -133,6 +134,7 @@ class CaseResult:
     abc2_ml: float
     true_abc2_ml: float
     seconds: float
+    kind_recall: Mapping[str, float] = field(default_factory=dict)  # per kind of blood (NIfTI cases with kinds)
 
     @property
     def error_ml(self) -> float:
@@ -146,6 +148,19 @@ def _geometry_check(case: CaseVolume) -> None:
             f"Case {case.case_id} has no geometry (PNG slices without pixel_spacing_mm and slice_thickness_mm in"
             " the manifest); volumes cannot be measured."
         )
+
+
+def _kind_masks(entry: ManifestEntry, case: CaseVolume) -> dict[str, Any]:
+    """The case's per-kind truth masks (NIfTI cases only; :mod:`~ichpipe.pipeline.evaluation.kinds`)."""
+    if entry.format != "nifti" or entry.mask is None:
+        return {}
+    from ichpipe.pipeline.measure.nifti_masks import read_nifti_mask
+
+    masks = {kind: read_nifti_mask(path).mask for kind, path in kind_mask_paths(Path(entry.mask)).items()}
+    for kind, mask in masks.items():
+        if case.mask is None or mask.shape != case.mask.shape:
+            raise UsageError(f"Case {case.case_id}: the '{kind}' mask does not have the case mask's shape.")
+    return masks
 
 
 def evaluate_cases(
@@ -191,6 +206,7 @@ def evaluate_cases(
             continue
         volume = case.as_ct_volume(window)
         truth = measure_hematoma(case.mask, geometry, config=mcfg)
+        kinds = _kind_masks(entry, case)
         for row in rows:
             segmenter = row.hu if case.intensity == "hu" else row.grey
             if segmenter is None:
@@ -206,7 +222,7 @@ def evaluate_cases(
                     case_id=case.case_id, patient_id=case.patient_id, source=case.source, model=row.label,
                     dice=dice, iou=iou, rvd=relative_volume_difference(measured.volume_ml, truth.volume_ml),
                     true_ml=truth.volume_ml, predicted_ml=measured.volume_ml, abc2_ml=measured.abc2_ml,
-                    true_abc2_ml=truth.abc2_ml, seconds=seconds,
+                    true_abc2_ml=truth.abc2_ml, seconds=seconds, kind_recall=kind_recalls(predicted, kinds),
                 )
             )
         if progress:

@@ -39,10 +39,12 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def cases_csv(results: Sequence[CaseResult]) -> str:
-    """Per-case CSV text: one row per case and segmenter, volumes in mL."""
-    names = [f.name for f in dataclasses.fields(CaseResult)]
-    header = [*names, "error_ml"]
-    return _csv(header, [[*(getattr(r, n) for n in names), r.error_ml] for r in results])
+    """Per-case CSV text: one row per case and segmenter, volumes in mL; ``recall:KIND`` per kind of blood."""
+    names = [f.name for f in dataclasses.fields(CaseResult) if f.name != "kind_recall"]
+    kinds = sorted({k for r in results for k in r.kind_recall})
+    header = [*names, "error_ml", *(f"recall:{k}" for k in kinds)]
+    return _csv(header, [[*(getattr(r, n) for n in names), r.error_ml, *(r.kind_recall.get(k, "") for k in kinds)]
+                         for r in results])
 
 
 def summary_csv(rows: Sequence[SummaryRow]) -> str:

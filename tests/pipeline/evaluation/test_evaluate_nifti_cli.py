@@ -72,3 +72,37 @@ def test_evaluate_scores_the_threshold_method_on_physionet_style_nifti_pairs(tmp
         assert float(row["predicted_ml"]) == pytest.approx(truth_ml, rel=0.05)
     table = (tmp_path / "eval" / "table.md").read_text()
     assert "threshold" in table and "ABC/2" in table
+
+
+def test_evaluate_reports_detection_per_kind_of_blood_from_masks_beside_the_mask(tmp_path: Path) -> None:
+    """``masks/NNN_<kind>.nii`` beside ``masks/NNN.nii``: the phantom's hematoma as one kind, and a block of
+    normal brain labelled as another (no method finds blood there), so one kind is detected and one is not."""
+    _physionet_pair(tmp_path, "051", PhantomSpec(seed=63, rows=96, columns=96, n_slices=14, volume_ml=15.0,
+                                                 noise_hu=3.0))
+    masks = tmp_path / "data" / "masks"
+    whole = nib.load(masks / "051.nii")
+    data = np.asarray(whole.dataobj) > 0
+    nib.save(nib.Nifti1Image(data.astype(np.uint8), whole.affine, whole.header), masks / "051_intraparenchymal.nii")
+    brain = np.zeros_like(data)
+    xs, _, zs = np.nonzero(data)
+    z = int(np.median(zs))
+    x0 = 48 - 5 if xs.mean() > 48 else 48 + 5  # a 10 x 10 x 3 block of brain near the centre, off the hematoma
+    brain[x0 - 5:x0 + 5, 43:53, z - 1:z + 2] = True
+    brain &= ~data
+    nib.save(nib.Nifti1Image(brain.astype(np.uint8), whole.affine, whole.header), masks / "051_subdural.nii")
+    nib.save(nib.Nifti1Image(brain.astype(np.uint8), whole.affine, whole.header), masks / "051_old_v2.nii")
+    manifest = tmp_path / "data" / "manifest.csv"
+    manifest.write_text("case_id,patient_id,split,format,image,mask,source\n"
+                        "051,P051,test,nifti,ct_scans/051.nii,masks/051.nii,phantom with kinds\n")
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(manifest), "--segmenter", "threshold",
+                                      "--out", str(tmp_path / "eval"), "--json"])
+    assert result.exit_code == 0, result.output
+    by_kind = {row["kind"]: row for row in json.loads(result.stdout)["by_kind"]}
+    assert set(by_kind) == {"intraparenchymal", "subdural"}  # "old_v2" is not a kind name
+    assert (by_kind["intraparenchymal"]["detected"], by_kind["intraparenchymal"]["cases"]) == (1, 1)
+    assert (by_kind["subdural"]["detected"], by_kind["subdural"]["cases"]) == (0, 1)
+    assert by_kind["subdural"]["mean_recall"] < 0.05 < 0.9 < by_kind["intraparenchymal"]["mean_recall"]
+    (row,) = csv.DictReader(io.StringIO((tmp_path / "eval" / "cases.csv").read_text()))
+    assert float(row["recall:intraparenchymal"]) == pytest.approx(by_kind["intraparenchymal"]["mean_recall"])
+    table = (tmp_path / "eval" / "table.md").read_text()
+    assert "## Detection by kind" in table and "| threshold | 1/1 (" in table and "| 0/1 (" in table
