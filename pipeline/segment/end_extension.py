@@ -15,7 +15,8 @@ the first network has already found a bleed:
    previous slice's blood grown by ``radius_mm`` in plane is added, as far as it lies inside
    that grown outline (a bleed's end is no wider than the slice before it plus the radius);
    the walk stops at the first slice that adds nothing or that the mask already covers there;
-3. added voxels outside ``allowed`` (the intracranial space) are not added.
+3. added voxels outside ``allowed`` (the intracranial space), or with HU outside ``hu_range``
+   (brain, CSF and blood: never bone, calcification or air), are not added.
 
 So it never adds a bleed the first network did not find, and a study with no blood
 stays at 0 mL whatever the second network thinks. The second network runs only on the
@@ -126,6 +127,8 @@ def extend_bleed_ends(
     radius_mm: float,
     depth_mm: float,
     allowed: BoolArray | None = None,
+    hu: FloatArray | None = None,
+    hu_range: tuple[float, float] | None = None,
 ) -> EndExtension:
     """Grow each 3D component of ``mask`` beyond its end slices where a second network sees blood.
 
@@ -151,6 +154,9 @@ def extend_bleed_ends(
         How far beyond a component's end slice the walk goes (always at least one slice).
     allowed:
         Voxels that may be added (e.g. the intracranial space); ``None``: any.
+    hu, hu_range:
+        The volume's HU and the (low, high) band an added voxel must lie in (e.g.
+        ``anatomy.brain_hu``); both or neither.
 
     Returns
     -------
@@ -170,6 +176,8 @@ def extend_bleed_ends(
     _check(mask, offsets, threshold=threshold, radius_mm=radius_mm, depth_mm=depth_mm)
     if allowed is not None and allowed.shape != mask.shape:
         raise ValueError(f"Argument 'allowed' must have the mask's shape {mask.shape}; got {allowed.shape}.")
+    if (hu is None) != (hu_range is None) or (hu is not None and hu.shape != mask.shape):
+        raise ValueError("Arguments 'hu' and 'hu_range' go together, and 'hu' must have the mask's shape.")
     added = np.zeros_like(mask)
     ends = _ends(mask)
     slices = _reachable(ends, offsets, depth_mm)
@@ -186,6 +194,8 @@ def extend_bleed_ends(
             if (mask[s] & near).any():
                 break  # the first network already has blood here: not an end
             candidate = above[s] if allowed is None else above[s] & allowed[s]
+            if hu is not None and hu_range is not None:
+                candidate = candidate & (hu[s] >= hu_range[0]) & (hu[s] <= hu_range[1])
             pieces, _ = ndimage.label(candidate, structure=_CONNECT_2D)
             touching = np.unique(pieces[near & candidate])
             keep = np.isin(pieces, touching[touching > 0]) & near

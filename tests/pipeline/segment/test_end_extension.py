@@ -97,6 +97,19 @@ def test_nothing_is_added_without_a_bleed_or_outside_the_allowed_space() -> None
     assert grown.added.any() and not (grown.added & ~allowed).any()
 
 
+def test_bone_calcification_and_air_are_never_added() -> None:
+    shape = (6, 12, 12)
+    bleed = _block(shape, slice(2, 4), slice(2, 8), slice(2, 8))
+    hu = np.full(shape, 40.0, dtype=np.float32)
+    hu[1, 2:5, 2:8] = 400.0  # bone or calcification beside the bleed's lower end
+    hu[4, 2:8, 2:4] = -500.0  # air
+    grown = _grow(bleed, _Calls(np.ones(shape, dtype=bool)), hu=hu, hu_range=(-15.0, 120.0))
+    assert grown.added[1, 5:8, 2:8].all() and not grown.added[1, 2:5, 2:8].any()
+    assert grown.added[4, 2:8, 4:8].all() and not grown.added[4, 2:8, 2:4].any()
+    with pytest.raises(ValueError, match="'hu' and 'hu_range' go together"):
+        _grow(bleed, _Calls(np.ones(shape, dtype=bool)), hu=hu)
+
+
 def test_the_walk_stops_where_the_first_network_already_has_blood() -> None:
     shape = (8, 20, 20)
     lower = _block(shape, slice(1, 3), slice(5, 10), slice(5, 10))
