@@ -11,10 +11,10 @@ the first network has already found a bleed:
 1. the first network's final mask is split into 3D components (26-connected);
 2. beyond each component's first and last slice, on the next slices along the normal
    (at least one, then as long as they lie within ``depth_mm`` of the end), the second
-   network's probability is thresholded; a 2D piece of it (8-connected) that touches the
-   previous slice's blood grown by ``radius_mm`` in plane is added, as far as it lies inside
-   that grown outline (a bleed's end is no wider than the slice before it plus the radius);
-   the walk stops at the first slice that adds nothing or that the mask already covers there;
+   network's probability is thresholded, and what lies inside the previous slice's blood
+   grown by ``radius_mm`` in plane is added (a bleed's end is no wider than the slice before
+   it plus the radius); the walk stops at the first slice that adds nothing or that the mask
+   already covers there;
 3. added voxels outside ``allowed`` (the intracranial space), or with HU outside ``hu_range``
    (brain, CSF and blood: never bone, calcification or air), are not added.
 
@@ -39,7 +39,6 @@ FloatArray = npt.NDArray[np.floating]
 ProbabilitiesAt = Callable[[Sequence[int]], npt.NDArray[np.float32]]
 
 _CONNECT_3D = np.ones((3, 3, 3), dtype=bool)
-_CONNECT_2D = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,19 @@ def _disk(radius_mm: float, spacing_mm: tuple[float, float]) -> BoolArray:
     return np.asarray((y * spacing_mm[0]) ** 2 + (x * spacing_mm[1]) ** 2 <= radius_mm ** 2 + 1e-9)
 
 
+def _grown(footprint: BoolArray, disk: BoolArray) -> BoolArray:
+    """``footprint`` dilated by ``disk``, computed on its bounding box only (a few bleeds, large slices)."""
+    rows, cols = np.nonzero(footprint)
+    out = np.zeros_like(footprint)
+    if rows.size == 0:
+        return out
+    ry, rx = disk.shape[0] // 2, disk.shape[1] // 2
+    y0, y1 = max(0, rows.min() - ry), min(footprint.shape[0], rows.max() + ry + 1)
+    x0, x1 = max(0, cols.min() - rx), min(footprint.shape[1], cols.max() + rx + 1)
+    out[y0:y1, x0:x1] = ndimage.binary_dilation(footprint[y0:y1, x0:x1], structure=disk)
+    return out
+
+
 def extend_bleed_ends(
     mask: BoolArray,
     probabilities_at: ProbabilitiesAt,
@@ -132,8 +144,8 @@ def extend_bleed_ends(
 ) -> EndExtension:
     """Grow each 3D component of ``mask`` beyond its end slices where a second network sees blood.
 
-    On each slice beyond an end, the second network's pieces that touch the previous slice's
-    blood grown by ``radius_mm`` are added inside that grown outline.
+    On each slice beyond an end, the second network's blood inside the previous slice's blood
+    grown by ``radius_mm`` is added.
 
     Parameters
     ----------
@@ -190,15 +202,14 @@ def extend_bleed_ends(
     disk = _disk(radius_mm, pixel_spacing_mm)
     for end, step, footprint in ends:
         for s in _walk(end, step, offsets, depth_mm):
-            near = ndimage.binary_dilation(footprint, structure=disk)
+            near = _grown(footprint, disk)
             if (mask[s] & near).any():
                 break  # the first network already has blood here: not an end
-            candidate = above[s] if allowed is None else above[s] & allowed[s]
+            keep = above[s] & near
+            if allowed is not None:
+                keep &= allowed[s]
             if hu is not None and hu_range is not None:
-                candidate = candidate & (hu[s] >= hu_range[0]) & (hu[s] <= hu_range[1])
-            pieces, _ = ndimage.label(candidate, structure=_CONNECT_2D)
-            touching = np.unique(pieces[near & candidate])
-            keep = np.isin(pieces, touching[touching > 0]) & near
+                keep &= (hu[s] >= hu_range[0]) & (hu[s] <= hu_range[1])
             if not keep.any():
                 break
             added[s] |= keep & ~mask[s]

@@ -388,7 +388,7 @@ class NetworkSegmenter:
             threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
             hu=volume.hu, hu_range=self.anatomy.brain_hu,
         )
-        added_ml = float((grown.added * volume.geometry.voxel_volumes_ml[:, None, None]).sum())
+        added_ml = float(grown.added.sum(axis=(1, 2)) @ volume.geometry.voxel_volumes_ml)
         details = dict(result.details)
         details["end_extension"] = {
             "slices_run": len(grown.slices_run),

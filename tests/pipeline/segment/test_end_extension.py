@@ -70,7 +70,7 @@ def test_thin_slices_walk_up_to_the_depth_and_stop_where_the_second_network_sees
     assert reachable_slices(bleed, np.arange(30) * 1.0, depth_mm=5.0) == [5, 6, 7, 8, 9, 20, 21, 22, 23, 24]
 
 
-def test_a_piece_counts_only_where_it_touches_the_bleed_grown_by_the_radius() -> None:
+def test_only_what_lies_within_the_radius_of_the_previous_slices_blood_is_added() -> None:
     shape = (5, 40, 40)
     bleed = _block(shape, slice(1, 4), slice(10, 15), slice(10, 15))
     near = _block(shape, slice(0, 1), slice(10, 15), slice(17, 20))  # 2 px from the bleed's edge
