@@ -32,6 +32,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from ichpipe.pipeline.segment.components import bounding_box
+
 __all__ = ["EndExtension", "extend_bleed_ends", "reachable_slices"]
 
 BoolArray = npt.NDArray[np.bool_]
@@ -118,14 +120,10 @@ def _disk(radius_mm: float, spacing_mm: tuple[float, float]) -> BoolArray:
 
 def _grown(footprint: BoolArray, disk: BoolArray) -> BoolArray:
     """``footprint`` dilated by ``disk``, computed on its bounding box only (a few bleeds, large slices)."""
-    rows, cols = np.nonzero(footprint)
     out = np.zeros_like(footprint)
-    if rows.size == 0:
-        return out
-    ry, rx = disk.shape[0] // 2, disk.shape[1] // 2
-    y0, y1 = max(0, rows.min() - ry), min(footprint.shape[0], rows.max() + ry + 1)
-    x0, x1 = max(0, cols.min() - rx), min(footprint.shape[1], cols.max() + rx + 1)
-    out[y0:y1, x0:x1] = ndimage.binary_dilation(footprint[y0:y1, x0:x1], structure=disk)
+    box = bounding_box(footprint, margin=max(disk.shape) // 2)
+    if box is not None:
+        out[box] = ndimage.binary_dilation(footprint[box], structure=disk)
     return out
 
 
