@@ -93,12 +93,18 @@ def _ends(mask: BoolArray) -> list[tuple[int, int, BoolArray]]:
 
     Only the end slices' footprints are kept, so the 3D label volume is freed on return.
     """
-    labels, n = ndimage.label(mask, structure=_CONNECT_3D)
+    box = bounding_box(mask)
+    if box is None:
+        return []
+    labels, n = ndimage.label(mask[box], structure=_CONNECT_3D)  # on the blood's bounding box only
     ends: list[tuple[int, int, BoolArray]] = []
     for k, found in enumerate(ndimage.find_objects(labels, max_label=n), start=1):
-        if found is not None:
-            first, last = found[0].start, found[0].stop - 1
-            ends += [(first, -1, labels[first] == k), (last, 1, labels[last] == k)]
+        if found is None:
+            continue
+        for z, step in ((found[0].start, -1), (found[0].stop - 1, 1)):
+            footprint = np.zeros(mask.shape[1:], dtype=bool)
+            footprint[box[1:]] = labels[z] == k
+            ends.append((z + box[0].start, step, footprint))
     return ends
 
 

@@ -302,14 +302,16 @@ class NetworkSegmenter:
         return np.asarray(head.any(axis=(1, 2)), dtype=bool), head_bounding_box(head)
 
     def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None,
-                      slices: Sequence[int] | None = None, head: HeadExtent | None = None
-                      ) -> npt.NDArray[np.float32]:
+                      slices: Sequence[int] | None = None, head: HeadExtent | None = None,
+                      above: float | None = None) -> npt.NDArray[Any]:
         """Hematoma probability per voxel, shape ``volume.hu.shape``.
 
         ``bone``: voxels shown to the network as bone (:data:`~ichpipe.pipeline.segment.skull_restore.BONE_HU`),
         e.g. the ring of a stripped skull; the volume itself is not changed. ``slices``: only these
         slices, in this order (shape ``(len(slices), rows, columns)``); ``None``: all. ``head``:
-        :meth:`head_extent` of the volume when already known (found here otherwise).
+        :meth:`head_extent` of the volume when already known (found here otherwise). ``above``:
+        return the bool mask ``probability > above`` instead, thresholded batch by batch (a
+        600-slice study never holds its float probabilities at once).
         """
         hu = volume.hu
         n, rows, cols = hu.shape
@@ -317,7 +319,7 @@ class NetworkSegmenter:
         if any(not 0 <= s < n for s in wanted):
             raise ValueError(f"Argument 'slices' must hold slice indices 0..{n - 1}; got {wanted}.")
         row_of = {s: k for k, s in enumerate(wanted)}
-        out = np.zeros((len(wanted), rows, cols), dtype=np.float32)
+        out = np.zeros((len(wanted), rows, cols), dtype=np.float32 if above is None else bool)
         has_head, head_box = head if head is not None else self.head_extent(hu)
         todo = sorted({i for i in wanted if has_head[i]} if self.config.skip_slices_without_head else set(wanted))
         if not todo:
@@ -335,8 +337,8 @@ class NetworkSegmenter:
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in _batches(todo, self.config.batch_size):
-                self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours,
-                            into=(out, [row_of[i] for i in batch]))
+                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours)
+                out[[row_of[i] for i in batch]] = full if above is None else full > above
                 done += len(batch)
                 shown.advance(len(batch))
                 if self.progress:
@@ -361,7 +363,7 @@ class NetworkSegmenter:
             ring = stripped_skull_ring(volume.hu, intracranial, volume.geometry.pixel_spacing_mm,
                                        width_mm=self.config.restore_stripped_skull_mm)
         head = self.head_extent(volume.hu)
-        mask = self.probabilities(volume, bone=ring, head=head) > self.config.threshold
+        mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold)
         if self.extender is not None and self.config.restrict_to_intracranial and intracranial is None and mask.any():
             intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)  # for both steps
         result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
@@ -399,9 +401,9 @@ class NetworkSegmenter:
         return replace(result, mask=grown.mask, details=details, unrestricted_ml=unrestricted)
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
-               bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None, *,
-               into: tuple[npt.NDArray[np.float32], list[int]]) -> None:
-        """Probabilities of the slices ``batch`` of ``hu`` into rows ``into[1]`` of ``into[0]``.
+               bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None
+               ) -> npt.NDArray[np.float32]:
+        """Probabilities of the slices ``batch`` of ``hu``, shape ``(len(batch), rows, columns)``.
 
         ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
         below and above, for a checkpoint with slice context.
@@ -430,7 +432,7 @@ class NetworkSegmenter:
         full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]
         if (rows, cols) != self.input_size:
             full = resize_bilinear(full, (rows, cols), antialias=False)
-        into[0][into[1]] = full
+        return full
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""

@@ -206,6 +206,22 @@ def test_the_segmenter_grows_its_bleed_by_one_slice_each_way_inside_the_skull(tm
     assert described["checkpoint_sha256"] == file_sha256(ends) and described["threshold"] == 0.5
 
 
+def test_probabilities_of_some_slices_and_thresholded_batch_by_batch_match_the_whole(tmp_path: Path,
+                                                                                     head_volume) -> None:
+    seg = NetworkSegmenter(_checkpoint(tmp_path / "base.pt", channels=1, context_mm=None),
+                           config=InferenceConfig(device="cpu", runtime="torch", bf16=False,
+                                                  end_extension=EndExtensionConfig(checkpoint="")))
+    whole = seg.probabilities(head_volume)
+    assert whole.dtype == np.float32 and 0.0 < float(np.median(whole[head_volume.hu > 0])) < 1.0
+    np.testing.assert_array_equal(seg.probabilities(head_volume, slices=[7, 2]), whole[[7, 2]])
+    cut = float(np.median(whole[head_volume.hu > 0]))
+    mask = seg.probabilities(head_volume, above=cut)
+    assert mask.dtype == bool and 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(mask, whole > cut)
+    with pytest.raises(ValueError, match=r"'slices' must hold slice indices 0\.\.11"):
+        seg.probabilities(head_volume, slices=[12])
+
+
 def test_a_study_without_blood_never_runs_the_second_network(tmp_path: Path, head_volume) -> None:
     seg, _ = _segmenters(tmp_path)
     seg.runner = _Everywhere()
