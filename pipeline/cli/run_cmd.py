@@ -45,6 +45,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     n_flags = len((report.get("quality") or {}).get("flags") or [])
     lines = [f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL), {h['n_voxels']} voxels,"
              f" {method}; {n_flags} quality flag(s) (on stderr, and in report.json)"]
+    ends = ((report.get("quality") or {}).get("measurements") or {}).get("end_extension") or {}
+    if ends.get("added_ml"):
+        lines.append(f"  of it {ends['added_ml']:.2f} mL on {ends['slices_extended']} slice(s) just beyond the bleeds'"
+                     " ends, added by the end-slice network (inference.end_extension)")
     serial = report.get("serial") or {}
     if serial and not serial.get("is_baseline") and serial.get("delta_ml") is not None:
         pct = serial.get("delta_pct")

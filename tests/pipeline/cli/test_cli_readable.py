@@ -45,3 +45,17 @@ def test_run_ends_with_what_it_wrote(tmp_path: Path) -> None:
     names = [line.split()[0] for line in lines[2:]]
     assert names == ["seg.dcm", "key_image.png", "key_image_sc.dcm", "report.json", "sr.dcm"]
     assert "OHIF" in result.stdout
+
+
+def test_run_says_how_much_of_the_volume_the_end_slice_network_added(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 1.88, "abc2_ml": 1.16, "n_voxels": 1771},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "end_extension": {"slices_run": 5, "slices_extended": 3, "added_ml": 0.7213}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  of it 0.72 mL on 3 slice(s) just beyond the bleeds' ends, added by the end-slice"
+                        " network (inference.end_extension)")
+    report["quality"]["measurements"]["end_extension"]["added_ml"] = 0.0  # type: ignore[index]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
