@@ -31,6 +31,7 @@ from ichpipe.pipeline.jobs.run_study import RunOptions, build_segmenter, run_stu
 from ichpipe.pipeline.segment import Segmenter
 from ichpipe.pipeline.serial.expansion import ExpansionResult, evaluate_expansion
 from ichpipe.pipeline.serial.store import Store, StoredMeasurement, list_measurements, open_store
+from ichpipe.pipeline.serial.store.records import method_name
 from ichpipe.pipeline.serial.timeline import Timeline, load_timeline, load_timelines, method_label
 
 __all__ = ["RemeasureOptions", "RemeasureReport", "RemeasuredScan", "remeasure_timelines"]
@@ -214,7 +215,7 @@ def remeasure_timelines(options: RemeasureOptions, config: Config) -> RemeasureR
     segmenter = build_segmenter(RunOptions(study=Path("."), segmenter=options.segmenter,
                                            checkpoint=options.checkpoint, device=options.device), config)
     info = segmenter.describe()
-    target = (str(info["name"]), info.get("checkpoint_sha256"))
+    target = (method_name(str(info["name"]), info), info.get("checkpoint_sha256"))
     run_config = replace(config, outputs=replace(config.outputs, record_in_store=True))
     with open_store(config.store, create=False) as store:
         timelines = _patients(store, options)

@@ -21,6 +21,7 @@ __all__ = [
     "StoredMeasurement",
     "imported_series_uid",
     "measurement_from_report",
+    "method_name",
     "patient_scan_key",
     "quality_flags_from_report",
 ]
@@ -326,6 +327,23 @@ def imported_series_uid(patient_id: str, accession_number: str, issuer_of_patien
     return f"2.25.{uuid.uuid5(_IMPORT_NAMESPACE, name).int}"
 
 
+def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | None:
+    """The stored name of a measuring method: the segmenter's name, plus ``+ends:<SHA-256[:8]>`` when an
+    end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``).
+
+    Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
+    end-slice step and one measured without it never count as measured the same way.
+
+    >>> method_name("sa_cbam_unet_slim", {"end_extension": {"checkpoint_sha256": "4a9d6869bd03dbb6"}})
+    'sa_cbam_unet_slim+ends:4a9d6869'
+    >>> method_name("threshold", {})
+    'threshold'
+    """
+    ends = (details or {}).get("end_extension") or {}
+    digest = ends.get("checkpoint_sha256") if isinstance(ends, Mapping) else None
+    return f"{name}+ends:{str(digest)[:8]}" if name and digest else name
+
+
 def measurement_from_report(
     report: Mapping[str, Any],
     *,
@@ -339,7 +357,8 @@ def measurement_from_report(
     ``study_instance_uid``, ``series_instance_uid``, ``accession_number``,
     ``acquisition_datetime`` (ISO 8601 or ``None``; a date without a time of
     day is recorded with ``acquisition_precision="date"``), ``hematoma.volume_ml``,
-    ``hematoma.abc2_ml``, ``segmenter.name``, ``segmenter.version``,
+    ``hematoma.abc2_ml``, ``segmenter.name`` (with :func:`method_name`'s suffix when
+    ``segmenter_details.end_extension`` names an end-slice network), ``segmenter.version``,
     ``segmenter.checkpoint_sha256``, ``quality.flags`` (optional, see
     :func:`quality_flags_from_report`) and, unless ``features`` is given,
     ``features``. ``source_path`` is where the study was read from.
@@ -374,7 +393,7 @@ def measurement_from_report(
         acquisition_datetime=when,
         volume_ml=volume,
         abc2_ml=hematoma.get("abc2_ml"),
-        segmenter=segmenter.get("name"),
+        segmenter=method_name(segmenter.get("name"), report.get("segmenter_details")),
         segmenter_version=segmenter.get("version"),
         checkpoint_sha256=segmenter.get("checkpoint_sha256"),
         features=features if features is not None else report.get("features"),

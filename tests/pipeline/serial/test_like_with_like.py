@@ -218,6 +218,24 @@ def test_reports_carry_method_flags_and_time_precision_into_the_store(tmp_path: 
     assert evaluate_expansion(timeline, RULE).status == "undetermined"
 
 
+def test_a_scan_grown_by_the_end_slice_network_is_not_compared_with_one_measured_without_it(tmp_path: Path
+                                                                                          ) -> None:
+    """Same network and checkpoint, but the follow-up's mask was grown at the bleed's ends (+0.6 mL on
+    1.5 mL = 40 %): without the end-slice network in the method, that would read as expansion."""
+    config = StoreConfig(path=str(tmp_path / "s.sqlite"))
+    ends = {"end_extension": {"checkpoint_sha256": "4a9d6869" + "0" * 56, "threshold": 0.2}}
+    with open_store(config) as store:
+        record_measurement(store, measurement_from_report(_report("1.1", "A1", "2024-03-01T08:00:00", 1.5)))
+        record_measurement(store, measurement_from_report(
+            _report("1.2", "A2", "2024-03-01T14:00:00", 2.1, segmenter_details=ends)))
+        rows = {m.series_instance_uid: m for m in list_measurements(store)}
+        timeline = load_timeline(store, "P1")
+    assert rows["1.1"].segmenter == NET[0] and rows["1.2"].segmenter == f"{NET[0]}+ends:4a9d6869"
+    assert rows["1.2"].checkpoint_sha256 == NET[1]
+    result = evaluate_expansion(timeline, RULE)
+    assert result.status == "undetermined" and "methods differ" in result.reason
+
+
 def test_an_unreadable_quality_block_is_kept_as_a_flag() -> None:
     assert quality_flags_from_report({}) == ()
     assert quality_flags_from_report({"quality": {"flags": []}}) == ()
