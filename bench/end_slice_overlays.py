@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from ichpipe.pipeline.datasets.phe_sich.phe_teacher import load_teacher_masks
 from ichpipe.pipeline.evaluation.box_slices import list_box_patients
@@ -28,9 +29,7 @@ PAD = 40
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
-    inner = mask.copy()
-    inner[1:-1, 1:-1] = mask[1:-1, 1:-1] & mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    return mask & ~inner
+    return mask & ~ndimage.binary_erosion(mask)
 
 
 def _tile(grey: np.ndarray, box: tuple[int, int, int, int], alone: np.ndarray, pair: np.ndarray,

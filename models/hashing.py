@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Collection
 
 from ichpipe.atomic import atomic_write
 from ichpipe.errors import CheckpointError
 
-__all__ = ["atomic_write", "file_sha256", "verified_file_sha256"]
+__all__ = ["atomic_write", "file_sha256", "require_allowlisted", "verified_file_sha256"]
 
 
 def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
@@ -45,6 +46,24 @@ def file_sha256(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> s
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def require_allowlisted(path: str | os.PathLike[str], allowlist: Collection[str], *, what: str = "Checkpoint"
+                        ) -> str:
+    """:func:`file_sha256` of ``path``, refused unless ``models.checkpoint_sha256_allowlist`` holds it.
+
+    Raises
+    ------
+    ichpipe.errors.CheckpointError
+        If the digest is not in ``allowlist`` (the message starts with ``what`` and names the file).
+    """
+    digest = file_sha256(path)
+    if digest not in allowlist:
+        raise CheckpointError(
+            f"{what} {path} (SHA-256 {digest}) is not in models.checkpoint_sha256_allowlist;"
+            " add its digest to the config if you trust it."
+        )
+    return digest
 
 
 def verified_file_sha256(path: str | os.PathLike[str], expected: str | None) -> str:

@@ -28,13 +28,14 @@ from ichpipe.pipeline.datasets.case import CaseVolume
 from ichpipe.pipeline.datasets.manifest import ManifestEntry, Split
 from ichpipe.pipeline.measure.nifti_masks import LPS_FROM_RAS, load_nifti_mask, read_nifti_mask
 
-__all__ = ["NIFTI_SUFFIXES", "pair_nifti_folders", "read_nifti_case", "read_nifti_image"]
+__all__ = ["NIFTI_SUFFIXES", "nifti_stem", "pair_nifti_folders", "read_nifti_case", "read_nifti_image"]
 
 #: File name endings taken as NIfTI.
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
 
 
-def _stem(path: Path) -> str:
+def nifti_stem(path: Path) -> str:
+    """The file name without ``.nii.gz`` / ``.nii`` (any case)."""
     name = path.name
     for suffix in NIFTI_SUFFIXES:
         if name.lower().endswith(suffix):
@@ -163,13 +164,13 @@ def pair_nifti_folders(
     if not Path(images).is_dir() or not Path(masks).is_dir():
         raise ValueError(f"Arguments 'images' and 'masks' must be folders; got {images} and {masks}.")
     mask_by_stem = {
-        _stem(p): p for p in sorted(Path(masks).iterdir()) if p.name.lower().endswith(NIFTI_SUFFIXES)
+        nifti_stem(p): p for p in sorted(Path(masks).iterdir()) if p.name.lower().endswith(NIFTI_SUFFIXES)
     }
     rows: list[ManifestEntry] = []
     for image in sorted(Path(images).iterdir()):
         if not image.name.lower().endswith(NIFTI_SUFFIXES):
             continue
-        stem = _stem(image)
+        stem = nifti_stem(image)
         if stem not in mask_by_stem:
             continue
         patient = (patient_of or {}).get(stem, stem)

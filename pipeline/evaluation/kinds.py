@@ -19,18 +19,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ichpipe.pipeline.datasets.nifti_pairs import NIFTI_SUFFIXES, nifti_stem
+
 __all__ = ["KindDetection", "detection_by_kind", "kind_mask_paths", "kind_recalls", "kinds_markdown"]
 
 BoolArray = npt.NDArray[np.bool_]
 _KIND = re.compile(r"[a-z][a-z-]*")
-
-
-def _stem_and_suffix(path: Path) -> tuple[str, str]:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)], suffix
-    return path.stem, path.suffix
 
 
 def kind_mask_paths(mask: Path) -> dict[str, Path]:
@@ -39,11 +33,13 @@ def kind_mask_paths(mask: Path) -> dict[str, Path]:
     >>> kind_mask_paths(Path("no/such/folder/mask.nii.gz"))
     {}
     """
-    stem, suffix = _stem_and_suffix(Path(mask))
-    if suffix not in (".nii", ".nii.gz") or not Path(mask).parent.is_dir():
+    mask = Path(mask)
+    stem = nifti_stem(mask)
+    suffix = mask.name[len(stem):]
+    if not mask.name.lower().endswith(NIFTI_SUFFIXES) or not mask.parent.is_dir():
         return {}
     found: dict[str, Path] = {}
-    for path in sorted(Path(mask).parent.glob(f"{stem}_*{suffix}")):
+    for path in sorted(mask.parent.glob(f"{stem}_*{suffix}")):
         kind = path.name[len(stem) + 1: -len(suffix)]
         if _KIND.fullmatch(kind):
             found[kind] = path

@@ -243,17 +243,12 @@ def build_segmenter(
             " needs no checkpoint, but it is a classical HU-threshold baseline, not a trained model:"
             f" {BASELINE_LIMITS} (see MODEL_CARD.md)."
         )
-    from ichpipe.models.hashing import file_sha256
+    from ichpipe.models.hashing import require_allowlisted
     from ichpipe.pipeline.segment.inference import NetworkSegmenter
 
     allow = config.models.checkpoint_sha256_allowlist
     if allow:
-        digest = file_sha256(checkpoint)
-        if digest not in allow:
-            raise CheckpointError(
-                f"Checkpoint {checkpoint} (SHA-256 {digest}) is not in models.checkpoint_sha256_allowlist;"
-                " add its digest to the config if you trust it."
-            )
+        require_allowlisted(checkpoint, allow)
     inference = config.inference
     if options.device is not None:
         inference = replace(inference, device=options.device)

@@ -46,7 +46,7 @@ from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import CheckpointError, UsageError
-from ichpipe.models.hashing import verified_file_sha256
+from ichpipe.models.hashing import require_allowlisted, verified_file_sha256
 from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available, paired_onnx
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, InferenceConfig
@@ -170,14 +170,7 @@ class NetworkSegmenter:
                 " (the shipped one is ichpipe-ends.pt) or to \"\" to turn the step off."
             )
         if allowed_sha256:
-            from ichpipe.models.hashing import file_sha256
-
-            digest = file_sha256(path)
-            if digest not in allowed_sha256:
-                raise CheckpointError(
-                    f"End-extension checkpoint {path} (SHA-256 {digest}) is not in"
-                    " models.checkpoint_sha256_allowlist; add its digest to the config if you trust it."
-                )
+            require_allowlisted(path, allowed_sha256, what="End-extension checkpoint")
         plain = replace(self.config, end_extension=EndExtensionConfig(checkpoint=""))
         return NetworkSegmenter(path, config=plain, anatomy=self.anatomy, allowed_sha256=allowed_sha256)
 
