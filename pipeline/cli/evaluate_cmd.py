@@ -48,7 +48,8 @@ __all__ = ["evaluate"]
 @click.option("--label", "labels", multiple=True,
               help="Row name of each --checkpoint, in order [default: the checkpoint's model name].")
 @click.option("--segmenter", "segmenters", multiple=True, type=click.Choice(["threshold", "blast_ct"]),
-              help="Add the classical threshold segmenter, or the peer BLAST-CT v1 (--boxes only), as a row.")
+              help="Add the classical threshold segmenter, or the peer BLAST-CT v1 (--boxes, or --data cases in HU),"
+                   " as a row.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test", "all"]),
               help="Which cases of the manifest to evaluate.")
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -119,11 +120,9 @@ def evaluate(
         raise UsageError("--save-masks goes with --boxes DIR and --out DIR.")
     if data is None:  # narrowed for the type checker
         return
-    if "blast_ct" in segmenters:
-        raise UsageError("--segmenter blast_ct is scored with --boxes or --compare; --data rows are networks and"
-                         " the threshold baseline.")
     from ichpipe.pipeline.datasets.manifest import read_manifest
     from ichpipe.pipeline.evaluation import (
+        EvaluatedSegmenter,
         cases_csv,
         evaluate_cases,
         markdown_tables,
@@ -154,6 +153,9 @@ def evaluate(
         rows = [dataclasses.replace(r, label=f"{r.label} ({p.stem})") for r, p in zip(rows, checkpoints, strict=True)]
     if "threshold" in segmenters:
         rows.append(threshold_row(config.threshold, anatomy=config.anatomy))
+    if "blast_ct" in segmenters:  # HU cases only (PNG slices: --boxes)
+        rows += [EvaluatedSegmenter(name, seg, None, seg.describe()) for name, seg in
+                 _blast_rows((blast_weights, blast_models), config, inference)]
     show = sys.stderr.isatty()
 
     def progress(done: int, total: int, case_id: str) -> None:
@@ -175,6 +177,18 @@ def evaluate(
                    "by_kind": [dataclasses.asdict(k) for k in kinds]})
     else:
         click.echo(table)
+
+
+def _blast_rows(blast: tuple[Path | None, tuple[int, ...]], config: Any, inference: Any) -> list[tuple[str, Any]]:
+    """One BLAST-CT segmenter per requested model count (``blast_ct xN``), sharing the loaded models."""
+    from ichpipe.pipeline.segment.blast_ct import WEIGHTS_HINT, BlastCtSegmenter
+
+    weights, counts = blast[0], sorted(set(blast[1] or (config.blast_ct.models,)))
+    if weights is None:
+        raise UsageError(f"--segmenter blast_ct needs --blast-weights DIR. {WEIGHTS_HINT}")
+    full = BlastCtSegmenter(weights, config=dataclasses.replace(config.blast_ct, models=max(counts)),
+                            inference=inference, anatomy=config.anatomy)
+    return [(f"blast_ct x{n}", full.with_models(n)) for n in counts]
 
 
 def _compare(reports: tuple[Path, ...], case_type: str | None, config_path: Path | None, as_json: bool) -> None:
@@ -237,14 +251,7 @@ def _boxes(root: Path, *, patients: str | None, png: tuple[str, float, float, in
 
         rows.append(("threshold", ThresholdSegmenter(config.threshold, anatomy=config.anatomy)))
     if "blast_ct" in segmenters:
-        from ichpipe.pipeline.segment.blast_ct import WEIGHTS_HINT, BlastCtSegmenter
-
-        weights, counts = blast[0], sorted(set(blast[1] or (config.blast_ct.models,)))
-        if weights is None:
-            raise UsageError(f"--segmenter blast_ct needs --blast-weights DIR. {WEIGHTS_HINT}")
-        full = BlastCtSegmenter(weights, config=dataclasses.replace(config.blast_ct, models=max(counts)),
-                                inference=inference, anatomy=config.anatomy)
-        rows += [(f"blast_ct x{n}", full.with_models(n)) for n in counts]
+        rows += _blast_rows(blast, config, inference)
     if not rows:
         raise UsageError("Nothing to evaluate: give --checkpoint, --segmenter threshold or --segmenter blast_ct.")
     if save_masks and out is None:

@@ -364,3 +364,36 @@ def test_blast_models_out_of_range_is_a_usage_error(weights_dir: Path, tmp_path:
     with pytest.raises(CheckpointError, match=r"model_2\.pt missing"):
         build_segmenter(RunOptions(study=tmp_path, segmenter="blast_ct", checkpoint=weights_dir, blast_models=2),
                         Config())
+
+
+def test_evaluate_data_scores_blast_ct_rows_on_hu_cases(
+    weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evaluate --data ... --segmenter blast_ct``: a row per model count, scored against the NIfTI mask
+    (the stand-in model calls 50-92 HU blood, so the blob is the truth and the row's Dice is near 1)."""
+    import json
+
+    import nibabel as nib
+    from click.testing import CliRunner
+
+    import ichpipe.pipeline.segment.blast_ct as blast_module
+    from ichpipe.pipeline.cli import cli
+
+    monkeypatch.setattr(blast_module, "load_blast_ct_models",
+                        lambda directory, n_models=12: [_BloodAbove().eval()] * n_models)
+    hu = np.stack([_head(64, blob=True)(i) for i in range(12)]).astype(np.int16)  # (slices, rows, columns)
+    truth = (hu > 50) & (hu < 92)
+    affine = np.diag([3.0, 3.0, 5.0, 1.0])  # x, y, z in mm
+    for name, data in (("ct", hu), ("mask", truth.astype(np.uint8))):
+        nib.save(nib.Nifti1Image(data.transpose(2, 1, 0), affine), tmp_path / f"{name}.nii.gz")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("case_id,patient_id,split,format,image,mask,source\n"
+                        "c1,P1,test,nifti,ct.nii.gz,mask.nii.gz,blob\n")
+    result = CliRunner().invoke(cli, ["evaluate", "--data", str(manifest), "--segmenter", "blast_ct",
+                                      "--blast-weights", str(weights_dir), "--blast-models", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = {row["model"]: row for row in json.loads(result.stdout)["summary"] if row["group"] == "all"}
+    assert set(summary) == {"blast_ct x1", "ABC/2 on the true mask"}
+    assert summary["blast_ct x1"]["n_cases"] == 1 and summary["blast_ct x1"]["dice"] > 0.9
+    missing = CliRunner().invoke(cli, ["evaluate", "--data", str(manifest), "--segmenter", "blast_ct"])
+    assert missing.exit_code != 0 and "--blast-weights DIR" in missing.output
