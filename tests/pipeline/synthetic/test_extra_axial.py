@@ -199,3 +199,39 @@ def test_invalid_arguments_are_refused(head):
         insert_intraventricular(hu, intracranial, SPACING, np.zeros_like(ventricles))
     with pytest.raises(ValueError, match="lesion"):
         apply_mass_effect(hu, intracranial, SPACING, np.zeros_like(ventricles))
+
+
+def _fine_noisy_head(noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """A head at 0.75 mm pixels with 10 HU noise and a 2 mm CSF fissure down the midline."""
+    spacing = (5.0, 0.75, 0.75)
+    shape = (6, 220, 180)
+    z, y, x = np.indices(shape, dtype=np.float64)
+    dz, dy, dx = (z - 2.5) * spacing[0], (y - 109.5) * spacing[1], (x - 89.5) * spacing[2]
+    intracranial = np.sqrt((dx / 60.0) ** 2 + (dy / 76.0) ** 2 + (dz / 58.0) ** 2) < 1.0
+    hu = np.where(np.sqrt((dx / 66.0) ** 2 + (dy / 82.0) ** 2 + (dz / 64.0) ** 2) < 1.0, 1200.0, -1000.0)
+    hu[intracranial] = 28.0
+    ventricles = np.zeros(shape, dtype=bool)
+    for side in (-1.0, 1.0):
+        ventricles |= ((dx - side * 9.0) / 5.0) ** 2 + ((dy - 5.0) / 26.0) ** 2 + (dz / 14.0) ** 2 < 1.0
+    ventricles &= intracranial
+    fissure = intracranial & (np.abs(dx) < 1.0) & ~ventricles
+    hu[ventricles | fissure] = 6.0
+    hu = hu + np.random.default_rng(3).normal(0.0, noise, size=shape) * (hu > -500)
+    return hu.astype(np.float32), intracranial, ventricles, spacing
+
+
+def test_find_ventricles_ignores_noise_and_the_fissure_at_fine_pixels():
+    hu, intracranial, true_ventricles, spacing = _fine_noisy_head(noise=10.0)
+    found = find_ventricles(hu, intracranial, spacing)
+    assert (found & true_ventricles).sum() > 0.8 * true_ventricles.sum()
+    # no speckle in the noisy white matter, nothing down the fissure beyond the ventricles' edge
+    outside = found & ~ndimage.binary_dilation(true_ventricles, iterations=2)
+    assert outside.sum() < 0.02 * found.sum()
+    # a slice near the vertex (small intracranial area, CSF over the brain cut obliquely) is no ventricle
+    yy, xx = np.indices(hu.shape[1:])
+    cap = np.hypot((yy - 109.5) * spacing[1], (xx - 89.5) * spacing[2]) < 25.0
+    top = np.where(cap, 6.0, -1000.0).astype(np.float32)[None]
+    found = find_ventricles(np.concatenate([hu, top]), np.concatenate([intracranial, cap[None]]), spacing)
+    assert found[:-1].any() and not found[-1].any()
+    with pytest.raises(ValueError, match=r"'min_width_mm' must be between"):
+        find_ventricles(hu, intracranial, spacing, min_width_mm=-1.0)
