@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Literal
 
 __all__ = [
+    "BloodAtSkullConfig",
     "BloodEdgeConfig",
     "BloodOutsideConfig",
     "ClippingConfig",
@@ -194,6 +195,51 @@ class BloodOutsideConfig:
 
 
 @dataclass(frozen=True)
+class BloodAtSkullConfig:
+    """Flag ``blood_at_skull_missed``: acute-blood density against the inner table, not segmented.
+
+    See :mod:`ichpipe.pipeline.quality.inner_table` for what is measured and why.
+
+    Parameters
+    ----------
+    blood_hu:
+        Acute blood, after a light smoothing: 55 HU keeps grey matter (35-45 HU) and the inner
+        table's partial-volume shoulder out; 90 HU stops below calcification and bone.
+    min_thickness_mm:
+        Pieces thinner than this (in-plane opening) are not counted: the partial-volume and
+        beam-hardening rim under the inner table, the cortical ribbon and the falx are 1-2 mm.
+    contact_mm:
+        A piece counts when it lies within this distance of bone (against the skull); the pixel
+        on the bone is lifted above ``blood_hu`` by the smoothing and the opening trims one more,
+        so a collection on the inner table starts 1-2 mm from the bone voxels.
+    blood_margin_mm:
+        Voxels this close to the segmented blood are its partial-volume rim, not a missed bleed.
+    min_area_fraction:
+        Only slices whose intracranial area is at least this share of the largest (not the
+        skull base or the vertex, cut obliquely by thick slices).
+    min_length_mm:
+        A piece counts when it is at least this long in its slice (bounding-box diagonal): a
+        crescent or lens along the table; the real GE normal head has 15-20 mm pockets of
+        partial volume there (0.6 mL), the flagged phantom collections are longer.
+    min_ml:
+        Flag from this volume.
+    """
+
+    blood_hu: tuple[float, float] = (55.0, 90.0)
+    min_thickness_mm: float = 3.0
+    contact_mm: float = 3.0
+    blood_margin_mm: float = 3.0
+    min_area_fraction: float = 0.4
+    min_length_mm: float = 20.0
+    min_ml: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_fractions(self, "min_area_fraction")
+        _check_pair("blood_hu", self.blood_hu)
+
+
+@dataclass(frozen=True)
 class DisagreementConfig:
     """Flag ``segmenter_disagreement``: the network and the cross-check differ.
 
@@ -271,7 +317,7 @@ class QualityConfig:
         classical baseline on the same intracranial space and compare the
         volumes (flag ``segmenter_disagreement``); it costs 0.6-8.3 % of the
         network's segment stage on a CPU (``BENCHMARKS.md``). ``none``: do not.
-    intracranial, hu_levels, clipping, blood_edge, blood_outside, disagreement, domain:
+    intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, disagreement, domain:
         The thresholds of each check.
     """
 
@@ -282,5 +328,6 @@ class QualityConfig:
     clipping: ClippingConfig = field(default_factory=ClippingConfig)
     blood_edge: BloodEdgeConfig = field(default_factory=BloodEdgeConfig)
     blood_outside: BloodOutsideConfig = field(default_factory=BloodOutsideConfig)
+    blood_at_skull: BloodAtSkullConfig = field(default_factory=BloodAtSkullConfig)
     disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
     domain: DomainConfig = field(default_factory=DomainConfig)

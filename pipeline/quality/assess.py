@@ -19,6 +19,7 @@ from ichpipe.pipeline.quality.checks import (
     check_intracranial,
 )
 from ichpipe.pipeline.quality.flags import QualityReport
+from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -80,6 +81,15 @@ def assess_quality(
                                         removed_ml=segmentation.removed_ml, **asdict(cfg.blood_outside)),
                "blood_outside")
     measurements: dict[str, Any] = {}
+    if math.isfinite(bone_hu) and not intracranial.skull_stripped:
+        skull = cfg.blood_at_skull
+        missed_ml, per_slice = unsegmented_at_skull(
+            volume.hu, intracranial.mask, segmentation.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm,
+            bone_hu=bone_hu, blood_hu=skull.blood_hu, min_thickness_mm=skull.min_thickness_mm,
+            contact_mm=skull.contact_mm, blood_margin_mm=skull.blood_margin_mm,
+            min_area_fraction=skull.min_area_fraction, min_length_mm=skull.min_length_mm)
+        report.add(check_blood_at_skull(missed_ml, per_slice, min_ml=skull.min_ml), "blood_at_skull")
+        measurements["unsegmented_at_skull_ml"] = round(missed_ml, 3)
     if segmentation.unrestricted_ml is not None:
         measurements["unrestricted_ml"] = segmentation.unrestricted_ml
         measurements["removed_outside_intracranial_ml"] = segmentation.removed_ml
