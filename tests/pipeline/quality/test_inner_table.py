@@ -87,3 +87,22 @@ def test_messages_and_bad_arguments() -> None:
         unsegmented_at_skull(cube, cube > 0, cube > 0, (1.0, 1.0), 5.0, blood_hu=(90.0, 55.0))
     with pytest.raises(ValueError, match=r"'blood_hu' must be \[low, high\]"):
         BloodAtSkullConfig(blood_hu=(90.0, 55.0))
+
+
+def test_a_wall_cut_obliquely_by_the_slab_is_not_counted(medium_normal: PhantomCase) -> None:
+    """Where a neighbouring slice is outside the intracranial space (skull base, posterior fossa), a dense band
+    along the table is beam hardening or a venous sinus as often as blood: that slice's band is not counted,
+    the other slices' is unchanged."""
+    band = _crescent(medium_normal, 7.0)
+    hu = _painted(medium_normal, band, 72.0)
+    space = find_intracranial(hu, medium_normal.spacing, medium_normal.thickness).mask
+    nothing = np.zeros(band.shape, dtype=bool)
+    args = (medium_normal.spacing, medium_normal.thickness)
+    full, per_slice = unsegmented_at_skull(hu, space, nothing, *args)
+    assert full > 1.0 and len(per_slice) >= 4
+    first = sorted(per_slice)[0]
+    oblique = space.copy()
+    oblique[first - 1] &= ~band[first]  # below the band's first slice, its pixels lie outside the space
+    _, cut_per_slice = unsegmented_at_skull(hu, oblique, nothing, *args)
+    assert set(cut_per_slice) == set(per_slice) - {first}
+    assert all(cut_per_slice[k] == pytest.approx(per_slice[k]) for k in cut_per_slice)
