@@ -7,12 +7,17 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.cli._common import config_option, echo_json, handle_errors, load_cli_config
+
+if TYPE_CHECKING:  # the command imports its jobs inside, for a fast --help
+    from ichpipe.pipeline.config import Config
+    from ichpipe.pipeline.config.inference_config import InferenceConfig
+    from ichpipe.pipeline.segment.blast_ct import BlastCtSegmenter
 
 __all__ = ["evaluate"]
 
@@ -179,7 +184,8 @@ def evaluate(
         click.echo(table)
 
 
-def _blast_rows(blast: tuple[Path | None, tuple[int, ...]], config: Any, inference: Any) -> list[tuple[str, Any]]:
+def _blast_rows(blast: tuple[Path | None, tuple[int, ...]], config: Config,
+                inference: InferenceConfig) -> list[tuple[str, BlastCtSegmenter]]:
     """One BLAST-CT segmenter per requested model count (``blast_ct xN``), sharing the loaded models."""
     from ichpipe.pipeline.segment.blast_ct import WEIGHTS_HINT, BlastCtSegmenter
 

@@ -82,13 +82,12 @@ def assess_quality(
                "blood_outside")
     measurements: dict[str, Any] = {}
     if math.isfinite(bone_hu) and not intracranial.skull_stripped:
-        skull = cfg.blood_at_skull
-        missed_ml, per_slice = unsegmented_at_skull(
-            volume.hu, intracranial.mask, segmentation.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm,
-            bone_hu=bone_hu, blood_hu=skull.blood_hu, min_thickness_mm=skull.min_thickness_mm,
-            contact_mm=skull.contact_mm, blood_margin_mm=skull.blood_margin_mm,
-            min_area_fraction=skull.min_area_fraction, min_length_mm=skull.min_length_mm)
-        report.add(check_blood_at_skull(missed_ml, per_slice, min_ml=skull.min_ml), "blood_at_skull")
+        skull = asdict(cfg.blood_at_skull)
+        min_ml = skull.pop("min_ml")
+        missed_ml, per_slice = unsegmented_at_skull(volume.hu, intracranial.mask, segmentation.mask,
+                                                    geo.pixel_spacing_mm, geo.slice_thickness_mm, bone_hu=bone_hu,
+                                                    **skull)
+        report.add(check_blood_at_skull(missed_ml, per_slice, min_ml=min_ml), "blood_at_skull")
         measurements["unsegmented_at_skull_ml"] = round(missed_ml, 3)
     if segmentation.unrestricted_ml is not None:
         measurements["unrestricted_ml"] = segmentation.unrestricted_ml

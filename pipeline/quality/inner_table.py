@@ -46,7 +46,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment.components import dilate_3x3, erode_3x3
+from ichpipe.pipeline.segment.components import dilate_octagon, erode_octagon
 
 __all__ = ["check_blood_at_skull", "unsegmented_at_skull"]
 
@@ -57,21 +57,6 @@ FloatArray = npt.NDArray[np.floating]
 def _steps(radius_mm: float, spacing: tuple[float, float]) -> int:
     """Pixels of an octagon of about ``radius_mm`` (at least 1: coarse pixels ask for a thicker piece)."""
     return max(1, round(radius_mm / min(spacing)))
-
-
-def _grow(plane: BoolArray, steps: int) -> BoolArray:
-    """Dilation by an octagon of ``steps`` pixels (alternating 3x3 square and cross steps; outside False)."""
-    for i in range(steps):
-        plane = dilate_3x3(plane, square=i % 2 == 0)
-    return plane
-
-
-def _open(plane: BoolArray, steps: int) -> BoolArray:
-    """Opening by the same octagon: what a disk of about that radius cannot fit in is removed."""
-    out = plane
-    for i in range(steps):
-        out = erode_3x3(out, square=i % 2 == 0)
-    return _grow(out, steps)
 
 
 def unsegmented_at_skull(
@@ -146,14 +131,14 @@ def unsegmented_at_skull(
         candidate = inside & (smooth >= blood_hu[0]) & (smooth <= blood_hu[1])
         calcified = inside & (plane >= calcification_hu)
         if calcified.any():
-            candidate &= ~_grow(calcified, halo)
+            candidate &= ~dilate_octagon(calcified, halo)
         found = blood[z][box]
         if found.any():
-            candidate &= ~_grow(found, margin)
-        thick = _open(candidate, opening)
+            candidate &= ~dilate_octagon(found, margin)
+        thick = dilate_octagon(erode_octagon(candidate, opening), opening)  # opening
         if not thick.any():
             continue
-        at_bone = thick & _grow(plane >= bone_hu, contact)
+        at_bone = thick & dilate_octagon(plane >= bone_hu, contact)
         if not at_bone.any():
             continue
         # a wall cut obliquely by the slab (skull base, posterior fossa, vertex): the pixel is outside

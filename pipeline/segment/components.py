@@ -25,9 +25,12 @@ __all__ = [
     "closing_2d",
     "components_at_least_3d",
     "dilate_3x3",
+    "dilate_octagon",
     "dilate_rect",
+    "disk_2d",
     "drop_small_2d",
     "erode_3x3",
+    "erode_octagon",
     "fill_holes_2d",
     "fill_small_holes_2d",
     "largest_2d",
@@ -48,12 +51,33 @@ def closing_2d(mask: BoolArray, radius_mm: float, spacing: tuple[float, float]) 
     if steps <= 0:
         return mask
     pad = steps + 1
-    out = np.pad(mask, pad)
-    for i in range(steps):
-        out = dilate_3x3(out, square=i % 2 == 0)
-    for i in range(steps):
-        out = erode_3x3(out, square=i % 2 == 0)
+    out = erode_octagon(dilate_octagon(np.pad(mask, pad), steps), steps)
     return np.asarray(out[pad:-pad, pad:-pad])
+
+
+def dilate_octagon(plane: BoolArray, steps: int) -> BoolArray:
+    """Dilation by an octagon of ``steps`` pixels: alternating 3x3 square and cross steps (outside False)."""
+    for i in range(steps):
+        plane = dilate_3x3(plane, square=i % 2 == 0)
+    return plane
+
+
+def erode_octagon(plane: BoolArray, steps: int) -> BoolArray:
+    """Erosion by the octagon of :func:`dilate_octagon` (outside True)."""
+    for i in range(steps):
+        plane = erode_3x3(plane, square=i % 2 == 0)
+    return plane
+
+
+def disk_2d(radius_mm: float, spacing: tuple[float, float]) -> BoolArray:
+    """In-plane structuring element of ``radius_mm`` (an ellipse in pixels when the spacing differs).
+
+    >>> disk_2d(1.0, (0.5, 0.5)).astype(int).sum(axis=0).tolist()
+    [1, 3, 5, 3, 1]
+    """
+    ry, rx = radius_mm / spacing[0], radius_mm / spacing[1]
+    y, x = np.ogrid[-int(ry) : int(ry) + 1, -int(rx) : int(rx) + 1]
+    return np.asarray((y / max(ry, 1e-9)) ** 2 + (x / max(rx, 1e-9)) ** 2 <= 1.0)
 
 
 def bounding_box(mask: BoolArray, *, margin: int = 0) -> tuple[slice, ...] | None:

@@ -58,7 +58,7 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
-from ichpipe.pipeline.segment.components import bounding_box, components_at_least_3d, mask_volume_ml
+from ichpipe.pipeline.segment.components import bounding_box, components_at_least_3d, disk_2d, mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -87,12 +87,6 @@ class ThresholdResult:
     mask: BoolArray
     volume_ml: float
     stages_ml: dict[str, float] = field(default_factory=dict)
-
-
-def _disk(radius_mm: float, spacing: tuple[float, float]) -> BoolArray:
-    ry, rx = radius_mm / spacing[0], radius_mm / spacing[1]
-    y, x = np.ogrid[-int(ry) : int(ry) + 1, -int(rx) : int(rx) + 1]
-    return np.asarray((y / max(ry, 1e-9)) ** 2 + (x / max(rx, 1e-9)) ** 2 <= 1.0)
 
 
 def _on_box(mask: BoolArray, margin: int,
@@ -200,8 +194,8 @@ def segment_blood(
     lo, hi = cfg.blood_hu
     size = max(1, round(cfg.median_size_mm / min(spacing)))
     size += 1 - size % 2
-    calc_disk = _disk(cfg.calcification_margin_mm, spacing)[None]
-    open_disk = _disk(cfg.opening_mm, spacing)[None]
+    calc_disk = disk_2d(cfg.calcification_margin_mm, spacing)[None]
+    open_disk = disk_2d(cfg.opening_mm, spacing)[None]
     band = np.zeros(ic.shape, dtype=bool)
     halo = np.zeros(ic.shape, dtype=bool)
     rim = np.zeros(ic.shape, dtype=bool)

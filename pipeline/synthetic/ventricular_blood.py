@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from ichpipe.pipeline.segment.components import disk_2d
 from ichpipe.pipeline.synthetic.lesion_common import (
     F32,
     STAGE_HU,
@@ -79,12 +80,8 @@ def find_ventricles(
     limit = (central_fraction * np.sqrt(area / math.pi)).astype(np.float32)[:, None, None]
     wide = (area >= min_area_fraction * area.max())[:, None, None]  # not the vertex or the skull base
     candidate = core & wide & (smooth >= csf_hu[0]) & (smooth <= csf_hu[1]) & (radius <= limit)
-    half = 0.5 * min_width_mm
-    if half > 0:
-        ry, rx = half / spacing[1], half / spacing[2]
-        ny, nx = math.floor(ry), math.floor(rx)
-        yy, xx = np.mgrid[-ny : ny + 1, -nx : nx + 1]
-        disk = ((yy / max(ry, 1e-6)) ** 2 + (xx / max(rx, 1e-6)) ** 2 <= 1.0)[None]
+    if min_width_mm > 0:
+        disk = disk_2d(0.5 * min_width_mm, (spacing[1], spacing[2]))[None]
         candidate = ndimage.binary_opening(candidate, structure=disk)
     candidate = ndimage.binary_fill_holes(candidate, structure=in_plane)  # slice by slice
     labels, n = ndimage.label(candidate)
