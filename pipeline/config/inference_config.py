@@ -29,12 +29,16 @@ class EndExtensionConfig:
         How far in plane an added piece may lie from the previous slice's blood.
     depth_mm:
         How far beyond a bleed's end slice the step looks (always at least one slice).
+    end_slice_hu:
+        An added voxel must lie over blood of the bleed's end slice: that slice, smoothed in
+        plane, is at least this HU at the same row and column (``None``: no such test).
     """
 
     checkpoint: str = "ichpipe-ends.pt"
     threshold: float = 0.2
     radius_mm: float = 5.0
     depth_mm: float = 5.0
+    end_slice_hu: float | None = 45.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -43,6 +47,8 @@ class EndExtensionConfig:
             raise ValueError("Argument 'radius_mm' must not be negative.")
         if self.depth_mm < 0:
             raise ValueError("Argument 'depth_mm' must not be negative.")
+        if self.end_slice_hu is not None and not -1024.0 <= self.end_slice_hu <= 3071.0:
+            raise ValueError(f"Argument 'end_slice_hu' must be an HU value or null; got {self.end_slice_hu}.")
 
 
 @dataclass(frozen=True)

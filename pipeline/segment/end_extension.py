@@ -16,7 +16,9 @@ the first network has already found a bleed:
    it plus the radius); the walk stops at the first slice that adds nothing or that the mask
    already covers there;
 3. added voxels outside ``allowed`` (the intracranial space), or with HU outside ``hu_range``
-   (brain, CSF and blood: never bone, calcification or air), are not added.
+   (brain, CSF and blood: never bone, calcification or air), are not added; with
+   ``end_slice_hu``, neither are voxels whose row and column are not blood on the bleed's end
+   slice (the partial-volume end of a clot lies over the clot, not beside it).
 
 So it never adds a bleed the first network did not find, and a study with no blood
 stays at 0 mL whatever the second network thinks. The second network runs only on the
@@ -41,6 +43,7 @@ FloatArray = npt.NDArray[np.floating]
 ProbabilitiesAt = Callable[[Sequence[int]], npt.NDArray[np.float32]]
 
 _CONNECT_3D = np.ones((3, 3, 3), dtype=bool)
+_SMOOTH_MM = 1.0  # in-plane gaussian sigma of the end slice for ``end_slice_hu`` (against noise)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,24 @@ def _grown(footprint: BoolArray, disk: BoolArray) -> BoolArray:
     return out
 
 
+def _blood_below(end_hu: FloatArray, spacing_mm: tuple[float, float], *, min_hu: float,
+                 hu_range: tuple[float, float]) -> BoolArray:
+    """Pixels of a bleed's end slice that look like blood.
+
+    At least ``min_hu`` after an in-plane gaussian of ``_SMOOTH_MM`` that averages only pixels
+    inside ``hu_range`` (a normalised convolution: bone and air beside a pixel do not raise or
+    lower it), and inside ``hu_range`` themselves.
+    """
+    lo, hi = hu_range
+    image = np.asarray(end_hu, dtype=np.float32)
+    inside = (image >= lo) & (image <= hi)
+    sigma = [_SMOOTH_MM / s for s in spacing_mm]
+    weight = ndimage.gaussian_filter(inside.astype(np.float32), sigma=sigma)
+    total = ndimage.gaussian_filter(np.where(inside, image, np.float32(0.0)), sigma=sigma)
+    smooth = total / np.maximum(weight, np.float32(1e-6))
+    return np.asarray(inside & (smooth >= min_hu))
+
+
 def extend_bleed_ends(
     mask: BoolArray,
     probabilities_at: ProbabilitiesAt,
@@ -145,6 +166,7 @@ def extend_bleed_ends(
     allowed: BoolArray | None = None,
     hu: FloatArray | None = None,
     hu_range: tuple[float, float] | None = None,
+    end_slice_hu: float | None = None,
 ) -> EndExtension:
     """Grow each 3D component of ``mask`` beyond its end slices where a second network sees blood.
 
@@ -173,6 +195,12 @@ def extend_bleed_ends(
     hu, hu_range:
         The volume's HU and the (low, high) band an added voxel must lie in (e.g.
         ``anatomy.brain_hu``); both or neither.
+    end_slice_hu:
+        With ``hu``: an added voxel must lie over (or under) blood of the bleed's end slice, i.e.
+        that slice, smoothed in plane (1 mm gaussian) after clipping to ``hu_range``, is at least
+        this HU at the same row and column, and not bone or air there. A clot reaching into the
+        next slab lies on its own end; brighter grey matter beside it does not. ``None``: no such
+        test.
 
     Returns
     -------
@@ -204,6 +232,7 @@ def extend_bleed_ends(
         raise ValueError(f"probabilities_at returned shape {probs.shape}; expected {(len(slices), *mask.shape[1:])}.")
     above = {s: probs[k] > threshold for k, s in enumerate(slices)}
     disk = _disk(radius_mm, pixel_spacing_mm)
+    blood_at_end: dict[int, BoolArray] = {}
     for end, step, footprint in ends:
         for s in _walk(end, step, offsets, depth_mm):
             near = _grown(footprint, disk)
@@ -214,6 +243,11 @@ def extend_bleed_ends(
                 keep &= allowed[s]
             if hu is not None and hu_range is not None:
                 keep &= (hu[s] >= hu_range[0]) & (hu[s] <= hu_range[1])
+                if end_slice_hu is not None:
+                    if end not in blood_at_end:
+                        blood_at_end[end] = _blood_below(hu[end], pixel_spacing_mm, min_hu=end_slice_hu,
+                                                         hu_range=hu_range)
+                    keep &= blood_at_end[end]
             if not keep.any():
                 break
             added[s] |= keep & ~mask[s]

@@ -381,7 +381,7 @@ class NetworkSegmenter:
             result.mask, lambda s: extender.probabilities(volume, bone=ring, slices=s, head=head),
             offsets_mm=volume.geometry.offsets_mm, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
-            hu=volume.hu, hu_range=self.anatomy.brain_hu,
+            hu=volume.hu, hu_range=self.anatomy.brain_hu, end_slice_hu=ends.end_slice_hu,
         )
         added_ml = float(grown.added.sum(axis=(1, 2)) @ volume.geometry.voxel_volumes_ml)
         details = dict(result.details)

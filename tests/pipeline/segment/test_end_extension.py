@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from ichpipe.errors import CheckpointError, ConfigError
 from ichpipe.models.checkpoint import save_checkpoint
@@ -110,6 +111,27 @@ def test_bone_calcification_and_air_are_never_added() -> None:
         _grow(bleed, _Calls(np.ones(shape, dtype=bool)), hu=hu)
 
 
+def test_with_end_slice_hu_only_voxels_over_the_bleeds_end_slice_blood_are_added() -> None:
+    shape = (6, 30, 30)
+    bleed = _block(shape, slice(2, 4), slice(10, 20), slice(10, 20))
+    hu = np.full(shape, 35.0, dtype=np.float32)  # grey matter ...
+    hu[bleed] = 70.0  # ... and the clot on its two slices
+    hu[2, 10:20, 21:24] = 600.0  # bone beside the lower end slice, within the 5 mm radius
+    everywhere = _Calls(np.ones(shape, dtype=bool))
+    plain = _grow(bleed, everywhere, radius_mm=5.0, hu=hu, hu_range=(-15.0, 120.0))
+    ring = plain.added[1] & ~bleed[2]
+    assert ring.sum() > 100  # without the test: the whole 5 mm disc round the footprint
+    over = _grow(bleed, everywhere, radius_mm=5.0, hu=hu, hu_range=(-15.0, 120.0), end_slice_hu=45.0)
+    assert over.slices_extended == (1, 4)
+    for s, end in ((1, 2), (4, 3)):
+        added = over.added[s]
+        assert added[11:19, 11:19].all()  # over the clot (its edge is smoothed by 1 mm)
+        assert not added[:, :8].any() and not added[:, 22:].any() and not added[:8].any() and not added[22:].any()
+        assert not (added & ~ndimage.binary_dilation(bleed[end], iterations=1)).any()
+    assert not over.added[1, :, 21:].any()  # bone on the end slice is not blood, nor blurred into grey matter
+    assert _grow(bleed, everywhere, hu=hu, hu_range=(-15.0, 120.0), end_slice_hu=80.0).added.sum() == 0
+
+
 def test_the_walk_stops_where_the_first_network_already_has_blood() -> None:
     shape = (8, 20, 20)
     lower = _block(shape, slice(1, 3), slice(5, 10), slice(5, 10))
@@ -176,11 +198,12 @@ class _Everywhere:
         return np.full((len(images), 1, *images.shape[2:]), 0.9, dtype=np.float32)
 
 
-def _segmenters(tmp_path: Path) -> tuple[NetworkSegmenter, Path]:
+def _segmenters(tmp_path: Path, end_slice_hu: float | None = None) -> tuple[NetworkSegmenter, Path]:
     base = _checkpoint(tmp_path / "base.pt", channels=1, context_mm=None)
     ends = _checkpoint(tmp_path / "ends.pt", channels=3, context_mm=5.0)
     cfg = InferenceConfig(device="cpu", runtime="torch",
-                          end_extension=EndExtensionConfig(checkpoint=str(ends), threshold=0.5, radius_mm=4.0))
+                          end_extension=EndExtensionConfig(checkpoint=str(ends), threshold=0.5, radius_mm=4.0,
+                                                           end_slice_hu=end_slice_hu))
     seg = NetworkSegmenter(base, config=cfg)
     assert seg.extender is not None and seg.extender.extender is None and seg.extender.slice_context_mm == 5.0
     seg.runner, seg.extender.runner = _Blob(), _Everywhere()
@@ -204,6 +227,15 @@ def test_the_segmenter_grows_its_bleed_by_one_slice_each_way_inside_the_skull(tm
     assert result.details["end_extension"]["added_ml"] > 0
     described = seg.describe()["end_extension"]
     assert described["checkpoint_sha256"] == file_sha256(ends) and described["threshold"] == 0.5
+
+
+def test_the_segmenter_passes_end_slice_hu_on(tmp_path: Path, head_volume) -> None:
+    seg, _ = _segmenters(tmp_path, end_slice_hu=EndExtensionConfig().end_slice_hu)  # the default, 45 HU
+    result = seg.segment_in(head_volume)
+    yy, xx = np.mgrid[:64, :64]
+    for s, end in ((2, 3), (9, 8)):  # only over the blob's end slices' blood (its 6 px outline, smoothed 1 mm)
+        assert result.mask[s].any() and not result.mask[s][head_volume.hu[end] < 40].any()
+        assert not result.mask[s][np.hypot(yy - 30, xx - 26) > 6 + 2].any()
 
 
 def test_probabilities_of_some_slices_and_thresholded_batch_by_batch_match_the_whole(tmp_path: Path,
