@@ -282,6 +282,7 @@ class NetworkSegmenter:
                 "threshold": ends.threshold,
                 "radius_mm": ends.radius_mm,
                 "depth_mm": ends.depth_mm,
+                "end_slice_hu": ends.end_slice_hu,
             }
         return described
 

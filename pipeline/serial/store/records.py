@@ -329,19 +329,26 @@ def imported_series_uid(patient_id: str, accession_number: str, issuer_of_patien
 
 def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | None:
     """The stored name of a measuring method: the segmenter's name, plus ``+ends:<SHA-256[:8]>`` when an
-    end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``).
+    end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``),
+    and ``:hu<N>`` when that growth was held to the end slice's blood (``end_slice_hu``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
-    end-slice step and one measured without it never count as measured the same way.
+    end-slice step and one measured without it, or with another ``end_slice_hu``, never count as
+    measured the same way.
 
     >>> method_name("sa_cbam_unet_slim", {"end_extension": {"checkpoint_sha256": "4a9d6869bd03dbb6"}})
     'sa_cbam_unet_slim+ends:4a9d6869'
+    >>> method_name("sa_cbam_unet_slim", {"end_extension": {"checkpoint_sha256": "4a9d6869bd", "end_slice_hu": 45.0}})
+    'sa_cbam_unet_slim+ends:4a9d6869:hu45'
     >>> method_name("threshold", {})
     'threshold'
     """
     ends = (details or {}).get("end_extension") or {}
-    digest = ends.get("checkpoint_sha256") if isinstance(ends, Mapping) else None
-    return f"{name}+ends:{str(digest)[:8]}" if name and digest else name
+    if not isinstance(ends, Mapping) or not name or not ends.get("checkpoint_sha256"):
+        return name
+    method = f"{name}+ends:{str(ends['checkpoint_sha256'])[:8]}"
+    hu = ends.get("end_slice_hu")
+    return method if hu is None else f"{method}:hu{float(hu):g}"
 
 
 def measurement_from_report(

@@ -236,6 +236,26 @@ def test_a_scan_grown_by_the_end_slice_network_is_not_compared_with_one_measured
     assert result.status == "undetermined" and "methods differ" in result.reason
 
 
+def test_end_slice_growth_held_to_the_end_slice_blood_is_its_own_method(tmp_path: Path) -> None:
+    """The same end-slice network with and without ``end_slice_hu`` (an older version) measure differently
+    (1.88 against 1.48 mL on the real IVH example): they are not compared."""
+    config = StoreConfig(path=str(tmp_path / "s.sqlite"))
+    digest = "4a9d6869" + "0" * 56
+    old = {"end_extension": {"checkpoint_sha256": digest, "threshold": 0.2}}
+    new = {"end_extension": {"checkpoint_sha256": digest, "threshold": 0.2, "end_slice_hu": 45.0}}
+    with open_store(config) as store:
+        record_measurement(store, measurement_from_report(
+            _report("1.1", "A1", "2024-03-01T08:00:00", 1.9, segmenter_details=old)))
+        record_measurement(store, measurement_from_report(
+            _report("1.2", "A2", "2024-03-01T14:00:00", 1.5, segmenter_details=new)))
+        rows = {m.series_instance_uid: m for m in list_measurements(store)}
+        timeline = load_timeline(store, "P1")
+    assert rows["1.1"].segmenter == f"{NET[0]}+ends:4a9d6869"
+    assert rows["1.2"].segmenter == f"{NET[0]}+ends:4a9d6869:hu45"
+    result = evaluate_expansion(timeline, RULE)
+    assert result.status == "undetermined" and "methods differ" in result.reason
+
+
 def test_an_unreadable_quality_block_is_kept_as_a_flag() -> None:
     assert quality_flags_from_report({}) == ()
     assert quality_flags_from_report({"quality": {"flags": []}}) == ()
