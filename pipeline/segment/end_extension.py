@@ -197,8 +197,8 @@ def extend_bleed_ends(
         ``anatomy.brain_hu``); both or neither.
     end_slice_hu:
         With ``hu``: an added voxel must lie over (or under) blood of the bleed's end slice, i.e.
-        that slice, smoothed in plane (1 mm gaussian) after clipping to ``hu_range``, is at least
-        this HU at the same row and column, and not bone or air there. A clot reaching into the
+        that slice, smoothed in plane (1 mm gaussian averaging only its voxels inside ``hu_range``),
+        is at least this HU at the same row and column, and not bone or air there. A clot reaching into the
         next slab lies on its own end; brighter grey matter beside it does not. ``None``: no such
         test.
 
@@ -222,6 +222,8 @@ def extend_bleed_ends(
         raise ValueError(f"Argument 'allowed' must have the mask's shape {mask.shape}; got {allowed.shape}.")
     if (hu is None) != (hu_range is None) or (hu is not None and hu.shape != mask.shape):
         raise ValueError("Arguments 'hu' and 'hu_range' go together, and 'hu' must have the mask's shape.")
+    if end_slice_hu is not None and hu is None:
+        raise ValueError("Argument 'end_slice_hu' needs 'hu' and 'hu_range' (the end slice's HU).")
     added = np.zeros_like(mask)
     ends = _ends(mask)
     slices = _reachable(ends, offsets, depth_mm)

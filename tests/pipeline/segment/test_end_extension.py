@@ -130,6 +130,8 @@ def test_with_end_slice_hu_only_voxels_over_the_bleeds_end_slice_blood_are_added
         assert not (added & ~ndimage.binary_dilation(bleed[end], iterations=1)).any()
     assert not over.added[1, :, 21:].any()  # bone on the end slice is not blood, nor blurred into grey matter
     assert _grow(bleed, everywhere, hu=hu, hu_range=(-15.0, 120.0), end_slice_hu=80.0).added.sum() == 0
+    with pytest.raises(ValueError, match="'end_slice_hu' needs 'hu' and 'hu_range'"):
+        _grow(bleed, everywhere, end_slice_hu=45.0)
 
 
 def test_the_walk_stops_where_the_first_network_already_has_blood() -> None:
