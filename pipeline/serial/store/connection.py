@@ -100,11 +100,28 @@ class Store:
             When the store stayed locked through every retry, or the database
             refused the write.
         """
+        return self._transaction(work, write=True)
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work(conn)`` in one read transaction, retrying on lock conflicts.
+
+        In WAL mode readers rarely wait, but they can meet a lock while another process creates the
+        store or switches it to WAL (two cron runs starting together), so they retry like writers.
+
+        Raises
+        ------
+        ichpipe.errors.StoreError
+            When the store stayed locked through every retry, or the database refused the read.
+        """
+        return self._transaction(work, write=False)
+
+    def _transaction(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        what = "Writing to" if write else "Reading"
         attempts = self.config.retries + 1
         delay = 0.05
         for attempt in range(1, attempts + 1):
             try:
-                with self.connect(write=True) as conn:
+                with self.connect(write=write) as conn:
                     return work(conn)
             except DBAPIError as exc:
                 if _is_retryable(exc) and attempt < attempts:
@@ -117,16 +134,10 @@ class Store:
                         f"The results store {self.location} stayed locked by other writers through "
                         f"{attempts} attempts; try again, or raise store.busy_timeout_s / store.retries."
                     ) from exc
-                raise StoreError(f"Writing to the results store {self.location} failed: {exc.orig}.") from exc
-        raise StoreError(f"Writing to the results store {self.location} failed.")  # pragma: no cover
-
-    def read(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work(conn)`` in one read transaction."""
-        try:
-            with self.connect(write=False) as conn:
-                return work(conn)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"Reading the results store {self.location} failed: {exc}.") from exc
+                raise StoreError(f"{what} the results store {self.location} failed: {exc.orig}.") from exc
+            except SQLAlchemyError as exc:
+                raise StoreError(f"{what} the results store {self.location} failed: {exc}.") from exc
+        raise StoreError(f"{what} the results store {self.location} failed.")  # pragma: no cover
 
 
 def _sqlite_engine(path: Path, config: StoreConfig) -> Engine:

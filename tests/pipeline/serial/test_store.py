@@ -286,3 +286,35 @@ def test_store_url_works_for_sqlite(tmp_path: Path) -> None:
         record_measurement(store, rec("1.1"))
         assert len(list_measurements(store)) == 1
         assert store.is_sqlite
+
+
+def test_a_read_that_meets_a_lock_is_retried_and_a_lasting_one_is_a_store_error(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cron runs starting together: one may read while the other creates the store or switches it to WAL."""
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError
+
+    from ichpipe.pipeline.serial.store.connection import Store
+
+    with open_store(StoreConfig(path=str(tmp_path / "s.sqlite"), retries=3)) as store:
+        record_measurement(store, rec("1.1"))
+        real = Store.connect
+        failures = {"left": 2, "reads": 0}
+
+        @contextmanager
+        def flaky(self: Store, *, write: bool = False):  # type: ignore[no-untyped-def]
+            if not write:
+                failures["reads"] += 1
+                if failures["left"] > 0:
+                    failures["left"] -= 1
+                    raise OperationalError("BEGIN", {}, sqlite3.OperationalError("database is locked"))
+            with real(self, write=write) as conn:
+                yield conn
+
+        monkeypatch.setattr(Store, "connect", flaky)
+        assert [m.series_instance_uid for m in list_measurements(store)] == ["1.1"]
+        assert failures["reads"] == 3  # two locked attempts, then the read
+        failures["left"] = 10
+        with pytest.raises(StoreError, match="stayed locked by other writers through 4 attempts"):
+            list_measurements(store)
