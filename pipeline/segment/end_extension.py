@@ -136,7 +136,7 @@ def _grown(footprint: BoolArray, disk: BoolArray) -> BoolArray:
     return out
 
 
-def _blood_below(end_hu: FloatArray, spacing_mm: tuple[float, float], *, min_hu: float,
+def _blood_on_end_slice(end_hu: FloatArray, spacing_mm: tuple[float, float], *, min_hu: float,
                  hu_range: tuple[float, float]) -> BoolArray:
     """Pixels of a bleed's end slice that look like blood.
 
@@ -234,7 +234,11 @@ def extend_bleed_ends(
         raise ValueError(f"probabilities_at returned shape {probs.shape}; expected {(len(slices), *mask.shape[1:])}.")
     above = {s: probs[k] > threshold for k, s in enumerate(slices)}
     disk = _disk(radius_mm, pixel_spacing_mm)
-    blood_at_end: dict[int, BoolArray] = {}
+    # where each bleed's end slice holds blood (end_slice_hu): one smoothing per end slice
+    blood_at_end = {} if hu is None or hu_range is None or end_slice_hu is None else {
+        end: _blood_on_end_slice(hu[end], pixel_spacing_mm, min_hu=end_slice_hu, hu_range=hu_range)
+        for end in {e for e, _, _ in ends}
+    }
     for end, step, footprint in ends:
         for s in _walk(end, step, offsets, depth_mm):
             near = _grown(footprint, disk)
@@ -245,11 +249,8 @@ def extend_bleed_ends(
                 keep &= allowed[s]
             if hu is not None and hu_range is not None:
                 keep &= (hu[s] >= hu_range[0]) & (hu[s] <= hu_range[1])
-                if end_slice_hu is not None:
-                    if end not in blood_at_end:
-                        blood_at_end[end] = _blood_below(hu[end], pixel_spacing_mm, min_hu=end_slice_hu,
-                                                         hu_range=hu_range)
-                    keep &= blood_at_end[end]
+            if blood_at_end:
+                keep &= blood_at_end[end]
             if not keep.any():
                 break
             added[s] |= keep & ~mask[s]
