@@ -49,6 +49,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     if ends.get("added_ml"):
         lines.append(f"  of it {ends['added_ml']:.2f} mL on {ends['slices_extended']} slice(s) just beyond the bleeds'"
                      " ends, added by the end-slice network (inference.end_extension)")
+    extra = ((report.get("quality") or {}).get("measurements") or {}).get("extra_axial") or {}
+    if extra.get("added_ml"):
+        lines.append(f"  of it {extra['added_ml']:.2f} mL in {extra['components_added']} collection(s) against the"
+                     " inner table, added by the extra-axial network (inference.extra_axial)")
     serial = report.get("serial") or {}
     if serial and not serial.get("is_baseline") and serial.get("delta_ml") is not None:
         pct = serial.get("delta_pct")

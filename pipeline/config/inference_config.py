@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Device", "EndExtensionConfig", "InferenceConfig", "Runtime"]
+__all__ = ["Device", "EndExtensionConfig", "ExtraAxialConfig", "InferenceConfig", "Runtime"]
 
 Device = Literal["auto", "cpu", "cuda"]
 Runtime = Literal["auto", "torch", "onnxruntime"]
@@ -52,6 +52,55 @@ class EndExtensionConfig:
 
 
 @dataclass(frozen=True)
+class ExtraAxialConfig:
+    """``inference.extra_axial``: add collections against the inner table with a second network.
+
+    See :mod:`ichpipe.pipeline.segment.extra_axial_addition`.
+
+    Parameters
+    ----------
+    checkpoint:
+        The extra-axial network (its own window in its metadata): a path or a file shipped in
+        ``models/checkpoints/`` (default: the shipped ``ichpipe-extra-axial.pt``); ``""`` turns
+        the step off.
+    threshold:
+        Its probability above which a voxel is called.
+    table_mm:
+        A called component is added only when some of it lies within this distance (in plane)
+        of the intracranial space's edge.
+    min_ml:
+        Smallest component added.
+    min_area_fraction:
+        Nothing is added on slices whose intracranial area is under this share of the largest
+        (the vertex and the skull base, where the slab cuts the bone obliquely).
+    min_thickness_mm:
+        Diameter of the in-plane opening applied to the call (the table's partial-volume rim is thinner).
+    min_median_hu:
+        A component's median HU must be at least this: acute or mixed blood (``None``: any).
+    """
+
+    checkpoint: str = "ichpipe-extra-axial.pt"
+    threshold: float = 0.5
+    table_mm: float = 3.0
+    min_ml: float = 0.3
+    min_area_fraction: float = 0.7
+    min_thickness_mm: float = 3.0
+    min_median_hu: float | None = 45.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("Argument 'threshold' must lie strictly between 0 and 1.")
+        if self.table_mm <= 0:
+            raise ValueError(f"Argument 'table_mm' must be positive; got {self.table_mm}.")
+        if self.min_ml < 0:
+            raise ValueError(f"Argument 'min_ml' must not be negative; got {self.min_ml}.")
+        if not 0.0 <= self.min_area_fraction <= 1.0:
+            raise ValueError(f"Argument 'min_area_fraction' must lie between 0 and 1; got {self.min_area_fraction}.")
+        if self.min_thickness_mm < 0:
+            raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {self.min_thickness_mm}.")
+
+
+@dataclass(frozen=True)
 class InferenceConfig:
     """How networks run.
 
@@ -90,6 +139,9 @@ class InferenceConfig:
     end_extension:
         The second network that grows found bleeds at their end slices
         (:class:`EndExtensionConfig`).
+    extra_axial:
+        The second network that adds collections against the inner table
+        (:class:`ExtraAxialConfig`).
     """
 
     device: Device = "auto"
@@ -105,6 +157,7 @@ class InferenceConfig:
     restore_stripped_skull_mm: float = 10.0
     runtime: Runtime = "auto"
     end_extension: EndExtensionConfig = field(default_factory=EndExtensionConfig)
+    extra_axial: ExtraAxialConfig = field(default_factory=ExtraAxialConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -16,6 +16,7 @@ def _default_presets() -> Mapping[str, WindowPreset]:
         {
             "brain": WindowPreset(width=80.0, level=40.0),
             "subdural": WindowPreset(width=200.0, level=80.0),
+            "extra_axial": WindowPreset(width=120.0, level=50.0),
             "bone": WindowPreset(width=2800.0, level=600.0),
         }
     )

@@ -49,9 +49,10 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.hashing import require_allowlisted, verified_file_sha256
 from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available, paired_onnx
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
-from ichpipe.pipeline.config.inference_config import EndExtensionConfig, InferenceConfig
+from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
+from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
     find_intracranial_in,
@@ -156,22 +157,23 @@ class NetworkSegmenter:
                 f"Checkpoint '{checkpoint_path}' takes {self.in_channels} input channel(s) but its metadata asks"
                 f" for {wanted} (slice_context_mm {context!r}); it cannot be run."
             )
-        self.extender = self._end_extender(allowed_sha256)
+        self.extender = self._second_network("end_extension", self.config.end_extension.checkpoint, allowed_sha256)
+        self.extra_axial = self._second_network("extra_axial", self.config.extra_axial.checkpoint, allowed_sha256)
 
-    def _end_extender(self, allowed_sha256: Collection[str]) -> NetworkSegmenter | None:
-        """The second network of ``inference.end_extension`` (``None`` when it is off)."""
-        ends = self.config.end_extension
-        if not ends.checkpoint:
+    def _second_network(self, key: str, checkpoint: str, allowed_sha256: Collection[str]) -> NetworkSegmenter | None:
+        """The second network of ``inference.<key>`` (``None`` when its checkpoint is ``""``)."""
+        if not checkpoint:
             return None
-        path = resolve_checkpoint(ends.checkpoint)
+        path = resolve_checkpoint(checkpoint)
         if not path.is_file():
             raise CheckpointError(
-                f"inference.end_extension.checkpoint {path} does not exist; set it to a slice-context checkpoint"
-                " (the shipped one is ichpipe-ends.pt) or to \"\" to turn the step off."
+                f"inference.{key}.checkpoint {path} does not exist; set it to a checkpoint file"
+                " (a path or a file in models/checkpoints/) or to \"\" to turn the step off."
             )
         if allowed_sha256:
-            require_allowlisted(path, allowed_sha256, what="End-extension checkpoint")
-        plain = replace(self.config, end_extension=EndExtensionConfig(checkpoint=""))
+            require_allowlisted(path, allowed_sha256, what=f"{key.replace('_', '-').capitalize()} checkpoint")
+        plain = replace(self.config, end_extension=EndExtensionConfig(checkpoint=""),
+                        extra_axial=ExtraAxialConfig(checkpoint=""))
         return NetworkSegmenter(path, config=plain, anatomy=self.anatomy, allowed_sha256=allowed_sha256)
 
     def _onnx_export(self, checkpoint_path: Path) -> Path | None:
@@ -284,6 +286,21 @@ class NetworkSegmenter:
                 "depth_mm": ends.depth_mm,
                 "end_slice_hu": ends.end_slice_hu,
             }
+        if self.extra_axial is not None:
+            extra = self.config.extra_axial
+            described["extra_axial"] = {
+                "name": self.extra_axial.name,
+                "checkpoint_sha256": self.extra_axial.checkpoint_sha256,
+                "checkpoint_path": str(self.extra_axial.checkpoint_path),
+                "runtime": self.extra_axial.runtime,
+                "window": {"width": self.extra_axial.window.width, "level": self.extra_axial.window.level},
+                "threshold": extra.threshold,
+                "table_mm": extra.table_mm,
+                "min_ml": extra.min_ml,
+                "min_area_fraction": extra.min_area_fraction,
+                "min_thickness_mm": extra.min_thickness_mm,
+                "min_median_hu": extra.min_median_hu,
+            }
         return described
 
     def head_extent(self, hu: npt.NDArray[np.float32]) -> HeadExtent:
@@ -358,8 +375,10 @@ class NetworkSegmenter:
                                        width_mm=self.config.restore_stripped_skull_mm)
         head = self.head_extent(volume.hu)
         mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold)
-        if self.extender is not None and self.config.restrict_to_intracranial and intracranial is None and mask.any():
-            intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)  # for both steps
+        needs_space = ((self.extender is not None and self.config.restrict_to_intracranial and mask.any())
+                       or self.extra_axial is not None)
+        if needs_space and intracranial is None:
+            intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)  # for every step
         result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
@@ -370,7 +389,31 @@ class NetworkSegmenter:
             }
         if self.extender is not None:
             result = self._extend_ends(self.extender, result, volume, ring, intracranial, head)
+        if self.extra_axial is not None and intracranial is not None:
+            result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, head)
         return result
+
+    def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
+                         ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult,
+                         head: HeadExtent) -> SegmentationResult:
+        """``result`` plus ``network``'s collections against the inner table (``inference.extra_axial``)."""
+        settings = self.config.extra_axial
+        called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold)
+        addition = add_extra_axial(
+            result.mask, called, intracranial=intracranial.mask, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
+            voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
+            table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
+            min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
+        )
+        added_ml = float(addition.added.sum(axis=(1, 2)) @ volume.geometry.voxel_volumes_ml)
+        details = dict(result.details)
+        details["extra_axial"] = {
+            "components_added": addition.components_added,
+            "components_refused": addition.components_refused,
+            "added_ml": round(added_ml, 4),
+        }
+        unrestricted = None if result.unrestricted_ml is None else round(result.unrestricted_ml + added_ml, 4)
+        return replace(result, mask=addition.mask, details=details, unrestricted_ml=unrestricted)
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,

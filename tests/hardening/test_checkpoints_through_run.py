@@ -55,13 +55,19 @@ def test_allow_list_admits_a_listed_digest_and_refuses_others(good_study: Path, 
                                                              store_config: Path, tiny_checkpoint: Path) -> None:
     digest = file_sha256(tiny_checkpoint)
     ends = REPO / "models" / "checkpoints" / "ichpipe-ends.pt"  # the end-slice network runs too, by default
+    extra = REPO / "models" / "checkpoints" / "ichpipe-extra-axial.pt"  # and the extra-axial one
     only = tmp_path / "only.yaml"
     only.write_text(store_config.read_text() + f"models:\n  checkpoint_sha256_allowlist: ['{digest}']\n")
     result = _run(good_study, tmp_path / "o0", only, "--segmenter", "unet", "--checkpoint", str(tiny_checkpoint))
     assert result.exit_code == 1 and f"End-extension checkpoint {ends} (SHA-256 {file_sha256(ends)})" in result.stderr
+    half = tmp_path / "half.yaml"
+    half.write_text(store_config.read_text() + "models:\n  checkpoint_sha256_allowlist:"
+                    f" ['{digest}', '{file_sha256(ends)}']\n")
+    result = _run(good_study, tmp_path / "o0", half, "--segmenter", "unet", "--checkpoint", str(tiny_checkpoint))
+    assert result.exit_code == 1 and f"Extra-axial checkpoint {extra} (SHA-256 {file_sha256(extra)})" in result.stderr
     listed = tmp_path / "listed.yaml"
     listed.write_text(store_config.read_text() + "models:\n  checkpoint_sha256_allowlist:"
-                      f" ['{digest}', '{file_sha256(ends)}']\n")
+                      f" ['{digest}', '{file_sha256(ends)}', '{file_sha256(extra)}']\n")
     assert _run(good_study, tmp_path / "o1", listed, "--segmenter", "unet", "--checkpoint",
                 str(tiny_checkpoint)).exit_code == 0
     other = tmp_path / "other.yaml"

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,13 @@ from ichpipe.models.hashing import file_sha256
 from ichpipe.models.onnx_export import export_checkpoint_onnx
 from ichpipe.models.onnx_model import METADATA_KEY, load_onnx_segmenter, paired_onnx
 from ichpipe.models.registry import build_model
-from ichpipe.pipeline.config.inference_config import EndExtensionConfig, InferenceConfig
+from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 KWARGS = {"base_channels": 4, "num_heads": 2, "input_size": 64}
 OFF = EndExtensionConfig(checkpoint="")  # no end-slice network
+NO_XA = ExtraAxialConfig(checkpoint="")  # no extra-axial network
 
 
 def _tiny_checkpoint(path: Path, *, seed: int = 0) -> Path:
@@ -70,7 +72,8 @@ def test_threads_follow_the_config_then_omp_num_threads(tiny_pair, monkeypatch) 
     assert load_onnx_segmenter(onnx).session.get_session_options().intra_op_num_threads == 0
 
 
-@pytest.mark.parametrize(("stem", "channels"), [("ichpipe-default", 1), ("ichpipe-ends", 3)])
+@pytest.mark.parametrize(("stem", "channels"),
+                         [("ichpipe-default", 1), ("ichpipe-ends", 3), ("ichpipe-extra-axial", 1)])
 def test_shipped_export_belongs_to_the_shipped_checkpoint_and_matches_it(stem: str, channels: int) -> None:
     checkpoint = CHECKPOINTS / f"{stem}.pt"
     exported = load_onnx_segmenter(CHECKPOINTS / f"{stem}.onnx", threads=1,
@@ -166,18 +169,18 @@ def test_an_onnx_file_without_identity_is_refused(tiny_pair: tuple[Path, Path], 
 
 
 def test_allowlist_and_model_name_apply_to_the_export(tiny_pair: tuple[Path, Path]) -> None:
-    checkpoint, onnx = tiny_pair  # the end-slice network (on by default) has its own allowlist test
+    checkpoint, onnx = tiny_pair  # the end-slice and extra-axial networks (on by default) have their own tests
+    plain = InferenceConfig(device="cpu", end_extension=OFF, extra_axial=NO_XA)
     only_pt = (file_sha256(checkpoint),)
-    seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", end_extension=OFF), allowed_sha256=only_pt)
+    seg = NetworkSegmenter(checkpoint, config=plain, allowed_sha256=only_pt)
     assert seg.describe()["runtime"] == "torch"
     with pytest.raises(CheckpointError, match="allowlist"):
-        NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", runtime="onnxruntime", end_extension=OFF),
-                         allowed_sha256=only_pt)
+        NetworkSegmenter(checkpoint, config=replace(plain, runtime="onnxruntime"), allowed_sha256=only_pt)
     both = (*only_pt, file_sha256(onnx))
-    seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", end_extension=OFF), allowed_sha256=both)
+    seg = NetworkSegmenter(checkpoint, config=plain, allowed_sha256=both)
     assert seg.describe()["runtime"] == "onnxruntime"
     with pytest.raises(CheckpointError, match="'sa_cbam_unet' was requested"):
-        NetworkSegmenter(checkpoint, name="sa_cbam_unet", config=InferenceConfig(device="cpu", end_extension=OFF))
+        NetworkSegmenter(checkpoint, name="sa_cbam_unet", config=plain)
 
 
 def test_an_onnx_run_never_imports_torch(tmp_path: Path) -> None:

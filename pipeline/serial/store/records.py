@@ -330,25 +330,34 @@ def imported_series_uid(patient_id: str, accession_number: str, issuer_of_patien
 def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | None:
     """The stored name of a measuring method: the segmenter's name, plus ``+ends:<SHA-256[:8]>`` when an
     end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``),
-    and ``:hu<N>`` when that growth was held to the end slice's blood (``end_slice_hu``).
+    ``:hu<N>`` when that growth was held to the end slice's blood (``end_slice_hu``), and
+    ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table.
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
-    end-slice step and one measured without it, or with another ``end_slice_hu``, never count as
-    measured the same way.
+    end-slice or extra-axial step and one measured without it, or with another ``end_slice_hu``,
+    never count as measured the same way.
 
     >>> method_name("sa_cbam_unet_slim", {"end_extension": {"checkpoint_sha256": "4a9d6869bd03dbb6"}})
     'sa_cbam_unet_slim+ends:4a9d6869'
     >>> method_name("sa_cbam_unet_slim", {"end_extension": {"checkpoint_sha256": "4a9d6869bd", "end_slice_hu": 45.0}})
     'sa_cbam_unet_slim+ends:4a9d6869:hu45'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123456789"}})
+    'sa_cbam_unet_slim+xa:01234567'
     >>> method_name("threshold", {})
     'threshold'
     """
-    ends = (details or {}).get("end_extension") or {}
-    if not isinstance(ends, Mapping) or not name or not ends.get("checkpoint_sha256"):
+    if not name:
         return name
-    method = f"{name}+ends:{str(ends['checkpoint_sha256'])[:8]}"
-    hu = ends.get("end_slice_hu")
-    return method if hu is None else f"{method}:hu{float(hu):g}"
+    method = name
+    ends = (details or {}).get("end_extension") or {}
+    if isinstance(ends, Mapping) and ends.get("checkpoint_sha256"):
+        method = f"{method}+ends:{str(ends['checkpoint_sha256'])[:8]}"
+        hu = ends.get("end_slice_hu")
+        method = method if hu is None else f"{method}:hu{float(hu):g}"
+    extra = (details or {}).get("extra_axial") or {}
+    if isinstance(extra, Mapping) and extra.get("checkpoint_sha256"):
+        method = f"{method}+xa:{str(extra['checkpoint_sha256'])[:8]}"
+    return method
 
 
 def measurement_from_report(

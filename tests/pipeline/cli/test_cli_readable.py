@@ -59,3 +59,17 @@ def test_run_says_how_much_of_the_volume_the_end_slice_network_added(tmp_path: P
                         " network (inference.end_extension)")
     report["quality"]["measurements"]["end_extension"]["added_ml"] = 0.0  # type: ignore[index]
     assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
+def test_run_says_how_much_of_the_volume_the_extra_axial_network_added(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 31.2, "abc2_ml": 30.0, "n_voxels": 90000},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "extra_axial": {"components_added": 1, "components_refused": 2, "added_ml": 12.345}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  of it 12.35 mL in 1 collection(s) against the inner table, added by the extra-axial"
+                        " network (inference.extra_axial)")
+    report["quality"]["measurements"]["extra_axial"]["added_ml"] = 0.0  # type: ignore[index]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")

@@ -256,6 +256,24 @@ def test_end_slice_growth_held_to_the_end_slice_blood_is_its_own_method(tmp_path
     assert result.status == "undetermined" and "methods differ" in result.reason
 
 
+def test_a_scan_with_extra_axial_additions_is_its_own_method(tmp_path: Path) -> None:
+    """The extra-axial step adds collections against the table: a scan measured with it is not compared with
+    one measured without it."""
+    config = StoreConfig(path=str(tmp_path / "s.sqlite"))
+    ends = {"end_extension": {"checkpoint_sha256": "4a9d6869" + "0" * 56, "end_slice_hu": 45.0}}
+    both = {**ends, "extra_axial": {"checkpoint_sha256": "5b7a" + "1" * 60, "threshold": 0.5}}
+    with open_store(config) as store:
+        record_measurement(store, measurement_from_report(
+            _report("1.1", "A1", "2024-03-01T08:00:00", 1.5, segmenter_details=ends)))
+        record_measurement(store, measurement_from_report(
+            _report("1.2", "A2", "2024-03-01T14:00:00", 9.5, segmenter_details=both)))
+        rows = {m.series_instance_uid: m for m in list_measurements(store)}
+        timeline = load_timeline(store, "P1")
+    assert rows["1.2"].segmenter == f"{NET[0]}+ends:4a9d6869:hu45+xa:5b7a1111"
+    result = evaluate_expansion(timeline, RULE)
+    assert result.status == "undetermined" and "methods differ" in result.reason
+
+
 def test_an_unreadable_quality_block_is_kept_as_a_flag() -> None:
     assert quality_flags_from_report({}) == ()
     assert quality_flags_from_report({"quality": {"flags": []}}) == ()

@@ -1,0 +1,197 @@
+"""Add extra-axial blood (subdural, epidural) along the inner table with a second network.
+
+The default network reads each slice through the brain window (W80/L40) and was trained on
+intraparenchymal and intraventricular blood: it misses collections that lie on the inner
+table, where acute blood (85 HU) is as white as bone in that window and where subacute
+(isodense) and chronic (hypodense) subdurals do not look like the hyperdense clots it learnt
+(``MODEL_CARD.md`` "Extra-axial and intraventricular studies"). A network trained on
+extra-axial blood through a wider window (its checkpoint says which) finds them, and on its
+own it may also call things elsewhere. This step uses it only against the skull:
+
+1. its probability is thresholded on every slice with head;
+2. what it finds is cut to the intracranial space and to ``hu_range`` (brain, CSF and blood:
+   never bone, calcification or air), and split into 3D components (26-connected);
+3. near the vertex and the skull base the slab cuts the bone obliquely, and its partial volume
+   reads as blood against the table (on the real GE normal head, 1.2 mL on the second slice from
+   the top, and sinus and orbit-roof pieces on the lowest intracranial slice): slices whose
+   intracranial area is under ``min_area_fraction`` of the largest are left out, and so are voxels
+   not intracranial on both neighbouring slices (as in the ``blood_at_skull_missed`` check);
+4. an in-plane opening of diameter ``min_thickness_mm`` removes what is thinner (the table's
+   partial-volume rim); a collection keeps its body;
+5. a component is added (its voxels outside the first network's mask) only when some of its
+   voxels lie within ``table_mm`` (in plane) of the intracranial space's edge, the inner table,
+   it holds at least ``min_ml`` (a collection against the skull, not a call in the parenchyma,
+   the first network's job, nor a speck), and its median HU is at least ``min_median_hu``:
+   acute or mixed blood. A network trained on synthetic chronic and isodense subdurals also
+   calls the CSF and cortex of real atrophic convexities (a real PHE-SICH patient, median 22 HU);
+   without this rule the step would print such calls as blood (``MODEL_CARD.md``).
+
+So what it adds is always against the inner table; a study without blood stays at 0 mL only
+where the second network calls nothing there, which is measured, not assumed (``MODEL_CARD.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon
+
+__all__ = ["ExtraAxialAddition", "add_extra_axial", "inner_table_zone"]
+
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.floating]
+
+_CONNECT_3D = np.ones((3, 3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class ExtraAxialAddition:
+    """What :func:`add_extra_axial` added.
+
+    Attributes
+    ----------
+    mask:
+        The input mask plus ``added``.
+    added:
+        The voxels added, bool, the mask's shape.
+    components_added:
+        Components of the second network's call that were added.
+    components_refused:
+        Components left out (away from the inner table, or under ``min_ml``).
+    """
+
+    mask: BoolArray
+    added: BoolArray
+    components_added: int
+    components_refused: int
+
+
+def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, float], *,
+                     table_mm: float) -> BoolArray:
+    """Intracranial voxels within ``table_mm`` (in plane) of the intracranial space's edge.
+
+    >>> space = np.zeros((1, 9, 9), dtype=bool); space[0, 1:8, 1:8] = True
+    >>> int(inner_table_zone(space, (1.0, 1.0), table_mm=1.0)[0].sum())
+    24
+    """
+    if intracranial.ndim != 3:
+        raise ValueError(f"Argument 'intracranial' must be 3D (slices, rows, columns); got shape {intracranial.shape}.")
+    if table_mm <= 0:
+        raise ValueError(f"Argument 'table_mm' must be positive; got {table_mm}.")
+    outside = ~intracranial
+    zone = np.zeros_like(intracranial)
+    sampling = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
+    for k in np.flatnonzero(intracranial.any(axis=(1, 2))):
+        # distance of each intracranial pixel to the nearest pixel outside, padded so the image border counts
+        padded = np.pad(outside[k], 1, constant_values=True)
+        distance = ndimage.distance_transform_edt(~padded, sampling=sampling)[1:-1, 1:-1]
+        zone[k] = intracranial[k] & (distance <= table_mm)
+    return zone
+
+
+def add_extra_axial(
+    mask: BoolArray,
+    candidate: BoolArray,
+    *,
+    intracranial: BoolArray,
+    pixel_spacing_mm: tuple[float, float],
+    voxel_volumes_ml: FloatArray,
+    hu: FloatArray,
+    hu_range: tuple[float, float],
+    table_mm: float = 3.0,
+    min_ml: float = 0.3,
+    min_area_fraction: float = 0.7,
+    min_thickness_mm: float = 3.0,
+    min_median_hu: float | None = 45.0,
+) -> ExtraAxialAddition:
+    """``mask`` plus the components of ``candidate`` that lie against the inner table.
+
+    Parameters
+    ----------
+    mask:
+        The first network's final mask, bool (slices, rows, columns).
+    candidate:
+        The second network's thresholded call, bool, same shape.
+    intracranial:
+        The intracranial space, bool, same shape; nothing outside it is added.
+    pixel_spacing_mm:
+        (row, column) spacing.
+    voxel_volumes_ml:
+        Volume of one voxel of each slice (mL), one per slice.
+    hu:
+        The volume in HU; voxels outside ``hu_range`` are never added.
+    hu_range:
+        (low, high) HU a voxel may have to be added.
+    table_mm:
+        A component must have a voxel within this distance (in plane) of the intracranial edge.
+    min_ml:
+        Smallest component added.
+    min_area_fraction:
+        Nothing is added on slices whose intracranial area is under this share of the largest.
+    min_thickness_mm:
+        Diameter of the in-plane opening applied to the call (0: none).
+    min_median_hu:
+        A component's median HU must be at least this (``None``: no such test).
+
+    Examples
+    --------
+    >>> hu = np.full((5, 20, 20), 30.0, dtype=np.float32)
+    >>> space = np.zeros_like(hu, dtype=bool); space[:, 2:18, 2:18] = True
+    >>> call = np.zeros_like(space); call[:, 2:5, 5:15] = True; call[:, 9:11, 9:11] = True
+    >>> out = add_extra_axial(np.zeros_like(space), call, intracranial=space, pixel_spacing_mm=(1.0, 1.0),
+    ...                       voxel_volumes_ml=np.full(5, 0.001), hu=hu, hu_range=(-15.0, 120.0), min_ml=0.01,
+    ...                       min_thickness_mm=0.0, min_median_hu=None)
+    >>> int(out.added.sum()), out.components_added, out.components_refused  # slices 1-3: 3 x 3 x 10 voxels
+    (90, 1, 1)
+    """
+    shape = mask.shape
+    if mask.ndim != 3:
+        raise ValueError(f"Argument 'mask' must be 3D (slices, rows, columns); got shape {shape}.")
+    for name, array in (("candidate", candidate), ("intracranial", intracranial), ("hu", hu)):
+        if array.shape != shape:
+            raise ValueError(f"Argument '{name}' must have the mask's shape {shape}; got {array.shape}.")
+    volumes = np.asarray(voxel_volumes_ml, dtype=np.float64)
+    if volumes.shape != (shape[0],):
+        raise ValueError(f"Argument 'voxel_volumes_ml' must hold one volume per slice ({shape[0]}); "
+                         f"got shape {volumes.shape}.")
+    if min_ml < 0:
+        raise ValueError(f"Argument 'min_ml' must not be negative; got {min_ml}.")
+    if not hu_range[0] < hu_range[1]:
+        raise ValueError(f"Argument 'hu_range' must be (low, high) with low < high; got {hu_range}.")
+    if not 0.0 <= min_area_fraction <= 1.0:
+        raise ValueError(f"Argument 'min_area_fraction' must lie between 0 and 1; got {min_area_fraction}.")
+    if min_thickness_mm < 0:
+        raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {min_thickness_mm}.")
+    area = intracranial.sum(axis=(1, 2))
+    wide = area >= min_area_fraction * area.max() if area.max() > 0 else np.zeros(shape[0], dtype=bool)
+    interior = intracranial & wide[:, None, None]
+    interior[1:] &= intracranial[:-1]
+    interior[:-1] &= intracranial[1:]
+    interior[[0, -1]] = False
+    steps = max(1, round(min_thickness_mm / 2.0 / min(pixel_spacing_mm))) if min_thickness_mm > 0 else 0
+    added = np.zeros(shape, dtype=bool)
+    # work on the call's bounding box (a 600-slice study never labels its whole grid)
+    box = bounding_box(candidate & interior, margin=steps + 1)
+    if box is None:
+        return ExtraAxialAddition(mask.copy(), added, 0, 0)
+    allowed = candidate[box] & interior[box] & (hu[box] >= hu_range[0]) & (hu[box] <= hu_range[1])
+    if steps:
+        allowed = np.stack([dilate_octagon(erode_octagon(plane, steps), steps) & plane for plane in allowed])
+    labels, n = ndimage.label(allowed, structure=_CONNECT_3D)
+    if n == 0:
+        return ExtraAxialAddition(mask.copy(), added, 0, 0)
+    zone = inner_table_zone(intracranial[box[0]], pixel_spacing_mm, table_mm=table_mm)[:, box[1], box[2]]
+    index = np.arange(1, n + 1)
+    touches = ndimage.maximum(zone, labels, index) > 0
+    ml = ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape), labels, index)
+    keep = touches & (np.asarray(ml, dtype=np.float64) >= min_ml)
+    if min_median_hu is not None:
+        median = ndimage.median(hu[box], labels, index)
+        keep &= np.asarray(median, dtype=np.float64) >= min_median_hu
+    if keep.any():
+        added[box] = np.isin(labels, index[keep]) & ~mask[box]
+    return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()))

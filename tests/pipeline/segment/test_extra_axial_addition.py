@@ -1,0 +1,202 @@
+"""Adding collections against the inner table with a second network (inference.extra_axial)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ichpipe.dicom_io import assemble_series, scan_study
+from ichpipe.errors import CheckpointError, ConfigError
+from ichpipe.models.checkpoint import save_checkpoint
+from ichpipe.models.hashing import file_sha256
+from ichpipe.models.registry import build_model
+from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
+from ichpipe.pipeline.config.loader import build_dataclass
+from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial, inner_table_zone
+from ichpipe.pipeline.segment.inference import NetworkSegmenter
+
+KWARGS = {"base_channels": 4, "num_heads": 2, "input_size": 64}
+SPACE = (slice(None), slice(4, 36), slice(4, 36))  # intracranial space of the 40 x 40 tests, 1 mm pixels
+
+
+def _space(shape: tuple[int, int, int] = (6, 40, 40)) -> np.ndarray:
+    space = np.zeros(shape, dtype=bool)
+    space[SPACE] = True
+    return space
+
+
+def _add(mask: np.ndarray, call: np.ndarray, *, hu: np.ndarray | None = None, **options: float):
+    hu = np.full(mask.shape, 30.0, dtype=np.float32) if hu is None else hu
+    return add_extra_axial(mask, call, intracranial=_space(mask.shape), pixel_spacing_mm=(1.0, 1.0),
+                           voxel_volumes_ml=np.full(mask.shape[0], 0.001), hu=hu, hu_range=(-15.0, 120.0),
+                           **{"table_mm": 3.0, "min_ml": 0.01, "min_thickness_mm": 0.0, "min_median_hu": None,
+                              **options})
+
+
+def test_a_call_against_the_inner_table_is_added_and_one_in_the_parenchyma_is_not() -> None:
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 5:9, 10:30] = True  # a crescent-like band 1-4 mm inside the table
+    call[:, 18:23, 18:23] = True  # a call in the middle of the brain
+    out = _add(np.zeros_like(call), call)
+    assert out.components_added == 1 and out.components_refused == 1
+    # not on the first and last intracranial slices (the slab cuts the wall obliquely there)
+    np.testing.assert_array_equal(out.added, np.pad(np.ones((4, 4, 20), bool), ((1, 1), (5, 31), (10, 10))))
+    np.testing.assert_array_equal(out.mask, out.added)
+
+
+def test_nothing_is_added_on_slices_with_little_intracranial_space_or_in_a_thin_rim() -> None:
+    space = _space((6, 40, 40))
+    space[4, :, 20:] = False  # the vertex: less than 70 % of the largest area
+    call = np.zeros_like(space)
+    call[:, 4:6, 10:30] = True  # 2 mm rim along the table
+    call[:, 26:36, 8:14] = True  # 6 mm thick collection
+    hu = np.full(call.shape, 30.0, dtype=np.float32)
+    out = add_extra_axial(np.zeros_like(call), call, intracranial=space, pixel_spacing_mm=(1.0, 1.0),
+                          voxel_volumes_ml=np.full(6, 0.001), hu=hu, hu_range=(-15.0, 120.0), min_ml=0.01,
+                          min_thickness_mm=3.0, min_area_fraction=0.7, min_median_hu=None)
+    assert out.components_added == 1 and not out.added[:, :10].any()  # the rim is opened away
+    assert [bool(out.added[k].any()) for k in range(6)] == [False, True, True, True, False, False]
+    assert out.added[2, 28:34, 9:13].all()
+
+
+def test_what_the_first_network_found_is_kept_and_not_counted_again() -> None:
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 5:12, 10:30] = True
+    found = np.zeros_like(call)
+    found[:, 8:12, 10:30] = True  # the dense part of a mixed collection, already found
+    out = _add(found, call)
+    assert out.components_added == 1 and not (out.added & found).any()
+    np.testing.assert_array_equal(out.mask[1:5], call[1:5])
+
+
+def test_small_pieces_bone_air_and_voxels_outside_the_skull_are_never_added() -> None:
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 0:9, 10:30] = True  # reaches outside the intracranial space
+    call[2, 30:32, 30:32] = True  # 4 uL against the table
+    hu = np.full(call.shape, 30.0, dtype=np.float32)
+    hu[:, 4, 10:30] = 400.0  # bone on the space's edge
+    out = _add(np.zeros_like(call), call, hu=hu, min_ml=0.05)
+    assert out.components_added == 1 and out.components_refused == 1
+    assert not out.added[:, :5].any() and out.added[1:5, 5:9, 10:30].all()
+    assert not out.added[2, 30:32, 30:32].any()
+
+
+def test_a_hypodense_call_against_the_table_is_not_added() -> None:
+    """Real atrophic convexities (CSF and cortex, about 20 HU) look like a chronic subdural to the network."""
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 5:10, 8:18] = True
+    call[:, 5:10, 22:32] = True
+    hu = np.full(call.shape, 22.0, dtype=np.float32)
+    hu[:, 5:10, 22:32] = 62.0  # acute blood
+    hu[:, 5:7, 22:32] = 20.0  # with a hypodense part: the median decides
+    out = _add(np.zeros_like(call), call, hu=hu, min_median_hu=45.0)
+    assert out.components_added == 1 and out.components_refused == 1
+    assert out.added[1:5, 5:10, 22:32].all() and not out.added[:, :, :20].any()
+
+
+def test_the_zone_along_the_table_follows_the_pixel_spacing() -> None:
+    space = _space((1, 40, 40))
+    fine = inner_table_zone(space, (0.5, 0.5), table_mm=2.0)  # 4 pixels deep
+    coarse = inner_table_zone(space, (2.0, 2.0), table_mm=2.0)  # 1 pixel deep
+    assert fine[0, 20, 4:8].all() and not fine[0, 20, 8] and coarse[0, 20, 4] and not coarse[0, 20, 5]
+    assert not (fine & ~space).any()
+
+
+def test_bad_arguments_are_refused() -> None:
+    m = np.zeros((2, 8, 8), dtype=bool)
+    with pytest.raises(ValueError, match="'mask' must be 3D"):
+        add_extra_axial(m[0], m[0], intracranial=m[0], pixel_spacing_mm=(1, 1), voxel_volumes_ml=np.ones(2),
+                        hu=m[0].astype(np.float32), hu_range=(0, 1))
+    with pytest.raises(ValueError, match="'candidate' must have the mask's shape"):
+        add_extra_axial(m, m[:1], intracranial=m, pixel_spacing_mm=(1, 1), voxel_volumes_ml=np.ones(2),
+                        hu=m.astype(np.float32), hu_range=(0, 1))
+    with pytest.raises(ValueError, match="'voxel_volumes_ml' must hold one volume per slice"):
+        add_extra_axial(m, m, intracranial=m, pixel_spacing_mm=(1, 1), voxel_volumes_ml=np.ones(3),
+                        hu=m.astype(np.float32), hu_range=(0, 1))
+    with pytest.raises(ValueError, match="'table_mm' must be positive"):
+        inner_table_zone(m, (1.0, 1.0), table_mm=0.0)
+    with pytest.raises(ConfigError, match=r"'inference\.extra_axial': Argument 'min_ml'"):
+        build_dataclass(InferenceConfig, {"extra_axial": {"min_ml": -1.0}}, prefix="inference")
+    with pytest.raises(ValueError, match="'threshold' must lie strictly between 0 and 1"):
+        ExtraAxialConfig(threshold=1.0)
+
+
+# --------------------------------------------------------------------------- inside the network segmenter
+
+
+def _checkpoint(path: Path, window: dict[str, float]) -> Path:
+    torch.manual_seed(0)
+    net = build_model("sa_cbam_unet_slim", **KWARGS)
+    return save_checkpoint(path, net, name="sa_cbam_unet_slim", model_kwargs=KWARGS, input_size=(64, 64),
+                           window=window, normalisation={"scale": 1 / 255, "offset": 0.0},
+                           training_data="random weights (test)")
+
+
+class _Grey:
+    """Stands in for a network: 0.9 where the input shows ``grey`` (0-1), else 0."""
+
+    def __init__(self, grey: float | None) -> None:
+        self.grey, self.images = grey, 0
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        self.images += len(images)
+        if self.grey is None:
+            return np.zeros((len(images), 1, *images.shape[2:]), np.float32)
+        return np.where(np.abs(images[:, :1] - self.grey) < 0.02, 0.9, 0.0).astype(np.float32)
+
+
+@pytest.fixture
+def collection_volume(make_series):
+    """12 slices 64 x 64 (0.5 mm pixels): skull, brain at 40 HU, a 70 HU band on the inner table, a 70 HU blob."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 30)
+
+    def hu(i: int) -> np.ndarray:
+        img = np.full((64, 64), -1000.0)
+        img[r < 26] = 1000.0
+        img[r < 22] = 40.0
+        if 3 <= i <= 8:
+            img[(r < 22) & (r >= 13) & (yy < 26)] = 70.0  # against the table, front of the head
+            img[np.hypot(yy - 38, xx - 30) < 5] = 70.0  # deep
+        return img
+
+    with scan_study(make_series(size=64, hu=hu)) as scan:
+        return assemble_series(scan.require_selected().series)
+
+
+def test_the_segmenter_adds_the_collection_on_the_table_through_the_second_networks_window(
+        tmp_path: Path, collection_volume) -> None:
+    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
+                          extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01))
+    seg = NetworkSegmenter(base, config=cfg)
+    assert seg.extra_axial is not None and seg.extra_axial.extra_axial is None
+    seg.runner = _Grey(None)  # the first network finds nothing
+    seg.extra_axial.runner = _Grey((70.0 + 10.0) / 120.0)  # 70 HU through W120/L50 (not through W80/L40: 0.875)
+    result = seg.segment_in(collection_volume)
+    hu = collection_volume.hu
+    band = hu == 70.0
+    band[:, 30:] = False
+    assert result.mask.any() and not (result.mask & ~band).any() and result.mask[3:9].sum() > 0.8 * band.sum()
+    assert result.details["extra_axial"]["components_added"] == 1
+    assert result.details["extra_axial"]["components_refused"] == 1  # the deep blob
+    described = seg.describe()["extra_axial"]
+    assert described["checkpoint_sha256"] == file_sha256(extra)
+    assert described["window"] == {"width": 120.0, "level": 50.0}
+
+
+def test_a_missing_or_untrusted_extra_axial_checkpoint_is_refused(tmp_path: Path) -> None:
+    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
+                          extra_axial=ExtraAxialConfig(checkpoint=str(tmp_path / "nowhere.pt")))
+    with pytest.raises(CheckpointError, match=r"extra_axial\.checkpoint .*nowhere\.pt does not exist"):
+        NetworkSegmenter(base, config=cfg)
+    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
+                          extra_axial=ExtraAxialConfig(checkpoint=str(extra)))
+    with pytest.raises(CheckpointError, match=r"Extra-axial checkpoint .* is not in models\.checkpoint_sha256"):
+        NetworkSegmenter(base, config=cfg, allowed_sha256=(file_sha256(base),))
