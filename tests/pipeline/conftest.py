@@ -60,9 +60,9 @@ def medium_normal(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
                      n_hematomas=0)
 
 
-@pytest.fixture
-def head_volume(make_series):
-    """A 12-slice 64x64 'head' (network inference tests): bone ring, brain at 40 HU, a 70 HU blob; air outside."""
+def small_head(make_series, paint=None):
+    """A 12-slice 64x64 'head': bone ring, brain at 40 HU, air outside; ``paint(img, yy, xx, r, i)`` adds blood
+    on slice ``i`` (``r``: distance from the head's centre, pixels)."""
     yy, xx = np.mgrid[:64, :64]
     r = np.hypot(yy - 32, xx - 30)
 
@@ -70,10 +70,26 @@ def head_volume(make_series):
         img = np.full((64, 64), -1000.0)
         img[r < 26] = 1000.0
         img[r < 22] = 40.0
-        if 3 <= i <= 8:
-            img[np.hypot(yy - 30, xx - 26) < 6] = 70.0
+        if paint is not None:
+            paint(img, yy, xx, r, i)
         return img
 
-    folder = make_series(size=64, hu=hu)
-    with scan_study(folder) as scan:
+    with scan_study(make_series(size=64, hu=hu)) as scan:
         return assemble_series(scan.require_selected().series)
+
+
+@pytest.fixture
+def make_head(make_series):
+    """``make_head(paint)``: :func:`small_head` written and assembled."""
+    return lambda paint=None: small_head(make_series, paint)
+
+
+@pytest.fixture
+def head_volume(make_series):
+    """A 12-slice 64x64 'head' (network inference tests): bone ring, brain at 40 HU, a 70 HU blob; air outside."""
+
+    def blob(img, yy, xx, r, i):
+        if 3 <= i <= 8:
+            img[np.hypot(yy - 30, xx - 26) < 6] = 70.0
+
+    return small_head(make_series, blob)

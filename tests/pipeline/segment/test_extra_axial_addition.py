@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.errors import CheckpointError, ConfigError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.hashing import file_sha256
@@ -149,22 +148,15 @@ class _Grey:
 
 
 @pytest.fixture
-def collection_volume(make_series):
-    """12 slices 64 x 64 (0.5 mm pixels): skull, brain at 40 HU, a 70 HU band on the inner table, a 70 HU blob."""
-    yy, xx = np.mgrid[:64, :64]
-    r = np.hypot(yy - 32, xx - 30)
+def collection_volume(make_head):
+    """12 slices 64 x 64: skull, brain at 40 HU, a 70 HU band on the inner table, a 70 HU blob deep inside."""
 
-    def hu(i: int) -> np.ndarray:
-        img = np.full((64, 64), -1000.0)
-        img[r < 26] = 1000.0
-        img[r < 22] = 40.0
+    def paint(img, yy, xx, r, i):
         if 3 <= i <= 8:
             img[(r < 22) & (r >= 13) & (yy < 26)] = 70.0  # against the table, front of the head
             img[np.hypot(yy - 38, xx - 30) < 5] = 70.0  # deep
-        return img
 
-    with scan_study(make_series(size=64, hu=hu)) as scan:
-        return assemble_series(scan.require_selected().series)
+    return make_head(paint)
 
 
 def test_the_segmenter_adds_the_collection_on_the_table_through_the_second_networks_window(
