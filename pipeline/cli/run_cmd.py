@@ -45,11 +45,17 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     n_flags = len((report.get("quality") or {}).get("flags") or [])
     lines = [f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL), {h['n_voxels']} voxels,"
              f" {method}; {n_flags} quality flag(s) (on stderr, and in report.json)"]
-    ends = ((report.get("quality") or {}).get("measurements") or {}).get("end_extension") or {}
+    measured = (report.get("quality") or {}).get("measurements") or {}
+    dense = measured.get("denser_than_blood") or {}
+    if dense.get("removed_ml"):
+        lines.append(f"  not counted: {dense['removed_ml']:.2f} mL in {dense['components_removed']} component(s) the"
+                     f" network called, denser than blood (median > {dense['median_hu_above']:g} HU: calcification"
+                     " or bone)")
+    ends = measured.get("end_extension") or {}
     if ends.get("added_ml"):
         lines.append(f"  of it {ends['added_ml']:.2f} mL on {ends['slices_extended']} slice(s) just beyond the bleeds'"
                      " ends, added by the end-slice network (inference.end_extension)")
-    extra = ((report.get("quality") or {}).get("measurements") or {}).get("extra_axial") or {}
+    extra = measured.get("extra_axial") or {}
     if extra.get("added_ml"):
         lines.append(f"  of it {extra['added_ml']:.2f} mL in {extra['components_added']} collection(s) against the"
                      " inner table, added by the extra-axial network (inference.extra_axial)")

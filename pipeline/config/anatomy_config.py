@@ -31,7 +31,9 @@ class AnatomyConfig:
         export) bone and blood cannot be told apart and no bone is used.
     brain_hu:
         [low, high] of intracranial soft tissue, CSF and blood (CSF 0-15,
-        brain 20-45, blood 50-90; -15 and 120 leave room for noise).
+        brain 20-45, blood 50-90; -15 and 120 leave room for noise). A
+        network's 3D component with a median above the upper end is dropped
+        as calcification or bone (``NetworkSegmenter``).
     bone_closing_mm:
         In-plane closing of the skull (sutures, foramina and emissary canals are under 6 mm).
     scalp_search_mm:

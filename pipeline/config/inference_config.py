@@ -126,6 +126,10 @@ class InferenceConfig:
         Do not run the network on slices with no head in them.
     crop_to_head:
         Run on the head's bounding box (padded to a multiple of 16) only.
+    mirror:
+        Test-time mirroring: average each slice's probabilities with those of
+        its left-right mirror image (twice the network time; every network of
+        the run).
     restore_stripped_skull_mm:
         On a skull-stripped or brain-only export (the skull set to one fill
         value), paint bone on the fill-value voxels within this many mm
@@ -154,6 +158,7 @@ class InferenceConfig:
     restrict_to_intracranial: bool = True
     skip_slices_without_head: bool = True
     crop_to_head: bool = True
+    mirror: bool = True
     restore_stripped_skull_mm: float = 10.0
     runtime: Runtime = "auto"
     end_extension: EndExtensionConfig = field(default_factory=EndExtensionConfig)

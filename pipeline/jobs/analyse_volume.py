@@ -123,7 +123,7 @@ def analyse_volume(
     if cross_check is not None:
         quality.measurements["cross_check"] = cross_check
     # what the network was shown that the image did not hold; what the end-slice and extra-axial networks added
-    for key in ("network_input", "end_extension", "extra_axial"):
+    for key in ("network_input", "denser_than_blood", "end_extension", "extra_axial"):
         if key in result.details:
             quality.measurements[key] = result.details[key]
     return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,

@@ -51,6 +51,7 @@ from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
+from ichpipe.pipeline.segment.components import drop_dense_components_3d, mask_volume_ml
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
 from ichpipe.pipeline.segment.intracranial import (
@@ -274,6 +275,8 @@ class NetworkSegmenter:
             described["onnx_sha256"] = self.onnx_sha256
         if self.slice_context_mm is not None:
             described["slice_context_mm"] = self.slice_context_mm
+        if self.config.mirror:
+            described["mirror"] = True
         if self.extender is not None:
             ends = self.config.end_extension
             described["end_extension"] = {
@@ -382,6 +385,7 @@ class NetworkSegmenter:
         result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
+        result = self._drop_dense(result, volume)
         if ring is not None:
             result.details["network_input"] = {
                 "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
@@ -392,6 +396,17 @@ class NetworkSegmenter:
         if self.extra_axial is not None and intracranial is not None:
             result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, head)
         return result
+
+    def _drop_dense(self, result: SegmentationResult, volume: CTVolume) -> SegmentationResult:
+        """``result`` without components whose median HU is above ``anatomy.brain_hu`` (calcification, bone)."""
+        kept, dropped = drop_dense_components_3d(result.mask, volume.hu, max_median_hu=self.anatomy.brain_hu[1])
+        if not dropped:
+            return result
+        removed_ml = mask_volume_ml(result.mask & ~kept, volume.geometry.voxel_volumes_ml)
+        details = dict(result.details)
+        details["denser_than_blood"] = {"components_removed": dropped, "removed_ml": round(removed_ml, 4),
+                                        "median_hu_above": self.anatomy.brain_hu[1]}
+        return replace(result, mask=kept, details=details)
 
     def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                          ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult,
@@ -465,6 +480,8 @@ class NetworkSegmenter:
         x[:, :, :crop_h, :crop_w] = grey.reshape(len(channels), len(batch), *grey.shape[1:]).transpose(
             1, 0, 2, 3)[:, :, y0:y1, x0:x1]
         y = self.runner.run(x)
+        if self.config.mirror:  # the network is fully convolutional: mirror in, mirror back, average
+            y = 0.5 * (y + self.runner.run(np.ascontiguousarray(x[..., ::-1]))[..., ::-1])
         full = np.zeros((len(batch), *self.input_size), dtype=np.float32)
         full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]
         if (rows, cols) != self.input_size:

@@ -331,11 +331,12 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     """The stored name of a measuring method: the segmenter's name, plus ``+ends:<SHA-256[:8]>`` when an
     end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``),
     ``:hu<N>`` when that growth was held to the end slice's blood (``end_slice_hu``), and
-    ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table.
+    ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table, and
+    ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
     end-slice or extra-axial step and one measured without it, or with another ``end_slice_hu``,
-    never count as measured the same way.
+    never count as measured the same way (nor one measured with and one without mirroring).
 
     >>> method_name("sa_cbam_unet_slim", {"end_extension": {"checkpoint_sha256": "4a9d6869bd03dbb6"}})
     'sa_cbam_unet_slim+ends:4a9d6869'
@@ -343,6 +344,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+ends:4a9d6869:hu45'
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123456789"}})
     'sa_cbam_unet_slim+xa:01234567'
+    >>> method_name("sa_cbam_unet_slim", {"mirror": True})
+    'sa_cbam_unet_slim+mirror'
     >>> method_name("threshold", {})
     'threshold'
     """
@@ -357,6 +360,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     extra = (details or {}).get("extra_axial") or {}
     if isinstance(extra, Mapping) and extra.get("checkpoint_sha256"):
         method = f"{method}+xa:{str(extra['checkpoint_sha256'])[:8]}"
+    if (details or {}).get("mirror"):
+        method = f"{method}+mirror"
     return method
 
 

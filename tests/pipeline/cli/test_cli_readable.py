@@ -73,3 +73,15 @@ def test_run_says_how_much_of_the_volume_the_extra_axial_network_added(tmp_path:
                         " network (inference.extra_axial)")
     report["quality"]["measurements"]["extra_axial"]["added_ml"] = 0.0  # type: ignore[index]
     assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
+def test_run_says_what_it_did_not_count_as_denser_than_blood(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 1.61, "abc2_ml": 1.12, "n_voxels": 1514},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "denser_than_blood": {"components_removed": 1, "removed_ml": 0.0574, "median_hu_above": 120.0}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  not counted: 0.06 mL in 1 component(s) the network called, denser than blood"
+                        " (median > 120 HU: calcification or bone)")

@@ -218,7 +218,9 @@ def test_the_segmenter_grows_its_bleed_by_one_slice_each_way_inside_the_skull(tm
     assert [i for i in range(12) if head_volume.hu[i, 30, 26] > 60] == [3, 4, 5, 6, 7, 8]  # the blob
     slices = [i for i in range(12) if result.mask[i].any()]
     assert slices == [2, 3, 4, 5, 6, 7, 8, 9]
-    assert seg.extender is not None and seg.extender.runner.images == 2  # type: ignore[attr-defined]
+    # the second network ran on the two end slices only (each also mirrored: inference.mirror, the default)
+    assert seg.config.mirror and seg.extender is not None
+    assert seg.extender.runner.images == 2 * 2  # type: ignore[attr-defined]
     # the added slices: the blob's outline (radius 6 px) grown by 4 mm = 8 px of 0.5 mm (the second network
     # says blood everywhere), inside the skull
     yy, xx = np.mgrid[:64, :64]

@@ -83,6 +83,62 @@ def test_real_tiny_network_runs_in_bf16_where_the_cpu_has_it(tmp_path, head_volu
     assert float(np.abs(probabilities - expected).max()) > 0.0
 
 
+class _RightLeaning:
+    """Stands in for a network that leans to one side: 'probability' rises from 0 (left) to 1 (right)."""
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        ramp = np.linspace(0.0, 1.0, images.shape[-1], dtype=np.float32)
+        return np.broadcast_to(ramp, images[:, :1].shape).copy()
+
+
+def test_mirror_averages_a_slice_with_its_mirror_image(tmp_path, head_volume) -> None:
+    path = _checkpoint(tmp_path)
+    plain = NetworkSegmenter(path, config=InferenceConfig(device="cpu", crop_to_head=False, mirror=False))
+    mirrored = NetworkSegmenter(path, config=InferenceConfig(device="cpu", crop_to_head=False, mirror=True))
+    plain.runner = mirrored.runner = _RightLeaning()
+    leaning, averaged = plain.probabilities(head_volume)[5], mirrored.probabilities(head_volume)[5]
+    assert leaning[:, -1].mean() - leaning[:, 0].mean() > 0.9
+    # the ramp plus its mirror image is flat: each pixel 0.5 (the image border's resampling aside)
+    assert np.allclose(averaged[:, 2:-2], 0.5, atol=1e-5)
+    assert mirrored.describe()["mirror"] is True and "mirror" not in plain.describe()
+
+
+def test_mirror_keeps_pixels_in_place(tmp_path, head_volume) -> None:
+    # a network that reads each pixel alone gives the same map mirrored: the mirror image goes back where it came from
+    path = _checkpoint(tmp_path)
+    plain = NetworkSegmenter(path, config=InferenceConfig(device="cpu", mirror=False))
+    mirrored = NetworkSegmenter(path, config=InferenceConfig(device="cpu", mirror=True))
+    plain.runner = mirrored.runner = _Echo()
+    expected = plain.probabilities(head_volume)
+    assert float(expected.std()) > 0.1
+    np.testing.assert_allclose(mirrored.probabilities(head_volume), expected, atol=1e-6)
+
+
+class _Bright:
+    """Stands in for a network that calls every bright pixel: blood (grey 0.875) and anything whiter."""
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        return np.where(images[:, :1] >= 0.85, 0.9, 0.0).astype(np.float32)
+
+
+def test_a_component_denser_than_blood_is_not_counted(tmp_path, make_head) -> None:
+    def paint(img, yy, xx, r, i):
+        if 3 <= i <= 8:
+            img[np.hypot(yy - 30, xx - 24) < 5] = 70.0  # a bleed
+        if 5 <= i <= 6:
+            img[np.hypot(yy - 32, xx - 40) < 3] = 300.0  # a calcification (say, the pineal gland)
+
+    volume = make_head(paint)
+    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", mirror=False))
+    seg.runner = _Bright()
+    result = seg.segment_in(volume)
+    assert result.mask[5, 30, 24] and result.mask[3:9, 30, 24].all()  # the bleed stays
+    assert not result.mask[:, 32, 40].any()  # the calcification the stand-in called does not
+    removed = result.details["denser_than_blood"]
+    assert removed["components_removed"] == 1 and removed["removed_ml"] > 0
+    assert removed["median_hu_above"] == seg.anatomy.brain_hu[1]
+
+
 def test_progress_reports_every_slice_with_head(tmp_path, head_volume) -> None:
     calls: list[tuple[int, int]] = []
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", batch_size=5),
