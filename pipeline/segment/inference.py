@@ -257,17 +257,19 @@ class NetworkSegmenter:
             )
         return WindowPreset(width=float(window["width"]), level=float(window["level"]))
 
+    def _identity(self) -> dict[str, Any]:
+        """Which network this is: registry name, checkpoint SHA-256 and path, runtime."""
+        return {"name": self.name, "checkpoint_sha256": self.checkpoint_sha256,
+                "checkpoint_path": str(self.checkpoint_path), "runtime": self.runtime}
+
     def describe(self) -> dict[str, Any]:
         """Identity for the report: registry name, checkpoint SHA-256, versions, window, runtime."""
         described = {
-            "name": self.name,
-            "checkpoint_sha256": self.checkpoint_sha256,
-            "checkpoint_path": str(self.checkpoint_path),
+            **self._identity(),
             "version": __version__,
             "window": {"width": self.window.width, "level": self.window.level},
             "device": self.device,
             "bf16": self.use_bf16,
-            "runtime": self.runtime,
             "kind": "trained network",
             "baseline": False,
         }
@@ -280,10 +282,7 @@ class NetworkSegmenter:
         if self.extender is not None:
             ends = self.config.end_extension
             described["end_extension"] = {
-                "name": self.extender.name,
-                "checkpoint_sha256": self.extender.checkpoint_sha256,
-                "checkpoint_path": str(self.extender.checkpoint_path),
-                "runtime": self.extender.runtime,
+                **self.extender._identity(),
                 "threshold": ends.threshold,
                 "radius_mm": ends.radius_mm,
                 "depth_mm": ends.depth_mm,
@@ -292,10 +291,7 @@ class NetworkSegmenter:
         if self.extra_axial is not None:
             extra = self.config.extra_axial
             described["extra_axial"] = {
-                "name": self.extra_axial.name,
-                "checkpoint_sha256": self.extra_axial.checkpoint_sha256,
-                "checkpoint_path": str(self.extra_axial.checkpoint_path),
-                "runtime": self.extra_axial.runtime,
+                **self.extra_axial._identity(),
                 "window": {"width": self.extra_axial.window.width, "level": self.extra_axial.window.level},
                 "threshold": extra.threshold,
                 "table_mm": extra.table_mm,
@@ -420,15 +416,9 @@ class NetworkSegmenter:
             table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
             min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
         )
-        added_ml = float(addition.added.sum(axis=(1, 2)) @ volume.geometry.voxel_volumes_ml)
-        details = dict(result.details)
-        details["extra_axial"] = {
-            "components_added": addition.components_added,
-            "components_refused": addition.components_refused,
-            "added_ml": round(added_ml, 4),
-        }
-        unrestricted = None if result.unrestricted_ml is None else round(result.unrestricted_ml + added_ml, 4)
-        return replace(result, mask=addition.mask, details=details, unrestricted_ml=unrestricted)
+        return _with_addition(result, volume, "extra_axial", addition.mask, addition.added,
+                              components_added=addition.components_added,
+                              components_refused=addition.components_refused)
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,
@@ -442,15 +432,8 @@ class NetworkSegmenter:
             threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
             hu=volume.hu, hu_range=self.anatomy.brain_hu, end_slice_hu=ends.end_slice_hu,
         )
-        added_ml = float(grown.added.sum(axis=(1, 2)) @ volume.geometry.voxel_volumes_ml)
-        details = dict(result.details)
-        details["end_extension"] = {
-            "slices_run": len(grown.slices_run),
-            "slices_extended": len(grown.slices_extended),
-            "added_ml": round(added_ml, 4),
-        }
-        unrestricted = None if result.unrestricted_ml is None else round(result.unrestricted_ml + added_ml, 4)
-        return replace(result, mask=grown.mask, details=details, unrestricted_ml=unrestricted)
+        return _with_addition(result, volume, "end_extension", grown.mask, grown.added,
+                              slices_run=len(grown.slices_run), slices_extended=len(grown.slices_extended))
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
                bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None
@@ -491,3 +474,14 @@ class NetworkSegmenter:
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""
         return self.segment_in(volume).mask
+
+
+def _with_addition(result: SegmentationResult, volume: CTVolume, key: str, mask: npt.NDArray[np.bool_],
+                   added: npt.NDArray[np.bool_], **counts: int) -> SegmentationResult:
+    """``result`` with ``mask`` (its mask plus ``added``), ``details[key]`` saying what was added, and the
+    unrestricted volume grown by the same amount."""
+    added_ml = mask_volume_ml(added, volume.geometry.voxel_volumes_ml)
+    details = dict(result.details)
+    details[key] = {**counts, "added_ml": round(added_ml, 4)}
+    unrestricted = None if result.unrestricted_ml is None else round(result.unrestricted_ml + added_ml, 4)
+    return replace(result, mask=mask, details=details, unrestricted_ml=unrestricted)

@@ -351,16 +351,17 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     """
     if not name:
         return name
+    details = details or {}
     method = name
-    ends = (details or {}).get("end_extension") or {}
+    ends = details.get("end_extension") or {}
     if isinstance(ends, Mapping) and ends.get("checkpoint_sha256"):
         method = f"{method}+ends:{str(ends['checkpoint_sha256'])[:8]}"
         hu = ends.get("end_slice_hu")
         method = method if hu is None else f"{method}:hu{float(hu):g}"
-    extra = (details or {}).get("extra_axial") or {}
+    extra = details.get("extra_axial") or {}
     if isinstance(extra, Mapping) and extra.get("checkpoint_sha256"):
         method = f"{method}+xa:{str(extra['checkpoint_sha256'])[:8]}"
-    if (details or {}).get("mirror"):
+    if details.get("mirror"):
         method = f"{method}+mirror"
     return method
 
