@@ -69,6 +69,10 @@ def train() -> None:
 @click.option("--phe-holdout", "phe_holdout", default=None, metavar="IDS",
               help="--phe-sich: comma-separated training patients kept for model selection (split val); the"
                    " drawn validation patients become split test.")
+@click.option("--phe-window", "phe_window", default="brain", show_default=True, metavar="PRESET",
+              help="--phe-sich: window preset of config.yaml the slices are re-expressed in: the window of the"
+                   " network they train (brain W80/L40 for the default, extra_axial W120/L50 for the extra-axial"
+                   " network).")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset written in --out before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset summary (counts, manifest) as JSON.")
 @handle_errors
@@ -91,6 +95,7 @@ def train_data(
     phe_sich: Path | None,
     phe_teacher: Path | None,
     phe_holdout: str | None,
+    phe_window: str,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -103,17 +108,17 @@ def train_data(
     ../shared/data the shapes fall back to built-in blobs (a warning says so).
 
     With --phe-sich DIR it builds the real-domain dataset instead (PHE-SICH
-    slices re-windowed to W80/L40, labels derived inside the boxes, weights
+    slices re-windowed to W80/L40 or --phe-window, labels derived inside the boxes, weights
     and ignore masks for the label noise; with --phe-teacher, a teacher's
     masks constrained by the boxes on the training patients); see MODEL_CARD.md.
     """
     if phe_sich is not None:
         holdout = tuple(p.strip() for p in (phe_holdout or "").split(",") if p.strip())
-        _phe_data(phe_sich, out, seed=seed, teacher=phe_teacher, holdout=holdout, overwrite=overwrite,
-                  as_json=as_json)
+        _phe_data(phe_sich, out, seed=seed, teacher=phe_teacher, holdout=holdout, window=phe_window,
+                  overwrite=overwrite, as_json=as_json)
         return
-    if phe_teacher is not None or phe_holdout is not None:
-        raise UsageError("--phe-teacher and --phe-holdout go with --phe-sich DIR.")
+    if phe_teacher is not None or phe_holdout is not None or phe_window != "brain":
+        raise UsageError("--phe-teacher, --phe-holdout and --phe-window go with --phe-sich DIR.")
     from ichpipe.pipeline.synthetic.recipes import DEFAULT_LESION_MIX, DEFAULT_SUBDURAL_STAGES, GeneratorOptions
     from ichpipe.pipeline.synthetic.training_data import generate_dataset
 
@@ -150,12 +155,17 @@ def train_data(
         click.echo(f"wrote {manifest} ({counts}); shapes: {result['shape_source']}")
 
 
-def _phe_data(root: Path, out: Path, *, seed: int, teacher: Path | None, holdout: tuple[str, ...], overwrite: bool,
-              as_json: bool) -> None:
+def _phe_data(root: Path, out: Path, *, seed: int, teacher: Path | None, holdout: tuple[str, ...], window: str,
+              overwrite: bool, as_json: bool) -> None:
     from ichpipe.pipeline.datasets.phe_sich import build_phe_dataset
 
+    presets = load_cli_config(None).windows.presets
+    if window not in presets:
+        raise UsageError(f"--phe-window must be one of the window presets of config.yaml ({', '.join(presets)});"
+                         f" got {window!r}.")
     show = sys.stderr.isatty()
-    result = build_phe_dataset(out, root=root, seed=seed, teacher_dir=teacher, holdout=holdout, overwrite=overwrite,
+    result = build_phe_dataset(out, root=root, seed=seed, teacher_dir=teacher, holdout=holdout,
+                               target_window=presets[window], overwrite=overwrite,
                                progress=(lambda line: click.echo(line, err=True)) if show else None)
     summary = {
         "manifest": str(result.manifest),

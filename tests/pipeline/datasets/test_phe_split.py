@@ -157,3 +157,36 @@ def test_write_refuses_a_patient_without_split(dataset):
     with pytest.raises(ValueError, match="same slices"):
         write_phe_dataset(out / "again", slices[:-1], labels, {"0001": "train", "0002": "val"}, fit=fit,
                           source_window=WINDOW, target_window=WINDOW)
+
+
+def test_phe_window_re_expresses_the_slices_in_another_networks_window(tmp_path):
+    from click.testing import CliRunner
+
+    from ichpipe.pipeline.cli import cli as main
+
+    root = tmp_path / "phe"
+    for k in range(1, 9):
+        write_patient(root, f"{k:04d}", seed=k)
+    ramp = np.zeros((256, 256), dtype=np.uint8)  # every grey level of the window once, for the width fit
+    ramp[:20, :30] = to_png(np.arange(-300, 300, dtype=np.float32).reshape(20, 30))
+    Image.fromarray(ramp).save(root / "images" / "0001_10.png")
+    (root / "boxes" / "0001_10.xml").write_text("<annotation></annotation>", encoding="utf-8")
+    runner = CliRunner()
+    greys = {}
+    for preset in ("brain", "extra_axial"):
+        out = tmp_path / preset
+        result = runner.invoke(main, ["train", "data", "--phe-sich", str(root), "--out", str(out), "--seed", "0",
+                                      "--phe-window", preset])
+        assert result.exit_code == 0, result.output
+        entry = next(e for e in read_manifest(out / "manifest.csv").entries if e.case_id.endswith("-pos"))
+        case = load_case(entry)
+        greys[preset] = float(np.median(case.image[case.mask.astype(bool)]))  # the 65 HU clots
+        assert ("W120/L50" in entry.source) == (preset == "extra_axial")
+    # 65 HU: (65 - 0) / 80 * 255 = 207 in W80/L40; (65 + 10) / 120 * 255 = 159 in W120/L50
+    assert greys["brain"] == pytest.approx(207, abs=8)
+    assert greys["extra_axial"] == pytest.approx(159, abs=8)
+    bad = runner.invoke(main, ["train", "data", "--phe-sich", str(root), "--out", str(tmp_path / "bad"),
+                               "--phe-window", "lung"])
+    assert bad.exit_code != 0 and "--phe-window must be one of the window presets" in bad.output
+    alone = runner.invoke(main, ["train", "data", "--out", str(tmp_path / "x"), "--phe-window", "extra_axial"])
+    assert alone.exit_code != 0 and "go with --phe-sich DIR" in alone.output
