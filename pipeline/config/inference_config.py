@@ -76,7 +76,10 @@ class ExtraAxialConfig:
     min_thickness_mm:
         Diameter of the in-plane opening applied to the call (the table's partial-volume rim is thinner).
     min_median_hu:
-        A component's median HU must be at least this: acute or mixed blood (``None``: any).
+        A component's median HU must be at least this: acute or mixed blood (``None``: any) ...
+    low_density_min_ml:
+        ... unless the component holds at least this many mL: a large subacute or chronic
+        collection (``None``: never).
     """
 
     checkpoint: str = "ichpipe-extra-axial.pt"
@@ -86,6 +89,7 @@ class ExtraAxialConfig:
     min_area_fraction: float = 0.7
     min_thickness_mm: float = 3.0
     min_median_hu: float | None = 45.0
+    low_density_min_ml: float | None = 5.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -98,6 +102,8 @@ class ExtraAxialConfig:
             raise ValueError(f"Argument 'min_area_fraction' must lie between 0 and 1; got {self.min_area_fraction}.")
         if self.min_thickness_mm < 0:
             raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {self.min_thickness_mm}.")
+        if self.low_density_min_ml is not None and self.low_density_min_ml < 0:
+            raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {self.low_density_min_ml}.")
 
 
 @dataclass(frozen=True)

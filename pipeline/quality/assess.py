@@ -17,6 +17,7 @@ from ichpipe.pipeline.quality.checks import (
     check_domain,
     check_hu_levels,
     check_intracranial,
+    check_low_density_collection,
 )
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull
@@ -80,6 +81,8 @@ def assess_quality(
     report.add(check_blood_outside_mask(unrestricted_ml=segmentation.unrestricted_ml,
                                         removed_ml=segmentation.removed_ml, **asdict(cfg.blood_outside)),
                "blood_outside")
+    if "extra_axial" in segmentation.details:
+        report.add(check_low_density_collection(segmentation.details["extra_axial"]), "extra_axial")
     measurements: dict[str, Any] = {}
     if math.isfinite(bone_hu) and not intracranial.skull_stripped:
         skull = asdict(cfg.blood_at_skull)

@@ -15,6 +15,8 @@ int32 label volume is made, so a 600-slice study costs a few planes.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +33,7 @@ __all__ = [
     "check_domain",
     "check_hu_levels",
     "check_intracranial",
+    "check_low_density_collection",
     "histogram_mode",
 ]
 
@@ -344,6 +347,28 @@ def check_blood_outside_mask(
             " space and was not counted.",
             round(removed_ml, 2), max_ml)]
     return []
+
+
+def check_low_density_collection(extra_axial: Mapping[str, Any] | None) -> list[QualityFlag]:
+    """A subacute or chronic collection the extra-axial step added (``details["extra_axial"]``).
+
+    Such a collection is added for its size, with a median under ``min_median_hu``; on phantoms the
+    network finds only part of it (``MODEL_CARD.md``), so the volume is likely too low.
+
+    >>> [f.code for f in check_low_density_collection({"components_low_density": 1, "low_density_ml": 60.0})]
+    ['extra_axial_low_density']
+    >>> check_low_density_collection({"components_added": 1})
+    []
+    """
+    low_ml = float((extra_axial or {}).get("low_density_ml") or 0.0)
+    if low_ml <= 0:
+        return []
+    n = int((extra_axial or {}).get("components_low_density") or 0)
+    return [QualityFlag(
+        "extra_axial_low_density",
+        f"{low_ml:.1f} mL in {n} hypodense or isodense collection(s) against the inner table (subacute or chronic"
+        " subdural?) was added; such collections are found only in part, so the volume is likely too low.",
+        round(low_ml, 2), None)]
 
 
 # ----------------------------------------------------------------------------- two segmenters

@@ -21,10 +21,13 @@ own it may also call things elsewhere. This step uses it only against the skull:
 5. a component is added (its voxels outside the first network's mask) only when some of its
    voxels lie within ``table_mm`` (in plane) of the intracranial space's edge, the inner table,
    it holds at least ``min_ml`` (a collection against the skull, not a call in the parenchyma,
-   the first network's job, nor a speck), and its median HU is at least ``min_median_hu``:
-   acute or mixed blood. A network trained on synthetic chronic and isodense subdurals also
-   calls the CSF and cortex of real atrophic convexities (a real PHE-SICH patient, median 22 HU);
-   without this rule the step would print such calls as blood (``MODEL_CARD.md``).
+   the first network's job, nor a speck), and its median HU is at least ``min_median_hu``
+   (acute or mixed blood) **or** it holds at least ``low_density_min_ml`` (a large subacute or
+   chronic collection; counted in ``components_low_density`` and ``low_density_ml``, and the study
+   is flagged ``extra_axial_low_density``: the network finds only part of such a collection). A
+   network trained on synthetic chronic subdurals alone also called the CSF and cortex of real
+   atrophic convexities (a real PHE-SICH patient, median 22 HU, pieces of 0.3-2.2 mL); the shipped
+   one was trained with real PHE-SICH slices in its window and calls none there (``MODEL_CARD.md``).
 
 So what it adds is always against the inner table; a study without blood stays at 0 mL only
 where the second network calls nothing there, which is measured, not assumed (``MODEL_CARD.md``).
@@ -62,12 +65,18 @@ class ExtraAxialAddition:
         Components of the second network's call that were added.
     components_refused:
         Components left out (away from the inner table, or under ``min_ml``).
+    components_low_density:
+        Of the components added, those under ``min_median_hu`` (added for their size, ``low_density_min_ml``).
+    low_density_ml:
+        The volume those added (mL).
     """
 
     mask: BoolArray
     added: BoolArray
     components_added: int
     components_refused: int
+    components_low_density: int = 0
+    low_density_ml: float = 0.0
 
 
 def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, float], *,
@@ -107,6 +116,7 @@ def add_extra_axial(
     min_area_fraction: float = 0.7,
     min_thickness_mm: float = 3.0,
     min_median_hu: float | None = 45.0,
+    low_density_min_ml: float | None = None,
 ) -> ExtraAxialAddition:
     """``mask`` plus the components of ``candidate`` that lie against the inner table.
 
@@ -135,7 +145,10 @@ def add_extra_axial(
     min_thickness_mm:
         Diameter of the in-plane opening applied to the call (0: none).
     min_median_hu:
-        A component's median HU must be at least this (``None``: no such test).
+        A component's median HU must be at least this (``None``: no such test) ...
+    low_density_min_ml:
+        ... unless it holds at least this many mL (``None``: never): a large subacute or chronic
+        collection, not the small calls the network makes on real atrophic convexities.
 
     Examples
     --------
@@ -166,6 +179,8 @@ def add_extra_axial(
         raise ValueError(f"Argument 'min_area_fraction' must lie between 0 and 1; got {min_area_fraction}.")
     if min_thickness_mm < 0:
         raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {min_thickness_mm}.")
+    if low_density_min_ml is not None and low_density_min_ml < 0:
+        raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {low_density_min_ml}.")
     area = intracranial.sum(axis=(1, 2))
     wide = area >= min_area_fraction * area.max() if area.max() > 0 else np.zeros(shape[0], dtype=bool)
     interior = intracranial & wide[:, None, None]
@@ -189,9 +204,18 @@ def add_extra_axial(
     touches = ndimage.maximum(zone, labels, index) > 0
     ml = ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape), labels, index)
     keep = touches & (np.asarray(ml, dtype=np.float64) >= min_ml)
+    low = np.zeros(n, dtype=bool)
     if min_median_hu is not None:
         median = ndimage.median(hu[box], labels, index)
-        keep &= np.asarray(median, dtype=np.float64) >= min_median_hu
+        low = np.asarray(median, dtype=np.float64) < min_median_hu
+        large = (np.asarray(ml, dtype=np.float64) >= low_density_min_ml if low_density_min_ml is not None
+                 else np.zeros(n, dtype=bool))
+        keep &= ~low | large
+    low_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
-    return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()))
+        if (keep & low).any():
+            low_added = np.isin(labels, index[keep & low]) & ~mask[box]
+            low_ml = float((low_added * volumes[box[0], None, None]).sum())
+    return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
+                              components_low_density=int((keep & low).sum()), low_density_ml=low_ml)

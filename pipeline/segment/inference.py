@@ -299,6 +299,7 @@ class NetworkSegmenter:
                 "min_area_fraction": extra.min_area_fraction,
                 "min_thickness_mm": extra.min_thickness_mm,
                 "min_median_hu": extra.min_median_hu,
+                "low_density_min_ml": extra.low_density_min_ml,
             }
         return described
 
@@ -415,10 +416,13 @@ class NetworkSegmenter:
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
             table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
             min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
+            low_density_min_ml=settings.low_density_min_ml,
         )
         return _with_addition(result, volume, "extra_axial", addition.mask, addition.added,
                               components_added=addition.components_added,
-                              components_refused=addition.components_refused)
+                              components_refused=addition.components_refused,
+                              components_low_density=addition.components_low_density,
+                              low_density_ml=round(addition.low_density_ml, 4))
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,
@@ -477,7 +481,7 @@ class NetworkSegmenter:
 
 
 def _with_addition(result: SegmentationResult, volume: CTVolume, key: str, mask: npt.NDArray[np.bool_],
-                   added: npt.NDArray[np.bool_], **counts: int) -> SegmentationResult:
+                   added: npt.NDArray[np.bool_], **counts: float) -> SegmentationResult:
     """``result`` with ``mask`` (its mask plus ``added``), ``details[key]`` saying what was added, and the
     unrestricted volume grown by the same amount."""
     added_ml = mask_volume_ml(added, volume.geometry.voxel_volumes_ml)

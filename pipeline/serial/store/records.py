@@ -331,7 +331,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     """The stored name of a measuring method: the segmenter's name, plus ``+ends:<SHA-256[:8]>`` when an
     end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``),
     ``:hu<N>`` when that growth was held to the end slice's blood (``end_slice_hu``), and
-    ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table, and
+    ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table (``:ld<N>``
+    when large collections under its ``min_median_hu`` were added too: ``low_density_min_ml``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -344,6 +345,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+ends:4a9d6869:hu45'
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123456789"}})
     'sa_cbam_unet_slim+xa:01234567'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "01234567", "low_density_min_ml": 5}})
+    'sa_cbam_unet_slim+xa:01234567:ld5'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
     >>> method_name("threshold", {})
@@ -361,6 +364,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     extra = details.get("extra_axial") or {}
     if isinstance(extra, Mapping) and extra.get("checkpoint_sha256"):
         method = f"{method}+xa:{str(extra['checkpoint_sha256'])[:8]}"
+        low = extra.get("low_density_min_ml")
+        method = method if low is None else f"{method}:ld{float(low):g}"
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

@@ -141,6 +141,19 @@ def test_segmenter_disagreement_through_assess(small_case: PhantomCase) -> None:
     assert _assess(small_case, volumes={"net": 5.0, "threshold": 29.0}) == {"segmenter_disagreement"}
 
 
+def test_a_low_density_collection_added_against_the_table_is_flagged(small_case: PhantomCase) -> None:
+    space = _finder(small_case)
+    mask = (small_case.labels > 0) & space.mask
+    added = {"components_added": 2, "components_refused": 0, "components_low_density": 1, "low_density_ml": 61.5,
+             "added_ml": 70.0}
+    report = assess_quality(small_case.volume, space, SegmentationResult(mask=mask, details={"extra_axial": added}))
+    assert report.codes == ["extra_axial_low_density"] and "extra_axial" in report.checks
+    assert report.flags[0].value == pytest.approx(61.5) and "likely too low" in report.flags[0].message
+    dense_only = {**added, "components_low_density": 0, "low_density_ml": 0.0}
+    assert assess_quality(small_case.volume, space,
+                          SegmentationResult(mask=mask, details={"extra_axial": dense_only})).codes == []
+
+
 def test_contrast_enhanced(small_case: PhantomCase) -> None:
     hu = enhance(small_case)
     r = _finder(small_case, hu)

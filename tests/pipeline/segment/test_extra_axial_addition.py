@@ -94,6 +94,24 @@ def test_a_hypodense_call_against_the_table_is_not_added() -> None:
     out = _add(np.zeros_like(call), call, hu=hu, min_median_hu=45.0)
     assert out.components_added == 1 and out.components_refused == 1
     assert out.added[1:5, 5:10, 22:32].all() and not out.added[:, :, :20].any()
+    assert out.components_low_density == 0 and out.low_density_ml == 0.0
+
+
+def test_a_large_hypodense_collection_is_added_with_low_density_min_ml_and_a_small_one_is_not() -> None:
+    """A chronic subdural is large; the network's calls on real atrophic convexities are small."""
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 5:10, 8:30] = True  # 4 slices x 5 x 22 = 440 voxels = 0.44 mL (slices 0 and 5 are not interior)
+    call[:, 30:35, 12:20] = True  # 4 x 5 x 8 = 160 voxels = 0.16 mL
+    hu = np.full(call.shape, 10.0, dtype=np.float32)
+    out = _add(np.zeros_like(call), call, hu=hu, min_median_hu=45.0, low_density_min_ml=0.3)
+    assert out.components_added == 1 and out.components_refused == 1
+    assert out.added[1:5, 5:10, 8:30].all() and not out.added[:, 30:35].any()
+    assert out.components_low_density == 1 and out.low_density_ml == pytest.approx(0.44)
+    assert _add(np.zeros_like(call), call, hu=hu, min_median_hu=45.0).components_added == 0
+    with pytest.raises(ValueError, match="'low_density_min_ml' must not be negative"):
+        _add(np.zeros_like(call), call, hu=hu, min_median_hu=45.0, low_density_min_ml=-1.0)
+    with pytest.raises(ValueError, match="'low_density_min_ml' must not be negative"):
+        ExtraAxialConfig(low_density_min_ml=-1.0)
 
 
 def test_the_zone_along_the_table_follows_the_pixel_spacing() -> None:
@@ -176,9 +194,34 @@ def test_the_segmenter_adds_the_collection_on_the_table_through_the_second_netwo
     assert result.mask.any() and not (result.mask & ~band).any() and result.mask[3:9].sum() > 0.8 * band.sum()
     assert result.details["extra_axial"]["components_added"] == 1
     assert result.details["extra_axial"]["components_refused"] == 1  # the deep blob
+    assert result.details["extra_axial"]["components_low_density"] == 0
     described = seg.describe()["extra_axial"]
     assert described["checkpoint_sha256"] == file_sha256(extra)
     assert described["window"] == {"width": 120.0, "level": 50.0}
+    assert described["min_median_hu"] == 45.0 and described["low_density_min_ml"] == 5.0
+
+
+def test_a_large_hypodense_collection_is_added_and_reported_through_the_segmenter(tmp_path: Path, make_head) -> None:
+    def paint(img, yy, xx, r, i):
+        if 3 <= i <= 8:
+            img[(r < 22) & (r >= 13) & (yy < 26)] = 15.0  # a chronic collection against the table
+
+    volume = make_head(paint)
+    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    found = {}
+    for low_ml in (None, 0.01):
+        cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
+                              extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01,
+                                                           low_density_min_ml=low_ml))
+        seg = NetworkSegmenter(base, config=cfg)
+        assert seg.extra_axial is not None
+        seg.runner = _Grey(None)
+        seg.extra_axial.runner = _Grey((15.0 + 10.0) / 120.0)
+        found[low_ml] = seg.segment_in(volume).details["extra_axial"]
+    assert found[None]["components_added"] == 0 and found[None]["low_density_ml"] == 0.0
+    assert found[0.01]["components_added"] == found[0.01]["components_low_density"] == 1
+    assert found[0.01]["low_density_ml"] == pytest.approx(found[0.01]["added_ml"]) and found[0.01]["added_ml"] > 0
 
 
 def test_a_missing_or_untrusted_extra_axial_checkpoint_is_refused(tmp_path: Path) -> None:
