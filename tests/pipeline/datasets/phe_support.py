@@ -103,3 +103,14 @@ def write_patient(root: Path, patient: str, *, seed: int = 0, clot_scale: float 
         if with_boxes:
             _voc(root / "boxes" / f"{name}.xml", BOX if kind == "boxed" else None)
     return truth
+
+
+def write_cohort(root: Path, n: int = 8) -> dict[str, dict[int, np.ndarray]]:
+    """Write patients 0001..n and, as slice 0001_10 without a box, every grey level of the window once
+    (so the width fit can identify the window); returns each patient's true clot masks."""
+    truth = {f"{k:04d}": write_patient(root, f"{k:04d}", seed=k) for k in range(1, n + 1)}
+    ramp = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    ramp[:20, :30] = to_png(np.arange(-300, 300, dtype=np.float32).reshape(20, 30))
+    Image.fromarray(ramp).save(root / "images" / "0001_10.png")
+    (root / "boxes" / "0001_10.xml").write_text("<annotation></annotation>", encoding="utf-8")
+    return truth

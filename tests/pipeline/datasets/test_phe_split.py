@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from phe_support import WINDOW, to_png, write_patient
+from phe_support import WINDOW, to_png, write_cohort, write_patient
 from PIL import Image
 
 from ichpipe.dicom_io.window import WindowPreset
@@ -129,12 +129,7 @@ def test_written_slices_carry_their_stack_neighbours_for_2p5d_training(dataset):
 
 def test_build_writes_the_dataset_from_the_folder_and_refuses_to_overwrite(tmp_path):
     root = tmp_path / "phe"
-    for k in range(1, 9):
-        write_patient(root, f"{k:04d}", seed=k)
-    ramp = np.zeros((256, 256), dtype=np.uint8)  # every grey level of the window once, for the width fit
-    ramp[:20, :30] = to_png(np.arange(-300, 300, dtype=np.float32).reshape(20, 30))
-    Image.fromarray(ramp).save(root / "images" / "0001_10.png")
-    (root / "boxes" / "0001_10.xml").write_text("<annotation></annotation>", encoding="utf-8")
+    write_cohort(root)
     out = tmp_path / "out"
     result = build_phe_dataset(out, root=root, block=4, seed=0)
     assert result.window[0] == pytest.approx(120.0)
@@ -165,12 +160,7 @@ def test_phe_window_re_expresses_the_slices_in_another_networks_window(tmp_path)
     from ichpipe.pipeline.cli import cli as main
 
     root = tmp_path / "phe"
-    for k in range(1, 9):
-        write_patient(root, f"{k:04d}", seed=k)
-    ramp = np.zeros((256, 256), dtype=np.uint8)  # every grey level of the window once, for the width fit
-    ramp[:20, :30] = to_png(np.arange(-300, 300, dtype=np.float32).reshape(20, 30))
-    Image.fromarray(ramp).save(root / "images" / "0001_10.png")
-    (root / "boxes" / "0001_10.xml").write_text("<annotation></annotation>", encoding="utf-8")
+    write_cohort(root)
     runner = CliRunner()
     greys = {}
     for preset in ("brain", "extra_axial"):

@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from phe_support import WINDOW, to_png, write_patient
-from PIL import Image
+from phe_support import WINDOW, to_png, write_cohort, write_patient
 
 from ichpipe.errors import DicomInputError, UsageError
 from ichpipe.pipeline.cli import cli as main
@@ -126,11 +125,7 @@ def test_teacher_arguments_are_checked(derived, tmp_path):
 
 def test_build_with_teacher_and_holdout(tmp_path):
     root = tmp_path / "phe"
-    truth = {f"{k:04d}": write_patient(root, f"{k:04d}", seed=k) for k in range(1, 9)}
-    ramp = np.zeros((256, 256), dtype=np.uint8)  # every grey level of the window once, for the width fit
-    ramp[:20, :30] = to_png(np.arange(-300, 300, dtype=np.float32).reshape(20, 30))
-    Image.fromarray(ramp).save(root / "images" / "0001_10.png")
-    (root / "boxes" / "0001_10.xml").write_text("<annotation></annotation>", encoding="utf-8")
+    truth = write_cohort(root)
     plain = build_phe_dataset(tmp_path / "plain", root=root, block=4, seed=0)
     train, val = list(plain.patients["train"]), list(plain.patients["val"])
     held = train[0]
