@@ -265,7 +265,10 @@ class VolumeGeometry:
 
 def _gantry_tilt(positions: FloatArray, normal: FloatArray, header_tilt: float | None) -> float:
     if positions.shape[0] < 2:
-        return float(header_tilt or 0.0)
+        # one slice: only the header can say; a value no gantry tilts to (inf, nan, >= 90 deg) says nothing
+        if header_tilt is None or not math.isfinite(header_tilt) or abs(header_tilt) >= 90.0:
+            return 0.0
+        return float(header_tilt)
     line = positions[-1] - positions[0]
     length = float(np.linalg.norm(line))
     if length == 0:

@@ -150,3 +150,14 @@ def test_two_protocol_stack_end_slices_are_their_block_spacing() -> None:
     th = slice_thickness_from_offsets(offsets)
     assert th[0] == pytest.approx(4.0) and th[-1] == pytest.approx(7.0)
     assert th.sum() == pytest.approx(offsets[-1] - offsets[0] + 2.0 + 3.5)
+
+
+@pytest.mark.parametrize("header", [-math.inf, math.inf, math.nan, 90.0, -135.0])
+def test_one_slice_ignores_a_header_tilt_no_gantry_has(header: float) -> None:
+    """A fuzzed GantryDetectorTilt of -inf once crashed with 'math domain error' on a one-slice series."""
+    g = compute_geometry(orientation=(1, 0, 0, 0, 1, 0), positions=np.array([[0.0, 0.0, 4.0]]),
+                         pixel_spacing=(0.5, 0.5), rows=16, columns=1, header_tilt_deg=header, slice_thickness_mm=1.0)
+    assert g.gantry_tilt_deg == 0.0 and np.isfinite(g.voxel_volumes_ml).all()
+    kept = compute_geometry(orientation=(1, 0, 0, 0, 1, 0), positions=np.array([[0.0, 0.0, 4.0]]),
+                            pixel_spacing=(0.5, 0.5), rows=16, columns=1, header_tilt_deg=-18.5, slice_thickness_mm=1.0)
+    assert kept.gantry_tilt_deg == pytest.approx(-18.5)
