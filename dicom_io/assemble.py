@@ -333,9 +333,6 @@ def _geometry_of(slices: Sequence[SliceHeader], orientation: tuple[float, ...], 
         header_thickness = float(thickness) if thickness not in (None, "") else None
     except (TypeError, ValueError):
         header_tilt, header_thickness = None, None
-    # a non-finite header value (a DS of "inf" or "nan") is no value
-    header_tilt = header_tilt if header_tilt is not None and math.isfinite(header_tilt) else None
-    header_thickness = header_thickness if header_thickness is not None and math.isfinite(header_thickness) else None
     return compute_geometry(
         orientation=orientation,
         positions=np.array([s.position for s in slices], dtype=np.float64),

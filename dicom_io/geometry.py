@@ -161,7 +161,7 @@ def slice_thickness_from_offsets(
     if n == 0:
         return np.zeros(0)
     if n == 1:
-        if single_slice_mm is None or not single_slice_mm > 0:
+        if single_slice_mm is None or not (math.isfinite(single_slice_mm) and single_slice_mm > 0):
             raise GeometryError("A single-slice series has no spacing and no usable SliceThickness.")
         return np.array([float(single_slice_mm)])
     gaps = np.diff(offsets)

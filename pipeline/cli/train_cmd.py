@@ -69,10 +69,10 @@ def train() -> None:
 @click.option("--phe-holdout", "phe_holdout", default=None, metavar="IDS",
               help="--phe-sich: comma-separated training patients kept for model selection (split val); the"
                    " drawn validation patients become split test.")
-@click.option("--phe-window", "phe_window", default="brain", show_default=True, metavar="PRESET",
+@click.option("--phe-window", "phe_window", default=None, metavar="PRESET",
               help="--phe-sich: window preset of config.yaml the slices are re-expressed in: the window of the"
-                   " network they train (brain W80/L40 for the default, extra_axial W120/L50 for the extra-axial"
-                   " network).")
+                   " network they train [default: brain, W80/L40, the default network's; extra_axial, W120/L50,"
+                   " for the extra-axial network].")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset written in --out before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the dataset summary (counts, manifest) as JSON.")
 @handle_errors
@@ -95,7 +95,7 @@ def train_data(
     phe_sich: Path | None,
     phe_teacher: Path | None,
     phe_holdout: str | None,
-    phe_window: str,
+    phe_window: str | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
@@ -114,10 +114,10 @@ def train_data(
     """
     if phe_sich is not None:
         holdout = tuple(p.strip() for p in (phe_holdout or "").split(",") if p.strip())
-        _phe_data(phe_sich, out, seed=seed, teacher=phe_teacher, holdout=holdout, window=phe_window,
+        _phe_data(phe_sich, out, seed=seed, teacher=phe_teacher, holdout=holdout, window=phe_window or "brain",
                   overwrite=overwrite, as_json=as_json)
         return
-    if phe_teacher is not None or phe_holdout is not None or phe_window != "brain":
+    if phe_teacher is not None or phe_holdout is not None or phe_window is not None:
         raise UsageError("--phe-teacher, --phe-holdout and --phe-window go with --phe-sich DIR.")
     from ichpipe.pipeline.synthetic.recipes import DEFAULT_LESION_MIX, DEFAULT_SUBDURAL_STAGES, GeneratorOptions
     from ichpipe.pipeline.synthetic.training_data import generate_dataset

@@ -349,7 +349,7 @@ def check_blood_outside_mask(
     return []
 
 
-def check_low_density_collection(extra_axial: Mapping[str, Any] | None) -> list[QualityFlag]:
+def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[QualityFlag]:
     """A subacute or chronic collection the extra-axial step added (``details["extra_axial"]``).
 
     Such a collection is added for its size, with a median under ``min_median_hu``; on phantoms the
@@ -360,10 +360,10 @@ def check_low_density_collection(extra_axial: Mapping[str, Any] | None) -> list[
     >>> check_low_density_collection({"components_added": 1})
     []
     """
-    low_ml = float((extra_axial or {}).get("low_density_ml") or 0.0)
+    low_ml = float(extra_axial.get("low_density_ml") or 0.0)
     if low_ml <= 0:
         return []
-    n = int((extra_axial or {}).get("components_low_density") or 0)
+    n = int(extra_axial.get("components_low_density") or 0)
     return [QualityFlag(
         "extra_axial_low_density",
         f"{low_ml:.1f} mL in {n} hypodense or isodense collection(s) against the inner table (subacute or chronic"

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon
+from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon, mask_volume_ml
 
 __all__ = ["ExtraAxialAddition", "add_extra_axial", "inner_table_zone"]
 
@@ -202,20 +202,17 @@ def add_extra_axial(
     zone = inner_table_zone(intracranial[box[0]], pixel_spacing_mm, table_mm=table_mm)[:, box[1], box[2]]
     index = np.arange(1, n + 1)
     touches = ndimage.maximum(zone, labels, index) > 0
-    ml = ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape), labels, index)
-    keep = touches & (np.asarray(ml, dtype=np.float64) >= min_ml)
+    ml = np.asarray(ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape), labels, index),
+                    dtype=np.float64)
+    keep = touches & (ml >= min_ml)
     low = np.zeros(n, dtype=bool)
     if min_median_hu is not None:
-        median = ndimage.median(hu[box], labels, index)
-        low = np.asarray(median, dtype=np.float64) < min_median_hu
-        large = (np.asarray(ml, dtype=np.float64) >= low_density_min_ml if low_density_min_ml is not None
-                 else np.zeros(n, dtype=bool))
-        keep &= ~low | large
+        low = np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64) < min_median_hu
+        keep &= ~low | (ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
     low_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
         if (keep & low).any():
-            low_added = np.isin(labels, index[keep & low]) & ~mask[box]
-            low_ml = float((low_added * volumes[box[0], None, None]).sum())
+            low_ml = mask_volume_ml(np.isin(labels, index[keep & low]) & ~mask[box], volumes[box[0]])
     return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
                               components_low_density=int((keep & low).sum()), low_density_ml=low_ml)

@@ -161,3 +161,10 @@ def test_one_slice_ignores_a_header_tilt_no_gantry_has(header: float) -> None:
     kept = compute_geometry(orientation=(1, 0, 0, 0, 1, 0), positions=np.array([[0.0, 0.0, 4.0]]),
                             pixel_spacing=(0.5, 0.5), rows=16, columns=1, header_tilt_deg=-18.5, slice_thickness_mm=1.0)
     assert kept.gantry_tilt_deg == pytest.approx(-18.5)
+
+
+@pytest.mark.parametrize("thickness", [math.inf, math.nan, 0.0])
+def test_one_slice_refuses_a_slice_thickness_that_is_no_thickness(thickness: float) -> None:
+    with pytest.raises(GeometryError, match="no usable SliceThickness"):
+        compute_geometry(orientation=(1, 0, 0, 0, 1, 0), positions=np.array([[0.0, 0.0, 4.0]]),
+                         pixel_spacing=(0.5, 0.5), rows=16, columns=1, slice_thickness_mm=thickness)
