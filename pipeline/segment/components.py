@@ -30,6 +30,7 @@ __all__ = [
     "disk_2d",
     "drop_dense_components_3d",
     "drop_small_2d",
+    "edge_distance_mm",
     "erode_3x3",
     "erode_octagon",
     "fill_holes_2d",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
 
 
 def closing_2d(mask: BoolArray, radius_mm: float, spacing: tuple[float, float]) -> BoolArray:
@@ -99,6 +101,36 @@ def bounding_box(mask: BoolArray, *, margin: int = 0) -> tuple[slice, ...] | Non
         m = margin if axis >= mask.ndim - 2 else 0
         box.append(slice(max(0, int(hits[0]) - m), min(mask.shape[axis], int(hits[-1]) + 1 + m)))
     return tuple(box)
+
+
+def edge_distance_mm(plane: BoolArray, spacing: tuple[float, float], *, border_is_edge: bool = True) -> FloatArray:
+    """In-plane distance (mm) of each pixel of ``plane`` to the nearest pixel outside it; 0 outside.
+
+    Computed on the plane's bounding box. With ``border_is_edge`` the pixels beyond the image border
+    count as outside too (a head clipped by the field of view has an edge there); without it only
+    ``plane``'s own outside pixels do.
+
+    Examples
+    --------
+    >>> plane = np.zeros((5, 5), dtype=bool); plane[:, :3] = True
+    >>> edge_distance_mm(plane, (1.0, 1.0))[2].tolist()
+    [1.0, 2.0, 1.0, 0.0, 0.0]
+    >>> edge_distance_mm(plane, (1.0, 1.0), border_is_edge=False)[2].tolist()
+    [3.0, 2.0, 1.0, 0.0, 0.0]
+    """
+    if plane.ndim != 2:
+        raise UsageError(f"Argument 'plane' must be a 2D array; got shape {plane.shape}.")
+    out = np.zeros(plane.shape, dtype=np.float64)
+    box = bounding_box(plane, margin=1)
+    if box is None:
+        return out
+    crop = np.asarray(plane[box], dtype=bool)
+    sampling = (float(spacing[0]), float(spacing[1]))
+    if border_is_edge:
+        out[box] = ndimage.distance_transform_edt(np.pad(crop, 1), sampling=sampling)[1:-1, 1:-1]
+    else:
+        out[box] = ndimage.distance_transform_edt(crop, sampling=sampling)
+    return out
 
 
 def _step_3x3(plane: BoolArray, *, square: bool, dilate: bool) -> BoolArray:

@@ -41,7 +41,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon, mask_volume_ml
+from ichpipe.pipeline.segment.components import (
+    bounding_box,
+    dilate_octagon,
+    edge_distance_mm,
+    erode_octagon,
+    mask_volume_ml,
+)
 
 __all__ = ["ExtraAxialAddition", "add_extra_axial", "inner_table_zone"]
 
@@ -91,14 +97,10 @@ def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, flo
         raise ValueError(f"Argument 'intracranial' must be 3D (slices, rows, columns); got shape {intracranial.shape}.")
     if table_mm <= 0:
         raise ValueError(f"Argument 'table_mm' must be positive; got {table_mm}.")
-    outside = ~intracranial
     zone = np.zeros_like(intracranial)
-    sampling = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
     for k in np.flatnonzero(intracranial.any(axis=(1, 2))):
-        # distance of each intracranial pixel to the nearest pixel outside, padded so the image border counts
-        padded = np.pad(outside[k], 1, constant_values=True)
-        distance = ndimage.distance_transform_edt(~padded, sampling=sampling)[1:-1, 1:-1]
-        zone[k] = intracranial[k] & (distance <= table_mm)
+        # the image border counts as the edge: a head clipped by the field of view ends there
+        zone[k] = intracranial[k] & (edge_distance_mm(intracranial[k], pixel_spacing_mm) <= table_mm)
     return zone
 
 

@@ -58,7 +58,13 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.errors import UsageError
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
-from ichpipe.pipeline.segment.components import bounding_box, components_at_least_3d, disk_2d, mask_volume_ml
+from ichpipe.pipeline.segment.components import (
+    bounding_box,
+    components_at_least_3d,
+    disk_2d,
+    edge_distance_mm,
+    mask_volume_ml,
+)
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -210,11 +216,7 @@ def segment_blood(
         # calcifications lie inside the mask (its small holes are filled); bone outside it is the rim's business
         calc[slab] = inside & median_at_least(part, cfg.calcification_hu, size)
         for k, plane in enumerate(inside):
-            # the nearest pixel outside the mask is never farther than the box's one-pixel frame
-            near_box = bounding_box(plane, margin=1)
-            if near_box is not None:
-                near = ndimage.distance_transform_edt(plane[near_box], sampling=spacing) < cfg.rim_mm
-                rim[start + k][near_box] = plane[near_box] & near
+            rim[start + k] = plane & (edge_distance_mm(plane, spacing, border_is_edge=False) < cfg.rim_mm)
         del part
     # the halo of a calcification, in-plane and on the slices within the margin along the normal
     if calc.any():
