@@ -80,6 +80,11 @@ class ExtraAxialConfig:
     low_density_min_ml:
         ... unless the component holds at least this many mL: a large subacute or chronic
         collection (``None``: never).
+    low_density_grow_threshold:
+        Such a low-density collection, once added, grows into the voxels connected to it that the
+        network calls above this lower probability (``None``: no growth). The network finds only
+        part of a subacute or chronic collection at ``threshold``; nothing grows where nothing
+        was added.
     """
 
     checkpoint: str = "ichpipe-extra-axial.pt"
@@ -90,6 +95,7 @@ class ExtraAxialConfig:
     min_thickness_mm: float = 3.0
     min_median_hu: float | None = 45.0
     low_density_min_ml: float | None = 5.0
+    low_density_grow_threshold: float | None = 0.3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -104,6 +110,10 @@ class ExtraAxialConfig:
             raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {self.min_thickness_mm}.")
         if self.low_density_min_ml is not None and self.low_density_min_ml < 0:
             raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {self.low_density_min_ml}.")
+        grow = self.low_density_grow_threshold
+        if grow is not None and not 0.0 < grow <= self.threshold:
+            raise ValueError(f"Argument 'low_density_grow_threshold' must lie in (0, threshold = {self.threshold}];"
+                             f" got {grow}.")
 
 
 @dataclass(frozen=True)

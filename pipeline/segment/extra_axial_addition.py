@@ -83,6 +83,7 @@ class ExtraAxialAddition:
     components_refused: int
     components_low_density: int = 0
     low_density_ml: float = 0.0
+    low_density_grown_ml: float = 0.0
 
 
 def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, float], *,
@@ -119,6 +120,7 @@ def add_extra_axial(
     min_thickness_mm: float = 3.0,
     min_median_hu: float | None = 45.0,
     low_density_min_ml: float | None = None,
+    grow_candidate: BoolArray | None = None,
 ) -> ExtraAxialAddition:
     """``mask`` plus the components of ``candidate`` that lie against the inner table.
 
@@ -151,6 +153,11 @@ def add_extra_axial(
     low_density_min_ml:
         ... unless it holds at least this many mL (``None``: never): a large subacute or chronic
         collection, not the small calls the network makes on real atrophic convexities.
+    grow_candidate:
+        The second network's call at a lower threshold, bool, same shape (``None``: no growth). A
+        low-density component that is added grows into the voxels of this call connected to it
+        (26-connected, on the slices and HU where anything may be added); acute components never
+        grow, and nothing grows where nothing was added.
 
     Examples
     --------
@@ -166,7 +173,8 @@ def add_extra_axial(
     shape = mask.shape
     if mask.ndim != 3:
         raise ValueError(f"Argument 'mask' must be 3D (slices, rows, columns); got shape {shape}.")
-    for name, array in (("candidate", candidate), ("intracranial", intracranial), ("hu", hu)):
+    arrays = [("candidate", candidate), ("intracranial", intracranial), ("hu", hu)]
+    for name, array in arrays + ([("grow_candidate", grow_candidate)] if grow_candidate is not None else []):
         if array.shape != shape:
             raise ValueError(f"Argument '{name}' must have the mask's shape {shape}; got {array.shape}.")
     volumes = np.asarray(voxel_volumes_ml, dtype=np.float64)
@@ -211,10 +219,31 @@ def add_extra_axial(
     if min_median_hu is not None:
         low = np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64) < min_median_hu
         keep &= ~low | (ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
-    low_ml = 0.0
+    low_ml = grown_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
         if (keep & low).any():
-            low_ml = mask_volume_ml(np.isin(labels, index[keep & low]) & ~mask[box], volumes[box[0]])
+            seeds = np.zeros(shape, dtype=bool)
+            seeds[box] = np.isin(labels, index[keep & low])
+            if grow_candidate is not None:
+                grown = _grow(seeds, grow_candidate & interior & (hu >= hu_range[0]) & (hu <= hu_range[1]))
+                grown &= ~mask & ~added
+                grown_ml = mask_volume_ml(grown, volumes)
+                added |= grown
+                seeds |= grown
+            low_ml = mask_volume_ml(seeds & ~mask, volumes)
     return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
-                              components_low_density=int((keep & low).sum()), low_density_ml=low_ml)
+                              components_low_density=int((keep & low).sum()), low_density_ml=low_ml,
+                              low_density_grown_ml=grown_ml)
+
+
+def _grow(seeds: BoolArray, region: BoolArray) -> BoolArray:
+    """The 26-connected components of ``region | seeds`` that hold a seed (labelled on their bounding box)."""
+    grown = np.zeros(seeds.shape, dtype=bool)
+    box = bounding_box(region | seeds)
+    if box is None:
+        return grown
+    labels, _ = ndimage.label(region[box] | seeds[box], structure=_CONNECT_3D)
+    hit = np.unique(labels[seeds[box]])
+    grown[box] = np.isin(labels, hit[hit > 0])
+    return grown

@@ -300,6 +300,7 @@ class NetworkSegmenter:
                 "min_thickness_mm": extra.min_thickness_mm,
                 "min_median_hu": extra.min_median_hu,
                 "low_density_min_ml": extra.low_density_min_ml,
+                "low_density_grow_threshold": extra.low_density_grow_threshold,
             }
         return described
 
@@ -314,7 +315,7 @@ class NetworkSegmenter:
 
     def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None,
                       slices: Sequence[int] | None = None, head: HeadExtent | None = None,
-                      above: float | None = None) -> npt.NDArray[Any]:
+                      above: float | Sequence[float] | None = None) -> npt.NDArray[Any]:
         """Hematoma probability per voxel, shape ``volume.hu.shape``.
 
         ``bone``: voxels shown to the network as bone (:data:`~ichpipe.pipeline.segment.skull_restore.BONE_HU`),
@@ -322,7 +323,8 @@ class NetworkSegmenter:
         slices, in this order (shape ``(len(slices), rows, columns)``); ``None``: all. ``head``:
         :meth:`head_extent` of the volume when already known (found here otherwise). ``above``:
         return the bool mask ``probability > above`` instead, thresholded batch by batch (a
-        600-slice study never holds its float probabilities at once).
+        600-slice study never holds its float probabilities at once); several thresholds give one
+        such mask each, stacked on a new first axis.
         """
         hu = volume.hu
         n, rows, cols = hu.shape
@@ -330,7 +332,10 @@ class NetworkSegmenter:
         if any(not 0 <= s < n for s in wanted):
             raise ValueError(f"Argument 'slices' must hold slice indices 0..{n - 1}; got {wanted}.")
         row_of = {s: k for k, s in enumerate(wanted)}
-        out = np.zeros((len(wanted), rows, cols), dtype=np.float32 if above is None else bool)
+        levels = None if above is None else np.atleast_1d(np.asarray(above, dtype=np.float64))
+        stacked = levels is not None and not isinstance(above, (int, float))
+        shape = (len(levels), len(wanted), rows, cols) if stacked and levels is not None else (len(wanted), rows, cols)
+        out = np.zeros(shape, dtype=np.float32 if levels is None else bool)
         has_head, head_box = head if head is not None else self.head_extent(hu)
         todo = sorted({i for i in wanted if has_head[i]} if self.config.skip_slices_without_head else set(wanted))
         if not todo:
@@ -349,7 +354,14 @@ class NetworkSegmenter:
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in _batches(todo, self.config.batch_size):
                 full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours)
-                out[[row_of[i] for i in batch]] = full if above is None else full > above
+                rows_of_batch = [row_of[i] for i in batch]
+                if levels is None:
+                    out[rows_of_batch] = full
+                elif stacked:
+                    for k, level in enumerate(levels):
+                        out[k, rows_of_batch] = full > level
+                else:
+                    out[rows_of_batch] = full > levels[0]
                 done += len(batch)
                 shown.advance(len(batch))
                 if self.progress:
@@ -410,19 +422,25 @@ class NetworkSegmenter:
                          head: HeadExtent) -> SegmentationResult:
         """``result`` plus ``network``'s collections against the inner table (``inference.extra_axial``)."""
         settings = self.config.extra_axial
-        called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold)
+        grow = settings.low_density_grow_threshold if settings.low_density_min_ml is not None else None
+        loose = None
+        if grow is None:
+            called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold)
+        else:
+            called, loose = network.probabilities(volume, bone=ring, head=head, above=(settings.threshold, grow))
         addition = add_extra_axial(
             result.mask, called, intracranial=intracranial.mask, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
             table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
             min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
-            low_density_min_ml=settings.low_density_min_ml,
+            low_density_min_ml=settings.low_density_min_ml, grow_candidate=loose,
         )
         return _with_addition(result, volume, "extra_axial", addition.mask, addition.added,
                               components_added=addition.components_added,
                               components_refused=addition.components_refused,
                               components_low_density=addition.components_low_density,
-                              low_density_ml=round(addition.low_density_ml, 4))
+                              low_density_ml=round(addition.low_density_ml, 4),
+                              low_density_grown_ml=round(addition.low_density_grown_ml, 4))
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,

@@ -332,7 +332,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``),
     ``:hu<N>`` when that growth was held to the end slice's blood (``end_slice_hu``), and
     ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table (``:ld<N>``
-    when large collections under its ``min_median_hu`` were added too: ``low_density_min_ml``), and
+    when large collections under its ``min_median_hu`` were added too: ``low_density_min_ml``; ``g<P>`` when
+    they were grown to its call at probability P: ``low_density_grow_threshold``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -347,6 +348,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+xa:01234567'
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "01234567", "low_density_min_ml": 5}})
     'sa_cbam_unet_slim+xa:01234567:ld5'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "01234567", "low_density_min_ml": 5,
+    ...                                                   "low_density_grow_threshold": 0.3}})
+    'sa_cbam_unet_slim+xa:01234567:ld5g0.3'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
     >>> method_name("threshold", {})
@@ -366,6 +370,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         method = f"{method}+xa:{str(extra['checkpoint_sha256'])[:8]}"
         low = extra.get("low_density_min_ml")
         method = method if low is None else f"{method}:ld{float(low):g}"
+        grow = extra.get("low_density_grow_threshold")
+        method = method if low is None or grow is None else f"{method}g{float(grow):g}"
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

@@ -114,6 +114,39 @@ def test_a_large_hypodense_collection_is_added_with_low_density_min_ml_and_a_sma
         ExtraAxialConfig(low_density_min_ml=-1.0)
 
 
+def test_an_added_low_density_collection_grows_into_the_looser_call_connected_to_it() -> None:
+    """A chronic collection is called only in part at the threshold; the looser call around it completes it."""
+    hu = np.full((6, 40, 40), 10.0, dtype=np.float32)
+    hu[:, 28:36, 8:30] = 70.0  # an acute collection on the other side
+    call = np.zeros(hu.shape, dtype=bool)
+    call[:, 5:10, 8:20] = True  # the part called at the threshold: 4 x 5 x 12 = 0.24 mL
+    call[:, 30:35, 10:28] = True  # the acute one
+    loose = call.copy()
+    loose[:, 5:10, 20:30] = True  # the rest of the chronic collection, connected: 4 x 5 x 10 = 0.2 mL
+    loose[:, 29:35, 10:28] = True  # the acute one's looser edge: never grown
+    loose[:, 18:22, 18:22] = True  # a looser call in the brain, not connected: never added
+    out = _add(np.zeros_like(call), call, hu=hu, min_median_hu=45.0, low_density_min_ml=0.1, grow_candidate=loose)
+    assert out.components_added == 2 and out.components_low_density == 1
+    assert out.added[1:5, 5:10, 8:30].all() and not out.added[:, 18:22, 18:22].any()
+    assert not out.added[:, 29].any()
+    assert out.low_density_grown_ml == pytest.approx(0.2) and out.low_density_ml == pytest.approx(0.44)
+    without = _add(np.zeros_like(call), call, hu=hu, min_median_hu=45.0, low_density_min_ml=0.1)
+    assert without.low_density_grown_ml == 0.0 and not without.added[:, :, 20:30][:, 5:10].any()
+    # nothing grows where nothing was added
+    none = _add(np.zeros_like(call), np.zeros_like(call), hu=hu, min_median_hu=45.0, low_density_min_ml=0.1,
+                grow_candidate=loose)
+    assert not none.added.any() and none.low_density_grown_ml == 0.0
+    with pytest.raises(ValueError, match="'grow_candidate' must have the mask's shape"):
+        _add(np.zeros_like(call), call, hu=hu, low_density_min_ml=0.1, grow_candidate=loose[:3])
+
+
+def test_the_growth_threshold_must_lie_below_the_threshold() -> None:
+    assert ExtraAxialConfig(low_density_grow_threshold=0.5).low_density_grow_threshold == 0.5
+    for bad in (0.0, 0.6, -0.1):
+        with pytest.raises(ValueError, match="'low_density_grow_threshold' must lie in"):
+            ExtraAxialConfig(low_density_grow_threshold=bad)
+
+
 def test_the_zone_along_the_table_follows_the_pixel_spacing() -> None:
     space = _space((1, 40, 40))
     fine = inner_table_zone(space, (0.5, 0.5), table_mm=2.0)  # 4 pixels deep
@@ -222,6 +255,44 @@ def test_a_large_hypodense_collection_is_added_and_reported_through_the_segmente
     assert found[None]["components_added"] == 0 and found[None]["low_density_ml"] == 0.0
     assert found[0.01]["components_added"] == found[0.01]["components_low_density"] == 1
     assert found[0.01]["low_density_ml"] == pytest.approx(found[0.01]["added_ml"]) and found[0.01]["added_ml"] > 0
+
+
+class _TwoLevel:
+    """Stands in for a network: 0.9 where the input shows ``sure``, 0.4 where it shows ``loose``, else 0."""
+
+    def __init__(self, sure: float, loose: float) -> None:
+        self.sure, self.loose = sure, loose
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        grey = images[:, :1]
+        return np.where(np.abs(grey - self.sure) < 0.02, 0.9,
+                        np.where(np.abs(grey - self.loose) < 0.02, 0.4, 0.0)).astype(np.float32)
+
+
+def test_the_segmenter_grows_a_low_density_collection_with_the_growth_threshold(tmp_path: Path, make_head) -> None:
+    def paint(img, yy, xx, r, i):
+        if 3 <= i <= 8:
+            img[(r < 22) & (r >= 13) & (yy < 26) & (xx < 32)] = 15.0  # called surely
+            img[(r < 22) & (r >= 13) & (yy < 26) & (xx >= 32)] = 5.0  # called loosely (0.4)
+
+    volume = make_head(paint)
+    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    found = {}
+    for grow in (None, 0.3):
+        cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
+                              extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01, low_density_min_ml=0.01,
+                                                           low_density_grow_threshold=grow))
+        seg = NetworkSegmenter(base, config=cfg)
+        assert seg.extra_axial is not None
+        seg.runner = _Grey(None)
+        seg.extra_axial.runner = _TwoLevel((15.0 + 10.0) / 120.0, (5.0 + 10.0) / 120.0)
+        found[grow] = seg.segment_in(volume).details["extra_axial"]
+        assert seg.describe()["extra_axial"]["low_density_grow_threshold"] == grow
+    assert found[None]["low_density_grown_ml"] == 0.0 and found[None]["added_ml"] > 0
+    assert found[0.3]["low_density_grown_ml"] > 0
+    assert found[0.3]["added_ml"] == pytest.approx(found[None]["added_ml"] + found[0.3]["low_density_grown_ml"])
+    assert found[0.3]["low_density_ml"] == pytest.approx(found[0.3]["added_ml"])
 
 
 def test_a_missing_or_untrusted_extra_axial_checkpoint_is_refused(tmp_path: Path) -> None:
