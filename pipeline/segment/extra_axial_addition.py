@@ -238,12 +238,13 @@ def add_extra_axial(
 
 
 def _grow(seeds: BoolArray, region: BoolArray) -> BoolArray:
-    """The 26-connected components of ``region | seeds`` that hold a seed (labelled on their bounding box)."""
+    """The 26-connected components of ``region | seeds`` that hold a seed.
+
+    Propagated on their bounding box with bool arrays only (no int32 label volume).
+    """
     grown = np.zeros(seeds.shape, dtype=bool)
     box = bounding_box(region | seeds)
     if box is None:
         return grown
-    labels, _ = ndimage.label(region[box] | seeds[box], structure=_CONNECT_3D)
-    hit = np.unique(labels[seeds[box]])
-    grown[box] = np.isin(labels, hit[hit > 0])
+    grown[box] = ndimage.binary_propagation(seeds[box], structure=_CONNECT_3D, mask=region[box] | seeds[box])
     return grown
