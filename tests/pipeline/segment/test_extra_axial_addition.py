@@ -234,24 +234,28 @@ def test_the_segmenter_adds_the_collection_on_the_table_through_the_second_netwo
     assert described["min_median_hu"] == 45.0 and described["low_density_min_ml"] == 5.0
 
 
+def _extra_axial_details(tmp_path: Path, volume, network, **options) -> dict:
+    """``details["extra_axial"]`` (and ``describe()``'s, as ``"described"``) of a segmenter whose first network
+    finds nothing and whose extra-axial network is ``network`` (a stand-in), with ``options`` for the step."""
+    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
+                          extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01, **options))
+    seg = NetworkSegmenter(base, config=cfg)
+    assert seg.extra_axial is not None
+    seg.runner = _Grey(None)
+    seg.extra_axial.runner = network
+    return {**seg.segment_in(volume).details["extra_axial"], "described": seg.describe()["extra_axial"]}
+
+
 def test_a_large_hypodense_collection_is_added_and_reported_through_the_segmenter(tmp_path: Path, make_head) -> None:
     def paint(img, yy, xx, r, i):
         if 3 <= i <= 8:
             img[(r < 22) & (r >= 13) & (yy < 26)] = 15.0  # a chronic collection against the table
 
     volume = make_head(paint)
-    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
-    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
-    found = {}
-    for low_ml in (None, 0.01):
-        cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
-                              extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01,
-                                                           low_density_min_ml=low_ml))
-        seg = NetworkSegmenter(base, config=cfg)
-        assert seg.extra_axial is not None
-        seg.runner = _Grey(None)
-        seg.extra_axial.runner = _Grey((15.0 + 10.0) / 120.0)
-        found[low_ml] = seg.segment_in(volume).details["extra_axial"]
+    found = {low_ml: _extra_axial_details(tmp_path, volume, _Grey((15.0 + 10.0) / 120.0), low_density_min_ml=low_ml)
+             for low_ml in (None, 0.01)}
     assert found[None]["components_added"] == 0 and found[None]["low_density_ml"] == 0.0
     assert found[0.01]["components_added"] == found[0.01]["components_low_density"] == 1
     assert found[0.01]["low_density_ml"] == pytest.approx(found[0.01]["added_ml"]) and found[0.01]["added_ml"] > 0
@@ -276,19 +280,11 @@ def test_the_segmenter_grows_a_low_density_collection_with_the_growth_threshold(
             img[(r < 22) & (r >= 13) & (yy < 26) & (xx >= 32)] = 5.0  # called loosely (0.4)
 
     volume = make_head(paint)
-    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
-    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
-    found = {}
-    for grow in (None, 0.3):
-        cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
-                              extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01, low_density_min_ml=0.01,
-                                                           low_density_grow_threshold=grow))
-        seg = NetworkSegmenter(base, config=cfg)
-        assert seg.extra_axial is not None
-        seg.runner = _Grey(None)
-        seg.extra_axial.runner = _TwoLevel((15.0 + 10.0) / 120.0, (5.0 + 10.0) / 120.0)
-        found[grow] = seg.segment_in(volume).details["extra_axial"]
-        assert seg.describe()["extra_axial"]["low_density_grow_threshold"] == grow
+    network = _TwoLevel((15.0 + 10.0) / 120.0, (5.0 + 10.0) / 120.0)
+    found = {grow: _extra_axial_details(tmp_path, volume, network, low_density_min_ml=0.01,
+                                        low_density_grow_threshold=grow) for grow in (None, 0.3)}
+    assert found[None]["described"]["low_density_grow_threshold"] is None
+    assert found[0.3]["described"]["low_density_grow_threshold"] == 0.3
     assert found[None]["low_density_grown_ml"] == 0.0 and found[None]["added_ml"] > 0
     assert found[0.3]["low_density_grown_ml"] > 0
     assert found[0.3]["added_ml"] == pytest.approx(found[None]["added_ml"] + found[0.3]["low_density_grown_ml"])
