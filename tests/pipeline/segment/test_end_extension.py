@@ -254,6 +254,13 @@ def test_probabilities_of_some_slices_and_thresholded_batch_by_batch_match_the_w
     mask = seg.probabilities(head_volume, above=cut)
     assert mask.dtype == bool and 0 < mask.sum() < mask.size
     np.testing.assert_array_equal(mask, whole > cut)
+    below = np.unique(whole[whole < cut])
+    low = float(below[len(below) // 2])  # a lower threshold that some voxels pass and the median does not
+    both = seg.probabilities(head_volume, above=(cut, low))  # several thresholds: one mask each, stacked
+    assert both.dtype == bool and both.shape == (2, *head_volume.hu.shape)
+    np.testing.assert_array_equal(both[0], mask)
+    np.testing.assert_array_equal(both[1], whole > low)
+    assert both[1].sum() > both[0].sum()
     with pytest.raises(ValueError, match=r"'slices' must hold slice indices 0\.\.11"):
         seg.probabilities(head_volume, slices=[12])
 
