@@ -103,34 +103,35 @@ def bounding_box(mask: BoolArray, *, margin: int = 0) -> tuple[slice, ...] | Non
     return tuple(box)
 
 
-def edge_distance_mm(plane: BoolArray, spacing: tuple[float, float], *, border_is_edge: bool = True) -> FloatArray:
-    """In-plane distance (mm) of each pixel of ``plane`` to the nearest pixel outside it; 0 outside.
+def edge_distance_mm(plane: BoolArray, spacing: tuple[float, float], *,
+                     border_is_edge: bool = True) -> tuple[tuple[slice, ...], FloatArray] | None:
+    """In-plane distance (mm) of each pixel of ``plane`` to the nearest pixel outside it, on its bounding box.
 
-    Computed on the plane's bounding box. With ``border_is_edge`` the pixels beyond the image border
-    count as outside too (a head clipped by the field of view has an edge there); without it only
-    ``plane``'s own outside pixels do.
+    Returns the box (the plane's bounding box widened by one pixel, clipped to the image) and the
+    distances there (0 outside ``plane``), or ``None`` for an empty plane: a head-sized plane is never
+    copied whole. With ``border_is_edge`` the pixels beyond the image border count as outside too (a
+    head clipped by the field of view has an edge there); without it only ``plane``'s own outside
+    pixels do.
 
     Examples
     --------
     >>> plane = np.zeros((5, 5), dtype=bool); plane[:, :3] = True
-    >>> edge_distance_mm(plane, (1.0, 1.0))[2].tolist()
-    [1.0, 2.0, 1.0, 0.0, 0.0]
-    >>> edge_distance_mm(plane, (1.0, 1.0), border_is_edge=False)[2].tolist()
-    [3.0, 2.0, 1.0, 0.0, 0.0]
+    >>> box, distance = edge_distance_mm(plane, (1.0, 1.0))
+    >>> box, distance[2].tolist()
+    ((slice(0, 5, None), slice(0, 4, None)), [1.0, 2.0, 1.0, 0.0])
+    >>> edge_distance_mm(plane, (1.0, 1.0), border_is_edge=False)[1][2].tolist()
+    [3.0, 2.0, 1.0, 0.0]
     """
     if plane.ndim != 2:
         raise UsageError(f"Argument 'plane' must be a 2D array; got shape {plane.shape}.")
-    out = np.zeros(plane.shape, dtype=np.float64)
     box = bounding_box(plane, margin=1)
     if box is None:
-        return out
+        return None
     crop = np.asarray(plane[box], dtype=bool)
     sampling = (float(spacing[0]), float(spacing[1]))
     if border_is_edge:
-        out[box] = ndimage.distance_transform_edt(np.pad(crop, 1), sampling=sampling)[1:-1, 1:-1]
-    else:
-        out[box] = ndimage.distance_transform_edt(crop, sampling=sampling)
-    return out
+        return box, np.asarray(ndimage.distance_transform_edt(np.pad(crop, 1), sampling=sampling)[1:-1, 1:-1])
+    return box, np.asarray(ndimage.distance_transform_edt(crop, sampling=sampling))
 
 
 def _step_3x3(plane: BoolArray, *, square: bool, dilate: bool) -> BoolArray:

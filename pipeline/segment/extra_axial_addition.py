@@ -99,9 +99,12 @@ def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, flo
     if table_mm <= 0:
         raise ValueError(f"Argument 'table_mm' must be positive; got {table_mm}.")
     zone = np.zeros_like(intracranial)
-    for k in np.flatnonzero(intracranial.any(axis=(1, 2))):
+    for k, plane in enumerate(intracranial):
         # the image border counts as the edge: a head clipped by the field of view ends there
-        zone[k] = intracranial[k] & (edge_distance_mm(intracranial[k], pixel_spacing_mm) <= table_mm)
+        found = edge_distance_mm(plane, pixel_spacing_mm)
+        if found is not None:
+            near, distance = found
+            zone[k][near] = plane[near] & (distance <= table_mm)
     return zone
 
 

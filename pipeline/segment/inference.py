@@ -332,10 +332,10 @@ class NetworkSegmenter:
         if any(not 0 <= s < n for s in wanted):
             raise ValueError(f"Argument 'slices' must hold slice indices 0..{n - 1}; got {wanted}.")
         row_of = {s: k for k, s in enumerate(wanted)}
-        levels = None if above is None else np.atleast_1d(np.asarray(above, dtype=np.float64))
-        stacked = levels is not None and not isinstance(above, (int, float))
-        shape = (len(levels), len(wanted), rows, cols) if stacked and levels is not None else (len(wanted), rows, cols)
-        out = np.zeros(shape, dtype=np.float32 if levels is None else bool)
+        stacked = above is not None and np.ndim(above) > 0
+        levels = [float(a) for a in np.atleast_1d(np.asarray(above, dtype=np.float64))] if above is not None else []
+        out = np.zeros((len(levels),) * stacked + (len(wanted), rows, cols), dtype=bool if levels else np.float32)
+        masks = out if stacked else out[None]  # one bool mask per threshold (a view of out)
         has_head, head_box = head if head is not None else self.head_extent(hu)
         todo = sorted({i for i in wanted if has_head[i]} if self.config.skip_slices_without_head else set(wanted))
         if not todo:
@@ -355,13 +355,10 @@ class NetworkSegmenter:
             for batch in _batches(todo, self.config.batch_size):
                 full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours)
                 rows_of_batch = [row_of[i] for i in batch]
-                if levels is None:
+                if not levels:
                     out[rows_of_batch] = full
-                elif stacked:
-                    for k, level in enumerate(levels):
-                        out[k, rows_of_batch] = full > level
-                else:
-                    out[rows_of_batch] = full > levels[0]
+                for k, level in enumerate(levels):
+                    masks[k, rows_of_batch] = full > level
                 done += len(batch)
                 shown.advance(len(batch))
                 if self.progress:

@@ -216,7 +216,10 @@ def segment_blood(
         # calcifications lie inside the mask (its small holes are filled); bone outside it is the rim's business
         calc[slab] = inside & median_at_least(part, cfg.calcification_hu, size)
         for k, plane in enumerate(inside):
-            rim[start + k] = plane & (edge_distance_mm(plane, spacing, border_is_edge=False) < cfg.rim_mm)
+            found = edge_distance_mm(plane, spacing, border_is_edge=False)
+            if found is not None:
+                near, distance = found
+                rim[start + k][near] = plane[near] & (distance < cfg.rim_mm)
         del part
     # the halo of a calcification, in-plane and on the slices within the margin along the normal
     if calc.any():
