@@ -93,7 +93,7 @@ class ExtraAxialConfig:
     min_ml: float = 0.3
     min_area_fraction: float = 0.7
     min_thickness_mm: float = 3.0
-    min_median_hu: float | None = 45.0
+    min_median_hu: float | None = 50.0
     low_density_min_ml: float | None = 5.0
     low_density_grow_threshold: float | None = 0.3
 

@@ -121,7 +121,7 @@ def add_extra_axial(
     min_ml: float = 0.3,
     min_area_fraction: float = 0.7,
     min_thickness_mm: float = 3.0,
-    min_median_hu: float | None = 45.0,
+    min_median_hu: float | None = 50.0,
     low_density_min_ml: float | None = None,
     grow_candidate: BoolArray | None = None,
 ) -> ExtraAxialAddition:

@@ -97,6 +97,21 @@ def test_a_hypodense_call_against_the_table_is_not_added() -> None:
     assert out.components_low_density == 0 and out.low_density_ml == 0.0
 
 
+def test_by_default_a_small_call_at_cortex_density_is_refused_and_acute_blood_is_added() -> None:
+    """The thirteenth session's network calls phantom cortex against the table at 42-51 HU in small pieces."""
+    defaults = ExtraAxialConfig()
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 5:10, 8:18] = True
+    call[:, 5:10, 22:32] = True
+    hu = np.full(call.shape, 30.0, dtype=np.float32)
+    hu[:, 5:10, 8:18] = 47.0  # cortex next to the table: above the old 45 HU, under 50
+    hu[:, 5:10, 22:32] = 55.0  # acute blood
+    out = _add(np.zeros_like(call), call, hu=hu, min_median_hu=defaults.min_median_hu,
+               low_density_min_ml=defaults.low_density_min_ml)
+    assert out.components_added == 1 and out.components_refused == 1
+    assert out.added[1:5, 5:10, 22:32].all() and not out.added[:, :, :20].any()
+
+
 def test_a_large_hypodense_collection_is_added_with_low_density_min_ml_and_a_small_one_is_not() -> None:
     """A chronic subdural is large; the network's calls on real atrophic convexities are small."""
     call = np.zeros((6, 40, 40), dtype=bool)
@@ -231,7 +246,7 @@ def test_the_segmenter_adds_the_collection_on_the_table_through_the_second_netwo
     described = seg.describe()["extra_axial"]
     assert described["checkpoint_sha256"] == file_sha256(extra)
     assert described["window"] == {"width": 120.0, "level": 50.0}
-    assert described["min_median_hu"] == 45.0 and described["low_density_min_ml"] == 5.0
+    assert described["min_median_hu"] == 50.0 and described["low_density_min_ml"] == 5.0
 
 
 def _extra_axial_details(tmp_path: Path, volume, network, **options) -> dict:
