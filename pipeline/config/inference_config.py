@@ -77,6 +77,9 @@ class ExtraAxialConfig:
         Diameter of the in-plane opening applied to the call (the table's partial-volume rim is thinner).
     min_median_hu:
         A component's median HU must be at least this: acute or mixed blood (``None``: any) ...
+    min_contrast_hu:
+        ... and must be this many HU denser than the brain 1-4 mm around it (``None``: no such
+        test; cortex against the table is not) ...
     low_density_min_ml:
         ... unless the component holds at least this many mL: a large subacute or chronic
         collection (``None``: never).
@@ -94,6 +97,7 @@ class ExtraAxialConfig:
     min_area_fraction: float = 0.7
     min_thickness_mm: float = 3.0
     min_median_hu: float | None = 50.0
+    min_contrast_hu: float | None = None
     low_density_min_ml: float | None = 5.0
     low_density_grow_threshold: float | None = 0.3
 

@@ -35,6 +35,7 @@ where the second network calls nothing there, which is measured, not assumed (``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,7 @@ def add_extra_axial(
     min_median_hu: float | None = 50.0,
     low_density_min_ml: float | None = None,
     grow_candidate: BoolArray | None = None,
+    min_contrast_hu: float | None = None,
 ) -> ExtraAxialAddition:
     """``mask`` plus the components of ``candidate`` that lie against the inner table.
 
@@ -161,6 +163,11 @@ def add_extra_axial(
         low-density component that is added grows into the voxels of this call connected to it
         (26-connected, on the slices and HU where anything may be added); acute components never
         grow, and nothing grows where nothing was added.
+    min_contrast_hu:
+        An acute component (median at least ``min_median_hu``) must also be this many HU denser
+        than the brain around it: the median of the voxels 1-4 mm from it in plane, intracranial,
+        not called by either network, within 15-100 HU (``None``: no such test). One that is not is
+        taken as isodense (added only under ``low_density_min_ml``): cortex against the table.
 
     Examples
     --------
@@ -203,7 +210,9 @@ def add_extra_axial(
     steps = max(1, round(min_thickness_mm / 2.0 / min(pixel_spacing_mm))) if min_thickness_mm > 0 else 0
     added = np.zeros(shape, dtype=bool)
     # work on the call's bounding box (a 600-slice study never labels its whole grid)
-    box = bounding_box(candidate & interior, margin=steps + 1)
+    # (wide enough for the 4 mm surround that min_contrast_hu reads)
+    ring_px = math.ceil(4.0 / min(pixel_spacing_mm)) + 1 if min_contrast_hu is not None else 0
+    box = bounding_box(candidate & interior, margin=steps + 1 + ring_px)
     if box is None:
         return ExtraAxialAddition(mask.copy(), added, 0, 0)
     allowed = candidate[box] & interior[box] & (hu[box] >= hu_range[0]) & (hu[box] <= hu_range[1])
@@ -221,6 +230,9 @@ def add_extra_axial(
     low = np.zeros(n, dtype=bool)
     if min_median_hu is not None:
         low = np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64) < min_median_hu
+        if min_contrast_hu is not None:
+            low |= _faint(labels, index, keep & ~low, hu[box], intracranial[box] & ~candidate[box] & ~mask[box],
+                          pixel_spacing_mm, min_contrast_hu)
         keep &= ~low | (ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
     low_ml = grown_ml = 0.0
     if keep.any():
@@ -238,6 +250,23 @@ def add_extra_axial(
     return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
                               components_low_density=int((keep & low).sum()), low_density_ml=low_ml,
                               low_density_grown_ml=grown_ml)
+
+
+def _faint(labels: npt.NDArray[np.int32], index: npt.NDArray[np.int64], check: npt.NDArray[np.bool_],
+           hu: FloatArray, brain: BoolArray, pixel_spacing_mm: tuple[float, float],
+           min_contrast_hu: float) -> npt.NDArray[np.bool_]:
+    """Which labelled components (of those ``check`` marks) are under ``min_contrast_hu`` above their surround."""
+    faint = np.zeros(len(index), dtype=bool)
+    for i in np.flatnonzero(check):
+        component = labels == index[i]
+        ring = np.zeros_like(component)
+        for z in np.flatnonzero(component.any(axis=(1, 2))):
+            distance = ndimage.distance_transform_edt(~component[z], sampling=pixel_spacing_mm)
+            ring[z] = (distance > 1.0) & (distance <= 4.0)
+        ring &= brain & (hu > 15.0) & (hu < 100.0)
+        if ring.any():
+            faint[i] = float(np.median(hu[component])) - float(np.median(hu[ring])) < min_contrast_hu
+    return faint
 
 
 def _grow(seeds: BoolArray, region: BoolArray) -> BoolArray:

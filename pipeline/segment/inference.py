@@ -299,6 +299,7 @@ class NetworkSegmenter:
                 "min_area_fraction": extra.min_area_fraction,
                 "min_thickness_mm": extra.min_thickness_mm,
                 "min_median_hu": extra.min_median_hu,
+                "min_contrast_hu": extra.min_contrast_hu,
                 "low_density_min_ml": extra.low_density_min_ml,
                 "low_density_grow_threshold": extra.low_density_grow_threshold,
             }
@@ -431,6 +432,7 @@ class NetworkSegmenter:
             table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
             min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
             low_density_min_ml=settings.low_density_min_ml, grow_candidate=loose,
+            min_contrast_hu=settings.min_contrast_hu,
         )
         return _with_addition(result, volume, "extra_axial", addition.mask, addition.added,
                               components_added=addition.components_added,

@@ -333,7 +333,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     ``:hu<N>`` when that growth was held to the end slice's blood (``end_slice_hu``), and
     ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table (``:ld<N>``
     when large collections under its ``min_median_hu`` were added too: ``low_density_min_ml``; ``g<P>`` when
-    they were grown to its call at probability P: ``low_density_grow_threshold``), and
+    they were grown to its call at probability P: ``low_density_grow_threshold``; ``:c<N>`` when acute
+    components had to stand N HU above the brain around them: ``min_contrast_hu``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -351,6 +352,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "01234567", "low_density_min_ml": 5,
     ...                                                   "low_density_grow_threshold": 0.3}})
     'sa_cbam_unet_slim+xa:01234567:ld5g0.3'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "01234567", "min_contrast_hu": 15.0}})
+    'sa_cbam_unet_slim+xa:01234567:c15'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
     >>> method_name("threshold", {})
@@ -372,6 +375,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         method = method if low is None else f"{method}:ld{float(low):g}"
         grow = extra.get("low_density_grow_threshold")
         method = method if low is None or grow is None else f"{method}g{float(grow):g}"
+        contrast = extra.get("min_contrast_hu")
+        method = method if contrast is None else f"{method}:c{float(contrast):g}"
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

@@ -112,6 +112,25 @@ def test_by_default_a_small_call_at_cortex_density_is_refused_and_acute_blood_is
     assert out.added[1:5, 5:10, 22:32].all() and not out.added[:, :, :20].any()
 
 
+def test_min_contrast_hu_refuses_a_call_no_denser_than_the_brain_around_it() -> None:
+    """Bright cortex against the table (beam hardening, or a phantom's grey matter) is not blood."""
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 5:10, 8:18] = True
+    call[:, 5:10, 22:32] = True
+    hu = np.full(call.shape, 35.0, dtype=np.float32)
+    hu[:, 5:14, 4:20] = 52.0  # bright cortex, called in part: 56 HU against 52 around it
+    hu[:, 5:10, 8:18] = 56.0
+    hu[:, 5:10, 22:32] = 65.0  # acute blood, 30 HU above the brain around it
+    options = {"hu": hu, "min_median_hu": 50.0, "low_density_min_ml": 5.0}
+    without = _add(np.zeros_like(call), call, **options)
+    assert without.components_added == 2
+    out = _add(np.zeros_like(call), call, **options, min_contrast_hu=15.0)
+    assert out.components_added == 1 and out.components_refused == 1
+    assert out.added[1:5, 5:10, 22:32].all() and not out.added[:, :, :20].any()
+    large = _add(np.zeros_like(call), call, **{**options, "low_density_min_ml": 0.1}, min_contrast_hu=15.0)
+    assert large.components_added == 2 and large.components_low_density == 1  # isodense: the low-density path
+
+
 def test_a_large_hypodense_collection_is_added_with_low_density_min_ml_and_a_small_one_is_not() -> None:
     """A chronic subdural is large; the network's calls on real atrophic convexities are small."""
     call = np.zeros((6, 40, 40), dtype=bool)
