@@ -78,8 +78,8 @@ class ExtraAxialConfig:
     min_median_hu:
         A component's median HU must be at least this: acute or mixed blood (``None``: any) ...
     min_contrast_hu:
-        ... and must be this many HU denser than the brain 1-4 mm around it (``None``: no such
-        test; cortex against the table is not) ...
+        ... and must be this many HU denser than the brain 1-4 mm around it in plane (``None``: no
+        such test); one that is not is taken as isodense, like cortex against the table ...
     low_density_min_ml:
         ... unless the component holds at least this many mL: a large subacute or chronic
         collection (``None``: never).

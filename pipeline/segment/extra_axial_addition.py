@@ -56,6 +56,8 @@ BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.floating]
 
 _CONNECT_3D = np.ones((3, 3, 3), dtype=bool)
+_SURROUND_MM = (1.0, 4.0)  # min_contrast_hu reads the brain this far (in plane) from a component ...
+_SURROUND_HU = (15.0, 100.0)  # ... in this HU range (not CSF, not bone)
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,8 @@ def add_extra_axial(
     steps = max(1, round(min_thickness_mm / 2.0 / min(pixel_spacing_mm))) if min_thickness_mm > 0 else 0
     added = np.zeros(shape, dtype=bool)
     # work on the call's bounding box (a 600-slice study never labels its whole grid)
-    # (wide enough for the 4 mm surround that min_contrast_hu reads)
-    ring_px = math.ceil(4.0 / min(pixel_spacing_mm)) + 1 if min_contrast_hu is not None else 0
+    # (wide enough for the surround that min_contrast_hu reads)
+    ring_px = math.ceil(_SURROUND_MM[1] / min(pixel_spacing_mm)) + 1 if min_contrast_hu is not None else 0
     box = bounding_box(candidate & interior, margin=steps + 1 + ring_px)
     if box is None:
         return ExtraAxialAddition(mask.copy(), added, 0, 0)
@@ -231,8 +233,8 @@ def add_extra_axial(
     if min_median_hu is not None:
         low = np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64) < min_median_hu
         if min_contrast_hu is not None:
-            low |= _faint(labels, index, keep & ~low, hu[box], intracranial[box] & ~candidate[box] & ~mask[box],
-                          pixel_spacing_mm, min_contrast_hu)
+            low |= _faint(labels, keep & ~low, hu[box], intracranial[box] & ~candidate[box] & ~mask[box],
+                          pixel_spacing_mm, min_contrast_hu, margin=ring_px)
         keep &= ~low | (ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
     low_ml = grown_ml = 0.0
     if keep.any():
@@ -252,20 +254,25 @@ def add_extra_axial(
                               low_density_grown_ml=grown_ml)
 
 
-def _faint(labels: npt.NDArray[np.int32], index: npt.NDArray[np.int64], check: npt.NDArray[np.bool_],
-           hu: FloatArray, brain: BoolArray, pixel_spacing_mm: tuple[float, float],
-           min_contrast_hu: float) -> npt.NDArray[np.bool_]:
-    """Which labelled components (of those ``check`` marks) are under ``min_contrast_hu`` above their surround."""
-    faint = np.zeros(len(index), dtype=bool)
+def _faint(labels: npt.NDArray[np.int32], check: npt.NDArray[np.bool_], hu: FloatArray, brain: BoolArray,
+           pixel_spacing_mm: tuple[float, float], min_contrast_hu: float, *, margin: int) -> npt.NDArray[np.bool_]:
+    """Which labelled components (of those ``check`` marks) are under ``min_contrast_hu`` above their surround.
+
+    Each component is read on its own bounding box widened by ``margin`` pixels in plane (the surround).
+    """
+    faint = np.zeros(len(check), dtype=bool)
+    objects = ndimage.find_objects(labels)
     for i in np.flatnonzero(check):
-        component = labels == index[i]
+        zs, ys, xs = objects[i]
+        near = (zs, *(slice(max(0, axis.start - margin), axis.stop + margin) for axis in (ys, xs)))
+        component = labels[near] == i + 1
         ring = np.zeros_like(component)
-        for z in np.flatnonzero(component.any(axis=(1, 2))):
-            distance = ndimage.distance_transform_edt(~component[z], sampling=pixel_spacing_mm)
-            ring[z] = (distance > 1.0) & (distance <= 4.0)
-        ring &= brain & (hu > 15.0) & (hu < 100.0)
+        for z, plane in enumerate(component):
+            distance = ndimage.distance_transform_edt(~plane, sampling=pixel_spacing_mm)
+            ring[z] = (distance > _SURROUND_MM[0]) & (distance <= _SURROUND_MM[1])
+        ring &= brain[near] & (hu[near] > _SURROUND_HU[0]) & (hu[near] < _SURROUND_HU[1])
         if ring.any():
-            faint[i] = float(np.median(hu[component])) - float(np.median(hu[ring])) < min_contrast_hu
+            faint[i] = float(np.median(hu[near][component])) - float(np.median(hu[near][ring])) < min_contrast_hu
     return faint
 
 
