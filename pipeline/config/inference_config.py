@@ -71,8 +71,12 @@ class ExtraAxialConfig:
     min_ml:
         Smallest component added.
     min_area_fraction:
-        Nothing is added on slices whose intracranial area is under this share of the largest
-        (the vertex and the skull base, where the slab cuts the bone obliquely).
+        Slices whose intracranial area is under this share of the largest (the vertex and the skull
+        base, where the slab cuts the bone obliquely) are narrow: see ``narrow_slices``.
+    narrow_slices:
+        ``"skip"``: nothing is added on narrow slices; ``"anchored"``: a component is added there only
+        when it also holds at least ``min_ml`` on the other slices (a collection running on towards the
+        vertex or the skull base), never a piece on narrow slices alone.
     min_thickness_mm:
         Diameter of the in-plane opening applied to the call (the table's partial-volume rim is thinner).
     min_median_hu:
@@ -95,6 +99,7 @@ class ExtraAxialConfig:
     table_mm: float = 3.0
     min_ml: float = 0.3
     min_area_fraction: float = 0.7
+    narrow_slices: str = "anchored"
     min_thickness_mm: float = 3.0
     min_median_hu: float | None = 50.0
     min_contrast_hu: float | None = None
@@ -110,6 +115,8 @@ class ExtraAxialConfig:
             raise ValueError(f"Argument 'min_ml' must not be negative; got {self.min_ml}.")
         if not 0.0 <= self.min_area_fraction <= 1.0:
             raise ValueError(f"Argument 'min_area_fraction' must lie between 0 and 1; got {self.min_area_fraction}.")
+        if self.narrow_slices not in ("skip", "anchored"):
+            raise ValueError(f"Argument 'narrow_slices' must be 'skip' or 'anchored'; got {self.narrow_slices!r}.")
         if self.min_thickness_mm < 0:
             raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {self.min_thickness_mm}.")
         if self.low_density_min_ml is not None and self.low_density_min_ml < 0:

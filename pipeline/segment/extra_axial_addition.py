@@ -13,9 +13,12 @@ own it may also call things elsewhere. This step uses it only against the skull:
    never bone, calcification or air), and split into 3D components (26-connected);
 3. near the vertex and the skull base the slab cuts the bone obliquely, and its partial volume
    reads as blood against the table (on the real GE normal head, 1.2 mL on the second slice from
-   the top, and sinus and orbit-roof pieces on the lowest intracranial slice): slices whose
-   intracranial area is under ``min_area_fraction`` of the largest are left out, and so are voxels
-   not intracranial on both neighbouring slices (as in the ``blood_at_skull_missed`` check);
+   the top, and sinus and orbit-roof pieces on the lowest intracranial slice): on slices whose
+   intracranial area is under ``min_area_fraction`` of the largest (narrow slices) a component is
+   added only when it also holds ``min_ml`` on the wider ones (``narrow_slices="anchored"``: a
+   collection running on towards the vertex; ``"skip"`` adds nothing there, as before the
+   fourteenth session, and lost 13-17 mL of some large phantom subdurals), and voxels not
+   intracranial on both neighbouring slices are left out (as in the ``blood_at_skull_missed`` check);
 4. an in-plane opening of diameter ``min_thickness_mm`` removes what is thinner (the table's
    partial-volume rim); a collection keeps its body;
 5. a component is added (its voxels outside the first network's mask) only when some of its
@@ -128,6 +131,7 @@ def add_extra_axial(
     low_density_min_ml: float | None = None,
     grow_candidate: BoolArray | None = None,
     min_contrast_hu: float | None = None,
+    narrow_slices: str = "anchored",
 ) -> ExtraAxialAddition:
     """``mask`` plus the components of ``candidate`` that lie against the inner table.
 
@@ -170,6 +174,11 @@ def add_extra_axial(
         than the brain around it: the median of the voxels 1-4 mm from it in plane, intracranial,
         not called by either network, within 15-100 HU (``None``: no such test). One that is not is
         taken as isodense (added only under ``low_density_min_ml``): cortex against the table.
+    narrow_slices:
+        Slices whose intracranial area is under ``min_area_fraction`` of the largest: ``"skip"`` adds
+        nothing there; ``"anchored"`` adds a component there only when it holds at least ``min_ml`` on
+        the other slices (a collection running on towards the vertex or the skull base; a piece of
+        obliquely cut bone there on its own is still left out).
 
     Examples
     --------
@@ -201,11 +210,13 @@ def add_extra_axial(
         raise ValueError(f"Argument 'min_area_fraction' must lie between 0 and 1; got {min_area_fraction}.")
     if min_thickness_mm < 0:
         raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {min_thickness_mm}.")
+    if narrow_slices not in ("skip", "anchored"):
+        raise ValueError(f"Argument 'narrow_slices' must be 'skip' or 'anchored'; got {narrow_slices!r}.")
     if low_density_min_ml is not None and low_density_min_ml < 0:
         raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {low_density_min_ml}.")
     area = intracranial.sum(axis=(1, 2))
     wide = area >= min_area_fraction * area.max() if area.max() > 0 else np.zeros(shape[0], dtype=bool)
-    interior = intracranial & wide[:, None, None]
+    interior = intracranial & wide[:, None, None] if narrow_slices == "skip" else intracranial.copy()
     interior[1:] &= intracranial[:-1]
     interior[:-1] &= intracranial[1:]
     interior[[0, -1]] = False
@@ -229,6 +240,9 @@ def add_extra_axial(
     ml = np.asarray(ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape), labels, index),
                     dtype=np.float64)
     keep = touches & (ml >= min_ml)
+    if narrow_slices == "anchored":
+        on_wide = np.broadcast_to((volumes * wide)[box[0], None, None], labels.shape)
+        keep &= np.asarray(ndimage.sum(on_wide, labels, index), dtype=np.float64) >= min_ml
     low = np.zeros(n, dtype=bool)
     if min_median_hu is not None:
         low = np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64) < min_median_hu

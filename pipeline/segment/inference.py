@@ -297,6 +297,7 @@ class NetworkSegmenter:
                 "table_mm": extra.table_mm,
                 "min_ml": extra.min_ml,
                 "min_area_fraction": extra.min_area_fraction,
+                "narrow_slices": extra.narrow_slices,
                 "min_thickness_mm": extra.min_thickness_mm,
                 "min_median_hu": extra.min_median_hu,
                 "min_contrast_hu": extra.min_contrast_hu,
@@ -432,7 +433,7 @@ class NetworkSegmenter:
             table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
             min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
             low_density_min_ml=settings.low_density_min_ml, grow_candidate=loose,
-            min_contrast_hu=settings.min_contrast_hu,
+            min_contrast_hu=settings.min_contrast_hu, narrow_slices=settings.narrow_slices,
         )
         return _with_addition(result, volume, "extra_axial", addition.mask, addition.added,
                               components_added=addition.components_added,

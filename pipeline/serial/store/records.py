@@ -334,7 +334,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     ``+xa:<SHA-256[:8]>`` when an extra-axial network added collections against the inner table (``:ld<N>``
     when large collections under its ``min_median_hu`` were added too: ``low_density_min_ml``; ``g<P>`` when
     they were grown to its call at probability P: ``low_density_grow_threshold``; ``:c<N>`` when acute
-    components had to stand N HU above the brain around them: ``min_contrast_hu``), and
+    components had to stand N HU above the brain around them: ``min_contrast_hu``; ``:na`` when components
+    were added on narrow slices too: ``narrow_slices: anchored``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -354,6 +355,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+xa:01234567:ld5g0.3'
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "01234567", "min_contrast_hu": 15.0}})
     'sa_cbam_unet_slim+xa:01234567:c15'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123", "narrow_slices": "anchored"}})
+    'sa_cbam_unet_slim+xa:0123:na'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
     >>> method_name("threshold", {})
@@ -377,6 +380,7 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         method = method if low is None or grow is None else f"{method}g{float(grow):g}"
         contrast = extra.get("min_contrast_hu")
         method = method if contrast is None else f"{method}:c{float(contrast):g}"
+        method = f"{method}:na" if extra.get("narrow_slices") == "anchored" else method
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

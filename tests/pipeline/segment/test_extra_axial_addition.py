@@ -55,10 +55,34 @@ def test_nothing_is_added_on_slices_with_little_intracranial_space_or_in_a_thin_
     hu = np.full(call.shape, 30.0, dtype=np.float32)
     out = add_extra_axial(np.zeros_like(call), call, intracranial=space, pixel_spacing_mm=(1.0, 1.0),
                           voxel_volumes_ml=np.full(6, 0.001), hu=hu, hu_range=(-15.0, 120.0), min_ml=0.01,
-                          min_thickness_mm=3.0, min_area_fraction=0.7, min_median_hu=None)
+                          min_thickness_mm=3.0, min_area_fraction=0.7, min_median_hu=None, narrow_slices="skip")
     assert out.components_added == 1 and not out.added[:, :10].any()  # the rim is opened away
     assert [bool(out.added[k].any()) for k in range(6)] == [False, True, True, True, False, False]
     assert out.added[2, 28:34, 9:13].all()
+
+
+def test_anchored_narrow_slices_take_a_collection_running_on_but_never_a_piece_there_alone() -> None:
+    space = _space((8, 40, 40))
+    space[[5, 6], :, 20:] = False  # towards the vertex: under 70 % of the largest area
+    call = np.zeros_like(space)
+    call[1:7, 26:36, 8:14] = True  # a collection on slices 1-6, the last two of them narrow
+    call[5:7, 4:10, 4:12] = True  # a separate piece on the narrow slices only (obliquely cut bone)
+    hu = np.full(call.shape, 30.0, dtype=np.float32)
+
+    def run(narrow: str):
+        return add_extra_axial(np.zeros_like(call), call, intracranial=space, pixel_spacing_mm=(1.0, 1.0),
+                               voxel_volumes_ml=np.full(8, 0.001), hu=hu, hu_range=(-15.0, 120.0), min_ml=0.1,
+                               min_thickness_mm=3.0, min_area_fraction=0.7, min_median_hu=None,
+                               narrow_slices=narrow)
+
+    skip, anchored = run("skip"), run("anchored")
+    assert [bool(skip.added[k].any()) for k in range(8)] == [False, True, True, True, True, False, False, False]
+    # the collection goes on onto slices 5-6 (slice 7, the last, is never read); the lone piece does not
+    assert [bool(anchored.added[k].any()) for k in range(8)] == [False, True, True, True, True, True, True, False]
+    assert not anchored.added[:, :12, :14].any()
+    assert anchored.components_added == 1 and anchored.components_refused == 1
+    with pytest.raises(ValueError, match="narrow_slices"):
+        run("all")
 
 
 def test_what_the_first_network_found_is_kept_and_not_counted_again() -> None:
@@ -206,6 +230,8 @@ def test_bad_arguments_are_refused() -> None:
         build_dataclass(InferenceConfig, {"extra_axial": {"min_ml": -1.0}}, prefix="inference")
     with pytest.raises(ValueError, match="'threshold' must lie strictly between 0 and 1"):
         ExtraAxialConfig(threshold=1.0)
+    with pytest.raises(ConfigError, match=r"'inference\.extra_axial': Argument 'narrow_slices' must be 'skip' or"):
+        build_dataclass(InferenceConfig, {"extra_axial": {"narrow_slices": "all"}}, prefix="inference")
 
 
 # --------------------------------------------------------------------------- inside the network segmenter
