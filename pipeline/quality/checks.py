@@ -354,7 +354,8 @@ def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[Quality
 
     Such a collection is added for its size, with a median under ``min_median_hu``; on phantoms the
     network finds only part of it, and what it grows may run past it along the table
-    (``MODEL_CARD.md``), so the volume is likely too low, or right only by compensation.
+    (``MODEL_CARD.md``), so the volume is uncertain: usually too low, at times too high, or right only by
+    compensation.
 
     >>> [f.code for f in check_low_density_collection({"components_low_density": 1, "low_density_ml": 60.0})]
     ['extra_axial_low_density']
@@ -369,7 +370,8 @@ def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[Quality
         "extra_axial_low_density",
         f"{low_ml:.1f} mL in {n} hypodense or isodense collection(s) against the inner table (subacute or chronic"
         " subdural?) was added; such collections are found only in part and their edges are uncertain, so the volume"
-        " is likely too low (or right only by compensation).",
+        " is uncertain: usually too low, at times too high (what was grown runs past the collection along the table),"
+        " or right only by compensation.",
         round(low_ml, 2), None)]
 
 
