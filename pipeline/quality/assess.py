@@ -11,6 +11,7 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.quality_config import QualityConfig
 from ichpipe.pipeline.quality.checks import (
     check_blood_at_edge,
+    check_blood_density,
     check_blood_outside_mask,
     check_clipping,
     check_disagreement,
@@ -81,6 +82,8 @@ def assess_quality(
     report.add(check_blood_outside_mask(unrestricted_ml=segmentation.unrestricted_ml,
                                         removed_ml=segmentation.removed_ml, **asdict(cfg.blood_outside)),
                "blood_outside")
+    report.add(check_blood_density(segmentation.mask, volume.hu, geo.voxel_volumes_ml, **asdict(cfg.blood_density)),
+               "blood_density")
     if "extra_axial" in segmentation.details:
         report.add(check_low_density_collection(segmentation.details["extra_axial"]), "extra_axial")
     measurements: dict[str, Any] = {}

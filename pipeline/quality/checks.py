@@ -27,6 +27,7 @@ from ichpipe.pipeline.segment.components import components_at_least_3d, dilate_r
 
 __all__ = [
     "check_blood_at_edge",
+    "check_blood_density",
     "check_blood_outside_mask",
     "check_clipping",
     "check_disagreement",
@@ -347,6 +348,50 @@ def check_blood_outside_mask(
             " space and was not counted.",
             round(removed_ml, 2), max_ml)]
     return []
+
+
+def check_blood_density(
+    blood: BoolArray,
+    hu: FloatArray,
+    voxel_volumes_ml: npt.ArrayLike,
+    *,
+    max_median_hu: float | None = 47.0,
+    min_ml: float = 0.5,
+) -> list[QualityFlag]:
+    """Segmented blood whose median HU is near brain density: a subacute bleed, or blood in CSF.
+
+    Parameters
+    ----------
+    blood:
+        The final hematoma mask, bool (slices, rows, columns).
+    hu:
+        The volume in HU, the mask's shape.
+    voxel_volumes_ml:
+        Volume of one voxel of each slice (mL).
+    max_median_hu, min_ml:
+        See :class:`~ichpipe.pipeline.config.quality_config.BloodDensityConfig`.
+
+    >>> hu = np.full((2, 4, 4), 42.0); blood = np.ones((2, 4, 4), dtype=bool)
+    >>> [f.code for f in check_blood_density(blood, hu, [0.1, 0.1])]
+    ['low_density_blood']
+    >>> check_blood_density(blood, hu + 25.0, [0.1, 0.1])
+    []
+    """
+    if max_median_hu is None or not blood.any():
+        return []
+    volumes = np.asarray(voxel_volumes_ml, dtype=np.float64)
+    ml = float((blood.sum(axis=(1, 2)) * volumes).sum())
+    if ml < min_ml:
+        return []
+    median = float(np.median(np.asarray(hu)[blood]))
+    if median >= max_median_hu:
+        return []
+    return [QualityFlag(
+        "low_density_blood",
+        f"The {ml:.1f} mL of blood found has a median of {median:.0f} HU, under {max_median_hu:g} HU: near brain"
+        " density (a subacute bleed, or blood mixed with CSF), which the networks find only in part on phantoms; the"
+        " volume may be too low.",
+        round(median, 1), max_median_hu)]
 
 
 def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[QualityFlag]:

@@ -29,6 +29,8 @@ FLAG_CODES: dict[str, str] = {
     "blood_at_skull_missed": "acute-blood density against the inner table was not segmented (extra-axial blood?)",
     "extra_axial_low_density": "a hypodense or isodense collection against the inner table was added: found only"
                                " in part, its edges uncertain; the volume is usually too low, at times too high",
+    "low_density_blood": "the blood found is near brain density (subacute, or mixed with CSF): often found only in"
+                         " part, the volume may be too low",
     "segmenter_disagreement": "the network and the threshold baseline disagree",
     "out_of_domain_contrast": "the study looks contrast-enhanced; the network saw non-contrast CT only",
     "out_of_domain_paediatric": "a child's head size; the network saw adults only",

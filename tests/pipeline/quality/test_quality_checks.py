@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from anatomy_support import PhantomCase, enhance, with_hu
 
-from ichpipe.pipeline.config.quality_config import IntracranialCheckConfig, QualityConfig
+from ichpipe.pipeline.config.quality_config import BloodDensityConfig, IntracranialCheckConfig, QualityConfig
 from ichpipe.pipeline.quality import FLAG_CODES, QualityFlag
 from ichpipe.pipeline.quality import checks as q
 from ichpipe.pipeline.quality.assess import assess_quality
@@ -152,6 +152,25 @@ def test_a_low_density_collection_added_against_the_table_is_flagged(small_case:
     dense_only = {**added, "components_low_density": 0, "low_density_ml": 0.0}
     assert assess_quality(small_case.volume, space,
                           SegmentationResult(mask=mask, details={"extra_axial": dense_only})).codes == []
+
+
+def test_blood_near_brain_density_is_flagged_and_acute_blood_is_not(small_case: PhantomCase) -> None:
+    blood = small_case.labels > 0
+    assert _assess(small_case) == set()  # the phantom's acute hematoma
+    hu = small_case.hu.copy()
+    hu[blood] = 42.0  # the same bleed, subacute: isodense with grey matter
+    assert _assess(small_case, hu) == {"low_density_blood"}
+    space = _finder(small_case, hu)
+    report = assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask))
+    assert report.flags[0].value == pytest.approx(42.0) and "may be too low" in report.flags[0].message
+    off = QualityConfig(blood_density=BloodDensityConfig(max_median_hu=None))
+    assert assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask),
+                          config=off).codes == []
+    speck = np.zeros_like(blood)
+    speck[tuple(np.argwhere(blood)[0])] = True  # one voxel: under min_ml
+    assert not q.check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
+    with pytest.raises(ValueError, match="'min_ml' must be a number >= 0"):
+        BloodDensityConfig(min_ml=-1.0)
 
 
 def test_contrast_enhanced(small_case: PhantomCase) -> None:
