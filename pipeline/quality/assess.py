@@ -17,6 +17,7 @@ from ichpipe.pipeline.quality.checks import (
     check_disagreement,
     check_domain,
     check_hu_levels,
+    check_hypodense_part,
     check_intracranial,
     check_low_density_collection,
 )
@@ -86,6 +87,8 @@ def assess_quality(
                "blood_density")
     if "extra_axial" in segmentation.details:
         report.add(check_low_density_collection(segmentation.details["extra_axial"]), "extra_axial")
+        report.add(check_hypodense_part(segmentation.details["extra_axial"], **asdict(cfg.hypodense_part)),
+                   "hypodense_part")
     measurements: dict[str, Any] = {}
     if math.isfinite(bone_hu) and not intracranial.skull_stripped:
         skull = asdict(cfg.blood_at_skull)

@@ -33,6 +33,7 @@ __all__ = [
     "check_disagreement",
     "check_domain",
     "check_hu_levels",
+    "check_hypodense_part",
     "check_intracranial",
     "check_low_density_collection",
     "histogram_mode",
@@ -418,6 +419,28 @@ def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[Quality
         " is uncertain: usually too low, at times too high (what was grown runs past the collection along the table),"
         " or right only by compensation.",
         round(low_ml, 2), None)]
+
+
+def check_hypodense_part(extra_axial: Mapping[str, Any], *, min_ml: float = 5.0) -> list[QualityFlag]:
+    """Hypodense tissue beside an acute collection the extra-axial step added, not counted.
+
+    ``extra_axial`` is ``details["extra_axial"]``; ``min_ml``: see
+    :class:`~ichpipe.pipeline.config.quality_config.HypodensePartConfig`.
+
+    >>> [f.code for f in check_hypodense_part({"hypodense_beside_ml": 13.7})]
+    ['extra_axial_hypodense_part']
+    >>> check_hypodense_part({"hypodense_beside_ml": 2.9})
+    []
+    """
+    beside = float(extra_axial.get("hypodense_beside_ml") or 0.0)
+    if beside < min_ml or beside <= 0:
+        return []
+    return [QualityFlag(
+        "extra_axial_hypodense_part",
+        f"{beside:.1f} mL of hypodense tissue (-5..28 HU) against the inner table, joined to an acute collection that"
+        " was added, looks like part of it to the extra-axial network and was not counted: the chronic part of an"
+        " acute-on-chronic subdural (or CSF)? The volume may be too low.",
+        round(beside, 2), min_ml)]
 
 
 # ----------------------------------------------------------------------------- two segmenters

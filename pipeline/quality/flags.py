@@ -29,6 +29,8 @@ FLAG_CODES: dict[str, str] = {
     "blood_at_skull_missed": "acute-blood density against the inner table was not segmented (extra-axial blood?)",
     "extra_axial_low_density": "a hypodense or isodense collection against the inner table was added: found only"
                                " in part, its edges uncertain; the volume is usually too low, at times too high",
+    "extra_axial_hypodense_part": "hypodense tissue joined to an added acute collection was not counted"
+                                  " (acute-on-chronic subdural?): the volume may be too low",
     "low_density_blood": "the blood found is near brain density (subacute, or mixed with CSF): often found only in"
                          " part, the volume may be too low",
     "segmenter_disagreement": "the network and the threshold baseline disagree",

@@ -61,6 +61,8 @@ FloatArray = npt.NDArray[np.floating]
 _CONNECT_3D = np.ones((3, 3, 3), dtype=bool)
 _SURROUND_MM = (1.0, 4.0)  # min_contrast_hu reads the brain this far (in plane) from a component ...
 _SURROUND_HU = (15.0, 100.0)  # ... in this HU range (not CSF, not bone)
+_HYPODENSE_HU = (-5.0, 28.0)  # chronic blood (and CSF) beside an acute collection ...
+_HYPODENSE_TABLE_MM = 10.0  # ... this close (in plane) to the inner table
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ class ExtraAxialAddition:
         Of the components added, those under ``min_median_hu`` (added for their size, ``low_density_min_ml``).
     low_density_ml:
         The volume those added (mL).
+    low_density_grown_ml:
+        Of that, what the growth added (mL).
+    hypodense_beside_ml:
+        Not added: hypodense voxels (-5..28 HU) within 10 mm of the inner table that the network calls
+        at the growth threshold and that are connected to an added acute component (mL): the chronic
+        part of an acute-on-chronic collection, or CSF (0 without ``grow_candidate``).
     """
 
     mask: BoolArray
@@ -90,6 +98,7 @@ class ExtraAxialAddition:
     components_low_density: int = 0
     low_density_ml: float = 0.0
     low_density_grown_ml: float = 0.0
+    hypodense_beside_ml: float = 0.0
 
 
 def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, float], *,
@@ -168,7 +177,8 @@ def add_extra_axial(
         The second network's call at a lower threshold, bool, same shape (``None``: no growth). A
         low-density component that is added grows into the voxels of this call connected to it
         (26-connected, on the slices and HU where anything may be added); acute components never
-        grow, and nothing grows where nothing was added.
+        grow, and nothing grows where nothing was added. What of this call is hypodense and
+        connected to an added acute component is measured (``hypodense_beside_ml``), never added.
     min_contrast_hu:
         An acute component (median at least ``min_median_hu``) must also be this many HU denser
         than the brain around it: the median of the voxels 1-4 mm from it in plane, intracranial,
@@ -250,9 +260,12 @@ def add_extra_axial(
             low |= _faint(labels, keep & ~low, hu[box], intracranial[box] & ~candidate[box] & ~mask[box],
                           pixel_spacing_mm, min_contrast_hu, margin=ring_px)
         keep &= ~low | (ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
-    low_ml = grown_ml = 0.0
+    low_ml = grown_ml = beside_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
+        if grow_candidate is not None and (keep & ~low).any():
+            beside_ml = _hypodense_beside(np.isin(labels, index[keep & ~low]), box, mask | added, grow_candidate,
+                                          intracranial, hu, pixel_spacing_mm, volumes)
         if (keep & low).any():
             seeds = np.zeros(shape, dtype=bool)
             seeds[box] = np.isin(labels, index[keep & low])
@@ -265,7 +278,24 @@ def add_extra_axial(
             low_ml = mask_volume_ml(seeds & ~mask, volumes)
     return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
                               components_low_density=int((keep & low).sum()), low_density_ml=low_ml,
-                              low_density_grown_ml=grown_ml)
+                              low_density_grown_ml=grown_ml, hypodense_beside_ml=beside_ml)
+
+
+def _hypodense_beside(acute_in_box: BoolArray, box: tuple[slice, ...], taken: BoolArray,
+                      candidate: BoolArray, intracranial: BoolArray, hu: FloatArray,
+                      pixel_spacing_mm: tuple[float, float], volumes: npt.NDArray[np.float64]) -> float:
+    """mL of ``candidate`` that is hypodense, near the table, not ``taken`` and connected to the acute components."""
+    seeds = np.zeros(taken.shape, dtype=bool)
+    seeds[box] = acute_in_box
+    # all of the intracranial space (not only ``interior``): a crescent's outer rim on a convexity is
+    # often not intracranial on the next slice up
+    region = candidate & intracranial & ~taken & (hu >= _HYPODENSE_HU[0]) & (hu <= _HYPODENSE_HU[1])
+    on = np.flatnonzero(region.any(axis=(1, 2)))
+    if on.size == 0:
+        return 0.0
+    near = slice(int(on[0]), int(on[-1]) + 1)
+    region[near] &= inner_table_zone(intracranial[near], pixel_spacing_mm, table_mm=_HYPODENSE_TABLE_MM)
+    return mask_volume_ml(_grow(seeds, region) & region, volumes)
 
 
 def _faint(labels: npt.NDArray[np.int32], check: npt.NDArray[np.bool_], hu: FloatArray, brain: BoolArray,

@@ -440,7 +440,8 @@ class NetworkSegmenter:
                               components_refused=addition.components_refused,
                               components_low_density=addition.components_low_density,
                               low_density_ml=round(addition.low_density_ml, 4),
-                              low_density_grown_ml=round(addition.low_density_grown_ml, 4))
+                              low_density_grown_ml=round(addition.low_density_grown_ml, 4),
+                              hypodense_beside_ml=round(addition.hypodense_beside_ml, 4))
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from anatomy_support import PhantomCase, enhance, with_hu
 
-from ichpipe.pipeline.config.quality_config import BloodDensityConfig, IntracranialCheckConfig, QualityConfig
+from ichpipe.pipeline.config.quality_config import (
+    BloodDensityConfig,
+    HypodensePartConfig,
+    IntracranialCheckConfig,
+    QualityConfig,
+)
 from ichpipe.pipeline.quality import FLAG_CODES, QualityFlag
 from ichpipe.pipeline.quality import checks as q
 from ichpipe.pipeline.quality.assess import assess_quality
@@ -171,6 +176,20 @@ def test_blood_near_brain_density_is_flagged_and_acute_blood_is_not(small_case: 
     assert not q.check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
     with pytest.raises(ValueError, match="'min_ml' must be a number >= 0"):
         BloodDensityConfig(min_ml=-1.0)
+
+
+def test_a_hypodense_part_beside_an_added_acute_collection_is_flagged(small_case: PhantomCase) -> None:
+    space = _finder(small_case)
+    mask = (small_case.labels > 0) & space.mask
+    details = {"components_added": 1, "components_refused": 0, "added_ml": 30.0, "hypodense_beside_ml": 13.7}
+    report = assess_quality(small_case.volume, space, SegmentationResult(mask=mask, details={"extra_axial": details}))
+    assert report.codes == ["extra_axial_hypodense_part"] and "hypodense_part" in report.checks
+    assert report.flags[0].value == pytest.approx(13.7) and "may be too low" in report.flags[0].message
+    small = {**details, "hypodense_beside_ml": 2.9}
+    assert assess_quality(small_case.volume, space,
+                          SegmentationResult(mask=mask, details={"extra_axial": small})).codes == []
+    with pytest.raises(ValueError, match="'min_ml' must be a number >= 0"):
+        HypodensePartConfig(min_ml=-1.0)
 
 
 def test_contrast_enhanced(small_case: PhantomCase) -> None:

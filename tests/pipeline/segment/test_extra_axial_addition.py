@@ -85,6 +85,22 @@ def test_anchored_narrow_slices_take_a_collection_running_on_but_never_a_piece_t
         run("all")
 
 
+def test_a_hypodense_part_joined_to_an_acute_collection_is_measured_and_never_added() -> None:
+    hu = np.full((6, 40, 40), 30.0, dtype=np.float32)
+    call = np.zeros(hu.shape, dtype=bool)
+    call[:, 5:9, 10:20] = True  # acute part against the table
+    hu[call] = 80.0
+    loose = call.copy()
+    loose[:, 5:9, 20:30] = True  # its chronic part, called only at the growth threshold
+    hu[:, 5:9, 20:30] = 12.0
+    loose[:, 18:24, 18:24] = True  # hypodense, called, but far from the table and not joined
+    hu[:, 18:24, 18:24] = 12.0
+    out = _add(np.zeros_like(call), call, hu=hu, min_median_hu=50.0, low_density_min_ml=5.0, grow_candidate=loose)
+    np.testing.assert_array_equal(out.added[1:5], call[1:5])  # only the acute part is added
+    assert out.hypodense_beside_ml == pytest.approx(6 * 4 * 10 * 0.001)  # every slice: the whole space, not interior
+    assert _add(np.zeros_like(call), call, hu=hu, min_median_hu=50.0).hypodense_beside_ml == 0.0  # no growth call
+
+
 def test_what_the_first_network_found_is_kept_and_not_counted_again() -> None:
     call = np.zeros((6, 40, 40), dtype=bool)
     call[:, 5:12, 10:30] = True
