@@ -229,8 +229,8 @@ class HypodensePartConfig:
         Flag when at least this much of the extra-axial network's call at its growth threshold is
         hypodense (-5..28 HU), within 10 mm of the inner table, and connected to an acute collection it
         added (``quality.measurements.extra_axial.hypodense_beside_ml``): the chronic part of an
-        acute-on-chronic subdural, or CSF. On the phantoms the two mixed subdurals read low by 14-35 mL
-        measured 10.8 and 13.7 mL of it, every other study at most 3.8 (``MODEL_CARD.md``).
+        acute-on-chronic subdural, or CSF. On the phantoms the mixed subdural read 35 mL low with its
+        chronic part missing measured 13.7 mL of it, every other study at most 4.8 (``MODEL_CARD.md``).
     """
 
     min_ml: float = 5.0

@@ -263,9 +263,6 @@ def add_extra_axial(
     low_ml = grown_ml = beside_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
-        if grow_candidate is not None and (keep & ~low).any():
-            beside_ml = _hypodense_beside(np.isin(labels, index[keep & ~low]), box, mask | added, grow_candidate,
-                                          intracranial, hu, pixel_spacing_mm, volumes)
         if (keep & low).any():
             seeds = np.zeros(shape, dtype=bool)
             seeds[box] = np.isin(labels, index[keep & low])
@@ -276,6 +273,9 @@ def add_extra_axial(
                 added |= grown
                 seeds |= grown
             low_ml = mask_volume_ml(seeds & ~mask, volumes)
+        if grow_candidate is not None and (keep & ~low).any():  # after the growth: what it took is counted
+            beside_ml = _hypodense_beside(np.isin(labels, index[keep & ~low]), box, mask | added, grow_candidate,
+                                          intracranial, hu, pixel_spacing_mm, volumes)
     return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
                               components_low_density=int((keep & low).sum()), low_density_ml=low_ml,
                               low_density_grown_ml=grown_ml, hypodense_beside_ml=beside_ml)
