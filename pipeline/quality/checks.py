@@ -380,8 +380,7 @@ def check_blood_density(
     """
     if max_median_hu is None or not blood.any():
         return []
-    volumes = np.asarray(voxel_volumes_ml, dtype=np.float64)
-    ml = float((blood.sum(axis=(1, 2)) * volumes).sum())
+    ml = mask_volume_ml(blood, voxel_volumes_ml)
     if ml < min_ml:
         return []
     median = float(np.median(np.asarray(hu)[blood]))
