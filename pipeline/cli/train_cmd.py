@@ -57,6 +57,8 @@ def train() -> None:
 @click.option("--subdural-stages", default=None, metavar="STAGE=SHARE,...",
               help="Shares of acute, subacute, chronic and mixed subdurals [default: acute=0.6,subacute=0.25,"
                    "chronic=0.05,mixed=0.1].")
+@click.option("--subacute-fraction", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of intraparenchymal blood drawn subacute (42-58 HU) instead of acute (60-85 HU).")
 @click.option("--extra-axial-real-fraction", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of the extra-axial studies painted into the real GE head.")
 @click.option("--phe-sich", "phe_sich", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -91,6 +93,7 @@ def train_data(
     n_extra_axial: int,
     lesion_mix: str | None,
     subdural_stages: str | None,
+    subacute_fraction: float,
     extra_axial_real_fraction: float,
     phe_sich: Path | None,
     phe_teacher: Path | None,
@@ -134,7 +137,7 @@ def train_data(
             real_split=real_split,  # type: ignore[arg-type]
             n_extra_axial=n_extra_axial, lesion_mix=items(lesion_mix, DEFAULT_LESION_MIX),
             subdural_stages=items(subdural_stages, DEFAULT_SUBDURAL_STAGES),
-            extra_axial_real_fraction=extra_axial_real_fraction,
+            extra_axial_real_fraction=extra_axial_real_fraction, subacute_fraction=subacute_fraction,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

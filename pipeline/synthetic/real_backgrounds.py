@@ -22,6 +22,7 @@ from ichpipe.pipeline.segment.intracranial import intracranial_mask
 from ichpipe.pipeline.synthetic.lesion_painting import paint_real_slice, place_in_mask, slice_points
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank
 from ichpipe.pipeline.synthetic.recipes import (
+    DEFAULT_SUBACUTE_FRACTION,
     F32,
     REAL_BACKGROUNDS,
     SHAPE_TRIES,
@@ -118,9 +119,13 @@ def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealB
 
 
 def render_real_study(
-    background: RealBackground, rng: np.random.Generator, bank: ShapeBank, case_id: str
+    background: RealBackground, rng: np.random.Generator, bank: ShapeBank, case_id: str,
+    *, subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION,
 ) -> tuple[F32, BoolArray, list[dict[str, Any]]]:
-    """Insert one or two shaped hematomas into a real background; HU, mask and lesion list."""
+    """Insert one or two shaped hematomas into a real background; HU, mask and lesion list.
+
+    Each is subacute with probability ``subacute_fraction`` (:func:`draw_blood_hu`).
+    """
     volume = background.volume
     geometry = volume.geometry
     hu = volume.hu.copy()
@@ -131,7 +136,7 @@ def render_real_study(
     lesions: list[dict[str, Any]] = []
     n = 1 if rng.uniform() < 0.7 else 2
     for _ in range(n):
-        stage, blood = draw_blood_hu(rng)
+        stage, blood = draw_blood_hu(rng, subacute_fraction=subacute_fraction)
         touch = bool(rng.uniform() < 0.3)
         placed = None
         for _ in range(SHAPE_TRIES):

@@ -19,7 +19,8 @@ from ichpipe.pipeline.synthetic.lesion_shapes import ShapeSubset
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec
 
 __all__ = [
-    "DEFAULT_LESION_MIX", "DEFAULT_SUBDURAL_STAGES", "DEMO_SEED", "EXTRA_AXIAL_KINDS", "REAL_BACKGROUNDS",
+    "DEFAULT_LESION_MIX", "DEFAULT_SUBACUTE_FRACTION", "DEFAULT_SUBDURAL_STAGES", "DEMO_SEED", "EXTRA_AXIAL_KINDS",
+    "REAL_BACKGROUNDS",
     "SHAPE_TRIES", "CaseFormat", "GeneratorOptions", "PhantomRecipe", "draw_blood_hu", "draw_recipe",
     "draw_shape_scale", "parse_shares",
 ]
@@ -47,6 +48,9 @@ EXTRA_AXIAL_KINDS: tuple[str, ...] = ("subdural", "epidural", "intraventricular"
 
 #: Default share of each kind as the first lesion of an extra-axial study.
 DEFAULT_LESION_MIX: tuple[str, ...] = ("subdural=0.55", "epidural=0.2", "intraventricular=0.25")
+
+#: Default share of intraparenchymal blood drawn subacute (the rest acute).
+DEFAULT_SUBACUTE_FRACTION = 0.25
 
 #: Default shares of the subdural stages (acute 50-80 HU, subacute 30-50, chronic 0-25, mixed).
 DEFAULT_SUBDURAL_STAGES: tuple[str, ...] = ("acute=0.6", "subacute=0.25", "chronic=0.05", "mixed=0.1")
@@ -122,6 +126,9 @@ class GeneratorOptions:
     extra_axial_real_fraction:
         Share of them painted into the real GE head (one patient, ``real_split``); the rest
         into phantom heads.
+    subacute_fraction:
+        Share of intraparenchymal blood drawn subacute (42-58 HU) instead of acute (60-85 HU);
+        0.25 by default (the shipped network's training data).
     """
 
     n: int = 100
@@ -140,6 +147,7 @@ class GeneratorOptions:
     lesion_mix: tuple[str, ...] = DEFAULT_LESION_MIX
     subdural_stages: tuple[str, ...] = DEFAULT_SUBDURAL_STAGES
     extra_axial_real_fraction: float = 0.25
+    subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION
 
     def __post_init__(self) -> None:
         if self.n < 0 or self.n_real < 0 or self.n_extra_axial < 0 or self.n + self.n_real + self.n_extra_axial < 1:
@@ -152,6 +160,10 @@ class GeneratorOptions:
         if not 0.0 <= self.extra_axial_real_fraction <= 1.0:
             raise ValueError(
                 f"Argument 'extra_axial_real_fraction' must be between 0 and 1; got {self.extra_axial_real_fraction!r}."
+            )
+        if not 0.0 <= self.subacute_fraction <= 1.0:
+            raise ValueError(
+                f"Argument 'subacute_fraction' must be between 0 and 1; got {self.subacute_fraction!r}."
             )
         if self.seed < 0:
             raise ValueError(f"Argument 'seed' must not be negative; got {self.seed}.")
@@ -215,9 +227,12 @@ class PhantomRecipe:
         )
 
 
-def draw_blood_hu(rng: np.random.Generator) -> tuple[str, float]:
-    """Draw a blood stage and its HU: acute (60-85 HU) three times in four, else subacute (42-58 HU)."""
-    if rng.uniform() < 0.75:
+def draw_blood_hu(
+    rng: np.random.Generator, *, subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION
+) -> tuple[str, float]:
+    """Draw a blood stage and its HU: subacute (42-58 HU) with probability ``subacute_fraction``
+    (by default one in four), else acute (60-85 HU)."""
+    if rng.uniform() < 1.0 - subacute_fraction:
         return "acute", float(rng.uniform(60.0, 85.0))
     return "subacute", float(rng.uniform(42.0, 58.0))
 
@@ -233,7 +248,7 @@ def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
     tilt = float(rng.choice([-1.0, 1.0]) * rng.uniform(5.0, 20.0)) if (
         options.format == "dicom" and rng.uniform() < 0.3
     ) else 0.0
-    stage, hu = draw_blood_hu(rng)
+    stage, hu = draw_blood_hu(rng, subacute_fraction=options.subacute_fraction)
     normal_head = rng.uniform() < 0.08
     n_hem = 0 if normal_head else int(rng.choice([0, 1, 1, 2], p=[0.4, 0.25, 0.25, 0.1]))
     n_shaped = 0 if normal_head else int(rng.choice([0, 1, 2], p=[0.3, 0.55, 0.15]))

@@ -250,7 +250,8 @@ def _real_case(
 ) -> WrittenCase:
     rng = np.random.default_rng([options.seed, index, 0x4EA1])
     case_id = f"real-{background.name}-{options.seed}-{index:03d}"
-    hu, mask, lesions = render_real_study(background, rng, bank, case_id)
+    hu, mask, lesions = render_real_study(background, rng, bank, case_id,
+                                          subacute_fraction=options.subacute_fraction)
     final = cases / case_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{case_id}.", dir=cases))
     try:
