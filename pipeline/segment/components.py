@@ -35,6 +35,7 @@ __all__ = [
     "erode_octagon",
     "fill_holes_2d",
     "fill_small_holes_2d",
+    "grow_into",
     "largest_2d",
     "largest_component_3d",
     "mask_volume_ml",
@@ -380,6 +381,25 @@ def _select_components_3d(mask: BoolArray, weights: npt.NDArray[np.float64], *, 
         keep[1:] = [find(offsets[z] + k) in kept for k in range(1, n + 1)]
         out[z, r0 : r0 + labels.shape[0], c0 : c0 + labels.shape[1]] = keep[labels]
     return out
+
+
+def grow_into(seeds: BoolArray, region: BoolArray) -> BoolArray:
+    """The 26-connected components of ``region | seeds`` that hold a seed.
+
+    Propagated on their bounding box with bool arrays only (no int32 label volume).
+
+    >>> seeds = np.zeros((1, 1, 5), dtype=bool); seeds[0, 0, 0] = True
+    >>> region = np.array([[[False, True, True, False, True]]])
+    >>> grow_into(seeds, region).astype(int).tolist()
+    [[[1, 1, 1, 0, 0]]]
+    """
+    grown = np.zeros(seeds.shape, dtype=bool)
+    box = bounding_box(region | seeds)
+    if box is None:
+        return grown
+    grown[box] = ndimage.binary_propagation(seeds[box], structure=np.ones((3, 3, 3), dtype=bool),
+                                            mask=region[box] | seeds[box])
+    return grown
 
 
 def mask_volume_ml(mask: BoolArray, voxel_ml: npt.ArrayLike) -> float:

@@ -50,6 +50,7 @@ from ichpipe.pipeline.segment.components import (
     dilate_octagon,
     edge_distance_mm,
     erode_octagon,
+    grow_into,
     mask_volume_ml,
 )
 
@@ -267,7 +268,7 @@ def add_extra_axial(
             seeds = np.zeros(shape, dtype=bool)
             seeds[box] = np.isin(labels, index[keep & low])
             if grow_candidate is not None:
-                grown = _grow(seeds, grow_candidate & interior & (hu >= hu_range[0]) & (hu <= hu_range[1]))
+                grown = grow_into(seeds, grow_candidate & interior & (hu >= hu_range[0]) & (hu <= hu_range[1]))
                 grown &= ~mask & ~added
                 grown_ml = mask_volume_ml(grown, volumes)
                 added |= grown
@@ -295,7 +296,7 @@ def _hypodense_beside(acute_in_box: BoolArray, box: tuple[slice, ...], taken: Bo
         return 0.0
     near = slice(int(on[0]), int(on[-1]) + 1)
     region[near] &= inner_table_zone(intracranial[near], pixel_spacing_mm, table_mm=_HYPODENSE_TABLE_MM)
-    return mask_volume_ml(_grow(seeds, region) & region, volumes)
+    return mask_volume_ml(grow_into(seeds, region) & region, volumes)
 
 
 def _faint(labels: npt.NDArray[np.int32], check: npt.NDArray[np.bool_], hu: FloatArray, brain: BoolArray,
@@ -318,16 +319,3 @@ def _faint(labels: npt.NDArray[np.int32], check: npt.NDArray[np.bool_], hu: Floa
         if ring.any():
             faint[i] = float(np.median(hu[near][component])) - float(np.median(hu[near][ring])) < min_contrast_hu
     return faint
-
-
-def _grow(seeds: BoolArray, region: BoolArray) -> BoolArray:
-    """The 26-connected components of ``region | seeds`` that hold a seed.
-
-    Propagated on their bounding box with bool arrays only (no int32 label volume).
-    """
-    grown = np.zeros(seeds.shape, dtype=bool)
-    box = bounding_box(region | seeds)
-    if box is None:
-        return grown
-    grown[box] = ndimage.binary_propagation(seeds[box], structure=_CONNECT_3D, mask=region[box] | seeds[box])
-    return grown

@@ -6,18 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from network_stand_ins import Grey, TwoLevel, tiny_checkpoint
 
 from ichpipe.errors import CheckpointError, ConfigError
-from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.hashing import file_sha256
-from ichpipe.models.registry import build_model
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.loader import build_dataclass
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial, inner_table_zone
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
 
-KWARGS = {"base_channels": 4, "num_heads": 2, "input_size": 64}
 SPACE = (slice(None), slice(4, 36), slice(4, 36))  # intracranial space of the 40 x 40 tests, 1 mm pixels
 
 
@@ -253,27 +250,6 @@ def test_bad_arguments_are_refused() -> None:
 # --------------------------------------------------------------------------- inside the network segmenter
 
 
-def _checkpoint(path: Path, window: dict[str, float]) -> Path:
-    torch.manual_seed(0)
-    net = build_model("sa_cbam_unet_slim", **KWARGS)
-    return save_checkpoint(path, net, name="sa_cbam_unet_slim", model_kwargs=KWARGS, input_size=(64, 64),
-                           window=window, normalisation={"scale": 1 / 255, "offset": 0.0},
-                           training_data="random weights (test)")
-
-
-class _Grey:
-    """Stands in for a network: 0.9 where the input shows ``grey`` (0-1), else 0."""
-
-    def __init__(self, grey: float | None) -> None:
-        self.grey, self.images = grey, 0
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        self.images += len(images)
-        if self.grey is None:
-            return np.zeros((len(images), 1, *images.shape[2:]), np.float32)
-        return np.where(np.abs(images[:, :1] - self.grey) < 0.02, 0.9, 0.0).astype(np.float32)
-
-
 @pytest.fixture
 def collection_volume(make_head):
     """12 slices 64 x 64: skull, brain at 40 HU, a 70 HU band on the inner table, a 70 HU blob deep inside."""
@@ -288,14 +264,14 @@ def collection_volume(make_head):
 
 def test_the_segmenter_adds_the_collection_on_the_table_through_the_second_networks_window(
         tmp_path: Path, collection_volume) -> None:
-    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
-    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    extra = tiny_checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
     cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
                           extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01))
     seg = NetworkSegmenter(base, config=cfg)
     assert seg.extra_axial is not None and seg.extra_axial.extra_axial is None
-    seg.runner = _Grey(None)  # the first network finds nothing
-    seg.extra_axial.runner = _Grey((70.0 + 10.0) / 120.0)  # 70 HU through W120/L50 (not through W80/L40: 0.875)
+    seg.runner = Grey(None)  # the first network finds nothing
+    seg.extra_axial.runner = Grey((70.0 + 10.0) / 120.0)  # 70 HU through W120/L50 (not through W80/L40: 0.875)
     result = seg.segment_in(collection_volume)
     hu = collection_volume.hu
     band = hu == 70.0
@@ -313,13 +289,13 @@ def test_the_segmenter_adds_the_collection_on_the_table_through_the_second_netwo
 def _extra_axial_details(tmp_path: Path, volume, network, **options) -> dict:
     """``details["extra_axial"]`` (and ``describe()``'s, as ``"described"``) of a segmenter whose first network
     finds nothing and whose extra-axial network is ``network`` (a stand-in), with ``options`` for the step."""
-    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
-    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    extra = tiny_checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
     cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
                           extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01, **options))
     seg = NetworkSegmenter(base, config=cfg)
     assert seg.extra_axial is not None
-    seg.runner = _Grey(None)
+    seg.runner = Grey(None)
     seg.extra_axial.runner = network
     return {**seg.segment_in(volume).details["extra_axial"], "described": seg.describe()["extra_axial"]}
 
@@ -330,23 +306,11 @@ def test_a_large_hypodense_collection_is_added_and_reported_through_the_segmente
             img[(r < 22) & (r >= 13) & (yy < 26)] = 15.0  # a chronic collection against the table
 
     volume = make_head(paint)
-    found = {low_ml: _extra_axial_details(tmp_path, volume, _Grey((15.0 + 10.0) / 120.0), low_density_min_ml=low_ml)
+    found = {low_ml: _extra_axial_details(tmp_path, volume, Grey((15.0 + 10.0) / 120.0), low_density_min_ml=low_ml)
              for low_ml in (None, 0.01)}
     assert found[None]["components_added"] == 0 and found[None]["low_density_ml"] == 0.0
     assert found[0.01]["components_added"] == found[0.01]["components_low_density"] == 1
     assert found[0.01]["low_density_ml"] == pytest.approx(found[0.01]["added_ml"]) and found[0.01]["added_ml"] > 0
-
-
-class _TwoLevel:
-    """Stands in for a network: 0.9 where the input shows ``sure``, 0.4 where it shows ``loose``, else 0."""
-
-    def __init__(self, sure: float, loose: float) -> None:
-        self.sure, self.loose = sure, loose
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        grey = images[:, :1]
-        return np.where(np.abs(grey - self.sure) < 0.02, 0.9,
-                        np.where(np.abs(grey - self.loose) < 0.02, 0.4, 0.0)).astype(np.float32)
 
 
 def test_the_segmenter_grows_a_low_density_collection_with_the_growth_threshold(tmp_path: Path, make_head) -> None:
@@ -356,7 +320,7 @@ def test_the_segmenter_grows_a_low_density_collection_with_the_growth_threshold(
             img[(r < 22) & (r >= 13) & (yy < 26) & (xx >= 32)] = 5.0  # called loosely (0.4)
 
     volume = make_head(paint)
-    network = _TwoLevel((15.0 + 10.0) / 120.0, (5.0 + 10.0) / 120.0)
+    network = TwoLevel((15.0 + 10.0) / 120.0, (5.0 + 10.0) / 120.0)
     found = {grow: _extra_axial_details(tmp_path, volume, network, low_density_min_ml=0.01,
                                         low_density_grow_threshold=grow) for grow in (None, 0.3)}
     assert found[None]["described"]["low_density_grow_threshold"] is None
@@ -368,12 +332,12 @@ def test_the_segmenter_grows_a_low_density_collection_with_the_growth_threshold(
 
 
 def test_a_missing_or_untrusted_extra_axial_checkpoint_is_refused(tmp_path: Path) -> None:
-    base = _checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
     cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
                           extra_axial=ExtraAxialConfig(checkpoint=str(tmp_path / "nowhere.pt")))
     with pytest.raises(CheckpointError, match=r"extra_axial\.checkpoint .*nowhere\.pt does not exist"):
         NetworkSegmenter(base, config=cfg)
-    extra = _checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    extra = tiny_checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
     cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
                           extra_axial=ExtraAxialConfig(checkpoint=str(extra)))
     with pytest.raises(CheckpointError, match=r"Extra-axial checkpoint .* is not in models\.checkpoint_sha256"):

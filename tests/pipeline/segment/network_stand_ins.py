@@ -1,0 +1,49 @@
+"""Stand-ins for networks in the segmenter tests: a tiny random checkpoint and fake runners."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ichpipe.models.checkpoint import save_checkpoint
+from ichpipe.models.registry import build_model
+
+__all__ = ["KWARGS", "Grey", "TwoLevel", "tiny_checkpoint"]
+
+KWARGS = {"base_channels": 4, "num_heads": 2, "input_size": 64}
+
+
+def tiny_checkpoint(path: Path, window: dict[str, float]) -> Path:
+    """A random-weight ``sa_cbam_unet_slim`` (64 x 64) saved at ``path`` with ``window``."""
+    torch.manual_seed(0)
+    net = build_model("sa_cbam_unet_slim", **KWARGS)
+    return save_checkpoint(path, net, name="sa_cbam_unet_slim", model_kwargs=KWARGS, input_size=(64, 64),
+                           window=window, normalisation={"scale": 1 / 255, "offset": 0.0},
+                           training_data="random weights (test)")
+
+
+class Grey:
+    """Stands in for a network: 0.9 where the input shows ``grey`` (0-1), else 0."""
+
+    def __init__(self, grey: float | None) -> None:
+        self.grey, self.images = grey, 0
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        self.images += len(images)
+        if self.grey is None:
+            return np.zeros((len(images), 1, *images.shape[2:]), np.float32)
+        return np.where(np.abs(images[:, :1] - self.grey) < 0.02, 0.9, 0.0).astype(np.float32)
+
+
+class TwoLevel:
+    """Stands in for a network: 0.9 where the input shows ``sure``, 0.4 where it shows ``loose``, else 0."""
+
+    def __init__(self, sure: float, loose: float) -> None:
+        self.sure, self.loose = sure, loose
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        grey = images[:, :1]
+        return np.where(np.abs(grey - self.sure) < 0.02, 0.9,
+                        np.where(np.abs(grey - self.loose) < 0.02, 0.4, 0.0)).astype(np.float32)
