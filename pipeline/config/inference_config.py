@@ -145,6 +145,10 @@ class InferenceConfig:
         Use the channels-last memory format (faster convolutions on CPU).
     threshold:
         Probability above which a pixel is hematoma.
+    loose_threshold:
+        The main network's call is also read at this lower probability; what of it touches the
+        final blood (26-connected, intracranial, not blood already) is measured, never added
+        (``details["loose_call"]``, the ``uncertain_edge`` quality flag). ``None``: not measured.
     min_component_ml:
         3D components smaller than this are removed (0 keeps all).
     restrict_to_intracranial:
@@ -181,6 +185,7 @@ class InferenceConfig:
     bf16: bool = True
     channels_last: bool = True
     threshold: float = 0.5
+    loose_threshold: float | None = 0.3
     min_component_ml: float = 0.05
     restrict_to_intracranial: bool = True
     skip_slices_without_head: bool = True
@@ -200,3 +205,6 @@ class InferenceConfig:
             raise ValueError("Argument 'restore_stripped_skull_mm' must not be negative.")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("Argument 'threshold' must lie strictly between 0 and 1.")
+        if self.loose_threshold is not None and not 0.0 < self.loose_threshold < self.threshold:
+            raise ValueError(f"Argument 'loose_threshold' must lie strictly between 0 and threshold ="
+                             f" {self.threshold}, or be null; got {self.loose_threshold!r}.")

@@ -24,6 +24,7 @@ __all__ = [
     "HypodensePartConfig",
     "IntracranialCheckConfig",
     "QualityConfig",
+    "UncertainEdgeConfig",
 ]
 
 
@@ -220,6 +221,30 @@ class BloodDensityConfig:
 
 
 @dataclass(frozen=True)
+class UncertainEdgeConfig:
+    """Flag ``uncertain_edge``: the main network calls much more at its looser threshold, joined to the blood.
+
+    Parameters
+    ----------
+    min_fraction:
+        Flag when the network's call at ``inference.loose_threshold`` (0.3) that touches the blood and
+        is not blood already (``quality.measurements.loose_call.beside_ml``) is at least this share of
+        the volume: the blood's edge is faint, so the volume depends on where the line is drawn. Acute
+        phantom bleeds measure 0.02-0.17 of their volume (up to 0.28 at 1-3 mL); faint subacute bleeds
+        read low measure 0.36-1.17, lesions in the real Philips head (read 0.06-9 times their volume)
+        0.28-0.87 (``MODEL_CARD.md``, "A flag for a faint edge").
+    min_ml:
+        ... and at least this many mL (a small bleed's partial-volume rim is a large share of it).
+    """
+
+    min_fraction: float = 0.3
+    min_ml: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+
+
+@dataclass(frozen=True)
 class HypodensePartConfig:
     """Flag ``extra_axial_hypodense_part``: hypodense tissue beside an added acute collection, not counted.
 
@@ -365,8 +390,8 @@ class QualityConfig:
         classical baseline on the same intracranial space and compare the
         volumes (flag ``segmenter_disagreement``); it costs 0.6-8.3 % of the
         network's segment stage on a CPU (``BENCHMARKS.md``). ``none``: do not.
-    intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, blood_density, hypodense_part,
-    disagreement, domain:
+    intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, blood_density, uncertain_edge,
+    hypodense_part, disagreement, domain:
         The thresholds of each check.
     """
 
@@ -379,6 +404,7 @@ class QualityConfig:
     blood_outside: BloodOutsideConfig = field(default_factory=BloodOutsideConfig)
     blood_at_skull: BloodAtSkullConfig = field(default_factory=BloodAtSkullConfig)
     blood_density: BloodDensityConfig = field(default_factory=BloodDensityConfig)
+    uncertain_edge: UncertainEdgeConfig = field(default_factory=UncertainEdgeConfig)
     hypodense_part: HypodensePartConfig = field(default_factory=HypodensePartConfig)
     disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
     domain: DomainConfig = field(default_factory=DomainConfig)

@@ -20,9 +20,11 @@ from ichpipe.pipeline.quality.checks import (
     check_hypodense_part,
     check_intracranial,
     check_low_density_collection,
+    check_uncertain_edge,
 )
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull
+from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -85,6 +87,10 @@ def assess_quality(
                "blood_outside")
     report.add(check_blood_density(segmentation.mask, volume.hu, geo.voxel_volumes_ml, **asdict(cfg.blood_density)),
                "blood_density")
+    if "loose_call" in segmentation.details:
+        found_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml)
+        report.add(check_uncertain_edge(segmentation.details["loose_call"], found_ml, **asdict(cfg.uncertain_edge)),
+                   "uncertain_edge")
     if "extra_axial" in segmentation.details:
         report.add(check_low_density_collection(segmentation.details["extra_axial"]), "extra_axial")
         report.add(check_hypodense_part(segmentation.details["extra_axial"], **asdict(cfg.hypodense_part)),

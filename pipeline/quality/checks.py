@@ -36,6 +36,7 @@ __all__ = [
     "check_hypodense_part",
     "check_intracranial",
     "check_low_density_collection",
+    "check_uncertain_edge",
     "histogram_mode",
 ]
 
@@ -418,6 +419,31 @@ def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[Quality
         " is uncertain: usually too low, at times too high (what was grown runs past the collection along the table),"
         " or right only by compensation.",
         round(low_ml, 2), None)]
+
+
+def check_uncertain_edge(loose_call: Mapping[str, Any], volume_ml: float, *, min_fraction: float = 0.3,
+                         min_ml: float = 1.0) -> list[QualityFlag]:
+    """The main network calls much more at its looser threshold, joined to the blood: a faint edge.
+
+    ``loose_call`` is ``details["loose_call"]`` (``threshold``, ``beside_ml``), ``volume_ml`` the volume
+    found; ``min_fraction``, ``min_ml``: see :class:`~ichpipe.pipeline.config.quality_config.UncertainEdgeConfig`.
+
+    >>> [f.code for f in check_uncertain_edge({"threshold": 0.3, "beside_ml": 2.1}, 5.4)]
+    ['uncertain_edge']
+    >>> check_uncertain_edge({"threshold": 0.3, "beside_ml": 2.5}, 38.2)
+    []
+    """
+    beside = float(loose_call.get("beside_ml") or 0.0)
+    if beside <= 0 or beside < min_ml or beside < min_fraction * volume_ml:
+        return []
+    share = beside / volume_ml if volume_ml > 0 else float("inf")
+    return [QualityFlag(
+        "uncertain_edge",
+        f"At probability {loose_call.get('threshold')} the network calls {beside:.1f} mL more joined to the"
+        f" {volume_ml:.1f} mL of blood found ({share:.0%} of it): the blood's edge is faint (blood near brain"
+        " density, or an image unlike the training data), so the volume depends on where the line is drawn and"
+        " may be too low or too high.",
+        round(share, 3), min_fraction)]
 
 
 def check_hypodense_part(extra_axial: Mapping[str, Any], *, min_ml: float = 5.0) -> list[QualityFlag]:

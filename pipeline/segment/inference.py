@@ -51,7 +51,7 @@ from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.segment.components import drop_dense_components_3d, mask_volume_ml
+from ichpipe.pipeline.segment.components import drop_dense_components_3d, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
 from ichpipe.pipeline.segment.intracranial import (
@@ -279,6 +279,8 @@ class NetworkSegmenter:
             described["slice_context_mm"] = self.slice_context_mm
         if self.config.mirror:
             described["mirror"] = True
+        if self.config.loose_threshold is not None:
+            described["loose_threshold"] = self.config.loose_threshold
         if self.extender is not None:
             ends = self.config.end_extension
             described["end_extension"] = {
@@ -385,7 +387,12 @@ class NetworkSegmenter:
             ring = stripped_skull_ring(volume.hu, intracranial, volume.geometry.pixel_spacing_mm,
                                        width_mm=self.config.restore_stripped_skull_mm)
         head = self.head_extent(volume.hu)
-        mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold)
+        loose = None
+        if self.config.loose_threshold is None:
+            mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold)
+        else:
+            mask, loose = self.probabilities(volume, bone=ring, head=head,
+                                             above=(self.config.threshold, self.config.loose_threshold))
         needs_space = ((self.extender is not None and self.config.restrict_to_intracranial and mask.any())
                        or self.extra_axial is not None)
         if needs_space and intracranial is None:
@@ -403,7 +410,22 @@ class NetworkSegmenter:
             result = self._extend_ends(self.extender, result, volume, ring, intracranial, head)
         if self.extra_axial is not None and intracranial is not None:
             result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, head)
+        if loose is not None:
+            result = self._measure_loose(result, loose, volume, intracranial)
         return result
+
+    def _measure_loose(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
+                       intracranial: IntracranialResult | None) -> SegmentationResult:
+        """``result`` with ``details["loose_call"]``: mL of the main network's call at ``loose_threshold`` that
+        touches the final blood (26-connected) and is not blood already: how uncertain its edge is."""
+        region = loose & ~result.mask
+        if self.config.restrict_to_intracranial and intracranial is not None:
+            region &= intracranial.mask
+        beside = grow_into(result.mask, region) & region if result.mask.any() else np.zeros_like(region)
+        details = dict(result.details)
+        details["loose_call"] = {"threshold": self.config.loose_threshold,
+                                 "beside_ml": round(mask_volume_ml(beside, volume.geometry.voxel_volumes_ml), 4)}
+        return replace(result, details=details)
 
     def _drop_dense(self, result: SegmentationResult, volume: CTVolume) -> SegmentationResult:
         """``result`` without components whose median HU is above ``anatomy.brain_hu`` (calcification, bone)."""

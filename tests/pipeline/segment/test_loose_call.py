@@ -1,0 +1,90 @@
+"""``inference.loose_threshold``: the main network's call at a looser threshold, measured beside the blood."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from network_stand_ins import TwoLevel, tiny_checkpoint
+
+from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
+from ichpipe.pipeline.config.quality_config import QualityConfig, UncertainEdgeConfig
+from ichpipe.pipeline.quality.assess import assess_quality
+from ichpipe.pipeline.quality.checks import check_uncertain_edge
+from ichpipe.pipeline.segment.components import mask_volume_ml
+from ichpipe.pipeline.segment.inference import NetworkSegmenter
+from ichpipe.pipeline.segment.intracranial import find_intracranial_in
+
+SURE_HU, LOOSE_HU = 60.0, 52.0  # shown through W80/L40 as 0.75 and 0.65 of the range
+
+
+def _paint(img, yy, xx, r, i) -> None:
+    if 4 <= i <= 7:
+        img[(np.abs(yy - 30) < 4) & (np.abs(xx - 22) < 4)] = SURE_HU  # called surely
+        img[(np.abs(yy - 30) < 4) & (xx >= 26) & (xx < 30)] = LOOSE_HU  # its faint edge, joined to it
+        img[(np.abs(yy - 30) < 3) & (xx >= 36) & (xx < 40)] = LOOSE_HU  # a faint spot apart from it
+
+
+def _segmenter(tmp_path: Path, **options) -> NetworkSegmenter:
+    base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    cfg = InferenceConfig(device="cpu", runtime="torch", mirror=False, end_extension=EndExtensionConfig(checkpoint=""),
+                          extra_axial=ExtraAxialConfig(checkpoint=""), **options)
+    seg = NetworkSegmenter(base, config=cfg)
+    seg.runner = TwoLevel(SURE_HU / 80.0, LOOSE_HU / 80.0)
+    return seg
+
+
+def test_the_loose_call_joined_to_the_blood_is_measured_never_added(tmp_path: Path, make_head) -> None:
+    volume = make_head(_paint)
+    voxel_ml = volume.geometry.voxel_volumes_ml
+    edge = np.zeros(volume.hu.shape, dtype=bool)
+    edge[4:8, 27:34, 26:30] = True  # the joined faint edge (the spot apart is not counted)
+    results = {t: _segmenter(tmp_path, loose_threshold=t).segment_in(volume) for t in (None, 0.3)}
+    assert "loose_call" not in results[None].details
+    np.testing.assert_array_equal(results[None].mask, results[0.3].mask)  # measured, never added
+    sure = results[0.3].mask
+    assert sure.any() and not (sure & (volume.hu != SURE_HU)).any()
+    measured = results[0.3].details["loose_call"]
+    assert measured["threshold"] == 0.3
+    assert measured["beside_ml"] == pytest.approx(mask_volume_ml(edge, voxel_ml), rel=1e-3)
+    # a looser line above the faint edge's 0.4 sees nothing beside the blood
+    assert _segmenter(tmp_path, loose_threshold=0.45).segment_in(volume).details["loose_call"]["beside_ml"] == 0.0
+    assert _segmenter(tmp_path, loose_threshold=0.3).describe()["loose_threshold"] == 0.3
+
+
+def test_a_faint_edge_is_flagged_through_assess_quality(tmp_path: Path, make_head) -> None:
+    volume = make_head(_paint)
+    result = _segmenter(tmp_path, loose_threshold=0.3).segment_in(volume)
+    space = find_intracranial_in(volume.hu, volume.geometry)
+    found_ml = mask_volume_ml(result.mask, volume.geometry.voxel_volumes_ml)
+    beside = result.details["loose_call"]["beside_ml"]
+    assert 0.3 < beside / found_ml < 1.0
+    loose = QualityConfig(uncertain_edge=UncertainEdgeConfig(min_fraction=0.3, min_ml=0.0))
+    report = assess_quality(volume, space, result, config=loose)
+    assert "uncertain_edge" in report.codes and "uncertain_edge" in report.checks
+    strict = replace(loose, uncertain_edge=UncertainEdgeConfig(min_fraction=1.0, min_ml=0.0))
+    assert "uncertain_edge" not in assess_quality(volume, space, result, config=strict).codes
+    big = replace(loose, uncertain_edge=UncertainEdgeConfig(min_fraction=0.3, min_ml=beside + 0.01))
+    assert "uncertain_edge" not in assess_quality(volume, space, result, config=big).codes
+
+
+def test_check_uncertain_edge_needs_both_share_and_volume() -> None:
+    call = {"threshold": 0.3, "beside_ml": 2.0}
+    assert [f.code for f in check_uncertain_edge(call, 5.0)] == ["uncertain_edge"]
+    flag = check_uncertain_edge(call, 5.0)[0]
+    assert flag.value == pytest.approx(0.4) and flag.threshold == 0.3 and "2.0 mL" in flag.message
+    assert check_uncertain_edge(call, 7.0) == []  # 29 %
+    assert check_uncertain_edge({"threshold": 0.3, "beside_ml": 0.9}, 1.0) == []  # under 1 mL
+    assert check_uncertain_edge({"threshold": 0.3, "beside_ml": 0.0}, 0.0) == []
+
+
+def test_the_loose_threshold_must_lie_under_the_threshold() -> None:
+    with pytest.raises(ValueError, match="loose_threshold"):
+        InferenceConfig(loose_threshold=0.5)
+    with pytest.raises(ValueError, match="loose_threshold"):
+        InferenceConfig(threshold=0.4, loose_threshold=0.45)
+    assert InferenceConfig(loose_threshold=None).loose_threshold is None
+    with pytest.raises(ValueError, match="min_fraction"):
+        UncertainEdgeConfig(min_fraction=-0.1)
