@@ -440,7 +440,7 @@ def check_uncertain_edge(loose_call: Mapping[str, Any], volume_ml: float, *, min
     return [QualityFlag(
         "uncertain_edge",
         f"At probability {loose_call.get('threshold')} the network calls {beside:.1f} mL more joined to the"
-        f" {volume_ml:.1f} mL of blood found ({share:.0%} of it): the blood's edge is faint (blood near brain"
+        f" {volume_ml:.1f} mL of blood found ({100 * share:.0f} % of it): the blood's edge is faint (blood near brain"
         " density, or an image unlike the training data), so the volume depends on where the line is drawn and"
         " may be too low or too high.",
         round(share, 3), min_fraction)]
