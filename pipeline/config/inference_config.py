@@ -149,6 +149,13 @@ class InferenceConfig:
         The main network's call is also read at this lower probability; what of it touches the
         final blood (26-connected, intracranial, not blood already) is measured, never added
         (``details["loose_call"]``, the ``uncertain_edge`` quality flag). ``None``: not measured.
+    faint_max_median_hu:
+        Components of the main network's mask whose median is under this (faint blood, near brain
+        density) grow into its call at ``loose_threshold`` (26-connected, intracranial, at least
+        ``faint_min_hu``) before the end-slice and extra-axial steps (``details["faint_growth"]``).
+        ``None``: no growth. Needs ``loose_threshold``.
+    faint_min_hu:
+        The growth takes no voxel under this HU (oedema, CSF).
     min_component_ml:
         3D components smaller than this are removed (0 keeps all).
     restrict_to_intracranial:
@@ -186,6 +193,8 @@ class InferenceConfig:
     channels_last: bool = True
     threshold: float = 0.5
     loose_threshold: float | None = 0.3
+    faint_max_median_hu: float | None = 55.0
+    faint_min_hu: float = 35.0
     min_component_ml: float = 0.05
     restrict_to_intracranial: bool = True
     skip_slices_without_head: bool = True
@@ -208,3 +217,10 @@ class InferenceConfig:
         if self.loose_threshold is not None and not 0.0 < self.loose_threshold < self.threshold:
             raise ValueError(f"Argument 'loose_threshold' must lie strictly between 0 and threshold ="
                              f" {self.threshold}, or be null; got {self.loose_threshold!r}.")
+        if self.faint_max_median_hu is not None and self.loose_threshold is None:
+            raise ValueError("Argument 'faint_max_median_hu' needs 'loose_threshold' (the call it grows into);"
+                             " set faint_max_median_hu to null too, or give loose_threshold.")
+        for name in ("faint_max_median_hu", "faint_min_hu"):
+            value = getattr(self, name)
+            if value is not None and not -1024.0 <= value <= 3071.0:
+                raise ValueError(f"Argument '{name}' must be an HU value between -1024 and 3071; got {value!r}.")

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
@@ -51,7 +52,7 @@ from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.segment.components import drop_dense_components_3d, grow_into, mask_volume_ml
+from ichpipe.pipeline.segment.components import bounding_box, drop_dense_components_3d, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
 from ichpipe.pipeline.segment.intracranial import (
@@ -281,6 +282,10 @@ class NetworkSegmenter:
             described["mirror"] = True
         if self.config.loose_threshold is not None:
             described["loose_threshold"] = self.config.loose_threshold
+            if self.config.faint_max_median_hu is not None:
+                described["faint_growth"] = {"max_median_hu": self.config.faint_max_median_hu,
+                                             "min_hu": self.config.faint_min_hu,
+                                             "threshold": self.config.loose_threshold}
         if self.extender is not None:
             ends = self.config.end_extension
             described["end_extension"] = {
@@ -401,6 +406,8 @@ class NetworkSegmenter:
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
         result = self._drop_dense(result, volume)
+        if loose is not None and self.config.faint_max_median_hu is not None:
+            result = self._grow_faint(result, loose, volume, intracranial)
         if ring is not None:
             result.details["network_input"] = {
                 "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
@@ -414,17 +421,43 @@ class NetworkSegmenter:
             result = self._measure_loose(result, loose, volume, intracranial)
         return result
 
+    def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
+                    intracranial: IntracranialResult | None) -> SegmentationResult:
+        """``result`` with its faint components (median under ``faint_max_median_hu``) grown into ``loose``.
+
+        The growth is 26-connected, intracranial, at least ``faint_min_hu``; ``details["faint_growth"]``
+        says what it added. Components are labelled on the mask's bounding box only.
+        """
+        box = bounding_box(result.mask)
+        if box is None:
+            return result
+        labels, n = ndimage.label(result.mask[box], structure=np.ones((3, 3, 3), dtype=bool))
+        medians = np.asarray(ndimage.median(volume.hu[box], labels, index=np.arange(1, n + 1)))
+        faint = np.flatnonzero(medians < float(self.config.faint_max_median_hu or 0.0)) + 1
+        if faint.size == 0:
+            return result
+        seeds = np.zeros_like(result.mask)
+        seeds[box] = np.isin(labels, faint)
+        region = loose & ~result.mask & (volume.hu >= self.config.faint_min_hu)
+        if self.config.restrict_to_intracranial and intracranial is not None:
+            region &= intracranial.mask
+        grown = grow_into(seeds, region) & region
+        return _with_addition(result, volume, "faint_growth", result.mask | grown, grown,
+                              components_grown=int(faint.size))
+
     def _measure_loose(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                        intracranial: IntracranialResult | None) -> SegmentationResult:
         """``result`` with ``details["loose_call"]``: mL of the main network's call at ``loose_threshold`` that
-        touches the final blood (26-connected) and is not blood already: how uncertain its edge is."""
+        touches the final blood (26-connected) and is not blood already, plus what the faint growth took of
+        it (so the figure does not shrink when it grows): how uncertain the edge is."""
         region = loose & ~result.mask
         if self.config.restrict_to_intracranial and intracranial is not None:
             region &= intracranial.mask
         beside = grow_into(result.mask, region) & region if result.mask.any() else np.zeros_like(region)
         details = dict(result.details)
-        details["loose_call"] = {"threshold": self.config.loose_threshold,
-                                 "beside_ml": round(mask_volume_ml(beside, volume.geometry.voxel_volumes_ml), 4)}
+        grown_ml = float((details.get("faint_growth") or {}).get("added_ml") or 0.0)
+        beside_ml = mask_volume_ml(beside, volume.geometry.voxel_volumes_ml) + grown_ml
+        details["loose_call"] = {"threshold": self.config.loose_threshold, "beside_ml": round(beside_ml, 4)}
         return replace(result, details=details)
 
     def _drop_dense(self, result: SegmentationResult, volume: CTVolume) -> SegmentationResult:

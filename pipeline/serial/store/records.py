@@ -335,7 +335,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     when large collections under its ``min_median_hu`` were added too: ``low_density_min_ml``; ``g<P>`` when
     they were grown to its call at probability P: ``low_density_grow_threshold``; ``:c<N>`` when acute
     components had to stand N HU above the brain around them: ``min_contrast_hu``; ``:na`` when components
-    were added on narrow slices too: ``narrow_slices: anchored``), and
+    were added on narrow slices too: ``narrow_slices: anchored``),
+    ``+faint<N>:<M>p<P>`` when components under N HU grew into the call at probability P from M HU
+    (``inference.faint_max_median_hu``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -359,6 +361,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+xa:0123:na'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"faint_growth": {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3},
+    ...                                   "mirror": True})
+    'sa_cbam_unet_slim+faint55:35p0.3+mirror'
     >>> method_name("threshold", {})
     'threshold'
     """
@@ -381,6 +386,10 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         contrast = extra.get("min_contrast_hu")
         method = method if contrast is None else f"{method}:c{float(contrast):g}"
         method = f"{method}:na" if extra.get("narrow_slices") == "anchored" else method
+    faint = details.get("faint_growth") or {}
+    if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
+        method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"
+                  f"p{float(faint.get('threshold') or 0.0):g}")
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

@@ -27,6 +27,16 @@ def _paint(img, yy, xx, r, i) -> None:
         img[(np.abs(yy - 30) < 3) & (xx >= 36) & (xx < 40)] = LOOSE_HU  # a faint spot apart from it
 
 
+def _faint_paint(img, yy, xx, r, i) -> None:
+    if 4 <= i <= 7:
+        img[(np.abs(yy - 30) < 4) & (np.abs(xx - 22) < 4)] = FAINT_HU  # faint blood, called surely
+        img[(np.abs(yy - 30) < 4) & (xx >= 26) & (xx < 29)] = FAINT_EDGE_HU  # its fainter edge, called loosely
+        img[(np.abs(yy - 30) < 4) & (xx >= 29) & (xx < 31)] = OEDEMA_HU  # beyond it, oedema called loosely
+
+
+FAINT_HU, FAINT_EDGE_HU, OEDEMA_HU = 50.0, 44.0, 30.0
+
+
 def _segmenter(tmp_path: Path, **options) -> NetworkSegmenter:
     base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
     cfg = InferenceConfig(device="cpu", runtime="torch", mirror=False, end_extension=EndExtensionConfig(checkpoint=""),
@@ -36,12 +46,45 @@ def _segmenter(tmp_path: Path, **options) -> NetworkSegmenter:
     return seg
 
 
+class _Faint:
+    """Stands in for a network: 0.9 on faint blood, 0.4 on its fainter edge and on the oedema beyond."""
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        grey = images[:, :1]
+        loose = (np.abs(grey - FAINT_EDGE_HU / 80.0) < 0.02) | (np.abs(grey - OEDEMA_HU / 80.0) < 0.02)
+        return np.where(np.abs(grey - FAINT_HU / 80.0) < 0.02, 0.9, np.where(loose, 0.4, 0.0)).astype(np.float32)
+
+
+def test_faint_blood_grows_into_the_loose_call_but_not_into_oedema(tmp_path: Path, make_head) -> None:
+    volume = make_head(_faint_paint)
+    voxel_ml = volume.geometry.voxel_volumes_ml
+    found = {}
+    for limit in (None, 45.0, 55.0):
+        seg = _segmenter(tmp_path, loose_threshold=0.3, faint_max_median_hu=limit)
+        seg.runner = _Faint()
+        found[limit] = seg.segment_in(volume)
+    core, edge = volume.hu == FAINT_HU, volume.hu == FAINT_EDGE_HU
+    np.testing.assert_array_equal(found[None].mask, core)
+    np.testing.assert_array_equal(found[45.0].mask, core)  # 50 HU blood is not under 45: no growth
+    assert "faint_growth" not in found[None].details and "faint_growth" not in found[45.0].details
+    np.testing.assert_array_equal(found[55.0].mask, core | edge)  # grown into its edge, not into the oedema
+    grown = found[55.0].details["faint_growth"]
+    assert grown["components_grown"] == 1
+    assert grown["added_ml"] == pytest.approx(mask_volume_ml(edge, voxel_ml), rel=1e-3)
+    # the loose call beside the blood counts what the growth took, so the edge flag sees the same edge
+    assert found[55.0].details["loose_call"]["beside_ml"] == pytest.approx(
+        found[None].details["loose_call"]["beside_ml"], rel=1e-3)
+    seg = _segmenter(tmp_path, loose_threshold=0.3, faint_max_median_hu=55.0)
+    assert seg.describe()["faint_growth"] == {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3}
+
+
 def test_the_loose_call_joined_to_the_blood_is_measured_never_added(tmp_path: Path, make_head) -> None:
     volume = make_head(_paint)
     voxel_ml = volume.geometry.voxel_volumes_ml
     edge = np.zeros(volume.hu.shape, dtype=bool)
     edge[4:8, 27:34, 26:30] = True  # the joined faint edge (the spot apart is not counted)
-    results = {t: _segmenter(tmp_path, loose_threshold=t).segment_in(volume) for t in (None, 0.3)}
+    results = {t: _segmenter(tmp_path, loose_threshold=t, faint_max_median_hu=None).segment_in(volume)
+               for t in (None, 0.3)}
     assert "loose_call" not in results[None].details
     np.testing.assert_array_equal(results[None].mask, results[0.3].mask)  # measured, never added
     sure = results[0.3].mask
@@ -85,6 +128,10 @@ def test_the_loose_threshold_must_lie_under_the_threshold() -> None:
         InferenceConfig(loose_threshold=0.5)
     with pytest.raises(ValueError, match="loose_threshold"):
         InferenceConfig(threshold=0.4, loose_threshold=0.45)
-    assert InferenceConfig(loose_threshold=None).loose_threshold is None
+    with pytest.raises(ValueError, match=r"faint_max_median_hu.*needs 'loose_threshold'"):
+        InferenceConfig(loose_threshold=None)
+    assert InferenceConfig(loose_threshold=None, faint_max_median_hu=None).faint_max_median_hu is None
+    with pytest.raises(ValueError, match="faint_min_hu"):
+        InferenceConfig(faint_min_hu=5000.0)
     with pytest.raises(ValueError, match="min_fraction"):
         UncertainEdgeConfig(min_fraction=-0.1)
