@@ -155,7 +155,8 @@ class InferenceConfig:
         ``faint_min_hu``) before the end-slice and extra-axial steps (``details["faint_growth"]``).
         ``None``: no growth. Needs ``loose_threshold``.
     faint_min_hu:
-        The growth takes no voxel under this HU (oedema, CSF).
+        The growth takes no voxel under this HU (oedema, CSF), nor any over the top of
+        ``anatomy.brain_hu`` (calcification, bone).
     min_component_ml:
         3D components smaller than this are removed (0 keeps all).
     restrict_to_intracranial:

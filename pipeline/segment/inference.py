@@ -425,8 +425,9 @@ class NetworkSegmenter:
                     intracranial: IntracranialResult | None) -> SegmentationResult:
         """``result`` with its faint components (median under ``faint_max_median_hu``) grown into ``loose``.
 
-        The growth is 26-connected, intracranial, at least ``faint_min_hu``; ``details["faint_growth"]``
-        says what it added. Components are labelled on the mask's bounding box only.
+        The growth is 26-connected, intracranial, from ``faint_min_hu`` to the top of ``anatomy.brain_hu``
+        (120 HU: no calcification or bone); ``details["faint_growth"]`` says what it added. Components are
+        labelled on the mask's bounding box only.
         """
         box = bounding_box(result.mask)
         if box is None:
@@ -438,8 +439,12 @@ class NetworkSegmenter:
             return result
         seeds = np.zeros_like(result.mask)
         seeds[box] = np.isin(labels, faint)
-        region = loose & ~result.mask & (volume.hu >= self.config.faint_min_hu)
-        if self.config.restrict_to_intracranial and intracranial is not None:
+        # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
+        hu = volume.hu
+        region = loose & ~result.mask & (hu >= self.config.faint_min_hu) & (hu <= self.anatomy.brain_hu[1])
+        if self.config.restrict_to_intracranial:
+            if intracranial is None:  # only found before when a later step needs it
+                intracranial = find_intracranial_in(hu, volume.geometry, self.anatomy)
             region &= intracranial.mask
         grown = grow_into(seeds, region) & region
         return _with_addition(result, volume, "faint_growth", result.mask | grown, grown,

@@ -32,9 +32,10 @@ def _faint_paint(img, yy, xx, r, i) -> None:
         img[(np.abs(yy - 30) < 4) & (np.abs(xx - 22) < 4)] = FAINT_HU  # faint blood, called surely
         img[(np.abs(yy - 30) < 4) & (xx >= 26) & (xx < 29)] = FAINT_EDGE_HU  # its fainter edge, called loosely
         img[(np.abs(yy - 30) < 4) & (xx >= 29) & (xx < 31)] = OEDEMA_HU  # beyond it, oedema called loosely
+        img[(np.abs(yy - 30) < 4) & (xx >= 16) & (xx < 19)] = CALCIFIED_HU  # on its other side, calcification
 
 
-FAINT_HU, FAINT_EDGE_HU, OEDEMA_HU = 50.0, 44.0, 30.0
+FAINT_HU, FAINT_EDGE_HU, OEDEMA_HU, CALCIFIED_HU = 50.0, 44.0, 30.0, 130.0
 
 
 def _segmenter(tmp_path: Path, **options) -> NetworkSegmenter:
@@ -47,11 +48,11 @@ def _segmenter(tmp_path: Path, **options) -> NetworkSegmenter:
 
 
 class _Faint:
-    """Stands in for a network: 0.9 on faint blood, 0.4 on its fainter edge and on the oedema beyond."""
+    """Stands in for a network: 0.9 on faint blood, 0.4 on its fainter edge, the oedema and anything over 80 HU."""
 
     def run(self, images: np.ndarray) -> np.ndarray:
         grey = images[:, :1]
-        loose = (np.abs(grey - FAINT_EDGE_HU / 80.0) < 0.02) | (np.abs(grey - OEDEMA_HU / 80.0) < 0.02)
+        loose = (np.abs(grey - FAINT_EDGE_HU / 80.0) < 0.02) | (np.abs(grey - OEDEMA_HU / 80.0) < 0.02) | (grey > 0.99)
         return np.where(np.abs(grey - FAINT_HU / 80.0) < 0.02, 0.9, np.where(loose, 0.4, 0.0)).astype(np.float32)
 
 
@@ -67,7 +68,8 @@ def test_faint_blood_grows_into_the_loose_call_but_not_into_oedema(tmp_path: Pat
     np.testing.assert_array_equal(found[None].mask, core)
     np.testing.assert_array_equal(found[45.0].mask, core)  # 50 HU blood is not under 45: no growth
     assert "faint_growth" not in found[None].details and "faint_growth" not in found[45.0].details
-    np.testing.assert_array_equal(found[55.0].mask, core | edge)  # grown into its edge, not into the oedema
+    # grown into its edge, not into the oedema, the calcification or the skull
+    np.testing.assert_array_equal(found[55.0].mask, core | edge)
     grown = found[55.0].details["faint_growth"]
     assert grown["components_grown"] == 1
     assert grown["added_ml"] == pytest.approx(mask_volume_ml(edge, voxel_ml), rel=1e-3)
