@@ -147,8 +147,9 @@ class InferenceConfig:
         Probability above which a pixel is hematoma.
     loose_threshold:
         The main network's call is also read at this lower probability; what of it touches the
-        final blood (26-connected, intracranial, not blood already) is measured, never added
-        (``details["loose_call"]``, the ``uncertain_edge`` quality flag). ``None``: not measured.
+        final blood (26-connected, intracranial, not blood already) is measured (``details["loose_call"]``,
+        the ``uncertain_edge`` quality flag); only faint components grow into it (``faint_max_median_hu``).
+        ``None``: not measured.
     faint_max_median_hu:
         Components of the main network's mask whose median is under this (faint blood, near brain
         density) grow into its call at ``loose_threshold`` (26-connected, intracranial, at least
