@@ -51,6 +51,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
         lines.append(f"  not counted: {dense['removed_ml']:.2f} mL in {dense['components_removed']} component(s) the"
                      f" network called, denser than blood (median > {dense['median_hu_above']:g} HU: calcification"
                      " or bone)")
+    faint = measured.get("faint_growth") or {}
+    if faint.get("added_ml"):
+        lines.append(f"  of it {faint['added_ml']:.2f} mL grown from {faint['components_grown']} faint component(s)"
+                     " (median under inference.faint_max_median_hu) into the network's looser call")
     ends = measured.get("end_extension") or {}
     if ends.get("added_ml"):
         lines.append(f"  of it {ends['added_ml']:.2f} mL on {ends['slices_extended']} slice(s) just beyond the bleeds'"

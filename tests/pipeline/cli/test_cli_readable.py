@@ -85,3 +85,17 @@ def test_run_says_what_it_did_not_count_as_denser_than_blood(tmp_path: Path) -> 
     lines = _summary(report, tmp_path)
     assert lines[1] == ("  not counted: 0.06 mL in 1 component(s) the network called, denser than blood"
                         " (median > 120 HU: calcification or bone)")
+
+
+def test_run_says_how_much_of_the_volume_the_faint_growth_added(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 7.4, "abc2_ml": 8.0, "n_voxels": 7000},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "faint_growth": {"components_grown": 2, "added_ml": 2.0025}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  of it 2.00 mL grown from 2 faint component(s) (median under"
+                        " inference.faint_max_median_hu) into the network's looser call")
+    report["quality"]["measurements"]["faint_growth"]["added_ml"] = 0.0  # type: ignore[index]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
