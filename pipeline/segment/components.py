@@ -24,6 +24,7 @@ __all__ = [
     "bounding_box",
     "closing_2d",
     "components_at_least_3d",
+    "components_by_median_3d",
     "dilate_3x3",
     "dilate_octagon",
     "dilate_rect",
@@ -439,19 +440,42 @@ def drop_dense_components_3d(mask: BoolArray, hu: npt.NDArray[np.floating], *,
     >>> int(kept.sum()), dropped
     (4, 1)
     """
+    dense, n = components_by_median_3d(mask, hu, above=max_median_hu)
+    if n == 0:
+        return mask, 0
+    return mask & ~dense, n
+
+
+def components_by_median_3d(mask: BoolArray, hu: npt.NDArray[np.floating], *, above: float | None = None,
+                            below: float | None = None) -> tuple[BoolArray, int]:
+    """The 26-connected components of ``mask`` whose median HU is over ``above`` or under ``below``.
+
+    Labelled on the mask's bounding box. Returns their mask and how many they are.
+
+    >>> hu = np.full((3, 8, 8), 60.0); hu[:, 5:, 5:] = 45.0
+    >>> mask = np.zeros(hu.shape, dtype=bool); mask[1, 1:3, 1:3] = True; mask[1, 5:7, 5:7] = True
+    >>> faint, n = components_by_median_3d(mask, hu, below=55.0)
+    >>> int(faint.sum()), n, bool(faint[1, 5, 5])
+    (4, 1, True)
+    """
     if mask.ndim != 3 or hu.shape != mask.shape:
         raise ValueError(f"Arguments 'mask' and 'hu' must be 3D of one shape; got {mask.shape} and {hu.shape}.")
+    out = np.zeros(mask.shape, dtype=bool)
     box = bounding_box(mask)
     if box is None:
-        return mask, 0
+        return out, 0
     labels, n = ndimage.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
     index = np.arange(1, n + 1)
-    dense = index[np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64) > max_median_hu]
-    if dense.size == 0:
-        return mask, 0
-    out = mask.copy()
-    out[box] &= ~np.isin(labels, dense)
-    return out, int(dense.size)
+    medians = np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64)
+    picked = np.zeros(n, dtype=bool)
+    if above is not None:
+        picked |= medians > above
+    if below is not None:
+        picked |= medians < below
+    if not picked.any():
+        return out, 0
+    out[box] = np.isin(labels, index[picked])
+    return out, int(picked.sum())
 
 
 def fill_small_holes_2d(plane: BoolArray, max_pixels: int) -> BoolArray:

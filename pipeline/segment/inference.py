@@ -41,7 +41,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from ichpipe import __version__
 from ichpipe.dicom_io.assemble import CTVolume
@@ -52,7 +51,12 @@ from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.segment.components import bounding_box, drop_dense_components_3d, grow_into, mask_volume_ml
+from ichpipe.pipeline.segment.components import (
+    components_by_median_3d,
+    drop_dense_components_3d,
+    grow_into,
+    mask_volume_ml,
+)
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
 from ichpipe.pipeline.segment.intracranial import (
@@ -398,7 +402,10 @@ class NetworkSegmenter:
         else:
             mask, loose = self.probabilities(volume, bone=ring, head=head,
                                              above=(self.config.threshold, self.config.loose_threshold))
-        needs_space = ((self.extender is not None and self.config.restrict_to_intracranial and mask.any())
+        # the end-slice step, the faint growth and the loose-call measurement keep to it; the extra-axial step
+        # always reads it
+        needs_space = ((self.config.restrict_to_intracranial and mask.any()
+                        and (self.extender is not None or loose is not None))
                        or self.extra_axial is not None)
         if needs_space and intracranial is None:
             intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)  # for every step
@@ -407,7 +414,7 @@ class NetworkSegmenter:
                                           intracranial=intracranial)
         result = self._drop_dense(result, volume)
         if loose is not None and self.config.faint_max_median_hu is not None:
-            result = self._grow_faint(result, loose, volume, intracranial)
+            result = self._grow_faint(result, loose, volume, intracranial, self.config.faint_max_median_hu)
         if ring is not None:
             result.details["network_input"] = {
                 "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
@@ -422,33 +429,22 @@ class NetworkSegmenter:
         return result
 
     def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
-                    intracranial: IntracranialResult | None) -> SegmentationResult:
-        """``result`` with its faint components (median under ``faint_max_median_hu``) grown into ``loose``.
+                    intracranial: IntracranialResult | None, max_median_hu: float) -> SegmentationResult:
+        """``result`` with its faint components (median under ``max_median_hu``) grown into ``loose``.
 
         The growth is 26-connected, intracranial, from ``faint_min_hu`` to the top of ``anatomy.brain_hu``
-        (120 HU: no calcification or bone); ``details["faint_growth"]`` says what it added. Components are
-        labelled on the mask's bounding box only.
+        (120 HU: no calcification or bone); ``details["faint_growth"]`` says what it added.
         """
-        box = bounding_box(result.mask)
-        if box is None:
+        seeds, n = components_by_median_3d(result.mask, volume.hu, below=max_median_hu)
+        if n == 0:
             return result
-        labels, n = ndimage.label(result.mask[box], structure=np.ones((3, 3, 3), dtype=bool))
-        medians = np.asarray(ndimage.median(volume.hu[box], labels, index=np.arange(1, n + 1)))
-        faint = np.flatnonzero(medians < float(self.config.faint_max_median_hu or 0.0)) + 1
-        if faint.size == 0:
-            return result
-        seeds = np.zeros_like(result.mask)
-        seeds[box] = np.isin(labels, faint)
         # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
         hu = volume.hu
         region = loose & ~result.mask & (hu >= self.config.faint_min_hu) & (hu <= self.anatomy.brain_hu[1])
-        if self.config.restrict_to_intracranial:
-            if intracranial is None:  # only found before when a later step needs it
-                intracranial = find_intracranial_in(hu, volume.geometry, self.anatomy)
+        if self.config.restrict_to_intracranial and intracranial is not None:
             region &= intracranial.mask
         grown = grow_into(seeds, region) & region
-        return _with_addition(result, volume, "faint_growth", result.mask | grown, grown,
-                              components_grown=int(faint.size))
+        return _with_addition(result, volume, "faint_growth", result.mask | grown, grown, components_grown=n)
 
     def _measure_loose(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                        intracranial: IntracranialResult | None) -> SegmentationResult:
