@@ -12,7 +12,10 @@ them into the report, the key image, the SEG and Secondary Capture
 descriptions, the results store, batch summaries and timelines.
 
 - :mod:`~ichpipe.pipeline.quality.flags`: :class:`QualityFlag`, :class:`QualityReport`, the codes;
-- :mod:`~ichpipe.pipeline.quality.checks`: one function per check, thresholds as keyword arguments;
+- :mod:`~ichpipe.pipeline.quality.checks`: one function per check of the image, the intracranial space,
+  the blood's place and the segmenters' agreement, thresholds as keyword arguments;
+- :mod:`~ichpipe.pipeline.quality.blood_checks`: the checks on the blood found, its density and edges;
+- :mod:`~ichpipe.pipeline.quality.inner_table`: blood against the inner table that was not segmented;
 - :mod:`~ichpipe.pipeline.quality.assess`: all checks of one study.
 
 May import :mod:`ichpipe.dicom_io`, :mod:`ichpipe.pipeline.config` and

@@ -9,18 +9,20 @@ from typing import Any
 
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.quality_config import QualityConfig
+from ichpipe.pipeline.quality.blood_checks import (
+    check_blood_density,
+    check_hypodense_part,
+    check_low_density_collection,
+    check_uncertain_edge,
+)
 from ichpipe.pipeline.quality.checks import (
     check_blood_at_edge,
-    check_blood_density,
     check_blood_outside_mask,
     check_clipping,
     check_disagreement,
     check_domain,
     check_hu_levels,
-    check_hypodense_part,
     check_intracranial,
-    check_low_density_collection,
-    check_uncertain_edge,
 )
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull

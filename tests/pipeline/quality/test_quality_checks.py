@@ -15,6 +15,7 @@ from ichpipe.pipeline.config.quality_config import (
 from ichpipe.pipeline.quality import FLAG_CODES, QualityFlag
 from ichpipe.pipeline.quality import checks as q
 from ichpipe.pipeline.quality.assess import assess_quality
+from ichpipe.pipeline.quality.blood_checks import check_blood_density
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -173,7 +174,7 @@ def test_blood_near_brain_density_is_flagged_and_acute_blood_is_not(small_case: 
                           config=off).codes == []
     speck = np.zeros_like(blood)
     speck[tuple(np.argwhere(blood)[0])] = True  # one voxel: under min_ml
-    assert not q.check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
+    assert not check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
     with pytest.raises(ValueError, match="'min_ml' must be a number >= 0"):
         BloodDensityConfig(min_ml=-1.0)
 

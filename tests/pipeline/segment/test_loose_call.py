@@ -12,7 +12,7 @@ from network_stand_ins import TwoLevel, tiny_checkpoint
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.quality_config import QualityConfig, UncertainEdgeConfig
 from ichpipe.pipeline.quality.assess import assess_quality
-from ichpipe.pipeline.quality.checks import check_uncertain_edge
+from ichpipe.pipeline.quality.blood_checks import check_uncertain_edge
 from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
 from ichpipe.pipeline.segment.intracranial import find_intracranial_in

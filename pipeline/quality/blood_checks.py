@@ -1,0 +1,145 @@
+"""Checks on the blood found: its density and its edges, where a volume may be too low or too high.
+
+Each check returns a list of :class:`~ichpipe.pipeline.quality.flags.QualityFlag` (empty when quiet);
+thresholds are keyword arguments named as in :mod:`ichpipe.pipeline.config.quality_config`. They read
+the final mask and HU volume, or what the segmenter measured beside them (``details["loose_call"]``,
+``details["extra_axial"]``); the checks on the image and the intracranial space are in
+:mod:`ichpipe.pipeline.quality.checks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ichpipe.pipeline.quality.flags import QualityFlag
+from ichpipe.pipeline.segment.components import mask_volume_ml
+
+__all__ = [
+    "check_blood_density",
+    "check_hypodense_part",
+    "check_low_density_collection",
+    "check_uncertain_edge",
+]
+
+BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.floating]
+
+
+def check_blood_density(
+    blood: BoolArray,
+    hu: FloatArray,
+    voxel_volumes_ml: npt.ArrayLike,
+    *,
+    max_median_hu: float | None = 47.0,
+    min_ml: float = 0.5,
+) -> list[QualityFlag]:
+    """Segmented blood whose median HU is near brain density: a subacute bleed, or blood in CSF.
+
+    Parameters
+    ----------
+    blood:
+        The final hematoma mask, bool (slices, rows, columns).
+    hu:
+        The volume in HU, the mask's shape.
+    voxel_volumes_ml:
+        Volume of one voxel of each slice (mL).
+    max_median_hu, min_ml:
+        See :class:`~ichpipe.pipeline.config.quality_config.BloodDensityConfig`.
+
+    >>> hu = np.full((2, 4, 4), 42.0); blood = np.ones((2, 4, 4), dtype=bool)
+    >>> [f.code for f in check_blood_density(blood, hu, [0.1, 0.1])]
+    ['low_density_blood']
+    >>> check_blood_density(blood, hu + 25.0, [0.1, 0.1])
+    []
+    """
+    if max_median_hu is None or not blood.any():
+        return []
+    ml = mask_volume_ml(blood, voxel_volumes_ml)
+    if ml < min_ml:
+        return []
+    median = float(np.median(np.asarray(hu)[blood]))
+    if median >= max_median_hu:
+        return []
+    return [QualityFlag(
+        "low_density_blood",
+        f"The {ml:.1f} mL of blood found has a median of {median:.0f} HU, under {max_median_hu:g} HU: near brain"
+        " density (a subacute bleed, or blood mixed with CSF), which the networks find only in part on phantoms; the"
+        " volume may be too low.",
+        round(median, 1), max_median_hu)]
+
+
+def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[QualityFlag]:
+    """A subacute or chronic collection the extra-axial step added (``details["extra_axial"]``).
+
+    Such a collection is added for its size, with a median under ``min_median_hu``; on phantoms the
+    network finds only part of it, and what it grows may run past it along the table
+    (``MODEL_CARD.md``), so the volume is uncertain: usually too low, at times too high, or right only by
+    compensation.
+
+    >>> [f.code for f in check_low_density_collection({"components_low_density": 1, "low_density_ml": 60.0})]
+    ['extra_axial_low_density']
+    >>> check_low_density_collection({"components_added": 1})
+    []
+    """
+    low_ml = float(extra_axial.get("low_density_ml") or 0.0)
+    if low_ml <= 0:
+        return []
+    n = int(extra_axial.get("components_low_density") or 0)
+    return [QualityFlag(
+        "extra_axial_low_density",
+        f"{low_ml:.1f} mL in {n} hypodense or isodense collection(s) against the inner table (subacute or chronic"
+        " subdural?) was added; such collections are found only in part and their edges are uncertain, so the volume"
+        " is uncertain: usually too low, at times too high (what was grown runs past the collection along the table),"
+        " or right only by compensation.",
+        round(low_ml, 2), None)]
+
+
+def check_uncertain_edge(loose_call: Mapping[str, Any], volume_ml: float, *, min_fraction: float = 0.3,
+                         min_ml: float = 1.0) -> list[QualityFlag]:
+    """The main network calls much more at its looser threshold, joined to the blood: a faint edge.
+
+    ``loose_call`` is ``details["loose_call"]`` (``threshold``, ``beside_ml``), ``volume_ml`` the volume
+    found; ``min_fraction``, ``min_ml``: see :class:`~ichpipe.pipeline.config.quality_config.UncertainEdgeConfig`.
+
+    >>> [f.code for f in check_uncertain_edge({"threshold": 0.3, "beside_ml": 2.1}, 5.4)]
+    ['uncertain_edge']
+    >>> check_uncertain_edge({"threshold": 0.3, "beside_ml": 2.5}, 38.2)
+    []
+    """
+    beside = float(loose_call.get("beside_ml") or 0.0)
+    if beside <= 0 or beside < min_ml or beside < min_fraction * volume_ml:
+        return []
+    share = beside / volume_ml if volume_ml > 0 else float("inf")
+    return [QualityFlag(
+        "uncertain_edge",
+        f"At probability {loose_call.get('threshold')} the network calls {beside:.1f} mL more joined to the"
+        f" {volume_ml:.1f} mL of blood found ({100 * share:.0f} % of it): the blood's edge is faint (blood near brain"
+        " density, or an image unlike the training data), so the volume depends on where the line is drawn and"
+        " may be too low or too high.",
+        round(share, 3), min_fraction)]
+
+
+def check_hypodense_part(extra_axial: Mapping[str, Any], *, min_ml: float = 5.0) -> list[QualityFlag]:
+    """Hypodense tissue beside an acute collection the extra-axial step added, not counted.
+
+    ``extra_axial`` is ``details["extra_axial"]``; ``min_ml``: see
+    :class:`~ichpipe.pipeline.config.quality_config.HypodensePartConfig`.
+
+    >>> [f.code for f in check_hypodense_part({"hypodense_beside_ml": 13.7})]
+    ['extra_axial_hypodense_part']
+    >>> check_hypodense_part({"hypodense_beside_ml": 2.9})
+    []
+    """
+    beside = float(extra_axial.get("hypodense_beside_ml") or 0.0)
+    if beside < min_ml or beside <= 0:
+        return []
+    return [QualityFlag(
+        "extra_axial_hypodense_part",
+        f"{beside:.1f} mL of hypodense tissue (-5..28 HU) against the inner table, joined to an acute collection that"
+        " was added, looks like part of it to the extra-axial network and was not counted: the chronic part of an"
+        " acute-on-chronic subdural (or CSF)? The volume may be too low.",
+        round(beside, 2), min_ml)]
