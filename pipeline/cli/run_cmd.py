@@ -46,6 +46,11 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     lines = [f"Hematoma volume {h['volume_ml']:.2f} mL (ABC/2 {h['abc2_ml']:.2f} mL), {h['n_voxels']} voxels,"
              f" {method}; {n_flags} quality flag(s) (on stderr, and in report.json)"]
     measured = (report.get("quality") or {}).get("measurements") or {}
+    slab = (measured.get("network_input") or {}).get("thin_slab") or {}
+    if slab:
+        lines.append(f"  thin slices: the networks read each as a {slab['slab_mm']:g} mm slab (up to"
+                     f" {slab['max_slices_averaged']} slices averaged; inference.thin_slab_mm); the mask is on the"
+                     " thin slices")
     dense = measured.get("denser_than_blood") or {}
     if dense.get("removed_ml"):
         lines.append(f"  not counted: {dense['removed_ml']:.2f} mL in {dense['components_removed']} component(s) the"

@@ -22,6 +22,7 @@ __all__ = [
     "DomainConfig",
     "HuLevelsConfig",
     "HypodensePartConfig",
+    "ImageNoiseConfig",
     "IntracranialCheckConfig",
     "QualityConfig",
     "UncertainEdgeConfig",
@@ -245,6 +246,29 @@ class UncertainEdgeConfig:
 
 
 @dataclass(frozen=True)
+class ImageNoiseConfig:
+    """Flag ``noisy_image``: the image the networks read is noisier than any they learnt.
+
+    Parameters
+    ----------
+    max_noise_hu:
+        Flag when the pixel-to-pixel noise of the networks' input (thin slices as their slabs;
+        :mod:`~ichpipe.pipeline.segment.image_noise`, ``quality.measurements.image_noise.noise_hu``) is
+        above this: more than any phantom the networks learnt or were tested on (290 studies of the
+        training, selection and evaluation sets: at most 4.8 intraparenchymal, 5.4 extra-axial). The
+        real 4-5 mm scans here measure 2.4-3.3, the Philips head phantom 4.8. On phantoms with twice the
+        recipe's noise (2.5-7.3) the networks read bleeds up to a quarter low
+        (``MODEL_CARD.md``, "A flag for a noisy image"). ``None``: off.
+    """
+
+    max_noise_hu: float | None = 5.5
+
+    def __post_init__(self) -> None:
+        if self.max_noise_hu is not None and not self.max_noise_hu > 0:
+            raise ValueError(f"Argument 'max_noise_hu' must be positive, or null; got {self.max_noise_hu!r}.")
+
+
+@dataclass(frozen=True)
 class HypodensePartConfig:
     """Flag ``extra_axial_hypodense_part``: hypodense tissue beside an added acute collection, not counted.
 
@@ -391,7 +415,7 @@ class QualityConfig:
         volumes (flag ``segmenter_disagreement``); it costs 0.6-8.3 % of the
         network's segment stage on a CPU (``BENCHMARKS.md``). ``none``: do not.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, blood_density, uncertain_edge,
-    hypodense_part, disagreement, domain:
+    image_noise, hypodense_part, disagreement, domain:
         The thresholds of each check.
     """
 
@@ -405,6 +429,7 @@ class QualityConfig:
     blood_at_skull: BloodAtSkullConfig = field(default_factory=BloodAtSkullConfig)
     blood_density: BloodDensityConfig = field(default_factory=BloodDensityConfig)
     uncertain_edge: UncertainEdgeConfig = field(default_factory=UncertainEdgeConfig)
+    image_noise: ImageNoiseConfig = field(default_factory=ImageNoiseConfig)
     hypodense_part: HypodensePartConfig = field(default_factory=HypodensePartConfig)
     disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
     domain: DomainConfig = field(default_factory=DomainConfig)

@@ -22,6 +22,7 @@ from ichpipe.pipeline.quality.checks import (
     check_disagreement,
     check_domain,
     check_hu_levels,
+    check_image_noise,
     check_intracranial,
 )
 from ichpipe.pipeline.quality.flags import QualityReport
@@ -95,6 +96,8 @@ def assess_quality(
         found_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml) - grown_ml
         report.add(check_uncertain_edge(segmentation.details["loose_call"], found_ml, **asdict(cfg.uncertain_edge)),
                    "uncertain_edge")
+    if "image_noise" in segmentation.details:
+        report.add(check_image_noise(segmentation.details["image_noise"], **asdict(cfg.image_noise)), "image_noise")
     if "extra_axial" in segmentation.details:
         report.add(check_low_density_collection(segmentation.details["extra_axial"]), "extra_axial")
         report.add(check_hypodense_part(segmentation.details["extra_axial"], **asdict(cfg.hypodense_part)),

@@ -15,6 +15,8 @@ int32 label volume is made, so a 600-slice study costs a few planes.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +32,7 @@ __all__ = [
     "check_disagreement",
     "check_domain",
     "check_hu_levels",
+    "check_image_noise",
     "check_intracranial",
     "histogram_mode",
 ]
@@ -344,6 +347,27 @@ def check_blood_outside_mask(
             " space and was not counted.",
             round(removed_ml, 2), max_ml)]
     return []
+
+
+def check_image_noise(image_noise: Mapping[str, Any], *, max_noise_hu: float | None = 5.5) -> list[QualityFlag]:
+    """The image the networks read is noisier than any they learnt (``details["image_noise"]``).
+
+    ``max_noise_hu``: see :class:`~ichpipe.pipeline.config.quality_config.ImageNoiseConfig`.
+
+    >>> [f.code for f in check_image_noise({"noise_hu": 6.1, "slices_sampled": 12})]
+    ['noisy_image']
+    >>> check_image_noise({"noise_hu": 3.3, "slices_sampled": 12}), check_image_noise({"noise_hu": None})
+    ([], [])
+    """
+    noise = image_noise.get("noise_hu")
+    if max_noise_hu is None or noise is None or float(noise) <= max_noise_hu:
+        return []
+    return [QualityFlag(
+        "noisy_image",
+        f"The image the networks read has {float(noise):.1f} HU of pixel-to-pixel noise, more than the noisiest image"
+        f" they learnt (at most 5.4; flag over {max_noise_hu:g}): a low-dose or thin-slice scan? On such phantoms they"
+        " read bleeds low (up to a quarter) and call specks of noise; the volume may be wrong.",
+        round(float(noise), 2), max_noise_hu)]
 
 
 # ----------------------------------------------------------------------------- two segmenters

@@ -35,6 +35,8 @@ FLAG_CODES: dict[str, str] = {
                          " part, the volume may be too low",
     "uncertain_edge": "the network calls much more blood at a looser threshold, joined to what it found: the edge is"
                       " faint, the volume may be too low or too high",
+    "noisy_image": "the image is noisier than any the networks learnt (low dose, thin slices?): the volume may be"
+                   " wrong",
     "segmenter_disagreement": "the network and the threshold baseline disagree",
     "out_of_domain_contrast": "the study looks contrast-enhanced; the network saw non-contrast CT only",
     "out_of_domain_paediatric": "a child's head size; the network saw adults only",

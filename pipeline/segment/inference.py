@@ -59,6 +59,7 @@ from ichpipe.pipeline.segment.components import (
 )
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
+from ichpipe.pipeline.segment.image_noise import network_image_noise
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
     find_intracranial_in,
@@ -69,7 +70,13 @@ from ichpipe.pipeline.segment.intracranial import (
 from ichpipe.pipeline.segment.resize import resize_bilinear
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.pipeline.segment.skull_restore import BONE_HU, stripped_skull_ring
-from ichpipe.pipeline.segment.slice_context import CONTEXT_CHANNELS, neighbour_indices
+from ichpipe.pipeline.segment.slice_context import (
+    CONTEXT_CHANNELS,
+    ThinSlabs,
+    neighbour_indices,
+    slab_means,
+    volume_slabs,
+)
 from ichpipe.progress import stage
 
 __all__ = ["NetworkSegmenter", "SliceRunner", "nvidia_gpu_visible"]
@@ -284,6 +291,8 @@ class NetworkSegmenter:
             described["slice_context_mm"] = self.slice_context_mm
         if self.config.mirror:
             described["mirror"] = True
+        if self.config.thin_slab_mm is not None:
+            described["thin_slab_mm"] = self.config.thin_slab_mm
         if self.config.loose_threshold is not None:
             described["loose_threshold"] = self.config.loose_threshold
             if self.config.faint_max_median_hu is not None:
@@ -363,10 +372,11 @@ class NetworkSegmenter:
         neighbours = None
         if self.slice_context_mm is not None:
             neighbours = neighbour_indices(volume.geometry.offsets_mm, context_mm=self.slice_context_mm)
+        slabs = self.network_slabs(volume)
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in _batches(todo, self.config.batch_size):
-                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours)
+                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs)
                 rows_of_batch = [row_of[i] for i in batch]
                 if not levels:
                     out[rows_of_batch] = full
@@ -377,6 +387,13 @@ class NetworkSegmenter:
                 if self.progress:
                     self.progress(done, len(todo))
         return out
+
+    def network_slabs(self, volume: CTVolume) -> ThinSlabs | None:
+        """The slabs thin slices are shown to the networks as (``inference.thin_slab_mm``), or ``None``.
+
+        See :func:`~ichpipe.pipeline.segment.slice_context.volume_slabs`.
+        """
+        return volume_slabs(volume, slab_mm=self.config.thin_slab_mm)
 
     def segment_in(self, volume: CTVolume, intracranial: IntracranialResult | None = None) -> SegmentationResult:
         """Hematoma mask, post-processed, and how much the intracranial restriction removed.
@@ -420,6 +437,11 @@ class NetworkSegmenter:
                 "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
                 "bone_voxels_painted": int(ring.sum()),
             }
+        slabs = self.network_slabs(volume)
+        result.details["image_noise"] = network_image_noise(volume.hu, head[0], slabs)
+        if slabs is not None:
+            result.details.setdefault("network_input", {})["thin_slab"] = {
+                "slab_mm": self.config.thin_slab_mm, "max_slices_averaged": slabs.max_slices}
         if self.extender is not None:
             result = self._extend_ends(self.extender, result, volume, ring, intracranial, head)
         if self.extra_axial is not None and intracranial is not None:
@@ -515,12 +537,13 @@ class NetworkSegmenter:
                               slices_run=len(grown.slices_run), slices_extended=len(grown.slices_extended))
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
-               bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None
-               ) -> npt.NDArray[np.float32]:
+               bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None,
+               slabs: ThinSlabs | None = None) -> npt.NDArray[np.float32]:
         """Probabilities of the slices ``batch`` of ``hu``, shape ``(len(batch), rows, columns)``.
 
         ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
-        below and above, for a checkpoint with slice context.
+        below and above, for a checkpoint with slice context; ``slabs``: thin slices are shown to the
+        network as these weighted means (:meth:`network_slabs`).
         """
         rows, cols = hu.shape[1:]
         y0, y1, x0, x1 = box
@@ -529,7 +552,7 @@ class NetworkSegmenter:
         if neighbours is not None:
             channels = [neighbours[batch, 0].tolist(), batch, neighbours[batch, 1].tolist()]
         picked = [i for chan in channels for i in chan]
-        slab = hu[picked]
+        slab = hu[picked] if slabs is None else slab_means(hu, slabs, picked)
         if bone is not None:
             slab = np.where(bone[picked], np.float32(BONE_HU), slab)
         grey = apply_window(slab, self.window).astype(np.float32) * self.scale + self.offset

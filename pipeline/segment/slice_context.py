@@ -10,14 +10,23 @@ The neighbour of slice ``i`` is the slice whose offset along the normal is neare
 ``offset[i] -/+ context_mm``, among the slices on that side; at the first and last slice, the
 slice itself (as edge padding). So 5 mm studies use the next slice, 0.625 mm studies the eighth,
 and uneven spacing is honoured: the same rule in training and at inference.
+
+Thin slices are averaged into thick slabs for the networks (:func:`thin_slabs`, :func:`slab_means`):
+the networks learnt 4-6 mm slices, and a 0.625-1.25 mm slice holds two to three times their noise
+(``inference.thin_slab_mm``; ``MODEL_CARD.md``, "Thin slices").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CONTEXT_CHANNELS", "neighbour_indices"]
+from ichpipe.dicom_io.assemble import CTVolume
+
+__all__ = ["CONTEXT_CHANNELS", "ThinSlabs", "neighbour_indices", "nominal_thickness_mm", "slab_means", "thin_slabs",
+           "volume_slabs"]
 
 #: Input channels of a network with slice context: below, the slice, above.
 CONTEXT_CHANNELS = 3
@@ -72,3 +81,122 @@ def neighbour_indices(offsets_mm: npt.ArrayLike, *, context_mm: float) -> IntArr
                 out[i, side] = others[int(np.argmin(np.abs(offsets[others] - target)))]
     return out
 
+
+@dataclass(frozen=True)
+class ThinSlabs:
+    """Each slice as a weighted mean of the slices around it (:func:`thin_slabs`).
+
+    Attributes
+    ----------
+    start:
+        int, shape (n,): index of the first slice of each slice's run (stack order).
+    weights:
+        float32, shape (n, k): the weights of the run's slices (summing to 1), zero-padded to the
+        longest run.
+    """
+
+    start: IntArray
+    weights: npt.NDArray[np.float32]
+
+    @property
+    def max_slices(self) -> int:
+        """Slices in the longest run."""
+        return int(np.max(np.count_nonzero(self.weights, axis=1)))
+
+
+def thin_slabs(offsets_mm: npt.ArrayLike, *, slab_mm: float) -> ThinSlabs:
+    """Each slice as a slab of about ``slab_mm``: the slices whose centres lie under ``slab_mm / 2`` from it.
+
+    The weights fall linearly with the distance, from 1 at the slice to 0 at ``slab_mm / 2`` (a
+    triangular slice profile, like a thick helical reconstruction's). A 5 mm slab is 7 slices of
+    0.625 mm, 5 of 1 mm, 3 of 1.25 or 2 mm, the slice alone from 2.5 mm up.
+
+    Parameters
+    ----------
+    offsets_mm:
+        Position of each slice along the normal, in stack order (ascending or descending).
+    slab_mm:
+        Thickness of the slab.
+
+    Raises
+    ------
+    ValueError
+        If ``slab_mm`` is not positive, ``offsets_mm`` is not 1-D or not strictly monotonic.
+
+    Examples
+    --------
+    >>> slabs = thin_slabs([0.0, 1.25, 2.5, 3.75, 5.0], slab_mm=5.0)
+    >>> slabs.start.tolist(), slabs.weights[2].tolist(), slabs.weights[0].tolist()
+    ([0, 0, 1, 2, 3], [0.25, 0.5, 0.25], [0.6666666865348816, 0.3333333432674408, 0.0])
+    >>> thin_slabs([0.0, 5.0, 10.0], slab_mm=5.0).max_slices
+    1
+    """
+    if not slab_mm > 0:
+        raise ValueError(f"Argument 'slab_mm' must be positive; got {slab_mm}.")
+    offsets = np.asarray(offsets_mm, dtype=np.float64)
+    if offsets.ndim != 1:
+        raise ValueError(f"Argument 'offsets_mm' must be 1-D; got shape {offsets.shape}.")
+    steps = np.diff(offsets)
+    if offsets.size > 1 and not (np.all(steps > 0) or np.all(steps < 0)):
+        raise ValueError("Argument 'offsets_mm' must be strictly ascending or descending (slices sorted along"
+                         " the normal).")
+    ascending = offsets if offsets.size < 2 or steps[0] > 0 else -offsets
+    half = 0.5 * slab_mm
+    inner = half - 1e-3  # a slice slab_mm / 2 away (to rounding of the positions) is out: its weight would be 0
+    lo = np.searchsorted(ascending, ascending - inner, side="left")
+    hi = np.searchsorted(ascending, ascending + inner, side="right")
+    weights = np.zeros((offsets.size, int(np.max(hi - lo, initial=1))), dtype=np.float64)
+    for i in range(offsets.size):
+        w = 1.0 - np.abs(ascending[lo[i]:hi[i]] - ascending[i]) / half
+        weights[i, :w.size] = w / w.sum()
+    return ThinSlabs(start=lo.astype(np.intp), weights=weights.astype(np.float32))
+
+
+def slab_means(hu: npt.NDArray[np.floating], slabs: ThinSlabs, picked: list[int]) -> npt.NDArray[np.float32]:
+    """The slices ``picked`` of ``hu`` (slices, rows, columns), each the weighted mean of its run.
+
+    >>> hu = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 2, 2), np.float32)
+    >>> slab_means(hu, thin_slabs([0.0, 1.0, 2.0], slab_mm=4.0), [0, 1])[:, 0, 0].tolist()
+    [0.3333333432674408, 1.0]
+    """
+    out = np.empty((len(picked), *hu.shape[1:]), dtype=np.float32)
+    for k, i in enumerate(picked):
+        w = slabs.weights[i]
+        w = w[:np.count_nonzero(w)]
+        start = int(slabs.start[i])
+        out[k] = hu[start] if w.size == 1 else np.tensordot(w, hu[start:start + w.size].astype(np.float32), axes=1)
+    return out
+
+
+def nominal_thickness_mm(volume: CTVolume) -> npt.NDArray[np.float64]:
+    """Each slice's reconstructed thickness: its header's SliceThickness, else the geometry's thickness.
+
+    The header's value is what sets the noise: an overlapping reconstruction (5 mm slices every 2.5 mm),
+    or two slices 1 mm apart where a protocol changes from 4 to 7 mm blocks, are not thin slices.
+    """
+    out = np.asarray(volume.geometry.slice_thickness_mm, dtype=np.float64).copy()
+    for i, header in enumerate(volume.slices[:out.size]):
+        value = header.dataset.get("SliceThickness")
+        try:
+            nominal = float(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            nominal = None
+        if nominal is not None and nominal > 0:
+            out[i] = nominal
+    return out
+
+
+def volume_slabs(volume: CTVolume, *, slab_mm: float | None) -> ThinSlabs | None:
+    """The slabs the thin slices of ``volume`` are read as, or ``None`` when every slice is read alone.
+
+    A slice is thin when its :func:`nominal_thickness_mm` is under ``slab_mm / 2``; it is read as
+    :func:`thin_slabs` says, every other slice alone. ``slab_mm`` ``None``: every slice alone.
+    """
+    if slab_mm is None or volume.hu.shape[0] < 2:
+        return None
+    slabs = thin_slabs(volume.geometry.offsets_mm, slab_mm=slab_mm)
+    thick = np.flatnonzero(nominal_thickness_mm(volume) >= 0.5 * slab_mm)
+    slabs.start[thick] = thick
+    slabs.weights[thick] = 0.0
+    slabs.weights[thick, 0] = 1.0
+    return slabs if slabs.max_slices > 1 else None

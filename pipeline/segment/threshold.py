@@ -67,6 +67,7 @@ from ichpipe.pipeline.segment.components import (
 )
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
+from ichpipe.pipeline.segment.slice_context import ThinSlabs, slab_means, volume_slabs
 
 __all__ = ["BASELINE_KIND", "BASELINE_LIMITS", "SLAB_SLICES", "ThresholdResult", "ThresholdSegmenter",
            "median_at_least", "median_at_most", "segment_blood"]
@@ -161,6 +162,7 @@ def segment_blood(
     slice_thickness_mm: float | npt.ArrayLike,
     *,
     config: ThresholdConfig | None = None,
+    slabs: ThinSlabs | None = None,
 ) -> ThresholdResult:
     """Segment acute blood by HU (the classical baseline).
 
@@ -176,6 +178,9 @@ def segment_blood(
         Each slice's thickness along the normal, or one value for all.
     config:
         Thresholds; see :class:`ThresholdConfig`.
+    slabs:
+        Read each slice as this weighted mean of its neighbours (thin slices,
+        :func:`~ichpipe.pipeline.segment.slice_context.thin_slabs`); ``None``: as it is.
 
     Raises
     ------
@@ -209,7 +214,11 @@ def segment_blood(
     n = ic.shape[0]
     for start in range(0, n, SLAB_SLICES):
         slab = slice(start, min(n, start + SLAB_SLICES))
-        part = np.asarray(hu[box][slab], dtype=np.float32)
+        if slabs is None:
+            part = np.asarray(hu[box][slab], dtype=np.float32)
+        else:
+            picked = list(range(box[0].start + slab.start, box[0].start + slab.stop))
+            part = slab_means(hu[:, box[1], box[2]], slabs, picked)
         inside = ic[slab]
         # the median-filtered HU compared with the thresholds (the median itself is never needed)
         band[slab] = inside & median_at_least(part, lo, size) & median_at_most(part, hi, size)
@@ -304,16 +313,21 @@ class ThresholdSegmenter:
             "baseline": True,
             "limits": BASELINE_LIMITS,
             "parameters": {"blood_hu": [lo, hi], "rim_mm": self.config.rim_mm,
-                           "min_component_ml": self.config.min_component_ml},
+                           "min_component_ml": self.config.min_component_ml,
+                           "thin_slab_mm": self.config.thin_slab_mm},
         }
 
     def segment_in(self, volume: CTVolume, intracranial: IntracranialResult | None = None) -> SegmentationResult:
         """Segment ``volume`` inside ``intracranial`` (found here when ``None``)."""
         geo = volume.geometry
         space = intracranial if intracranial is not None else find_intracranial_in(volume.hu, geo, self.anatomy)
+        slabs = volume_slabs(volume, slab_mm=self.config.thin_slab_mm)
         result = segment_blood(volume.hu, space.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm,
-                               config=self.config)
-        return SegmentationResult(mask=result.mask, details={"stages_ml": result.stages_ml})
+                               config=self.config, slabs=slabs)
+        details: dict[str, Any] = {"stages_ml": result.stages_ml}
+        if slabs is not None:
+            details["thin_slab"] = {"slab_mm": self.config.thin_slab_mm, "max_slices_averaged": slabs.max_slices}
+        return SegmentationResult(mask=result.mask, details=details)
 
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Return a bool mask of the hematoma, shape ``volume.hu.shape``."""

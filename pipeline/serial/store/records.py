@@ -337,7 +337,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     components had to stand N HU above the brain around them: ``min_contrast_hu``; ``:na`` when components
     were added on narrow slices too: ``narrow_slices: anchored``),
     ``+faint<N>:<M>p<P>`` when components under N HU grew into the call at probability P from M HU
-    (``inference.faint_max_median_hu``), and
+    (``inference.faint_max_median_hu``), ``+slab<N>`` when thin slices were shown to the networks as
+    slabs of N mm (``inference.thin_slab_mm``; it changes nothing on slices 2.5 mm apart or more, but the
+    method is the setting), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -364,6 +366,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     >>> method_name("sa_cbam_unet_slim", {"faint_growth": {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3},
     ...                                   "mirror": True})
     'sa_cbam_unet_slim+faint55:35p0.3+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"thin_slab_mm": 5.0, "mirror": True})
+    'sa_cbam_unet_slim+slab5+mirror'
     >>> method_name("threshold", {})
     'threshold'
     """
@@ -390,6 +394,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"
                   f"p{float(faint.get('threshold') or 0.0):g}")
+    slab = details.get("thin_slab_mm")
+    if isinstance(slab, (int, float)):
+        method = f"{method}+slab{float(slab):g}"
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

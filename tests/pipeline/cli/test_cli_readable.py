@@ -99,3 +99,17 @@ def test_run_says_how_much_of_the_volume_the_faint_growth_added(tmp_path: Path) 
                         " inference.faint_max_median_hu) into the network's looser call")
     report["quality"]["measurements"]["faint_growth"]["added_ml"] = 0.0  # type: ignore[index]
     assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
+def test_run_says_when_thin_slices_were_read_as_slabs(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 46.5, "abc2_ml": 49.6, "n_voxels": 435722},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "network_input": {"thin_slab": {"slab_mm": 5.0, "max_slices_averaged": 7}}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  thin slices: the networks read each as a 5 mm slab (up to 7 slices averaged;"
+                        " inference.thin_slab_mm); the mask is on the thin slices")
+    report["quality"]["measurements"]["network_input"] = {"stripped_skull_restored_mm": 10.0}  # type: ignore[index]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
