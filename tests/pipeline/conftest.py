@@ -60,9 +60,10 @@ def medium_normal(tmp_path_factory: pytest.TempPathFactory) -> PhantomCase:
                      n_hematomas=0)
 
 
-def small_head(make_series, paint=None):
+def small_head(make_series, paint=None, **series):
     """A 12-slice 64x64 'head': bone ring, brain at 40 HU, air outside; ``paint(img, yy, xx, r, i)`` adds blood
-    on slice ``i`` (``r``: distance from the head's centre, pixels)."""
+    on slice ``i`` (``r``: distance from the head's centre, pixels). ``series``: more options of ``make_series``
+    (``offsets``, ``extra``, ``name``)."""
     yy, xx = np.mgrid[:64, :64]
     r = np.hypot(yy - 32, xx - 30)
 
@@ -74,14 +75,14 @@ def small_head(make_series, paint=None):
             paint(img, yy, xx, r, i)
         return img
 
-    with scan_study(make_series(size=64, hu=hu)) as scan:
+    with scan_study(make_series(size=64, hu=hu, **series)) as scan:
         return assemble_series(scan.require_selected().series)
 
 
 @pytest.fixture
 def make_head(make_series):
-    """``make_head(paint)``: :func:`small_head` written and assembled."""
-    return lambda paint=None: small_head(make_series, paint)
+    """``make_head(paint, **series)``: :func:`small_head` written and assembled."""
+    return lambda paint=None, **series: small_head(make_series, paint, **series)
 
 
 @pytest.fixture

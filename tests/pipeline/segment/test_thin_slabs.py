@@ -9,7 +9,6 @@ import pytest
 from anatomy_support import PhantomCase, dice, make_case
 from network_stand_ins import Grey, tiny_checkpoint
 
-from ichpipe.dicom_io import assemble_series, scan_study
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.threshold_config import ThresholdConfig
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
@@ -71,22 +70,9 @@ def _alternating(img, yy, xx, r, i) -> None:
         img[np.hypot(yy - 30, xx - 26) < 6] = 80.0 if i % 2 == 0 else 40.0
 
 
-def _head(make_series, spacing_mm: float, thickness_mm: float | None = None):
-    yy, xx = np.mgrid[:64, :64]
-    r = np.hypot(yy - 32, xx - 30)
-
-    def hu(i: int) -> np.ndarray:
-        img = np.full((64, 64), -1000.0)
-        img[r < 26] = 1000.0
-        img[r < 22] = 40.0
-        _alternating(img, yy, xx, r, i)
-        return img
-
-    offsets = [spacing_mm * k for k in range(24)]
-    header = {"SliceThickness": thickness_mm or spacing_mm}
-    with scan_study(make_series(size=64, hu=hu, offsets=offsets, name=f"s{spacing_mm}-{thickness_mm}",
-                                extra=header)) as scan:
-        return assemble_series(scan.require_selected().series)
+def _head(make_head, spacing_mm: float, thickness_mm: float | None = None):
+    return make_head(_alternating, offsets=[spacing_mm * k for k in range(24)],
+                     extra={"SliceThickness": thickness_mm or spacing_mm}, name=f"s{spacing_mm}-{thickness_mm}")
 
 
 def _network(tmp_path: Path, **options) -> NetworkSegmenter:
@@ -99,8 +85,8 @@ def _network(tmp_path: Path, **options) -> NetworkSegmenter:
     return seg
 
 
-def test_network_reads_thin_slices_as_slabs(tmp_path: Path, make_series) -> None:
-    thin = _head(make_series, 1.25)
+def test_network_reads_thin_slices_as_slabs(tmp_path: Path, make_head) -> None:
+    thin = _head(make_head, 1.25)
     result = _network(tmp_path).segment_in(thin)
     called = np.flatnonzero(result.mask.any(axis=(1, 2))).tolist()
     # (40 + 2 * 80 + 40) / 4 = (80 + 2 * 40 + 80) / 4 = 60 HU on slices 6-16; slice 17: (80 + 2 * 40 + 40) / 4 = 50
@@ -109,12 +95,12 @@ def test_network_reads_thin_slices_as_slabs(tmp_path: Path, make_series) -> None
     assert not _network(tmp_path, thin_slab_mm=None).segment_in(thin).mask.any()  # slice by slice: 80 or 40
 
 
-def test_thick_slices_are_read_alone(tmp_path: Path, make_series) -> None:
-    thick = _head(make_series, 5.0)
+def test_thick_slices_are_read_alone(tmp_path: Path, make_head) -> None:
+    thick = _head(make_head, 5.0)
     result = _network(tmp_path).segment_in(thick)
     assert not result.mask.any() and "network_input" not in result.details
     # 5 mm slices reconstructed every 1.25 mm (SliceThickness 5): close, but not thin, so not averaged
-    overlapping = _head(make_series, 1.25, thickness_mm=5.0)
+    overlapping = _head(make_head, 1.25, thickness_mm=5.0)
     assert nominal_thickness_mm(overlapping) == pytest.approx(np.full(24, 5.0))
     assert not _network(tmp_path).segment_in(overlapping).mask.any()
 
