@@ -59,6 +59,11 @@ def train() -> None:
                    "chronic=0.05,mixed=0.1].")
 @click.option("--subacute-fraction", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of intraparenchymal blood drawn subacute (42-58 HU) instead of acute (60-85 HU).")
+@click.option("--slice-spacing-mm", type=click.FloatRange(0.5, 10.0), default=None,
+              help="Slice spacing of the phantom-head studies (same head length; default: drawn 4, 5 or 6 mm):"
+                   " thin-slice test sets.")
+@click.option("--noise-scale", type=click.FloatRange(0.0, 10.0, min_open=True), default=1.0, show_default=True,
+              help="Multiply the phantom-head studies' drawn noise (a thin slice's: about sqrt(5 / thickness)).")
 @click.option("--extra-axial-real-fraction", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of the extra-axial studies painted into the real GE head.")
 @click.option("--phe-sich", "phe_sich", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -94,6 +99,8 @@ def train_data(
     lesion_mix: str | None,
     subdural_stages: str | None,
     subacute_fraction: float,
+    slice_spacing_mm: float | None,
+    noise_scale: float,
     extra_axial_real_fraction: float,
     phe_sich: Path | None,
     phe_teacher: Path | None,
@@ -138,6 +145,7 @@ def train_data(
             n_extra_axial=n_extra_axial, lesion_mix=items(lesion_mix, DEFAULT_LESION_MIX),
             subdural_stages=items(subdural_stages, DEFAULT_SUBDURAL_STAGES),
             extra_axial_real_fraction=extra_axial_real_fraction, subacute_fraction=subacute_fraction,
+            slice_spacing_mm=slice_spacing_mm, noise_scale=noise_scale,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

@@ -129,6 +129,12 @@ class GeneratorOptions:
     subacute_fraction:
         Share of intraparenchymal blood drawn subacute (42-58 HU) instead of acute (60-85 HU);
         0.25 by default (the shipped network's training data).
+    slice_spacing_mm:
+        Slice spacing of every phantom-head study (the same head length, so more slices); ``None``
+        draws 4, 5 or 6 mm. Everything else is drawn as without it (thin-slice test sets).
+    noise_scale:
+        The drawn noise of every phantom-head study times this (a thin slice's noise: about
+        ``sqrt(5 / thickness)``); 1 draws the recipe's.
     """
 
     n: int = 100
@@ -148,8 +154,15 @@ class GeneratorOptions:
     subdural_stages: tuple[str, ...] = DEFAULT_SUBDURAL_STAGES
     extra_axial_real_fraction: float = 0.25
     subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION
+    slice_spacing_mm: float | None = None
+    noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.slice_spacing_mm is not None and not 0.5 <= self.slice_spacing_mm <= 10.0:
+            raise ValueError(f"Argument 'slice_spacing_mm' must be between 0.5 and 10 mm, or None;"
+                             f" got {self.slice_spacing_mm!r}.")
+        if not 0.0 < self.noise_scale <= 10.0:
+            raise ValueError(f"Argument 'noise_scale' must be in (0, 10]; got {self.noise_scale!r}.")
         if self.n < 0 or self.n_real < 0 or self.n_extra_axial < 0 or self.n + self.n_real + self.n_extra_axial < 1:
             raise ValueError(
                 f"Arguments 'n', 'n_real' and 'n_extra_axial' must not be negative and must add up to at least 1;"
@@ -248,6 +261,9 @@ def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
     tilt = float(rng.choice([-1.0, 1.0]) * rng.uniform(5.0, 20.0)) if (
         options.format == "dicom" and rng.uniform() < 0.3
     ) else 0.0
+    if options.slice_spacing_mm is not None:  # the same head length (the draws above are kept)
+        n_slices = round(n_slices * spacing / options.slice_spacing_mm)
+        spacing = float(options.slice_spacing_mm)
     stage, hu = draw_blood_hu(rng, subacute_fraction=options.subacute_fraction)
     normal_head = rng.uniform() < 0.08
     n_hem = 0 if normal_head else int(rng.choice([0, 1, 1, 2], p=[0.4, 0.25, 0.25, 0.1]))
@@ -264,7 +280,7 @@ def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
         n_slices=n_slices,
         slice_spacing_mm=spacing,
         gantry_tilt_deg=tilt,
-        noise_hu=float(rng.uniform(2.0, 10.0)),
+        noise_hu=float(rng.uniform(2.0, 10.0)) * options.noise_scale,
         shading_hu=float(rng.uniform(0.0, 12.0)),
         stage=stage,
         blood_hu=hu,
