@@ -462,20 +462,24 @@ class NetworkSegmenter:
             return result
         # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
         hu = volume.hu
-        region = loose & ~result.mask & (hu >= self.config.faint_min_hu) & (hu <= self.anatomy.brain_hu[1])
-        if self.config.restrict_to_intracranial and intracranial is not None:
-            region &= intracranial.mask
+        region = self._kept_inside(loose & ~result.mask & (hu >= self.config.faint_min_hu)
+                                   & (hu <= self.anatomy.brain_hu[1]), intracranial)
         grown = grow_into(seeds, region) & region
         return _with_addition(result, volume, "faint_growth", result.mask | grown, grown, components_grown=n)
+
+    def _kept_inside(self, region: npt.NDArray[np.bool_], intracranial: IntracranialResult | None
+                     ) -> npt.NDArray[np.bool_]:
+        """``region`` within the intracranial space when the config restricts to it and it is known."""
+        if self.config.restrict_to_intracranial and intracranial is not None:
+            return region & intracranial.mask
+        return region
 
     def _measure_loose(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                        intracranial: IntracranialResult | None) -> SegmentationResult:
         """``result`` with ``details["loose_call"]``: mL of the main network's call at ``loose_threshold`` that
         touches the final blood (26-connected) and is not blood already, plus what the faint growth took of
         it (so the figure does not shrink when it grows): how uncertain the edge is."""
-        region = loose & ~result.mask
-        if self.config.restrict_to_intracranial and intracranial is not None:
-            region &= intracranial.mask
+        region = self._kept_inside(loose & ~result.mask, intracranial)
         beside = grow_into(result.mask, region) & region if result.mask.any() else np.zeros_like(region)
         details = dict(result.details)
         grown_ml = float((details.get("faint_growth") or {}).get("added_ml") or 0.0)

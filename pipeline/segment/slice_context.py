@@ -88,23 +88,24 @@ class ThinSlabs:
 
     Attributes
     ----------
-    start:
-        int, shape (n,): index of the first slice of each slice's run (stack order).
+    start, stop:
+        int, shape (n,): first index and one past the last of each slice's run (stack order).
     weights:
         float32, shape (n, k): the weights of the run's slices (summing to 1), zero-padded to the
         longest run.
     """
 
     start: IntArray
+    stop: IntArray
     weights: npt.NDArray[np.float32]
 
     @property
     def max_slices(self) -> int:
         """Slices in the longest run."""
-        return int(np.max(np.count_nonzero(self.weights, axis=1)))
+        return int(np.max(self.stop - self.start))
 
 
-def thin_slabs(offsets_mm: npt.ArrayLike, *, slab_mm: float) -> ThinSlabs:
+def thin_slabs(offsets_mm: npt.ArrayLike, *, slab_mm: float, alone: npt.ArrayLike | None = None) -> ThinSlabs:
     """Each slice as a slab of about ``slab_mm``: the slices whose centres lie under ``slab_mm / 2`` from it.
 
     The weights fall linearly with the distance, from 1 at the slice to 0 at ``slab_mm / 2`` (a
@@ -117,6 +118,8 @@ def thin_slabs(offsets_mm: npt.ArrayLike, *, slab_mm: float) -> ThinSlabs:
         Position of each slice along the normal, in stack order (ascending or descending).
     slab_mm:
         Thickness of the slab.
+    alone:
+        bool per slice: these are read alone (slices that are not thin; :func:`volume_slabs`).
 
     Raises
     ------
@@ -145,11 +148,15 @@ def thin_slabs(offsets_mm: npt.ArrayLike, *, slab_mm: float) -> ThinSlabs:
     inner = half - 1e-3  # a slice slab_mm / 2 away (to rounding of the positions) is out: its weight would be 0
     lo = np.searchsorted(ascending, ascending - inner, side="left")
     hi = np.searchsorted(ascending, ascending + inner, side="right")
+    if alone is not None:
+        single = np.asarray(alone, dtype=bool)
+        index = np.arange(offsets.size)
+        lo, hi = np.where(single, index, lo), np.where(single, index + 1, hi)
     weights = np.zeros((offsets.size, int(np.max(hi - lo, initial=1))), dtype=np.float64)
     for i in range(offsets.size):
         w = 1.0 - np.abs(ascending[lo[i]:hi[i]] - ascending[i]) / half
         weights[i, :w.size] = w / w.sum()
-    return ThinSlabs(start=lo.astype(np.intp), weights=weights.astype(np.float32))
+    return ThinSlabs(start=lo.astype(np.intp), stop=hi.astype(np.intp), weights=weights.astype(np.float32))
 
 
 def slab_means(hu: npt.NDArray[np.floating], slabs: ThinSlabs, picked: list[int]) -> npt.NDArray[np.float32]:
@@ -161,10 +168,9 @@ def slab_means(hu: npt.NDArray[np.floating], slabs: ThinSlabs, picked: list[int]
     """
     out = np.empty((len(picked), *hu.shape[1:]), dtype=np.float32)
     for k, i in enumerate(picked):
-        w = slabs.weights[i]
-        w = w[:np.count_nonzero(w)]
-        start = int(slabs.start[i])
-        out[k] = hu[start] if w.size == 1 else np.tensordot(w, hu[start:start + w.size].astype(np.float32), axes=1)
+        start, stop = int(slabs.start[i]), int(slabs.stop[i])
+        out[k] = hu[start] if stop - start == 1 else np.tensordot(
+            slabs.weights[i, :stop - start], hu[start:stop].astype(np.float32), axes=1)
     return out
 
 
@@ -194,9 +200,6 @@ def volume_slabs(volume: CTVolume, *, slab_mm: float | None) -> ThinSlabs | None
     """
     if slab_mm is None or volume.hu.shape[0] < 2:
         return None
-    slabs = thin_slabs(volume.geometry.offsets_mm, slab_mm=slab_mm)
-    thick = np.flatnonzero(nominal_thickness_mm(volume) >= 0.5 * slab_mm)
-    slabs.start[thick] = thick
-    slabs.weights[thick] = 0.0
-    slabs.weights[thick, 0] = 1.0
+    slabs = thin_slabs(volume.geometry.offsets_mm, slab_mm=slab_mm,
+                       alone=nominal_thickness_mm(volume) >= 0.5 * slab_mm)
     return slabs if slabs.max_slices > 1 else None
