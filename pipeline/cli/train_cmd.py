@@ -50,10 +50,12 @@ def train() -> None:
 @click.option("--real-split", default=None, type=click.Choice(["train", "val", "test"]),
               help="Split of the real-background patients (default: drawn like the others).")
 @click.option("--n-extra-axial", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Studies with subdural, epidural or intraventricular blood (phantom heads and the real GE head).")
+              help="Studies with subdural, epidural, intraventricular (or, by --lesion-mix, subarachnoid) blood "
+                   "(phantom heads and the real GE head).")
 @click.option("--lesion-mix", default=None, metavar="KIND=SHARE,...",
               help="Share of each kind in the extra-axial studies [default: subdural=0.55,epidural=0.2,"
-                   "intraventricular=0.25].")
+                   "intraventricular=0.25]; subarachnoid=SHARE adds blood in the sulci (the real GE head's; "
+                   "a phantom's cortical CSF pockets).")
 @click.option("--subdural-stages", default=None, metavar="STAGE=SHARE,...",
               help="Shares of acute, subacute, chronic and mixed subdurals [default: acute=0.6,subacute=0.25,"
                    "chronic=0.05,mixed=0.1].")

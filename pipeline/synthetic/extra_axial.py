@@ -18,6 +18,8 @@ run anterior to posterior (DICOM axial), so with the patient supine the dependen
   :mod:`~ichpipe.pipeline.synthetic.ventricular_blood`,
   re-exported): CSF-range regions near the centre of the head are the ventricles; blood fills
   them (**cast**) or their dependent part below a flat fluid level (**layering**).
+* :func:`insert_subarachnoid` (from :mod:`~ichpipe.pipeline.synthetic.subarachnoid`, re-exported):
+  the CSF of the sulci and fissures of a real head replaced by blood.
 * :func:`apply_mass_effect`: brain pushed away from a lesion by a smooth in-plane displacement
   field whose midline shift is proportional to the lesion volume (``mm_per_ml``), fading to
   zero at the far inner table; the skull and everything outside stay put.
@@ -58,6 +60,7 @@ from ichpipe.pipeline.synthetic.lesion_common import (
     slice_centres,
     texture,
 )
+from ichpipe.pipeline.synthetic.subarachnoid import insert_subarachnoid
 from ichpipe.pipeline.synthetic.ventricular_blood import find_ventricles, insert_intraventricular
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "find_ventricles",
     "insert_epidural",
     "insert_intraventricular",
+    "insert_subarachnoid",
     "insert_subdural",
     "paint",
     "random_extra_axial",
@@ -372,6 +376,24 @@ def subdural_for_volume(
     )
 
 
+def _random_subarachnoid(
+    hu: F32, intracranial: BoolArray, spacing: Spacing, rng: np.random.Generator, paint_rng: np.random.Generator,
+) -> tuple[F32, InsertedLesion]:
+    """Convexity (60 %: 60-150 deg of arc, 30-70 mm of slices centred on a wide slice, 15-30 mm deep) or
+    diffuse (25-35 mm deep)."""
+    area = intracranial.reshape(intracranial.shape[0], -1).sum(axis=1)
+    wide = np.flatnonzero(area >= 0.6 * max(1, int(area.max())))
+    if rng.uniform() < 0.6:
+        return insert_subarachnoid(
+            hu, intracranial, spacing, pattern="convexity", angle_deg=float(rng.uniform(-180.0, 180.0)),
+            arc_deg=float(rng.uniform(60.0, 150.0)), centre_slice=float(rng.choice(wide)),
+            extent_mm=float(rng.uniform(30.0, 70.0)), depth_mm=float(rng.uniform(15.0, 30.0)),
+            spared_fraction=float(rng.uniform(0.1, 0.4)), rng=paint_rng,
+        )
+    return insert_subarachnoid(hu, intracranial, spacing, pattern="diffuse", depth_mm=float(rng.uniform(25.0, 35.0)),
+                               spared_fraction=float(rng.uniform(0.1, 0.4)), rng=paint_rng)
+
+
 def random_extra_axial(
     hu: npt.NDArray[np.floating],
     intracranial: BoolArray,
@@ -389,16 +411,19 @@ def random_extra_axial(
     50, 20, 15, 15 %); 3-20 mm thick, 70-180 deg of
     arc, 40-120 mm long, on any side. Epidural: 8-30 mm thick, 40-90 mm by 25-60 mm, lateral.
     Intraventricular: layering (65 %, 10-60 % of the ventricles) or cast, in the ventricles
-    found by :func:`find_ventricles`. Extra-axial lesions push the brain first
-    (:func:`apply_mass_effect`, 0.1-0.2 mm per mL); ``masks`` (earlier truths) move with it.
+    found by :func:`find_ventricles`. Subarachnoid (only when ``kind`` asks for it): the CSF of
+    the sulci replaced by blood (:func:`insert_subarachnoid`; convexity 60 %, else diffuse).
+    Subdurals and epidurals push the brain first (:func:`apply_mass_effect`, 0.1-0.2 mm per
+    mL); ``masks`` (earlier truths) move with it.
 
-    Returns the volume, the lesion, the mass effect (``None`` for ventricular blood or when
-    off) and the moved ``masks``.
+    Returns the volume, the lesion, the mass effect (``None`` for ventricular or subarachnoid
+    blood, or when off) and the moved ``masks``.
 
     Raises
     ------
     ValueError
-        If no ventricle is found for ventricular blood, or the volume and mask do not match.
+        If no ventricle is found for ventricular blood, no sulcus for subarachnoid blood, or the
+        volume and mask do not match.
     """
     check_inputs(np.asarray(hu), intracranial, spacing)
     chosen = kind or str(rng.choice(["subdural", "epidural", "intraventricular"], p=[0.55, 0.2, 0.25]))
@@ -412,6 +437,8 @@ def random_extra_axial(
         out, lesion = insert_intraventricular(base, intracranial, spacing, ventricles, mode=mode,
                                               fill_fraction=float(rng.uniform(0.1, 0.6)), rng=paint_rng)
         return out, lesion, None, masks
+    if chosen == "subarachnoid":
+        return (*_random_subarachnoid(base, intracranial, spacing, rng, paint_rng), None, masks)
     occupied = np.flatnonzero(intracranial.reshape(intracranial.shape[0], -1).any(axis=1))
     middle = occupied[len(occupied) // 4 : max(len(occupied) // 4 + 1, 3 * len(occupied) // 4)]
     centre = int(rng.choice(middle))

@@ -43,7 +43,7 @@ __all__ = [
 F32 = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 Spacing = tuple[float, float, float]
-LesionKind = Literal["subdural", "epidural", "intraventricular"]
+LesionKind = Literal["subdural", "epidural", "intraventricular", "subarachnoid"]
 SubduralStage = Literal["acute", "subacute", "chronic", "mixed"]
 
 #: HU band of each stage (the lesion's mean HU is drawn or checked in it).
@@ -64,9 +64,10 @@ class InsertedLesion:
     Attributes
     ----------
     kind:
-        ``subdural``, ``epidural`` or ``intraventricular``.
+        ``subdural``, ``epidural``, ``intraventricular`` or ``subarachnoid``.
     stage:
-        ``acute``, ``subacute``, ``chronic``, ``mixed``; ``cast`` or ``layer`` for ventricular blood.
+        ``acute``, ``subacute``, ``chronic``, ``mixed``; ``cast`` or ``layer`` for ventricular blood;
+        ``convexity`` or ``diffuse`` for subarachnoid blood.
     mask:
         The truth (occupancy >= 0.5), bool like the volume.
     occupancy:

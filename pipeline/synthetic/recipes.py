@@ -44,7 +44,7 @@ SHAPE_TRIES = 5
 DEMO_SEED = 20261121
 
 #: Lesion kinds of the extra-axial / intraventricular studies (``--n-extra-axial``).
-EXTRA_AXIAL_KINDS: tuple[str, ...] = ("subdural", "epidural", "intraventricular")
+EXTRA_AXIAL_KINDS: tuple[str, ...] = ("subdural", "epidural", "intraventricular", "subarachnoid")
 
 #: Default share of each kind as the first lesion of an extra-axial study.
 DEFAULT_LESION_MIX: tuple[str, ...] = ("subdural=0.55", "epidural=0.2", "intraventricular=0.25")
@@ -67,7 +67,7 @@ def parse_shares(items: tuple[str, ...], known: tuple[str, ...], *, name: str) -
     Examples
     --------
     >>> parse_shares(("subdural=3", "epidural=1"), EXTRA_AXIAL_KINDS, name="lesion_mix")
-    {'subdural': 0.75, 'epidural': 0.25, 'intraventricular': 0.0}
+    {'subdural': 0.75, 'epidural': 0.25, 'intraventricular': 0.0, 'subarachnoid': 0.0}
     """
     shares = dict.fromkeys(known, 0.0)
     for item in items:
@@ -120,7 +120,9 @@ class GeneratorOptions:
         Studies with extra-axial or intraventricular blood
         (:mod:`~ichpipe.pipeline.synthetic.extra_axial_cases`).
     lesion_mix:
-        Share of each kind (``subdural``, ``epidural``, ``intraventricular``) as their first lesion.
+        Share of each kind (``subdural``, ``epidural``, ``intraventricular``, ``subarachnoid``) as their first
+        lesion (subarachnoid blood goes into the sulci of the real GE head, the CSF pockets of a phantom's
+        cortical outline).
     subdural_stages:
         Shares of the subdural stages (``acute``, ``subacute``, ``chronic``, ``mixed``).
     extra_axial_real_fraction:

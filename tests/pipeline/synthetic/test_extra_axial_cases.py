@@ -61,7 +61,7 @@ def test_extra_axial_studies_carry_one_truth_mask_per_kind(extra_axial_data: Pat
 def test_lesion_mix_and_stage_options_are_checked(tmp_path: Path) -> None:
     assert parse_shares(("intraventricular=2",), EXTRA_AXIAL_KINDS, name="lesion_mix")["intraventricular"] == 1.0
     with pytest.raises(ValueError, match="lesion_mix"):
-        GeneratorOptions(n=0, n_extra_axial=1, lesion_mix=("subarachnoid=1",))
+        GeneratorOptions(n=0, n_extra_axial=1, lesion_mix=("hygroma=1",))
     with pytest.raises(ValueError, match="subdural_stages"):
         GeneratorOptions(n=0, n_extra_axial=1, subdural_stages=("acute=0",))
     with pytest.raises(ValueError, match="extra_axial_real_fraction"):
@@ -69,3 +69,4 @@ def test_lesion_mix_and_stage_options_are_checked(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["train", "data", "--out", str(tmp_path / "x"), "--n", "0", "--n-extra-axial", "1",
                                    "--lesion-mix", "subdural"])
     assert res.exit_code == 2 and "NAME=SHARE" in res.output
+
