@@ -22,7 +22,10 @@ own it may also call things elsewhere. This step uses it only against the skull:
 4. an in-plane opening of diameter ``min_thickness_mm`` removes what is thinner (the table's
    partial-volume rim); a collection keeps its body;
 5. a component is added (its voxels outside the first network's mask) only when some of its
-   voxels lie within ``table_mm`` (in plane) of the intracranial space's edge, the inner table,
+   voxels lie within ``table_mm`` (in plane) of the intracranial space's edge, the inner table
+   (and, when it is joined to blood the first network found away from the table, at least 5 % of
+   the voxels it would add: else the call ran from a haematoma into the brain between it and the
+   table, as on a real PHE-SICH patient),
    it holds at least ``min_ml`` (a collection against the skull, not a call in the parenchyma,
    the first network's job, nor a speck), and its median HU is at least ``min_median_hu``
    (acute or mixed blood) **or** it holds at least ``low_density_min_ml`` (a large subacute or
@@ -54,7 +57,7 @@ from ichpipe.pipeline.segment.components import (
     mask_volume_ml,
 )
 
-__all__ = ["ExtraAxialAddition", "add_extra_axial", "inner_table_zone"]
+__all__ = ["JOINED_TABLE_SHARE", "ExtraAxialAddition", "add_extra_axial", "inner_table_zone"]
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.floating]
@@ -64,6 +67,11 @@ _SURROUND_MM = (1.0, 4.0)  # min_contrast_hu reads the brain this far (in plane)
 _SURROUND_HU = (15.0, 100.0)  # ... in this HU range (not CSF, not bone)
 _HYPODENSE_HU = (-5.0, 28.0)  # chronic blood (and CSF) beside an acute collection ...
 _HYPODENSE_TABLE_MM = 10.0  # ... this close (in plane) to the inner table
+#: A component joined to the first network's blood, none of which lies within ``table_mm`` of the table:
+#: at least this share of the voxels it would add must (a subacute phantom collection around a piece the
+#: first network found: 0.105; the brain between a real haematoma and the table that the call ran into:
+#: 0.027; set between them)
+JOINED_TABLE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,14 @@ def add_extra_axial(
     ml = np.asarray(ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape), labels, index),
                     dtype=np.float64)
     keep = touches & (ml >= min_ml)
+    # a component joined to blood already found away from the table adds only its other voxels: they must
+    # lie along the table, or the call ran from a haematoma into the brain beside it (PHE-SICH patient 0037)
+    found = mask[box]
+    joined = np.asarray(ndimage.maximum(found, labels, index), dtype=bool)
+    found_on_table = np.asarray(ndimage.maximum(found & zone, labels, index), dtype=bool)
+    new_px = np.asarray(ndimage.sum(~found, labels, index), dtype=np.float64)
+    along = np.asarray(ndimage.sum(zone & ~found, labels, index), dtype=np.float64)
+    keep &= ~joined | found_on_table | (along >= JOINED_TABLE_SHARE * new_px)
     if narrow_slices == "anchored":
         on_wide = np.broadcast_to((volumes * wide)[box[0], None, None], labels.shape)
         keep &= np.asarray(ndimage.sum(on_wide, labels, index), dtype=np.float64) >= min_ml

@@ -58,7 +58,7 @@ from ichpipe.pipeline.segment.components import (
     mask_volume_ml,
 )
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
-from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
+from ichpipe.pipeline.segment.extra_axial_addition import JOINED_TABLE_SHARE, add_extra_axial
 from ichpipe.pipeline.segment.image_noise import network_image_noise
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
@@ -323,6 +323,7 @@ class NetworkSegmenter:
                 "min_contrast_hu": extra.min_contrast_hu,
                 "low_density_min_ml": extra.low_density_min_ml,
                 "low_density_grow_threshold": extra.low_density_grow_threshold,
+                "joined_table_share": JOINED_TABLE_SHARE,
             }
         return described
 

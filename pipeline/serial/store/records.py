@@ -335,7 +335,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     when large collections under its ``min_median_hu`` were added too: ``low_density_min_ml``; ``g<P>`` when
     they were grown to its call at probability P: ``low_density_grow_threshold``; ``:c<N>`` when acute
     components had to stand N HU above the brain around them: ``min_contrast_hu``; ``:na`` when components
-    were added on narrow slices too: ``narrow_slices: anchored``),
+    were added on narrow slices too: ``narrow_slices: anchored``; ``:j<S>`` when a component joined to blood
+    found away from the table had to add a share S along it, since the seventeenth session),
     ``+faint<N>:<M>p<P>`` when components under N HU grew into the call at probability P from M HU
     (``inference.faint_max_median_hu``), ``+slab<N>`` when thin slices were shown to the networks as
     slabs of N mm (``inference.thin_slab_mm``; it changes nothing on slices 2.5 mm apart or more, but the
@@ -361,6 +362,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+xa:01234567:c15'
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123", "narrow_slices": "anchored"}})
     'sa_cbam_unet_slim+xa:0123:na'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123", "joined_table_share": 0.05}})
+    'sa_cbam_unet_slim+xa:0123:j0.05'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
     >>> method_name("sa_cbam_unet_slim", {"faint_growth": {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3},
@@ -390,6 +393,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         contrast = extra.get("min_contrast_hu")
         method = method if contrast is None else f"{method}:c{float(contrast):g}"
         method = f"{method}:na" if extra.get("narrow_slices") == "anchored" else method
+        joined = extra.get("joined_table_share")
+        method = method if joined is None else f"{method}:j{float(joined):g}"
     faint = details.get("faint_growth") or {}
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"

@@ -185,6 +185,28 @@ def test_a_large_hypodense_collection_is_added_with_low_density_min_ml_and_a_sma
         ExtraAxialConfig(low_density_min_ml=-1.0)
 
 
+def test_a_call_running_from_the_blood_found_into_the_brain_is_not_added() -> None:
+    """Real PHE-SICH patient 0037: the call ran from a 56 HU haematoma into the 31 HU brain between it and
+    the table; the component touched the table, passed the acute test with the haematoma in it, and
+    6.8 mL of brain was added, unflagged."""
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 4:36, 4:36] = False
+    call[:, 12:30, 12:30] = True  # the haematoma and the brain around it ...
+    call[:, 4:12, 18:20] = True  # ... joined to the table by a narrow bridge (few voxels along it)
+    found = np.zeros_like(call)
+    found[:, 16:26, 16:26] = True  # the haematoma the first network found
+    hu = np.where(found, 60.0, 30.0).astype(np.float32)
+    out = _add(found, call, hu=hu)
+    assert out.components_added == 0 and not out.added.any()
+    # a rim along the table beside blood found against it is still added
+    rim = np.zeros_like(call)
+    rim[:, 4:8, 10:30] = True
+    against = np.zeros_like(call)
+    against[:, 8:14, 10:30] = True  # a haematoma against the table's rim
+    out = _add(against, rim | against, hu=hu)
+    assert out.components_added == 1 and out.added[1:5, 4:8, 10:30].all()
+
+
 def test_an_added_low_density_collection_grows_into_the_looser_call_connected_to_it() -> None:
     """A chronic collection is called only in part at the threshold; the looser call around it completes it."""
     hu = np.full((6, 40, 40), 10.0, dtype=np.float32)
