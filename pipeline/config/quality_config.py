@@ -348,10 +348,18 @@ class DisagreementConfig:
     min_rel:
         ... and by at least this share of the larger volume (network and
         threshold agree within ~10 % on the phantoms; 25 % is ABC/2's error).
+    when_empty_ml:
+        Also flag when the network found nothing (under 0.05 mL) and the
+        baseline at least this much (``None``: off): on 12 subarachnoid
+        phantoms the network read 0.00 mL on the 7 convexity ones, the
+        baseline 0.52-1.09 mL on 3 of them; on the 12 normal heads (10
+        phantoms, the real GE head and Philips phantom) and the 7 other
+        phantoms the network read 0.00 on, the baseline read 0.00.
     """
 
     min_abs_ml: float = 2.0
     min_rel: float = 0.25
+    when_empty_ml: float | None = 0.5
 
     def __post_init__(self) -> None:
         _check_non_negative(self)

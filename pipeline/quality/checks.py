@@ -372,24 +372,44 @@ def check_image_noise(image_noise: Mapping[str, Any], *, max_noise_hu: float | N
 
 # ----------------------------------------------------------------------------- two segmenters
 
+#: Under this the main segmenter found nothing (``inference.min_component_ml``'s default).
+_NOTHING_ML = 0.05
+
 
 def check_disagreement(
     volumes_ml: dict[str, float],
     *,
     min_abs_ml: float = 2.0,
     min_rel: float = 0.25,
+    when_empty_ml: float | None = 0.5,
 ) -> list[QualityFlag]:
     """Two (or more) segmenters' volumes differ.
 
     Parameters
     ----------
     volumes_ml:
-        Segmenter name -> volume (mL).
-    min_abs_ml, min_rel:
+        Segmenter name -> volume (mL), the main segmenter first.
+    min_abs_ml, min_rel, when_empty_ml:
         See :class:`~ichpipe.pipeline.config.quality_config.DisagreementConfig`.
+
+    Examples
+    --------
+    >>> [f.code for f in check_disagreement({"network": 0.0, "threshold": 0.9})]
+    ['segmenter_disagreement']
+    >>> check_disagreement({"network": 0.9, "threshold": 0.0})  # the baseline misses blood under 50 HU
+    []
     """
     if len(volumes_ml) < 2:
         return []
+    main_name, main = next(iter(volumes_ml.items()))
+    others = {k: v for k, v in volumes_ml.items() if k != main_name}
+    found_name = max(others, key=lambda k: others[k])
+    if when_empty_ml is not None and main < _NOTHING_ML and others[found_name] >= when_empty_ml:
+        return [QualityFlag(
+            "segmenter_disagreement",
+            f"{main_name} found no blood, {found_name} found {others[found_name]:.2f} mL of blood density: blood "
+            "of a kind the network did not learn (subarachnoid blood in the sulci?) may be missed.",
+            round(others[found_name], 3), when_empty_ml)]
     hi_name = max(volumes_ml, key=lambda k: volumes_ml[k])
     lo_name = min(volumes_ml, key=lambda k: volumes_ml[k])
     hi, lo = volumes_ml[hi_name], volumes_ml[lo_name]

@@ -136,11 +136,22 @@ def test_blood_outside_mask(unrestricted: float | None, removed: float | None, f
 @pytest.mark.parametrize(("volumes", "fires"), [
     ({"network": 10.0, "threshold": 4.0}, True),
     ({"network": 10.0, "threshold": 9.0}, False),
-    ({"network": 0.6, "threshold": 0.0}, False),
+    ({"network": 0.6, "threshold": 0.0}, False),  # the baseline misses blood under 50 HU: not this rule
     ({"network": 10.0}, False),
+    ({"network": 0.0, "threshold": 0.9}, True),  # the network found nothing: blood it did not learn?
+    ({"network": 0.0, "threshold": 0.3}, False),
+    ({"network": 0.2, "threshold": 0.9}, False),
 ])
 def test_segmenter_disagreement(volumes: dict[str, float], fires: bool) -> None:
     assert bool(q.check_disagreement(volumes)) is fires
+
+
+def test_an_empty_network_beside_a_baseline_that_found_blood_is_flagged_unless_off(small_case: PhantomCase) -> None:
+    flags = q.check_disagreement({"net": 0.0, "threshold": 1.09})
+    assert [f.code for f in flags] == ["segmenter_disagreement"] and "net found no blood" in flags[0].message
+    assert flags[0].value == 1.09 and flags[0].threshold == 0.5
+    assert not q.check_disagreement({"net": 0.0, "threshold": 1.09}, when_empty_ml=None)
+    assert _assess(small_case, volumes={"net": 0.0, "threshold": 0.8}) == {"segmenter_disagreement"}
 
 
 def test_segmenter_disagreement_through_assess(small_case: PhantomCase) -> None:
