@@ -74,6 +74,7 @@ def find_sulcal_csf(
     check_inputs(np.asarray(hu), intracranial, spacing)
     in_range("max_width_mm", max_width_mm, 1.0, 20.0)
     in_range("min_area_fraction", min_area_fraction, 0.0, 1.0)
+    in_range("min_area_mm2", min_area_mm2, 0.0, 100.0)
     if not csf_max_hu < grey_hu:
         raise ValueError(f"Argument 'csf_max_hu' must be below 'grey_hu'; got {csf_max_hu!r} and {grey_hu!r}.")
     sigma = (0.0, max(0.5 / spacing[1], 0.7), max(0.5 / spacing[2], 0.7))

@@ -111,3 +111,14 @@ def test_invalid_arguments_are_refused(sulcal_head, kwargs, match):
     hu, intracranial, _sulci, _pocket = sulcal_head
     with pytest.raises(ValueError, match=match):
         insert_subarachnoid(hu, intracranial, SPACING, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"csf_max_hu": 40.0}, "'csf_max_hu'"), ({"max_width_mm": 0.5}, "'max_width_mm'"),
+     ({"min_area_mm2": -1.0}, "'min_area_mm2'"), ({"min_area_fraction": 1.5}, "'min_area_fraction'")],
+)
+def test_find_sulcal_csf_refuses_invalid_arguments(sulcal_head, kwargs, match):
+    hu, intracranial, _sulci, _pocket = sulcal_head
+    with pytest.raises(ValueError, match=match):
+        find_sulcal_csf(hu, intracranial, SPACING, **kwargs)
