@@ -56,6 +56,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
         lines.append(f"  not counted: {dense['removed_ml']:.2f} mL in {dense['components_removed']} component(s) the"
                      f" network called, denser than blood (median > {dense['median_hu_above']:g} HU: calcification"
                      " or bone)")
+    edge = measured.get("bone_edge_pieces") or {}
+    if edge.get("removed_ml"):
+        lines.append(f"  not counted: {edge['removed_ml']:.2f} mL in {edge['components_removed']} single-slice"
+                     " piece(s) on bone's edge (the skull base's partial volume; inference.bone_edge_max_ml)")
     faint = measured.get("faint_growth") or {}
     if faint.get("added_ml"):
         lines.append(f"  of it {faint['added_ml']:.2f} mL grown from {faint['components_grown']} faint component(s)"

@@ -14,13 +14,17 @@ plane) and holes are the background components that do not touch the border
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.errors import UsageError
+from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 
 __all__ = [
+    "bone_edge_pieces_3d",
     "bounding_box",
     "closing_2d",
     "components_at_least_3d",
@@ -30,6 +34,7 @@ __all__ = [
     "dilate_rect",
     "disk_2d",
     "drop_dense_components_3d",
+    "drop_not_blood",
     "drop_small_2d",
     "edge_distance_mm",
     "erode_3x3",
@@ -444,6 +449,82 @@ def drop_dense_components_3d(mask: BoolArray, hu: npt.NDArray[np.floating], *,
     if n == 0:
         return mask, 0
     return mask & ~dense, n
+
+
+def bone_edge_pieces_3d(mask: BoolArray, hu: npt.NDArray[np.floating], *, pixel_spacing_mm: tuple[float, float],
+                        voxel_volumes_ml: npt.ArrayLike, bone_hu: float, max_ml: float, min_share: float,
+                        distance_mm: float = 1.5) -> tuple[BoolArray, int]:
+    """The 26-connected components of ``mask`` that are small pieces on bone's edge.
+
+    A piece lies on one slice, holds under ``max_ml`` and has at least ``min_share`` of its voxels
+    within ``distance_mm`` (in plane) of bone (``hu >= bone_hu``): the partial volume of the skull
+    base that a network calls on real scans, not a haematoma (whose components reach no bone, or
+    run over several slices). Returns their mask and how many they are.
+
+    >>> hu = np.full((3, 12, 12), 30.0); hu[:, :, :2] = 1000.0
+    >>> mask = np.zeros(hu.shape, dtype=bool); mask[1, 3:5, 2:4] = True; mask[1, 3:5, 8:10] = True
+    >>> pieces, n = bone_edge_pieces_3d(mask, hu, pixel_spacing_mm=(1.0, 1.0), voxel_volumes_ml=np.full(3, 0.005),
+    ...                                 bone_hu=300.0, max_ml=1.0, min_share=0.2)
+    >>> n, bool(pieces[1, 3, 2]), bool(pieces[1, 3, 8])  # the piece on the bone goes, the other stays
+    (1, True, False)
+    """
+    if mask.ndim != 3 or hu.shape != mask.shape:
+        raise ValueError(f"Arguments 'mask' and 'hu' must be 3D of one shape; got {mask.shape} and {hu.shape}.")
+    if not (max_ml > 0 and 0.0 <= min_share <= 1.0 and distance_mm > 0):
+        raise ValueError("Arguments 'max_ml' and 'distance_mm' must be positive and 'min_share' within 0-1; got "
+                         f"{max_ml!r}, {distance_mm!r}, {min_share!r}.")
+    out = np.zeros(mask.shape, dtype=bool)
+    reach = (max(1, math.ceil(distance_mm / pixel_spacing_mm[0])), max(1, math.ceil(distance_mm / pixel_spacing_mm[1])))
+    box = bounding_box(mask, margin=max(reach))
+    if box is None:
+        return out, 0
+    volumes = np.broadcast_to(np.asarray(voxel_volumes_ml, dtype=np.float64), (mask.shape[0],))[box[0]]
+    labels, _n = ndimage.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
+    hu_box, out_box = hu[box], out[box]
+    found = 0
+    for i, where in enumerate(ndimage.find_objects(labels), start=1):
+        if where is None or where[0].stop - where[0].start != 1:
+            continue
+        k = where[0].start
+        if float(np.count_nonzero(labels[where] == i)) * volumes[k] >= max_ml:
+            continue
+        near = (slice(k, k + 1),
+                *(slice(max(0, s.start - r), s.stop + r) for s, r in zip(where[1:], reach, strict=True)))
+        bone = hu_box[near][0] >= bone_hu
+        if not bone.any():
+            continue
+        distance = ndimage.distance_transform_edt(~bone, sampling=pixel_spacing_mm)
+        inside = labels[near][0] == i
+        if float(np.mean(distance[inside] <= distance_mm)) >= min_share:
+            out_box[near][0] |= inside
+            found += 1
+    return out, found
+
+
+def drop_not_blood(mask: BoolArray, hu: npt.NDArray[np.floating], *, pixel_spacing_mm: tuple[float, float],
+                   voxel_volumes_ml: npt.ArrayLike, anatomy: AnatomyConfig,
+                   bone_edge: tuple[float | None, float]) -> tuple[BoolArray, dict[str, dict[str, float]]]:
+    """``mask`` without what is not blood, and what was removed (for a segmentation's details).
+
+    Components denser than blood in their median (over the top of ``anatomy.brain_hu``:
+    :func:`drop_dense_components_3d`; ``"denser_than_blood"``), then small pieces on bone's edge
+    (``bone_edge`` = (max mL or ``None`` for none, share): :func:`bone_edge_pieces_3d` with bone from
+    ``anatomy.bone_min_hu``; ``"bone_edge_pieces"``).
+    """
+    removed: dict[str, dict[str, float]] = {}
+    kept, dropped = drop_dense_components_3d(mask, hu, max_median_hu=anatomy.brain_hu[1])
+    if dropped:
+        removed["denser_than_blood"] = {"components_removed": dropped, "median_hu_above": anatomy.brain_hu[1],
+                                        "removed_ml": round(mask_volume_ml(mask & ~kept, voxel_volumes_ml), 4)}
+    max_ml, share = bone_edge
+    if max_ml is not None and kept.any():
+        pieces, n = bone_edge_pieces_3d(kept, hu, pixel_spacing_mm=pixel_spacing_mm, voxel_volumes_ml=voxel_volumes_ml,
+                                        bone_hu=anatomy.bone_min_hu, max_ml=max_ml, min_share=share)
+        if n:
+            removed["bone_edge_pieces"] = {"components_removed": n,
+                                           "removed_ml": round(mask_volume_ml(pieces, voxel_volumes_ml), 4)}
+            kept = kept & ~pieces
+    return kept, removed
 
 
 def components_by_median_3d(mask: BoolArray, hu: npt.NDArray[np.floating], *, above: float | None = None,

@@ -51,12 +51,7 @@ from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.segment.components import (
-    components_by_median_3d,
-    drop_dense_components_3d,
-    grow_into,
-    mask_volume_ml,
-)
+from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import JOINED_TABLE_SHARE, add_extra_axial
 from ichpipe.pipeline.segment.image_noise import network_image_noise
@@ -293,6 +288,8 @@ class NetworkSegmenter:
             described["mirror"] = True
         if self.config.thin_slab_mm is not None:
             described["thin_slab_mm"] = self.config.thin_slab_mm
+        if self.config.bone_edge_max_ml is not None:
+            described["bone_edge"] = {"max_ml": self.config.bone_edge_max_ml, "share": self.config.bone_edge_share}
         if self.config.loose_threshold is not None:
             described["loose_threshold"] = self.config.loose_threshold
             if self.config.faint_max_median_hu is not None:
@@ -489,15 +486,11 @@ class NetworkSegmenter:
         return replace(result, details=details)
 
     def _drop_dense(self, result: SegmentationResult, volume: CTVolume) -> SegmentationResult:
-        """``result`` without components whose median HU is above ``anatomy.brain_hu`` (calcification, bone)."""
-        kept, dropped = drop_dense_components_3d(result.mask, volume.hu, max_median_hu=self.anatomy.brain_hu[1])
-        if not dropped:
-            return result
-        removed_ml = mask_volume_ml(result.mask & ~kept, volume.geometry.voxel_volumes_ml)
-        details = dict(result.details)
-        details["denser_than_blood"] = {"components_removed": dropped, "removed_ml": round(removed_ml, 4),
-                                        "median_hu_above": self.anatomy.brain_hu[1]}
-        return replace(result, mask=kept, details=details)
+        """``result`` without components denser than blood and small pieces on bone's edge (:func:`drop_not_blood`)."""
+        kept, removed = drop_not_blood(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
+                                       voxel_volumes_ml=volume.geometry.voxel_volumes_ml, anatomy=self.anatomy,
+                                       bone_edge=(self.config.bone_edge_max_ml, self.config.bone_edge_share))
+        return replace(result, mask=kept, details={**result.details, **removed}) if removed else result
 
     def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                          ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult,

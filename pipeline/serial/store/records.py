@@ -340,7 +340,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     ``+faint<N>:<M>p<P>`` when components under N HU grew into the call at probability P from M HU
     (``inference.faint_max_median_hu``), ``+slab<N>`` when thin slices were shown to the networks as
     slabs of N mm (``inference.thin_slab_mm``; it changes nothing on slices 2.5 mm apart or more, but the
-    method is the setting), and
+    method is the setting), ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
+    edge were not counted (``inference.bone_edge_max_ml``, ``bone_edge_share``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -371,6 +372,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+faint55:35p0.3+mirror'
     >>> method_name("sa_cbam_unet_slim", {"thin_slab_mm": 5.0, "mirror": True})
     'sa_cbam_unet_slim+slab5+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"bone_edge": {"max_ml": 1.0, "share": 0.2}, "mirror": True})
+    'sa_cbam_unet_slim+bone1:0.2+mirror'
     >>> method_name("threshold", {})
     'threshold'
     """
@@ -402,6 +405,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     slab = details.get("thin_slab_mm")
     if isinstance(slab, (int, float)):
         method = f"{method}+slab{float(slab):g}"
+    edge = details.get("bone_edge") or {}
+    if isinstance(edge, Mapping) and edge.get("max_ml") is not None:
+        method = f"{method}+bone{float(edge['max_ml']):g}:{float(edge.get('share') or 0.0):g}"
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

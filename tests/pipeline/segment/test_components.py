@@ -176,3 +176,22 @@ def test_bounding_box_widens_in_plane_only_and_clips() -> None:
     assert bounding_box(mask, margin=2) == (slice(2, 4), slice(0, 9), slice(1, 12))
     assert bounding_box(mask[2]) == (slice(1, 2), slice(3, 4))
     assert bounding_box(np.zeros((3, 4), dtype=bool), margin=1) is None
+
+
+def test_bone_edge_pieces_are_small_single_slice_and_against_bone() -> None:
+    hu = np.full((4, 40, 40), 40.0)
+    hu[:, :, :3] = 1000.0  # bone along one side
+    mask = np.zeros(hu.shape, dtype=bool)
+    mask[1, 5:9, 3:7] = True  # a piece on one slice against the bone: goes
+    mask[1:3, 20:24, 3:7] = True  # two slices against the bone: a bleed's edge, stays
+    mask[2, 30:34, 20:24] = True  # one slice, away from bone: stays
+    mask[3, 10:40, 3:40] = True  # one slice against the bone but large: stays
+    options = {"pixel_spacing_mm": (0.5, 0.5), "voxel_volumes_ml": np.full(4, 0.00125), "bone_hu": 300.0}
+    pieces, n = components.bone_edge_pieces_3d(mask, hu, max_ml=1.0, min_share=0.2, **options)
+    assert n == 1 and pieces[1, 5:9, 3:7].all() and pieces.sum() == 16
+    # the share: 3 of the piece's 4 columns lie within 1.5 mm of the bone (0.75); a stricter share keeps it
+    assert components.bone_edge_pieces_3d(mask, hu, max_ml=1.0, min_share=0.9, **options)[1] == 0
+    with pytest.raises(ValueError, match="'min_share'"):
+        components.bone_edge_pieces_3d(mask, hu, max_ml=1.0, min_share=1.5, **options)
+    with pytest.raises(ValueError, match="3D of one shape"):
+        components.bone_edge_pieces_3d(mask[0], hu[0], max_ml=1.0, min_share=0.2, **options)

@@ -139,6 +139,34 @@ def test_a_component_denser_than_blood_is_not_counted(tmp_path, make_head) -> No
     assert removed["median_hu_above"] == seg.anatomy.brain_hu[1]
 
 
+def test_a_single_slice_piece_on_bones_edge_is_not_counted(tmp_path, make_head) -> None:
+    """Real PHE-SICH patients: the network calls the skull base's partial volume in small single-slice pieces."""
+    def paint(img, yy, xx, r, i):
+        if 3 <= i <= 8:
+            img[np.hypot(yy - 30, xx - 24) < 5] = 70.0  # a bleed, away from the bone
+        if i == 5:
+            img[(r >= 18) & (xx > 30) & (np.abs(yy - 32) < 6)] = 70.0  # a piece against the inner table
+
+    volume = make_head(paint, extra={"PixelSpacing": [0.5, 0.5]})
+    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", mirror=False))
+    seg.runner = _Bright()
+    result = seg.segment_in(volume)
+    assert result.mask[3:9, 30, 24].all() and not result.mask[5, 32, 48:52].any()
+    removed = result.details["bone_edge_pieces"]
+    assert removed["components_removed"] == 1 and removed["removed_ml"] > 0.05
+    assert seg.describe()["bone_edge"] == {"max_ml": 1.0, "share": 0.2}
+    kept = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", mirror=False,
+                                                                          bone_edge_max_ml=None))
+    kept.runner = _Bright()
+    result = kept.segment_in(volume)
+    assert result.mask[5, 32, 48:51].all() and "bone_edge_pieces" not in result.details
+    assert "bone_edge" not in kept.describe()
+    with pytest.raises(ValueError, match="'bone_edge_share'"):
+        InferenceConfig(bone_edge_share=1.5)
+    with pytest.raises(ValueError, match="'bone_edge_max_ml'"):
+        InferenceConfig(bone_edge_max_ml=0.0)
+
+
 def test_progress_reports_every_slice_with_head(tmp_path, head_volume) -> None:
     calls: list[tuple[int, int]] = []
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", batch_size=5),
