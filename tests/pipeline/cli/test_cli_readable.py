@@ -87,6 +87,18 @@ def test_run_says_what_it_did_not_count_as_denser_than_blood(tmp_path: Path) -> 
                         " (median > 120 HU: calcification or bone)")
 
 
+def test_run_says_what_it_did_not_count_as_pieces_on_bones_edge(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 3.38, "abc2_ml": 3.1, "n_voxels": 3300},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "bone_edge_pieces": {"components_removed": 5, "removed_ml": 0.9876}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  not counted: 0.99 mL in 5 single-slice piece(s) on bone's edge (the skull base's partial"
+                        " volume; inference.bone_edge_max_ml)")
+
+
 def test_run_says_how_much_of_the_volume_the_faint_growth_added(tmp_path: Path) -> None:
     from ichpipe.pipeline.cli.run_cmd import _summary
 
