@@ -21,7 +21,6 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.errors import UsageError
-from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 
 __all__ = [
     "bone_edge_pieces_3d",
@@ -502,24 +501,24 @@ def bone_edge_pieces_3d(mask: BoolArray, hu: npt.NDArray[np.floating], *, pixel_
 
 
 def drop_not_blood(mask: BoolArray, hu: npt.NDArray[np.floating], *, pixel_spacing_mm: tuple[float, float],
-                   voxel_volumes_ml: npt.ArrayLike, anatomy: AnatomyConfig,
-                   bone_edge: tuple[float | None, float]) -> tuple[BoolArray, dict[str, dict[str, float]]]:
+                   voxel_volumes_ml: npt.ArrayLike, max_median_hu: float, bone_hu: float,
+                   bone_edge_max_ml: float | None, bone_edge_share: float,
+                   ) -> tuple[BoolArray, dict[str, dict[str, float]]]:
     """``mask`` without what is not blood, and what was removed (for a segmentation's details).
 
-    Components denser than blood in their median (over the top of ``anatomy.brain_hu``:
-    :func:`drop_dense_components_3d`; ``"denser_than_blood"``), then small pieces on bone's edge
-    (``bone_edge`` = (max mL or ``None`` for none, share): :func:`bone_edge_pieces_3d` with bone from
-    ``anatomy.bone_min_hu``; ``"bone_edge_pieces"``).
+    Components whose median is over ``max_median_hu`` (:func:`drop_dense_components_3d`;
+    ``"denser_than_blood"``), then small pieces on the edge of bone (``hu >= bone_hu``):
+    :func:`bone_edge_pieces_3d` under ``bone_edge_max_ml`` (``None``: none) with ``bone_edge_share``
+    (``"bone_edge_pieces"``).
     """
     removed: dict[str, dict[str, float]] = {}
-    kept, dropped = drop_dense_components_3d(mask, hu, max_median_hu=anatomy.brain_hu[1])
+    kept, dropped = drop_dense_components_3d(mask, hu, max_median_hu=max_median_hu)
     if dropped:
-        removed["denser_than_blood"] = {"components_removed": dropped, "median_hu_above": anatomy.brain_hu[1],
+        removed["denser_than_blood"] = {"components_removed": dropped, "median_hu_above": max_median_hu,
                                         "removed_ml": round(mask_volume_ml(mask & ~kept, voxel_volumes_ml), 4)}
-    max_ml, share = bone_edge
-    if max_ml is not None and kept.any():
+    if bone_edge_max_ml is not None and kept.any():
         pieces, n = bone_edge_pieces_3d(kept, hu, pixel_spacing_mm=pixel_spacing_mm, voxel_volumes_ml=voxel_volumes_ml,
-                                        bone_hu=anatomy.bone_min_hu, max_ml=max_ml, min_share=share)
+                                        bone_hu=bone_hu, max_ml=bone_edge_max_ml, min_share=bone_edge_share)
         if n:
             removed["bone_edge_pieces"] = {"components_removed": n,
                                            "removed_ml": round(mask_volume_ml(pieces, voxel_volumes_ml), 4)}

@@ -427,7 +427,7 @@ class NetworkSegmenter:
         result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
-        result = self._drop_dense(result, volume)
+        result = self._drop_not_blood(result, volume)
         if loose is not None and self.config.faint_max_median_hu is not None:
             result = self._grow_faint(result, loose, volume, intracranial, self.config.faint_max_median_hu)
         if ring is not None:
@@ -485,11 +485,13 @@ class NetworkSegmenter:
         details["loose_call"] = {"threshold": self.config.loose_threshold, "beside_ml": round(beside_ml, 4)}
         return replace(result, details=details)
 
-    def _drop_dense(self, result: SegmentationResult, volume: CTVolume) -> SegmentationResult:
+    def _drop_not_blood(self, result: SegmentationResult, volume: CTVolume) -> SegmentationResult:
         """``result`` without components denser than blood and small pieces on bone's edge (:func:`drop_not_blood`)."""
         kept, removed = drop_not_blood(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
-                                       voxel_volumes_ml=volume.geometry.voxel_volumes_ml, anatomy=self.anatomy,
-                                       bone_edge=(self.config.bone_edge_max_ml, self.config.bone_edge_share))
+                                       voxel_volumes_ml=volume.geometry.voxel_volumes_ml,
+                                       max_median_hu=self.anatomy.brain_hu[1], bone_hu=self.anatomy.bone_min_hu,
+                                       bone_edge_max_ml=self.config.bone_edge_max_ml,
+                                       bone_edge_share=self.config.bone_edge_share)
         return replace(result, mask=kept, details={**result.details, **removed}) if removed else result
 
     def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,

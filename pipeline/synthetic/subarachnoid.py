@@ -161,9 +161,9 @@ def insert_subarachnoid(
         centre = float(np.shape(hu)[0] // 2) if centre_slice is None else float(centre_slice)
         near = np.abs(slices - centre) * spacing[0] <= 0.5 * extent_mm
         region &= (np.abs(off) <= 0.5 * arc_deg) & near[:, None, None]
-    if spared_fraction > 0:
+    if spared_fraction > 0 and region.any():
         patches = texture(np.shape(hu), spacing, rng, 6.0)
-        region &= patches > np.quantile(patches[region], spared_fraction) if region.any() else region
+        region &= patches > np.quantile(patches[region], spared_fraction)
     occ = np.where(region, share, 0.0).astype(np.float32)
     if not (occ >= 0.5).any():
         raise ValueError("No sulcal CSF lies in the region.")
