@@ -62,6 +62,11 @@ __all__ = ["evaluate"]
 @click.option("--save-masks", is_flag=True,
               help="--boxes: also write each row's masks, OUT/masks/ROW/PPPP.npz in the PNG frame (teacher masks"
                    " for ichpipe train data --phe-sich --phe-teacher).")
+@click.option("--flags", "with_flags", is_flag=True,
+              help="--data: also run every quality check of `ichpipe run` on each case in HU and count the wrong"
+                   " volumes that carry no flag (table 'Quality flags against wrong volumes', cases.csv 'flags').")
+@click.option("--wrong-volume", default="1.0,0.25", show_default=True,
+              help="--flags: a volume is wrong when its error is >= ML mL and >= SHARE of the true volume (ML,SHARE).")
 @click.option("--by-source", is_flag=True, help="Also summarise per case source (phantom, ct-real-...).")
 @click.option("--title", default="Evaluation", show_default=True, help="Title of the Markdown tables.")
 @click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]), help="Where networks run.")
@@ -86,6 +91,8 @@ def evaluate(
     split: str,
     out: Path | None,
     save_masks: bool,
+    with_flags: bool,
+    wrong_volume: str,
     by_source: bool,
     title: str,
     device: str | None,
@@ -108,10 +115,16 @@ def evaluate(
     --compare A B: agreement of two runs on one volume when no reference mask
     exists (neither is the truth): Dice, both volumes, the difference and each
     run's per-type volumes.
+
+    --data --flags: also every quality check of `ichpipe run` on each case
+    in HU, and per segmenter the wrong volumes (--wrong-volume) that were
+    flagged and those that were silent.
     """
     modes = sum(x for x in (data is not None, boxes is not None, bool(compare)))
     if modes != 1:
         raise UsageError("Give exactly one of --data MANIFEST, --boxes DIR or --compare A --compare B.")
+    if with_flags and data is None:
+        raise UsageError("--flags goes with --data MANIFEST (cases in HU with a reference mask).")
     if compare:
         _compare(compare, case_type, config_path, as_json)
         return
@@ -123,6 +136,12 @@ def evaluate(
         return
     if save_masks:
         raise UsageError("--save-masks goes with --boxes DIR and --out DIR.")
+    from ichpipe.pipeline.evaluation.flag_scoring import flags_markdown, parse_wrong_volume, score_flags
+
+    try:
+        tolerance = parse_wrong_volume(wrong_volume)
+    except ValueError as exc:
+        raise UsageError(f"--wrong-volume must be ML,SHARE with ML > 0 and SHARE >= 0 (e.g. 1.0,0.25): {exc}") from exc
     if data is None:  # narrowed for the type checker
         return
     from ichpipe.pipeline.datasets.manifest import read_manifest
@@ -168,18 +187,27 @@ def evaluate(
             click.echo(f"\r{done}/{total} {case_id}    ", err=True, nl=done == total)
 
     window = config.windows.get(config.windows.default)
-    results = evaluate_cases(entries, rows, window=window, measure=config.measure, progress=progress)
+    analysed = dataclasses.replace(config, inference=inference) if with_flags else None
+    results = evaluate_cases(entries, rows, window=window, measure=config.measure, quality=analysed,
+                             progress=progress)
     summary = summarise(results, by_source=by_source)
     kinds = detection_by_kind([(r.model, r.kind_recall) for r in results])
+    flag_scores = score_flags(results, tolerance=tolerance) if with_flags else []
     table = markdown_tables(summary, title=title) + ("\n" + kinds_markdown(kinds) if kinds else "")
+    if flag_scores:
+        table += "\n" + flags_markdown(flag_scores, tolerance=tolerance)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / "cases.csv", cases_csv(results), what="per-case evaluation CSV")
         write_text(out / "summary.csv", summary_csv(summary), what="evaluation summary CSV")
         write_text(out / "table.md", table, what="evaluation tables")
     if as_json:
-        echo_json({"split": split, "summary": [dataclasses.asdict(r) for r in summary],
-                   "by_kind": [dataclasses.asdict(k) for k in kinds]})
+        payload: dict[str, Any] = {"split": split, "summary": [dataclasses.asdict(r) for r in summary],
+                                   "by_kind": [dataclasses.asdict(k) for k in kinds]}
+        if with_flags:
+            payload["flags"] = {"wrong_volume": dataclasses.asdict(tolerance),
+                                "scores": [{**dataclasses.asdict(s), "n_silent": s.n_silent} for s in flag_scores]}
+        echo_json(payload)
     else:
         click.echo(table)
 

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.window import WindowPreset
 from ichpipe.errors import UsageError
+from ichpipe.pipeline.config import Config
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.config.measure_config import MeasureConfig
@@ -135,6 +137,7 @@ class CaseResult:
     true_abc2_ml: float
     seconds: float
     kind_recall: Mapping[str, float] = field(default_factory=dict)  # per kind of blood (NIfTI cases with kinds)
+    flags: tuple[str, ...] | None = None  # the quality flags ``run`` raises (``quality`` given, HU cases); else None
 
     @property
     def error_ml(self) -> float:
@@ -163,12 +166,24 @@ def _kind_masks(entry: ManifestEntry, case: CaseVolume) -> dict[str, Any]:
     return masks
 
 
+def _analysed(volume: CTVolume, segmenter: Segmenter, config: Config) -> tuple[Any, tuple[str, ...], float]:
+    """Mask, flag codes and intracranial + segmenting seconds of ``run``'s analysis of one volume."""
+    from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
+    from ichpipe.pipeline.outputs.report import StageTimer
+
+    timer = StageTimer()
+    analysis = analyse_volume(volume, segmenter, config, timer=timer)
+    seconds = timer.seconds.get("intracranial", 0.0) + timer.seconds.get("segment", 0.0)
+    return analysis.mask, tuple(analysis.quality.codes), seconds
+
+
 def evaluate_cases(
     entries: Sequence[ManifestEntry],
     rows: Sequence[EvaluatedSegmenter],
     *,
     window: WindowPreset,
     measure: MeasureConfig | None = None,
+    quality: Config | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[CaseResult]:
     """Segment and score every labelled case with every row.
@@ -183,6 +198,11 @@ def evaluate_cases(
         The window PNG cases were made with (to turn them back into pseudo-HU).
     measure:
         ABC/2 conventions.
+    quality:
+        When given, each case in HU is analysed as ``ichpipe run`` does it with this configuration
+        (:func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume`: the same mask, plus the
+        cross-check and every quality check) and its flag codes are kept in ``CaseResult.flags``;
+        ``seconds`` is then the time to find the intracranial space and segment.
     progress:
         Optional ``progress(done, total, case_id)``.
 
@@ -212,9 +232,13 @@ def evaluate_cases(
             if segmenter is None:
                 log.info("%s does not run on windowed PNG case %s; skipped", row.label, case.case_id)
                 continue
-            started = time.perf_counter()
-            predicted = segmenter.segment(volume)
-            seconds = time.perf_counter() - started
+            flags: tuple[str, ...] | None = None
+            if quality is not None and case.intensity == "hu":
+                predicted, flags, seconds = _analysed(volume, segmenter, quality)
+            else:
+                started = time.perf_counter()
+                predicted = segmenter.segment(volume)
+                seconds = time.perf_counter() - started
             measured = measure_hematoma(predicted, geometry, config=mcfg)
             dice, iou = dice_iou(predicted, case.mask)
             results.append(
@@ -223,6 +247,7 @@ def evaluate_cases(
                     dice=dice, iou=iou, rvd=relative_volume_difference(measured.volume_ml, truth.volume_ml),
                     true_ml=truth.volume_ml, predicted_ml=measured.volume_ml, abc2_ml=measured.abc2_ml,
                     true_abc2_ml=truth.abc2_ml, seconds=seconds, kind_recall=kind_recalls(predicted, kinds),
+                    flags=flags,
                 )
             )
         if progress:

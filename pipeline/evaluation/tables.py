@@ -38,13 +38,23 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return buffer.getvalue()
 
 
+def _flags_cell(flags: Sequence[str] | None) -> str:
+    """``a;b``, ``none`` when the checks ran and raised nothing, empty when they did not run."""
+    if flags is None:
+        return ""
+    return ";".join(flags) or "none"
+
+
 def cases_csv(results: Sequence[CaseResult]) -> str:
-    """Per-case CSV text: one row per case and segmenter, volumes in mL; ``recall:KIND`` per kind of blood."""
-    names = [f.name for f in dataclasses.fields(CaseResult) if f.name != "kind_recall"]
+    """Per-case CSV text: one row per case and segmenter, volumes in mL; ``recall:KIND`` per kind of blood.
+
+    ``flags``: the quality flag codes ``run`` raises (``evaluate --flags``), ``none``, or empty when not run.
+    """
+    names = [f.name for f in dataclasses.fields(CaseResult) if f.name not in ("kind_recall", "flags")]
     kinds = sorted({k for r in results for k in r.kind_recall})
-    header = [*names, "error_ml", *(f"recall:{k}" for k in kinds)]
-    return _csv(header, [[*(getattr(r, n) for n in names), r.error_ml, *(r.kind_recall.get(k, "") for k in kinds)]
-                         for r in results])
+    header = [*names, "error_ml", "flags", *(f"recall:{k}" for k in kinds)]
+    return _csv(header, [[*(getattr(r, n) for n in names), r.error_ml, _flags_cell(r.flags),
+                          *(r.kind_recall.get(k, "") for k in kinds)] for r in results])
 
 
 def summary_csv(rows: Sequence[SummaryRow]) -> str:

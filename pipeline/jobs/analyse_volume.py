@@ -7,22 +7,29 @@ and the real-data tests call it directly:
 1. the intracranial space, found once (:func:`~ichpipe.pipeline.segment.intracranial.find_intracranial`),
    with the method used (closed ring, bridged gap, stripped skull, head outline);
 2. the main segmenter, restricted to that space;
-3. the cross-check: the threshold baseline on the same space when the main
-   segmenter is a network and ``quality.cross_check`` is ``threshold``;
+3. the cross-check (``quality.cross_check``, :func:`cross_check_segmenter`): the
+   threshold baseline on the same space beside a network, the default network
+   beside the threshold baseline;
 4. the planimetric volume and ABC/2;
 5. every quality check (:func:`~ichpipe.pipeline.quality.assess.assess_quality`).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.errors import CheckpointError
 from ichpipe.pipeline.config import Config
+from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
+from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.config.models_config import ModelsConfig, resolve_checkpoint
 from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
 from ichpipe.pipeline.outputs.report import StageTimer
 from ichpipe.pipeline.quality.assess import assess_quality
@@ -33,7 +40,7 @@ from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intra
 from ichpipe.pipeline.segment.segmenter import SegmentationResult, segment_volume
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 
-__all__ = ["Analysis", "analyse_volume"]
+__all__ = ["Analysis", "analyse_volume", "cross_check_segmenter"]
 
 
 @dataclass
@@ -107,16 +114,16 @@ def analyse_volume(
         measurement = measure_hematoma(mask, geo, config=config.measure)
     cross_check: dict[str, Any] | None = None
     volumes: dict[str, float] | None = None
-    if config.quality.cross_check == "threshold" and not isinstance(segmenter, ThresholdSegmenter):
+    checker = cross_check_segmenter(segmenter, config)
+    if checker is not None:
         with timer.stage("cross_check"):
-            baseline = ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
-            other = baseline.segment_in(volume, space)
+            other = segment_volume(checker, volume, space)
             other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
             del other
         name = str(segmenter.describe().get("name") or segmenter.name)
-        volumes = {name: measurement.volume_ml, baseline.name: other_ml}
-        cross_check = {"segmenter": baseline.name, "kind": baseline.describe()["kind"],
-                       "volume_ml": round(other_ml, 4)}
+        other_name = str(checker.describe().get("name") or checker.name)
+        volumes = {name: measurement.volume_ml, other_name: other_ml}
+        cross_check = {"segmenter": other_name, "kind": checker.describe()["kind"], "volume_ml": round(other_ml, 4)}
     with timer.stage("quality"):
         quality = assess_quality(volume, space, result, volumes_ml=volumes, bone_min_hu=config.anatomy.bone_min_hu,
                                  config=config.quality)
@@ -130,6 +137,44 @@ def analyse_volume(
             quality.measurements[key] = result.details[key]
     return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,
                     cross_check=cross_check, types=_types(result, volume, config))
+
+
+def cross_check_segmenter(segmenter: Segmenter, config: Config) -> Segmenter | None:
+    """The segmenter run beside ``segmenter`` for ``segmenter_disagreement`` (``quality.cross_check``), or ``None``.
+
+    ``auto``: the threshold baseline beside a network (ichpipe's or BLAST-CT), and the
+    default network (``models``) beside the threshold baseline; ``threshold``: the baseline
+    beside a network, nothing beside the baseline; ``none``: nothing.
+
+    Raises
+    ------
+    ichpipe.errors.CheckpointError
+        ``auto`` beside the baseline when the default checkpoint is missing or not allow-listed
+        (the message says how to choose ``quality.cross_check: threshold``).
+    """
+    mode = config.quality.cross_check
+    if mode == "none":
+        return None
+    if not isinstance(segmenter, ThresholdSegmenter):
+        return ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
+    if mode == "threshold":
+        return None
+    return _default_network(config.models, config.inference, config.anatomy)
+
+
+@functools.lru_cache(maxsize=2)
+def _default_network(models: ModelsConfig, inference: InferenceConfig, anatomy: AnatomyConfig) -> Segmenter:
+    """The default network, loaded once per configuration (a batch cross-checks every study with it)."""
+    from ichpipe.pipeline.jobs.run_study import RunOptions, build_segmenter  # run_study imports this module
+
+    options = RunOptions(study=Path("."), checkpoint=resolve_checkpoint(models.default_checkpoint))
+    try:
+        return build_segmenter(options, Config(models=models, inference=inference, anatomy=anatomy))
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"quality.cross_check 'auto' runs the default network beside the threshold baseline: {exc} Set"
+            " quality.cross_check to 'threshold' (no cross-check beside the baseline) or 'none'."
+        ) from exc
 
 
 def _types(result: SegmentationResult, volume: CTVolume, config: Config) -> dict[str, Any] | None:

@@ -407,8 +407,8 @@ def check_disagreement(
     if when_empty_ml is not None and main < _NOTHING_ML and others[found_name] >= when_empty_ml:
         return [QualityFlag(
             "segmenter_disagreement",
-            f"{main_name} found no blood, {found_name} found {others[found_name]:.2f} mL of blood density: blood "
-            "of a kind the network did not learn (subarachnoid blood in the sulci?) may be missed.",
+            f"{main_name} found no blood, {found_name} found {others[found_name]:.2f} mL: blood of a kind"
+            f" {main_name} does not find (subarachnoid blood in the sulci, blood under 50 HU?) may be missed.",
             round(others[found_name], 3), when_empty_ml)]
     hi_name = max(volumes_ml, key=lambda k: volumes_ml[k])
     lo_name = min(volumes_ml, key=lambda k: volumes_ml[k])

@@ -101,8 +101,14 @@ def copy_study(src: Path, dest: Path) -> Path:
 
 def write_config(path: Path, *, store: Path, batch: dict[str, Any] | None = None,
                  pacs: dict[str, Any] | None = None) -> Path:
-    """A config YAML (JSON is YAML) with the store at ``store``, settle time 0 unless given."""
-    data: dict[str, Any] = {"store": {"path": str(store)}, "batch": {"settle_s": 0, **(batch or {})}}
+    """A config YAML (JSON is YAML) with the store at ``store``, settle time 0 unless given.
+
+    The batch tests run the threshold baseline for speed, with nothing beside it
+    (``quality.cross_check: threshold``): the default network beside the baseline would load
+    in every batch process (about 2 s each); it is tested in ``tests/pipeline/jobs/test_cross_check.py``.
+    """
+    data: dict[str, Any] = {"store": {"path": str(store)}, "batch": {"settle_s": 0, **(batch or {})},
+                            "quality": {"cross_check": "threshold"}}
     if pacs:
         data["pacs"] = pacs
     path.write_text(json.dumps(data, indent=2))

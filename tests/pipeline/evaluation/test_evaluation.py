@@ -155,3 +155,19 @@ def test_png_cases_run_through_a_network_without_anatomy_steps(tmp_path: Path) -
     assert [r.model for r in results] == ["tiny"]  # the threshold method needs HU: not run on PNG slices
     assert results[0].true_ml == pytest.approx(3 * 16 * 0.25 * 5.0 / 1000.0)
     assert 0.0 <= results[0].dice <= 1.0
+
+
+def test_evaluate_cases_with_quality_keeps_the_mask_and_adds_run_flags(tmp_path: Path) -> None:
+    from ichpipe.pipeline.config import Config
+    from ichpipe.pipeline.evaluation import threshold_row
+
+    truth = np.zeros((6, 40, 40), dtype=bool)
+    truth[2:4, 15:22, 15:22] = True
+    entry = _nifti_case(tmp_path, "q", truth)
+    row = threshold_row()
+    plain = evaluate_cases([entry], [row], window=WindowPreset(80, 40))
+    checked = evaluate_cases([entry], [row], window=WindowPreset(80, 40), quality=Config())
+    assert plain[0].flags is None and checked[0].flags is not None
+    assert (checked[0].predicted_ml, checked[0].dice) == (plain[0].predicted_ml, plain[0].dice)
+    # a block of 70 HU in 30 HU with no skull and no air: run's checks say the image is not a head CT
+    assert "skull_absent" in checked[0].flags or "hu_no_air" in checked[0].flags
