@@ -418,16 +418,18 @@ class QualityConfig:
         Any flag makes ``run`` exit 1, after every output was written (the
         same as ``run --strict``).
     cross_check:
-        ``auto``: beside a network (ichpipe's or BLAST-CT) also run the
-        classical baseline on the same intracranial space, and beside the
-        baseline the default network (``models.default_checkpoint``), and
-        compare the volumes (flag ``segmenter_disagreement``). The baseline
+        ``auto``: beside one of ichpipe's networks also run the classical
+        baseline on the same intracranial space, and beside any other main
+        segmenter (the baseline, BLAST-CT) ichpipe's default network
+        (``models.default_checkpoint``), and compare the volumes (flag
+        ``segmenter_disagreement``). The baseline
         costs 0.6-8.3 % of the network's segment stage on a CPU, the network
         beside the baseline 2-6 s a study (``BENCHMARKS.md``); without it the
         baseline's wrong volumes on the phantom sets were mostly silent
         (``MODEL_CARD.md``, "Do the flags catch the wrong volumes?").
-        ``threshold``: the baseline beside a network only (the behaviour
-        before ``auto``). ``none``: no cross-check.
+        ``threshold``: the baseline beside any other segmenter, nothing
+        beside the baseline (the behaviour before ``auto``). ``none``: no
+        cross-check.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, blood_density, uncertain_edge,
     image_noise, hypodense_part, disagreement, domain:
         The thresholds of each check.

@@ -142,9 +142,10 @@ def analyse_volume(
 def cross_check_segmenter(segmenter: Segmenter, config: Config) -> Segmenter | None:
     """The segmenter run beside ``segmenter`` for ``segmenter_disagreement`` (``quality.cross_check``), or ``None``.
 
-    ``auto``: the threshold baseline beside a network (ichpipe's or BLAST-CT), and the
-    default network (``models``) beside the threshold baseline; ``threshold``: the baseline
-    beside a network, nothing beside the baseline; ``none``: nothing.
+    ``auto``: the threshold baseline beside one of ichpipe's networks, and ichpipe's default
+    network (``models``) beside any other segmenter (the threshold baseline, BLAST-CT, whose
+    blind spots the baseline shares: low-density subdurals); ``threshold``: the baseline beside
+    any segmenter but itself; ``none``: nothing.
 
     Raises
     ------
@@ -155,11 +156,18 @@ def cross_check_segmenter(segmenter: Segmenter, config: Config) -> Segmenter | N
     mode = config.quality.cross_check
     if mode == "none":
         return None
-    if not isinstance(segmenter, ThresholdSegmenter):
-        return ThresholdSegmenter(config.threshold, anatomy=config.anatomy)
-    if mode == "threshold":
-        return None
+    if mode == "threshold" or _is_ichpipe_network(segmenter):
+        return None if isinstance(segmenter, ThresholdSegmenter) else ThresholdSegmenter(config.threshold,
+                                                                                          anatomy=config.anatomy)
     return _default_network(config.models, config.inference, config.anatomy)
+
+
+def _is_ichpipe_network(segmenter: Segmenter) -> bool:
+    if isinstance(segmenter, ThresholdSegmenter):  # no network import for the baseline's own check
+        return False
+    from ichpipe.pipeline.segment.inference import NetworkSegmenter
+
+    return isinstance(segmenter, NetworkSegmenter)
 
 
 @functools.lru_cache(maxsize=2)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from ichpipe.dicom_io.assemble import assemble_series
+from ichpipe.dicom_io.assemble import CTVolume, assemble_series
 from ichpipe.dicom_io.study import scan_study
 from ichpipe.errors import CheckpointError
 from ichpipe.pipeline.config import Config
@@ -20,7 +23,7 @@ from ichpipe.pipeline.synthetic.phantom import PhantomSpec, load_truth, write_ph
 
 def _with(mode: str, config: Config | None = None) -> Config:
     cfg = config or Config()
-    return dataclasses.replace(cfg, quality=dataclasses.replace(cfg.quality, cross_check=mode))  # type: ignore[arg-type]
+    return dataclasses.replace(cfg, quality=dataclasses.replace(cfg.quality, cross_check=mode))
 
 
 def test_auto_runs_the_other_kind_beside_each_segmenter() -> None:
@@ -34,6 +37,27 @@ def test_auto_runs_the_other_kind_beside_each_segmenter() -> None:
     assert isinstance(cross_check_segmenter(network, _with("threshold")), ThresholdSegmenter)
     assert cross_check_segmenter(network, _with("none")) is None
     assert cross_check_segmenter(baseline, _with("none")) is None
+
+
+class _PeerSegmenter:
+    """Stands in for a segmenter that is neither the baseline nor one of ichpipe's networks (BLAST-CT)."""
+
+    name = "peer"
+
+    def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:  # never called here
+        raise AssertionError("not segmented in this test")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "peer", "kind": "peer network"}
+
+
+def test_auto_runs_ichpipes_network_beside_a_peer_and_threshold_mode_the_baseline() -> None:
+    # a peer shares the baseline's blind spots (measured: BLAST-CT x1 read 109 and 105 mL subdurals as 0.06 and
+    # 0.00 mL with the baseline beside it and no flag), so auto puts ichpipe's default network beside it
+    peer = _PeerSegmenter()
+    assert isinstance(cross_check_segmenter(peer, _with("auto")), NetworkSegmenter)
+    assert isinstance(cross_check_segmenter(peer, _with("threshold")), ThresholdSegmenter)
+    assert cross_check_segmenter(peer, _with("none")) is None
 
 
 def test_auto_beside_the_baseline_without_a_checkpoint_says_what_to_set(tmp_path: Path) -> None:
