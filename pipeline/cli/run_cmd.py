@@ -72,6 +72,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     if extra.get("added_ml"):
         lines.append(f"  of it {extra['added_ml']:.2f} mL in {extra['components_added']} collection(s) against the"
                      " inner table, added by the extra-axial network (inference.extra_axial)")
+    cross = measured.get("cross_check") or {}
+    if cross.get("segmenter") and cross.get("volume_ml") is not None:
+        lines.append(f"  beside it {cross['segmenter']} read {cross['volume_ml']:.2f} mL on the same intracranial space"
+                     " (quality.cross_check; segmenter_disagreement when they differ)")
     serial = report.get("serial") or {}
     if serial and not serial.get("is_baseline") and serial.get("delta_ml") is not None:
         pct = serial.get("delta_pct")

@@ -41,8 +41,9 @@ def test_run_ends_with_what_it_wrote(tmp_path: Path) -> None:
                                       "--segmenter", "threshold", "--config", str(cfg)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Hematoma volume ") and lines[1].startswith("Wrote to ")
-    names = [line.split()[0] for line in lines[2:]]
+    assert lines[0].startswith("Hematoma volume ") and lines[2].startswith("Wrote to ")
+    assert lines[1].startswith("  beside it sa_cbam_unet_slim read ")  # quality.cross_check: auto
+    names = [line.split()[0] for line in lines[3:]]
     assert names == ["seg.dcm", "key_image.png", "key_image_sc.dcm", "report.json", "sr.dcm"]
     assert "OHIF" in result.stdout
 
@@ -97,6 +98,21 @@ def test_run_says_what_it_did_not_count_as_pieces_on_bones_edge(tmp_path: Path) 
     lines = _summary(report, tmp_path)
     assert lines[1] == ("  not counted: 0.99 mL in 5 single-slice piece(s) on bone's edge (the skull base's partial"
                         " volume; inference.bone_edge_max_ml)")
+
+
+def test_run_says_what_the_segmenter_beside_it_read(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 37.48, "abc2_ml": 27.6, "n_voxels": 18000},
+              "segmenter": {"name": "threshold", "baseline": True}, "outputs": {},
+              "quality": {"flags": [{"code": "segmenter_disagreement"}], "measurements": {
+                  "cross_check": {"segmenter": "sa_cbam_unet_slim", "kind": "trained network", "volume_ml": 12.2549}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[0].startswith("Hematoma volume 37.48 mL") and "threshold baseline; 1 quality flag(s)" in lines[0]
+    assert lines[1] == ("  beside it sa_cbam_unet_slim read 12.25 mL on the same intracranial space"
+                        " (quality.cross_check; segmenter_disagreement when they differ)")
+    del report["quality"]["measurements"]["cross_check"]  # type: ignore[attr-defined]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
 
 
 def test_run_says_how_much_of_the_volume_the_faint_growth_added(tmp_path: Path) -> None:
