@@ -142,8 +142,9 @@ def score_flags(results: Sequence[CaseResult], *, tolerance: WrongVolume | None 
         cases = [r for r in results if r.model == model and r.flags is not None]
         if not cases:
             continue
-        wrong = [r for r in cases if tol.is_wrong(predicted_ml=r.predicted_ml, true_ml=r.true_ml)]
-        right = [r for r in cases if r not in wrong]
+        is_wrong = [tol.is_wrong(predicted_ml=r.predicted_ml, true_ml=r.true_ml) for r in cases]
+        wrong = [r for r, w in zip(cases, is_wrong, strict=True) if w]
+        right = [r for r, w in zip(cases, is_wrong, strict=True) if not w]
         scores.append(FlagScore(
             model=model, n_cases=len(cases), n_wrong=len(wrong),
             n_wrong_flagged=sum(bool(r.flags) for r in wrong),
