@@ -28,8 +28,8 @@ False
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from ichpipe.pipeline.evaluation.evaluate import CaseResult
 
@@ -101,6 +101,9 @@ class FlagScore:
         Cases with a right volume that were flagged anyway (false alarms).
     silent:
         ``(case_id, true_ml, predicted_ml)`` of every wrong volume with no flag.
+    by_code:
+        Per flag code: ``(on wrong volumes, on right volumes, the only flag of a wrong volume)``,
+        in the order the codes were first seen.
     """
 
     model: str
@@ -109,6 +112,7 @@ class FlagScore:
     n_wrong_flagged: int
     n_right_flagged: int
     silent: tuple[tuple[str, float, float], ...]
+    by_code: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def n_silent(self) -> int:
@@ -145,11 +149,19 @@ def score_flags(results: Sequence[CaseResult], *, tolerance: WrongVolume | None 
         is_wrong = [tol.is_wrong(predicted_ml=r.predicted_ml, true_ml=r.true_ml) for r in cases]
         wrong = [r for r, w in zip(cases, is_wrong, strict=True) if w]
         right = [r for r, w in zip(cases, is_wrong, strict=True) if not w]
+        by_code: dict[str, list[int]] = {}
+        for r, w in zip(cases, is_wrong, strict=True):
+            codes = list(dict.fromkeys(r.flags or ()))
+            for code in codes:
+                counts = by_code.setdefault(code, [0, 0, 0])
+                counts[0 if w else 1] += 1
+                counts[2] += int(w and len(codes) == 1)
         scores.append(FlagScore(
             model=model, n_cases=len(cases), n_wrong=len(wrong),
             n_wrong_flagged=sum(bool(r.flags) for r in wrong),
             n_right_flagged=sum(bool(r.flags) for r in right),
             silent=tuple((r.case_id, r.true_ml, r.predicted_ml) for r in wrong if not r.flags),
+            by_code={code: (c[0], c[1], c[2]) for code, c in by_code.items()},
         ))
     return scores
 
@@ -164,6 +176,11 @@ def flags_markdown(scores: Sequence[FlagScore], *, tolerance: WrongVolume | None
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {s.model} | {s.n_cases} | {s.n_wrong} | {s.n_wrong_flagged} | **{s.n_silent}** |"
               f" {s.n_right_flagged}/{s.n_right} |" for s in scores]
+    if any(s.by_code for s in scores):
+        lines += ["", "Each flag: on wrong volumes, on right volumes (false alarms), the only flag of a wrong volume.",
+                  "", "| Model | flag | on wrong | on right | only flag of a wrong |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {s.model} | `{code}` | {w} | {r} | {only} |"
+                  for s in scores for code, (w, r, only) in s.by_code.items()]
     silent = [(s.model, case) for s in scores for case in s.silent]
     if silent:
         lines += ["", "Silent wrong volumes (true -> read, mL):", ""]

@@ -46,6 +46,7 @@ def test_wrong_volume_arguments_are_checked() -> None:
 def test_score_flags_counts_caught_silent_and_false_alarms() -> None:
     results = [
         _case("miss-flagged", 10.0, 2.0, ("low_density_blood",)),
+        _case("miss-flagged-twice", 10.0, 2.0, ("low_density_blood", "uncertain_edge")),
         _case("miss-silent", 10.0, 0.0, ()),
         _case("right-flagged", 10.0, 9.5, ("noisy_image",)),
         _case("right", 5.0, 5.2, ()),
@@ -54,15 +55,17 @@ def test_score_flags_counts_caught_silent_and_false_alarms() -> None:
         _case("miss-silent", 10.0, 9.9, (), model="other"),
     ]
     net, other = score_flags(results)
-    assert (net.model, net.n_cases, net.n_wrong, net.n_wrong_flagged, net.n_silent) == ("net", 5, 3, 1, 2)
+    assert (net.model, net.n_cases, net.n_wrong, net.n_wrong_flagged, net.n_silent) == ("net", 6, 4, 2, 2)
     assert (net.n_right, net.n_right_flagged) == (2, 1)
     assert [cid for cid, _, _ in net.silent] == ["miss-silent", "normal-overcall"]
     assert (other.n_cases, other.n_wrong, other.n_silent) == (1, 0, 0)
+    assert dict(net.by_code) == {"low_density_blood": (2, 0, 1), "uncertain_edge": (1, 0, 0), "noisy_image": (0, 1, 0)}
     text = flags_markdown([net, other])
-    assert "| net | 5 | 3 | 1 | **2** | 1/2 |" in text
+    assert "| net | 6 | 4 | 2 | **2** | 1/2 |" in text
+    assert "| net | `low_density_blood` | 2 | 0 | 1 |" in text and "| net | `noisy_image` | 0 | 1 | 0 |" in text
     assert "- net: miss-silent 10.00 -> 0.00" in text and "normal-overcall 0.00 -> 3.00" in text
     loose = score_flags(results, tolerance=WrongVolume(error_ml=5.0, error_share=0.5))[0]
-    assert (loose.n_wrong, loose.n_silent) == (2, 1)  # 10 -> 2 (flagged) and 10 -> 0; the 3 mL overcall is right
+    assert (loose.n_wrong, loose.n_silent) == (3, 1)  # two 10 -> 2 (flagged), 10 -> 0; the 3 mL overcall is right
 
 
 def test_cases_csv_tells_no_flag_from_checks_not_run() -> None:
