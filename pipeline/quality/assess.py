@@ -30,6 +30,7 @@ from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegment
 from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
+from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
 
 __all__ = ["assess_quality"]
 
@@ -115,7 +116,8 @@ def assess_quality(
         measurements["unrestricted_ml"] = segmentation.unrestricted_ml
         measurements["removed_outside_intracranial_ml"] = segmentation.removed_ml
     if volumes_ml is not None and len(volumes_ml) >= 2:
-        report.add(check_disagreement(dict(volumes_ml), **asdict(cfg.disagreement)), "disagreement")
+        report.add(check_disagreement(dict(volumes_ml), baseline=ThresholdSegmenter.name, **asdict(cfg.disagreement)),
+                   "disagreement")
         measurements["volumes_ml"] = {k: round(float(v), 3) for k, v in volumes_ml.items()}
     report.add(check_domain(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm, geo.normal,
                             intracranial_ml=intracranial.volume_ml,

@@ -154,6 +154,15 @@ def test_an_empty_network_beside_a_baseline_that_found_blood_is_flagged_unless_o
     assert _assess(small_case, volumes={"net": 0.0, "threshold": 0.8}) == {"segmenter_disagreement"}
 
 
+def test_disagreement_says_when_the_lower_reading_is_the_baselines() -> None:
+    (below,) = q.check_disagreement({"net": 20.0, "threshold": 9.0})
+    assert below.message.endswith("so its lower volume is often its own miss.")
+    (above,) = q.check_disagreement({"net": 9.0, "threshold": 20.0})
+    assert above.message == "The segmenters disagree: threshold 20.0 mL, net 9.0 mL (55 % apart)."
+    (plain,) = q.check_disagreement({"net": 20.0, "threshold": 9.0}, baseline=None)
+    assert "misses blood" not in plain.message
+
+
 def test_segmenter_disagreement_through_assess(small_case: PhantomCase) -> None:
     assert _assess(small_case, volumes={"net": 5.0, "threshold": 29.0}) == {"segmenter_disagreement"}
 
