@@ -8,8 +8,8 @@ and the real-data tests call it directly:
    with the method used (closed ring, bridged gap, stripped skull, head outline);
 2. the main segmenter, restricted to that space;
 3. the cross-check (``quality.cross_check``, :func:`cross_check_segmenter`): the
-   threshold baseline on the same space beside a network, the default network
-   beside the threshold baseline;
+   threshold baseline on the same space beside one of ichpipe's networks,
+   ichpipe's default network beside the baseline or BLAST-CT;
 4. the planimetric volume and ABC/2;
 5. every quality check (:func:`~ichpipe.pipeline.quality.assess.assess_quality`).
 """
