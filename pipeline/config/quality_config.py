@@ -349,8 +349,8 @@ class DisagreementConfig:
         ... and by at least this share of the larger volume (network and
         threshold agree within ~10 % on the phantoms; 25 % is ABC/2's error).
     when_empty_ml:
-        Also flag when the network found nothing (under 0.05 mL) and the
-        baseline at least this much (``None``: off): on 12 subarachnoid
+        Also flag when the main segmenter found nothing (under 0.05 mL) and
+        the one beside it at least this much (``None``: off): on 12 subarachnoid
         phantoms the network read 0.00 mL on the 7 convexity ones, the
         baseline 0.52-1.09 mL on 3 of them; on the 12 normal heads (10
         phantoms, the real GE head and Philips phantom) and the 7 other
@@ -424,7 +424,7 @@ class QualityConfig:
         (``models.default_checkpoint``), and compare the volumes (flag
         ``segmenter_disagreement``). The baseline
         costs 0.6-8.3 % of the network's segment stage on a CPU, the network
-        beside the baseline 2-6 s a study (``BENCHMARKS.md``); without it the
+        beside the baseline or BLAST-CT 1.5-3.1 s a study (``BENCHMARKS.md``); without it the
         baseline's wrong volumes on the phantom sets were mostly silent
         (``MODEL_CARD.md``, "Do the flags catch the wrong volumes?").
         ``threshold``: the baseline beside any other segmenter, nothing

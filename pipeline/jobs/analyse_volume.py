@@ -121,9 +121,10 @@ def analyse_volume(
             other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
             del other
         name = str(segmenter.describe().get("name") or segmenter.name)
-        other_name = str(checker.describe().get("name") or checker.name)
+        described = checker.describe()
+        other_name = str(described.get("name") or checker.name)
         volumes = {name: measurement.volume_ml, other_name: other_ml}
-        cross_check = {"segmenter": other_name, "kind": checker.describe()["kind"], "volume_ml": round(other_ml, 4)}
+        cross_check = {"segmenter": other_name, "kind": described["kind"], "volume_ml": round(other_ml, 4)}
     with timer.stage("quality"):
         quality = assess_quality(volume, space, result, volumes_ml=volumes, bone_min_hu=config.anatomy.bone_min_hu,
                                  config=config.quality)

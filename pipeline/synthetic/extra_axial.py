@@ -59,6 +59,7 @@ from ichpipe.pipeline.synthetic.lesion_common import (
     profile,
     slice_centres,
     texture,
+    wide_slices,
 )
 from ichpipe.pipeline.synthetic.subarachnoid import insert_subarachnoid
 from ichpipe.pipeline.synthetic.ventricular_blood import find_ventricles, insert_intraventricular
@@ -381,8 +382,7 @@ def _random_subarachnoid(
 ) -> tuple[F32, InsertedLesion]:
     """Convexity (60 %: 60-150 deg of arc, 30-70 mm of slices centred on a wide slice, 15-30 mm deep) or
     diffuse (25-35 mm deep)."""
-    area = intracranial.reshape(intracranial.shape[0], -1).sum(axis=1)
-    wide = np.flatnonzero(area >= 0.6 * max(1, int(area.max())))
+    wide = np.flatnonzero(wide_slices(intracranial, 0.6))
     if rng.uniform() < 0.6:
         return insert_subarachnoid(
             hu, intracranial, spacing, pattern="convexity", angle_deg=float(rng.uniform(-180.0, 180.0)),

@@ -38,6 +38,7 @@ __all__ = [
     "profile",
     "slice_centres",
     "texture",
+    "wide_slices",
 ]
 
 F32 = npt.NDArray[np.float32]
@@ -146,6 +147,18 @@ def slice_centres(intracranial: BoolArray) -> npt.NDArray[np.float64]:
         if m.any():
             out[z] = (rows[m].mean(), cols[m].mean())
     return out
+
+
+def wide_slices(intracranial: BoolArray, min_fraction: float) -> npt.NDArray[np.bool_]:
+    """Per slice: whether its intracranial area is at least ``min_fraction`` of the largest (not the vertex or
+    the skull base), and not empty.
+
+    >>> mask = np.zeros((3, 4, 4), dtype=bool); mask[0, :1] = True; mask[1] = True; mask[2, :3] = True
+    >>> wide_slices(mask, 0.5).tolist()
+    [False, True, True]
+    """
+    area = intracranial.reshape(intracranial.shape[0], -1).sum(axis=1)
+    return (area > 0) & (area >= min_fraction * area.max(initial=0))
 
 
 def polar(intracranial: BoolArray, spacing: Spacing) -> tuple[F32, F32]:

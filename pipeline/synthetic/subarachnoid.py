@@ -32,6 +32,7 @@ from ichpipe.pipeline.synthetic.lesion_common import (
     in_range,
     polar,
     texture,
+    wide_slices,
 )
 from ichpipe.pipeline.synthetic.ventricular_blood import find_ventricles
 
@@ -79,9 +80,8 @@ def find_sulcal_csf(
         raise ValueError(f"Argument 'csf_max_hu' must be below 'grey_hu'; got {csf_max_hu!r} and {grey_hu!r}.")
     sigma = (0.0, max(0.5 / spacing[1], 0.7), max(0.5 / spacing[2], 0.7))
     smooth = ndimage.gaussian_filter(np.asarray(hu, dtype=np.float32), sigma)
-    area = intracranial.reshape(intracranial.shape[0], -1).sum(axis=1)
-    wide_slices = (area >= min_area_fraction * max(1, int(area.max()))) & (area > 0)
-    csf = intracranial & (smooth < csf_max_hu) & (smooth > -30.0) & wide_slices[:, None, None]
+    wide = wide_slices(intracranial, min_area_fraction)
+    csf = intracranial & (smooth < csf_max_hu) & (smooth > -30.0) & wide[:, None, None]
     eight = np.zeros((3, 3, 3), dtype=bool)
     eight[1] = True
     labels, _n = ndimage.label(csf, structure=eight)  # pieces on their slice
@@ -89,10 +89,10 @@ def find_sulcal_csf(
     pixels[0] = 0
     csf &= (pixels * spacing[1] * spacing[2] >= min_area_mm2)[labels]
     disk = disk_2d(0.5 * max_width_mm, (spacing[1], spacing[2]))[None]
-    wide = ndimage.binary_opening(csf, structure=disk)
+    wide_csf = ndimage.binary_opening(csf, structure=disk)
     in_plane = np.zeros((3, 3, 3), dtype=bool)
     in_plane[1] = ndimage.generate_binary_structure(2, 1)
-    excluded = ndimage.binary_dilation(wide | find_ventricles(hu, intracranial, spacing), structure=in_plane,
+    excluded = ndimage.binary_dilation(wide_csf | find_ventricles(hu, intracranial, spacing), structure=in_plane,
                                        iterations=2)
     sulcal = csf & ~excluded
     if not sulcal.any():

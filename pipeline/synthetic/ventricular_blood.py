@@ -27,6 +27,7 @@ from ichpipe.pipeline.synthetic.lesion_common import (
     in_range,
     polar,
     texture,
+    wide_slices,
 )
 
 __all__ = ["find_ventricles", "insert_intraventricular"]
@@ -78,7 +79,7 @@ def find_ventricles(
     _angle, radius = polar(intracranial, spacing)
     area = intracranial.reshape(intracranial.shape[0], -1).sum(axis=1) * spacing[1] * spacing[2]
     limit = (central_fraction * np.sqrt(area / math.pi)).astype(np.float32)[:, None, None]
-    wide = (area >= min_area_fraction * area.max())[:, None, None]  # not the vertex or the skull base
+    wide = wide_slices(intracranial, min_area_fraction)[:, None, None]
     candidate = core & wide & (smooth >= csf_hu[0]) & (smooth <= csf_hu[1]) & (radius <= limit)
     if min_width_mm > 0:
         disk = disk_2d(0.5 * min_width_mm, (spacing[1], spacing[2]))[None]
