@@ -72,6 +72,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     if extra.get("added_ml"):
         lines.append(f"  of it {extra['added_ml']:.2f} mL in {extra['components_added']} collection(s) against the"
                      " inner table, added by the extra-axial network (inference.extra_axial)")
+    rim = measured.get("edge_rim") or {}
+    if rim.get("added_ml"):
+        lines.append(f"  of it {rim['added_ml']:.2f} mL in the bleeds' blurred rim (in plane, up to"
+                     f" {rim['rim_mm']:g} mm out, {rim['min_hu']:g} HU and over; inference.rim_mm)")
     cross = measured.get("cross_check") or {}
     if cross.get("segmenter") and cross.get("volume_ml") is not None:
         lines.append(f"  beside it {cross['segmenter']} read {cross['volume_ml']:.2f} mL on the same intracranial space"

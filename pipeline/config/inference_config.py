@@ -158,6 +158,15 @@ class InferenceConfig:
     faint_min_hu:
         The growth takes no voxel under this HU (oedema, CSF), nor any over the top of
         ``anatomy.brain_hu`` (calcification, bone).
+    rim_mm:
+        After every other step, the blood the main and end-slice networks found (not the extra-axial
+        step's collections) grows in plane by up to this many mm into voxels of ``rim_min_hu`` to the
+        top of ``anatomy.brain_hu``, inside the intracranial space and 1 mm from bone
+        (``details["edge_rim"]``): the blurred outer edge of a real clot, which references count and the
+        networks, taught on sharp phantom edges, leave out (:mod:`~ichpipe.pipeline.segment.edge_rim`).
+        ``None``: no rim.
+    rim_min_hu:
+        The HU floor of the rim.
     min_component_ml:
         3D components smaller than this are removed (0 keeps all).
     bone_edge_max_ml, bone_edge_share:
@@ -211,6 +220,8 @@ class InferenceConfig:
     loose_threshold: float | None = 0.3
     faint_max_median_hu: float | None = 55.0
     faint_min_hu: float = 35.0
+    rim_mm: float | None = 1.0
+    rim_min_hu: float = 42.0
     min_component_ml: float = 0.05
     bone_edge_max_ml: float | None = 1.0
     bone_edge_share: float = 0.2
@@ -245,7 +256,9 @@ class InferenceConfig:
         if self.faint_max_median_hu is not None and self.loose_threshold is None:
             raise ValueError("Argument 'faint_max_median_hu' needs 'loose_threshold' (the call it grows into);"
                              " set faint_max_median_hu to null too, or give loose_threshold.")
-        for name in ("faint_max_median_hu", "faint_min_hu"):
+        if self.rim_mm is not None and not 0.0 < self.rim_mm <= 5.0:
+            raise ValueError(f"Argument 'rim_mm' must lie in (0, 5] mm, or be null; got {self.rim_mm!r}.")
+        for name in ("faint_max_median_hu", "faint_min_hu", "rim_min_hu"):
             value = getattr(self, name)
             if value is not None and not -1024.0 <= value <= 3071.0:
                 raise ValueError(f"Argument '{name}' must be an HU value between -1024 and 3071; got {value!r}.")

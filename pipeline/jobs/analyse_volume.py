@@ -131,9 +131,10 @@ def analyse_volume(
     if cross_check is not None:
         quality.measurements["cross_check"] = cross_check
     # what the network was shown that the image did not hold; what the end-slice and extra-axial networks added;
-    # what the faint growth added; how much more the main network calls at its looser threshold; the image's noise
+    # what the faint growth and the rim added; how much more the main network calls at its looser threshold; the
+    # image's noise
     for key in ("network_input", "image_noise", "denser_than_blood", "bone_edge_pieces", "faint_growth",
-                "end_extension", "extra_axial", "loose_call"):
+                "end_extension", "extra_axial", "loose_call", "edge_rim"):
         if key in result.details:
             quality.measurements[key] = result.details[key]
     return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,

@@ -92,8 +92,10 @@ def assess_quality(
     report.add(check_blood_density(segmentation.mask, volume.hu, geo.voxel_volumes_ml, **asdict(cfg.blood_density)),
                "blood_density")
     if "loose_call" in segmentation.details:
-        # against the volume before the faint growth, which took part of the loose call (beside_ml counts it)
-        grown_ml = float((segmentation.details.get("faint_growth") or {}).get("added_ml") or 0.0)
+        # against the volume before the faint growth, which took part of the loose call (beside_ml counts it),
+        # and before the partial-volume rim (inference.rim_mm), which the edge measure does not see
+        grown_ml = sum(float((segmentation.details.get(key) or {}).get("added_ml") or 0.0)
+                       for key in ("faint_growth", "edge_rim"))
         found_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml) - grown_ml
         report.add(check_uncertain_edge(segmentation.details["loose_call"], found_ml, **asdict(cfg.uncertain_edge)),
                    "uncertain_edge")

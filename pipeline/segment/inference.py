@@ -52,6 +52,7 @@ from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
+from ichpipe.pipeline.segment.edge_rim import grow_rim
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import JOINED_TABLE_SHARE, add_extra_axial
 from ichpipe.pipeline.segment.image_noise import network_image_noise
@@ -296,6 +297,8 @@ class NetworkSegmenter:
                 described["faint_growth"] = {"max_median_hu": self.config.faint_max_median_hu,
                                              "min_hu": self.config.faint_min_hu,
                                              "threshold": self.config.loose_threshold}
+        if self.config.rim_mm is not None:
+            described["edge_rim"] = {"rim_mm": self.config.rim_mm, "min_hu": self.config.rim_min_hu}
         if self.extender is not None:
             ends = self.config.end_extension
             described["end_extension"] = {
@@ -442,11 +445,24 @@ class NetworkSegmenter:
                 "slab_mm": self.config.thin_slab_mm, "max_slices_averaged": slabs.max_slices}
         if self.extender is not None:
             result = self._extend_ends(self.extender, result, volume, ring, intracranial, head)
+        found = result.mask  # the networks' blood before the extra-axial step's collections
         if self.extra_axial is not None and intracranial is not None:
             result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, head)
         if loose is not None:
             result = self._measure_loose(result, loose, volume, intracranial)
+        if self.config.rim_mm is not None:
+            result = self._grow_rim(result, found, volume, intracranial, self.config.rim_mm)
         return result
+
+    def _grow_rim(self, result: SegmentationResult, found: npt.NDArray[np.bool_], volume: CTVolume,
+                  intracranial: IntracranialResult | None, rim_mm: float) -> SegmentationResult:
+        """``result`` with the partial-volume rim of ``found`` (:func:`grow_rim`; ``details["edge_rim"]``)."""
+        allowed = self._kept_inside(np.ones(found.shape, dtype=bool), intracranial)
+        rim = grow_rim(found, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm, rim_mm=rim_mm,
+                       min_hu=self.config.rim_min_hu, max_hu=self.anatomy.brain_hu[1],
+                       bone_hu=self.anatomy.bone_min_hu, allowed=allowed & ~result.mask)
+        details = {"rim_mm": rim_mm, "min_hu": self.config.rim_min_hu, "steps": rim.steps}
+        return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
 
     def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                     intracranial: IntracranialResult | None, max_median_hu: float) -> SegmentationResult:
@@ -463,7 +479,7 @@ class NetworkSegmenter:
         region = self._kept_inside(loose & ~result.mask & (hu >= self.config.faint_min_hu)
                                    & (hu <= self.anatomy.brain_hu[1]), intracranial)
         grown = grow_into(seeds, region) & region
-        return _with_addition(result, volume, "faint_growth", result.mask | grown, grown, components_grown=n)
+        return result.with_addition(volume, "faint_growth", result.mask | grown, grown, components_grown=n)
 
     def _kept_inside(self, region: npt.NDArray[np.bool_], intracranial: IntracranialResult | None
                      ) -> npt.NDArray[np.bool_]:
@@ -513,7 +529,7 @@ class NetworkSegmenter:
             low_density_min_ml=settings.low_density_min_ml, grow_candidate=loose,
             min_contrast_hu=settings.min_contrast_hu, narrow_slices=settings.narrow_slices,
         )
-        return _with_addition(result, volume, "extra_axial", addition.mask, addition.added,
+        return result.with_addition(volume, "extra_axial", addition.mask, addition.added,
                               components_added=addition.components_added,
                               components_refused=addition.components_refused,
                               components_low_density=addition.components_low_density,
@@ -533,7 +549,7 @@ class NetworkSegmenter:
             threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
             hu=volume.hu, hu_range=self.anatomy.brain_hu, end_slice_hu=ends.end_slice_hu,
         )
-        return _with_addition(result, volume, "end_extension", grown.mask, grown.added,
+        return result.with_addition(volume, "end_extension", grown.mask, grown.added,
                               slices_run=len(grown.slices_run), slices_extended=len(grown.slices_extended))
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
@@ -577,13 +593,3 @@ class NetworkSegmenter:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""
         return self.segment_in(volume).mask
 
-
-def _with_addition(result: SegmentationResult, volume: CTVolume, key: str, mask: npt.NDArray[np.bool_],
-                   added: npt.NDArray[np.bool_], **counts: float) -> SegmentationResult:
-    """``result`` with ``mask`` (its mask plus ``added``), ``details[key]`` saying what was added, and the
-    unrestricted volume grown by the same amount."""
-    added_ml = mask_volume_ml(added, volume.geometry.voxel_volumes_ml)
-    details = dict(result.details)
-    details[key] = {**counts, "added_ml": round(added_ml, 4)}
-    unrestricted = None if result.unrestricted_ml is None else round(result.unrestricted_ml + added_ml, 4)
-    return replace(result, mask=mask, details=details, unrestricted_ml=unrestricted)

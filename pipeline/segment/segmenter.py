@@ -14,7 +14,7 @@ import torch; this module does not, so the configuration loads fast).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -63,6 +63,17 @@ class SegmentationResult:
     unrestricted_ml: float | None = None
     removed_ml: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def with_addition(self, volume: CTVolume, key: str, mask: npt.NDArray[np.bool_], added: npt.NDArray[np.bool_],
+                      **counts: float) -> SegmentationResult:
+        """This result with ``mask`` (its mask plus ``added``), ``details[key]`` saying what was added
+        (``counts`` and ``added_ml``), and the unrestricted volume grown by the same amount."""
+        from ichpipe.pipeline.segment.components import mask_volume_ml  # scipy: not at configuration time
+
+        added_ml = mask_volume_ml(added, volume.geometry.voxel_volumes_ml)
+        details = {**self.details, key: {**counts, "added_ml": round(added_ml, 4)}}
+        unrestricted = None if self.unrestricted_ml is None else round(self.unrestricted_ml + added_ml, 4)
+        return replace(self, mask=mask, details=details, unrestricted_ml=unrestricted)
 
 
 def segment_volume(segmenter: Segmenter, volume: CTVolume,

@@ -374,6 +374,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+slab5+mirror'
     >>> method_name("sa_cbam_unet_slim", {"bone_edge": {"max_ml": 1.0, "share": 0.2}, "mirror": True})
     'sa_cbam_unet_slim+bone1:0.2+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"edge_rim": {"rim_mm": 1.0, "min_hu": 42.0}, "mirror": True})
+    'sa_cbam_unet_slim+rim1:42+mirror'
     >>> method_name("threshold", {})
     'threshold'
     """
@@ -402,6 +404,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"
                   f"p{float(faint.get('threshold') or 0.0):g}")
+    rim = details.get("edge_rim") or {}
+    if isinstance(rim, Mapping) and rim.get("rim_mm") is not None:
+        method = f"{method}+rim{float(rim['rim_mm']):g}:{float(rim.get('min_hu') or 0.0):g}"
     slab = details.get("thin_slab_mm")
     if isinstance(slab, (int, float)):
         method = f"{method}+slab{float(slab):g}"

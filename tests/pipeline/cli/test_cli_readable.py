@@ -129,6 +129,20 @@ def test_run_says_how_much_of_the_volume_the_faint_growth_added(tmp_path: Path) 
     assert _summary(report, tmp_path)[1].startswith("Wrote to ")
 
 
+def test_run_says_how_much_of_the_volume_is_the_partial_volume_rim(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 21.6, "abc2_ml": 24.0, "n_voxels": 20000},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "edge_rim": {"rim_mm": 1.0, "min_hu": 42.0, "steps": 2, "added_ml": 1.804}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  of it 1.80 mL in the bleeds' blurred rim (in plane, up to 1 mm out, 42 HU and over;"
+                        " inference.rim_mm)")
+    report["quality"]["measurements"]["edge_rim"]["added_ml"] = 0.0  # type: ignore[index]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
 def test_run_says_when_thin_slices_were_read_as_slabs(tmp_path: Path) -> None:
     from ichpipe.pipeline.cli.run_cmd import _summary
 

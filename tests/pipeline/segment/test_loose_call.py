@@ -40,8 +40,10 @@ FAINT_HU, FAINT_EDGE_HU, OEDEMA_HU, CALCIFIED_HU = 50.0, 44.0, 30.0, 130.0
 
 def _segmenter(tmp_path: Path, **options) -> NetworkSegmenter:
     base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
-    cfg = InferenceConfig(device="cpu", runtime="torch", mirror=False, end_extension=EndExtensionConfig(checkpoint=""),
-                          extra_axial=ExtraAxialConfig(checkpoint=""), **options)
+    # no partial-volume rim: it would take the faint edges these tests read (test_edge_rim.py)
+    cfg = InferenceConfig(device="cpu", runtime="torch", mirror=False, rim_mm=None,
+                          end_extension=EndExtensionConfig(checkpoint=""), extra_axial=ExtraAxialConfig(checkpoint=""),
+                          **options)
     seg = NetworkSegmenter(base, config=cfg)
     seg.runner = TwoLevel(SURE_HU / 80.0, LOOSE_HU / 80.0)
     return seg
