@@ -530,12 +530,12 @@ class NetworkSegmenter:
             min_contrast_hu=settings.min_contrast_hu, narrow_slices=settings.narrow_slices,
         )
         return result.with_addition(volume, "extra_axial", addition.mask, addition.added,
-                              components_added=addition.components_added,
-                              components_refused=addition.components_refused,
-                              components_low_density=addition.components_low_density,
-                              low_density_ml=round(addition.low_density_ml, 4),
-                              low_density_grown_ml=round(addition.low_density_grown_ml, 4),
-                              hypodense_beside_ml=round(addition.hypodense_beside_ml, 4))
+                                    components_added=addition.components_added,
+                                    components_refused=addition.components_refused,
+                                    components_low_density=addition.components_low_density,
+                                    low_density_ml=round(addition.low_density_ml, 4),
+                                    low_density_grown_ml=round(addition.low_density_grown_ml, 4),
+                                    hypodense_beside_ml=round(addition.hypodense_beside_ml, 4))
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,
@@ -550,7 +550,7 @@ class NetworkSegmenter:
             hu=volume.hu, hu_range=self.anatomy.brain_hu, end_slice_hu=ends.end_slice_hu,
         )
         return result.with_addition(volume, "end_extension", grown.mask, grown.added,
-                              slices_run=len(grown.slices_run), slices_extended=len(grown.slices_extended))
+                                    slices_run=len(grown.slices_run), slices_extended=len(grown.slices_extended))
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
                bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None,
