@@ -592,4 +592,3 @@ class NetworkSegmenter:
     def segment(self, volume: CTVolume) -> npt.NDArray[np.bool_]:
         """Bool hematoma mask, shape ``volume.hu.shape``, post-processed."""
         return self.segment_in(volume).mask
-
