@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.segment.components import bounding_box
+from ichpipe.pipeline.segment.components import bounding_box, smooth_over
 
 __all__ = ["EndExtension", "extend_bleed_ends", "reachable_slices"]
 
@@ -147,10 +147,7 @@ def _blood_on_end_slice(end_hu: FloatArray, spacing_mm: tuple[float, float], *, 
     lo, hi = hu_range
     image = np.asarray(end_hu, dtype=np.float32)
     inside = (image >= lo) & (image <= hi)
-    sigma = [_SMOOTH_MM / s for s in spacing_mm]
-    weight = ndimage.gaussian_filter(inside.astype(np.float32), sigma=sigma)
-    total = ndimage.gaussian_filter(np.where(inside, image, np.float32(0.0)), sigma=sigma)
-    smooth = total / np.maximum(weight, np.float32(1e-6))
+    smooth = smooth_over(image, inside, [_SMOOTH_MM / s for s in spacing_mm])
     return np.asarray(inside & (smooth >= min_hu))
 
 

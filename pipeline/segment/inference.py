@@ -457,10 +457,9 @@ class NetworkSegmenter:
     def _grow_rim(self, result: SegmentationResult, found: npt.NDArray[np.bool_], volume: CTVolume,
                   intracranial: IntracranialResult | None, rim_mm: float) -> SegmentationResult:
         """``result`` with the partial-volume rim of ``found`` (:func:`grow_rim`; ``details["edge_rim"]``)."""
-        allowed = self._kept_inside(np.ones(found.shape, dtype=bool), intracranial)
         rim = grow_rim(found, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm, rim_mm=rim_mm,
                        min_hu=self.config.rim_min_hu, max_hu=self.anatomy.brain_hu[1],
-                       bone_hu=self.anatomy.bone_min_hu, allowed=allowed & ~result.mask)
+                       bone_hu=self.anatomy.bone_min_hu, allowed=self._kept_inside(~result.mask, intracranial))
         details = {"rim_mm": rim_mm, "min_hu": self.config.rim_min_hu, "steps": rim.steps}
         return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
 
