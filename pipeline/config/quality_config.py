@@ -21,6 +21,7 @@ __all__ = [
     "DisagreementConfig",
     "DomainConfig",
     "HuLevelsConfig",
+    "HypodenseAtSkullConfig",
     "HypodensePartConfig",
     "ImageNoiseConfig",
     "IntracranialCheckConfig",
@@ -337,6 +338,64 @@ class BloodAtSkullConfig:
 
 
 @dataclass(frozen=True)
+class HypodenseAtSkullConfig:
+    """Flag ``hypodense_at_skull``: hypodense tissue against the inner table on one side, not segmented.
+
+    See :mod:`ichpipe.pipeline.quality.hypodense_at_skull` for what is measured and why.
+
+    Parameters
+    ----------
+    below_brain_hu:
+        (least, most) HU darker than the brain's level (the median of the intracranial voxels of
+        15-60 HU) that counts as hypodense: 6-26, i.e. 5-25 HU on a brain of 31 (chronic subdural
+        blood 0-25 HU on the phantoms; CSF 0-10, white matter 20-30). Relative, because a scanner's
+        calibration or an assumed PNG window moves everything together. An absolute 8-28 took the
+        phantom heads' subarachnoid band and sulci (8 HU, blurred against 40 HU cortex) on 7 of the
+        first 100 phantom studies that had no other flag; absolute 5-25 flagged 6 of the 51 PHE-SICH
+        patients once their assumed window was moved 5 HU down.
+    smooth_mm:
+        In-plane Gaussian smoothing (intracranial voxels only) before ``hu_range`` is applied.
+    band_mm:
+        Only voxels this close (in plane) to the intracranial edge: a collection on the table,
+        not the white matter deeper in.
+    min_thickness_mm:
+        Pieces thinner than this (in-plane opening) are not counted: sulci, a thin subarachnoid space.
+    contact_mm:
+        A piece counts when it lies this close to bone.
+    blood_margin_mm:
+        Voxels this close to the segmented blood are left out (its oedema and rim).
+    min_area_fraction:
+        Only slices whose intracranial area is at least this share of the largest (as for
+        ``blood_at_skull``): at 0.5 the posterior fossa of a real PHE-SICH patient (0055, beam
+        hardening round the cerebellum, slices at 0.5-0.6) read 4.9 mL on one side once the assumed
+        window was moved 5 HU down; the phantom chronic subdural lies on slices at 0.73-1.0.
+    min_length_mm:
+        A piece counts when it is at least this long in its slice (bounding-box diagonal).
+    min_ml:
+        Flag when one side holds at least this (the phantom chronic subdural read 0 mL: 9.96 mL, found
+        6.6 mL here; ``None``: the check is off, nothing measured) ...
+    max_other_share:
+        ... and the other side at most this share of it (atrophy is on both sides).
+    """
+
+    below_brain_hu: tuple[float, float] = (6.0, 26.0)
+    smooth_mm: float = 1.0
+    band_mm: float = 8.0
+    min_thickness_mm: float = 3.0
+    contact_mm: float = 3.0
+    blood_margin_mm: float = 3.0
+    min_area_fraction: float = 0.7
+    min_length_mm: float = 30.0
+    min_ml: float | None = 3.0
+    max_other_share: float = 0.33
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_fractions(self, "min_area_fraction", "max_other_share")
+        _check_pair("below_brain_hu", self.below_brain_hu)
+
+
+@dataclass(frozen=True)
 class DisagreementConfig:
     """Flag ``segmenter_disagreement``: the network and the cross-check differ.
 
@@ -430,8 +489,8 @@ class QualityConfig:
         ``threshold``: the baseline beside any other segmenter, nothing
         beside the baseline (the behaviour before ``auto``). ``none``: no
         cross-check.
-    intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, blood_density, uncertain_edge,
-    image_noise, hypodense_part, disagreement, domain:
+    intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, hypodense_at_skull, blood_density,
+    uncertain_edge, image_noise, hypodense_part, disagreement, domain:
         The thresholds of each check.
     """
 
@@ -443,6 +502,7 @@ class QualityConfig:
     blood_edge: BloodEdgeConfig = field(default_factory=BloodEdgeConfig)
     blood_outside: BloodOutsideConfig = field(default_factory=BloodOutsideConfig)
     blood_at_skull: BloodAtSkullConfig = field(default_factory=BloodAtSkullConfig)
+    hypodense_at_skull: HypodenseAtSkullConfig = field(default_factory=HypodenseAtSkullConfig)
     blood_density: BloodDensityConfig = field(default_factory=BloodDensityConfig)
     uncertain_edge: UncertainEdgeConfig = field(default_factory=UncertainEdgeConfig)
     image_noise: ImageNoiseConfig = field(default_factory=ImageNoiseConfig)

@@ -26,6 +26,7 @@ from ichpipe.pipeline.quality.checks import (
     check_intracranial,
 )
 from ichpipe.pipeline.quality.flags import QualityReport
+from ichpipe.pipeline.quality.hypodense_at_skull import check_hypodense_at_skull, hypodense_at_skull
 from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull
 from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
@@ -114,6 +115,13 @@ def assess_quality(
                                                     **skull)
         report.add(check_blood_at_skull(missed_ml, per_slice, min_ml=min_ml), "blood_at_skull")
         measurements["unsegmented_at_skull_ml"] = round(missed_ml, 3)
+        hypo = asdict(cfg.hypodense_at_skull)
+        flag_at = {key: hypo.pop(key) for key in ("min_ml", "max_other_share")}
+        if flag_at["min_ml"] is not None:
+            hypodense = hypodense_at_skull(volume.hu, intracranial.mask, segmentation.mask, geo, bone_hu=bone_hu,
+                                           **hypo)
+            report.add(check_hypodense_at_skull(hypodense, **flag_at), "hypodense_at_skull")
+            measurements["hypodense_at_skull_ml"] = hypodense.to_dict()
     if segmentation.unrestricted_ml is not None:
         measurements["unrestricted_ml"] = segmentation.unrestricted_ml
         measurements["removed_outside_intracranial_ml"] = segmentation.removed_ml

@@ -27,6 +27,8 @@ FLAG_CODES: dict[str, str] = {
     "blood_at_mask_edge": "blood lies on an intracranial edge without bone: it may be cut off",
     "blood_outside_mask": "the segmenter found blood outside the intracranial space, not counted",
     "blood_at_skull_missed": "acute-blood density against the inner table was not segmented (extra-axial blood?)",
+    "hypodense_at_skull": "hypodense tissue against the inner table on one side was not segmented (chronic"
+                          " subdural?): the volume may be too low",
     "extra_axial_low_density": "a hypodense or isodense collection against the inner table was added: found only"
                                " in part, its edges uncertain; the volume is usually too low, at times too high",
     "extra_axial_hypodense_part": "hypodense tissue joined to an added acute collection was not counted"
