@@ -351,10 +351,10 @@ class HypodenseAtSkullConfig:
         blood 0-25 HU on the phantoms; CSF 0-10, white matter 20-30). Relative, because a scanner's
         calibration or an assumed PNG window moves everything together. An absolute 8-28 took the
         phantom heads' subarachnoid band and sulci (8 HU, blurred against 40 HU cortex) on 7 of the
-        first 100 phantom studies that had no other flag; absolute 5-25 flagged 6 of the 51 PHE-SICH
-        patients once their assumed window was moved 5 HU down.
+        first 100 phantom studies that had no other flag; absolute 5-25 flagged 5 of the 51 PHE-SICH
+        patients once their assumed window was moved 5 HU down (relative: none).
     smooth_mm:
-        In-plane Gaussian smoothing (intracranial voxels only) before ``hu_range`` is applied.
+        In-plane Gaussian smoothing (intracranial voxels only) before ``below_brain_hu`` is applied.
     band_mm:
         Only voxels this close (in plane) to the intracranial edge: a collection on the table,
         not the white matter deeper in.

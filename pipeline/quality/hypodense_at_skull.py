@@ -16,7 +16,7 @@ This check finds, slice by slice, the intracranial voxels that
    the brain's level is the median of the intracranial voxels of 15-60 HU on those slices (31 HU
    on the real GE head and the phantoms, 25-33 on the PHE-SICH patients under the assumed PNG
    window), so 5-25 HU on a brain of 31: relative, because a scanner's calibration or an assumed
-   window moves CSF, white matter and a collection together (with absolute 5-25 HU, 6 of the 51
+   window moves CSF, white matter and a collection together (with absolute 5-25 HU, 5 of the 51
    PHE-SICH patients were flagged when their assumed window was moved 5 HU down, none with this),
 2. lie within ``band_mm`` (in plane) of the intracranial space's edge (the white matter, 20-30
    HU, lies deeper) and at least ``blood_margin_mm`` from the blood the segmenter marked,
