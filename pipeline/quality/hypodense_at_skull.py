@@ -44,10 +44,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from ichpipe.dicom_io.geometry import VolumeGeometry
 from ichpipe.pipeline.quality.flags import QualityFlag
+from ichpipe.pipeline.quality.inner_table import pieces_along_table
 from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon, smooth_over
 
 __all__ = ["HypodenseAtSkull", "check_hypodense_at_skull", "hypodense_at_skull"]
@@ -230,23 +230,10 @@ def hypodense_at_skull(
         thick = dilate_octagon(erode_octagon(candidate, opening), opening) & candidate  # opening
         if not thick.any():
             continue
-        at_bone = thick & dilate_octagon(plane >= bone_hu, contact)
-        if not at_bone.any():
-            continue
-        labels, _ = ndimage.label(thick)
-        touching = set(np.unique(labels[at_bone]).tolist()) - {0}
         # a wall cut obliquely by the slab: outside the intracranial space on a neighbouring slice
-        labels[~(intracranial[z - 1][box] & intracranial[z + 1][box])] = 0
-        kept = np.zeros(thick.shape, dtype=bool)
-        for piece, where in enumerate(ndimage.find_objects(labels), start=1):
-            if where is None or piece not in touching:
-                continue
-            rr, cc = np.nonzero(labels[where] == piece)
-            if rr.size == 0:
-                continue
-            length = math.hypot((rr.max() - rr.min() + 1) * spacing[0], (cc.max() - cc.min() + 1) * spacing[1])
-            if length >= min_length_mm:
-                kept[where] |= labels[where] == piece
+        walls = intracranial[z - 1][box] & intracranial[z + 1][box]
+        kept = pieces_along_table(thick, plane >= bone_hu, walls, contact=contact, pixel_spacing_mm=spacing,
+                                  min_length_mm=min_length_mm)
         if not kept.any():
             continue
         rows, cols = np.nonzero(inside)

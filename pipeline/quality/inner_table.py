@@ -48,7 +48,7 @@ from scipy import ndimage
 from ichpipe.pipeline.quality.flags import QualityFlag
 from ichpipe.pipeline.segment.components import dilate_octagon, erode_octagon
 
-__all__ = ["check_blood_at_skull", "unsegmented_at_skull"]
+__all__ = ["check_blood_at_skull", "pieces_along_table", "unsegmented_at_skull"]
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.floating]
@@ -57,6 +57,42 @@ FloatArray = npt.NDArray[np.floating]
 def _steps(radius_mm: float, spacing: tuple[float, float]) -> int:
     """Pixels of an octagon of about ``radius_mm`` (at least 1: coarse pixels ask for a thicker piece)."""
     return max(1, round(radius_mm / min(spacing)))
+
+
+def pieces_along_table(thick: BoolArray, bone: BoolArray, walls: BoolArray, *, contact: int,
+                       pixel_spacing_mm: tuple[float, float], min_length_mm: float) -> BoolArray:
+    """The pieces of ``thick`` (one slice) that lie against the skull and run along it.
+
+    A piece (8-connected) is kept when it comes within ``contact`` pixels (an octagon) of ``bone`` and
+    its voxels on ``walls`` span at least ``min_length_mm`` (the diagonal of their bounding box); only
+    those voxels are returned. ``walls``: the voxels that are intracranial on both neighbouring slices
+    (a wall cut obliquely by the slab is not). Used by ``blood_at_skull_missed`` and
+    :mod:`~ichpipe.pipeline.quality.hypodense_at_skull`.
+
+    >>> thick = np.zeros((6, 40), dtype=bool); thick[1:4, 2:38] = True; thick[5, 0:3] = True
+    >>> bone = np.zeros_like(thick); bone[0, :] = True
+    >>> int(pieces_along_table(thick, bone, np.ones_like(thick), contact=1, pixel_spacing_mm=(1.0, 1.0),
+    ...                        min_length_mm=20.0).sum())  # the long band; the short piece is away from bone
+    108
+    """
+    kept = np.zeros(thick.shape, dtype=bool)
+    at_bone = thick & dilate_octagon(bone, contact)
+    if not at_bone.any():
+        return kept
+    labels, _ = ndimage.label(thick)
+    touching = np.unique(labels[at_bone])
+    labels[~walls] = 0
+    for piece, where in enumerate(ndimage.find_objects(labels), start=1):
+        if where is None or piece not in touching:
+            continue
+        rr, cc = np.nonzero(labels[where] == piece)
+        if rr.size == 0:
+            continue
+        length = math.hypot((rr.max() - rr.min() + 1) * pixel_spacing_mm[0],
+                            (cc.max() - cc.min() + 1) * pixel_spacing_mm[1])
+        if length >= min_length_mm:
+            kept[where] |= labels[where] == piece
+    return kept
 
 
 def unsegmented_at_skull(
@@ -138,27 +174,13 @@ def unsegmented_at_skull(
         thick = dilate_octagon(erode_octagon(candidate, opening), opening)  # opening
         if not thick.any():
             continue
-        at_bone = thick & dilate_octagon(plane >= bone_hu, contact)
-        if not at_bone.any():
-            continue
         # a wall cut obliquely by the slab (skull base, posterior fossa, vertex): the pixel is outside
         # the intracranial space on a neighbouring slice; beam hardening lies there, not counted
         walls = np.ones(inside.shape, dtype=bool)
         for k in (z - 1, z + 1):
             walls &= intracranial[k][box] if 0 <= k < n else False
-        labels, _ = ndimage.label(thick)
-        touching = np.unique(labels[at_bone])
-        labels[~walls] = 0
-        voxels = 0
-        for piece, where in enumerate(ndimage.find_objects(labels), start=1):
-            if where is None or piece not in touching:
-                continue
-            rr, cc = np.nonzero(labels[where] == piece)
-            if rr.size == 0:
-                continue
-            length = math.hypot((rr.max() - rr.min() + 1) * spacing[0], (cc.max() - cc.min() + 1) * spacing[1])
-            if length >= min_length_mm:
-                voxels += rr.size
+        voxels = int(pieces_along_table(thick, plane >= bone_hu, walls, contact=contact, pixel_spacing_mm=spacing,
+                                        min_length_mm=min_length_mm).sum())
         if voxels:
             per_slice[int(z)] = voxels * spacing[0] * spacing[1] * float(thickness[z]) / 1000.0
     return float(sum(per_slice.values())), per_slice
