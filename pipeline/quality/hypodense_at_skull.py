@@ -106,6 +106,8 @@ def _sides(intracranial: BoolArray, geometry: VolumeGeometry) -> tuple[FloatArra
     """
     area = intracranial.reshape(intracranial.shape[0], -1).sum(axis=1)
     rows, cols = np.nonzero(intracranial[int(np.argmax(area))])
+    if rows.size < 3:  # no shape to read an axis from (a speck of a space): columns, sides unnamed
+        return np.array([0.0, 1.0]), ("side 1", "side 2")
     spacing = geometry.pixel_spacing_mm
     points = np.stack([rows * spacing[0], cols * spacing[1]], axis=1).astype(np.float64)
     _, vectors = np.linalg.eigh(np.cov((points - points.mean(axis=0)).T))

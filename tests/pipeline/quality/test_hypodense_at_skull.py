@@ -112,5 +112,12 @@ def test_messages_and_bad_arguments() -> None:
         HypodenseAtSkullConfig(below_brain_hu=(26.0, 6.0))
     with pytest.raises(ValueError, match=r"'max_other_share' must lie in \[0, 1\]"):
         HypodenseAtSkullConfig(max_other_share=1.5)
+    # a speck of an intracranial space has no axis to split: measured, sides unnamed, no error
+    speck = np.zeros((3, 8, 8), dtype=bool)
+    speck[1, 4, 4] = True
+    found = hypodense_at_skull(np.full((3, 8, 8), 30.0, dtype=np.float32), speck, speck & False,
+                               uniform_geometry(n_slices=3, rows=8, columns=8, pixel_spacing_mm=1.0,
+                                                slice_thickness_mm=5.0))
+    assert found.to_dict() == {"side 1": 0.0, "side 2": 0.0}
     # no bone told (a skull-stripped or clipped image): nothing to measure against
     assert hypodense_at_skull(cube, cube == 0, cube > 0, geometry, bone_hu=float("inf")).side_ml == (0.0, 0.0)
