@@ -47,8 +47,8 @@ import numpy.typing as npt
 
 from ichpipe.dicom_io.geometry import VolumeGeometry
 from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.quality.inner_table import pieces_along_table
-from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon, smooth_over
+from ichpipe.pipeline.quality.inner_table import octagon_steps, pieces_along_table
+from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon, open_octagon, smooth_over
 
 __all__ = ["HypodenseAtSkull", "check_hypodense_at_skull", "hypodense_at_skull"]
 
@@ -93,11 +93,6 @@ class HypodenseAtSkull:
         return {name: round(ml, 3) for name, ml in zip(self.side_names, self.side_ml, strict=True)}
 
 
-def _steps(radius_mm: float, spacing: tuple[float, float]) -> int:
-    """Pixels of an octagon of about ``radius_mm`` (at least 1)."""
-    return max(1, round(radius_mm / min(spacing)))
-
-
 def _sides(intracranial: BoolArray, geometry: VolumeGeometry) -> tuple[FloatArray, tuple[str, str]]:
     """The head's short in-plane axis (row, column components, per mm) and the names of its two sides.
 
@@ -123,10 +118,9 @@ def _sides(intracranial: BoolArray, geometry: VolumeGeometry) -> tuple[FloatArra
 def _brain_level(hu: FloatArray, intracranial: BoolArray, slices: npt.NDArray[np.intp]) -> float | None:
     """Median HU of the intracranial voxels of 15-60 HU (brain, not CSF, blood or bone) on about 12 of ``slices``."""
     sampled = slices[:: max(1, len(slices) // _LEVEL_SLICES)]
-    values = [plane[(plane >= _BRAIN_HU[0]) & (plane <= _BRAIN_HU[1])]
-              for plane in (np.asarray(hu[z])[intracranial[z]] for z in sampled)]
-    pooled = np.concatenate(values) if values else np.empty(0)
-    return float(np.median(pooled)) if pooled.size else None
+    pooled = np.concatenate([np.asarray(hu[z])[intracranial[z]] for z in sampled])
+    brain = pooled[(pooled >= _BRAIN_HU[0]) & (pooled <= _BRAIN_HU[1])]
+    return float(np.median(brain)) if brain.size else None
 
 
 def hypodense_at_skull(
@@ -206,12 +200,11 @@ def hypodense_at_skull(
     spacing = (float(geometry.pixel_spacing_mm[0]), float(geometry.pixel_spacing_mm[1]))
     axis, names = _sides(intracranial, geometry)
     voxel_ml = np.broadcast_to(np.asarray(geometry.voxel_volumes_ml, dtype=np.float64), (n,))
-    opening = _steps(0.5 * min_thickness_mm, spacing)
-    band_steps = _steps(band_mm, spacing)
-    contact = _steps(contact_mm, spacing)
-    margin = _steps(blood_margin_mm, spacing)
+    opening = octagon_steps(0.5 * min_thickness_mm, spacing)
+    band_steps = octagon_steps(band_mm, spacing)
+    contact = octagon_steps(contact_mm, spacing)
+    margin = octagon_steps(blood_margin_mm, spacing)
     sigma = (smooth_mm / spacing[0], smooth_mm / spacing[1])
-    least = (2 * opening + 1) ** 2 // 2  # fewer candidate pixels cannot hold a piece of the minimum thickness
     side_ml = [0.0, 0.0]
     slices = []
     for z in wide:
@@ -223,13 +216,11 @@ def hypodense_at_skull(
         inside = intracranial[z][box]
         plane = np.asarray(hu[z][box], dtype=np.float32)
         band = inside & ~erode_octagon(inside, band_steps)  # within about band_mm of the edge (an octagon, not a disc)
-        if (band & (plane >= hu_range[0] - 15.0) & (plane <= hu_range[1] + 15.0)).sum() < least:
-            continue
         smooth = smooth_over(plane, inside, sigma)
         candidate = band & (smooth >= hu_range[0]) & (smooth <= hu_range[1])
         if blood[z][box].any():
             candidate &= ~dilate_octagon(blood[z][box], margin)
-        thick = dilate_octagon(erode_octagon(candidate, opening), opening) & candidate  # opening
+        thick = open_octagon(candidate, opening)
         if not thick.any():
             continue
         # a wall cut obliquely by the slab: outside the intracranial space on a neighbouring slice

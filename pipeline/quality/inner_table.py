@@ -46,15 +46,15 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment.components import dilate_octagon, erode_octagon
+from ichpipe.pipeline.segment.components import dilate_octagon, open_octagon
 
-__all__ = ["check_blood_at_skull", "pieces_along_table", "unsegmented_at_skull"]
+__all__ = ["check_blood_at_skull", "octagon_steps", "pieces_along_table", "unsegmented_at_skull"]
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.floating]
 
 
-def _steps(radius_mm: float, spacing: tuple[float, float]) -> int:
+def octagon_steps(radius_mm: float, spacing: tuple[float, float]) -> int:
     """Pixels of an octagon of about ``radius_mm`` (at least 1: coarse pixels ask for a thicker piece)."""
     return max(1, round(radius_mm / min(spacing)))
 
@@ -145,10 +145,10 @@ def unsegmented_at_skull(
     spacing = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
     thickness = np.broadcast_to(np.asarray(slice_thickness_mm, dtype=np.float64), (n,))
     area = intracranial.reshape(n, -1).sum(axis=1)
-    opening = _steps(0.5 * min_thickness_mm, spacing)
-    contact = _steps(contact_mm, spacing)
-    margin = _steps(blood_margin_mm, spacing)
-    halo = _steps(1.5, spacing)
+    opening = octagon_steps(0.5 * min_thickness_mm, spacing)
+    contact = octagon_steps(contact_mm, spacing)
+    margin = octagon_steps(blood_margin_mm, spacing)
+    halo = octagon_steps(1.5, spacing)
     sigma = (smooth_mm / spacing[0], smooth_mm / spacing[1])
     pad = opening + contact + margin + 2
     least = (2 * opening + 1) ** 2 // 2  # fewer candidate pixels cannot hold a piece of the minimum thickness
@@ -171,7 +171,7 @@ def unsegmented_at_skull(
         found = blood[z][box]
         if found.any():
             candidate &= ~dilate_octagon(found, margin)
-        thick = dilate_octagon(erode_octagon(candidate, opening), opening)  # opening
+        thick = open_octagon(candidate, opening)
         if not thick.any():
             continue
         # a wall cut obliquely by the slab (skull base, posterior fossa, vertex): the pixel is outside

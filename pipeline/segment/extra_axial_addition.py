@@ -50,11 +50,10 @@ from scipy import ndimage
 
 from ichpipe.pipeline.segment.components import (
     bounding_box,
-    dilate_octagon,
     edge_distance_mm,
-    erode_octagon,
     grow_into,
     mask_volume_ml,
+    open_octagon,
 )
 
 __all__ = ["JOINED_TABLE_SHARE", "ExtraAxialAddition", "add_extra_axial", "inner_table_zone"]
@@ -249,7 +248,7 @@ def add_extra_axial(
         return ExtraAxialAddition(mask.copy(), added, 0, 0)
     allowed = candidate[box] & interior[box] & (hu[box] >= hu_range[0]) & (hu[box] <= hu_range[1])
     if steps:
-        allowed = np.stack([dilate_octagon(erode_octagon(plane, steps), steps) & plane for plane in allowed])
+        allowed = np.stack([open_octagon(plane, steps) for plane in allowed])
     labels, n = ndimage.label(allowed, structure=_CONNECT_3D)
     if n == 0:
         return ExtraAxialAddition(mask.copy(), added, 0, 0)

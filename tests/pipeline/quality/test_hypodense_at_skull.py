@@ -115,7 +115,7 @@ def test_messages_and_bad_arguments() -> None:
     # a speck of an intracranial space has no axis to split: measured, sides unnamed, no error
     speck = np.zeros((3, 8, 8), dtype=bool)
     speck[1, 4, 4] = True
-    found = hypodense_at_skull(np.full((3, 8, 8), 30.0, dtype=np.float32), speck, speck & False,
+    found = hypodense_at_skull(np.full((3, 8, 8), 30.0, dtype=np.float32), speck, np.zeros_like(speck),
                                uniform_geometry(n_slices=3, rows=8, columns=8, pixel_spacing_mm=1.0,
                                                 slice_thickness_mm=5.0))
     assert found.to_dict() == {"side 1": 0.0, "side 2": 0.0}
