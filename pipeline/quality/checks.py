@@ -382,6 +382,8 @@ def check_disagreement(
     min_abs_ml: float = 2.0,
     min_rel: float = 0.25,
     when_empty_ml: float | None = 0.5,
+    baseline_main_min_abs_ml: float = 1.0,
+    baseline_main_min_rel: float = 0.2,
     baseline: str | None = "threshold",
 ) -> list[QualityFlag]:
     """Two (or more) segmenters' volumes differ.
@@ -390,8 +392,9 @@ def check_disagreement(
     ----------
     volumes_ml:
         Segmenter name -> volume (mL), the main segmenter first.
-    min_abs_ml, min_rel, when_empty_ml:
-        See :class:`~ichpipe.pipeline.config.quality_config.DisagreementConfig`.
+    min_abs_ml, min_rel, when_empty_ml, baseline_main_min_abs_ml, baseline_main_min_rel:
+        See :class:`~ichpipe.pipeline.config.quality_config.DisagreementConfig`; the last two
+        replace the first two when ``baseline`` is the main segmenter.
     baseline:
         The name of the threshold baseline among ``volumes_ml``: when it reads the least, the message
         says that it misses blood under 50 HU, so the lower reading is often the baseline's own miss
@@ -404,6 +407,10 @@ def check_disagreement(
     ['segmenter_disagreement']
     >>> check_disagreement({"network": 0.9, "threshold": 0.0})  # the baseline misses blood under 50 HU
     []
+    >>> check_disagreement({"network": 7.3, "threshold": 5.6})  # 1.7 mL apart: the baseline's usual shortfall
+    []
+    >>> [f.code for f in check_disagreement({"threshold": 5.6, "network": 7.3})]  # the baseline reported
+    ['segmenter_disagreement']
     """
     if len(volumes_ml) < 2:
         return []
@@ -421,6 +428,8 @@ def check_disagreement(
     hi, lo = volumes_ml[hi_name], volumes_ml[lo_name]
     diff = hi - lo
     rel = diff / hi if hi > 0 else 0.0
+    if main_name == baseline:
+        min_abs_ml, min_rel = baseline_main_min_abs_ml, baseline_main_min_rel
     if diff >= min_abs_ml and rel >= min_rel:
         why = (f"; {lo_name} misses blood under 50 HU (subacute, diluted), so its lower volume is often its own miss"
                if lo_name == baseline else "")

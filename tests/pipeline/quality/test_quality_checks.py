@@ -154,6 +154,20 @@ def test_an_empty_network_beside_a_baseline_that_found_blood_is_flagged_unless_o
     assert _assess(small_case, volumes={"net": 0.0, "threshold": 0.8}) == {"segmenter_disagreement"}
 
 
+@pytest.mark.parametrize(("volumes", "fires"), [
+    ({"threshold": 7.80, "network": 10.39}, True),  # the baseline reported: the bar of a wrong volume
+    ({"threshold": 1.65, "network": 2.90}, True),
+    ({"threshold": 4.12, "network": 2.79}, True),  # reading more too (a real patient's 4.12 mL; BLAST-CT 2.82)
+    ({"threshold": 4.1, "network": 5.0}, False),  # 0.9 mL apart
+    ({"threshold": 10.0, "network": 12.0}, False),  # 17 % apart
+    ({"network": 10.39, "threshold": 7.80}, False),  # the network reported: the baseline's own miss, 2 mL bar
+    ({"network": 2.79, "threshold": 4.12}, False),
+])
+def test_a_reported_baseline_is_held_to_the_wrong_volume_bar(volumes: dict[str, float], fires: bool) -> None:
+    assert bool(q.check_disagreement(volumes)) is fires
+    assert not q.check_disagreement(volumes, baseline_main_min_abs_ml=2.0, baseline_main_min_rel=0.25)
+
+
 def test_disagreement_says_when_the_lower_reading_is_the_baselines() -> None:
     (below,) = q.check_disagreement({"net": 20.0, "threshold": 9.0})
     assert below.message.endswith("so its lower volume is often its own miss.")
