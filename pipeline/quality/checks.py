@@ -431,8 +431,11 @@ def check_disagreement(
     if main_name == baseline:
         min_abs_ml, min_rel = baseline_main_min_abs_ml, baseline_main_min_rel
     if diff >= min_abs_ml and rel >= min_rel:
-        why = (f"; {lo_name} misses blood under 50 HU (subacute, diluted), so its lower volume is often its own miss"
-               if lo_name == baseline else "")
+        why = ""
+        if lo_name == baseline:
+            whose = ("the volume reported is likely short" if main_name == baseline
+                     else "its lower volume is often its own miss")
+            why = f"; {lo_name} misses blood under 50 HU (subacute, diluted), so {whose}"
         return [QualityFlag(
             "segmenter_disagreement",
             f"The segmenters disagree: {hi_name} {hi:.1f} mL, {lo_name} {lo:.1f} mL ({100 * rel:.0f} % apart){why}.",

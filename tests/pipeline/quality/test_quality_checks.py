@@ -173,6 +173,8 @@ def test_disagreement_says_when_the_lower_reading_is_the_baselines() -> None:
     assert below.message.endswith("so its lower volume is often its own miss.")
     (above,) = q.check_disagreement({"net": 9.0, "threshold": 20.0})
     assert above.message == "The segmenters disagree: threshold 20.0 mL, net 9.0 mL (55 % apart)."
+    (reported,) = q.check_disagreement({"threshold": 9.0, "net": 20.0})
+    assert reported.message.endswith("so the volume reported is likely short.")
     (plain,) = q.check_disagreement({"net": 20.0, "threshold": 9.0}, baseline=None)
     assert "misses blood" not in plain.message
 
