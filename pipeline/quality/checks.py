@@ -428,9 +428,9 @@ def check_disagreement(
     hi, lo = volumes_ml[hi_name], volumes_ml[lo_name]
     diff = hi - lo
     rel = diff / hi if hi > 0 else 0.0
-    if main_name == baseline:
-        min_abs_ml, min_rel = baseline_main_min_abs_ml, baseline_main_min_rel
-    if diff >= min_abs_ml and rel >= min_rel:
+    bar_ml, bar_rel = ((baseline_main_min_abs_ml, baseline_main_min_rel) if main_name == baseline
+                       else (min_abs_ml, min_rel))
+    if diff >= bar_ml and rel >= bar_rel:
         why = ""
         if lo_name == baseline:
             whose = ("the volume reported is likely short" if main_name == baseline
@@ -439,7 +439,7 @@ def check_disagreement(
         return [QualityFlag(
             "segmenter_disagreement",
             f"The segmenters disagree: {hi_name} {hi:.1f} mL, {lo_name} {lo:.1f} mL ({100 * rel:.0f} % apart){why}.",
-            round(rel, 3), min_rel)]
+            round(rel, 3), bar_rel)]
     return []
 
 

@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from ichpipe.dicom_io.geometry import VolumeGeometry
 from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.quality.inner_table import octagon_steps, pieces_along_table
+from ichpipe.pipeline.quality.inner_table import octagon_steps, pieces_along_table, walls_kept
 from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon, open_octagon, smooth_over
 
 __all__ = ["HypodenseAtSkull", "check_hypodense_at_skull", "hypodense_at_skull"]
@@ -93,14 +93,13 @@ class HypodenseAtSkull:
         return {name: round(ml, 3) for name, ml in zip(self.side_names, self.side_ml, strict=True)}
 
 
-def _sides(intracranial: BoolArray, geometry: VolumeGeometry) -> tuple[FloatArray, tuple[str, str]]:
+def _sides(largest: BoolArray, geometry: VolumeGeometry) -> tuple[FloatArray, tuple[str, str]]:
     """The head's short in-plane axis (row, column components, per mm) and the names of its two sides.
 
-    The axis is the minor principal axis of the largest intracranial slice; the side its positive
-    direction points to is named from the patient's x (LPS: +x is the patient's left).
+    The axis is the minor principal axis of ``largest``, the largest intracranial slice; the side its
+    positive direction points to is named from the patient's x (LPS: +x is the patient's left).
     """
-    area = intracranial.reshape(intracranial.shape[0], -1).sum(axis=1)
-    rows, cols = np.nonzero(intracranial[int(np.argmax(area))])
+    rows, cols = np.nonzero(largest)
     if rows.size < 3:  # no shape to read an axis from (a speck of a space): columns, sides unnamed
         return np.array([0.0, 1.0]), ("side 1", "side 2")
     spacing = geometry.pixel_spacing_mm
@@ -198,7 +197,7 @@ def hypodense_at_skull(
         return HypodenseAtSkull()
     hu_range = (brain - below_brain_hu[1], brain - below_brain_hu[0])
     spacing = (float(geometry.pixel_spacing_mm[0]), float(geometry.pixel_spacing_mm[1]))
-    axis, names = _sides(intracranial, geometry)
+    axis, names = _sides(intracranial[int(np.argmax(area))], geometry)
     voxel_ml = np.broadcast_to(np.asarray(geometry.voxel_volumes_ml, dtype=np.float64), (n,))
     opening = octagon_steps(0.5 * min_thickness_mm, spacing)
     band_steps = octagon_steps(band_mm, spacing)
@@ -223,10 +222,8 @@ def hypodense_at_skull(
         thick = open_octagon(candidate, opening)
         if not thick.any():
             continue
-        # a wall cut obliquely by the slab: outside the intracranial space on a neighbouring slice
-        walls = intracranial[z - 1][box] & intracranial[z + 1][box]
-        kept = pieces_along_table(thick, plane >= bone_hu, walls, contact=contact, pixel_spacing_mm=spacing,
-                                  min_length_mm=min_length_mm)
+        kept = pieces_along_table(thick, plane >= bone_hu, walls_kept(intracranial, int(z), box), contact=contact,
+                                  pixel_spacing_mm=spacing, min_length_mm=min_length_mm)
         if not kept.any():
             continue
         rows, cols = np.nonzero(inside)

@@ -48,7 +48,7 @@ from scipy import ndimage
 from ichpipe.pipeline.quality.flags import QualityFlag
 from ichpipe.pipeline.segment.components import dilate_octagon, open_octagon
 
-__all__ = ["check_blood_at_skull", "octagon_steps", "pieces_along_table", "unsegmented_at_skull"]
+__all__ = ["check_blood_at_skull", "octagon_steps", "pieces_along_table", "unsegmented_at_skull", "walls_kept"]
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.floating]
@@ -57,6 +57,18 @@ FloatArray = npt.NDArray[np.floating]
 def octagon_steps(radius_mm: float, spacing: tuple[float, float]) -> int:
     """Pixels of an octagon of about ``radius_mm`` (at least 1: coarse pixels ask for a thicker piece)."""
     return max(1, round(radius_mm / min(spacing)))
+
+
+def walls_kept(intracranial: BoolArray, z: int, box: tuple[slice, ...]) -> BoolArray:
+    """The pixels of slice ``z`` (within ``box``) that are intracranial on both neighbouring slices.
+
+    A wall cut obliquely by the slab (skull base, posterior fossa, vertex) lies outside the
+    intracranial space on a neighbouring slice, and beam hardening with it; an end slice has no
+    neighbour on one side, so nothing on it is kept.
+    """
+    if z <= 0 or z >= intracranial.shape[0] - 1:
+        return np.zeros(intracranial[z][box].shape, dtype=bool)
+    return intracranial[z - 1][box] & intracranial[z + 1][box]
 
 
 def pieces_along_table(thick: BoolArray, bone: BoolArray, walls: BoolArray, *, contact: int,
@@ -174,13 +186,8 @@ def unsegmented_at_skull(
         thick = open_octagon(candidate, opening)
         if not thick.any():
             continue
-        # a wall cut obliquely by the slab (skull base, posterior fossa, vertex): the pixel is outside
-        # the intracranial space on a neighbouring slice; beam hardening lies there, not counted
-        walls = np.ones(inside.shape, dtype=bool)
-        for k in (z - 1, z + 1):
-            walls &= intracranial[k][box] if 0 <= k < n else False
-        voxels = int(pieces_along_table(thick, plane >= bone_hu, walls, contact=contact, pixel_spacing_mm=spacing,
-                                        min_length_mm=min_length_mm).sum())
+        voxels = int(pieces_along_table(thick, plane >= bone_hu, walls_kept(intracranial, int(z), box),
+                                        contact=contact, pixel_spacing_mm=spacing, min_length_mm=min_length_mm).sum())
         if voxels:
             per_slice[int(z)] = voxels * spacing[0] * spacing[1] * float(thickness[z]) / 1000.0
     return float(sum(per_slice.values())), per_slice
