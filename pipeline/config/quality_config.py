@@ -25,6 +25,7 @@ __all__ = [
     "HypodensePartConfig",
     "ImageNoiseConfig",
     "IntracranialCheckConfig",
+    "MetalConfig",
     "QualityConfig",
     "UncertainEdgeConfig",
 ]
@@ -444,6 +445,34 @@ class DisagreementConfig:
 
 
 @dataclass(frozen=True)
+class MetalConfig:
+    """Flag ``metal_artifact``: metal in or beside the intracranial space (clip, coil, drain, probe).
+
+    Parameters
+    ----------
+    metal_hu:
+        Voxels at or above this are metal, not bone: dense petrous bone reaches
+        2,121 HU on the real GE head, and a 12-bit reconstruction saturates metal
+        at 3,071 HU.
+    margin_mm:
+        Metal within this distance (in plane) of the convex hull of the intracranial
+        space (on the metal's slice or a neighbouring one) is counted: a drain's path
+        through its burr hole; the plates and screws on the outer table and dental
+        fillings lie further out.
+    min_ml:
+        The flag is raised from this much metal (5 mm^3: a 2.5 mm probe through one
+        5 mm slice is about 25 mm^3). ``null`` turns the check off.
+    """
+
+    metal_hu: float = 3000.0
+    margin_mm: float = 3.0
+    min_ml: float | None = 0.005
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+
+
+@dataclass(frozen=True)
 class DomainConfig:
     """Flags ``out_of_domain_contrast``, ``out_of_domain_paediatric``, ``out_of_domain_orientation``.
 
@@ -508,7 +537,7 @@ class QualityConfig:
         beside the baseline (the behaviour before ``auto``). ``none``: no
         cross-check.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, hypodense_at_skull, blood_density,
-    uncertain_edge, image_noise, hypodense_part, disagreement, domain:
+    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal:
         The thresholds of each check.
     """
 
@@ -527,3 +556,4 @@ class QualityConfig:
     hypodense_part: HypodensePartConfig = field(default_factory=HypodensePartConfig)
     disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
     domain: DomainConfig = field(default_factory=DomainConfig)
+    metal: MetalConfig = field(default_factory=MetalConfig)

@@ -28,6 +28,7 @@ from ichpipe.pipeline.quality.checks import (
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.quality.hypodense_at_skull import check_hypodense_at_skull, hypodense_at_skull
 from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull
+from ichpipe.pipeline.quality.metal import check_metal, metal_in_head
 from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
@@ -83,6 +84,12 @@ def assess_quality(
     ), "intracranial")
     report.add(check_hu_levels(volume.hu, intracranial.mask, **asdict(cfg.hu_levels)), "hu_levels")
     report.add(check_clipping(volume.hu, bone_hu=bone_min_hu, **asdict(cfg.clipping)), "clipping")
+    measurements: dict[str, Any] = {}
+    if cfg.metal.min_ml is not None:
+        metal = metal_in_head(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.voxel_volumes_ml,
+                              metal_hu=cfg.metal.metal_hu, margin_mm=cfg.metal.margin_mm)
+        report.add(check_metal(metal, min_ml=cfg.metal.min_ml), "metal")
+        measurements["metal_in_head"] = metal.to_dict()
     # where the image was clipped below bone, bone is at the clip value (math.inf: no bone can be told)
     bone_hu = intracranial.levels.bone_threshold_hu
     report.add(check_blood_at_edge(segmentation.mask, intracranial.mask, volume.hu, geo.pixel_spacing_mm,
@@ -106,7 +113,6 @@ def assess_quality(
         report.add(check_low_density_collection(segmentation.details["extra_axial"]), "extra_axial")
         report.add(check_hypodense_part(segmentation.details["extra_axial"], **asdict(cfg.hypodense_part)),
                    "hypodense_part")
-    measurements: dict[str, Any] = {}
     if math.isfinite(bone_hu) and not intracranial.skull_stripped:
         skull = asdict(cfg.blood_at_skull)
         min_ml = skull.pop("min_ml")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["FLAG_CODES", "QualityFlag", "QualityReport", "flag_codes_text"]
+__all__ = ["FLAG_CODES", "QualityFlag", "QualityReport", "flag_codes_text", "slice_range_text"]
 
 #: Every flag code, with what it means (README, MODEL_CARD and the tests list the same).
 FLAG_CODES: dict[str, str] = {
@@ -24,6 +24,7 @@ FLAG_CODES: dict[str, str] = {
     "hu_calibration": "air or brain is not at its HU: the HU scale may be wrong",
     "hu_no_air": "no air in the image: the HU scale cannot be checked against air",
     "hu_clipped": "image values were clipped (bone or low values lost)",
+    "metal_artifact": "metal in the head (clip, coil, drain, probe): its streaks can read as blood or hide it",
     "blood_at_mask_edge": "blood lies on an intracranial edge without bone: it may be cut off",
     "blood_outside_mask": "the segmenter found blood outside the intracranial space, not counted",
     "blood_at_skull_missed": "acute-blood density against the inner table was not segmented (extra-axial blood?)",
@@ -79,6 +80,15 @@ class QualityFlag:
     def line(self) -> str:
         """One line for a terminal: ``code: message``."""
         return f"{self.code}: {self.message}"
+
+
+def slice_range_text(slices: Sequence[int]) -> str:
+    """``slice N`` or ``slices N-M`` for a flag's message, numbered from 1 in volume order (sorted ``slices``).
+
+    >>> slice_range_text([9]), slice_range_text([9, 10, 12])
+    ('slice 10', 'slices 10-13')
+    """
+    return f"slices {slices[0] + 1}-{slices[-1] + 1}" if len(slices) > 1 else f"slice {slices[0] + 1}"
 
 
 def flag_codes_text(codes: Iterable[str], *, limit: int | None = None, empty: str = "none") -> str:
