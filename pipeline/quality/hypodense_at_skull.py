@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ichpipe.dicom_io.geometry import VolumeGeometry
-from ichpipe.pipeline.quality.flags import QualityFlag
+from ichpipe.pipeline.quality.flags import QualityFlag, slice_range_text
 from ichpipe.pipeline.quality.inner_table import octagon_steps, pieces_along_table, walls_kept
 from ichpipe.pipeline.segment.components import bounding_box, dilate_octagon, erode_octagon, open_octagon, smooth_over
 
@@ -258,8 +258,7 @@ def check_hypodense_at_skull(found: HypodenseAtSkull, *, min_ml: float = 3.0,
     more_ml, other_ml = found.side_ml[more], found.side_ml[1 - more]
     if more_ml < min_ml or other_ml > max_other_share * more_ml:
         return []
-    slices = found.slices
-    where = f"slices {slices[0] + 1}-{slices[-1] + 1}" if len(slices) > 1 else f"slice {slices[0] + 1}"
+    where = slice_range_text(found.slices)
     density = "" if found.hu_range is None else f"{found.hu_range[0]:.0f} to {found.hu_range[1]:.0f} HU, "
     return [QualityFlag(
         "hypodense_at_skull",

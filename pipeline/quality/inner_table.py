@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.quality.flags import QualityFlag
+from ichpipe.pipeline.quality.flags import QualityFlag, slice_range_text
 from ichpipe.pipeline.segment.components import dilate_octagon, open_octagon
 
 __all__ = ["check_blood_at_skull", "octagon_steps", "pieces_along_table", "unsegmented_at_skull", "walls_kept"]
@@ -203,8 +203,7 @@ def check_blood_at_skull(volume_ml: float, per_slice: dict[int, float], *, min_m
     """
     if volume_ml < min_ml:
         return []
-    slices = sorted(per_slice)
-    where = f"slices {slices[0] + 1}-{slices[-1] + 1}" if len(slices) > 1 else f"slice {slices[0] + 1}"
+    where = slice_range_text(sorted(per_slice))
     return [QualityFlag(
         "blood_at_skull_missed",
         f"{volume_ml:.1f} mL of acute-blood density against the inner table ({where}) was not segmented:"
