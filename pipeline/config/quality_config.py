@@ -20,6 +20,7 @@ __all__ = [
     "ClippingConfig",
     "DisagreementConfig",
     "DomainConfig",
+    "FluidLevelConfig",
     "HuLevelsConfig",
     "HypodenseAtSkullConfig",
     "HypodensePartConfig",
@@ -473,6 +474,40 @@ class MetalConfig:
 
 
 @dataclass(frozen=True)
+class FluidLevelConfig:
+    """Flag ``fluid_level``: a horizontal level at the top of the blood (serum above it, not counted).
+
+    Parameters
+    ----------
+    min_area_mm2:
+        The level's plane (flat run times slice thickness, >= 2 slices at one height) that raises
+        the flag; ``null`` turns the check off. Phantom levels: 243-1,489; the phantom census 141 at most.
+    min_piece_mm2, min_chord_mm, min_width_share, depth_mm:
+        A piece of blood of at least ``min_piece_mm2`` whose upper edge is flat (within 0.5 mm) for
+        ``min_chord_mm`` and ``min_width_share`` of its width ``depth_mm`` lower.
+    band_mm, above_hu, min_step_hu:
+        The median HU ``band_mm`` above the level lies in ``above_hu`` (serum, not CSF) and the blood
+        below is ``min_step_hu`` denser.
+    height_tol_mm:
+        Levels within this height (patient space, along gravity) on different slices are one level.
+    """
+
+    min_area_mm2: float | None = 200.0
+    min_piece_mm2: float = 20.0
+    min_chord_mm: float = 8.0
+    min_width_share: float = 0.75
+    depth_mm: float = 4.0
+    band_mm: float = 3.0
+    above_hu: tuple[float, float] = (20.0, 45.0)
+    min_step_hu: float = 20.0
+    height_tol_mm: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+        _check_pair("above_hu", self.above_hu)
+
+
+@dataclass(frozen=True)
 class DomainConfig:
     """Flags ``out_of_domain_contrast``, ``out_of_domain_paediatric``, ``out_of_domain_orientation``.
 
@@ -537,7 +572,7 @@ class QualityConfig:
         beside the baseline (the behaviour before ``auto``). ``none``: no
         cross-check.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, hypodense_at_skull, blood_density,
-    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal:
+    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal, fluid_level:
         The thresholds of each check.
     """
 
@@ -557,3 +592,4 @@ class QualityConfig:
     disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)
     domain: DomainConfig = field(default_factory=DomainConfig)
     metal: MetalConfig = field(default_factory=MetalConfig)
+    fluid_level: FluidLevelConfig = field(default_factory=FluidLevelConfig)

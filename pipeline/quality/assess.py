@@ -26,6 +26,7 @@ from ichpipe.pipeline.quality.checks import (
     check_intracranial,
 )
 from ichpipe.pipeline.quality.flags import QualityReport
+from ichpipe.pipeline.quality.fluid_level import check_fluid_level, find_fluid_level
 from ichpipe.pipeline.quality.hypodense_at_skull import check_hypodense_at_skull, hypodense_at_skull
 from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull
 from ichpipe.pipeline.quality.metal import check_metal, metal_in_head
@@ -99,6 +100,12 @@ def assess_quality(
                "blood_outside")
     report.add(check_blood_density(segmentation.mask, volume.hu, geo.voxel_volumes_ml, **asdict(cfg.blood_density)),
                "blood_density")
+    if cfg.fluid_level.min_area_mm2 is not None and segmentation.mask.any():
+        level = asdict(cfg.fluid_level)
+        min_area = level.pop("min_area_mm2")
+        found = find_fluid_level(segmentation.mask, volume.hu, geo, patient_position=_patient_position(volume), **level)
+        report.add(check_fluid_level(found, min_area_mm2=min_area), "fluid_level")
+        measurements["fluid_level"] = found.to_dict()
     if "loose_call" in segmentation.details:
         # against the volume before the faint growth, which took part of the loose call (beside_ml counts it),
         # and before the partial-volume rim (inference.rim_mm), which the edge measure does not see
@@ -141,3 +148,11 @@ def assess_quality(
                "domain")
     report.measurements.update(measurements)
     return report
+
+
+def _patient_position(volume: CTVolume) -> str | None:
+    """The series' Patient Position (HFS, FFP, HFDR ...), ``None`` without a header (NIfTI, PNG)."""
+    if not volume.slices:
+        return None
+    value = volume.first.get("PatientPosition")
+    return str(value) if value else None
