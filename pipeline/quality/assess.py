@@ -86,11 +86,15 @@ def assess_quality(
     report.add(check_hu_levels(volume.hu, intracranial.mask, **asdict(cfg.hu_levels)), "hu_levels")
     report.add(check_clipping(volume.hu, bone_hu=bone_min_hu, **asdict(cfg.clipping)), "clipping")
     measurements: dict[str, Any] = {}
+    streaked: set[int] = set()  # metal's slices and their neighbours: not read for contrast enhancement
     if cfg.metal.min_ml is not None:
         metal = metal_in_head(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.voxel_volumes_ml,
                               metal_hu=cfg.metal.metal_hu, margin_mm=cfg.metal.margin_mm)
-        report.add(check_metal(metal, min_ml=cfg.metal.min_ml), "metal")
+        flagged = check_metal(metal, min_ml=cfg.metal.min_ml)
+        report.add(flagged, "metal")
         measurements["metal_in_head"] = metal.to_dict()
+        if flagged:
+            streaked = {z + d for z in metal.slices for d in (-1, 0, 1)}
     # where the image was clipped below bone, bone is at the clip value (math.inf: no bone can be told)
     bone_hu = intracranial.levels.bone_threshold_hu
     report.add(check_blood_at_edge(segmentation.mask, intracranial.mask, volume.hu, geo.pixel_spacing_mm,
@@ -143,7 +147,7 @@ def assess_quality(
                    "disagreement")
         measurements["volumes_ml"] = {k: round(float(v), 3) for k, v in volumes_ml.items()}
     report.add(check_domain(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm, geo.normal,
-                            intracranial_ml=intracranial.volume_ml,
+                            intracranial_ml=intracranial.volume_ml, streaked_slices=sorted(streaked),
                             bone_hu=bone_hu if math.isfinite(bone_hu) else bone_min_hu, **asdict(cfg.domain)),
                "domain")
     report.measurements.update(measurements)

@@ -15,7 +15,7 @@ int32 label volume is made, so a 600-slice study costs a few planes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -462,6 +462,7 @@ def check_domain(
     paediatric_ml: float = 900.0,
     paediatric_area_cm2: float = 110.0,
     max_tilt_deg: float = 25.0,
+    streaked_slices: Sequence[int] = (),
 ) -> list[QualityFlag]:
     """Contrast enhancement, a paediatric head, a non-axial orientation.
 
@@ -481,10 +482,14 @@ def check_domain(
     enhanced_hu, enhanced_ml, enhanced_min_component_ml, bone_margin_mm, paediatric_ml, paediatric_area_cm2, \
 max_tilt_deg:
         See :class:`~ichpipe.pipeline.config.quality_config.DomainConfig`.
+    streaked_slices:
+        Slices not looked at for enhancement: metal's streaks lie at enhanced-vessel density
+        (``metal_artifact``'s slices and their neighbours).
     """
     flags: list[QualityFlag] = []
     spacing = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
     voxel_ml = _voxel_ml(spacing, slice_thickness_mm, hu.shape[0])
+    skipped = set(streaked_slices)
     normal = np.asarray(slice_normal, dtype=np.float64)
     norm = float(np.linalg.norm(normal))
     if norm > 0:
@@ -503,6 +508,8 @@ max_tilt_deg:
     lo, hi = enhanced_hu[0], min(enhanced_hu[1], bone_hu)  # a clip below 300 HU moves bone down
     margin = max(ry, rx, by, bx) + 1
     for z in np.flatnonzero(intracranial.any(axis=(1, 2))):
+        if int(z) in skipped:
+            continue
         plane = np.asarray(hu[z])
         candidate = (plane >= lo) & (plane < hi)
         if not candidate.any():

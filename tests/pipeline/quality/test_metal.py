@@ -147,3 +147,22 @@ def test_the_real_ge_head_is_quiet_and_a_clip_in_it_is_flagged(shared_data) -> N
     hu[z, int(ys.mean()) - ry : int(ys.mean()) + ry, int(xs.mean()) - rx : int(xs.mean()) + rx] = 3071.0
     found = metal_in_head(hu, space.mask, geo.pixel_spacing_mm, geo.voxel_volumes_ml)
     assert found.slices == (z,) and [f.code for f in check_metal(found)] == [CODE]
+
+
+def test_slices_with_metal_are_not_read_for_contrast(medium_normal: PhantomCase) -> None:
+    """Metal's streaks lie at enhanced-vessel density: 2 mL at 200 HU around the clip's slice reads as a
+    contrast study without the clip, and as metal (only) with it."""
+    case = medium_normal
+    clip = _clip(case)
+    z = int(np.flatnonzero(clip.any(axis=(1, 2)))[0])
+    ys, xs = np.nonzero(case.intracranial[z])
+    cy, cx = int(ys.mean()), int(xs.mean())
+    half = round(8.0 / case.spacing[0])
+    streaks = np.zeros(case.hu.shape, dtype=bool)
+    streaks[z - 1 : z + 2, cy + 10 : cy + 10 + 2 * half, cx - half : cx + half] = True
+    codes, _ = _assessed(case, _with(case, streaks, 200.0))
+    assert "out_of_domain_contrast" in codes and CODE not in codes
+    hu = _with(case, streaks, 200.0)
+    hu[clip] = 3071.0
+    codes, _ = _assessed(case, hu)
+    assert CODE in codes and "out_of_domain_contrast" not in codes
