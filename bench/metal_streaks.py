@@ -43,7 +43,7 @@ from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series  # noqa: E402
 from ichpipe.dicom_io.study import scan_study  # noqa: E402
 from ichpipe.dicom_io.window import WindowPreset  # noqa: E402
-from ichpipe.pipeline.config import load_config  # noqa: E402
+from ichpipe.pipeline.config import Config, load_config  # noqa: E402
 from ichpipe.pipeline.datasets import load_case  # noqa: E402
 from ichpipe.pipeline.datasets.manifest import read_manifest  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
@@ -106,8 +106,7 @@ def _ge_placements(volume: CTVolume, space: np.ndarray) -> dict[str, list]:
     return out
 
 
-def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | None, dict[str, list]]]:
-    config = load_config()
+def _studies(args: argparse.Namespace, config: Config) -> Iterator[tuple[str, CTVolume, float | None, dict[str, list]]]:
     if args.ge:
         with scan_study(GE, discovery=config.discovery, selection=config.selection,
                         geometry=config.geometry) as scan:
@@ -165,7 +164,7 @@ def main() -> None:
     config = load_config()
     segmenter = load_segmenter()
     with args.out.open("a") as sink:
-        for study, volume, truth_ml, placements in _studies(args):
+        for study, volume, truth_ml, placements in _studies(args, config):
             for kind in ("none", *placements):
                 if (study, kind) in seen:
                     continue

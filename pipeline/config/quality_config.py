@@ -481,7 +481,7 @@ class FluidLevelConfig:
     ----------
     min_area_mm2:
         The level's plane (flat run times slice thickness, >= 2 slices at one height) that raises
-        the flag; ``null`` turns the check off. Phantom levels: 243-1,489; the phantom census 141 at most.
+        the flag; ``null`` turns the check off. Phantom levels: 243-1,489; the phantom census 107 at most.
     min_piece_mm2, min_chord_mm, min_width_share, depth_mm:
         A piece of blood of at least ``min_piece_mm2`` whose upper edge is flat (within 0.5 mm) for
         ``min_chord_mm`` and ``min_width_share`` of its width ``depth_mm`` lower.

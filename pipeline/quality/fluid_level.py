@@ -29,7 +29,7 @@ its thickness) covers ``min_area_mm2``. The check says the volume may be too low
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -84,7 +84,6 @@ class FluidLevel:
     above_hu: float | None
     below_hu: float | None
     gravity: str
-    per_slice: tuple[LevelOnSlice, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -153,6 +152,7 @@ def find_fluid_level(
     spacing = geometry.pixel_spacing_mm
     # (along gravity, across) spacing, and each slice turned so that gravity points down its rows
     step, across = (spacing[0], spacing[1]) if by_rows else (spacing[1], spacing[0])
+    down = np.asarray(geometry.column_direction if by_rows else geometry.row_direction, dtype=np.float64) * step
     found: list[LevelOnSlice] = []
     for z in np.flatnonzero(mask.any(axis=(1, 2))):
         plane, values = (mask[z], hu[z]) if by_rows else (mask[z].T, hu[z].T)
@@ -164,9 +164,7 @@ def find_fluid_level(
                                       above_hu=above_hu, min_step_hu=min_step_hu):
             row, chord, above, below = level
             original = row if sign > 0 else plane.shape[0] - 1 - row
-            offset = original * (spacing[0] if by_rows else spacing[1])
-            axis = geometry.column_direction if by_rows else geometry.row_direction
-            height = float(np.dot(geometry.positions[z] + offset * axis, gravity))
+            height = float(np.dot(geometry.positions[z] + original * down, gravity))
             found.append(LevelOnSlice(int(z), height, chord, chord * float(geometry.slice_thickness_mm[z]), above,
                                       below))
     return _largest_group(found, height_tol_mm, named)
@@ -243,7 +241,7 @@ def _largest_group(found: list[LevelOnSlice], tol_mm: float, gravity: str) -> Fl
     if not best:
         return FluidLevel(0.0, (), None, None, gravity)
     return FluidLevel(best_area, tuple(f.slice for f in best), round(float(np.median([f.above_hu for f in best])), 1),
-                      round(float(np.median([f.below_hu for f in best])), 1), gravity, tuple(best))
+                      round(float(np.median([f.below_hu for f in best])), 1), gravity)
 
 
 def check_fluid_level(found: FluidLevel, *, min_area_mm2: float = 200.0) -> list[QualityFlag]:

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from scipy.spatial import ConvexHull
 
 from ichpipe.pipeline.quality.flags import QualityFlag, slice_range_text
+from ichpipe.pipeline.segment.components import erode_3x3
 
 __all__ = ["MetalFinding", "check_metal", "metal_in_head"]
 
@@ -123,13 +124,8 @@ def metal_in_head(
 
 
 def _outline(plane: BoolArray) -> npt.NDArray[np.intp]:
-    """(row, column) of the plane's True pixels that have a False 4-neighbour (or lie on its border)."""
-    a = np.asarray(plane, dtype=bool)
-    inner = a.copy()
-    inner[1:-1, 1:-1] &= a[:-2, 1:-1] & a[2:, 1:-1] & a[1:-1, :-2] & a[1:-1, 2:]
-    inner[[0, -1], :] = False
-    inner[:, [0, -1]] = False
-    return np.argwhere(a & ~inner)
+    """(row, column) of the plane's True pixels that have a False 4-neighbour."""
+    return np.argwhere(plane & ~erode_3x3(plane, square=False))
 
 
 def _hull_distance_mm(points: FloatArray, queries: FloatArray) -> FloatArray:
