@@ -46,7 +46,8 @@ def train() -> None:
 @click.option("--test-fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of patients in the test split (1 for a held-out evaluation set).")
 @click.option("--real", "real_backgrounds", default="ge,philips", show_default=True,
-              help="Real backgrounds to use, comma-separated (ge, philips).")
+              help="Real backgrounds to use, comma-separated (ge, philips; ge-skull-base: the GE head with "
+                   "lesions on its posterior fossa and temporal base only).")
 @click.option("--real-split", default=None, type=click.Choice(["train", "val", "test"]),
               help="Split of the real-background patients (default: drawn like the others).")
 @click.option("--n-extra-axial", default=0, show_default=True, type=click.IntRange(min=0),

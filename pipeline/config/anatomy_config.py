@@ -77,6 +77,16 @@ class AnatomyConfig:
     hole_fill_mm2:
         Holes in the final mask up to this area are filled per slice
         (calcifications, fill-value voxels in the ventricles).
+    max_failed_run_mm:
+        The longest run of slices (along the normal) where the finder failed that is crossed to reach the
+        slices beyond it (:func:`~ichpipe.pipeline.segment.intracranial_gaps.bridge_failed_slices`): at
+        the skull base the orbits and sinuses open the ring on a slice or two, and without crossing them
+        the posterior fossa was lost (the real GE head: one 4 mm slice; the real IVH example: two 5 mm
+        slices). ``None``: never crossed (the largest 3D piece alone, as before).
+    min_join_share:
+        Beyond a crossed run, a slice's own piece joins when at least this share of it lies over what was
+        taken on the slice before (the posterior fossa under the brain does; the face's enclosed muscles
+        and sinuses, beside it, do not).
     """
 
     head_min_hu: float = -300.0
@@ -96,6 +106,8 @@ class AnatomyConfig:
     min_fill_area_mm2: float = 20.0
     clip_min_fraction: float = 0.001
     hole_fill_mm2: float = 100.0
+    max_failed_run_mm: float | None = 12.0
+    min_join_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.brain_hu[0] >= self.brain_hu[1]:
@@ -106,6 +118,10 @@ class AnatomyConfig:
                      "max_bridge_deg", "bridge_gain"):
             if not getattr(self, name) >= 0:  # also refuses NaN
                 raise ValueError(f"Argument '{name}' must not be negative.")
+        if self.max_failed_run_mm is not None and not self.max_failed_run_mm >= 0:
+            raise ValueError("Argument 'max_failed_run_mm' must not be negative (null: never crossed).")
+        if not 0.0 < self.min_join_share <= 1.0:
+            raise ValueError("Argument 'min_join_share' must lie in (0, 1].")
         for name in ("min_ring_fraction", "gap_from_fraction", "fill_min_fraction", "fill_spike_ratio",
                      "clip_min_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:

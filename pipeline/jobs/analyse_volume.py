@@ -33,6 +33,7 @@ from ichpipe.pipeline.config.models_config import ModelsConfig, resolve_checkpoi
 from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
 from ichpipe.pipeline.outputs.report import StageTimer
 from ichpipe.pipeline.quality.assess import assess_quality
+from ichpipe.pipeline.quality.blood_checks import skull_base_missed_ml
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.segment import Segmenter
 from ichpipe.pipeline.segment.components import mask_volume_ml
@@ -114,11 +115,16 @@ def analyse_volume(
         measurement = measure_hematoma(mask, geo, config=config.measure)
     cross_check: dict[str, Any] | None = None
     volumes: dict[str, float] | None = None
+    skull_base_ml: float | None = None
     checker = cross_check_segmenter(segmenter, config)
     if checker is not None:
         with timer.stage("cross_check"):
             other = segment_volume(checker, volume, space)
             other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
+            skull_base = sorted(set(space.crossed_slices) | set(space.joined_slices))
+            if skull_base and checker.name == ThresholdSegmenter.name and segmenter.name != ThresholdSegmenter.name:
+                # the networks never saw a bleed beyond a failed slice at the skull base: what the baseline finds there
+                skull_base_ml = skull_base_missed_ml(mask, other.mask, skull_base, geo.voxel_volumes_ml)
             del other
         name = str(segmenter.describe().get("name") or segmenter.name)
         described = checker.describe()
@@ -126,8 +132,8 @@ def analyse_volume(
         volumes = {name: measurement.volume_ml, other_name: other_ml}
         cross_check = {"segmenter": other_name, "kind": described["kind"], "volume_ml": round(other_ml, 4)}
     with timer.stage("quality"):
-        quality = assess_quality(volume, space, result, volumes_ml=volumes, bone_min_hu=config.anatomy.bone_min_hu,
-                                 config=config.quality)
+        quality = assess_quality(volume, space, result, volumes_ml=volumes, skull_base_missed_ml=skull_base_ml,
+                                 bone_min_hu=config.anatomy.bone_min_hu, config=config.quality)
     if cross_check is not None:
         quality.measurements["cross_check"] = cross_check
     # what the network was shown that the image did not hold; what the end-slice and extra-axial networks added;

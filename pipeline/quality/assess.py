@@ -13,6 +13,7 @@ from ichpipe.pipeline.quality.blood_checks import (
     check_blood_density,
     check_hypodense_part,
     check_low_density_collection,
+    check_skull_base_missed,
     check_uncertain_edge,
 )
 from ichpipe.pipeline.quality.checks import (
@@ -44,6 +45,7 @@ def assess_quality(
     segmentation: SegmentationResult,
     *,
     volumes_ml: Mapping[str, float] | None = None,
+    skull_base_missed_ml: float | None = None,
     bone_min_hu: float = 300.0,
     config: QualityConfig | None = None,
 ) -> QualityReport:
@@ -60,6 +62,10 @@ def assess_quality(
     volumes_ml:
         Volume per segmenter name when a cross-check ran beside the main
         segmenter (two or more entries), for ``segmenter_disagreement``.
+    skull_base_missed_ml:
+        What the threshold baseline beside a network found and the network did not on the slices the
+        intracranial finder reached across a failed slice (``None``: not measured), for
+        ``skull_base_blood_missed``.
     bone_min_hu:
         The bone threshold of the ``anatomy`` config (a maximum below it: no bone in the image).
     config:
@@ -142,12 +148,19 @@ def assess_quality(
     if segmentation.unrestricted_ml is not None:
         measurements["unrestricted_ml"] = segmentation.unrestricted_ml
         measurements["removed_outside_intracranial_ml"] = segmentation.removed_ml
+    if skull_base_missed_ml is not None:
+        report.add(check_skull_base_missed(skull_base_missed_ml, min_ml=cfg.skull_base.min_ml), "skull_base")
+        measurements["skull_base"] = {"slices": sorted(set(intracranial.crossed_slices)
+                                                       | set(intracranial.joined_slices)),
+                                      "baseline_only_ml": round(skull_base_missed_ml, 3)}
     if volumes_ml is not None and len(volumes_ml) >= 2:
         report.add(check_disagreement(dict(volumes_ml), baseline=ThresholdSegmenter.name, **asdict(cfg.disagreement)),
                    "disagreement")
         measurements["volumes_ml"] = {k: round(float(v), 3) for k, v in volumes_ml.items()}
+    # the skull base's thin bones, reached across a failed slice, read at enhanced-vessel density too
+    skull_base = set(intracranial.crossed_slices) | set(intracranial.joined_slices)
     report.add(check_domain(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm, geo.normal,
-                            intracranial_ml=intracranial.volume_ml, streaked_slices=sorted(streaked),
+                            intracranial_ml=intracranial.volume_ml, unread_slices=sorted(streaked | skull_base),
                             bone_hu=bone_hu if math.isfinite(bone_hu) else bone_min_hu, **asdict(cfg.domain)),
                "domain")
     report.measurements.update(measurements)

@@ -9,20 +9,22 @@ the final mask and HU volume, or what the segmenter measured beside them (``deta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment.components import mask_volume_ml
+from ichpipe.pipeline.segment.components import grow_into, mask_volume_ml
 
 __all__ = [
     "check_blood_density",
     "check_hypodense_part",
     "check_low_density_collection",
+    "check_skull_base_missed",
     "check_uncertain_edge",
+    "skull_base_missed_ml",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
@@ -143,3 +145,58 @@ def check_hypodense_part(extra_axial: Mapping[str, Any], *, min_ml: float = 5.0)
         " was added, looks like part of it to the extra-axial network and was not counted: the chronic part of an"
         " acute-on-chronic subdural (or CSF)? The volume may be too low.",
         round(beside, 2), min_ml)]
+
+
+def skull_base_missed_ml(
+    found: BoolArray,
+    baseline: BoolArray,
+    slices: Sequence[int],
+    voxel_volumes_ml: npt.ArrayLike,
+) -> float:
+    """What the threshold baseline segments and the network does not, in the baseline's pieces on ``slices`` (mL).
+
+    A piece (26-connected) of the baseline's mask with a voxel on one of ``slices`` counts whole, so a
+    bleed centred on the last skull-base slice and running on above it is measured whole.
+
+    Parameters
+    ----------
+    found, baseline:
+        The network's final mask and the baseline's (the cross-check), bool, one shape.
+    slices:
+        The slices the intracranial finder reached across a failed slice (the skull base).
+    voxel_volumes_ml:
+        One voxel's volume per slice (or one value).
+    """
+    if found.shape != baseline.shape:
+        raise ValueError("Arguments 'found' and 'baseline' must have one shape.")
+    index = sorted({int(z) for z in slices})
+    if not index or not baseline[index].any():
+        return 0.0
+    seeds = np.zeros_like(baseline)
+    seeds[index] = baseline[index]
+    pieces = grow_into(seeds, baseline)  # bool only: no 3D label volume
+    per_slice = np.broadcast_to(np.asarray(voxel_volumes_ml, dtype=np.float64), (found.shape[0],))
+    counts = (pieces & ~found).reshape(found.shape[0], -1).sum(axis=1)
+    return float(np.sum(counts * per_slice))
+
+
+def check_skull_base_missed(missed_ml: float | None, *, min_ml: float | None = 1.0) -> list[QualityFlag]:
+    """Blood the baseline finds at the skull base and the network does not (``skull_base_blood_missed``).
+
+    Parameters
+    ----------
+    missed_ml:
+        :func:`skull_base_missed_ml`; ``None`` when not measured (no baseline beside a network, or no slice
+        reached across a failed one).
+    min_ml:
+        See :class:`~ichpipe.pipeline.config.quality_config.SkullBaseConfig` (``None``: off).
+    """
+    if missed_ml is None or min_ml is None or missed_ml < min_ml:
+        return []
+    return [QualityFlag(
+        "skull_base_blood_missed",
+        f"The threshold baseline finds {missed_ml:.1f} mL of blood that the network did not segment on the skull"
+        " base's slices (posterior fossa, temporal base; reached across a slice where no bone ring was found), where"
+        " the network has never seen a bleed: a cerebellar, brainstem or temporal bleed may be missed, the volume may"
+        " be too low (or the baseline reads beam hardening).",
+        round(missed_ml, 3), min_ml)]

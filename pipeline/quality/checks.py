@@ -462,7 +462,7 @@ def check_domain(
     paediatric_ml: float = 900.0,
     paediatric_area_cm2: float = 110.0,
     max_tilt_deg: float = 25.0,
-    streaked_slices: Sequence[int] = (),
+    unread_slices: Sequence[int] = (),
 ) -> list[QualityFlag]:
     """Contrast enhancement, a paediatric head, a non-axial orientation.
 
@@ -482,14 +482,15 @@ def check_domain(
     enhanced_hu, enhanced_ml, enhanced_min_component_ml, bone_margin_mm, paediatric_ml, paediatric_area_cm2, \
 max_tilt_deg:
         See :class:`~ichpipe.pipeline.config.quality_config.DomainConfig`.
-    streaked_slices:
+    unread_slices:
         Slices not looked at for enhancement: metal's streaks lie at enhanced-vessel density
-        (``metal_artifact``'s slices and their neighbours).
+        (``metal_artifact``'s slices and their neighbours), and so do the thin, partial-volumed bones
+        of the skull base (the slices the intracranial finder reached across a failed slice).
     """
     flags: list[QualityFlag] = []
     spacing = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
     voxel_ml = _voxel_ml(spacing, slice_thickness_mm, hu.shape[0])
-    skipped = set(streaked_slices)
+    skipped = set(unread_slices)
     normal = np.asarray(slice_normal, dtype=np.float64)
     norm = float(np.linalg.norm(normal))
     if norm > 0:

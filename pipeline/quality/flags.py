@@ -34,6 +34,8 @@ FLAG_CODES: dict[str, str] = {
                                " in part, its edges uncertain; the volume is usually too low, at times too high",
     "extra_axial_hypodense_part": "hypodense tissue joined to an added acute collection was not counted"
                                   " (acute-on-chronic subdural?): the volume may be too low",
+    "skull_base_blood_missed": "the threshold baseline finds blood at the skull base (posterior fossa) that the"
+                               " network, which never saw a bleed there, did not: the volume may be too low",
     "fluid_level": "a horizontal fluid level at the top of the blood: the serum above it is not counted, the volume"
                    " may be too low",
     "low_density_blood": "the blood found is near brain density (subacute, or mixed with CSF): often found only in"

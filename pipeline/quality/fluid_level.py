@@ -133,7 +133,7 @@ def find_fluid_level(
     patient_position:
         DICOM Patient Position (``HFS``, ``FFP``, ``HFDR`` ...); ``None``: supine assumed.
     min_piece_mm2, min_chord_mm, min_width_share, depth_mm, band_mm, above_hu, min_step_hu, height_tol_mm:
-        See :class:`~ichpipe.pipeline.config.quality_config.FluidLevelConfig`.
+        See :class:`~ichpipe.pipeline.config.quality_artifact_config.FluidLevelConfig`.
 
     Returns
     -------

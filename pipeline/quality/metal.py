@@ -82,7 +82,7 @@ def metal_in_head(
     voxel_volumes_ml:
         Volume of one voxel of each slice (its own thickness), shape (slices,).
     metal_hu, margin_mm:
-        See :class:`~ichpipe.pipeline.config.quality_config.MetalConfig`.
+        See :class:`~ichpipe.pipeline.config.quality_artifact_config.MetalConfig`.
 
     Returns
     -------

@@ -70,6 +70,7 @@ from ichpipe.pipeline.segment.components import (
     largest_component_3d,
     mask_volume_ml,
 )
+from ichpipe.pipeline.segment.intracranial_gaps import bridge_failed_slices
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.pipeline.segment.skull_ring import cast_rays, gap_runs, star_hull, virtual_table
 
@@ -204,6 +205,9 @@ class IntracranialResult:
         Volumes of the mask and of the head outline.
     measurements:
         JSON-ready numbers for quality checks (see :meth:`measure`).
+    crossed_slices, joined_slices:
+        Slices where the finder failed that were crossed, and the slices beyond them that joined
+        (:func:`~ichpipe.pipeline.segment.intracranial_gaps.bridge_failed_slices`; the skull base).
     """
 
     mask: BoolArray
@@ -213,6 +217,8 @@ class IntracranialResult:
     volume_ml: float
     head_volume_ml: float
     measurements: dict[str, float | int | str | None] = field(default_factory=dict)
+    crossed_slices: tuple[int, ...] = ()
+    joined_slices: tuple[int, ...] = ()
 
     @property
     def skull_stripped(self) -> bool:
@@ -413,7 +419,15 @@ def find_intracranial(
                 mask[z] = head[z] & (hu[z] >= lo) & (hu[z] <= hi)
                 findings[z] = SliceFinding("outline", f.ring_fraction, f.max_gap_deg, f.bone_share,
                                            float(mask[z].sum()) * spacing[0] * spacing[1], f.head_area_mm2)
-    mask = largest_component_3d(mask)
+    candidates, mask = mask, largest_component_3d(mask)
+    crossed: tuple[int, ...] = ()
+    joined: tuple[int, ...] = ()
+    if cfg.max_failed_run_mm is not None and any(f.method in ("closed", "bridged") for f in findings):
+        bridged = bridge_failed_slices(candidates, mask, hu, spacing, thickness, brain_hu=cfg.brain_hu,
+                                       max_run_mm=cfg.max_failed_run_mm, min_share=cfg.min_join_share,
+                                       fill_value=levels.fill_value)
+        mask, crossed, joined = bridged.mask, bridged.crossed, bridged.joined
+    del candidates
     max_hole = round(cfg.hole_fill_mm2 / (spacing[0] * spacing[1]))
     for z in range(mask.shape[0]):
         mask[z] = fill_small_holes_2d(mask[z], max_hole)
@@ -421,9 +435,15 @@ def find_intracranial(
     per_slice = mask.reshape(mask.shape[0], -1).sum(axis=1)
     volume = float(np.sum(per_slice * voxel_ml))
     head_volume = float(np.sum(head.reshape(head.shape[0], -1).sum(axis=1) * voxel_ml))
-    result = IntracranialResult(mask=mask, method=_summary(findings, levels), slices=tuple(findings), levels=levels,
-                                volume_ml=volume, head_volume_ml=head_volume)
+    method = _summary(findings, levels)
+    if crossed:
+        method += f"; {len(crossed)} failed slice{'s' if len(crossed) > 1 else ''} crossed (skull base or vertex)"
+    result = IntracranialResult(mask=mask, method=method, slices=tuple(findings), levels=levels,
+                                volume_ml=volume, head_volume_ml=head_volume, crossed_slices=crossed,
+                                joined_slices=joined)
     result.measurements.update(_measurements(result, per_slice, thickness, spacing))
+    result.measurements["n_slices_crossed"] = len(crossed)
+    result.measurements["n_slices_joined"] = len(joined)
     return result
 
 

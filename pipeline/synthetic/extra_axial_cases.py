@@ -49,7 +49,7 @@ from ichpipe.pipeline.synthetic.dicom_writer import SyntheticIdentity, copy_seri
 from ichpipe.pipeline.synthetic.extra_axial import random_extra_axial
 from ichpipe.pipeline.synthetic.lesion_common import F32, BoolArray, InsertedLesion, MassEffect, Spacing
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank
-from ichpipe.pipeline.synthetic.real_backgrounds import RealBackground
+from ichpipe.pipeline.synthetic.real_backgrounds import GENERATOR_ANATOMY, RealBackground
 from ichpipe.pipeline.synthetic.recipes import EXTRA_AXIAL_KINDS, GeneratorOptions, draw_recipe, parse_shares
 
 __all__ = ["LESION_TYPES", "extra_axial_case", "paint_extra_axial"]
@@ -91,7 +91,7 @@ def paint_extra_axial(
     if unknown:
         raise ValueError(f"Argument 'kinds' holds {', '.join(unknown)}; known: {', '.join(EXTRA_AXIAL_KINDS)}.")
     spacing = _spacing(geometry)
-    inside = intracranial_mask(hu, geometry)
+    inside = intracranial_mask(hu, geometry, GENERATOR_ANATOMY)
     if not inside.any():
         raise ValueError("Argument 'hu' has no intracranial space (no closed skull found).")
     out = np.asarray(hu, dtype=np.float32)

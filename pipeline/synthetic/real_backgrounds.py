@@ -17,8 +17,9 @@ from scipy import ndimage
 
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.geometry import VolumeGeometry
+from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
-from ichpipe.pipeline.segment.intracranial import intracranial_mask
+from ichpipe.pipeline.segment.intracranial import find_intracranial_in, intracranial_mask
 from ichpipe.pipeline.synthetic.lesion_painting import paint_real_slice, place_in_mask, slice_points
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank
 from ichpipe.pipeline.synthetic.recipes import (
@@ -26,12 +27,18 @@ from ichpipe.pipeline.synthetic.recipes import (
     F32,
     REAL_BACKGROUNDS,
     SHAPE_TRIES,
+    SKULL_BASE_BACKGROUNDS,
     BoolArray,
     draw_blood_hu,
     draw_shape_scale,
 )
 
-__all__ = ["DEFAULT_CT_REAL_DIR", "RealBackground", "load_real_background", "render_real_study"]
+__all__ = ["DEFAULT_CT_REAL_DIR", "GENERATOR_ANATOMY", "RealBackground", "load_real_background", "render_real_study"]
+
+#: The intracranial finder as the generator uses it: without crossing failed slices
+#: (``max_failed_run_mm``), as when the card's sets were made, so that its commands still make
+#: the same studies. Lesions are therefore never painted in the real GE head's posterior fossa.
+GENERATOR_ANATOMY = AnatomyConfig(max_failed_run_mm=None)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ class RealBackground:
     Attributes
     ----------
     name, patient_id:
-        ``ge`` / ``philips`` and the patient all its studies share.
+        ``ge`` / ``philips`` / ``ge-skull-base`` and the patient all its studies share.
     volume:
         The assembled source series.
     intracranial:
@@ -110,11 +117,21 @@ def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealB
     if fill is not None:
         # the filled inside, off its edge (partial-volume voxels against the plastic skull)
         intracranial = ndimage.binary_erosion(fill, structure=np.ones((1, 3, 3), dtype=bool))
+    elif name in SKULL_BASE_BACKGROUNDS:
+        space = find_intracranial_in(volume.hu, volume.geometry)  # crossing failed slices (the default)
+        reached = sorted(set(space.crossed_slices) | set(space.joined_slices))
+        if not reached:
+            log.warning("real background %s: no slice reached across a failed one; no studies of it", name)
+            return None
+        intracranial = np.zeros_like(space.mask)
+        intracranial[reached] = space.mask[reached]
     else:
-        intracranial = intracranial_mask(volume.hu, volume.geometry)
+        intracranial = intracranial_mask(volume.hu, volume.geometry, GENERATOR_ANATOMY)
     description = f"{folder_name} ({volume.hu.shape[0]} slices" + (
         ", skull filled with brain-like tissue)" if empty else ")"
     )
+    if name in SKULL_BASE_BACKGROUNDS:
+        description += f", lesions on its skull base only (slices {reached[0]}-{reached[-1]})"
     return RealBackground(name, patient, volume, intracranial, fill, description)
 
 

@@ -19,10 +19,21 @@ from ichpipe.pipeline.synthetic.lesion_shapes import ShapeSubset
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec
 
 __all__ = [
-    "DEFAULT_LESION_MIX", "DEFAULT_SUBACUTE_FRACTION", "DEFAULT_SUBDURAL_STAGES", "DEMO_SEED", "EXTRA_AXIAL_KINDS",
+    "DEFAULT_LESION_MIX",
+    "DEFAULT_SUBACUTE_FRACTION",
+    "DEFAULT_SUBDURAL_STAGES",
+    "DEMO_SEED",
+    "EXTRA_AXIAL_KINDS",
     "REAL_BACKGROUNDS",
-    "SHAPE_TRIES", "CaseFormat", "GeneratorOptions", "PhantomRecipe", "draw_blood_hu", "draw_recipe",
-    "draw_shape_scale", "parse_shares",
+    "SHAPE_TRIES",
+    "SKULL_BASE_BACKGROUNDS",
+    "CaseFormat",
+    "GeneratorOptions",
+    "PhantomRecipe",
+    "draw_blood_hu",
+    "draw_recipe",
+    "draw_shape_scale",
+    "parse_shares",
 ]
 
 F32 = npt.NDArray[np.float32]
@@ -35,7 +46,13 @@ CaseFormat = Literal["nifti", "dicom"]
 REAL_BACKGROUNDS: dict[str, tuple[str, str, bool]] = {
     "ge": ("ge-hispeed-head-tilt", "ct-real-ge", False),
     "philips": ("philips-ingenuity-head-phantom", "ct-real-philips", True),
+    # the GE head's skull base only: lesions go on the slices the intracranial finder reaches across a
+    # failed slice (posterior fossa, temporal base), which the other backgrounds never paint
+    "ge-skull-base": ("ge-hispeed-head-tilt", "ct-real-ge", False),
 }
+
+#: Backgrounds whose lesions go on the skull base's slices only (see ``load_real_background``).
+SKULL_BASE_BACKGROUNDS = frozenset({"ge-skull-base"})
 
 #: Shapes tried for one lesion before it is left out (a large shape may not fit a small head or slab).
 SHAPE_TRIES = 5

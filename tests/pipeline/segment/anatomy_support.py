@@ -152,3 +152,13 @@ def with_hu(case: PhantomCase, hu: np.ndarray) -> CTVolume:
     from dataclasses import replace
 
     return replace(case.volume, hu=np.ascontiguousarray(hu, dtype=np.float32))
+
+
+def open_ring_on(case: PhantomCase, z: int) -> np.ndarray:
+    """The case's HU with 220 deg of skull on slice ``z`` turned into scalp: the finder fails there."""
+    hu = case.hu.copy()
+    cy, cx = (float(c.mean()) for c in np.nonzero(case.intracranial[z]))
+    rows, cols = np.indices(hu.shape[1:])
+    bone = (case.signed_distance[z] > -0.5) & (case.signed_distance[z] < case.skull_mm + 0.5)
+    hu[z][bone & (np.abs(np.arctan2(rows - cy, cols - cx)) <= np.deg2rad(110.0))] = 40.0
+    return hu

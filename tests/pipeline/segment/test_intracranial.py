@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from anatomy_support import PhantomCase, dice, herniate, volume_ml
+from anatomy_support import PhantomCase, dice, herniate, open_ring_on, volume_ml
 from scipy import ndimage
 
 from ichpipe.errors import UsageError
@@ -140,3 +140,64 @@ def test_input_checks() -> None:
         AnatomyConfig(brain_hu=(100.0, 0.0))
     with pytest.raises(ValueError, match="'min_ring_fraction'"):
         AnatomyConfig(min_ring_fraction=1.5)
+
+
+def test_a_failed_slice_low_in_the_head_is_crossed(small_case: PhantomCase) -> None:
+    """One failed slice cut the slices below it off the space (the real GE head's posterior fossa)."""
+    present = np.flatnonzero(small_case.intracranial.any(axis=(1, 2)))
+    z = int(present[0] + (present[-1] - present[0]) // 4)
+    hu = open_ring_on(small_case, z)
+    truth = small_case.intracranial
+    before = find_intracranial(hu, small_case.spacing, small_case.thickness,
+                               config=AnatomyConfig(max_failed_run_mm=None))
+    assert before.slices[z].method == "none"
+    assert not before.mask[:z].any()  # what the 3D step alone lost
+    after = find_intracranial(hu, small_case.spacing, small_case.thickness)
+    assert after.crossed_slices == (z,) and after.measurements["n_slices_crossed"] == 1
+    assert after.joined_slices and set(after.joined_slices) <= set(range(z))
+    assert "1 failed slice crossed" in after.method
+    below = truth[:z]
+    assert (after.mask[:z] & below).sum() >= 0.95 * below.sum()
+    assert dice(after.mask, truth) >= 0.95
+    # the crossed slice itself holds most of its true space and never reaches the scalp (here the removed
+    # skull reads as brain, so it may take some of the skull's place: on a real failed slice bone stops it)
+    assert (after.mask[z] & truth[z]).sum() >= 0.8 * truth[z].sum()
+    assert not (after.mask[z] & (small_case.signed_distance[z] >= small_case.skull_mm)).any()
+    assert abs(after.volume_ml - volume_ml(truth, small_case.voxel_ml)) <= 0.05 * volume_ml(truth, small_case.voxel_ml)
+
+
+def test_crossing_changes_nothing_on_an_intact_head(small_case: PhantomCase) -> None:
+    off = find_intracranial(small_case.hu, small_case.spacing, small_case.thickness,
+                            config=AnatomyConfig(max_failed_run_mm=None))
+    on = _run(small_case)
+    np.testing.assert_array_equal(on.mask, off.mask)
+    assert on.crossed_slices == () and on.measurements["n_slices_crossed"] == 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"max_failed_run_mm": -1.0}, "Argument 'max_failed_run_mm' must not be negative"),
+    ({"min_join_share": 1.5}, r"Argument 'min_join_share' must lie in \(0, 1\]"),
+])
+def test_crossing_options_are_checked(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AnatomyConfig(**kwargs)
+
+
+@pytest.mark.shared_data
+def test_the_real_ge_heads_posterior_fossa_is_inside(shared_data) -> None:
+    """One failed slice at the orbits cut the cerebellum and both middle fossae off the real GE head."""
+    from ichpipe.dicom_io import assemble_series, scan_study
+
+    with scan_study(shared_data / "ct-real" / "ge-hispeed-head-tilt") as scan:
+        volume = assemble_series(scan.require_selected().series)
+    geo = volume.geometry
+    former = find_intracranial(volume.hu, geo.pixel_spacing_mm, geo.slice_thickness_mm,
+                               config=AnatomyConfig(max_failed_run_mm=None))
+    now = find_intracranial(volume.hu, geo.pixel_spacing_mm, geo.slice_thickness_mm)
+    assert len(now.crossed_slices) == 1
+    (z,) = now.crossed_slices
+    assert former.slices[z].method == "none" and not former.mask[:z].any()
+    area_cm2 = now.mask.sum(axis=(1, 2)) * geo.pixel_spacing_mm[0] * geo.pixel_spacing_mm[1] / 100.0
+    assert (area_cm2[z - 3 : z + 1] >= 40.0).all()
+    assert now.volume_ml - former.volume_ml >= 80.0
+    assert (now.mask & former.mask).sum() == former.mask.sum()  # only added to

@@ -122,6 +122,30 @@ def test_hemseg_shapes_and_real_background(shared_data: Path, tmp_path: Path) ->
     assert case.mask.any() and float(np.median(case.image[case.mask])) == pytest.approx(lesion_hu, abs=8.0)
 
 
+@pytest.mark.shared_data
+def test_the_skull_base_background_paints_below_the_crossed_slice_only(shared_data: Path, tmp_path: Path) -> None:
+    """``--real ge-skull-base``: lesions on the GE head's posterior fossa and temporal base, never above."""
+    from ichpipe.pipeline.synthetic.real_backgrounds import load_real_background
+
+    background = load_real_background("ge-skull-base", ct_real_dir=shared_data / "ct-real")
+    assert background is not None and "skull base only" in background.description
+    allowed = np.flatnonzero(background.intracranial.any(axis=(1, 2)))
+    ordinary = load_real_background("ge", ct_real_dir=shared_data / "ct-real")
+    assert ordinary is not None
+    # the ordinary background (the former finder) has none of those slices: they were never painted
+    assert not ordinary.intracranial[allowed].any()
+    manifest = generate_dataset(
+        tmp_path / "base",
+        GeneratorOptions(n=0, n_real=2, seed=5, real_backgrounds=("ge-skull-base",), shapes="val",
+                         val_fraction=0.0, ct_real_dir=shared_data / "ct-real",
+                         hemseg_dir=shared_data / "hemseg500-masks"),
+    )
+    for entry in read_manifest(manifest).entries:
+        assert entry.patient_id == "ct-real-ge" and entry.source.startswith("ct-real-ge-skull-base")
+        painted = np.flatnonzero(load_case(entry).mask.any(axis=(1, 2)))
+        assert painted.size and set(painted) <= set(allowed)
+
+
 # --------------------------------------------------------------------------- pre-processing
 
 
