@@ -2,7 +2,8 @@
 
 Usage (from the repository root, in the project's venv)::
 
-    python bench/posterior_fossa.py [--cases 8] [--seed 0] [--out posterior_fossa.jsonl] [--checkpoint FILE]
+    python bench/posterior_fossa.py [--cases 8] [--seed 0] [--out posterior_fossa.jsonl]
+        [--segmenter NAME] [--checkpoint FILE|DIR] [--blast-models 1] [--crossing-only]
 
 At the skull base the intracranial finder fails on a slice or two (the orbits and sinuses open the
 bone ring), and before ``anatomy.max_failed_run_mm`` the 3D step then dropped everything beyond:
@@ -79,11 +80,18 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=8, help="bleeds painted per head")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("posterior_fossa.jsonl"))
-    parser.add_argument("--checkpoint", type=Path, default=None, help="a network checkpoint (default: the shipped one)")
+    parser.add_argument("--segmenter", default=None,
+                        help="threshold, a network or blast_ct (default: the shipped network)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a network checkpoint, or BLAST-CT's weights folder (default: the shipped network)")
+    parser.add_argument("--blast-models", type=int, default=1, help="--segmenter blast_ct: models averaged")
+    parser.add_argument("--crossing-only", action="store_true", help="skip the runs with the former finder")
     args = parser.parse_args()
     config = load_config()
+    config = replace(config, blast_ct=replace(config.blast_ct, models=args.blast_models))
     former = replace(config, anatomy=replace(config.anatomy, max_failed_run_mm=None))
-    segmenter = load_segmenter(checkpoint=args.checkpoint)
+    segmenter = load_segmenter(args.segmenter, checkpoint=args.checkpoint, config=config)
+    finders = (("crossing", config),) if args.crossing_only else (("former", former), ("crossing", config))
     rng = np.random.default_rng(args.seed)
     rows = []
     with args.out.open("w") as sink:
@@ -94,7 +102,7 @@ def main() -> None:
             depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space.mask])
             allowed = np.zeros(space.mask.shape, dtype=bool)
             allowed[reached] = (depth[reached] >= 6.0) & (volume.hu[reached] >= 15) & (volume.hu[reached] <= 50)
-            clean = {"former": _read(volume, segmenter, former)[0], "crossing": _read(volume, segmenter, config)[0]}
+            clean = {name: _read(volume, segmenter, cfg)[0] for name, cfg in finders}
             candidates = np.argwhere(allowed)
             done = 0
             while done < args.cases:
@@ -106,7 +114,7 @@ def main() -> None:
                     continue
                 painted = replace(volume, hu=hu)
                 row: dict[str, Any] = {"head": head, "centre": list(centre), "truth_ml": round(truth, 2)}
-                for name, cfg in (("former", former), ("crossing", config)):
+                for name, cfg in finders:
                     ml, codes, volumes = _read(painted, segmenter, cfg)
                     row[name] = {"added_ml": round(ml - clean[name], 2), "codes": codes,
                                  "volumes_ml": {k: round(float(v), 2) for k, v in volumes.items()}}
@@ -114,13 +122,13 @@ def main() -> None:
                 sink.write(json.dumps(row) + "\n")
                 rows.append(row)
                 done += 1
-    print("| head | slice | truth mL | former: read | flags | crossing: read | baseline | flags |")
+    print("| head | slice | truth mL | former: read | flags | crossing: read | the segmenter beside it | flags |")
     print("|---|---:|---:|---:|---|---:|---:|---|")
     for r in rows:
-        f, c = r["former"], r["crossing"]
+        f, c = r.get("former", {"added_ml": "", "codes": ["not run"]}), r["crossing"]
         before, after = ", ".join(f["codes"]) or "none", ", ".join(c["codes"]) or "none"
         print(f"| {r['head']} | {r['centre'][0]} | {r['truth_ml']} | {f['added_ml']} | {before}"
-              f" | {c['added_ml']} | {c['volumes_ml'].get('threshold', '')} | {after} |")
+              f" | {c['added_ml']} | {[*c['volumes_ml'].values(), '', ''][1]} | {after} |")
 
 
 if __name__ == "__main__":
