@@ -23,6 +23,7 @@ __all__ = [
     "BloodEdgeConfig",
     "BloodOutsideConfig",
     "ClippingConfig",
+    "CoverageConfig",
     "DisagreementConfig",
     "DomainConfig",
     "FluidLevelConfig",
@@ -455,6 +456,28 @@ class SkullBaseConfig:
 
 
 @dataclass(frozen=True)
+class CoverageConfig:
+    """Flags ``blood_at_scan_end`` and ``head_not_covered``: the series' first and last slices.
+
+    Parameters
+    ----------
+    min_blood_mm2:
+        Segmented blood on an end slice from this area raises ``blood_at_scan_end`` (20 mm^2: a few
+        pixels of partial volume do not; ``null``: off).
+    max_end_share:
+        An end slice whose intracranial area is at least this share of the largest slice's raises
+        ``head_not_covered`` (a whole head's end slices hold none or a sliver: the real heads 0-3 %,
+        the 222 phantoms generated here at most 38 %; ``null``: off).
+    """
+
+    min_blood_mm2: float | None = 20.0
+    max_end_share: float | None = 0.5
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+
+
+@dataclass(frozen=True)
 class DomainConfig:
     """Flags ``out_of_domain_contrast``, ``out_of_domain_paediatric``, ``out_of_domain_orientation``.
 
@@ -519,7 +542,7 @@ class QualityConfig:
         beside the baseline (the behaviour before ``auto``). ``none``: no
         cross-check.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, hypodense_at_skull, blood_density,
-    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal, fluid_level, skull_base:
+    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal, fluid_level, skull_base, coverage:
         The thresholds of each check.
     """
 
@@ -541,3 +564,4 @@ class QualityConfig:
     metal: MetalConfig = field(default_factory=MetalConfig)
     fluid_level: FluidLevelConfig = field(default_factory=FluidLevelConfig)
     skull_base: SkullBaseConfig = field(default_factory=SkullBaseConfig)
+    coverage: CoverageConfig = field(default_factory=CoverageConfig)

@@ -26,6 +26,7 @@ from ichpipe.pipeline.quality.checks import (
     check_image_noise,
     check_intracranial,
 )
+from ichpipe.pipeline.quality.coverage import check_coverage, scan_ends
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.quality.fluid_level import check_fluid_level, find_fluid_level
 from ichpipe.pipeline.quality.hypodense_at_skull import check_hypodense_at_skull, hypodense_at_skull
@@ -89,9 +90,11 @@ def assess_quality(
         bone_share=float(m.get("bone_share_median") or 0.0),
         **asdict(cfg.intracranial),
     ), "intracranial")
+    ends = scan_ends(intracranial.mask, segmentation.mask, geo.pixel_spacing_mm, geo.normal)
+    report.add(check_coverage(ends, **asdict(cfg.coverage)), "coverage")
     report.add(check_hu_levels(volume.hu, intracranial.mask, **asdict(cfg.hu_levels)), "hu_levels")
     report.add(check_clipping(volume.hu, bone_hu=bone_min_hu, **asdict(cfg.clipping)), "clipping")
-    measurements: dict[str, Any] = {}
+    measurements: dict[str, Any] = {"scan_ends": [e.to_dict() for e in ends]}
     streaked: set[int] = set()  # metal's slices and their neighbours: not read for contrast enhancement
     if cfg.metal.min_ml is not None:
         metal = metal_in_head(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.voxel_volumes_ml,

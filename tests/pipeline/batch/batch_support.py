@@ -106,9 +106,11 @@ def write_config(path: Path, *, store: Path, batch: dict[str, Any] | None = None
     The batch tests run the threshold baseline for speed, with nothing beside it
     (``quality.cross_check: threshold``): the default network beside the baseline would load
     in every batch process (about 2 s each); it is tested in ``tests/pipeline/jobs/test_cross_check.py``.
+    Their 12-slice phantoms are cut heads (fast to write), which ``head_not_covered`` rightly flags:
+    it is off here (``quality.coverage.max_end_share: null``) and tested in ``test_coverage.py``.
     """
     data: dict[str, Any] = {"store": {"path": str(store)}, "batch": {"settle_s": 0, **(batch or {})},
-                            "quality": {"cross_check": "threshold"}}
+                            "quality": {"cross_check": "threshold", "coverage": {"max_end_share": None}}}
     if pacs:
         data["pacs"] = pacs
     path.write_text(json.dumps(data, indent=2))
