@@ -97,7 +97,7 @@ def main() -> None:
     with args.out.open("w") as sink:
         for head, volume in _heads(config).items():
             space = find_intracranial_in(volume.hu, volume.geometry, config.anatomy)
-            reached = sorted(set(space.crossed_slices) | set(space.joined_slices))
+            reached = list(space.reached_slices)
             ps = volume.geometry.pixel_spacing_mm
             depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space.mask])
             allowed = np.zeros(space.mask.shape, dtype=bool)

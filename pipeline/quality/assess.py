@@ -153,15 +153,14 @@ def assess_quality(
         measurements["removed_outside_intracranial_ml"] = segmentation.removed_ml
     if skull_base_missed_ml is not None:
         report.add(check_skull_base_missed(skull_base_missed_ml, min_ml=cfg.skull_base.min_ml), "skull_base")
-        measurements["skull_base"] = {"slices": sorted(set(intracranial.crossed_slices)
-                                                       | set(intracranial.joined_slices)),
+        measurements["skull_base"] = {"slices": list(intracranial.reached_slices),
                                       "baseline_only_ml": round(skull_base_missed_ml, 3)}
     if volumes_ml is not None and len(volumes_ml) >= 2:
         report.add(check_disagreement(dict(volumes_ml), baseline=ThresholdSegmenter.name, **asdict(cfg.disagreement)),
                    "disagreement")
         measurements["volumes_ml"] = {k: round(float(v), 3) for k, v in volumes_ml.items()}
     # the skull base's thin bones, reached across a failed slice, read at enhanced-vessel density too
-    skull_base = set(intracranial.crossed_slices) | set(intracranial.joined_slices)
+    skull_base = set(intracranial.reached_slices)
     report.add(check_domain(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.slice_thickness_mm, geo.normal,
                             intracranial_ml=intracranial.volume_ml, unread_slices=sorted(streaked | skull_base),
                             bone_hu=bone_hu if math.isfinite(bone_hu) else bone_min_hu, **asdict(cfg.domain)),

@@ -221,6 +221,11 @@ class IntracranialResult:
     joined_slices: tuple[int, ...] = ()
 
     @property
+    def reached_slices(self) -> tuple[int, ...]:
+        """The crossed and joined slices together, sorted: the skull base the space reaches since the crossing."""
+        return tuple(sorted(set(self.crossed_slices) | set(self.joined_slices)))
+
+    @property
     def skull_stripped(self) -> bool:
         """Whether the ring was made of fill-value voxels, not bone: a skull-stripped export."""
         return _stripped(list(self.slices), self.levels)

@@ -119,7 +119,7 @@ def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealB
         intracranial = ndimage.binary_erosion(fill, structure=np.ones((1, 3, 3), dtype=bool))
     elif name in SKULL_BASE_BACKGROUNDS:
         space = find_intracranial_in(volume.hu, volume.geometry)  # crossing failed slices (the default)
-        reached = sorted(set(space.crossed_slices) | set(space.joined_slices))
+        reached = list(space.reached_slices)
         if not reached:
             log.warning("real background %s: no slice reached across a failed one; no studies of it", name)
             return None

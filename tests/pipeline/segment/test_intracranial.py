@@ -155,6 +155,7 @@ def test_a_failed_slice_low_in_the_head_is_crossed(small_case: PhantomCase) -> N
     after = find_intracranial(hu, small_case.spacing, small_case.thickness)
     assert after.crossed_slices == (z,) and after.measurements["n_slices_crossed"] == 1
     assert after.joined_slices and set(after.joined_slices) <= set(range(z))
+    assert after.reached_slices == tuple(sorted((*after.joined_slices, z)))
     assert "1 failed slice crossed" in after.method
     below = truth[:z]
     assert (after.mask[:z] & below).sum() >= 0.95 * below.sum()
