@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ichpipe import load_segmenter  # noqa: E402
-from ichpipe.dicom_io.assemble import CTVolume, assemble_series  # noqa: E402
-from ichpipe.dicom_io.study import scan_study  # noqa: E402
+from ichpipe.dicom_io.assemble import CTVolume  # noqa: E402
 from ichpipe.pipeline.config import load_config  # noqa: E402
+from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
 
@@ -48,9 +48,8 @@ def main() -> None:
     parser.add_argument("--keep", type=int, default=20, help="slices kept from the bottom of the GE head")
     args = parser.parse_args()
     config, segmenter = load_config(), load_segmenter()
-    with scan_study(DATA / "ct-real" / "ge-hispeed-head-tilt", discovery=config.discovery,
-                    selection=config.selection, geometry=config.geometry) as scan:
-        volume = assemble_series(scan.require_selected().series, config=config.geometry)
+    volume = read_dicom_series(DATA / "ct-real" / "ge-hispeed-head-tilt", discovery=config.discovery,
+                               selection=config.selection, geometry=config.geometry)
     geo = volume.geometry
     centre = args.keep - 1
     z, r, c = np.ogrid[: volume.hu.shape[0], : volume.hu.shape[1], : volume.hu.shape[2]]

@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ichpipe import load_segmenter  # noqa: E402
-from ichpipe.dicom_io.assemble import CTVolume, assemble_series  # noqa: E402
-from ichpipe.dicom_io.study import scan_study  # noqa: E402
+from ichpipe.dicom_io.assemble import CTVolume  # noqa: E402
 from ichpipe.pipeline.config import Config, load_config  # noqa: E402
+from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.jobs.nifti_study import load_nifti_ct  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
@@ -48,9 +48,8 @@ DATA = REPO.parent / "shared" / "data"
 
 
 def _heads(config: Config) -> dict[str, CTVolume]:
-    with scan_study(DATA / "ct-real" / "ge-hispeed-head-tilt", discovery=config.discovery,
-                    selection=config.selection, geometry=config.geometry) as scan:
-        ge = assemble_series(scan.require_selected().series, config=config.geometry)
+    ge = read_dicom_series(DATA / "ct-real" / "ge-hispeed-head-tilt", discovery=config.discovery,
+                           selection=config.selection, geometry=config.geometry)
     ivh = load_nifti_ct(DATA / "ct-real-ich" / "ivh-deepbleed-example.nii.gz", config=config.geometry)
     return {"ge": ge, "ivh": ivh}
 

@@ -122,7 +122,7 @@ def analyse_volume(
             other = segment_volume(checker, volume, space)
             other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
             skull_base = space.reached_slices
-            if skull_base and checker.name == ThresholdSegmenter.name and segmenter.name != ThresholdSegmenter.name:
+            if skull_base and isinstance(checker, ThresholdSegmenter) and not isinstance(segmenter, ThresholdSegmenter):
                 # the networks never saw a bleed beyond a failed slice at the skull base: what the baseline finds there
                 skull_base_ml = skull_base_missed_ml(mask, other.mask, skull_base, geo.voxel_volumes_ml)
             del other

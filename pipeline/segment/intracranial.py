@@ -447,8 +447,6 @@ def find_intracranial(
                                 volume_ml=volume, head_volume_ml=head_volume, crossed_slices=crossed,
                                 joined_slices=joined)
     result.measurements.update(_measurements(result, per_slice, thickness, spacing))
-    result.measurements["n_slices_crossed"] = len(crossed)
-    result.measurements["n_slices_joined"] = len(joined)
     return result
 
 
@@ -475,6 +473,8 @@ def _measurements(result: IntracranialResult, per_slice: npt.NDArray[np.int64], 
         "bone_share_median": round(float(np.median([f.bone_share for f in findings
                                                     if f.method in ("closed", "bridged")] or [0.0])), 3),
         **{f"n_slices_{m}": sum(f.method == m for f in findings) for m in SLICE_METHODS},
+        "n_slices_crossed": len(result.crossed_slices),
+        "n_slices_joined": len(result.joined_slices),
         "fill_value_hu": lv.fill_value,
         "fill_fraction": round(lv.fill_fraction, 4),
         "max_hu": lv.max_hu,

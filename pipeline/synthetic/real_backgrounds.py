@@ -114,6 +114,9 @@ def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealB
         return None
     volume = read_dicom_series(folder)
     fill = _empty_skull(volume.hu, volume.geometry) if empty else None
+    description = f"{folder_name} ({volume.hu.shape[0]} slices" + (
+        ", skull filled with brain-like tissue)" if empty else ")"
+    )
     if fill is not None:
         # the filled inside, off its edge (partial-volume voxels against the plastic skull)
         intracranial = ndimage.binary_erosion(fill, structure=np.ones((1, 3, 3), dtype=bool))
@@ -125,13 +128,9 @@ def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealB
             return None
         intracranial = np.zeros_like(space.mask)
         intracranial[reached] = space.mask[reached]
+        description += f", lesions on its skull base only (slices {reached[0]}-{reached[-1]})"
     else:
         intracranial = intracranial_mask(volume.hu, volume.geometry, GENERATOR_ANATOMY)
-    description = f"{folder_name} ({volume.hu.shape[0]} slices" + (
-        ", skull filled with brain-like tissue)" if empty else ")"
-    )
-    if name in SKULL_BASE_BACKGROUNDS:
-        description += f", lesions on its skull base only (slices {reached[0]}-{reached[-1]})"
     return RealBackground(name, patient, volume, intracranial, fill, description)
 
 
