@@ -457,7 +457,8 @@ class SkullBaseConfig:
 
 @dataclass(frozen=True)
 class CoverageConfig:
-    """Flags ``blood_at_scan_end`` and ``head_not_covered``: the series' first and last slices.
+    """Flags ``blood_at_scan_end`` and ``head_not_covered`` (the series' first and last slices) and
+    ``head_outside_field_of_view`` (the image's edge).
 
     Parameters
     ----------
@@ -468,10 +469,17 @@ class CoverageConfig:
         An end slice whose intracranial area is at least this share of the largest slice's raises
         ``head_not_covered`` (a whole head's end slices hold none or a sliver: the real heads 0-3 %,
         the 222 phantoms generated here at most 38 %; ``null``: off).
+    field_band_mm, min_field_edge_mm:
+        The intracranial space within ``field_band_mm`` of the field of view's edge (the image's border,
+        or the reconstruction circle when the corners are padding) along ``min_field_edge_mm`` of it on
+        one slice raises ``head_outside_field_of_view`` (a whole head keeps 10 mm and more of skull and
+        scalp inside the field; ``null``: off).
     """
 
     min_blood_mm2: float | None = 20.0
     max_end_share: float | None = 0.5
+    field_band_mm: float = 3.0
+    min_field_edge_mm: float | None = 10.0
 
     def __post_init__(self) -> None:
         _check_non_negative(self)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.quality_config import QualityConfig
 from ichpipe.pipeline.quality.blood_checks import (
@@ -26,7 +28,7 @@ from ichpipe.pipeline.quality.checks import (
     check_image_noise,
     check_intracranial,
 )
-from ichpipe.pipeline.quality.coverage import check_coverage, scan_ends
+from ichpipe.pipeline.quality.coverage import check_coverage, check_field_of_view, field_edge, scan_ends
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.quality.fluid_level import check_fluid_level, find_fluid_level
 from ichpipe.pipeline.quality.hypodense_at_skull import check_hypodense_at_skull, hypodense_at_skull
@@ -81,7 +83,11 @@ def assess_quality(
     geo = volume.geometry
     m = intracranial.measurements
     report = QualityReport(intracranial=dict(m))
-    report.add(check_intracranial(
+    coverage = asdict(cfg.coverage)
+    edge = field_edge(intracranial.mask, volume.hu, geo.pixel_spacing_mm, band_mm=coverage.pop("field_band_mm"))
+    min_edge_mm = coverage.pop("min_field_edge_mm")
+    cut = check_field_of_view(edge, min_edge_mm=min_edge_mm)
+    space_flags = check_intracranial(
         intracranial_ml=intracranial.volume_ml,
         head_ml=intracranial.head_volume_ml,
         max_gap_deg=float(m.get("bridged_max_gap_deg") or 0.0),
@@ -89,12 +95,17 @@ def assess_quality(
         n_outline_slices=int(m.get("n_slices_outline") or 0),
         bone_share=float(m.get("bone_share_median") or 0.0),
         **asdict(cfg.intracranial),
-    ), "intracranial")
+    )
+    if cut and _open_where_cut(intracranial, edge.slices_from(1e-9), cfg.intracranial.open_gap_deg):
+        space_flags = [f for f in space_flags if f.code != "skull_open"]  # the cut opened the ring, not missing bone
+    report.add(space_flags, "intracranial")
     ends = scan_ends(intracranial.mask, segmentation.mask, geo.pixel_spacing_mm, geo.normal)
-    report.add(check_coverage(ends, **asdict(cfg.coverage)), "coverage")
+    report.add(check_coverage(ends, **coverage), "coverage")
+    report.add(cut, "field_of_view")
     report.add(check_hu_levels(volume.hu, intracranial.mask, **asdict(cfg.hu_levels)), "hu_levels")
     report.add(check_clipping(volume.hu, bone_hu=bone_min_hu, **asdict(cfg.clipping)), "clipping")
-    measurements: dict[str, Any] = {"scan_ends": [e.to_dict() for e in ends]}
+    measurements: dict[str, Any] = {"scan_ends": [e.to_dict() for e in ends],
+                                    "field_edge": edge.to_dict(min_edge_mm if min_edge_mm is not None else 0.0)}
     streaked: set[int] = set()  # metal's slices and their neighbours: not read for contrast enhancement
     if cfg.metal.min_ml is not None:
         metal = metal_in_head(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.voxel_volumes_ml,
@@ -175,3 +186,12 @@ def _patient_position(volume: CTVolume) -> str | None:
         return None
     value = volume.first.get("PatientPosition")
     return str(value) if value else None
+
+
+def _open_where_cut(intracranial: IntracranialResult, cut_slices: tuple[int, ...], open_gap_deg: float) -> bool:
+    """Whether each kept slice bridged across ``open_gap_deg`` or more touches the cut (or lies beside it)."""
+    near = {z + d for z in cut_slices for d in (-1, 0, 1)}
+    kept = np.any(intracranial.mask, axis=(1, 2))  # a bridged slice the 3D steps dropped bounds nothing
+    opened = [z for z, f in enumerate(intracranial.slices)
+              if f.method == "bridged" and f.max_gap_deg >= open_gap_deg and kept[z]]
+    return all(z in near for z in opened)

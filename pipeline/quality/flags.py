@@ -25,6 +25,8 @@ FLAG_CODES: dict[str, str] = {
     "hu_no_air": "no air in the image: the HU scale cannot be checked against air",
     "hu_clipped": "image values were clipped (bone or low values lost)",
     "head_not_covered": "the series ends inside the head: blood beyond the scanned range is not measured",
+    "head_outside_field_of_view": "the intracranial space runs along the image's edge: the field of view cuts the"
+                                  " head, blood beyond it is not measured",
     "blood_at_scan_end": "blood lies on the first or last slice: the bleed may go on beyond the scanned range",
     "metal_artifact": "metal in the head (clip, coil, drain, probe): its streaks can read as blood or hide it",
     "blood_at_mask_edge": "blood lies on an intracranial edge without bone: it may be cut off",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from anatomy_support import PhantomCase, enhance, with_hu
@@ -277,3 +280,10 @@ def test_flags_are_sentences_with_numbers(variant) -> None:
 def test_unknown_flag_code_is_refused() -> None:
     with pytest.raises(ValueError, match="'code'"):
         QualityFlag("made_up", "A sentence.")
+
+
+def test_the_readme_table_names_every_flag() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| code | raised when |", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)`", "\n".join(line.split("|")[1] for line in table.splitlines()[2:])))
+    assert named == set(FLAG_CODES)
