@@ -3,7 +3,7 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/posterior_fossa.py [--cases 8] [--seed 0] [--out posterior_fossa.jsonl]
-        [--segmenter NAME] [--checkpoint FILE|DIR] [--blast-models 1] [--crossing-only]
+        [--segmenter NAME] [--checkpoint FILE|DIR] [--blast-models 1] [--crossing-only] [--anywhere]
 
 At the skull base the intracranial finder fails on a slice or two (the orbits and sinuses open the
 bone ring), and before ``anatomy.max_failed_run_mm`` the 3D step then dropped everything beyond:
@@ -16,7 +16,10 @@ the truth is that painted mask (kept when >= 0.5 mL). Each study goes through
 :func:`~ichpipe.pipeline.jobs.analyse_volume.analyse_volume` (``run``'s analysis, default
 network) with the crossing off (the former finder) and on. ``added`` is the volume read minus the
 clean head's (the IVH example has its own blood). One JSON line per study goes to ``--out``; a
-table follows. About 10 s a study on the 2-core VM.
+table follows. About 10 s a study on the 2-core VM. ``--anywhere`` centres the bleeds on any slice
+of the space (at least 6 mm inside it): where else on a real head the network is blind.
+``--beside`` paints a deep bleed (8 x 12 x 10 mm radii, 65 HU) into every study first (``clean`` and
+``added`` then count from the head with it): a bleed missed beside one found.
 """
 
 from __future__ import annotations
@@ -85,6 +88,10 @@ def main() -> None:
                         help="a network checkpoint, or BLAST-CT's weights folder (default: the shipped network)")
     parser.add_argument("--blast-models", type=int, default=1, help="--segmenter blast_ct: models averaged")
     parser.add_argument("--crossing-only", action="store_true", help="skip the runs with the former finder")
+    parser.add_argument("--anywhere", action="store_true",
+                        help="centre the bleeds on any slice of the space, not only the reached ones")
+    parser.add_argument("--beside", action="store_true",
+                        help="paint a deep bleed (an ellipsoid of 8 x 12 x 10 mm radii) first, in every study")
     args = parser.parse_args()
     config = load_config()
     config = replace(config, blast_ct=replace(config.blast_ct, models=args.blast_models))
@@ -96,11 +103,19 @@ def main() -> None:
     with args.out.open("w") as sink:
         for head, volume in _heads(config).items():
             space = find_intracranial_in(volume.hu, volume.geometry, config.anatomy)
-            reached = list(space.reached_slices)
+            beside = np.zeros(space.mask.shape, dtype=bool)
+            if args.beside:  # left of the centre of the space's largest slice (the basal ganglia's place)
+                z = int(np.argmax(space.mask.sum(axis=(1, 2))))
+                in_rows, in_cols = np.nonzero(space.mask[z])
+                at = (z, int(in_rows.mean()), int(in_cols.mean() + 25.0 / volume.geometry.pixel_spacing_mm[1]))
+                hu, beside = _paint(volume, space.mask, at, (8.0, 12.0, 10.0), 65.0)
+                volume = replace(volume, hu=hu)
+            reached = list(range(space.mask.shape[0])) if args.anywhere else list(space.reached_slices)
             ps = volume.geometry.pixel_spacing_mm
             depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space.mask])
             allowed = np.zeros(space.mask.shape, dtype=bool)
             allowed[reached] = (depth[reached] >= 6.0) & (volume.hu[reached] >= 15) & (volume.hu[reached] <= 50)
+            allowed &= ~ndimage.binary_dilation(beside, iterations=20)  # the painted bleeds stay apart
             clean = {name: _read(volume, segmenter, cfg)[0] for name, cfg in finders}
             candidates = np.argwhere(allowed)
             done = 0
@@ -112,7 +127,8 @@ def main() -> None:
                 if truth < 0.5:
                     continue
                 painted = replace(volume, hu=hu)
-                row: dict[str, Any] = {"head": head, "centre": list(centre), "truth_ml": round(truth, 2)}
+                row: dict[str, Any] = {"head": head, "centre": list(centre), "truth_ml": round(truth, 2),
+                                       "beside_ml": round(mask_volume_ml(beside, volume.geometry.voxel_volumes_ml), 2)}
                 for name, cfg in finders:
                     ml, codes, volumes = _read(painted, segmenter, cfg)
                     row[name] = {"added_ml": round(ml - clean[name], 2), "codes": codes,

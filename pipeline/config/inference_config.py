@@ -80,12 +80,13 @@ class ExtraAxialConfig:
     min_thickness_mm:
         Diameter of the in-plane opening applied to the call (the table's partial-volume rim is thinner).
     min_median_hu:
-        A component's median HU must be at least this: acute or mixed blood (``None``: any) ...
+        The median HU of what a component adds (blood the first network found in it is not read) must
+        be at least this: acute or mixed blood (``None``: any) ...
     min_contrast_hu:
         ... and must be this many HU denser than the brain 1-4 mm around it in plane (``None``: no
         such test); one that is not is taken as isodense, like cortex against the table ...
     low_density_min_ml:
-        ... unless the component holds at least this many mL: a large subacute or chronic
+        ... unless the component adds at least this many mL: a large subacute or chronic
         collection (``None``: never).
     low_density_grow_threshold:
         Such a low-density collection, once added, grows into the voxels connected to it that the

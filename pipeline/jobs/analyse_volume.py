@@ -33,7 +33,7 @@ from ichpipe.pipeline.config.models_config import ModelsConfig, resolve_checkpoi
 from ichpipe.pipeline.measure.volume import HematomaMeasurement, measure_hematoma
 from ichpipe.pipeline.outputs.report import StageTimer
 from ichpipe.pipeline.quality.assess import assess_quality
-from ichpipe.pipeline.quality.blood_checks import skull_base_missed_ml
+from ichpipe.pipeline.quality.blood_checks import UntouchedPieces, skull_base_missed_ml, untouched_pieces
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.segment import Segmenter
 from ichpipe.pipeline.segment.components import mask_volume_ml
@@ -116,15 +116,21 @@ def analyse_volume(
     cross_check: dict[str, Any] | None = None
     volumes: dict[str, float] | None = None
     skull_base_ml: float | None = None
+    untouched: UntouchedPieces | None = None
     checker = cross_check_segmenter(segmenter, config)
     if checker is not None:
         with timer.stage("cross_check"):
             other = segment_volume(checker, volume, space)
             other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
             skull_base = space.reached_slices
-            if skull_base and isinstance(checker, ThresholdSegmenter) and not isinstance(segmenter, ThresholdSegmenter):
-                # the networks never saw a bleed beyond a failed slice at the skull base: what the baseline finds there
-                skull_base_ml = skull_base_missed_ml(mask, other.mask, skull_base, geo.voxel_volumes_ml)
+            if isinstance(checker, ThresholdSegmenter) and not isinstance(segmenter, ThresholdSegmenter):
+                if skull_base:
+                    # the networks never saw a bleed beyond a failed slice at the skull base: what the baseline finds
+                    skull_base_ml = skull_base_missed_ml(mask, other.mask, skull_base, geo.voxel_volumes_ml)
+                if config.quality.missed_blood.min_ml is not None:
+                    # a bleed the network missed whole, beside one it found, hardly moves the volumes compared
+                    untouched = untouched_pieces(mask, other.mask, geo.voxel_volumes_ml, skip_slices=skull_base,
+                                                 min_piece_ml=config.quality.missed_blood.min_piece_ml)
             del other
         name = str(segmenter.describe().get("name") or segmenter.name)
         described = checker.describe()
@@ -133,6 +139,7 @@ def analyse_volume(
         cross_check = {"segmenter": other_name, "kind": described["kind"], "volume_ml": round(other_ml, 4)}
     with timer.stage("quality"):
         quality = assess_quality(volume, space, result, volumes_ml=volumes, skull_base_missed_ml=skull_base_ml,
+                                 untouched=untouched,
                                  bone_min_hu=config.anatomy.bone_min_hu, config=config.quality)
     if cross_check is not None:
         quality.measurements["cross_check"] = cross_check

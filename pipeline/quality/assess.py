@@ -12,11 +12,13 @@ import numpy as np
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.quality_config import QualityConfig
 from ichpipe.pipeline.quality.blood_checks import (
+    UntouchedPieces,
     check_blood_density,
     check_hypodense_part,
     check_low_density_collection,
     check_skull_base_missed,
     check_uncertain_edge,
+    check_untouched_blood,
 )
 from ichpipe.pipeline.quality.checks import (
     check_blood_at_edge,
@@ -49,6 +51,7 @@ def assess_quality(
     *,
     volumes_ml: Mapping[str, float] | None = None,
     skull_base_missed_ml: float | None = None,
+    untouched: UntouchedPieces | None = None,
     bone_min_hu: float = 300.0,
     config: QualityConfig | None = None,
 ) -> QualityReport:
@@ -69,6 +72,9 @@ def assess_quality(
         What the threshold baseline beside a network found and the network did not on the slices the
         intracranial finder reached across a failed slice (``None``: not measured), for
         ``skull_base_blood_missed``.
+    untouched:
+        The baseline's pieces beside a network that the network does not touch, off those slices (``None``:
+        not measured), for ``blood_missed_by_network``.
     bone_min_hu:
         The bone threshold of the ``anatomy`` config (a maximum below it: no bone in the image).
     config:
@@ -166,6 +172,9 @@ def assess_quality(
         report.add(check_skull_base_missed(skull_base_missed_ml, min_ml=cfg.skull_base.min_ml), "skull_base")
         measurements["skull_base"] = {"slices": list(intracranial.reached_slices),
                                       "baseline_only_ml": round(skull_base_missed_ml, 3)}
+    if untouched is not None:
+        report.add(check_untouched_blood(untouched, min_ml=cfg.missed_blood.min_ml), "missed_blood")
+        measurements["untouched_by_network"] = untouched.to_dict()
     if volumes_ml is not None and len(volumes_ml) >= 2:
         report.add(check_disagreement(dict(volumes_ml), baseline=ThresholdSegmenter.name, **asdict(cfg.disagreement)),
                    "disagreement")

@@ -10,21 +10,25 @@ the final mask and HU volume, or what the segmenter measured beside them (``deta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ichpipe.pipeline.quality.flags import QualityFlag
-from ichpipe.pipeline.segment.components import grow_into, mask_volume_ml
+from ichpipe.pipeline.quality.flags import QualityFlag, slice_range_text
+from ichpipe.pipeline.segment.components import components_at_least_3d, grow_into, mask_volume_ml
 
 __all__ = [
+    "UntouchedPieces",
     "check_blood_density",
     "check_hypodense_part",
     "check_low_density_collection",
     "check_skull_base_missed",
     "check_uncertain_edge",
+    "check_untouched_blood",
     "skull_base_missed_ml",
+    "untouched_pieces",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
@@ -200,3 +204,88 @@ def check_skull_base_missed(missed_ml: float | None, *, min_ml: float | None = 1
         " the network has never seen a bleed: a cerebellar, brainstem or temporal bleed may be missed, the volume may"
         " be too low (or the baseline reads beam hardening).",
         round(missed_ml, 3), min_ml)]
+
+
+@dataclass(frozen=True)
+class UntouchedPieces:
+    """The baseline's pieces of blood that the network's mask does not touch at all.
+
+    Attributes
+    ----------
+    ml:
+        Their volume, mL (pieces of at least the minimum only).
+    slices:
+        The slices they lie on, sorted.
+    """
+
+    ml: float
+    slices: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``quality.measurements.untouched_by_network``)."""
+        return {"baseline_only_ml": round(self.ml, 3), "slices": list(self.slices)}
+
+
+def untouched_pieces(
+    found: BoolArray,
+    baseline: BoolArray,
+    voxel_volumes_ml: npt.ArrayLike,
+    *,
+    min_piece_ml: float = 0.1,
+    skip_slices: Sequence[int] = (),
+) -> UntouchedPieces:
+    """The threshold baseline's pieces (26-connected) with no voxel in the network's mask.
+
+    Where the two find one bleed they overlap, whatever their edges; a piece the network does not touch
+    is a bleed it missed whole (or what the baseline misreads: beam hardening, a dense sinus).
+
+    Parameters
+    ----------
+    found, baseline:
+        The network's final mask and the baseline's (the cross-check), bool, one shape.
+    voxel_volumes_ml:
+        One voxel's volume per slice (or one value).
+    min_piece_ml:
+        Pieces under this volume are not counted (partial volume, noise).
+    skip_slices:
+        Pieces with a voxel on these slices are not counted (the skull base's slices, which
+        :func:`skull_base_missed_ml` measures).
+
+    Examples
+    --------
+    >>> base = np.zeros((3, 6, 6), dtype=bool); base[:, :2, :2] = True; base[:, 4:, 4:] = True
+    >>> net = np.zeros_like(base); net[1, 0, 0] = True
+    >>> untouched_pieces(net, base, 1.0, min_piece_ml=1.0)
+    UntouchedPieces(ml=12.0, slices=(0, 1, 2))
+    """
+    if found.shape != baseline.shape:
+        raise ValueError("Arguments 'found' and 'baseline' must have one shape.")
+    missed = baseline & ~grow_into(baseline & found, baseline)
+    skip = sorted({int(z) for z in skip_slices})
+    if skip and missed[skip].any():
+        seeds = np.zeros_like(missed)
+        seeds[skip] = missed[skip]
+        missed &= ~grow_into(seeds, missed)
+    missed = components_at_least_3d(missed, voxel_volumes_ml, min_piece_ml)
+    slices = tuple(int(z) for z in np.flatnonzero(missed.any(axis=(1, 2))))
+    return UntouchedPieces(mask_volume_ml(missed, voxel_volumes_ml) if slices else 0.0, slices)
+
+
+def check_untouched_blood(pieces: UntouchedPieces | None, *, min_ml: float | None = 1.0) -> list[QualityFlag]:
+    """Blood the baseline finds where the network found nothing (``blood_missed_by_network``).
+
+    Parameters
+    ----------
+    pieces:
+        :func:`untouched_pieces`; ``None`` when not measured (no baseline beside a network).
+    min_ml:
+        See :class:`~ichpipe.pipeline.config.cross_check_config.MissedBloodConfig` (``None``: off).
+    """
+    if pieces is None or min_ml is None or pieces.ml < min_ml:
+        return []
+    return [QualityFlag(
+        "blood_missed_by_network",
+        f"The threshold baseline finds {pieces.ml:.1f} mL of blood on {slice_range_text(pieces.slices)} in pieces the"
+        " network did not touch: a bleed may be missed whole and the volume too low (or the baseline reads beam"
+        " hardening or a dense sinus there).",
+        round(pieces.ml, 3), min_ml)]

@@ -40,6 +40,8 @@ FLAG_CODES: dict[str, str] = {
                                   " (acute-on-chronic subdural?): the volume may be too low",
     "skull_base_blood_missed": "the threshold baseline finds blood at the skull base (posterior fossa) that the"
                                " network, which never saw a bleed there, did not: the volume may be too low",
+    "blood_missed_by_network": "the threshold baseline finds blood in pieces the network did not touch: a bleed may"
+                               " be missed whole, the volume may be too low",
     "fluid_level": "a horizontal fluid level at the top of the blood: the serum above it is not counted, the volume"
                    " may be too low",
     "low_density_blood": "the blood found is near brain density (subacute, or mixed with CSF): often found only in"

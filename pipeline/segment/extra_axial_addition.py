@@ -27,8 +27,8 @@ own it may also call things elsewhere. This step uses it only against the skull:
    the voxels it would add: else the call ran from a haematoma into the brain between it and the
    table, as on a real PHE-SICH patient),
    it holds at least ``min_ml`` (a collection against the skull, not a call in the parenchyma,
-   the first network's job, nor a speck), and its median HU is at least ``min_median_hu``
-   (acute or mixed blood) **or** it holds at least ``low_density_min_ml`` (a large subacute or
+   the first network's job, nor a speck), and the median HU of what it adds is at least ``min_median_hu``
+   (acute or mixed blood) **or** it adds at least ``low_density_min_ml`` (a large subacute or
    chronic collection; counted in ``components_low_density`` and ``low_density_ml``, and the study
    is flagged ``extra_axial_low_density``: the network finds only part of such a collection). A
    network trained on synthetic chronic subdurals alone also called the CSF and cortex of real
@@ -177,9 +177,9 @@ def add_extra_axial(
     min_thickness_mm:
         Diameter of the in-plane opening applied to the call (0: none).
     min_median_hu:
-        A component's median HU must be at least this (``None``: no such test) ...
+        The median HU of the voxels a component adds must be at least this (``None``: no such test) ...
     low_density_min_ml:
-        ... unless it holds at least this many mL (``None``: never): a large subacute or chronic
+        ... unless it adds at least this many mL (``None``: never): a large subacute or chronic
         collection, not the small calls the network makes on real atrophic convexities.
     grow_candidate:
         The second network's call at a lower threshold, bool, same shape (``None``: no growth). A
@@ -271,11 +271,14 @@ def add_extra_axial(
         keep &= np.asarray(ndimage.sum(on_wide, labels, index), dtype=np.float64) >= min_ml
     low = np.zeros(n, dtype=bool)
     if min_median_hu is not None:
-        low = np.asarray(ndimage.median(hu[box], labels, index), dtype=np.float64) < min_median_hu
+        low = _added_median_hu(labels, index, hu[box], found, new_px) < min_median_hu
         if min_contrast_hu is not None:
             low |= _faint(labels, keep & ~low, hu[box], intracranial[box] & ~candidate[box] & ~mask[box],
                           pixel_spacing_mm, min_contrast_hu, margin=ring_px)
-        keep &= ~low | (ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
+        # its size too is what it adds: a lobar bleed's own volume does not make the cortex beside it a collection
+        new_ml = np.asarray(ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape) * ~found, labels,
+                                        index), dtype=np.float64)
+        keep &= ~low | (new_ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
     low_ml = grown_ml = beside_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
@@ -295,6 +298,23 @@ def add_extra_axial(
     return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
                               components_low_density=int((keep & low).sum()), low_density_ml=low_ml,
                               low_density_grown_ml=grown_ml, hypodense_beside_ml=beside_ml)
+
+
+def _added_median_hu(labels: npt.NDArray[np.integer], index: npt.NDArray[np.integer], hu: FloatArray,
+                     found: BoolArray, new_px: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each component's median HU over the voxels it would add (over all of it when it adds none).
+
+    A component joined to a haematoma the first network found holds that haematoma's dense voxels: read
+    whole, the cortex a call ran along the table from a lobar bleed (42 HU on the real GE head) passed as
+    acute blood.
+    """
+    whole = np.asarray(ndimage.median(hu, labels, index), dtype=np.float64)
+    adds = new_px > 0
+    if not adds.any():
+        return whole
+    new_labels = np.where(found, 0, labels)
+    whole[adds] = np.asarray(ndimage.median(hu, new_labels, index[adds]), dtype=np.float64)
+    return whole
 
 
 def _hypodense_beside(acute_in_box: BoolArray, box: tuple[slice, ...], taken: BoolArray,

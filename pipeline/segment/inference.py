@@ -324,6 +324,7 @@ class NetworkSegmenter:
                 "low_density_min_ml": extra.low_density_min_ml,
                 "low_density_grow_threshold": extra.low_density_grow_threshold,
                 "joined_table_share": JOINED_TABLE_SHARE,
+                "judged_on": "added",  # the density and size tests read what a component adds (twenty-fourth session)
             }
         return described
 

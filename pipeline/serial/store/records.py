@@ -365,6 +365,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+xa:0123:na'
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123", "joined_table_share": 0.05}})
     'sa_cbam_unet_slim+xa:0123:j0.05'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123", "joined_table_share": 0.05,
+    ...                                                   "judged_on": "added"}})
+    'sa_cbam_unet_slim+xa:0123:j0.05:a'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
     >>> method_name("sa_cbam_unet_slim", {"faint_growth": {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3},
@@ -400,6 +403,7 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         method = f"{method}:na" if extra.get("narrow_slices") == "anchored" else method
         joined = extra.get("joined_table_share")
         method = method if joined is None else f"{method}:j{float(joined):g}"
+        method = f"{method}:a" if extra.get("judged_on") == "added" else method
     faint = details.get("faint_growth") or {}
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"

@@ -207,6 +207,31 @@ def test_a_call_running_from_the_blood_found_into_the_brain_is_not_added() -> No
     assert out.components_added == 1 and out.added[1:5, 4:8, 10:30].all()
 
 
+def test_the_density_and_size_tests_read_what_a_component_adds() -> None:
+    """The real GE head: a call ran from a painted 65 HU lobar bleed against the table along the cortex
+    beside it (42 HU); read whole, the component's median was the bleed's and 2.8 mL of cortex was added."""
+    defaults = ExtraAxialConfig()
+    found = np.zeros((6, 40, 40), dtype=bool)
+    found[:, 4:14, 8:20] = True  # the lobar bleed the first network found, against the table
+    strip = np.zeros_like(found)
+    strip[:, 4:7, 20:34] = True  # the cortex along the table beside it
+    hu = np.full(found.shape, 30.0, dtype=np.float32)
+    hu[found] = 65.0
+    hu[strip] = 42.0
+    options = {"hu": hu, "min_median_hu": defaults.min_median_hu, "low_density_min_ml": defaults.low_density_min_ml}
+    out = _add(found, found | strip, **options)
+    assert out.components_added == 0 and not out.added.any()
+    # the same call at acute density beside the bleed (a subdural beside it) is added
+    hu[strip] = 60.0
+    out = _add(found, found | strip, **options)
+    assert out.components_added == 1 and out.added[1:5, 4:7, 20:34].all() and not out.added[found].any()
+    # a large low-density collection is judged by its own size, not with the bleed's
+    hu[strip] = 42.0
+    out = _add(found, found | strip, **{**options, "low_density_min_ml": 0.1})
+    assert out.components_added == 1 and out.components_low_density == 1
+    assert _add(found, found | strip, **{**options, "low_density_min_ml": 0.2}).components_added == 0
+
+
 def test_an_added_low_density_collection_grows_into_the_looser_call_connected_to_it() -> None:
     """A chronic collection is called only in part at the threshold; the looser call around it completes it."""
     hu = np.full((6, 40, 40), 10.0, dtype=np.float32)
