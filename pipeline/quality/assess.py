@@ -89,10 +89,8 @@ def assess_quality(
     geo = volume.geometry
     m = intracranial.measurements
     report = QualityReport(intracranial=dict(m))
-    coverage = asdict(cfg.coverage)
-    edge = field_edge(intracranial.mask, volume.hu, geo.pixel_spacing_mm, band_mm=coverage.pop("field_band_mm"))
-    min_edge_mm = coverage.pop("min_field_edge_mm")
-    cut = check_field_of_view(edge, min_edge_mm=min_edge_mm)
+    edge = field_edge(intracranial.mask, volume.hu, geo.pixel_spacing_mm, band_mm=cfg.coverage.field_band_mm)
+    cut = check_field_of_view(edge, min_edge_mm=cfg.coverage.min_field_edge_mm)
     space_flags = check_intracranial(
         intracranial_ml=intracranial.volume_ml,
         head_ml=intracranial.head_volume_ml,
@@ -102,16 +100,17 @@ def assess_quality(
         bone_share=float(m.get("bone_share_median") or 0.0),
         **asdict(cfg.intracranial),
     )
-    if cut and _open_where_cut(intracranial, edge.slices_from(1e-9), cfg.intracranial.open_gap_deg):
+    if cut and _open_where_cut(intracranial, edge.touched_slices, cfg.intracranial.open_gap_deg):
         space_flags = [f for f in space_flags if f.code != "skull_open"]  # the cut opened the ring, not missing bone
     report.add(space_flags, "intracranial")
     ends = scan_ends(intracranial.mask, segmentation.mask, geo.pixel_spacing_mm, geo.normal)
-    report.add(check_coverage(ends, **coverage), "coverage")
+    report.add(check_coverage(ends, min_blood_mm2=cfg.coverage.min_blood_mm2, max_end_share=cfg.coverage.max_end_share),
+               "coverage")
     report.add(cut, "field_of_view")
     report.add(check_hu_levels(volume.hu, intracranial.mask, **asdict(cfg.hu_levels)), "hu_levels")
     report.add(check_clipping(volume.hu, bone_hu=bone_min_hu, **asdict(cfg.clipping)), "clipping")
     measurements: dict[str, Any] = {"scan_ends": [e.to_dict() for e in ends],
-                                    "field_edge": edge.to_dict(min_edge_mm if min_edge_mm is not None else 0.0)}
+                                    "field_edge": edge.to_dict(cfg.coverage.min_field_edge_mm)}
     streaked: set[int] = set()  # metal's slices and their neighbours: not read for contrast enhancement
     if cfg.metal.min_ml is not None:
         metal = metal_in_head(volume.hu, intracranial.mask, geo.pixel_spacing_mm, geo.voxel_volumes_ml,

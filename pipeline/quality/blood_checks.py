@@ -173,15 +173,18 @@ def skull_base_missed_ml(
     """
     if found.shape != baseline.shape:
         raise ValueError("Arguments 'found' and 'baseline' must have one shape.")
+    pieces = _pieces_on(baseline, slices)
+    return mask_volume_ml(pieces & ~found, voxel_volumes_ml) if pieces.any() else 0.0
+
+
+def _pieces_on(mask: BoolArray, slices: Sequence[int]) -> BoolArray:
+    """The 26-connected pieces of ``mask`` with a voxel on one of ``slices`` (bool only: no 3D label volume)."""
     index = sorted({int(z) for z in slices})
-    if not index or not baseline[index].any():
-        return 0.0
-    seeds = np.zeros_like(baseline)
-    seeds[index] = baseline[index]
-    pieces = grow_into(seeds, baseline)  # bool only: no 3D label volume
-    per_slice = np.broadcast_to(np.asarray(voxel_volumes_ml, dtype=np.float64), (found.shape[0],))
-    counts = (pieces & ~found).reshape(found.shape[0], -1).sum(axis=1)
-    return float(np.sum(counts * per_slice))
+    if not index or not mask[index].any():
+        return np.zeros_like(mask)
+    seeds = np.zeros_like(mask)
+    seeds[index] = mask[index]
+    return grow_into(seeds, mask)
 
 
 def check_skull_base_missed(missed_ml: float | None, *, min_ml: float | None = 1.0) -> list[QualityFlag]:
@@ -261,11 +264,7 @@ def untouched_pieces(
     if found.shape != baseline.shape:
         raise ValueError("Arguments 'found' and 'baseline' must have one shape.")
     missed = baseline & ~grow_into(baseline & found, baseline)
-    skip = sorted({int(z) for z in skip_slices})
-    if skip and missed[skip].any():
-        seeds = np.zeros_like(missed)
-        seeds[skip] = missed[skip]
-        missed &= ~grow_into(seeds, missed)
+    missed &= ~_pieces_on(missed, skip_slices)
     missed = components_at_least_3d(missed, voxel_volumes_ml, min_piece_ml)
     slices = tuple(int(z) for z in np.flatnonzero(missed.any(axis=(1, 2))))
     return UntouchedPieces(mask_volume_ml(missed, voxel_volumes_ml) if slices else 0.0, slices)

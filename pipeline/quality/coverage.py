@@ -166,14 +166,21 @@ class FieldEdge:
         """The longest contact on one slice (0 when the space stays inside the field)."""
         return max(self.edge_mm, default=0.0)
 
+    @property
+    def touched_slices(self) -> tuple[int, ...]:
+        """The slices where the space reaches the edge at all."""
+        return tuple(z for z, mm in enumerate(self.edge_mm) if mm > 0)
+
     def slices_from(self, min_edge_mm: float) -> tuple[int, ...]:
         """The slices whose contact is at least ``min_edge_mm``."""
         return tuple(z for z, mm in enumerate(self.edge_mm) if mm >= min_edge_mm)
 
-    def to_dict(self, min_edge_mm: float) -> dict[str, Any]:
-        """JSON-ready form (``quality.measurements.field_edge``)."""
-        return {"field": self.field, "longest_mm": round(self.longest_mm, 1),
-                "slices": list(self.slices_from(min_edge_mm)), "band_mm": self.band_mm}
+    def to_dict(self, min_edge_mm: float | None) -> dict[str, Any]:
+        """JSON-ready form (``quality.measurements.field_edge``): the slices from ``min_edge_mm``, or every
+        slice touched when the check is off (``None``)."""
+        slices = self.touched_slices if min_edge_mm is None else self.slices_from(min_edge_mm)
+        return {"field": self.field, "longest_mm": round(self.longest_mm, 1), "slices": list(slices),
+                "band_mm": self.band_mm}
 
 
 def _padded_circle(hu: npt.NDArray[np.floating], outside: BoolArray) -> bool:

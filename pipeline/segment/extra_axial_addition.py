@@ -308,13 +308,13 @@ def _added_median_hu(labels: npt.NDArray[np.integer], index: npt.NDArray[np.inte
     whole, the cortex a call ran along the table from a lobar bleed (42 HU on the real GE head) passed as
     acute blood.
     """
-    whole = np.asarray(ndimage.median(hu, labels, index), dtype=np.float64)
     adds = new_px > 0
-    if not adds.any():
-        return whole
-    new_labels = np.where(found, 0, labels)
-    whole[adds] = np.asarray(ndimage.median(hu, new_labels, index[adds]), dtype=np.float64)
-    return whole
+    median = np.empty(index.shape, dtype=np.float64)
+    if (~adds).any():
+        median[~adds] = ndimage.median(hu, labels, index[~adds])
+    if adds.any():
+        median[adds] = ndimage.median(hu, np.where(found, 0, labels), index[adds])
+    return median
 
 
 def _hypodense_beside(acute_in_box: BoolArray, box: tuple[slice, ...], taken: BoolArray,
