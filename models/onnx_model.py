@@ -33,6 +33,7 @@ __all__ = [
     "METADATA_KEY",
     "OnnxSegmenterModel",
     "load_onnx_segmenter",
+    "nvidia_gpu_visible",
     "onnxruntime_available",
     "paired_onnx",
 ]
@@ -50,6 +51,18 @@ _REQUIRED = ("format", "format_version", "model", "metadata", "source_checkpoint
 def onnxruntime_available() -> bool:
     """Whether ``onnxruntime`` can be imported (without importing it)."""
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+def nvidia_gpu_visible() -> bool:
+    """Whether the NVIDIA driver lists a GPU (``/proc/driver/nvidia/gpus``), without importing torch.
+
+    With ``inference.device: auto`` a GPU host runs PyTorch on the GPU, not ONNX Runtime on the CPU.
+    """
+    gpus = Path("/proc/driver/nvidia/gpus")
+    try:
+        return gpus.is_dir() and any(gpus.iterdir())
+    except OSError:
+        return False
 
 
 def _omp_threads() -> int:

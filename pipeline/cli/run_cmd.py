@@ -72,6 +72,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     if extra.get("added_ml"):
         lines.append(f"  of it {extra['added_ml']:.2f} mL in {extra['components_added']} collection(s) against the"
                      " inner table, added by the extra-axial network (inference.extra_axial)")
+    enclosed = measured.get("enclosed_fill") or {}
+    if enclosed.get("added_ml"):
+        lines.append(f"  of it {enclosed['added_ml']:.2f} mL in {enclosed['pieces']} hypodense part(s) that the"
+                     " blood encloses (a swirl, a black hole; inference.enclosed_close_mm)")
     rim = measured.get("edge_rim") or {}
     if rim.get("added_ml"):
         lines.append(f"  of it {rim['added_ml']:.2f} mL in the bleeds' blurred rim (in plane, up to"

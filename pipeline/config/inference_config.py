@@ -168,6 +168,15 @@ class InferenceConfig:
         ``None``: no rim.
     rim_min_hu:
         The HU floor of the rim.
+    enclosed_close_mm:
+        Before the rim, what the blood encloses in plane once closed by a disk of this radius is
+        added when its median HU is at least ``enclosed_min_hu`` (``details["enclosed_fill"]``): the
+        hypodense swirls and islands of a heterogeneous clot, which clinical volumes count and the
+        networks, taught on clots of one density, draw round
+        (:mod:`~ichpipe.pipeline.segment.enclosed_fill`). ``None``: not added.
+    enclosed_min_hu:
+        The HU floor of an enclosed piece (its median) and of its voxels: CSF a cast of blood
+        surrounds stays out.
     min_component_ml:
         3D components smaller than this are removed (0 keeps all).
     bone_edge_max_ml, bone_edge_share:
@@ -223,6 +232,8 @@ class InferenceConfig:
     faint_min_hu: float = 35.0
     rim_mm: float | None = 1.0
     rim_min_hu: float = 42.0
+    enclosed_close_mm: float | None = 2.0
+    enclosed_min_hu: float = 20.0
     min_component_ml: float = 0.05
     bone_edge_max_ml: float | None = 1.0
     bone_edge_share: float = 0.2
@@ -259,7 +270,10 @@ class InferenceConfig:
                              " set faint_max_median_hu to null too, or give loose_threshold.")
         if self.rim_mm is not None and not 0.0 < self.rim_mm <= 5.0:
             raise ValueError(f"Argument 'rim_mm' must lie in (0, 5] mm, or be null; got {self.rim_mm!r}.")
-        for name in ("faint_max_median_hu", "faint_min_hu", "rim_min_hu"):
+        if self.enclosed_close_mm is not None and not 0.0 < self.enclosed_close_mm <= 10.0:
+            raise ValueError(f"Argument 'enclosed_close_mm' must lie in (0, 10] mm, or be null;"
+                             f" got {self.enclosed_close_mm!r}.")
+        for name in ("faint_max_median_hu", "faint_min_hu", "rim_min_hu", "enclosed_min_hu"):
             value = getattr(self, name)
             if value is not None and not -1024.0 <= value <= 3071.0:
                 raise ValueError(f"Argument '{name}' must be an HU value between -1024 and 3071; got {value!r}.")

@@ -37,6 +37,7 @@ from ichpipe.pipeline.quality.blood_checks import UntouchedPieces, skull_base_mi
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.segment import Segmenter
 from ichpipe.pipeline.segment.components import mask_volume_ml
+from ichpipe.pipeline.segment.enclosed_fill import fill_enclosed
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult, segment_volume
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
@@ -121,9 +122,12 @@ def analyse_volume(
     if checker is not None:
         with timer.stage("cross_check"):
             other = segment_volume(checker, volume, space)
+            baseline_beside = isinstance(checker, ThresholdSegmenter) and not isinstance(segmenter, ThresholdSegmenter)
+            if baseline_beside:
+                other = _with_enclosed_fill(other, volume, space, segmenter.describe().get("enclosed_fill"), config)
             other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
             skull_base = space.reached_slices
-            if isinstance(checker, ThresholdSegmenter) and not isinstance(segmenter, ThresholdSegmenter):
+            if baseline_beside:
                 if skull_base:
                     # the networks never saw a bleed beyond a failed slice at the skull base: what the baseline finds
                     skull_base_ml = skull_base_missed_ml(mask, other.mask, skull_base, geo.voxel_volumes_ml)
@@ -147,7 +151,7 @@ def analyse_volume(
     # what the faint growth and the rim added; how much more the main network calls at its looser threshold; the
     # image's noise
     for key in ("network_input", "image_noise", "denser_than_blood", "bone_edge_pieces", "faint_growth",
-                "end_extension", "extra_axial", "loose_call", "edge_rim"):
+                "end_extension", "extra_axial", "loose_call", "enclosed_fill", "edge_rim"):
         if key in result.details:
             quality.measurements[key] = result.details[key]
     return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,
@@ -218,3 +222,19 @@ def _types(result: SegmentationResult, volume: CTVolume, config: Config) -> dict
         "volume_ml": {name: measured[name] for name in counted},
         "not_counted_ml": {name: v for name, v in measured.items() if name not in counted},
     }
+
+
+def _with_enclosed_fill(result: SegmentationResult, volume: CTVolume, space: IntracranialResult,
+                        fill: Any, config: Config) -> SegmentationResult:
+    """The threshold baseline beside a network, given the hypodense parts its blood encloses as the network was.
+
+    The network counts what its blood encloses (``inference.enclosed_close_mm``; ``fill`` is its
+    ``describe()["enclosed_fill"]``, ``None`` when off); the baseline, whose mask has the same holes, is
+    compared on the same convention, or every swirl would widen the gap ``segmenter_disagreement`` reads.
+    """
+    if not isinstance(fill, dict):
+        return result
+    filled = fill_enclosed(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
+                           close_mm=float(fill["close_mm"]), min_hu=float(fill["min_hu"]),
+                           max_hu=config.anatomy.brain_hu[1], allowed=space.mask & ~result.mask)
+    return result.with_addition(volume, "enclosed_fill", filled.mask, filled.added, pieces=filled.pieces)

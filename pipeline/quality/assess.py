@@ -137,9 +137,10 @@ def assess_quality(
         measurements["fluid_level"] = found.to_dict()
     if "loose_call" in segmentation.details:
         # against the volume before the faint growth, which took part of the loose call (beside_ml counts it),
-        # and before the partial-volume rim (inference.rim_mm), which the edge measure does not see
+        # and before the enclosed hypodense parts and the partial-volume rim (inference.enclosed_close_mm, rim_mm),
+        # which the edge measure does not see
         grown_ml = sum(float((segmentation.details.get(key) or {}).get("added_ml") or 0.0)
-                       for key in ("faint_growth", "edge_rim"))
+                       for key in ("faint_growth", "enclosed_fill", "edge_rim"))
         found_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml) - grown_ml
         report.add(check_uncertain_edge(segmentation.details["loose_call"], found_ml, **asdict(cfg.uncertain_edge)),
                    "uncertain_edge")

@@ -34,7 +34,7 @@ it runs only on the few slices next to those ends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,12 +47,13 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.dicom_io.window import WindowPreset, apply_window
 from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.hashing import require_allowlisted, verified_file_sha256
-from ichpipe.models.onnx_model import load_onnx_segmenter, onnxruntime_available, paired_onnx
+from ichpipe.models.onnx_model import load_onnx_segmenter, nvidia_gpu_visible, onnxruntime_available, paired_onnx
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.edge_rim import grow_rim
+from ichpipe.pipeline.segment.enclosed_fill import fill_enclosed
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import JOINED_TABLE_SHARE, add_extra_axial
 from ichpipe.pipeline.segment.image_noise import network_image_noise
@@ -88,20 +89,6 @@ class SliceRunner(Protocol):
 
 HeadExtent = tuple[npt.NDArray[np.bool_], "tuple[slice, slice, slice] | None"]
 """Which slices hold head (bool per slice) and the head's bounding box (:meth:`NetworkSegmenter.head_extent`)."""
-
-
-def nvidia_gpu_visible() -> bool:
-    """Whether the NVIDIA driver lists a GPU (``/proc/driver/nvidia/gpus``), without importing torch."""
-    gpus = Path("/proc/driver/nvidia/gpus")
-    try:
-        return gpus.is_dir() and any(gpus.iterdir())
-    except OSError:
-        return False
-
-
-def _batches(indices: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(indices), size):
-        yield indices[start : start + size]
 
 
 class NetworkSegmenter:
@@ -297,6 +284,9 @@ class NetworkSegmenter:
                 described["faint_growth"] = {"max_median_hu": self.config.faint_max_median_hu,
                                              "min_hu": self.config.faint_min_hu,
                                              "threshold": self.config.loose_threshold}
+        if self.config.enclosed_close_mm is not None:
+            described["enclosed_fill"] = {"close_mm": self.config.enclosed_close_mm,
+                                          "min_hu": self.config.enclosed_min_hu}
         if self.config.rim_mm is not None:
             described["edge_rim"] = {"rim_mm": self.config.rim_mm, "min_hu": self.config.rim_min_hu}
         if self.extender is not None:
@@ -377,7 +367,7 @@ class NetworkSegmenter:
         slabs = self.network_slabs(volume)
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
-            for batch in _batches(todo, self.config.batch_size):
+            for batch in (todo[i : i + self.config.batch_size] for i in range(0, len(todo), self.config.batch_size)):
                 full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs)
                 rows_of_batch = [row_of[i] for i in batch]
                 if not levels:
@@ -451,6 +441,8 @@ class NetworkSegmenter:
             result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, head)
         if loose is not None:
             result = self._measure_loose(result, loose, volume, intracranial)
+        if self.config.enclosed_close_mm is not None:
+            result = self._fill_enclosed(result, volume, intracranial, self.config.enclosed_close_mm)
         if self.config.rim_mm is not None:
             result = self._grow_rim(result, found, volume, intracranial, self.config.rim_mm)
         return result
@@ -463,6 +455,14 @@ class NetworkSegmenter:
                        bone_hu=self.anatomy.bone_min_hu, allowed=self._kept_inside(~result.mask, intracranial))
         details = {"rim_mm": rim_mm, "min_hu": self.config.rim_min_hu, "steps": rim.steps}
         return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
+
+    def _fill_enclosed(self, result: SegmentationResult, volume: CTVolume, intracranial: IntracranialResult | None,
+                       close_mm: float) -> SegmentationResult:
+        """``result`` with the hypodense parts its blood encloses (:func:`fill_enclosed`)."""
+        filled = fill_enclosed(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
+                               close_mm=close_mm, min_hu=self.config.enclosed_min_hu, max_hu=self.anatomy.brain_hu[1],
+                               allowed=self._kept_inside(~result.mask, intracranial))
+        return result.with_addition(volume, "enclosed_fill", filled.mask, filled.added, pieces=filled.pieces)
 
     def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                     intracranial: IntracranialResult | None, max_median_hu: float) -> SegmentationResult:

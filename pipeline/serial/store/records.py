@@ -379,6 +379,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+bone1:0.2+mirror'
     >>> method_name("sa_cbam_unet_slim", {"edge_rim": {"rim_mm": 1.0, "min_hu": 42.0}, "mirror": True})
     'sa_cbam_unet_slim+rim1:42+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"enclosed_fill": {"close_mm": 2.0, "min_hu": 20.0}, "mirror": True})
+    'sa_cbam_unet_slim+encl2:20+mirror'
     >>> method_name("threshold", {})
     'threshold'
     """
@@ -408,6 +410,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"
                   f"p{float(faint.get('threshold') or 0.0):g}")
+    enclosed = details.get("enclosed_fill") or {}
+    if isinstance(enclosed, Mapping) and enclosed.get("close_mm") is not None:
+        method = f"{method}+encl{float(enclosed['close_mm']):g}:{float(enclosed.get('min_hu') or 0.0):g}"
     rim = details.get("edge_rim") or {}
     if isinstance(rim, Mapping) and rim.get("rim_mm") is not None:
         method = f"{method}+rim{float(rim['rim_mm']):g}:{float(rim.get('min_hu') or 0.0):g}"
