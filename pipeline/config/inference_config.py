@@ -169,8 +169,10 @@ class InferenceConfig:
     rim_min_hu:
         The HU floor of the rim.
     enclosed_close_mm:
-        Before the rim, what the blood encloses in plane once closed by a disk of this radius is
-        added when its median HU is at least ``enclosed_min_hu`` (``details["enclosed_fill"]``): the
+        Before the rim, what the blood the main and end-slice networks found (not the extra-axial
+        step's collections) encloses in plane once closed by a disk of this radius is added when its
+        median HU is at least ``enclosed_min_hu`` and its area at most half the blood's on that slice
+        (``details["enclosed_fill"]``): the
         hypodense swirls and islands of a heterogeneous clot, which clinical volumes count and the
         networks, taught on clots of one density, draw round
         (:mod:`~ichpipe.pipeline.segment.enclosed_fill`). ``None``: not added.

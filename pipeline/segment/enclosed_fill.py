@@ -11,7 +11,8 @@ they drew round the hypodense parts (30-45 HU), and the clot read 6-17 % low
 :func:`fill_enclosed` adds, slice by slice, what the blood encloses once its mask is closed by a
 disk of ``close_mm`` (a gap of twice that in the ring is bridged): each enclosed piece whose median
 HU is over ``min_hu`` (not CSF: a ventricle a cast of blood surrounds stays out) and whose area is
-no larger than the blood's on that slice, its voxels from ``min_hu`` to ``max_hu``. It does not
+at most half the blood's on that slice (a clot's core; not the brain a ring of blood encloses near the
+vertex), its voxels from ``min_hu`` to ``max_hu``. It does not
 take a hypodense part on the clot's edge (the *blend sign*), which no mask encloses.
 """
 
@@ -71,8 +72,9 @@ def fill_enclosed(mask: BoolArray, hu: npt.NDArray[np.floating], *, pixel_spacin
     close_mm:
         The closing's radius: gaps in the blood's ring up to about twice this are bridged.
     min_hu, max_hu:
-        An enclosed piece is taken when its median HU is at least ``min_hu`` (CSF is not), and of
-        it the voxels from ``min_hu`` to ``max_hu`` (not calcification or bone).
+        An enclosed piece is taken when its median HU is at least ``min_hu`` (CSF is not) and its
+        area at most half the blood's on its slice, and of it the voxels from ``min_hu`` to ``max_hu``
+        (not calcification or bone).
     allowed:
         Added voxels lie inside this (the intracranial space, not blood already), when given.
 
@@ -127,7 +129,7 @@ def fill_enclosed(mask: BoolArray, hu: npt.NDArray[np.floating], *, pixel_spacin
             if piece is None:
                 continue
             this = labels[piece] == label
-            if this.sum() > area or float(np.median(values[piece][this])) < min_hu:
+            if this.sum() > area / 2 or float(np.median(values[piece][this])) < min_hu:
                 continue
             take = this & ok[piece]
             if take.any():

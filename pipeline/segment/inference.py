@@ -442,7 +442,7 @@ class NetworkSegmenter:
         if loose is not None:
             result = self._measure_loose(result, loose, volume, intracranial)
         if self.config.enclosed_close_mm is not None:
-            result = self._fill_enclosed(result, volume, intracranial, self.config.enclosed_close_mm)
+            result = self._fill_enclosed(result, found, volume, intracranial, self.config.enclosed_close_mm)
         if self.config.rim_mm is not None:
             result = self._grow_rim(result, found, volume, intracranial, self.config.rim_mm)
         return result
@@ -456,13 +456,14 @@ class NetworkSegmenter:
         details = {"rim_mm": rim_mm, "min_hu": self.config.rim_min_hu, "steps": rim.steps}
         return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
 
-    def _fill_enclosed(self, result: SegmentationResult, volume: CTVolume, intracranial: IntracranialResult | None,
-                       close_mm: float) -> SegmentationResult:
-        """``result`` with the hypodense parts its blood encloses (:func:`fill_enclosed`)."""
-        filled = fill_enclosed(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
+    def _fill_enclosed(self, result: SegmentationResult, found: npt.NDArray[np.bool_], volume: CTVolume,
+                       intracranial: IntracranialResult | None, close_mm: float) -> SegmentationResult:
+        """``result`` with the hypodense parts that ``found`` (not the extra-axial step's collections) encloses."""
+        filled = fill_enclosed(found, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
                                close_mm=close_mm, min_hu=self.config.enclosed_min_hu, max_hu=self.anatomy.brain_hu[1],
                                allowed=self._kept_inside(~result.mask, intracranial))
-        return result.with_addition(volume, "enclosed_fill", filled.mask, filled.added, pieces=filled.pieces)
+        return result.with_addition(volume, "enclosed_fill", result.mask | filled.added, filled.added,
+                                    pieces=filled.pieces)
 
     def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                     intracranial: IntracranialResult | None, max_median_hu: float) -> SegmentationResult:

@@ -65,13 +65,18 @@ def test_calcification_and_voxels_outside_the_allowed_space_are_not_taken() -> N
     assert added.any() and not added[0, :24].any()
 
 
-def test_a_piece_larger_than_the_blood_round_it_is_not_taken() -> None:
+def test_a_piece_over_half_the_blood_round_it_is_not_taken() -> None:
     yy, xx = np.mgrid[:64, :64]
     r = np.hypot(yy - 32, xx - 32)
-    hu = np.where(r <= 25, 36.0, BRAIN_HU).astype(np.float32)[None]
-    ring = ((r > 24) & (r <= 25))[None]  # a thin shell of blood round much brain
-    hu[ring] = CLOT_HU
-    assert not fill_enclosed(ring, hu, **OPTIONS).added.any()
+    for inner, outer in ((24, 25), (8, 13)):  # a thin shell round much brain; a ring of blood near the vertex
+        hu = np.where(r <= outer, 36.0, BRAIN_HU).astype(np.float32)[None]
+        ring = ((r > inner) & (r <= outer))[None]
+        hu[ring] = CLOT_HU
+        assert (r <= inner).sum() > ring.sum() / 2
+        assert not fill_enclosed(ring, hu, **OPTIONS).added.any()
+    ring = ((r > 5) & (r <= 13))[None]  # a clot round a core of under half its area
+    hu[0][r <= 5] = 36.0
+    assert fill_enclosed(ring, hu, **OPTIONS).added.sum() == (r <= 5).sum()
 
 
 def test_bad_arguments_are_refused() -> None:
