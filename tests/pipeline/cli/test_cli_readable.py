@@ -143,6 +143,19 @@ def test_run_says_how_much_of_the_volume_is_the_partial_volume_rim(tmp_path: Pat
     assert _summary(report, tmp_path)[1].startswith("Wrote to ")
 
 
+def test_run_says_how_much_of_the_volume_the_enclosed_parts_added(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 9.3, "abc2_ml": 10.1, "n_voxels": 9000},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {"enclosed_fill": {"pieces": 3, "added_ml": 0.872}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  of it 0.87 mL in 3 hypodense part(s) that the blood encloses (a swirl, a black hole;"
+                        " inference.enclosed_close_mm)")
+    report["quality"]["measurements"]["enclosed_fill"]["added_ml"] = 0.0  # type: ignore[index]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
 def test_run_says_when_thin_slices_were_read_as_slabs(tmp_path: Path) -> None:
     from ichpipe.pipeline.cli.run_cmd import _summary
 
