@@ -17,6 +17,7 @@ and the real-data tests call it directly:
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from ichpipe.pipeline.quality.blood_checks import UntouchedPieces, skull_base_mi
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.segment import Segmenter
 from ichpipe.pipeline.segment.components import mask_volume_ml
-from ichpipe.pipeline.segment.enclosed_fill import fill_enclosed
+from ichpipe.pipeline.segment.enclosed_fill import with_enclosed_fill
 from ichpipe.pipeline.segment.intracranial import IntracranialResult, find_intracranial_in
 from ichpipe.pipeline.segment.segmenter import SegmentationResult, segment_volume
 from ichpipe.pipeline.segment.threshold import ThresholdSegmenter
@@ -120,11 +121,17 @@ def analyse_volume(
     untouched: UntouchedPieces | None = None
     checker = cross_check_segmenter(segmenter, config)
     if checker is not None:
+        main_described = segmenter.describe()
         with timer.stage("cross_check"):
             other = segment_volume(checker, volume, space)
             baseline_beside = isinstance(checker, ThresholdSegmenter) and not isinstance(segmenter, ThresholdSegmenter)
-            if baseline_beside:
-                other = _with_enclosed_fill(other, volume, space, segmenter.describe().get("enclosed_fill"), config)
+            fill = main_described.get("enclosed_fill")
+            if baseline_beside and isinstance(fill, Mapping):
+                # the network counts what its blood encloses; the baseline's mask has the same holes: alike, or
+                # every swirl would widen the gap segmenter_disagreement reads
+                other = with_enclosed_fill(other, other.mask, volume, close_mm=float(fill["close_mm"]),
+                                           min_hu=float(fill["min_hu"]), max_hu=config.anatomy.brain_hu[1],
+                                           allowed=space.mask & ~other.mask)
             other_ml = mask_volume_ml(other.mask, geo.voxel_volumes_ml)
             skull_base = space.reached_slices
             if baseline_beside:
@@ -136,7 +143,7 @@ def analyse_volume(
                     untouched = untouched_pieces(mask, other.mask, geo.voxel_volumes_ml, skip_slices=skull_base,
                                                  min_piece_ml=config.quality.missed_blood.min_piece_ml)
             del other
-        name = str(segmenter.describe().get("name") or segmenter.name)
+        name = str(main_described.get("name") or segmenter.name)
         described = checker.describe()
         other_name = str(described.get("name") or checker.name)
         volumes = {name: measurement.volume_ml, other_name: other_ml}
@@ -222,19 +229,3 @@ def _types(result: SegmentationResult, volume: CTVolume, config: Config) -> dict
         "volume_ml": {name: measured[name] for name in counted},
         "not_counted_ml": {name: v for name, v in measured.items() if name not in counted},
     }
-
-
-def _with_enclosed_fill(result: SegmentationResult, volume: CTVolume, space: IntracranialResult,
-                        fill: Any, config: Config) -> SegmentationResult:
-    """The threshold baseline beside a network, given the hypodense parts its blood encloses as the network was.
-
-    The network counts what its blood encloses (``inference.enclosed_close_mm``; ``fill`` is its
-    ``describe()["enclosed_fill"]``, ``None`` when off); the baseline, whose mask has the same holes, is
-    compared on the same convention, or every swirl would widen the gap ``segmenter_disagreement`` reads.
-    """
-    if not isinstance(fill, dict):
-        return result
-    filled = fill_enclosed(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
-                           close_mm=float(fill["close_mm"]), min_hu=float(fill["min_hu"]),
-                           max_hu=config.anatomy.brain_hu[1], allowed=space.mask & ~result.mask)
-    return result.with_addition(volume, "enclosed_fill", filled.mask, filled.added, pieces=filled.pieces)

@@ -24,9 +24,11 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.segment.components import bounding_box
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
-__all__ = ["EnclosedFill", "fill_enclosed"]
+__all__ = ["EnclosedFill", "fill_enclosed", "with_enclosed_fill"]
 
 BoolArray = npt.NDArray[np.bool_]
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -136,3 +138,17 @@ def fill_enclosed(mask: BoolArray, hu: npt.NDArray[np.floating], *, pixel_spacin
                 added[z][box][piece] |= take
                 pieces += 1
     return EnclosedFill(mask | added, added, pieces)
+
+
+def with_enclosed_fill(result: SegmentationResult, blood: BoolArray, volume: CTVolume, *, close_mm: float,
+                       min_hu: float, max_hu: float, allowed: BoolArray) -> SegmentationResult:
+    """``result`` with what ``blood`` encloses (:func:`fill_enclosed`), said in ``details["enclosed_fill"]``.
+
+    The step as the networks run it (``blood``: their own, not the extra-axial collections) and as the
+    threshold baseline beside a network is given it (its whole mask), so that the two compare alike.
+    ``allowed`` is where added voxels may lie (the intracranial space, not ``result``'s blood already).
+    """
+    filled = fill_enclosed(blood, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm, close_mm=close_mm,
+                           min_hu=min_hu, max_hu=max_hu, allowed=allowed)
+    return result.with_addition(volume, "enclosed_fill", result.mask | filled.added, filled.added,
+                                pieces=filled.pieces)

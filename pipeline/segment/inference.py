@@ -53,7 +53,7 @@ from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAx
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
 from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.edge_rim import grow_rim
-from ichpipe.pipeline.segment.enclosed_fill import fill_enclosed
+from ichpipe.pipeline.segment.enclosed_fill import with_enclosed_fill
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import JOINED_TABLE_SHARE, add_extra_axial
 from ichpipe.pipeline.segment.image_noise import network_image_noise
@@ -459,11 +459,9 @@ class NetworkSegmenter:
     def _fill_enclosed(self, result: SegmentationResult, found: npt.NDArray[np.bool_], volume: CTVolume,
                        intracranial: IntracranialResult | None, close_mm: float) -> SegmentationResult:
         """``result`` with the hypodense parts that ``found`` (not the extra-axial step's collections) encloses."""
-        filled = fill_enclosed(found, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
-                               close_mm=close_mm, min_hu=self.config.enclosed_min_hu, max_hu=self.anatomy.brain_hu[1],
-                               allowed=self._kept_inside(~result.mask, intracranial))
-        return result.with_addition(volume, "enclosed_fill", result.mask | filled.added, filled.added,
-                                    pieces=filled.pieces)
+        return with_enclosed_fill(result, found, volume, close_mm=close_mm, min_hu=self.config.enclosed_min_hu,
+                                  max_hu=self.anatomy.brain_hu[1],
+                                  allowed=self._kept_inside(~result.mask, intracranial))
 
     def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                     intracranial: IntracranialResult | None, max_median_hu: float) -> SegmentationResult:
