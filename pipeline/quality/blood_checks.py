@@ -240,7 +240,8 @@ def untouched_pieces(
     """The threshold baseline's pieces (26-connected) with no voxel in the network's mask.
 
     Where the two find one bleed they overlap, whatever their edges; a piece the network does not touch
-    is a bleed it missed whole (or what the baseline misreads: beam hardening, a dense sinus).
+    is a bleed it missed whole (or what the baseline misreads: the streaks of a head that moved or of beam
+    hardening, a dense sinus).
 
     Parameters
     ----------
@@ -285,6 +286,6 @@ def check_untouched_blood(pieces: UntouchedPieces | None, *, min_ml: float | Non
     return [QualityFlag(
         "blood_missed_by_network",
         f"The threshold baseline finds {pieces.ml:.1f} mL of blood on {slice_range_text(pieces.slices)} in pieces the"
-        " network did not touch: a bleed may be missed whole and the volume too low (or the baseline reads beam"
-        " hardening or a dense sinus there).",
+        " network did not touch: a bleed may be missed whole and the volume too low (or the baseline reads streaks"
+        " there, of a head that moved during the scan or of beam hardening, or a dense sinus).",
         round(pieces.ml, 3), min_ml)]

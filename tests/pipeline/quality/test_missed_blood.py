@@ -53,6 +53,7 @@ def test_check_thresholds() -> None:
     (flag,) = check_untouched_blood(UntouchedPieces(1.25, (4, 5, 6)), min_ml=1.0)
     assert flag.code == CODE and flag.value == 1.25 and flag.threshold == 1.0
     assert "1.2 mL of blood on slices 5-7" in flag.message
+    assert "head that moved" in flag.message  # the baseline reads motion streaks as blood (bench/head_motion.py)
 
 
 def test_a_second_bleed_the_network_misses_is_flagged(medium_case: PhantomCase) -> None:
