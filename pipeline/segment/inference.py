@@ -64,7 +64,7 @@ from ichpipe.pipeline.segment.intracranial import (
     largest_component,
     restrict_to_intracranial,
 )
-from ichpipe.pipeline.segment.resize import resize_bilinear
+from ichpipe.pipeline.segment.resize import network_grid, resize_bilinear
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.pipeline.segment.skull_restore import BONE_HU, stripped_skull_ring
 from ichpipe.pipeline.segment.slice_context import (
@@ -276,6 +276,8 @@ class NetworkSegmenter:
             described["mirror"] = True
         if self.config.thin_slab_mm is not None:
             described["thin_slab_mm"] = self.config.thin_slab_mm
+        if self.config.max_network_pixel_mm is not None:
+            described["max_network_pixel_mm"] = self.config.max_network_pixel_mm
         if self.config.bone_edge_max_ml is not None:
             described["bone_edge"] = {"max_ml": self.config.bone_edge_max_ml, "share": self.config.bone_edge_share}
         if self.config.loose_threshold is not None:
@@ -355,9 +357,11 @@ class NetworkSegmenter:
         if not todo:
             return out
         # the head's bounding box in the network's pixel grid
-        sy, sx = self.input_size[0] / rows, self.input_size[1] / cols
+        grid = network_grid((rows, cols), volume.geometry.pixel_spacing_mm, self.input_size,
+                            max_pixel_mm=self.config.max_network_pixel_mm)
+        sy, sx = grid[0] / rows, grid[1] / cols
         box = head_box if self.config.crop_to_head else None
-        y0, y1, x0, x1 = 0, self.input_size[0], 0, self.input_size[1]
+        y0, y1, x0, x1 = 0, grid[0], 0, grid[1]
         if box is not None:
             y0, y1 = int(np.floor(box[1].start * sy)), int(np.ceil(box[1].stop * sy))
             x0, x1 = int(np.floor(box[2].start * sx)), int(np.ceil(box[2].stop * sx))
@@ -368,7 +372,7 @@ class NetworkSegmenter:
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in (todo[i : i + self.config.batch_size] for i in range(0, len(todo), self.config.batch_size)):
-                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs)
+                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs, grid)
                 rows_of_batch = [row_of[i] for i in batch]
                 if not levels:
                     out[rows_of_batch] = full
@@ -553,14 +557,16 @@ class NetworkSegmenter:
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
                bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None,
-               slabs: ThinSlabs | None = None) -> npt.NDArray[np.float32]:
+               slabs: ThinSlabs | None = None, grid: tuple[int, int] | None = None) -> npt.NDArray[np.float32]:
         """Probabilities of the slices ``batch`` of ``hu``, shape ``(len(batch), rows, columns)``.
 
         ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
         below and above, for a checkpoint with slice context; ``slabs``: thin slices are shown to the
-        network as these weighted means (:meth:`network_slabs`).
+        network as these weighted means (:meth:`network_slabs`); ``grid``: the size slices are resized
+        to (:func:`~ichpipe.pipeline.segment.resize.network_grid`; ``None``: the input size).
         """
         rows, cols = hu.shape[1:]
+        grid = self.input_size if grid is None else grid
         y0, y1, x0, x1 = box
         # channel-major list of slice indices: one channel, or below / slice / above
         channels = [batch]
@@ -571,8 +577,8 @@ class NetworkSegmenter:
         if bone is not None:
             slab = np.where(bone[picked], np.float32(BONE_HU), slab)
         grey = apply_window(slab, self.window).astype(np.float32) * self.scale + self.offset
-        if (rows, cols) != self.input_size:
-            grey = resize_bilinear(grey, self.input_size, antialias=True)
+        if (rows, cols) != grid:
+            grey = resize_bilinear(grey, grid, antialias=True)
         crop_h, crop_w = y1 - y0, x1 - x0
         # pad bottom/right to a multiple of 16 with the normalised value of black
         x = np.full((len(batch), len(channels), crop_h + -crop_h % 16, crop_w + -crop_w % 16), self.offset,
@@ -582,9 +588,9 @@ class NetworkSegmenter:
         y = self.runner.run(x)
         if self.config.mirror:  # the network is fully convolutional: mirror in, mirror back, average
             y = 0.5 * (y + self.runner.run(np.ascontiguousarray(x[..., ::-1]))[..., ::-1])
-        full = np.zeros((len(batch), *self.input_size), dtype=np.float32)
+        full = np.zeros((len(batch), *grid), dtype=np.float32)
         full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]
-        if (rows, cols) != self.input_size:
+        if (rows, cols) != grid:
             full = resize_bilinear(full, (rows, cols), antialias=False)
         return full
 

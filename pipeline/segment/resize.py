@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["resize_bilinear", "resize_matrix"]
+__all__ = ["network_grid", "resize_bilinear", "resize_matrix"]
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -278,3 +278,48 @@ def resize_bilinear(images: npt.ArrayLike, size: tuple[int, int], *, antialias: 
         if row_bands:
             result = _resize_rows(result, row_bands, out_rows)
     return result
+
+
+def network_grid(
+    shape: tuple[int, int],
+    pixel_spacing_mm: tuple[float, float] | npt.ArrayLike,
+    input_size: tuple[int, int],
+    *,
+    max_pixel_mm: float | None = None,
+) -> tuple[int, int]:
+    """The size a slice of ``shape`` is resized to before a network trained on ``input_size`` slices reads it.
+
+    A slice is resized to ``input_size``, unless one of the network's pixels would then be wider than
+    ``max_pixel_mm``: along that axis it is resized to the size at which a pixel is ``max_pixel_mm``
+    instead (a large field of view, where the head would be smaller than any the networks learnt). The
+    networks are fully convolutional: a larger grid costs time, not accuracy.
+
+    Parameters
+    ----------
+    shape:
+        The slice's rows and columns.
+    pixel_spacing_mm:
+        Its pixel size along the rows and the columns (mm).
+    input_size:
+        The network's input size (rows, columns) from its checkpoint.
+    max_pixel_mm:
+        The widest network pixel allowed (mm); ``None``: always ``input_size``.
+
+    Examples
+    --------
+    >>> network_grid((512, 512), (0.45, 0.45), (256, 256), max_pixel_mm=1.1)  # a 230 mm field
+    (256, 256)
+    >>> network_grid((512, 512), (0.95, 0.95), (256, 256), max_pixel_mm=1.1)  # a 486 mm field
+    (443, 443)
+    >>> network_grid((512, 512), (0.95, 0.95), (256, 256))
+    (256, 256)
+    """
+    spacing = [float(v) for v in np.asarray(pixel_spacing_mm, dtype=np.float64).reshape(-1)[:2]]
+    if max_pixel_mm is not None and not max_pixel_mm > 0:
+        raise ValueError(f"Argument 'max_pixel_mm' must be positive, or None; got {max_pixel_mm!r}.")
+    grid = []
+    for n, size, px in zip(shape, input_size, spacing, strict=True):
+        if max_pixel_mm is not None and px * n / size > max_pixel_mm:
+            size = int(np.ceil(px * n / max_pixel_mm - 1e-9))
+        grid.append(int(size))
+    return grid[0], grid[1]

@@ -340,7 +340,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     ``+faint<N>:<M>p<P>`` when components under N HU grew into the call at probability P from M HU
     (``inference.faint_max_median_hu``), ``+slab<N>`` when thin slices were shown to the networks as
     slabs of N mm (``inference.thin_slab_mm``; it changes nothing on slices 2.5 mm apart or more, but the
-    method is the setting), ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
+    method is the setting), ``+px<N>`` when a slice whose network pixel would be wider than N mm was
+    read on a larger grid (``inference.max_network_pixel_mm``: a large field of view; again the setting),
+    ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
     edge were not counted (``inference.bone_edge_max_ml``, ``bone_edge_share``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
@@ -375,6 +377,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+faint55:35p0.3+mirror'
     >>> method_name("sa_cbam_unet_slim", {"thin_slab_mm": 5.0, "mirror": True})
     'sa_cbam_unet_slim+slab5+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"thin_slab_mm": 5.0, "max_network_pixel_mm": 1.1})
+    'sa_cbam_unet_slim+slab5+px1.1'
     >>> method_name("sa_cbam_unet_slim", {"bone_edge": {"max_ml": 1.0, "share": 0.2}, "mirror": True})
     'sa_cbam_unet_slim+bone1:0.2+mirror'
     >>> method_name("sa_cbam_unet_slim", {"edge_rim": {"rim_mm": 1.0, "min_hu": 42.0}, "mirror": True})
@@ -419,6 +423,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     slab = details.get("thin_slab_mm")
     if isinstance(slab, (int, float)):
         method = f"{method}+slab{float(slab):g}"
+    widest = details.get("max_network_pixel_mm")
+    if isinstance(widest, (int, float)):
+        method = f"{method}+px{float(widest):g}"
     edge = details.get("bone_edge") or {}
     if isinstance(edge, Mapping) and edge.get("max_ml") is not None:
         method = f"{method}+bone{float(edge['max_ml']):g}:{float(edge.get('share') or 0.0):g}"

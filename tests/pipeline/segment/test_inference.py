@@ -49,6 +49,36 @@ def test_probabilities_shape_and_placement(tmp_path, head_volume, input_size) ->
         assert probs[i, 32, 45] == pytest.approx(0.5, abs=0.01)
 
 
+class _Widths(_Echo):
+    """The echo, recording the width of every batch the network is shown."""
+
+    def __init__(self) -> None:
+        self.widths: list[int] = []
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        self.widths.append(int(images.shape[-1]))
+        return super().run(images)
+
+
+def test_a_large_field_is_read_on_a_larger_grid(tmp_path, head_volume) -> None:
+    # a 32 x 32 network reading the 64 x 64 head: a network pixel is two of the image's
+    px = float(head_volume.geometry.pixel_spacing_mm[0])
+    checkpoint = _checkpoint(tmp_path, input_size=(32, 32))
+    seen = {}
+    for limit in (None, 2.0 * px, 1.5 * px):
+        seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", max_network_pixel_mm=limit))
+        seg.runner = _Widths()
+        probs = seg.probabilities(head_volume)
+        seen[limit] = max(seg.runner.widths)
+        assert probs.shape == head_volume.hu.shape
+        assert probs[5, 30, 26] == pytest.approx(70 / 80, abs=0.02)  # the blob where it is, on any grid
+        assert probs[5, 32, 45] == pytest.approx(0.5, abs=0.02)
+    assert seen[None] == seen[2.0 * px] == 32  # at the limit: the input size
+    assert seen[1.5 * px] == 48  # wider than the limit: a 43-pixel grid (the head's crop padded to 48)
+    with pytest.raises(ValueError, match="'max_network_pixel_mm' must lie in"):
+        InferenceConfig(max_network_pixel_mm=0.0)
+
+
 def test_segment_thresholds_and_restricts_to_brain(tmp_path, head_volume) -> None:
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", threshold=0.7))
     seg.runner = _Echo()

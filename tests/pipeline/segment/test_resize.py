@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ichpipe.pipeline.segment.resize import resize_bilinear, resize_matrix
+from ichpipe.pipeline.segment.resize import network_grid, resize_bilinear, resize_matrix
 
 TOLERANCE = 2e-6
 
@@ -182,3 +182,12 @@ def test_importing_the_module_does_not_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_network_grid_widens_only_the_axis_whose_pixel_is_too_wide() -> None:
+    assert network_grid((512, 512), (0.45, 0.45), (256, 256), max_pixel_mm=1.1) == (256, 256)
+    assert network_grid((512, 512), (0.55, 0.55), (256, 256), max_pixel_mm=1.1) == (256, 256)  # exactly 1.1 mm
+    assert network_grid((512, 400), (0.9, 0.45), (256, 256), max_pixel_mm=1.1) == (419, 256)
+    assert network_grid((512, 512), (0.98, 0.98), (256, 256), max_pixel_mm=None) == (256, 256)
+    with pytest.raises(ValueError, match="'max_pixel_mm' must be positive"):
+        network_grid((512, 512), (0.45, 0.45), (256, 256), max_pixel_mm=0.0)
