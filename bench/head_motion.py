@@ -81,6 +81,27 @@ def _middle(space: np.ndarray, count: int = 8) -> list[int]:
     return list(range(first, min(first + count, space.shape[0])))
 
 
+def _painted_bleeds(volume: CTVolume, space: np.ndarray, count: int, seed: int
+                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``count`` bleeds painted one at a time into ``volume``: (k, its HU, the bleed).
+
+    60-75 HU ellipsoids (4-8 mm along the normal, 8-14 mm in plane) centred 15 mm or more inside ``space``
+    on the 8 slices round its widest (:func:`_middle`).
+    """
+    rng = np.random.default_rng(seed)
+    ps = volume.geometry.pixel_spacing_mm
+    depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space])
+    allowed = np.zeros(space.shape, dtype=bool)
+    near = _middle(space)
+    allowed[near] = depth[near] >= 15.0
+    candidates = np.argwhere(allowed)
+    for k in range(count):
+        centre = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
+        radii = (float(rng.uniform(4, 8)), float(rng.uniform(8, 14)), float(rng.uniform(8, 14)))
+        hu, blood = _paint(volume, space, centre, radii, float(rng.uniform(60, 75)))
+        yield k, hu, blood
+
+
 def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | None, list[int]]]:
     if args.real:
         for name, volume in _heads(load_config()).items():
@@ -89,17 +110,7 @@ def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | 
                 _middle(space)
             if name != "ge":
                 continue
-            rng = np.random.default_rng(args.seed)
-            ps = volume.geometry.pixel_spacing_mm
-            depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space])
-            allowed = np.zeros(space.shape, dtype=bool)
-            near = _middle(space)
-            allowed[near] = depth[near] >= 15.0
-            candidates = np.argwhere(allowed)
-            for k in range(args.painted):
-                centre = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
-                radii = (float(rng.uniform(4, 8)), float(rng.uniform(8, 14)), float(rng.uniform(8, 14)))
-                hu, blood = _paint(volume, space, centre, radii, float(rng.uniform(60, 75)))
+            for k, hu, blood in _painted_bleeds(volume, space, args.painted, args.seed):
                 ends = np.flatnonzero(blood.any(axis=(1, 2)))
                 truth_ml = mask_volume_ml(blood, volume.geometry.voxel_volumes_ml)
                 yield f"ge-painted-{k}", replace(volume, hu=hu), truth_ml, \

@@ -19,7 +19,10 @@ and as configured (``after``) on:
   ``--painted N`` bleeds painted one at a time (60-75 HU ellipsoids 15 mm or more inside the intracranial
   space, on the 8 slices round its widest), each read at its own 0.49 mm pixels and shrunk by 2 into a
   512 x 512 matrix of 0.98 mm pixels (a 500 mm field; padded with the image's corner value). Both on an
-  even axial geometry of its 5 mm slice spacing (its gantry tilt dropped), truth the painted voxels in it.
+  even axial geometry at its median slice spacing (4 mm: its gantry tilt and its 7 mm upper spacing
+  dropped, the same for both), truth the painted voxels in it;
+  and the real IVH example (``../shared/data/ct-real-ich``, a skull-stripped export with its own blood, no
+  truth: printed, not in the table) read the same two ways.
 
 One JSON line per study goes to ``--out``; a table per pixel size follows (wrong: >= 1 mL and >= 25 % off,
 as in ``evaluate --flags``; silent: wrong with no quality flag). About 20-40 s a study on the 2-core VM.
@@ -37,14 +40,13 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from head_motion import _middle  # noqa: E402
-from posterior_fossa import _heads, _paint  # noqa: E402
+from head_motion import _painted_bleeds  # noqa: E402
+from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series  # noqa: E402
@@ -81,26 +83,24 @@ def _shrunk(hu: np.ndarray) -> np.ndarray:
     return out
 
 
-def _painted_ge(count: int, seed: int, config: Config) -> list[tuple[str, CTVolume, float]]:
+def _painted_ge(count: int, seed: int, config: Config) -> list[tuple[str, CTVolume, float | None]]:
     ge = _heads(config)["ge"]
-    space = intracranial_mask(ge.hu, ge.geometry)
-    ps = ge.geometry.pixel_spacing_mm
-    depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space])
-    allowed = np.zeros(space.shape, dtype=bool)
-    near = _middle(space)
-    allowed[near] = depth[near] >= 15.0
-    candidates = np.argwhere(allowed)
-    rng = np.random.default_rng(seed)
-    studies = []
-    for k in range(count):
-        centre = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
-        radii = (float(rng.uniform(4, 8)), float(rng.uniform(8, 14)), float(rng.uniform(8, 14)))
-        hu, blood = _paint(ge, space, centre, radii, float(rng.uniform(60, 75)))
-        native = _even(ge, hu, float(ps[0]))
+    px = float(ge.geometry.pixel_spacing_mm[0])
+    studies: list[tuple[str, CTVolume, float | None]] = []
+    for k, hu, blood in _painted_bleeds(ge, intracranial_mask(ge.hu, ge.geometry), count, seed):
+        native = _even(ge, hu, px)
         truth = mask_volume_ml(blood, native.geometry.voxel_volumes_ml)
-        studies.append((f"ge-painted-{k}-p{float(ps[0]):.2f}", native, truth))
-        studies.append((f"ge-painted-{k}-p{2 * float(ps[0]):.2f}", _even(ge, _shrunk(hu), 2 * float(ps[0])), truth))
+        studies.append((f"ge-painted-{k}-p{px:.2f}", native, truth))
+        studies.append((f"ge-painted-{k}-p{2 * px:.2f}", _even(ge, _shrunk(hu), 2 * px), truth))
     return studies
+
+
+def _ivh_example(config: Config) -> list[tuple[str, CTVolume, float | None]]:
+    """The real IVH example (a skull-stripped export, no truth) at its own pixels and shrunk by 2."""
+    ivh = _heads(config)["ivh"]
+    px = float(ivh.geometry.pixel_spacing_mm[0])
+    return [(f"ivh-example-p{px:.2f}", _even(ivh, ivh.hu, px), None),
+            (f"ivh-example-p{2 * px:.2f}", _even(ivh, _shrunk(ivh.hu), 2 * px), None)]
 
 
 def _wrong(ml: float, truth_ml: float) -> bool:
@@ -111,8 +111,8 @@ def _table(rows: list[dict[str, Any]]) -> None:
     print("| pixel mm | studies | before: read / truth, median (range) | wrong (silent) | after: read / truth,"
           " median (range) | wrong (silent) |")
     print("|---:|---:|---|---|---|---|")
-    for pixel in sorted({r["pixel_mm"] for r in rows}):
-        group = [r for r in rows if r["pixel_mm"] == pixel]
+    for pixel in sorted({r["pixel_mm"] for r in rows if r["truth_ml"] is not None}):
+        group = [r for r in rows if r["pixel_mm"] == pixel and r["truth_ml"] is not None]
         cells = []
         for when in ("before", "after"):
             share = [r[when]["ml"] / r["truth_ml"] for r in group]
@@ -140,7 +140,7 @@ def main() -> None:
         studies: list[tuple[str, Any]] = []
         if args.real:
             studies += [(name, (lambda v=volume, t=truth: (v, t))) for name, volume, truth
-                        in _painted_ge(args.painted, args.seed, config)]
+                        in [*_painted_ge(args.painted, args.seed, config), *_ivh_example(config)]]
         for seed in (int(s) for s in args.seeds.split(",") if s):
             for pixel in (float(p) for p in args.pixels.split(",") if p):
                 studies.append((f"phantom-s{seed}-p{pixel}",
@@ -148,7 +148,7 @@ def main() -> None:
         for name, make in studies:
             volume, truth = make()
             row: dict[str, Any] = {"study": name, "pixel_mm": round(float(volume.geometry.pixel_spacing_mm[0]), 3),
-                                   "truth_ml": round(truth, 3)}
+                                   "truth_ml": None if truth is None else round(truth, 3)}
             for when, cfg in runs:
                 result = analyse_volume(volume, segmenters[when], cfg)
                 row[when] = {"ml": round(result.measurement.volume_ml, 3), "codes": list(result.quality.codes)}
