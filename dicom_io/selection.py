@@ -45,7 +45,8 @@ class Rule:
         Short identifier shown in verdicts (``modality_ct``).
     attribute:
         DICOM keyword of the first instance, or a derived attribute:
-        ``n_slices``, ``axial_deviation_deg``, ``sop_class_name``,
+        ``n_slices``, ``axial_deviation_deg``, ``sop_class_name``, ``field_of_view_mm`` (rows and
+        columns times their pixel size, the larger),
         ``geometry_valid`` (``yes`` when positions, orientation and spacing
         make a consistent volume).
     op:
@@ -169,7 +170,11 @@ def default_rules() -> tuple[Rule, ...]:
 
 
 def default_preferences() -> tuple[Rule, ...]:
-    """The built-in preferences: soft-tissue kernels before bone/sharp kernels."""
+    """The built-in preferences: soft-tissue kernels before bone/sharp kernels, axial images, a head's field.
+
+    ``head_field``: a field of view of at most 320 mm (a head's, not a trauma protocol's body field of
+    the same head: the same slices at twice the pixel size).
+    """
     return (
         Rule(
             "soft_tissue_kernel",
@@ -179,6 +184,7 @@ def default_preferences() -> tuple[Rule, ...]:
             missing="pass",
         ),
         Rule("image_type_axial", "ImageType", "contains_all", ("AXIAL",), missing="fail"),
+        Rule("head_field", "field_of_view_mm", "range", (None, 320.0), missing="pass"),
     )
 
 

@@ -318,6 +318,10 @@ def series_attributes(series: Series) -> dict[str, Any]:
         attrs["ConvolutionKernel"] = "\\".join(attrs["ConvolutionKernel"])
     attrs["n_slices"] = len({(s.sop_instance_uid, s.frame) for s in series.slices})
     attrs["axial_deviation_deg"] = _axial_deviation_deg(series.slices[0].orientation)
+    first = series.slices[0]
+    if first.pixel_spacing is not None:  # the reconstructed field: rows and columns times their pixel size
+        field_mm = max(first.rows * first.pixel_spacing[0], first.columns * first.pixel_spacing[1])
+        attrs["field_of_view_mm"] = round(field_mm, 1)
     sop = series.sop_class_uid
     attrs["sop_class_name"] = UID(sop).name if sop else None
     return attrs
