@@ -292,7 +292,7 @@ def network_grid(
     A slice is resized to ``input_size``, unless one of the network's pixels would then be wider than
     ``max_pixel_mm``: along that axis it is resized to the size at which a pixel is ``max_pixel_mm``
     instead (a large field of view, where the head would be smaller than any the networks learnt). The
-    networks are fully convolutional: a larger grid costs time, not accuracy.
+    networks are fully convolutional and read any grid; a larger one costs time (``bench/large_field.py``).
 
     Parameters
     ----------
