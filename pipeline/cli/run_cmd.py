@@ -51,6 +51,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
         lines.append(f"  thin slices: the networks read each as a {slab['slab_mm']:g} mm slab (up to"
                      f" {slab['max_slices_averaged']} slices averaged; inference.thin_slab_mm); the mask is on the"
                      " thin slices")
+    grid = (measured.get("network_input") or {}).get("grid")
+    if grid:
+        lines.append(f"  a large field of view: the networks read each slice on a {grid[0]} x {grid[1]} grid (a"
+                     f" network pixel {grid[2]:g} mm wide, near what they learnt; inference.max_network_pixel_mm)")
     dense = measured.get("denser_than_blood") or {}
     if dense.get("removed_ml"):
         lines.append(f"  not counted: {dense['removed_ml']:.2f} mL in {dense['components_removed']} component(s) the"

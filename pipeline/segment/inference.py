@@ -438,6 +438,10 @@ class NetworkSegmenter:
         if slabs is not None:
             result.details.setdefault("network_input", {})["thin_slab"] = {
                 "slab_mm": self.config.thin_slab_mm, "max_slices_averaged": slabs.max_slices}
+        grid = network_grid(volume.hu.shape[1:], volume.geometry.pixel_spacing_mm, self.input_size,
+                            max_pixel_mm=self.config.max_network_pixel_mm)
+        if grid != self.input_size:  # a large field of view, read at max_network_pixel_mm
+            result.details.setdefault("network_input", {})["grid"] = [*grid, self.config.max_network_pixel_mm]
         if self.extender is not None:
             result = self._extend_ends(self.extender, result, volume, ring, intracranial, head)
         found = result.mask  # the networks' blood before the extra-axial step's collections
@@ -445,8 +449,10 @@ class NetworkSegmenter:
             result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, head)
         if loose is not None:
             result = self._measure_loose(result, loose, volume, intracranial)
-        if self.config.enclosed_close_mm is not None:
-            result = self._fill_enclosed(result, found, volume, intracranial, self.config.enclosed_close_mm)
+        if self.config.enclosed_close_mm is not None:  # add the hypodense parts `found` (no collection) encloses
+            result = with_enclosed_fill(result, found, volume, close_mm=self.config.enclosed_close_mm,
+                                        min_hu=self.config.enclosed_min_hu, max_hu=self.anatomy.brain_hu[1],
+                                        allowed=self._kept_inside(~result.mask, intracranial))
         if self.config.rim_mm is not None:
             result = self._grow_rim(result, found, volume, intracranial, self.config.rim_mm)
         return result
@@ -459,13 +465,6 @@ class NetworkSegmenter:
                        bone_hu=self.anatomy.bone_min_hu, allowed=self._kept_inside(~result.mask, intracranial))
         details = {"rim_mm": rim_mm, "min_hu": self.config.rim_min_hu, "steps": rim.steps}
         return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
-
-    def _fill_enclosed(self, result: SegmentationResult, found: npt.NDArray[np.bool_], volume: CTVolume,
-                       intracranial: IntracranialResult | None, close_mm: float) -> SegmentationResult:
-        """``result`` with the hypodense parts that ``found`` (not the extra-axial step's collections) encloses."""
-        return with_enclosed_fill(result, found, volume, close_mm=close_mm, min_hu=self.config.enclosed_min_hu,
-                                  max_hu=self.anatomy.brain_hu[1],
-                                  allowed=self._kept_inside(~result.mask, intracranial))
 
     def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
                     intracranial: IntracranialResult | None, max_median_hu: float) -> SegmentationResult:

@@ -156,6 +156,19 @@ def test_run_says_how_much_of_the_volume_the_enclosed_parts_added(tmp_path: Path
     assert _summary(report, tmp_path)[1].startswith("Wrote to ")
 
 
+def test_run_says_when_a_large_field_was_read_on_a_larger_grid(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 43.05, "abc2_ml": 42.51, "n_voxels": 9540},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {"network_input": {"grid": [443, 443, 1.1]}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  a large field of view: the networks read each slice on a 443 x 443 grid (a network pixel"
+                        " 1.1 mm wide, near what they learnt; inference.max_network_pixel_mm)")
+    del report["quality"]["measurements"]["network_input"]  # type: ignore[attr-defined]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
 def test_run_says_when_thin_slices_were_read_as_slabs(tmp_path: Path) -> None:
     from ichpipe.pipeline.cli.run_cmd import _summary
 

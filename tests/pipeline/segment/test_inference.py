@@ -75,6 +75,10 @@ def test_a_large_field_is_read_on_a_larger_grid(tmp_path, head_volume) -> None:
         assert probs[5, 32, 45] == pytest.approx(0.5, abs=0.02)
     assert seen[None] == seen[2.0 * px] == 32  # at the limit: the input size
     assert seen[1.5 * px] == 48  # wider than the limit: a 43-pixel grid (the head's crop padded to 48)
+    for limit, said in ((None, None), (2.0 * px, None), (1.5 * px, [43, 43, 1.5 * px])):
+        seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", max_network_pixel_mm=limit))
+        seg.runner = _Echo()
+        assert (seg.segment_in(head_volume).details.get("network_input") or {}).get("grid") == said
     with pytest.raises(ValueError, match="'max_network_pixel_mm' must lie in"):
         InferenceConfig(max_network_pixel_mm=0.0)
 
