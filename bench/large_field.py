@@ -34,6 +34,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -103,6 +104,15 @@ def _ivh_example(config: Config) -> list[tuple[str, CTVolume, float | None]]:
             (f"ivh-example-p{2 * px:.2f}", _even(ivh, _shrunk(ivh.hu), 2 * px), None)]
 
 
+def _studies(args: argparse.Namespace, config: Config, folder: Path) -> Iterator[tuple[str, CTVolume, float | None]]:
+    """The studies to read, each made when it is reached (the real ones first, with ``--real``)."""
+    if args.real:
+        yield from [*_painted_ge(args.painted, args.seed, config), *_ivh_example(config)]
+    for seed in (int(s) for s in args.seeds.split(",") if s):
+        for pixel in (float(p) for p in args.pixels.split(",") if p):
+            yield (f"phantom-s{seed}-p{pixel}", *_phantom(seed, pixel, config, folder))
+
+
 def _wrong(ml: float, truth_ml: float) -> bool:
     return abs(ml - truth_ml) >= 1.0 and abs(ml - truth_ml) >= 0.25 * truth_ml
 
@@ -137,16 +147,7 @@ def main() -> None:
     runs = (("before", before), ("after", config))
     rows: list[dict[str, Any]] = []
     with args.out.open("w") as sink, TemporaryDirectory(prefix="ichpipe-large-field-") as folder:
-        studies: list[tuple[str, Any]] = []
-        if args.real:
-            studies += [(name, (lambda v=volume, t=truth: (v, t))) for name, volume, truth
-                        in [*_painted_ge(args.painted, args.seed, config), *_ivh_example(config)]]
-        for seed in (int(s) for s in args.seeds.split(",") if s):
-            for pixel in (float(p) for p in args.pixels.split(",") if p):
-                studies.append((f"phantom-s{seed}-p{pixel}",
-                                (lambda s=seed, p=pixel: _phantom(s, p, config, Path(folder)))))
-        for name, make in studies:
-            volume, truth = make()
+        for name, volume, truth in _studies(args, config, Path(folder)):
             row: dict[str, Any] = {"study": name, "pixel_mm": round(float(volume.geometry.pixel_spacing_mm[0]), 3),
                                    "truth_ml": None if truth is None else round(truth, 3)}
             for when, cfg in runs:

@@ -320,6 +320,11 @@ class NetworkSegmenter:
             }
         return described
 
+    def network_grid_of(self, volume: CTVolume) -> tuple[int, int]:
+        """The size ``volume``'s slices are resized to for the network (:func:`network_grid`)."""
+        return network_grid(volume.hu.shape[1:], volume.geometry.pixel_spacing_mm, self.input_size,
+                            max_pixel_mm=self.config.max_network_pixel_mm)
+
     def head_extent(self, hu: npt.NDArray[np.float32]) -> HeadExtent:
         """Which slices of ``hu`` hold head, and the head's bounding box in image pixels.
 
@@ -357,8 +362,7 @@ class NetworkSegmenter:
         if not todo:
             return out
         # the head's bounding box in the network's pixel grid
-        grid = network_grid((rows, cols), volume.geometry.pixel_spacing_mm, self.input_size,
-                            max_pixel_mm=self.config.max_network_pixel_mm)
+        grid = self.network_grid_of(volume)
         sy, sx = grid[0] / rows, grid[1] / cols
         box = head_box if self.config.crop_to_head else None
         y0, y1, x0, x1 = 0, grid[0], 0, grid[1]
@@ -438,8 +442,7 @@ class NetworkSegmenter:
         if slabs is not None:
             result.details.setdefault("network_input", {})["thin_slab"] = {
                 "slab_mm": self.config.thin_slab_mm, "max_slices_averaged": slabs.max_slices}
-        grid = network_grid(volume.hu.shape[1:], volume.geometry.pixel_spacing_mm, self.input_size,
-                            max_pixel_mm=self.config.max_network_pixel_mm)
+        grid = self.network_grid_of(volume)
         if grid != self.input_size:  # a large field of view, read at max_network_pixel_mm
             result.details.setdefault("network_input", {})["grid"] = [*grid, self.config.max_network_pixel_mm]
         if self.extender is not None:
@@ -556,16 +559,15 @@ class NetworkSegmenter:
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
                bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None,
-               slabs: ThinSlabs | None = None, grid: tuple[int, int] | None = None) -> npt.NDArray[np.float32]:
+               slabs: ThinSlabs | None, grid: tuple[int, int]) -> npt.NDArray[np.float32]:
         """Probabilities of the slices ``batch`` of ``hu``, shape ``(len(batch), rows, columns)``.
 
         ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
         below and above, for a checkpoint with slice context; ``slabs``: thin slices are shown to the
         network as these weighted means (:meth:`network_slabs`); ``grid``: the size slices are resized
-        to (:func:`~ichpipe.pipeline.segment.resize.network_grid`; ``None``: the input size).
+        to (:meth:`network_grid_of`).
         """
         rows, cols = hu.shape[1:]
-        grid = self.input_size if grid is None else grid
         y0, y1, x0, x1 = box
         # channel-major list of slice indices: one channel, or below / slice / above
         channels = [batch]

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from scipy import ndimage
 from skimage.transform import iradon, radon
 
-from ichpipe.pipeline.synthetic.metal_streaks import WATER_MU_PER_MM
+from ichpipe.pipeline.synthetic.metal_streaks import hu_change, line_attenuation
 
 __all__ = ["head_motion"]
 
@@ -108,10 +108,7 @@ def head_motion(
     shift = (float(shift_mm[0]), float(shift_mm[1]))
     if rotation_deg == 0.0 and shift == (0.0, 0.0):
         return np.clip(hu, -1024.0, 3071.0).astype(np.float32)
-    n = hu.shape[0]
-    yy, xx = np.ogrid[:n, :n]
-    circle = (yy - n / 2 + 0.5) ** 2 + (xx - n / 2 + 0.5) ** 2 <= (n / 2 - 1) ** 2
-    tissue = np.clip(WATER_MU_PER_MM * (1.0 + hu / 1000.0), 0.0, None) * pixel_mm * circle
+    tissue, circle = line_attenuation(hu, pixel_mm)
     theta = np.linspace(0.0, 180.0, views, endpoint=False)
     clean = radon(tissue, theta=theta)
     fraction = _pose_fraction(np.linspace(0.0, 1.0, views, endpoint=False), start, ramp)
@@ -124,5 +121,5 @@ def head_motion(
         pose = _moved(tissue, value * rotation_deg, (value * shift[0] / pixel_mm, value * shift[1] / pixel_mm))
         measured[:, at] = radon(pose * circle, theta=theta[at])
     change = iradon(measured - clean, theta=theta, filter_name="hann")
-    out = hu + change / pixel_mm / WATER_MU_PER_MM * 1000.0 * circle
+    out = hu + hu_change(change, pixel_mm, circle)
     return np.clip(out, -1024.0, 3071.0).astype(np.float32)

@@ -21,12 +21,32 @@ import numpy as np
 import numpy.typing as npt
 from skimage.transform import iradon, radon
 
-__all__ = ["METAL_HU", "WATER_MU_PER_MM", "metal_streaks"]
+__all__ = ["METAL_HU", "WATER_MU_PER_MM", "hu_change", "line_attenuation", "metal_streaks"]
 
 #: The value metal is written at: the top of a 12-bit reconstruction's scale.
 METAL_HU = 3071.0
 #: Linear attenuation of water at about 70 keV (the mean energy of a 120 kVp beam), per mm.
 WATER_MU_PER_MM = 0.0193
+
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def line_attenuation(hu: FloatArray, pixel_mm: float) -> tuple[FloatArray, BoolArray]:
+    """A square HU slice as attenuation per pixel (water's at 70 keV; air 0), and its reconstruction circle.
+
+    What lies outside the circle inscribed in the slice is set to 0: it is not projected.
+    """
+    n = hu.shape[0]
+    yy, xx = np.ogrid[:n, :n]
+    circle = (yy - n / 2 + 0.5) ** 2 + (xx - n / 2 + 0.5) ** 2 <= (n / 2 - 1) ** 2
+    return np.clip(WATER_MU_PER_MM * (1.0 + hu / 1000.0), 0.0, None) * pixel_mm * circle, circle
+
+
+def hu_change(change: FloatArray, pixel_mm: float, circle: BoolArray) -> FloatArray:
+    """A reconstructed change of attenuation per pixel (:func:`line_attenuation`'s unit) in HU, 0 outside ``circle``."""
+    return change / pixel_mm / WATER_MU_PER_MM * 1000.0 * circle
 
 
 def metal_streaks(
@@ -87,11 +107,8 @@ def metal_streaks(
             raise ValueError(f"Argument '{name}' must be a number > 0; got {value}.")
     if views < 2 or hardening < 0:
         raise ValueError(f"Arguments 'views' (>= 2) and 'hardening' (>= 0) are out of range: {views}, {hardening}.")
-    n = hu.shape[0]
-    yy, xx = np.ogrid[:n, :n]
-    circle = (yy - n / 2 + 0.5) ** 2 + (xx - n / 2 + 0.5) ** 2 <= (n / 2 - 1) ** 2
+    tissue, circle = line_attenuation(hu, pixel_mm)
     theta = np.linspace(0.0, 180.0, views, endpoint=False)
-    tissue = np.clip(WATER_MU_PER_MM * (1.0 + hu / 1000.0), 0.0, None) * pixel_mm * circle
     clean = radon(tissue, theta=theta)
     through_metal = radon(np.where(where & circle, metal_mu_per_mm * pixel_mm, 0.0), theta=theta)
     noise = np.random.default_rng(seed).standard_normal(clean.shape)
@@ -100,6 +117,6 @@ def metal_streaks(
     measured = np.minimum(measured, np.log(photons))  # a ray keeps at least one photon
     reference = clean + noise / np.sqrt(photons * np.exp(-clean))  # the same noise: only the metal's part differs
     change = iradon(measured, theta=theta, filter_name="hann") - iradon(reference, theta=theta, filter_name="hann")
-    out = hu + change / pixel_mm / WATER_MU_PER_MM * 1000.0 * circle
+    out = hu + hu_change(change, pixel_mm, circle)
     out[where] = METAL_HU
     return np.clip(out, -1024.0, METAL_HU).astype(np.float32)
