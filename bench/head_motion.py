@@ -18,8 +18,9 @@ On a phantom study the motion is on the bleed's slices and one beyond each end (
 slice; its truth is 0 mL), ``--painted N`` bleeds painted into it one at a time (60-75 HU ellipsoids
 15 mm or more inside the space, on those slices; motion on each one's slices and one beyond each end)
 and the real IVH example (``../shared/data/ct-real-ich``, motion on its middle
-8 slices; no truth: its volume change is reported). One JSON line per run goes to ``--out`` (runs already
-there are skipped, so an interrupted run resumes); ``--keep DIR`` saves the moved slices
+8 slices; no truth: its volume change is reported). One JSON line per run goes to ``--out``, with the
+volume, the flags and ``quality.measurements.skipped_slice`` (runs already there are skipped, so an
+interrupted run resumes); ``--keep DIR`` saves the moved slices
 (``DIR/STUDY-KIND.npz``). The table printed at the end gives, per kind, how far the volume moved from the
 still run, the wrong volumes (the census's bar: >= 1 mL and >= 25 % from the truth), the silent ones (no
 quality flag at all; the IVH example has no truth) and the runs with any flag (no flag names
@@ -188,7 +189,7 @@ def main() -> None:
                 row = {"study": study, "kind": kind, "truth_ml": truth_ml, "slices": slices,
                        "ml": round(result.measurement.volume_ml, 3),
                        "beside_ml": (quality.get("cross_check") or {}).get("volume_ml"),
-                       "codes": list(result.quality.codes)}
+                       "codes": list(result.quality.codes), "skipped_slice": quality.get("skipped_slice")}
                 wrong = _wrong(row["ml"], truth_ml)
                 print(json.dumps({**row, "wrong": wrong}), flush=True)
                 sink.write(json.dumps(row) + "\n")

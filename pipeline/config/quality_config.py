@@ -16,7 +16,7 @@ from ichpipe.pipeline.config.config_checks import check_fractions as _check_frac
 from ichpipe.pipeline.config.config_checks import check_non_negative as _check_non_negative
 from ichpipe.pipeline.config.config_checks import check_pair as _check_pair
 from ichpipe.pipeline.config.cross_check_config import DisagreementConfig, MissedBloodConfig, SkullBaseConfig
-from ichpipe.pipeline.config.quality_artifact_config import FluidLevelConfig, MetalConfig
+from ichpipe.pipeline.config.quality_artifact_config import FluidLevelConfig, MetalConfig, SkippedSliceConfig
 
 __all__ = [
     "BloodAtSkullConfig",
@@ -36,6 +36,7 @@ __all__ = [
     "MetalConfig",
     "MissedBloodConfig",
     "QualityConfig",
+    "SkippedSliceConfig",
     "SkullBaseConfig",
     "UncertainEdgeConfig",
 ]
@@ -483,8 +484,8 @@ class QualityConfig:
         beside the baseline (the behaviour before ``auto``). ``none``: no
         cross-check.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, hypodense_at_skull, blood_density,
-    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal, fluid_level, skull_base, missed_blood,
-    coverage:
+    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal, fluid_level, skipped_slice, skull_base,
+    missed_blood, coverage:
         The thresholds of each check.
     """
 
@@ -505,6 +506,7 @@ class QualityConfig:
     domain: DomainConfig = field(default_factory=DomainConfig)
     metal: MetalConfig = field(default_factory=MetalConfig)
     fluid_level: FluidLevelConfig = field(default_factory=FluidLevelConfig)
+    skipped_slice: SkippedSliceConfig = field(default_factory=SkippedSliceConfig)
     skull_base: SkullBaseConfig = field(default_factory=SkullBaseConfig)
     missed_blood: MissedBloodConfig = field(default_factory=MissedBloodConfig)
     coverage: CoverageConfig = field(default_factory=CoverageConfig)

@@ -16,6 +16,7 @@ descriptions, the results store, batch summaries and timelines.
   the blood's place and the segmenters' agreement, thresholds as keyword arguments;
 - :mod:`~ichpipe.pipeline.quality.blood_checks`: the checks on the blood found, its density and edges;
 - :mod:`~ichpipe.pipeline.quality.inner_table`: blood against the inner table that was not segmented;
+- :mod:`~ichpipe.pipeline.quality.skipped_slice`: blood on the slices either side of one read empty;
 - :mod:`~ichpipe.pipeline.quality.assess`: all checks of one study.
 
 May import :mod:`ichpipe.dicom_io`, :mod:`ichpipe.pipeline.config` and

@@ -36,6 +36,7 @@ from ichpipe.pipeline.quality.fluid_level import check_fluid_level, find_fluid_l
 from ichpipe.pipeline.quality.hypodense_at_skull import check_hypodense_at_skull, hypodense_at_skull
 from ichpipe.pipeline.quality.inner_table import check_blood_at_skull, unsegmented_at_skull
 from ichpipe.pipeline.quality.metal import check_metal, metal_in_head
+from ichpipe.pipeline.quality.skipped_slice import check_skipped_slice, skipped_slice
 from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
@@ -135,6 +136,11 @@ def assess_quality(
         found = find_fluid_level(segmentation.mask, volume.hu, geo, patient_position=_patient_position(volume), **level)
         report.add(check_fluid_level(found, min_area_mm2=min_area), "fluid_level")
         measurements["fluid_level"] = found.to_dict()
+    if cfg.skipped_slice.min_area_mm2 is not None and segmentation.mask.any():
+        skip = cfg.skipped_slice
+        hole = skipped_slice(segmentation.mask, geo.pixel_spacing_mm, slack_mm=skip.slack_mm, max_run=skip.max_run)
+        report.add(check_skipped_slice(hole, min_area_mm2=skip.min_area_mm2), "skipped_slice")
+        measurements["skipped_slice"] = hole.to_dict()
     if "loose_call" in segmentation.details:
         # against the volume before the faint growth, which took part of the loose call (beside_ml counts it),
         # and before the enclosed hypodense parts and the partial-volume rim (inference.enclosed_close_mm, rim_mm),

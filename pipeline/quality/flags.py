@@ -42,6 +42,8 @@ FLAG_CODES: dict[str, str] = {
                                " network, which never saw a bleed there, did not: the volume may be too low",
     "blood_missed_by_network": "the threshold baseline finds blood in pieces the network did not touch: a bleed may"
                                " be missed whole, the volume may be too low",
+    "blood_skips_slice": "blood on the slices either side of a slice overlaps where that slice has none: it was"
+                         " read empty (a head that moved, streaks?), the volume may be too low",
     "fluid_level": "a horizontal fluid level at the top of the blood: the serum above it is not counted, the volume"
                    " may be too low",
     "low_density_blood": "the blood found is near brain density (subacute, or mixed with CSF): often found only in"
