@@ -45,14 +45,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from bench_cases import set_bleeds  # noqa: E402
 from posterior_fossa import _heads, _paint  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume  # noqa: E402
-from ichpipe.dicom_io.window import WindowPreset  # noqa: E402
 from ichpipe.pipeline.config import load_config  # noqa: E402
-from ichpipe.pipeline.datasets import load_case  # noqa: E402
-from ichpipe.pipeline.datasets.manifest import read_manifest  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
 from ichpipe.pipeline.segment.intracranial import intracranial_mask  # noqa: E402
@@ -118,18 +116,9 @@ def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | 
                     list(range(max(0, ends[0] - 1), min(space.shape[0], ends[-1] + 2)))
     if args.set is None:
         return
-    n = 0
-    for entry in read_manifest(Path(args.set) / "manifest.csv").entries:
-        case = load_case(entry)
-        volume = case.as_ct_volume(WindowPreset(80, 40))
-        truth_ml = mask_volume_ml(case.mask, volume.geometry.voxel_volumes_ml)
-        if truth_ml < 1.0:
-            continue
-        ends = np.flatnonzero(case.mask.any(axis=(1, 2)))
-        yield entry.case_id, volume, truth_ml, list(range(max(0, ends[0] - 1), min(case.mask.shape[0], ends[-1] + 2)))
-        n += 1
-        if args.cases is not None and n >= args.cases:
-            return
+    for case_id, volume, truth_ml, mask in set_bleeds(args.set, args.cases):
+        ends = np.flatnonzero(mask.any(axis=(1, 2)))
+        yield case_id, volume, truth_ml, list(range(max(0, ends[0] - 1), min(mask.shape[0], ends[-1] + 2)))
 
 
 def _wrong(ml: float, truth_ml: float | None) -> bool | None:

@@ -38,16 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from bench_cases import set_bleeds  # noqa: E402
 from head_motion import _painted_bleeds  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume  # noqa: E402
-from ichpipe.dicom_io.window import WindowPreset  # noqa: E402
 from ichpipe.pipeline.config import load_config  # noqa: E402
-from ichpipe.pipeline.datasets import load_case  # noqa: E402
 from ichpipe.pipeline.datasets.case import uniform_geometry  # noqa: E402
-from ichpipe.pipeline.datasets.manifest import read_manifest  # noqa: E402
 from ichpipe.pipeline.evaluation.box_slices import PngAssumptions, list_box_patients, png_stack_to_hu  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
@@ -80,19 +78,9 @@ def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | 
                                         pixel_spacing_mm=png.pixel_mm, slice_thickness_mm=png.slice_mm)
             yield f"phe-{patient.patient_id}", CTVolume(hu=np.ascontiguousarray(hu), geometry=geometry, slices=(),
                                                         study_uid="", series_uid="png", warnings=()), None
-    if args.set is None:
-        return
-    n = 0
-    for entry in read_manifest(Path(args.set) / "manifest.csv").entries:
-        case = load_case(entry)
-        volume = case.as_ct_volume(WindowPreset(80, 40))
-        truth_ml = mask_volume_ml(case.mask, volume.geometry.voxel_volumes_ml)
-        if truth_ml < 1.0:
-            continue
-        yield entry.case_id, volume, truth_ml
-        n += 1
-        if args.cases is not None and n >= args.cases:
-            return
+    if args.set is not None:
+        for case_id, volume, truth_ml, _ in set_bleeds(args.set, args.cases):
+            yield case_id, volume, truth_ml
 
 
 def main() -> None:

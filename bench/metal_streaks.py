@@ -38,16 +38,15 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_cases import set_bleeds  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series  # noqa: E402
 from ichpipe.dicom_io.study import scan_study  # noqa: E402
-from ichpipe.dicom_io.window import WindowPreset  # noqa: E402
 from ichpipe.pipeline.config import Config, load_config  # noqa: E402
-from ichpipe.pipeline.datasets import load_case  # noqa: E402
-from ichpipe.pipeline.datasets.manifest import read_manifest  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
-from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
 from ichpipe.pipeline.segment.intracranial import intracranial_mask  # noqa: E402
 from ichpipe.pipeline.synthetic.metal_streaks import metal_streaks  # noqa: E402
 
@@ -114,18 +113,9 @@ def _studies(args: argparse.Namespace, config: Config) -> Iterator[tuple[str, CT
         yield "ge-hispeed-head", volume, 0.0, _ge_placements(volume, intracranial_mask(volume.hu, volume.geometry))
     if args.set is None:
         return
-    n = 0
-    for entry in read_manifest(Path(args.set) / "manifest.csv").entries:
-        case = load_case(entry)
-        volume = case.as_ct_volume(WindowPreset(80, 40))
-        truth_ml = mask_volume_ml(case.mask, volume.geometry.voxel_volumes_ml)
-        if truth_ml < 1.0:
-            continue
+    for case_id, volume, truth_ml, mask in set_bleeds(args.set, args.cases):
         space = intracranial_mask(volume.hu, volume.geometry)
-        yield entry.case_id, volume, truth_ml, _phantom_placements(volume, case.mask, space)
-        n += 1
-        if args.cases is not None and n >= args.cases:
-            return
+        yield case_id, volume, truth_ml, _phantom_placements(volume, mask, space)
 
 
 def _wrong(ml: float, truth_ml: float) -> bool:
