@@ -79,10 +79,10 @@ def skipped_slice(
 ) -> SkippedSlice:
     """Find the largest hole where blood skips one slice or a run of up to ``max_run`` slices.
 
-    The overlap of the blood on two slices ``max_run`` or fewer apart falls into pieces (8-connected
-    in plane); a piece is part of the hole when the slices between hold no blood within ``slack_mm`` of
-    any of it. A slice that holds a narrower part of the same bleed (an hourglass, a notch, a ragged edge)
-    touches the piece and leaves no hole.
+    The overlap of the blood on two slices with up to ``max_run`` slices between them falls into pieces
+    (8-connected in plane); a piece is part of the hole when the slices between hold no blood within
+    ``slack_mm`` of any of it. A slice that holds a narrower part of the same bleed (an hourglass, a
+    notch, a ragged edge) touches the piece and leaves no hole.
 
     Parameters
     ----------
@@ -128,8 +128,10 @@ def skipped_slice(
     reach = [ndimage.binary_dilation(p, footprint) if p.any() else p for p in blood]
     for below in (int(z) for z in np.flatnonzero(has[:-2])):
         for above in range(below + 2, min(below + 2 + max_run, blood.shape[0])):
-            overlap = blood[below] & blood[above] if has[above] else None
-            if overlap is None or not overlap.any():
+            if not has[above]:
+                continue
+            overlap = blood[below] & blood[above]
+            if not overlap.any():
                 continue
             pieces, _ = ndimage.label(overlap, structure=np.ones((3, 3), dtype=bool))
             between = np.logical_or.reduce(reach[below + 1: above])
