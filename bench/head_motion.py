@@ -51,6 +51,7 @@ from posterior_fossa import _heads, _paint  # noqa: E402
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume  # noqa: E402
 from ichpipe.pipeline.config import load_config  # noqa: E402
+from ichpipe.pipeline.evaluation.flag_scoring import WrongVolume  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
 from ichpipe.pipeline.segment.intracranial import intracranial_mask  # noqa: E402
@@ -122,10 +123,8 @@ def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | 
 
 
 def _wrong(ml: float, truth_ml: float | None) -> bool | None:
-    """The census's bar: >= 1 mL and >= 25 % of the truth off (a normal head: >= 1 mL); None without a truth."""
-    if truth_ml is None:
-        return None
-    return abs(ml - truth_ml) >= 1.0 and abs(ml - truth_ml) >= 0.25 * truth_ml
+    """The census's bar (:class:`WrongVolume`: >= 1 mL and >= 25 % of the truth off); None without a truth."""
+    return None if truth_ml is None else WrongVolume().is_wrong(predicted_ml=ml, true_ml=truth_ml)
 
 
 def _summary(rows: list[dict[str, Any]]) -> str:

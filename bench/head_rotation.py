@@ -31,7 +31,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,8 +44,7 @@ from posterior_fossa import _heads  # noqa: E402
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume  # noqa: E402
 from ichpipe.pipeline.config import load_config  # noqa: E402
-from ichpipe.pipeline.datasets.case import uniform_geometry  # noqa: E402
-from ichpipe.pipeline.evaluation.box_slices import PngAssumptions, list_box_patients, png_stack_to_hu  # noqa: E402
+from ichpipe.pipeline.evaluation.box_slices import PngAssumptions, list_box_patients, patient_volume  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
 from ichpipe.pipeline.segment.intracranial import intracranial_mask  # noqa: E402
@@ -70,14 +68,8 @@ def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | 
         for k, hu, blood in _painted_bleeds(volume, space, 4, 0):
             yield f"ge-painted-{k}", replace(volume, hu=hu), mask_volume_ml(blood, volume.geometry.voxel_volumes_ml)
     if args.phe:
-        png = PngAssumptions()
         for patient in list_box_patients(DATA / "phe-sich-ct-ids-dev"):
-            images = [np.rot90(np.asarray(Image.open(p).convert("L")), png.rotate) for p in patient.images]
-            hu = png_stack_to_hu(images, window_hu=png.window_hu, bone_hu=png.bone_hu).astype(np.float32)
-            geometry = uniform_geometry(n_slices=hu.shape[0], rows=hu.shape[1], columns=hu.shape[2],
-                                        pixel_spacing_mm=png.pixel_mm, slice_thickness_mm=png.slice_mm)
-            yield f"phe-{patient.patient_id}", CTVolume(hu=np.ascontiguousarray(hu), geometry=geometry, slices=(),
-                                                        study_uid="", series_uid="png", warnings=()), None
+            yield f"phe-{patient.patient_id}", patient_volume(patient, PngAssumptions()), None
     if args.set is not None:
         for case_id, volume, truth_ml, _ in set_bleeds(args.set, args.cases):
             yield case_id, volume, truth_ml

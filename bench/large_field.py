@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -54,16 +53,17 @@ from ichpipe.dicom_io.assemble import CTVolume, assemble_series  # noqa: E402
 from ichpipe.dicom_io.study import scan_study  # noqa: E402
 from ichpipe.pipeline.config import Config, load_config  # noqa: E402
 from ichpipe.pipeline.datasets.case import uniform_geometry  # noqa: E402
+from ichpipe.pipeline.evaluation.flag_scoring import WrongVolume  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
 from ichpipe.pipeline.segment.intracranial import intracranial_mask  # noqa: E402
+from ichpipe.pipeline.synthetic.phantom import PhantomSpec, write_phantom_study  # noqa: E402
 
 
 def _phantom(seed: int, pixel_mm: float, config: Config, folder: Path) -> tuple[CTVolume, float]:
+    """``ichpipe phantom --seed SEED --pixel-spacing PIXEL_MM``'s study, read as ``run`` reads it, and its truth."""
     out = folder / f"s{seed}-p{pixel_mm}"
-    subprocess.run([str(REPO / ".venv" / "bin" / "ichpipe"), "phantom", "--out", str(out), "--seed", str(seed),
-                    "--pixel-spacing", str(pixel_mm)], check=True, capture_output=True)
-    truth = json.loads((out / "truth.json").read_text())["hematoma"]["volume_ml"]
+    truth = write_phantom_study(out, PhantomSpec(seed=seed, pixel_spacing_mm=pixel_mm)).data["hematoma"]["volume_ml"]
     with scan_study(out, discovery=config.discovery, selection=config.selection, geometry=config.geometry) as scan:
         return assemble_series(scan.require_selected().series, config=config.geometry), float(truth)
 
@@ -113,10 +113,6 @@ def _studies(args: argparse.Namespace, config: Config, folder: Path) -> Iterator
             yield (f"phantom-s{seed}-p{pixel}", *_phantom(seed, pixel, config, folder))
 
 
-def _wrong(ml: float, truth_ml: float) -> bool:
-    return abs(ml - truth_ml) >= 1.0 and abs(ml - truth_ml) >= 0.25 * truth_ml
-
-
 def _table(rows: list[dict[str, Any]]) -> None:
     print("| pixel mm | studies | before: read / truth, median (range) | wrong (silent) | after: read / truth,"
           " median (range) | wrong (silent) |")
@@ -126,7 +122,7 @@ def _table(rows: list[dict[str, Any]]) -> None:
         cells = []
         for when in ("before", "after"):
             share = [r[when]["ml"] / r["truth_ml"] for r in group]
-            wrong = [r for r in group if _wrong(r[when]["ml"], r["truth_ml"])]
+            wrong = [r for r in group if WrongVolume().is_wrong(predicted_ml=r[when]["ml"], true_ml=r["truth_ml"])]
             silent = sum(not r[when]["codes"] for r in wrong)
             cells.append(f"{np.median(share):.2f} ({min(share):.2f}-{max(share):.2f}) | {len(wrong)} ({silent})")
         print(f"| {pixel:.2f} | {len(group)} | {cells[0]} | {cells[1]} |")

@@ -46,6 +46,7 @@ from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume, assemble_series  # noqa: E402
 from ichpipe.dicom_io.study import scan_study  # noqa: E402
 from ichpipe.pipeline.config import Config, load_config  # noqa: E402
+from ichpipe.pipeline.evaluation.flag_scoring import WrongVolume  # noqa: E402
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.intracranial import intracranial_mask  # noqa: E402
 from ichpipe.pipeline.synthetic.metal_streaks import metal_streaks  # noqa: E402
@@ -118,11 +119,6 @@ def _studies(args: argparse.Namespace, config: Config) -> Iterator[tuple[str, CT
         yield case_id, volume, truth_ml, _phantom_placements(volume, mask, space)
 
 
-def _wrong(ml: float, truth_ml: float) -> bool:
-    """The census's bar: >= 1 mL and >= 25 % of the truth off (a normal head: >= 1 mL)."""
-    return abs(ml - truth_ml) >= 1.0 and abs(ml - truth_ml) >= 0.25 * truth_ml
-
-
 def _summary(rows: list[dict[str, Any]]) -> str:
     base = {r["study"]: r for r in rows if r["kind"] == "none"}
     lines = ["| kind | runs | volume change against no metal: median (range) | wrong | wrong, with no flag but"
@@ -132,7 +128,7 @@ def _summary(rows: list[dict[str, Any]]) -> str:
         if not runs:
             continue
         change = [r["ml"] - base[r["study"]]["ml"] for r in runs]
-        wrong = [r for r in runs if _wrong(r["ml"], r["truth_ml"])]
+        wrong = [r for r in runs if WrongVolume().is_wrong(predicted_ml=r["ml"], true_ml=r["truth_ml"])]
         silent = sum(not set(r["codes"]) - {"metal_artifact"} for r in wrong)
         metal = sum("metal_artifact" in r["codes"] for r in runs)
         lines.append(f"| {kind} | {len(runs)} | {np.median(change):+.2f} mL ({min(change):+.2f} to"

@@ -50,6 +50,7 @@ __all__ = [
     "box_markdown",
     "components_outside_boxes",
     "list_box_patients",
+    "patient_volume",
     "png_stack_to_hu",
     "pool_scores",
     "read_voc_boxes",
@@ -307,6 +308,23 @@ def pool_scores(scores: Sequence[BoxScore], *, label: str = "all") -> BoxScore:
                     end_hits=ends)
 
 
+def patient_volume(patient: BoxPatient, assumptions: PngAssumptions) -> CTVolume:
+    """One patient's PNG stack as an assumed-HU :class:`~ichpipe.dicom_io.assemble.CTVolume` on an evenly spaced grid.
+
+    Each slice turned upright (``assumptions.rotate``), its grey levels read through the assumed window
+    (:func:`png_stack_to_hu`), on the assumed pixel size and slice spacing.
+    """
+    images = []
+    for path in patient.images:
+        with Image.open(path) as im:
+            images.append(np.rot90(np.asarray(im.convert("L")), assumptions.rotate))
+    hu = png_stack_to_hu(images, window_hu=assumptions.window_hu, bone_hu=assumptions.bone_hu)
+    geometry = uniform_geometry(n_slices=hu.shape[0], rows=hu.shape[1], columns=hu.shape[2],
+                                pixel_spacing_mm=assumptions.pixel_mm, slice_thickness_mm=assumptions.slice_mm)
+    return CTVolume(hu=np.ascontiguousarray(hu), geometry=geometry, slices=(), study_uid="",
+                    series_uid=f"png:{patient.patient_id}", warnings=())
+
+
 def segment_box_patient(patient: BoxPatient, segmenter: Segmenter, assumptions: PngAssumptions, *,
                         name: str | None = None, min_hit_px: int = 20, min_component_px: int = 50,
                         min_distance: int = 3,
@@ -318,15 +336,7 @@ def segment_box_patient(patient: BoxPatient, segmenter: Segmenter, assumptions: 
     its own intracranial restriction. ``on_masks(patient, masks)`` receives the masks in the PNG
     frame (for overlays).
     """
-    images = []
-    for path in patient.images:
-        with Image.open(path) as im:
-            images.append(np.rot90(np.asarray(im.convert("L")), assumptions.rotate))
-    hu = png_stack_to_hu(images, window_hu=assumptions.window_hu, bone_hu=assumptions.bone_hu)
-    geometry = uniform_geometry(n_slices=hu.shape[0], rows=hu.shape[1], columns=hu.shape[2],
-                                pixel_spacing_mm=assumptions.pixel_mm, slice_thickness_mm=assumptions.slice_mm)
-    volume = CTVolume(hu=np.ascontiguousarray(hu), geometry=geometry, slices=(), study_uid="",
-                      series_uid=f"png:{patient.patient_id}", warnings=())
+    volume = patient_volume(patient, assumptions)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     mask = segment_volume(segmenter, volume).mask
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
