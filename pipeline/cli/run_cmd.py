@@ -55,6 +55,10 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
     if grid:
         lines.append(f"  a large field of view: the networks read each slice on a {grid[0]} x {grid[1]} grid (a"
                      f" network pixel {grid[2]:g} mm wide, near what they learnt; inference.max_network_pixel_mm)")
+    turn = measured.get("head_turn") or {}
+    if turn.get("read_upright"):
+        lines.append(f"  the head lay turned {abs(turn['degrees']):.0f} degrees in the image: the networks read it"
+                     " turned upright, their call turned back (inference.upright_min_degrees)")
     dense = measured.get("denser_than_blood") or {}
     if dense.get("removed_ml"):
         lines.append(f"  not counted: {dense['removed_ml']:.2f} mL in {dense['components_removed']} component(s) the"

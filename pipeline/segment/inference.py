@@ -55,7 +55,7 @@ from ichpipe.pipeline.segment.components import components_by_median_3d, drop_no
 from ichpipe.pipeline.segment.edge_rim import grow_rim
 from ichpipe.pipeline.segment.enclosed_fill import with_enclosed_fill
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
-from ichpipe.pipeline.segment.extra_axial_addition import JOINED_TABLE_SHARE, add_extra_axial
+from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
 from ichpipe.pipeline.segment.image_noise import network_image_noise
 from ichpipe.pipeline.segment.intracranial import (
     IntracranialResult,
@@ -74,6 +74,8 @@ from ichpipe.pipeline.segment.slice_context import (
     slab_means,
     volume_slabs,
 )
+from ichpipe.pipeline.segment.steps_described import described_steps
+from ichpipe.pipeline.segment.upright import HeadTurn, head_turn, turn_slices, upright_crop
 from ichpipe.progress import stage
 
 __all__ = ["NetworkSegmenter", "SliceRunner", "nvidia_gpu_visible"]
@@ -278,46 +280,12 @@ class NetworkSegmenter:
             described["thin_slab_mm"] = self.config.thin_slab_mm
         if self.config.max_network_pixel_mm is not None:
             described["max_network_pixel_mm"] = self.config.max_network_pixel_mm
-        if self.config.bone_edge_max_ml is not None:
-            described["bone_edge"] = {"max_ml": self.config.bone_edge_max_ml, "share": self.config.bone_edge_share}
-        if self.config.loose_threshold is not None:
-            described["loose_threshold"] = self.config.loose_threshold
-            if self.config.faint_max_median_hu is not None:
-                described["faint_growth"] = {"max_median_hu": self.config.faint_max_median_hu,
-                                             "min_hu": self.config.faint_min_hu,
-                                             "threshold": self.config.loose_threshold}
-        if self.config.enclosed_close_mm is not None:
-            described["enclosed_fill"] = {"close_mm": self.config.enclosed_close_mm,
-                                          "min_hu": self.config.enclosed_min_hu}
-        if self.config.rim_mm is not None:
-            described["edge_rim"] = {"rim_mm": self.config.rim_mm, "min_hu": self.config.rim_min_hu}
-        if self.extender is not None:
-            ends = self.config.end_extension
-            described["end_extension"] = {
-                **self.extender._identity(),
-                "threshold": ends.threshold,
-                "radius_mm": ends.radius_mm,
-                "depth_mm": ends.depth_mm,
-                "end_slice_hu": ends.end_slice_hu,
-            }
+        extender = self.extender._identity() if self.extender is not None else None
+        extra_axial = None
         if self.extra_axial is not None:
-            extra = self.config.extra_axial
-            described["extra_axial"] = {
-                **self.extra_axial._identity(),
-                "window": {"width": self.extra_axial.window.width, "level": self.extra_axial.window.level},
-                "threshold": extra.threshold,
-                "table_mm": extra.table_mm,
-                "min_ml": extra.min_ml,
-                "min_area_fraction": extra.min_area_fraction,
-                "narrow_slices": extra.narrow_slices,
-                "min_thickness_mm": extra.min_thickness_mm,
-                "min_median_hu": extra.min_median_hu,
-                "min_contrast_hu": extra.min_contrast_hu,
-                "low_density_min_ml": extra.low_density_min_ml,
-                "low_density_grow_threshold": extra.low_density_grow_threshold,
-                "joined_table_share": JOINED_TABLE_SHARE,
-                "judged_on": "added",  # the density and size tests read what a component adds (twenty-fourth session)
-            }
+            window = self.extra_axial.window
+            extra_axial = {**self.extra_axial._identity(), "window": {"width": window.width, "level": window.level}}
+        described.update(described_steps(self.config, extender=extender, extra_axial=extra_axial))
         return described
 
     def network_grid_of(self, volume: CTVolume) -> tuple[int, int]:
@@ -331,12 +299,24 @@ class NetworkSegmenter:
         The largest component above ``anatomy.head_min_hu`` is enough (head_mask's hole filling
         adds only pixels inside the outline, so neither changes; it cost most of this step).
         """
+        return self._head_and_turn(hu)[0]
+
+    def _head_and_turn(self, hu: npt.NDArray[np.float32], pixel_spacing_mm: tuple[float, float] | None = None
+                       ) -> tuple[HeadExtent, HeadTurn | None]:
+        """:meth:`head_extent` and, given the pixel spacing, the head's in-plane turn (:func:`head_turn`)."""
         head = largest_component(np.asarray(hu > self.anatomy.head_min_hu))
-        return np.asarray(head.any(axis=(1, 2)), dtype=bool), head_bounding_box(head)
+        extent = np.asarray(head.any(axis=(1, 2)), dtype=bool), head_bounding_box(head)
+        return extent, None if pixel_spacing_mm is None else head_turn(head, pixel_spacing_mm=pixel_spacing_mm)
+
+    def upright_degrees(self, turn: HeadTurn | None) -> float | None:
+        """The degrees the networks turn the slices by to read the head upright (``None``: as it lies)."""
+        least, longer = self.config.upright_min_degrees, self.config.upright_min_elongation
+        applies = turn is not None and least is not None and turn.applies(min_degrees=least, min_elongation=longer)
+        return turn.degrees if applies and turn is not None else None
 
     def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None,
                       slices: Sequence[int] | None = None, head: HeadExtent | None = None,
-                      above: float | Sequence[float] | None = None) -> npt.NDArray[Any]:
+                      above: float | Sequence[float] | None = None, upright: float | None = None) -> npt.NDArray[Any]:
         """Hematoma probability per voxel, shape ``volume.hu.shape``.
 
         ``bone``: voxels shown to the network as bone (:data:`~ichpipe.pipeline.segment.skull_restore.BONE_HU`),
@@ -345,7 +325,8 @@ class NetworkSegmenter:
         :meth:`head_extent` of the volume when already known (found here otherwise). ``above``:
         return the bool mask ``probability > above`` instead, thresholded batch by batch (a
         600-slice study never holds its float probabilities at once); several thresholds give one
-        such mask each, stacked on a new first axis.
+        such mask each, stacked on a new first axis. ``upright``: the networks read each slice turned by
+        this many degrees (:meth:`upright_degrees`), the probabilities turned back.
         """
         hu = volume.hu
         n, rows, cols = hu.shape
@@ -369,6 +350,9 @@ class NetworkSegmenter:
         if box is not None:
             y0, y1 = int(np.floor(box[1].start * sy)), int(np.ceil(box[1].stop * sy))
             x0, x1 = int(np.floor(box[2].start * sx)), int(np.ceil(box[2].stop * sx))
+        if upright is not None:
+            y0, y1, x0, x1 = upright_crop(hu, has_head if box is not None else None, (y0, y1, x0, x1), grid, upright,
+                                          min_hu=self.anatomy.head_min_hu)
         neighbours = None
         if self.slice_context_mm is not None:
             neighbours = neighbour_indices(volume.geometry.offsets_mm, context_mm=self.slice_context_mm)
@@ -376,7 +360,7 @@ class NetworkSegmenter:
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in (todo[i : i + self.config.batch_size] for i in range(0, len(todo), self.config.batch_size)):
-                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs, grid)
+                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs, (grid, upright))
                 rows_of_batch = [row_of[i] for i in batch]
                 if not levels:
                     out[rows_of_batch] = full
@@ -412,12 +396,13 @@ class NetworkSegmenter:
                 intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)
             ring = stripped_skull_ring(volume.hu, intracranial, volume.geometry.pixel_spacing_mm,
                                        width_mm=self.config.restore_stripped_skull_mm)
-        head = self.head_extent(volume.hu)
+        head, turn = self._head_and_turn(volume.hu, volume.geometry.pixel_spacing_mm)
+        upright = self.upright_degrees(turn)
         loose = None
         if self.config.loose_threshold is None:
-            mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold)
+            mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold, upright=upright)
         else:
-            mask, loose = self.probabilities(volume, bone=ring, head=head,
+            mask, loose = self.probabilities(volume, bone=ring, head=head, upright=upright,
                                              above=(self.config.threshold, self.config.loose_threshold))
         # the end-slice step, the faint growth and the loose-call measurement keep to it; the extra-axial step
         # always reads it
@@ -445,11 +430,14 @@ class NetworkSegmenter:
         grid = self.network_grid_of(volume)
         if grid != self.input_size:  # a large field of view, read at max_network_pixel_mm
             result.details.setdefault("network_input", {})["grid"] = [*grid, self.config.max_network_pixel_mm]
+        if turn is not None:
+            result.details["head_turn"] = {"degrees": round(turn.degrees, 1), "elongation": round(turn.elongation, 3),
+                                           "cut": turn.cut, "read_upright": upright is not None}
         if self.extender is not None:
-            result = self._extend_ends(self.extender, result, volume, ring, intracranial, head)
+            result = self._extend_ends(self.extender, result, volume, ring, intracranial, (head, upright))
         found = result.mask  # the networks' blood before the extra-axial step's collections
         if self.extra_axial is not None and intracranial is not None:
-            result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, head)
+            result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, (head, upright))
         if loose is not None:
             result = self._measure_loose(result, loose, volume, intracranial)
         if self.config.enclosed_close_mm is not None:  # add the hypodense parts `found` (no collection) encloses
@@ -517,15 +505,20 @@ class NetworkSegmenter:
 
     def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                          ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult,
-                         head: HeadExtent) -> SegmentationResult:
-        """``result`` plus ``network``'s collections against the inner table (``inference.extra_axial``)."""
+                         seen: tuple[HeadExtent, float | None]) -> SegmentationResult:
+        """``result`` plus ``network``'s collections against the inner table (``inference.extra_axial``).
+
+        ``seen``: the head's extent and the turn the networks read it upright by (:meth:`upright_degrees`).
+        """
+        head, upright = seen
         settings = self.config.extra_axial
         grow = settings.low_density_grow_threshold if settings.low_density_min_ml is not None else None
         loose = None
         if grow is None:
-            called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold)
+            called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold, upright=upright)
         else:
-            called, loose = network.probabilities(volume, bone=ring, head=head, above=(settings.threshold, grow))
+            called, loose = network.probabilities(volume, bone=ring, head=head, above=(settings.threshold, grow),
+                                                  upright=upright)
         addition = add_extra_axial(
             result.mask, called, intracranial=intracranial.mask, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
@@ -544,12 +537,13 @@ class NetworkSegmenter:
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,
-                     head: HeadExtent) -> SegmentationResult:
-        """``result`` grown at its bleeds' end slices by ``extender`` (``inference.end_extension``)."""
-        ends = self.config.end_extension
+                     seen: tuple[HeadExtent, float | None]) -> SegmentationResult:
+        """``result`` grown at its bleeds' end slices by ``extender`` (``inference.end_extension``; ``seen``
+        as for :meth:`_add_extra_axial`)."""
+        ends, (head, upright) = self.config.end_extension, seen
         allowed = intracranial.mask if self.config.restrict_to_intracranial and intracranial is not None else None
         grown = extend_bleed_ends(
-            result.mask, lambda s: extender.probabilities(volume, bone=ring, slices=s, head=head),
+            result.mask, lambda s: extender.probabilities(volume, bone=ring, slices=s, head=head, upright=upright),
             offsets_mm=volume.geometry.offsets_mm, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
             hu=volume.hu, hu_range=self.anatomy.brain_hu, end_slice_hu=ends.end_slice_hu,
@@ -559,15 +553,17 @@ class NetworkSegmenter:
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
                bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None,
-               slabs: ThinSlabs | None, grid: tuple[int, int]) -> npt.NDArray[np.float32]:
+               slabs: ThinSlabs | None, seen: tuple[tuple[int, int], float | None]) -> npt.NDArray[np.float32]:
         """Probabilities of the slices ``batch`` of ``hu``, shape ``(len(batch), rows, columns)``.
 
         ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
         below and above, for a checkpoint with slice context; ``slabs``: thin slices are shown to the
-        network as these weighted means (:meth:`network_slabs`); ``grid``: the size slices are resized
-        to (:meth:`network_grid_of`).
+        network as these weighted means (:meth:`network_slabs`); ``seen``: the size slices are resized
+        to (:meth:`network_grid_of`) and the degrees they are then turned by (``None``: none; ``box`` is
+        in the turned slice), the probabilities turned back before they are resized back.
         """
         rows, cols = hu.shape[1:]
+        grid, upright = seen
         y0, y1, x0, x1 = box
         # channel-major list of slice indices: one channel, or below / slice / above
         channels = [batch]
@@ -580,6 +576,8 @@ class NetworkSegmenter:
         grey = apply_window(slab, self.window).astype(np.float32) * self.scale + self.offset
         if (rows, cols) != grid:
             grey = resize_bilinear(grey, grid, antialias=True)
+        if upright is not None:
+            grey = turn_slices(grey, upright, fill=self.offset)
         crop_h, crop_w = y1 - y0, x1 - x0
         # pad bottom/right to a multiple of 16 with the normalised value of black
         x = np.full((len(batch), len(channels), crop_h + -crop_h % 16, crop_w + -crop_w % 16), self.offset,
@@ -591,6 +589,8 @@ class NetworkSegmenter:
             y = 0.5 * (y + self.runner.run(np.ascontiguousarray(x[..., ::-1]))[..., ::-1])
         full = np.zeros((len(batch), *grid), dtype=np.float32)
         full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]
+        if upright is not None:
+            full = np.clip(turn_slices(full, -upright, fill=0.0), 0.0, 1.0)
         if (rows, cols) != grid:
             full = resize_bilinear(full, (rows, cols), antialias=False)
         return full

@@ -181,3 +181,17 @@ def test_run_says_when_thin_slices_were_read_as_slabs(tmp_path: Path) -> None:
                         " inference.thin_slab_mm); the mask is on the thin slices")
     report["quality"]["measurements"]["network_input"] = {"stripped_skull_restored_mm": 10.0}  # type: ignore[index]
     assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
+def test_run_says_when_the_networks_read_a_turned_head_upright(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    turn = {"degrees": -23.6, "elongation": 1.221, "cut": False, "read_upright": True}
+    report = {"hematoma": {"volume_ml": 0.89, "abc2_ml": 0.7, "n_voxels": 900},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {"head_turn": turn}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  the head lay turned 24 degrees in the image: the networks read it turned upright, their call"
+                        " turned back (inference.upright_min_degrees)")
+    turn["read_upright"] = False  # under the bar, round or cut: nothing to say
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")

@@ -1,0 +1,78 @@
+"""The report's account of the networks' post-processing steps and their settings.
+
+:meth:`~ichpipe.pipeline.segment.inference.NetworkSegmenter.describe` puts these keys beside the
+network's identity; :func:`~ichpipe.pipeline.serial.store.records.method_name` reads them, so two scans
+are compared as measured the same way only when every step ran with the same settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.segment.extra_axial_addition import JOINED_TABLE_SHARE
+
+__all__ = ["described_steps"]
+
+
+def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | None = None,
+                    extra_axial: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The settings of each step ``config`` turns on, keyed as the report names them.
+
+    Parameters
+    ----------
+    config:
+        The inference settings.
+    extender, extra_axial:
+        The identity (name, checkpoint SHA-256 and path, runtime; the extra-axial network's window too)
+        of the end-slice and extra-axial networks, ``None`` when the step is off.
+
+    Examples
+    --------
+    >>> steps = described_steps(InferenceConfig())
+    >>> steps["edge_rim"], steps["upright"]
+    ({'rim_mm': 1.0, 'min_hu': 42.0}, {'min_degrees': 10.0, 'min_elongation': 1.05})
+    """
+    steps: dict[str, Any] = {}
+    if config.bone_edge_max_ml is not None:
+        steps["bone_edge"] = {"max_ml": config.bone_edge_max_ml, "share": config.bone_edge_share}
+    if config.loose_threshold is not None:
+        steps["loose_threshold"] = config.loose_threshold
+        if config.faint_max_median_hu is not None:
+            steps["faint_growth"] = {"max_median_hu": config.faint_max_median_hu, "min_hu": config.faint_min_hu,
+                                     "threshold": config.loose_threshold}
+    if config.enclosed_close_mm is not None:
+        steps["enclosed_fill"] = {"close_mm": config.enclosed_close_mm, "min_hu": config.enclosed_min_hu}
+    if config.rim_mm is not None:
+        steps["edge_rim"] = {"rim_mm": config.rim_mm, "min_hu": config.rim_min_hu}
+    if extender is not None:
+        ends = config.end_extension
+        steps["end_extension"] = {
+            **extender,
+            "threshold": ends.threshold,
+            "radius_mm": ends.radius_mm,
+            "depth_mm": ends.depth_mm,
+            "end_slice_hu": ends.end_slice_hu,
+        }
+    if extra_axial is not None:
+        extra = config.extra_axial
+        steps["extra_axial"] = {
+            **extra_axial,
+            "threshold": extra.threshold,
+            "table_mm": extra.table_mm,
+            "min_ml": extra.min_ml,
+            "min_area_fraction": extra.min_area_fraction,
+            "narrow_slices": extra.narrow_slices,
+            "min_thickness_mm": extra.min_thickness_mm,
+            "min_median_hu": extra.min_median_hu,
+            "min_contrast_hu": extra.min_contrast_hu,
+            "low_density_min_ml": extra.low_density_min_ml,
+            "low_density_grow_threshold": extra.low_density_grow_threshold,
+            "joined_table_share": JOINED_TABLE_SHARE,
+            "judged_on": "added",  # the density and size tests read what a component adds (twenty-fourth session)
+        }
+    if config.upright_min_degrees is not None:
+        steps["upright"] = {"min_degrees": config.upright_min_degrees,
+                            "min_elongation": config.upright_min_elongation}
+    return steps
