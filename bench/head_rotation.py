@@ -18,7 +18,9 @@ Studies: ``--set`` phantom bleeds of 1 mL or more (the truth known); ``--real`` 
 the real GE normal head (``../shared/data/ct-real``; as ``bench/head_motion.py --painted 4``);
 ``--phe`` the 51 real PHE-SICH-CT-IDS patients (``../shared/data/phe-sich-ct-ids-dev``, PNG stacks
 under the evaluation's assumed window and spacing; no truth: the change from upright is reported).
-One JSON line per study and angle goes to ``--out`` (runs already there are skipped).
+One JSON line per study and angle goes to ``--out`` (runs already there are skipped), with the turn
+the pipeline measured and whether the networks read the head upright (``quality.measurements.head_turn``;
+since the twenty-eighth session from 10 degrees; ``--as-lies`` turns that off, as before).
 """
 
 from __future__ import annotations
@@ -82,12 +84,16 @@ def main() -> None:
     parser.add_argument("--real", action="store_true", help="4 bleeds painted into the real GE normal head")
     parser.add_argument("--phe", action="store_true", help="the 51 real PHE-SICH patients (no truth)")
     parser.add_argument("--angles", type=float, nargs="+", default=[15.0, 30.0, 90.0, 180.0])
+    parser.add_argument("--as-lies", action="store_true",
+                        help="inference.upright_min_degrees null: the networks read every head as it lies")
     parser.add_argument("--out", type=Path, default=Path("head_rotation.jsonl"))
     args = parser.parse_args()
     done = {(r["study"], r["angle"]) for r in map(json.loads, args.out.read_text().splitlines())} \
         if args.out.exists() else set()
     config = load_config()
-    segmenter = load_segmenter()
+    if args.as_lies:
+        config = replace(config, inference=replace(config.inference, upright_min_degrees=None))
+    segmenter = load_segmenter(config=config)
     with args.out.open("a") as sink:
         for study, volume, truth_ml in _studies(args):
             for angle in (0.0, *args.angles):
@@ -95,7 +101,8 @@ def main() -> None:
                     continue
                 row = {"study": study, "truth_ml": truth_ml, "angle": angle}
                 result = analyse_volume(replace(volume, hu=turned(volume.hu, angle)), segmenter, config)
-                row.update(ml=round(result.measurement.volume_ml, 3), codes=list(result.quality.codes))
+                row.update(ml=round(result.measurement.volume_ml, 3), codes=list(result.quality.codes),
+                           head_turn=result.quality.measurements.get("head_turn"))
                 if angle % 90:
                     back = turned(turned(volume.hu, angle), -angle)
                     result = analyse_volume(replace(volume, hu=back), segmenter, config)
