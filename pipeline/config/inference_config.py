@@ -220,7 +220,9 @@ class InferenceConfig:
         bleeds were read wrong. ``None``: every head read as it lies.
     upright_min_elongation:
         ... and only when the head's long axis is at least this much longer than its short one (a round
-        outline has no long axis to measure the turn by), and the head does not touch the image's edge.
+        outline has no long axis to measure the turn by), at most 1.6 times (longer is shoulders or a
+        body, not a head: :data:`~ichpipe.pipeline.segment.upright.MAX_HEAD_ELONGATION`), and the head
+        does not touch the image's edge.
     restore_stripped_skull_mm:
         On a skull-stripped or brain-only export (the skull set to one fill
         value), paint bone on the fill-value voxels within this many mm

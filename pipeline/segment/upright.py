@@ -27,10 +27,15 @@ from scipy import ndimage
 
 from ichpipe.pipeline.segment.resize import resize_bilinear
 
-__all__ = ["HeadTurn", "head_shadow", "head_turn", "turn_slices", "turned_box", "upright_crop"]
+__all__ = ["MAX_HEAD_ELONGATION", "HeadTurn", "head_shadow", "head_turn", "turn_slices", "turned_box", "upright_crop"]
 
 #: Slices counted when the turn is measured: those whose head area is at least this share of the largest.
 MIN_AREA_SHARE = 0.6
+
+#: An outline longer than this times its width is not a head's (the heads measured: 1.06-1.31): shoulders
+#: or a body in the series, wider than the head, would be the slices measured, and their long axis runs
+#: side to side; such a series is read as it lies.
+MAX_HEAD_ELONGATION = 1.6
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,11 @@ class HeadTurn:
         True
         >>> HeadTurn(degrees=-23.6, elongation=1.01, cut=False).applies(min_degrees=10, min_elongation=1.05)
         False
+        >>> HeadTurn(degrees=88.0, elongation=2.1, cut=False).applies(min_degrees=10, min_elongation=1.05)
+        False
         """
-        return abs(self.degrees) >= min_degrees and self.elongation >= min_elongation and not self.cut
+        return (abs(self.degrees) >= min_degrees and min_elongation <= self.elongation <= MAX_HEAD_ELONGATION
+                and not self.cut)
 
 
 def head_turn(head: npt.NDArray[np.bool_], *, pixel_spacing_mm: tuple[float, float] = (1.0, 1.0)) -> HeadTurn | None:

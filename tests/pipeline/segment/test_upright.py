@@ -163,3 +163,17 @@ def test_the_report_says_how_the_head_lay(tmp_path, head_volume) -> None:
     seg.runner = _Seen()
     said = analyse_volume(turned, seg, config).quality.measurements["head_turn"]
     assert said["read_upright"] is True and abs(said["degrees"] + 30.0) < 1.5
+
+
+def test_shoulders_in_the_series_are_not_taken_for_a_turned_head(tmp_path, head_volume) -> None:
+    # slices 0-3 hold a wide body (shoulders), larger than the head: they are the slices measured, their long
+    # axis runs side to side, and the series is read as it lies rather than turned 90 degrees
+    hu = _oval_hu(rows=14.0, cols=10.0)
+    yy, xx = np.mgrid[:64, :64].astype(float)
+    hu[:4] = np.where(((yy - 32) / 14.0) ** 2 + ((xx - 32) / 30.0) ** 2 <= 1.0, 40.0, -1000.0)
+    turn = head_turn(hu > -300)
+    assert turn is not None and abs(abs(turn.degrees) - 90.0) < 1.5 and turn.elongation > 2.0
+    seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", mirror=False))
+    seg.runner = _Seen()
+    assert seg.upright_degrees(turn) is None
+    assert seg.segment_in(replace(head_volume, hu=hu)).details["head_turn"]["read_upright"] is False
