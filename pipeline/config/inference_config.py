@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Device", "EndExtensionConfig", "ExtraAxialConfig", "InferenceConfig", "Runtime"]
+__all__ = ["MAX_HEAD_ELONGATION", "Device", "EndExtensionConfig", "ExtraAxialConfig", "InferenceConfig", "Runtime"]
+
+#: An outline longer than this times its width is not a head's (the heads measured: 1.06-1.31): shoulders
+#: or a body in the series, wider than the head, would be the slices measured, and their long axis runs
+#: side to side; such a series is read as it lies (``inference.upright_min_degrees``).
+MAX_HEAD_ELONGATION = 1.6
 
 Device = Literal["auto", "cpu", "cuda"]
 Runtime = Literal["auto", "torch", "onnxruntime"]
@@ -221,7 +226,7 @@ class InferenceConfig:
     upright_min_elongation:
         ... and only when the head's long axis is at least this much longer than its short one (a round
         outline has no long axis to measure the turn by), at most 1.6 times (longer is shoulders or a
-        body, not a head: :data:`~ichpipe.pipeline.segment.upright.MAX_HEAD_ELONGATION`), and the head
+        body, not a head: :data:`MAX_HEAD_ELONGATION`), and the head
         does not touch the image's edge.
     restore_stripped_skull_mm:
         On a skull-stripped or brain-only export (the skull set to one fill
@@ -283,8 +288,8 @@ class InferenceConfig:
         if self.upright_min_degrees is not None and not 0.0 < self.upright_min_degrees <= 90.0:
             raise ValueError("Argument 'upright_min_degrees' must lie in (0, 90] degrees, or be null; got"
                              f" {self.upright_min_degrees!r}.")
-        if not self.upright_min_elongation >= 1.0:
-            raise ValueError("Argument 'upright_min_elongation' must be at least 1; got"
+        if not 1.0 <= self.upright_min_elongation < MAX_HEAD_ELONGATION:
+            raise ValueError(f"Argument 'upright_min_elongation' must lie in [1, {MAX_HEAD_ELONGATION:g}); got"
                              f" {self.upright_min_elongation!r}.")
         if self.bone_edge_max_ml is not None and not self.bone_edge_max_ml > 0:
             raise ValueError(f"Argument 'bone_edge_max_ml' must be positive, or null; got {self.bone_edge_max_ml!r}.")

@@ -25,17 +25,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from ichpipe.pipeline.config.inference_config import MAX_HEAD_ELONGATION
 from ichpipe.pipeline.segment.resize import resize_bilinear
 
 __all__ = ["MAX_HEAD_ELONGATION", "HeadTurn", "head_shadow", "head_turn", "turn_slices", "turned_box", "upright_crop"]
 
 #: Slices counted when the turn is measured: those whose head area is at least this share of the largest.
 MIN_AREA_SHARE = 0.6
-
-#: An outline longer than this times its width is not a head's (the heads measured: 1.06-1.31): shoulders
-#: or a body in the series, wider than the head, would be the slices measured, and their long axis runs
-#: side to side; such a series is read as it lies.
-MAX_HEAD_ELONGATION = 1.6
 
 
 @dataclass(frozen=True)

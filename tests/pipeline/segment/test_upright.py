@@ -149,8 +149,10 @@ def test_upright_settings_are_checked() -> None:
         InferenceConfig(upright_min_degrees=0.0)
     with pytest.raises(ValueError, match="'upright_min_degrees' must lie in"):
         InferenceConfig(upright_min_degrees=120.0)
-    with pytest.raises(ValueError, match="'upright_min_elongation' must be at least 1"):
+    with pytest.raises(ValueError, match=r"'upright_min_elongation' must lie in \[1, 1.6\)"):
         InferenceConfig(upright_min_elongation=0.9)
+    with pytest.raises(ValueError, match="'upright_min_elongation' must lie in"):
+        InferenceConfig(upright_min_elongation=1.6)  # no head would be read upright
 
 
 def test_the_report_says_how_the_head_lay(tmp_path, head_volume) -> None:
