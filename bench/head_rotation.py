@@ -33,7 +33,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -50,17 +49,17 @@ from ichpipe.pipeline.evaluation.box_slices import PngAssumptions, list_box_pati
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume  # noqa: E402
 from ichpipe.pipeline.segment.components import mask_volume_ml  # noqa: E402
 from ichpipe.pipeline.segment.intracranial import intracranial_mask  # noqa: E402
+from ichpipe.pipeline.segment.upright import turn_slices  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 
 
 def turned(hu: np.ndarray, angle: float) -> np.ndarray:
-    """``hu`` turned in plane by ``angle`` degrees (whole quarter turns exactly, others interpolated)."""
+    """``hu`` turned in plane by ``angle`` degrees (whole quarter turns exactly, others interpolated as the
+    networks' own turn is, :func:`turn_slices`, the field outside filled with the image's air)."""
     if angle % 90 == 0:
         return np.ascontiguousarray(np.rot90(hu, int(angle // 90) % 4, axes=(1, 2)))
-    air = float(np.percentile(hu, 1))
-    return ndimage.rotate(hu, angle, axes=(1, 2), reshape=False, order=1, mode="constant",
-                          cval=air).astype(np.float32)
+    return turn_slices(hu, angle, fill=float(np.percentile(hu, 1)))
 
 
 def _studies(args: argparse.Namespace) -> Iterator[tuple[str, CTVolume, float | None]]:
