@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from network_stand_ins import tiny_checkpoint
+from network_stand_ins import Seen, tiny_checkpoint
 from scipy import ndimage
 
 from ichpipe.pipeline.config.inference_config import InferenceConfig
@@ -28,17 +28,6 @@ def _oval_hu(*, rows: float = 26.0, cols: float = 19.0, slices: int = 12) -> np.
 
 def _checkpoint(tmp_path):
     return tiny_checkpoint(tmp_path / "tiny.pt", {"width": 80.0, "level": 40.0})
-
-
-class _Seen:
-    """Stands in for a network: 'probability' = input grey level; every batch it is shown is kept."""
-
-    def __init__(self) -> None:
-        self.images: list[np.ndarray] = []
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        self.images.append(images.copy())
-        return images[:, :1].copy()
 
 
 @pytest.mark.parametrize("degrees", [0.0, 12.0, -25.0, 40.0, 90.0])
@@ -105,7 +94,7 @@ def test_a_turned_head_is_read_upright_and_its_probabilities_turned_back(tmp_pat
     turned = replace(head_volume, hu=turn_slices(_oval_hu(), 30.0, fill=-1000.0))
     checkpoint = _checkpoint(tmp_path)
     seg = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", mirror=False))
-    seg.runner = _Seen()
+    seg.runner = Seen()
     turn = head_turn(turned.hu > -300)
     upright = seg.upright_degrees(turn)
     assert upright is not None and abs(upright + 30.0) < 1.5
@@ -114,7 +103,7 @@ def test_a_turned_head_is_read_upright_and_its_probabilities_turned_back(tmp_pat
     shown = head_turn(seen > 0.05)
     assert shown is not None and abs(shown.degrees) < 2.0  # the network saw the head upright
     as_it_lies = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", mirror=False))
-    as_it_lies.runner = _Seen()
+    as_it_lies.runner = Seen()
     plain = as_it_lies.probabilities(turned)
     # the echo's map turned there and back: the same map, but for the interpolation at edges
     brain = (turned.hu > 20) & (turned.hu < 90)
@@ -134,7 +123,7 @@ def test_segment_in_says_how_the_head_lay_and_how_it_was_read(tmp_path, head_vol
                                                               read_upright) -> None:
     turned = replace(head_volume, hu=turn_slices(_oval_hu(), degrees, fill=-1000.0))
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", mirror=False, **settings))
-    seg.runner = _Seen()
+    seg.runner = Seen()
     said = seg.segment_in(turned).details["head_turn"]
     assert said["read_upright"] is read_upright
     assert abs(said["degrees"] + degrees) < 1.5 and said["cut"] is False
@@ -162,7 +151,7 @@ def test_the_report_says_how_the_head_lay(tmp_path, head_volume) -> None:
     turned = replace(head_volume, hu=turn_slices(_oval_hu(), 30.0, fill=-1000.0))
     config = load_config(quality={"cross_check": "none"})
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=config.inference, anatomy=config.anatomy)
-    seg.runner = _Seen()
+    seg.runner = Seen()
     said = analyse_volume(turned, seg, config).quality.measurements["head_turn"]
     assert said["read_upright"] is True and abs(said["degrees"] + 30.0) < 1.5
 
@@ -176,6 +165,6 @@ def test_shoulders_in_the_series_are_not_taken_for_a_turned_head(tmp_path, head_
     turn = head_turn(hu > -300)
     assert turn is not None and abs(abs(turn.degrees) - 90.0) < 1.5 and turn.elongation > 2.0
     seg = NetworkSegmenter(_checkpoint(tmp_path), config=InferenceConfig(device="cpu", mirror=False))
-    seg.runner = _Seen()
+    seg.runner = Seen()
     assert seg.upright_degrees(turn) is None
     assert seg.segment_in(replace(head_volume, hu=hu)).details["head_turn"]["read_upright"] is False
