@@ -4,6 +4,7 @@ Usage (from the repository root, in the project's venv)::
 
     python bench/posterior_fossa.py [--cases 8] [--seed 0] [--out posterior_fossa.jsonl]
         [--segmenter NAME] [--checkpoint FILE|DIR] [--blast-models 1] [--crossing-only] [--anywhere]
+        [--beside] [--config FILE]
 
 At the skull base the intracranial finder fails on a slice or two (the orbits and sinuses open the
 bone ring), and before ``anatomy.max_failed_run_mm`` the 3D step then dropped everything beyond:
@@ -19,7 +20,9 @@ clean head's (the IVH example has its own blood). One JSON line per study goes t
 table follows. About 10 s a study on the 2-core VM. ``--anywhere`` centres the bleeds on any slice
 of the space (at least 6 mm inside it): where else on a real head the network is blind.
 ``--beside`` paints a deep bleed (8 x 12 x 10 mm radii, 65 HU) into every study first (``clean`` and
-``added`` then count from the head with it): a bleed missed beside one found.
+``added`` then count from the head with it): a bleed missed beside one found. ``--config``: a YAML
+of settings over the defaults (``inference: {vertex_zoom_share: null}``: the top slices read as they
+are, as before the twenty-ninth session).
 """
 
 from __future__ import annotations
@@ -92,8 +95,9 @@ def main() -> None:
                         help="centre the bleeds on any slice of the space, not only the reached ones")
     parser.add_argument("--beside", action="store_true",
                         help="paint a deep bleed (an ellipsoid of 8 x 12 x 10 mm radii) first, in every study")
+    parser.add_argument("--config", type=Path, default=None, help="a config YAML over the defaults")
     args = parser.parse_args()
-    config = load_config()
+    config = load_config(args.config)
     config = replace(config, blast_ct=replace(config.blast_ct, models=args.blast_models))
     former = replace(config, anatomy=replace(config.anatomy, max_failed_run_mm=None))
     segmenter = load_segmenter(args.segmenter, checkpoint=args.checkpoint, config=config)

@@ -228,6 +228,21 @@ class InferenceConfig:
         outline has no long axis to measure the turn by), at most 1.6 times (longer is shoulders or a
         body, not a head: :data:`MAX_HEAD_ELONGATION`), and the head
         does not touch the image's edge.
+    vertex_zoom_share:
+        A slice above the widest intracranial section (toward the vertex) whose section is under this
+        share of the widest one's area (not a sliver under
+        :data:`~ichpipe.pipeline.segment.section_zoom.MIN_SECTION_SHARE` of it) is shown to every network
+        enlarged to the widest one's size (about
+        its centroid, put on the widest section's), its probabilities mapped back before they are
+        thresholded (:func:`~ichpipe.pipeline.segment.section_zoom.section_zoom`); HU rules read the
+        slices as they are. The networks learnt no bleed where the head narrows: a bleed painted on the
+        real GE head's top slices read 0.00 mL. ``None``: every slice as it is.
+    vertex_max_zoom:
+        ... enlarged by at most this factor (of a length), 1-4.
+    vertex_zoom_min_hu:
+        The main network's call on enlarged slices (split into its own pieces there) is kept only where a
+        piece's median reaches this many HU (:func:`~ichpipe.pipeline.segment.section_zoom.faint_on_enlarged`).
+        ``None``: every piece kept.
     restore_stripped_skull_mm:
         On a skull-stripped or brain-only export (the skull set to one fill
         value), paint bone on the fill-value voxels within this many mm
@@ -270,6 +285,9 @@ class InferenceConfig:
     max_network_pixel_mm: float | None = 1.1
     upright_min_degrees: float | None = 10.0
     upright_min_elongation: float = 1.05
+    vertex_zoom_share: float | None = 0.6
+    vertex_max_zoom: float = 2.0
+    vertex_zoom_min_hu: float | None = 55.0
     restore_stripped_skull_mm: float = 10.0
     runtime: Runtime = "auto"
     end_extension: EndExtensionConfig = field(default_factory=EndExtensionConfig)
@@ -291,6 +309,11 @@ class InferenceConfig:
         if not 1.0 <= self.upright_min_elongation < MAX_HEAD_ELONGATION:
             raise ValueError(f"Argument 'upright_min_elongation' must lie in [1, {MAX_HEAD_ELONGATION:g}); got"
                              f" {self.upright_min_elongation!r}.")
+        if self.vertex_zoom_share is not None and not 0.0 < self.vertex_zoom_share <= 1.0:
+            raise ValueError("Argument 'vertex_zoom_share' must lie in (0, 1], or be null; got"
+                             f" {self.vertex_zoom_share!r}.")
+        if not 1.0 <= self.vertex_max_zoom <= 4.0:
+            raise ValueError(f"Argument 'vertex_max_zoom' must lie in [1, 4]; got {self.vertex_max_zoom!r}.")
         if self.bone_edge_max_ml is not None and not self.bone_edge_max_ml > 0:
             raise ValueError(f"Argument 'bone_edge_max_ml' must be positive, or null; got {self.bone_edge_max_ml!r}.")
         if not 0.0 <= self.bone_edge_share <= 1.0:

@@ -51,8 +51,7 @@ from ichpipe.models.onnx_model import load_onnx_segmenter, nvidia_gpu_visible, o
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
-from ichpipe.pipeline.segment.edge_rim import grow_rim
+from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.enclosed_fill import with_enclosed_fill
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
@@ -64,7 +63,15 @@ from ichpipe.pipeline.segment.intracranial import (
     largest_component,
     restrict_to_intracranial,
 )
+from ichpipe.pipeline.segment.mask_steps import (
+    kept_inside,
+    with_edge_rim,
+    with_faint_growth,
+    with_loose_call,
+    without_not_blood,
+)
 from ichpipe.pipeline.segment.resize import network_grid, resize_bilinear
+from ichpipe.pipeline.segment.section_zoom import SectionZoom, faint_on_enlarged, section_zoom, zoom_slices
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.pipeline.segment.skull_restore import BONE_HU, stripped_skull_ring
 from ichpipe.pipeline.segment.slice_context import (
@@ -308,6 +315,17 @@ class NetworkSegmenter:
         extent = np.asarray(head.any(axis=(1, 2)), dtype=bool), head_bounding_box(head)
         return extent, None if pixel_spacing_mm is None else head_turn(head, pixel_spacing_mm=pixel_spacing_mm)
 
+    def _vertex_zoom(self, volume: CTVolume, intracranial: IntracranialResult | None
+                     ) -> tuple[SectionZoom | None, IntracranialResult | None]:
+        """The slices near the vertex the networks read enlarged (``inference.vertex_zoom_share``), and the space."""
+        if self.config.vertex_zoom_share is None:
+            return None, intracranial
+        if intracranial is None:
+            intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)
+        zoom = section_zoom(intracranial.mask, volume.geometry.positions[:, 2], min_share=self.config.vertex_zoom_share,
+                            max_factor=self.config.vertex_max_zoom)
+        return zoom, intracranial
+
     def upright_degrees(self, turn: HeadTurn | None) -> float | None:
         """The degrees the networks turn the slices by to read the head upright (``None``: as it lies)."""
         least, longer = self.config.upright_min_degrees, self.config.upright_min_elongation
@@ -316,7 +334,8 @@ class NetworkSegmenter:
 
     def probabilities(self, volume: CTVolume, *, bone: npt.NDArray[np.bool_] | None = None,
                       slices: Sequence[int] | None = None, head: HeadExtent | None = None,
-                      above: float | Sequence[float] | None = None, upright: float | None = None) -> npt.NDArray[Any]:
+                      above: float | Sequence[float] | None = None, upright: float | None = None,
+                      zoom: SectionZoom | None = None) -> npt.NDArray[Any]:
         """Hematoma probability per voxel, shape ``volume.hu.shape``.
 
         ``bone``: voxels shown to the network as bone (:data:`~ichpipe.pipeline.segment.skull_restore.BONE_HU`),
@@ -326,7 +345,8 @@ class NetworkSegmenter:
         return the bool mask ``probability > above`` instead, thresholded batch by batch (a
         600-slice study never holds its float probabilities at once); several thresholds give one
         such mask each, stacked on a new first axis. ``upright``: the networks read each slice turned by
-        this many degrees (:meth:`upright_degrees`), the probabilities turned back.
+        this many degrees (:meth:`upright_degrees`), the probabilities turned back. ``zoom``: the slices
+        it names are read enlarged (:func:`~ichpipe.pipeline.segment.section_zoom.section_zoom`), mapped back.
         """
         hu = volume.hu
         n, rows, cols = hu.shape
@@ -357,10 +377,11 @@ class NetworkSegmenter:
         if self.slice_context_mm is not None:
             neighbours = neighbour_indices(volume.geometry.offsets_mm, context_mm=self.slice_context_mm)
         slabs = self.network_slabs(volume)
+        zoom = None if zoom is None else zoom.scaled(sy, sx)
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in (todo[i : i + self.config.batch_size] for i in range(0, len(todo), self.config.batch_size)):
-                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs, (grid, upright))
+                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs, (grid, upright, zoom))
                 rows_of_batch = [row_of[i] for i in batch]
                 if not levels:
                     out[rows_of_batch] = full
@@ -398,11 +419,13 @@ class NetworkSegmenter:
                                        width_mm=self.config.restore_stripped_skull_mm)
         head, turn = self._head_and_turn(volume.hu, volume.geometry.pixel_spacing_mm)
         upright = self.upright_degrees(turn)
+        zoom, intracranial = self._vertex_zoom(volume, intracranial)
         loose = None
         if self.config.loose_threshold is None:
-            mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold, upright=upright)
+            mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold, upright=upright,
+                                      zoom=zoom)
         else:
-            mask, loose = self.probabilities(volume, bone=ring, head=head, upright=upright,
+            mask, loose = self.probabilities(volume, bone=ring, head=head, upright=upright, zoom=zoom,
                                              above=(self.config.threshold, self.config.loose_threshold))
         # the end-slice step, the faint growth and the loose-call measurement keep to it; the extra-axial step
         # always reads it
@@ -414,9 +437,14 @@ class NetworkSegmenter:
         result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
-        result = self._drop_not_blood(result, volume)
+        result = without_not_blood(result, volume, self.config, self.anatomy)
+        faint_ml = None
+        if zoom is not None and self.config.vertex_zoom_min_hu is not None:  # faint calls on enlarged slices
+            faint = faint_on_enlarged(result.mask, volume.hu, zoom, below=self.config.vertex_zoom_min_hu)
+            faint_ml = round(mask_volume_ml(faint, volume.geometry.voxel_volumes_ml), 4)
+            result = replace(result, mask=result.mask & ~faint)
         if loose is not None and self.config.faint_max_median_hu is not None:
-            result = self._grow_faint(result, loose, volume, intracranial, self.config.faint_max_median_hu)
+            result = with_faint_growth(result, loose, volume, intracranial, self.config, self.anatomy)
         if ring is not None:
             result.details["network_input"] = {
                 "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
@@ -433,92 +461,41 @@ class NetworkSegmenter:
         if turn is not None:
             result.details["head_turn"] = {"degrees": round(turn.degrees, 1), "elongation": round(turn.elongation, 3),
                                            "cut": turn.cut, "read_upright": upright is not None}
+        if zoom is not None:
+            result.details["section_zoom"] = {**zoom.to_dict(), **({} if faint_ml is None else {"faint_ml": faint_ml})}
         if self.extender is not None:
-            result = self._extend_ends(self.extender, result, volume, ring, intracranial, (head, upright))
+            result = self._extend_ends(self.extender, result, volume, ring, intracranial, (head, upright, zoom))
         found = result.mask  # the networks' blood before the extra-axial step's collections
         if self.extra_axial is not None and intracranial is not None:
-            result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, (head, upright))
+            result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, (head, upright, zoom))
         if loose is not None:
-            result = self._measure_loose(result, loose, volume, intracranial)
+            result = with_loose_call(result, loose, volume, intracranial, self.config)
         if self.config.enclosed_close_mm is not None:  # add the hypodense parts `found` (no collection) encloses
             result = with_enclosed_fill(result, found, volume, close_mm=self.config.enclosed_close_mm,
                                         min_hu=self.config.enclosed_min_hu, max_hu=self.anatomy.brain_hu[1],
-                                        allowed=self._kept_inside(~result.mask, intracranial))
+                                        allowed=kept_inside(~result.mask, intracranial, self.config))
         if self.config.rim_mm is not None:
-            result = self._grow_rim(result, found, volume, intracranial, self.config.rim_mm)
+            result = with_edge_rim(result, found, volume, intracranial, self.config, self.anatomy)
         return result
-
-    def _grow_rim(self, result: SegmentationResult, found: npt.NDArray[np.bool_], volume: CTVolume,
-                  intracranial: IntracranialResult | None, rim_mm: float) -> SegmentationResult:
-        """``result`` with the partial-volume rim of ``found`` (:func:`grow_rim`; ``details["edge_rim"]``)."""
-        rim = grow_rim(found, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm, rim_mm=rim_mm,
-                       min_hu=self.config.rim_min_hu, max_hu=self.anatomy.brain_hu[1],
-                       bone_hu=self.anatomy.bone_min_hu, allowed=self._kept_inside(~result.mask, intracranial))
-        details = {"rim_mm": rim_mm, "min_hu": self.config.rim_min_hu, "steps": rim.steps}
-        return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
-
-    def _grow_faint(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
-                    intracranial: IntracranialResult | None, max_median_hu: float) -> SegmentationResult:
-        """``result`` with its faint components (median under ``max_median_hu``) grown into ``loose``.
-
-        The growth is 26-connected, intracranial, from ``faint_min_hu`` to the top of ``anatomy.brain_hu``
-        (120 HU: no calcification or bone); ``details["faint_growth"]`` says what it added.
-        """
-        seeds, n = components_by_median_3d(result.mask, volume.hu, below=max_median_hu)
-        if n == 0:
-            return result
-        # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
-        hu = volume.hu
-        region = self._kept_inside(loose & ~result.mask & (hu >= self.config.faint_min_hu)
-                                   & (hu <= self.anatomy.brain_hu[1]), intracranial)
-        grown = grow_into(seeds, region) & region
-        return result.with_addition(volume, "faint_growth", result.mask | grown, grown, components_grown=n)
-
-    def _kept_inside(self, region: npt.NDArray[np.bool_], intracranial: IntracranialResult | None
-                     ) -> npt.NDArray[np.bool_]:
-        """``region`` within the intracranial space when the config restricts to it and it is known."""
-        if self.config.restrict_to_intracranial and intracranial is not None:
-            return region & intracranial.mask
-        return region
-
-    def _measure_loose(self, result: SegmentationResult, loose: npt.NDArray[np.bool_], volume: CTVolume,
-                       intracranial: IntracranialResult | None) -> SegmentationResult:
-        """``result`` with ``details["loose_call"]``: mL of the main network's call at ``loose_threshold`` that
-        touches the final blood (26-connected) and is not blood already, plus what the faint growth took of
-        it (so the figure does not shrink when it grows): how uncertain the edge is."""
-        region = self._kept_inside(loose & ~result.mask, intracranial)
-        beside = grow_into(result.mask, region) & region if result.mask.any() else np.zeros_like(region)
-        details = dict(result.details)
-        grown_ml = float((details.get("faint_growth") or {}).get("added_ml") or 0.0)
-        beside_ml = mask_volume_ml(beside, volume.geometry.voxel_volumes_ml) + grown_ml
-        details["loose_call"] = {"threshold": self.config.loose_threshold, "beside_ml": round(beside_ml, 4)}
-        return replace(result, details=details)
-
-    def _drop_not_blood(self, result: SegmentationResult, volume: CTVolume) -> SegmentationResult:
-        """``result`` without components denser than blood and small pieces on bone's edge (:func:`drop_not_blood`)."""
-        kept, removed = drop_not_blood(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
-                                       voxel_volumes_ml=volume.geometry.voxel_volumes_ml,
-                                       max_median_hu=self.anatomy.brain_hu[1], bone_hu=self.anatomy.bone_min_hu,
-                                       bone_edge_max_ml=self.config.bone_edge_max_ml,
-                                       bone_edge_share=self.config.bone_edge_share)
-        return replace(result, mask=kept, details={**result.details, **removed}) if removed else result
 
     def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                          ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult,
-                         seen: tuple[HeadExtent, float | None]) -> SegmentationResult:
+                         seen: tuple[HeadExtent, float | None, SectionZoom | None]) -> SegmentationResult:
         """``result`` plus ``network``'s collections against the inner table (``inference.extra_axial``).
 
-        ``seen``: the head's extent and the turn the networks read it upright by (:meth:`upright_degrees`).
+        ``seen``: the head's extent, the turn the networks read it upright by (:meth:`upright_degrees`) and the
+        slices they read enlarged (:meth:`_vertex_zoom`).
         """
-        head, upright = seen
+        head, upright, zoom = seen
         settings = self.config.extra_axial
         grow = settings.low_density_grow_threshold if settings.low_density_min_ml is not None else None
         loose = None
         if grow is None:
-            called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold, upright=upright)
+            called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold, upright=upright,
+                                           zoom=zoom)
         else:
             called, loose = network.probabilities(volume, bone=ring, head=head, above=(settings.threshold, grow),
-                                                  upright=upright)
+                                                  upright=upright, zoom=zoom)
         addition = add_extra_axial(
             result.mask, called, intracranial=intracranial.mask, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
@@ -537,13 +514,14 @@ class NetworkSegmenter:
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,
-                     seen: tuple[HeadExtent, float | None]) -> SegmentationResult:
+                     seen: tuple[HeadExtent, float | None, SectionZoom | None]) -> SegmentationResult:
         """``result`` grown at its bleeds' end slices by ``extender`` (``inference.end_extension``; ``seen``
         as for :meth:`_add_extra_axial`)."""
-        ends, (head, upright) = self.config.end_extension, seen
+        ends, (head, upright, zoom) = self.config.end_extension, seen
         allowed = intracranial.mask if self.config.restrict_to_intracranial and intracranial is not None else None
         grown = extend_bleed_ends(
-            result.mask, lambda s: extender.probabilities(volume, bone=ring, slices=s, head=head, upright=upright),
+            result.mask, lambda s: extender.probabilities(volume, bone=ring, slices=s, head=head, upright=upright,
+                                                          zoom=zoom),
             offsets_mm=volume.geometry.offsets_mm, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
             hu=volume.hu, hu_range=self.anatomy.brain_hu, end_slice_hu=ends.end_slice_hu,
@@ -553,17 +531,18 @@ class NetworkSegmenter:
 
     def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
                bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None,
-               slabs: ThinSlabs | None, seen: tuple[tuple[int, int], float | None]) -> npt.NDArray[np.float32]:
+               slabs: ThinSlabs | None, seen: tuple[tuple[int, int], float | None, SectionZoom | None]
+               ) -> npt.NDArray[np.float32]:
         """Probabilities of the slices ``batch`` of ``hu``, shape ``(len(batch), rows, columns)``.
 
         ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
         below and above, for a checkpoint with slice context; ``slabs``: thin slices are shown to the
         network as these weighted means (:meth:`network_slabs`); ``seen``: the size slices are resized
-        to (:meth:`network_grid_of`) and the degrees they are then turned by (``None``: none; ``box`` is
-        in the turned slice), the probabilities turned back before they are resized back.
+        to (:meth:`network_grid_of`), the degrees they are then turned by (``None``: none; ``box`` is
+        in the turned slice) and their enlargement (in grid pixels), undone before they are resized back.
         """
         rows, cols = hu.shape[1:]
-        grid, upright = seen
+        grid, upright, zoom = seen
         y0, y1, x0, x1 = box
         # channel-major list of slice indices: one channel, or below / slice / above
         channels = [batch]
@@ -576,6 +555,8 @@ class NetworkSegmenter:
         grey = apply_window(slab, self.window).astype(np.float32) * self.scale + self.offset
         if (rows, cols) != grid:
             grey = resize_bilinear(grey, grid, antialias=True)
+        if zoom is not None:
+            grey = zoom_slices(grey, batch * len(channels), zoom, fill=self.offset)
         if upright is not None:
             grey = turn_slices(grey, upright, fill=self.offset)
         crop_h, crop_w = y1 - y0, x1 - x0
@@ -591,6 +572,8 @@ class NetworkSegmenter:
         full[:, y0:y1, x0:x1] = y[:, 0, :crop_h, :crop_w]
         if upright is not None:
             full = np.clip(turn_slices(full, -upright, fill=0.0), 0.0, 1.0)
+        if zoom is not None:
+            full = zoom_slices(full, batch, zoom, fill=0.0, back=True)
         if (rows, cols) != grid:
             full = resize_bilinear(full, (rows, cols), antialias=False)
         return full

@@ -33,6 +33,8 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
     >>> steps = described_steps(InferenceConfig())
     >>> steps["edge_rim"], steps["upright"]
     ({'rim_mm': 1.0, 'min_hu': 42.0}, {'min_degrees': 10.0, 'min_elongation': 1.05})
+    >>> steps["vertex_zoom"]
+    {'min_share': 0.6, 'max_factor': 2.0}
     """
     steps: dict[str, Any] = {}
     if config.bone_edge_max_ml is not None:
@@ -75,4 +77,6 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
     if config.upright_min_degrees is not None:
         steps["upright"] = {"min_degrees": config.upright_min_degrees,
                             "min_elongation": config.upright_min_elongation}
+    if config.vertex_zoom_share is not None:
+        steps["vertex_zoom"] = {"min_share": config.vertex_zoom_share, "max_factor": config.vertex_max_zoom}
     return steps

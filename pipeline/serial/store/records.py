@@ -344,6 +344,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     read on a larger grid (``inference.max_network_pixel_mm``: a large field of view; again the setting),
     ``+up<N>:<E>`` when a head turned N degrees or more (and E times longer than wide) was read turned
     upright (``inference.upright_min_degrees``, ``upright_min_elongation``; again the setting),
+    ``+vz<S>:<F>`` when sections near the vertex under a share S of the widest were read enlarged by up to
+    F (``inference.vertex_zoom_share``, ``vertex_max_zoom``; again the setting),
     ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
     edge were not counted (``inference.bone_edge_max_ml``, ``bone_edge_share``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
@@ -384,6 +386,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     >>> method_name("sa_cbam_unet_slim", {"max_network_pixel_mm": 1.1, "upright": {"min_degrees": 10.0,
     ...                                                                          "min_elongation": 1.05}})
     'sa_cbam_unet_slim+px1.1+up10:1.05'
+    >>> method_name("sa_cbam_unet_slim", {"vertex_zoom": {"min_share": 1.0, "max_factor": 2.0}, "mirror": True})
+    'sa_cbam_unet_slim+vz1:2+mirror'
     >>> method_name("sa_cbam_unet_slim", {"bone_edge": {"max_ml": 1.0, "share": 0.2}, "mirror": True})
     'sa_cbam_unet_slim+bone1:0.2+mirror'
     >>> method_name("sa_cbam_unet_slim", {"edge_rim": {"rim_mm": 1.0, "min_hu": 42.0}, "mirror": True})
@@ -434,6 +438,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     upright = details.get("upright") or {}
     if isinstance(upright, Mapping) and upright.get("min_degrees") is not None:
         method = f"{method}+up{float(upright['min_degrees']):g}:{float(upright.get('min_elongation') or 1.0):g}"
+    vertex = details.get("vertex_zoom") or {}
+    if isinstance(vertex, Mapping) and vertex.get("min_share") is not None:
+        method = f"{method}+vz{float(vertex['min_share']):g}:{float(vertex.get('max_factor') or 1.0):g}"
     edge = details.get("bone_edge") or {}
     if isinstance(edge, Mapping) and edge.get("max_ml") is not None:
         method = f"{method}+bone{float(edge['max_ml']):g}:{float(edge.get('share') or 0.0):g}"

@@ -1,0 +1,96 @@
+"""The steps on the main network's thresholded mask that read HU, not a network.
+
+:class:`~ichpipe.pipeline.segment.inference.NetworkSegmenter` runs them in this order after the
+intracranial restriction: components that are not blood dropped (:func:`without_not_blood`), faint
+components grown into the network's looser call (:func:`with_faint_growth`), and, after the end-slice
+and extra-axial networks, the looser call beside the blood measured (:func:`with_loose_call`) and the
+partial-volume rim added (:func:`with_edge_rim`). Each returns a new
+:class:`~ichpipe.pipeline.segment.segmenter.SegmentationResult` whose ``details`` say what it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import numpy.typing as npt
+
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
+from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
+from ichpipe.pipeline.segment.edge_rim import grow_rim
+from ichpipe.pipeline.segment.intracranial import IntracranialResult
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
+
+__all__ = ["kept_inside", "with_edge_rim", "with_faint_growth", "with_loose_call", "without_not_blood"]
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+def kept_inside(region: BoolArray, intracranial: IntracranialResult | None, config: InferenceConfig) -> BoolArray:
+    """``region`` within the intracranial space when ``config`` restricts to it and it is known."""
+    if config.restrict_to_intracranial and intracranial is not None:
+        return region & intracranial.mask
+    return region
+
+
+def with_edge_rim(result: SegmentationResult, found: BoolArray, volume: CTVolume,
+                  intracranial: IntracranialResult | None, config: InferenceConfig,
+                  anatomy: AnatomyConfig) -> SegmentationResult:
+    """``result`` with the partial-volume rim of ``found`` (:func:`grow_rim`; ``details["edge_rim"]``)."""
+    if config.rim_mm is None:
+        raise ValueError("Argument 'config' must set rim_mm to grow a rim.")
+    rim = grow_rim(found, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm, rim_mm=config.rim_mm,
+                   min_hu=config.rim_min_hu, max_hu=anatomy.brain_hu[1], bone_hu=anatomy.bone_min_hu,
+                   allowed=kept_inside(~result.mask, intracranial, config))
+    details = {"rim_mm": config.rim_mm, "min_hu": config.rim_min_hu, "steps": rim.steps}
+    return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
+
+
+def with_faint_growth(result: SegmentationResult, loose: BoolArray, volume: CTVolume,
+                      intracranial: IntracranialResult | None, config: InferenceConfig,
+                      anatomy: AnatomyConfig) -> SegmentationResult:
+    """``result`` with its faint components (median under ``faint_max_median_hu``) grown into ``loose``.
+
+    The growth is 26-connected, intracranial, from ``faint_min_hu`` to the top of ``anatomy.brain_hu``
+    (120 HU: no calcification or bone); ``details["faint_growth"]`` says what it added.
+    """
+    if config.faint_max_median_hu is None:
+        raise ValueError("Argument 'config' must set faint_max_median_hu to grow faint blood.")
+    seeds, n = components_by_median_3d(result.mask, volume.hu, below=config.faint_max_median_hu)
+    if n == 0:
+        return result
+    # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
+    hu = volume.hu
+    region = kept_inside(loose & ~result.mask & (hu >= config.faint_min_hu) & (hu <= anatomy.brain_hu[1]),
+                         intracranial, config)
+    grown = grow_into(seeds, region) & region
+    return result.with_addition(volume, "faint_growth", result.mask | grown, grown, components_grown=n)
+
+
+def with_loose_call(result: SegmentationResult, loose: BoolArray, volume: CTVolume,
+                    intracranial: IntracranialResult | None, config: InferenceConfig) -> SegmentationResult:
+    """``result`` with ``details["loose_call"]``: how uncertain the blood's edge is.
+
+    The mL of the main network's call at ``loose_threshold`` that touches the final blood
+    (26-connected) and is not blood already, plus what the faint growth took of it (so the figure does
+    not shrink when it grows).
+    """
+    region = kept_inside(loose & ~result.mask, intracranial, config)
+    beside = grow_into(result.mask, region) & region if result.mask.any() else np.zeros_like(region)
+    details = dict(result.details)
+    grown_ml = float((details.get("faint_growth") or {}).get("added_ml") or 0.0)
+    beside_ml = mask_volume_ml(beside, volume.geometry.voxel_volumes_ml) + grown_ml
+    details["loose_call"] = {"threshold": config.loose_threshold, "beside_ml": round(beside_ml, 4)}
+    return replace(result, details=details)
+
+
+def without_not_blood(result: SegmentationResult, volume: CTVolume, config: InferenceConfig,
+                      anatomy: AnatomyConfig) -> SegmentationResult:
+    """``result`` without components denser than blood and small pieces on bone's edge (:func:`drop_not_blood`)."""
+    kept, removed = drop_not_blood(result.mask, volume.hu, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
+                                   voxel_volumes_ml=volume.geometry.voxel_volumes_ml,
+                                   max_median_hu=anatomy.brain_hu[1], bone_hu=anatomy.bone_min_hu,
+                                   bone_edge_max_ml=config.bone_edge_max_ml, bone_edge_share=config.bone_edge_share)
+    return replace(result, mask=kept, details={**result.details, **removed}) if removed else result
