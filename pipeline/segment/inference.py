@@ -51,7 +51,6 @@ from ichpipe.models.onnx_model import load_onnx_segmenter, nvidia_gpu_visible, o
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
-from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.enclosed_fill import with_enclosed_fill
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
@@ -71,7 +70,7 @@ from ichpipe.pipeline.segment.mask_steps import (
     without_not_blood,
 )
 from ichpipe.pipeline.segment.resize import network_grid, resize_bilinear
-from ichpipe.pipeline.segment.section_zoom import SectionZoom, faint_on_enlarged, section_zoom, zoom_slices
+from ichpipe.pipeline.segment.section_zoom import SectionZoom, section_zoom, without_faint_enlarged, zoom_slices
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 from ichpipe.pipeline.segment.skull_restore import BONE_HU, stripped_skull_ring
 from ichpipe.pipeline.segment.slice_context import (
@@ -438,11 +437,8 @@ class NetworkSegmenter:
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
         result = without_not_blood(result, volume, self.config, self.anatomy)
-        faint_ml = None
-        if zoom is not None and self.config.vertex_zoom_min_hu is not None:  # faint calls on enlarged slices
-            faint = faint_on_enlarged(result.mask, volume.hu, zoom, below=self.config.vertex_zoom_min_hu)
-            faint_ml = round(mask_volume_ml(faint, volume.geometry.voxel_volumes_ml), 4)
-            result = replace(result, mask=result.mask & ~faint)
+        if zoom is not None:
+            result = without_faint_enlarged(result, volume, zoom, min_hu=self.config.vertex_zoom_min_hu)
         if loose is not None and self.config.faint_max_median_hu is not None:
             result = with_faint_growth(result, loose, volume, intracranial, self.config, self.anatomy)
         if ring is not None:
@@ -461,8 +457,6 @@ class NetworkSegmenter:
         if turn is not None:
             result.details["head_turn"] = {"degrees": round(turn.degrees, 1), "elongation": round(turn.elongation, 3),
                                            "cut": turn.cut, "read_upright": upright is not None}
-        if zoom is not None:
-            result.details["section_zoom"] = {**zoom.to_dict(), **({} if faint_ml is None else {"faint_ml": faint_ml})}
         if self.extender is not None:
             result = self._extend_ends(self.extender, result, volume, ring, intracranial, (head, upright, zoom))
         found = result.mask  # the networks' blood before the extra-axial step's collections

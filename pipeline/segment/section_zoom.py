@@ -24,15 +24,17 @@ blindness is anatomy they never saw (the temporal fossae, the posterior fossa), 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.segment.components import components_by_median_3d
+from ichpipe.dicom_io.assemble import CTVolume
+from ichpipe.pipeline.segment.components import components_by_median_3d, mask_volume_ml
+from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
-__all__ = ["SectionZoom", "faint_on_enlarged", "section_zoom", "zoom_slices"]
+__all__ = ["SectionZoom", "faint_on_enlarged", "section_zoom", "without_faint_enlarged", "zoom_slices"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -180,3 +182,15 @@ def faint_on_enlarged(mask: npt.NDArray[np.bool_], hu: npt.NDArray[np.floating],
     enlarged[list(zoom.slices)] = True
     faint, _ = components_by_median_3d(mask & enlarged[:, None, None], hu, below=below)
     return faint
+
+
+def without_faint_enlarged(result: SegmentationResult, volume: CTVolume, zoom: SectionZoom, *,
+                           min_hu: float | None) -> SegmentationResult:
+    """``result`` without its faint pieces on enlarged slices (:func:`faint_on_enlarged`; ``min_hu``
+    ``None``: all kept), ``details["section_zoom"]`` saying which slices were enlarged and what was not kept."""
+    said: dict[str, object] = zoom.to_dict()
+    if min_hu is not None:
+        faint = faint_on_enlarged(result.mask, volume.hu, zoom, below=min_hu)
+        said["faint_ml"] = round(mask_volume_ml(faint, volume.geometry.voxel_volumes_ml), 4)
+        result = replace(result, mask=result.mask & ~faint)
+    return replace(result, details={**result.details, "section_zoom": said})

@@ -327,6 +327,22 @@ def imported_series_uid(patient_id: str, accession_number: str, issuer_of_patien
     return f"2.25.{uuid.uuid5(_IMPORT_NAMESPACE, name).int}"
 
 
+def _setting_pair(details: Mapping[str, Any], key: str, tag: str, settings: tuple[str, str], default: float) -> str:
+    """``+<tag><A>:<B>`` for the step ``details[key]`` when its first setting A is set (B: the second, or
+    ``default``), else ``""``: the suffix :func:`method_name` gives a step named by two settings.
+
+    >>> _setting_pair({"edge_rim": {"rim_mm": 1.0, "min_hu": 42.0}}, "edge_rim", "rim", ("rim_mm", "min_hu"), 0.0)
+    '+rim1:42'
+    >>> _setting_pair({"edge_rim": {"rim_mm": None}}, "edge_rim", "rim", ("rim_mm", "min_hu"), 0.0)
+    ''
+    """
+    step = details.get(key) or {}
+    first, second = settings
+    if not isinstance(step, Mapping) or step.get(first) is None:
+        return ""
+    return f"+{tag}{float(step[first]):g}:{float(step.get(second) or default):g}"
+
+
 def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | None:
     """The stored name of a measuring method: the segmenter's name, plus ``+ends:<SHA-256[:8]>`` when an
     end-slice network grew its mask (``details``: the report's ``segmenter_details`` or ``describe()``),
@@ -423,27 +439,17 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"
                   f"p{float(faint.get('threshold') or 0.0):g}")
-    enclosed = details.get("enclosed_fill") or {}
-    if isinstance(enclosed, Mapping) and enclosed.get("close_mm") is not None:
-        method = f"{method}+encl{float(enclosed['close_mm']):g}:{float(enclosed.get('min_hu') or 0.0):g}"
-    rim = details.get("edge_rim") or {}
-    if isinstance(rim, Mapping) and rim.get("rim_mm") is not None:
-        method = f"{method}+rim{float(rim['rim_mm']):g}:{float(rim.get('min_hu') or 0.0):g}"
+    method += _setting_pair(details, "enclosed_fill", "encl", ("close_mm", "min_hu"), 0.0)
+    method += _setting_pair(details, "edge_rim", "rim", ("rim_mm", "min_hu"), 0.0)
     slab = details.get("thin_slab_mm")
     if isinstance(slab, (int, float)):
         method = f"{method}+slab{float(slab):g}"
     widest = details.get("max_network_pixel_mm")
     if isinstance(widest, (int, float)):
         method = f"{method}+px{float(widest):g}"
-    upright = details.get("upright") or {}
-    if isinstance(upright, Mapping) and upright.get("min_degrees") is not None:
-        method = f"{method}+up{float(upright['min_degrees']):g}:{float(upright.get('min_elongation') or 1.0):g}"
-    vertex = details.get("vertex_zoom") or {}
-    if isinstance(vertex, Mapping) and vertex.get("min_share") is not None:
-        method = f"{method}+vz{float(vertex['min_share']):g}:{float(vertex.get('max_factor') or 1.0):g}"
-    edge = details.get("bone_edge") or {}
-    if isinstance(edge, Mapping) and edge.get("max_ml") is not None:
-        method = f"{method}+bone{float(edge['max_ml']):g}:{float(edge.get('share') or 0.0):g}"
+    method += _setting_pair(details, "upright", "up", ("min_degrees", "min_elongation"), 1.0)
+    method += _setting_pair(details, "vertex_zoom", "vz", ("min_share", "max_factor"), 1.0)
+    method += _setting_pair(details, "bone_edge", "bone", ("max_ml", "share"), 0.0)
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method
