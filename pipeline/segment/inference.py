@@ -69,6 +69,7 @@ from ichpipe.pipeline.segment.mask_steps import (
     with_loose_call,
     without_not_blood,
 )
+from ichpipe.pipeline.segment.network_view import HeadExtent, NetworkView
 from ichpipe.pipeline.segment.resize import network_grid, resize_bilinear
 from ichpipe.pipeline.segment.section_zoom import SectionZoom, section_zoom, without_faint_enlarged, zoom_slices
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
@@ -93,10 +94,6 @@ class SliceRunner(Protocol):
     """A network's forward pass on NumPy batches ``(B, C, H, W)`` float32."""
 
     def run(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
-
-
-HeadExtent = tuple[npt.NDArray[np.bool_], "tuple[slice, slice, slice] | None"]
-"""Which slices hold head (bool per slice) and the head's bounding box (:meth:`NetworkSegmenter.head_extent`)."""
 
 
 class NetworkSegmenter:
@@ -380,7 +377,8 @@ class NetworkSegmenter:
         done = 0
         with stage("segmenting slices", total=len(todo)) as shown:
             for batch in (todo[i : i + self.config.batch_size] for i in range(0, len(todo), self.config.batch_size)):
-                full = self._infer(hu, batch, (y0, y1, x0, x1), bone, neighbours, slabs, (grid, upright, zoom))
+                full = self._infer(hu, batch, (y0, y1, x0, x1), bone=bone, neighbours=neighbours, slabs=slabs,
+                                   grid=grid, upright=upright, zoom=zoom)
                 rows_of_batch = [row_of[i] for i in batch]
                 if not levels:
                     out[rows_of_batch] = full
@@ -419,13 +417,12 @@ class NetworkSegmenter:
         head, turn = self._head_and_turn(volume.hu, volume.geometry.pixel_spacing_mm)
         upright = self.upright_degrees(turn)
         zoom, intracranial = self._vertex_zoom(volume, intracranial)
+        view = NetworkView(head=head, upright=upright, zoom=zoom, bone=ring)  # every network reads the study so
         loose = None
         if self.config.loose_threshold is None:
-            mask = self.probabilities(volume, bone=ring, head=head, above=self.config.threshold, upright=upright,
-                                      zoom=zoom)
+            mask = view.read(self, volume, above=self.config.threshold)
         else:
-            mask, loose = self.probabilities(volume, bone=ring, head=head, upright=upright, zoom=zoom,
-                                             above=(self.config.threshold, self.config.loose_threshold))
+            mask, loose = view.read(self, volume, above=(self.config.threshold, self.config.loose_threshold))
         # the end-slice step, the faint growth and the loose-call measurement keep to it; the extra-axial step
         # always reads it
         needs_space = ((self.config.restrict_to_intracranial and mask.any()
@@ -458,10 +455,10 @@ class NetworkSegmenter:
             result.details["head_turn"] = {"degrees": round(turn.degrees, 1), "elongation": round(turn.elongation, 3),
                                            "cut": turn.cut, "read_upright": upright is not None}
         if self.extender is not None:
-            result = self._extend_ends(self.extender, result, volume, ring, intracranial, (head, upright, zoom))
+            result = self._extend_ends(self.extender, result, volume, intracranial, view)
         found = result.mask  # the networks' blood before the extra-axial step's collections
         if self.extra_axial is not None and intracranial is not None:
-            result = self._add_extra_axial(self.extra_axial, result, volume, ring, intracranial, (head, upright, zoom))
+            result = self._add_extra_axial(self.extra_axial, result, volume, intracranial, view)
         if loose is not None:
             result = with_loose_call(result, loose, volume, intracranial, self.config)
         if self.config.enclosed_close_mm is not None:  # add the hypodense parts `found` (no collection) encloses
@@ -473,23 +470,16 @@ class NetworkSegmenter:
         return result
 
     def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
-                         ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult,
-                         seen: tuple[HeadExtent, float | None, SectionZoom | None]) -> SegmentationResult:
-        """``result`` plus ``network``'s collections against the inner table (``inference.extra_axial``).
-
-        ``seen``: the head's extent, the turn the networks read it upright by (:meth:`upright_degrees`) and the
-        slices they read enlarged (:meth:`_vertex_zoom`).
-        """
-        head, upright, zoom = seen
+                         intracranial: IntracranialResult, view: NetworkView) -> SegmentationResult:
+        """``result`` plus ``network``'s collections against the inner table (``inference.extra_axial``),
+        ``volume`` read as ``view`` shows it to every network of the study."""
         settings = self.config.extra_axial
         grow = settings.low_density_grow_threshold if settings.low_density_min_ml is not None else None
         loose = None
         if grow is None:
-            called = network.probabilities(volume, bone=ring, head=head, above=settings.threshold, upright=upright,
-                                           zoom=zoom)
+            called = view.read(network, volume, above=settings.threshold)
         else:
-            called, loose = network.probabilities(volume, bone=ring, head=head, above=(settings.threshold, grow),
-                                                  upright=upright, zoom=zoom)
+            called, loose = view.read(network, volume, above=(settings.threshold, grow))
         addition = add_extra_axial(
             result.mask, called, intracranial=intracranial.mask, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
@@ -507,15 +497,13 @@ class NetworkSegmenter:
                                     hypodense_beside_ml=round(addition.hypodense_beside_ml, 4))
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
-                     ring: npt.NDArray[np.bool_] | None, intracranial: IntracranialResult | None,
-                     seen: tuple[HeadExtent, float | None, SectionZoom | None]) -> SegmentationResult:
-        """``result`` grown at its bleeds' end slices by ``extender`` (``inference.end_extension``; ``seen``
+                     intracranial: IntracranialResult | None, view: NetworkView) -> SegmentationResult:
+        """``result`` grown at its bleeds' end slices by ``extender`` (``inference.end_extension``; ``view``
         as for :meth:`_add_extra_axial`)."""
-        ends, (head, upright, zoom) = self.config.end_extension, seen
+        ends = self.config.end_extension
         allowed = intracranial.mask if self.config.restrict_to_intracranial and intracranial is not None else None
         grown = extend_bleed_ends(
-            result.mask, lambda s: extender.probabilities(volume, bone=ring, slices=s, head=head, upright=upright,
-                                                          zoom=zoom),
+            result.mask, lambda s: view.read(extender, volume, slices=s),
             offsets_mm=volume.geometry.offsets_mm, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,
             threshold=ends.threshold, radius_mm=ends.radius_mm, depth_mm=ends.depth_mm, allowed=allowed,
             hu=volume.hu, hu_range=self.anatomy.brain_hu, end_slice_hu=ends.end_slice_hu,
@@ -523,20 +511,20 @@ class NetworkSegmenter:
         return result.with_addition(volume, "end_extension", grown.mask, grown.added,
                                     slices_run=len(grown.slices_run), slices_extended=len(grown.slices_extended))
 
-    def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int],
+    def _infer(self, hu: npt.NDArray[np.float32], batch: list[int], box: tuple[int, int, int, int], *,
                bone: npt.NDArray[np.bool_] | None, neighbours: npt.NDArray[np.intp] | None,
-               slabs: ThinSlabs | None, seen: tuple[tuple[int, int], float | None, SectionZoom | None]
+               slabs: ThinSlabs | None, grid: tuple[int, int], upright: float | None, zoom: SectionZoom | None
                ) -> npt.NDArray[np.float32]:
         """Probabilities of the slices ``batch`` of ``hu``, shape ``(len(batch), rows, columns)``.
 
         ``box``: the head crop in network pixels; ``neighbours`` (n, 2): each slice's neighbours
         below and above, for a checkpoint with slice context; ``slabs``: thin slices are shown to the
-        network as these weighted means (:meth:`network_slabs`); ``seen``: the size slices are resized
-        to (:meth:`network_grid_of`), the degrees they are then turned by (``None``: none; ``box`` is
-        in the turned slice) and their enlargement (in grid pixels), undone before they are resized back.
+        network as these weighted means (:meth:`network_slabs`); ``grid``: the size slices are resized
+        to (:meth:`network_grid_of`); ``upright``: the degrees they are then turned by (``None``: none;
+        ``box`` is in the turned slice); ``zoom``: their enlargement (in grid pixels), undone before they
+        are resized back.
         """
         rows, cols = hu.shape[1:]
-        grid, upright, zoom = seen
         y0, y1, x0, x1 = box
         # channel-major list of slice indices: one channel, or below / slice / above
         channels = [batch]
