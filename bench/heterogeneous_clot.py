@@ -3,7 +3,7 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/heterogeneous_clot.py [--cases 5] [--seed 0] [--kinds swirl,hole,blend,plain]
-        [--out heterogeneous_clot.jsonl]
+        [--blend-hu 40,50] [--out heterogeneous_clot.jsonl]
 
 An acute haematoma often holds hypodense parts: streaks and islands of unclotted blood (the swirl
 sign), one enclosed hypodense area (the black hole sign), or a hypodense side with a sharp margin
@@ -17,7 +17,7 @@ from 62-75 HU plus the head's own noise there (the image minus its 2-pixel Gauss
 
 - ``swirl``: blobs of smoothed noise (the top 35 % of it) in the inner 55 % of the ellipsoid, 32-45 HU;
 - ``hole``: an inner ellipsoid of 39-55 % of the radii, 30-42 HU;
-- ``blend``: the side of a random plane through the centre (+-3 mm), 40-50 HU;
+- ``blend``: the side of a random plane through the centre (+-3 mm), 40-50 HU (``--blend-hu``);
 - ``plain``: none (the clot of one density).
 
 The truth is the painted ellipsoid (kept when >= 3 mL). Each study goes through
@@ -59,8 +59,8 @@ from ichpipe.pipeline.segment.segmenter import Segmenter  # noqa: E402
 ALWAYS = {"skull_absent", "hu_no_air"}
 
 
-def _low_part(kind: str, q: np.ndarray, blood: np.ndarray, offset_mm: list[np.ndarray], rng: np.random.Generator
-              ) -> tuple[np.ndarray, float]:
+def _low_part(kind: str, q: np.ndarray, blood: np.ndarray, offset_mm: list[np.ndarray], rng: np.random.Generator,
+              blend_hu: tuple[float, float] = (40.0, 50.0)) -> tuple[np.ndarray, float]:
     """The hypodense part of a clot and its HU; ``q`` is the ellipsoid's normalised radius squared."""
     if kind == "swirl":
         noise = ndimage.gaussian_filter(rng.normal(size=blood.shape).astype(np.float32), (0.3, 6, 6))
@@ -72,7 +72,7 @@ def _low_part(kind: str, q: np.ndarray, blood: np.ndarray, offset_mm: list[np.nd
         direction = rng.normal(size=2)
         direction /= np.linalg.norm(direction)
         side = offset_mm[1] * direction[0] + offset_mm[2] * direction[1] > rng.uniform(-3, 3)
-        return blood & side, float(rng.uniform(40, 50))
+        return blood & side, float(rng.uniform(*blend_hu))
     return np.zeros_like(blood), 0.0
 
 
@@ -106,8 +106,13 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=5, help="clots painted per head and kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default="swirl,hole,blend,plain")
+    parser.add_argument("--blend-hu", default="40,50", help="the blend side's HU is drawn from LEAST,MOST")
     parser.add_argument("--out", type=Path, default=Path("heterogeneous_clot.jsonl"))
     args = parser.parse_args()
+    bounds = [float(v) for v in args.blend_hu.split(",")]
+    if len(bounds) != 2 or not bounds[0] < bounds[1]:
+        parser.error(f"--blend-hu must be LEAST,MOST with LEAST < MOST; got {args.blend_hu!r}")
+    blend_hu = (bounds[0], bounds[1])
     config = load_config()
     before = replace(config, inference=replace(config.inference, enclosed_close_mm=None))
     segmenters = {"before": load_segmenter(config=before), "after": load_segmenter(config=config)}
@@ -137,7 +142,7 @@ def main() -> None:
                     if truth < 3.0:
                         continue
                     level = float(rng.uniform(62, 75))
-                    low, low_hu = _low_part(kind, q, blood, offset, rng)
+                    low, low_hu = _low_part(kind, q, blood, offset, rng, blend_hu)
                     hu = volume.hu.copy()
                     hu[blood] = level + noise[blood]
                     hu[low] += low_hu - level
