@@ -62,6 +62,9 @@ def train() -> None:
                    "chronic=0.05,mixed=0.1].")
 @click.option("--subacute-fraction", default=0.25, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of intraparenchymal blood drawn subacute (42-58 HU) instead of acute (60-85 HU).")
+@click.option("--blend-fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of the acute shaped haematomas given a less dense side of 35-50 HU (the blend sign),"
+                   " counted as haematoma.")
 @click.option("--slice-spacing-mm", type=click.FloatRange(0.5, 10.0), default=None,
               help="Slice spacing of the phantom-head studies (same head length; default: drawn 4, 5 or 6 mm):"
                    " thin-slice test sets.")
@@ -102,6 +105,7 @@ def train_data(
     lesion_mix: str | None,
     subdural_stages: str | None,
     subacute_fraction: float,
+    blend_fraction: float,
     slice_spacing_mm: float | None,
     noise_scale: float,
     extra_axial_real_fraction: float,
@@ -148,7 +152,7 @@ def train_data(
             n_extra_axial=n_extra_axial, lesion_mix=items(lesion_mix, DEFAULT_LESION_MIX),
             subdural_stages=items(subdural_stages, DEFAULT_SUBDURAL_STAGES),
             extra_axial_real_fraction=extra_axial_real_fraction, subacute_fraction=subacute_fraction,
-            slice_spacing_mm=slice_spacing_mm, noise_scale=noise_scale,
+            slice_spacing_mm=slice_spacing_mm, noise_scale=noise_scale, blend_fraction=blend_fraction,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

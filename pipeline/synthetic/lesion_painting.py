@@ -11,7 +11,8 @@ as a contrast change that keeps the real noise (real heads, see
 * :class:`ShapedHematoma`: a :class:`~ichpipe.pipeline.synthetic.lesion_shapes.LesionShape`
   (a real expert mask or a built-in blob) rotated, scaled and placed; HU with
   a slow internal variation (clot heterogeneity), acute (60-85 HU) or
-  subacute (40-60 HU).
+  subacute (40-60 HU); an acute one may have a less dense side (:class:`BlendSide`,
+  :func:`with_blend_side`: the blend sign), counted as haematoma.
 * :class:`VentricularBlood`: blood filling the dependent (posterior, the
   patient lies supine) part of chosen ventricles of a phantom head, up to a
   full cast.
@@ -22,7 +23,7 @@ as a contrast change that keeps the real noise (real heads, see
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,9 @@ from ichpipe.pipeline.synthetic.lesion_shapes import LesionShape
 from ichpipe.pipeline.synthetic.phantom.head_model import HeadModel
 
 __all__ = [
+    "BLEND_SIDE_HU",
+    "BLEND_STREAM",
+    "BlendSide",
     "Calcification",
     "ShapedHematoma",
     "VentricularBlood",
@@ -42,12 +46,22 @@ __all__ = [
     "paint_real_slice",
     "place_in_head",
     "place_in_mask",
+    "side_record",
     "slice_points",
+    "with_blend_side",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 F32 = npt.NDArray[np.float32]
+
+#: HU a blend side is drawn from: at least 10 HU under an acute clot's 60-85, down to about the brain's
+#: own density (the blend sign asks for >= 18 HU between the two parts; sides under 45 HU were read as
+#: brain by the shipped network on clots painted into real heads, MODEL_CARD "The blend sign measured again").
+BLEND_SIDE_HU: tuple[float, float] = (35.0, 50.0)
+
+#: The random stream blend sides are drawn from (with a study's seed), apart from every other draw.
+BLEND_STREAM = 0xB1E
 
 
 def lesion_rotation(rng: np.random.Generator, *, max_tilt_deg: float = 15.0) -> FloatArray:
@@ -63,6 +77,29 @@ def lesion_rotation(rng: np.random.Generator, *, max_tilt_deg: float = 15.0) -> 
     ry = np.array([[math.cos(ay), 0.0, math.sin(ay)], [0.0, 1.0, 0.0], [-math.sin(ay), 0.0, math.cos(ay)]])
     mirror = np.diag([-1.0 if rng.uniform() < 0.5 else 1.0, 1.0, 1.0])
     return np.asarray(rz @ ry @ rx @ mirror, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class BlendSide:
+    """The less dense side of a clot: the part beyond a plane through it (the blend sign).
+
+    Attributes
+    ----------
+    normal:
+        Unit vector (LPS) the side lies along.
+    offset_mm:
+        The plane's distance from the clot's centre along ``normal``.
+    hu:
+        The side's mean attenuation (the clot's slow variation is kept on it).
+    """
+
+    normal: FloatArray
+    offset_mm: float
+    hu: float
+
+    def __post_init__(self) -> None:
+        if not math.isclose(float(np.linalg.norm(self.normal)), 1.0, rel_tol=1e-6):
+            raise ValueError(f"Argument 'normal' must be a unit vector; got {np.asarray(self.normal).tolist()!r}.")
 
 
 @dataclass(frozen=True)
@@ -85,6 +122,8 @@ class ShapedHematoma:
         Amplitude of the slow internal variation.
     texture_waves, texture_phases:
         Wave vectors (rad/mm) and phases of that variation.
+    side:
+        A less dense side (the blend sign), part of the haematoma; ``None``: of one density.
     """
 
     shape: LesionShape
@@ -95,6 +134,7 @@ class ShapedHematoma:
     texture_hu: float = 0.0
     texture_waves: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
     texture_phases: FloatArray = field(default_factory=lambda: np.zeros(0))
+    side: BlendSide | None = None
 
     @property
     def radius_mm(self) -> float:
@@ -132,7 +172,17 @@ class ShapedHematoma:
         if self.texture_hu > 0 and len(self.texture_phases):
             phase = pts @ self.texture_waves.T + self.texture_phases
             value += np.float32(self.texture_hu) * np.cos(phase).mean(axis=-1).astype(np.float32)
+        if self.side is not None:
+            beyond = (pts - self.centre) @ self.side.normal > self.side.offset_mm
+            value[beyond] += np.float32(self.side.hu - self.hu)
         return value
+
+    def side_share(self) -> float:
+        """The share of the shape's sampled points on its less dense side (0 without one)."""
+        if self.side is None:
+            return 0.0
+        pts = self.sample_points()
+        return float(np.mean((pts - self.centre) @ self.side.normal > self.side.offset_mm))
 
     def sample_points(self, limit: int = 3000) -> FloatArray:
         """LPS points inside the placed shape (at most ``limit``, evenly thinned)."""
@@ -140,6 +190,43 @@ class ShapedHematoma:
         step = max(1, len(idx) // limit)
         offsets = (idx[::step] - self.shape.centre_index) * self.scale
         return offsets @ self.rotation.T + self.centre
+
+
+def with_blend_side(hematoma: ShapedHematoma, rng: np.random.Generator, *,
+                    hu_range: tuple[float, float] = BLEND_SIDE_HU, max_offset: float = 0.15) -> ShapedHematoma:
+    """``hematoma`` with a less dense side: beyond a plane through its centre (the blend sign).
+
+    The plane's normal is drawn with at most a third of it along the patient's long (z) axis (the
+    side lies beside the dense part on most slices, as in the painted clots of
+    ``bench/heterogeneous_clot.py``), its offset within ``max_offset`` of the shape's radius of the
+    centre, the side's HU from ``hu_range`` but at least 10 HU under the clot's.
+
+    Examples
+    --------
+    >>> from ichpipe.pipeline.synthetic.lesion_shapes import builtin_shape
+    >>> clot = ShapedHematoma(builtin_shape(0), np.zeros(3), np.eye(3), 1.0, 70.0)
+    >>> blend = with_blend_side(clot, np.random.default_rng(0))
+    >>> 35.0 <= blend.side.hu <= 50.0 and 0.2 < blend.side_share() < 0.8
+    True
+    """
+    if not hu_range[0] < hu_range[1]:
+        raise ValueError(f"Argument 'hu_range' must be (least, most) with least < most; got {hu_range!r}.")
+    if not 0.0 <= max_offset < 1.0:
+        raise ValueError(f"Argument 'max_offset' must be in [0, 1); got {max_offset!r}.")
+    along = float(rng.uniform(-1.0, 1.0)) / 3.0
+    angle = float(rng.uniform(0.0, 2.0 * math.pi))
+    across = math.sqrt(1.0 - along * along)
+    normal = np.array([across * math.cos(angle), across * math.sin(angle), along])
+    offset = float(rng.uniform(-max_offset, max_offset)) * hematoma.radius_mm
+    hu = min(float(rng.uniform(*hu_range)), hematoma.hu - 10.0)
+    return replace(hematoma, side=BlendSide(normal=normal, offset_mm=offset, hu=hu))
+
+
+def side_record(hematoma: ShapedHematoma) -> dict[str, float]:
+    """What a dataset's lesion list says of ``hematoma``'s less dense side (nothing without one)."""
+    if hematoma.side is None:
+        return {}
+    return {"blend_side_hu": round(hematoma.side.hu, 2), "blend_side_share": round(hematoma.side_share(), 3)}
 
 
 def _texture(rng: np.random.Generator) -> tuple[float, FloatArray, FloatArray]:

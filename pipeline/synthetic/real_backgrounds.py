@@ -20,7 +20,13 @@ from ichpipe.dicom_io.geometry import VolumeGeometry
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
 from ichpipe.pipeline.segment.intracranial import find_intracranial_in, intracranial_mask
-from ichpipe.pipeline.synthetic.lesion_painting import paint_real_slice, place_in_mask, slice_points
+from ichpipe.pipeline.synthetic.lesion_painting import (
+    paint_real_slice,
+    place_in_mask,
+    side_record,
+    slice_points,
+    with_blend_side,
+)
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank
 from ichpipe.pipeline.synthetic.recipes import (
     DEFAULT_SUBACUTE_FRACTION,
@@ -136,12 +142,17 @@ def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealB
 
 def render_real_study(
     background: RealBackground, rng: np.random.Generator, bank: ShapeBank, case_id: str,
-    *, subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION,
+    *, subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION, blend_fraction: float = 0.0,
+    blend_rng: np.random.Generator | None = None,
 ) -> tuple[F32, BoolArray, list[dict[str, Any]]]:
     """Insert one or two shaped hematomas into a real background; HU, mask and lesion list.
 
-    Each is subacute with probability ``subacute_fraction`` (:func:`draw_blood_hu`).
+    Each is subacute with probability ``subacute_fraction`` (:func:`draw_blood_hu`); an acute one gets a
+    less dense side (the blend sign) with probability ``blend_fraction``, drawn from ``blend_rng`` (which
+    that share needs; ``rng``'s draws stay as they were).
     """
+    if blend_fraction > 0 and blend_rng is None:
+        raise ValueError("Argument 'blend_rng' must be given with a 'blend_fraction' above 0.")
     volume = background.volume
     geometry = volume.geometry
     hu = volume.hu.copy()
@@ -166,6 +177,8 @@ def render_real_study(
             log.info("%s: no place found for lesion shape %s; drawing another", case_id, shape.name)
         if placed is None:
             continue
+        if blend_rng is not None and stage == "acute" and blend_rng.uniform() < blend_fraction:
+            placed = with_blend_side(placed, blend_rng)
         reach = placed.radius_mm / min(geometry.pixel_spacing_mm) + 8
         for k in range(geometry.n_slices):
             centre_rc = np.linalg.lstsq(
@@ -188,6 +201,6 @@ def render_real_study(
             mask[k, r0:r1, c0:c1] |= inside
         lesions.append(
             {"kind": "shaped", "shape": shape.name, "stage": stage, "touches_skull": touch, "hu": round(blood, 2),
-             "scale": round(placed.scale, 4), "model_volume_ml": round(placed.volume_ml, 3)}
+             "scale": round(placed.scale, 4), "model_volume_ml": round(placed.volume_ml, 3), **side_record(placed)}
         )
     return hu, mask, lesions

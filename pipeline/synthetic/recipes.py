@@ -154,6 +154,11 @@ class GeneratorOptions:
     noise_scale:
         The drawn noise of every phantom-head study times this (a thin slice's noise: about
         ``sqrt(5 / thickness)``); 1 draws the recipe's.
+    blend_fraction:
+        Share of the acute shaped haematomas (phantom and real-background studies) given a less
+        dense side, the blend sign (:func:`~ichpipe.pipeline.synthetic.lesion_painting.with_blend_side`,
+        35-50 HU), counted as haematoma; drawn from a stream of its own, so 0 (the default) writes
+        what was written before and any share changes nothing but those sides.
     """
 
     n: int = 100
@@ -175,8 +180,11 @@ class GeneratorOptions:
     subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION
     slice_spacing_mm: float | None = None
     noise_scale: float = 1.0
+    blend_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.blend_fraction <= 1.0:
+            raise ValueError(f"Argument 'blend_fraction' must be between 0 and 1; got {self.blend_fraction!r}.")
         if self.slice_spacing_mm is not None and not 0.5 <= self.slice_spacing_mm <= 10.0:
             raise ValueError(f"Argument 'slice_spacing_mm' must be between 0.5 and 10 mm, or None;"
                              f" got {self.slice_spacing_mm!r}.")
@@ -237,6 +245,7 @@ class PhantomRecipe:
     shaped_touch_skull: tuple[bool, ...]
     ventricular_blood: bool
     calcifications: bool
+    blend_fraction: float = 0.0
 
     def spec(self, *, volume_ml: float | None = None) -> PhantomSpec:
         """The phantom's options (its own hematomas only; the other lesions are painted after)."""
@@ -312,6 +321,7 @@ def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
         shaped_touch_skull=tuple(bool(rng.uniform() < 0.3) for _ in range(n_shaped)),
         ventricular_blood=bool(ivh),
         calcifications=bool(rng.uniform() < 0.4),
+        blend_fraction=options.blend_fraction,
     )
 
 

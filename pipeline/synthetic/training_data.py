@@ -18,8 +18,9 @@ mix of lesions per study:
 * a few normal heads.
 
 Blood is acute (60-85 HU) in three studies of four, subacute (42-58 HU)
-otherwise, with a slow internal variation. Lesions are painted into the
-noise-free plane, then the phantom's blur, shading and noise are applied.
+otherwise, with a slow internal variation; with ``--blend-fraction`` that share of the acute
+shaped haematomas gets a less dense side of 35-50 HU (the blend sign), counted as haematoma.
+Lesions are painted into the noise-free plane, then the phantom's blur, shading and noise are applied.
 
 **Extra-axial studies** (``--n-extra-axial``): subdural, epidural and intraventricular
 blood with mass effect, in phantom heads and the real GE head; truth masks per kind
@@ -74,12 +75,15 @@ from ichpipe.pipeline.synthetic.case_writing import (
 from ichpipe.pipeline.synthetic.dicom_writer import SyntheticIdentity, copy_series_with_pixels, write_ct_series
 from ichpipe.pipeline.synthetic.extra_axial_cases import LESION_TYPES, extra_axial_case
 from ichpipe.pipeline.synthetic.lesion_painting import (
+    BLEND_STREAM,
     Calcification,
     ShapedHematoma,
     VentricularBlood,
     draw_calcifications,
     draw_ventricular_blood,
     place_in_head,
+    side_record,
+    with_blend_side,
 )
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank, shape_bank
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec
@@ -114,6 +118,7 @@ def render_phantom_study(
     drawn volume does not fit, it is halved (up to three times) and then dropped.
     """
     rng = np.random.default_rng([recipe.phantom_seed, 0x5E5])
+    blend_rng = np.random.default_rng([recipe.phantom_seed, BLEND_STREAM])  # its own: rng draws as before
     model = None
     volume = recipe.volume_ml
     for _ in range(4):
@@ -146,10 +151,12 @@ def render_phantom_study(
             log.info("%s: no place found for lesion shape %s; drawing another", recipe.case_id, shape.name)
         if placed is None:
             continue
+        if recipe.stage == "acute" and blend_rng.uniform() < recipe.blend_fraction:
+            placed = with_blend_side(placed, blend_rng)
         shaped.append(placed)
         lesions.append(
             {"kind": "shaped", "shape": shape.name, "touches_skull": touch, "hu": round(placed.hu, 2),
-             "scale": round(placed.scale, 4), "model_volume_ml": round(placed.volume_ml, 3)}
+             "scale": round(placed.scale, 4), "model_volume_ml": round(placed.volume_ml, 3), **side_record(placed)}
         )
     ivh: VentricularBlood | None = None
     if recipe.ventricular_blood:
@@ -251,7 +258,9 @@ def _real_case(
     rng = np.random.default_rng([options.seed, index, 0x4EA1])
     case_id = f"real-{background.name}-{options.seed}-{index:03d}"
     hu, mask, lesions = render_real_study(background, rng, bank, case_id,
-                                          subacute_fraction=options.subacute_fraction)
+                                          subacute_fraction=options.subacute_fraction,
+                                          blend_fraction=options.blend_fraction,
+                                          blend_rng=np.random.default_rng([options.seed, index, BLEND_STREAM]))
     final = cases / case_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{case_id}.", dir=cases))
     try:
