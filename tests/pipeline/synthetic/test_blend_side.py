@@ -76,3 +76,11 @@ def test_cli_passes_and_refuses_the_share(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["train", "data", "--out", str(tmp_path / "x"), "--n", "1",
                                    "--blend-fraction", "1.5"])
     assert res.exit_code == 2 and "blend-fraction" in res.output
+
+
+def test_real_background_needs_the_blend_stream() -> None:
+    from ichpipe.pipeline.synthetic.real_backgrounds import render_real_study
+
+    with pytest.raises(ValueError, match="'blend_rng' must be given"):
+        render_real_study(None, np.random.default_rng(0), shape_bank("builtin"), "x",  # type: ignore[arg-type]
+                          blend_fraction=0.5)
