@@ -11,7 +11,7 @@
 set -euo pipefail
 out=${1:?usage: bench/flag_census.sh OUT [evaluate options...]}
 shift
-sets=${SETS:-"eval-v5 eval-v6 eval-v7 eval-v8 sel-v1 sel-sub xa-sel xa-eval-v2 sdh-sel sah-eval thin-eval-100 noisy-5mm"}
+sets=${SETS:-"eval-v5 eval-v6 eval-v7 eval-v8 sel-v1 sel-sub xa-sel xa-eval-v2 sdh-sel sah-eval thin-eval-100 noisy-5mm blend-eval"}
 ichpipe=${ICHPIPE:-.venv/bin/ichpipe}
 mkdir -p "$out"
 for s in $sets; do
