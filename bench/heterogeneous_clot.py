@@ -3,7 +3,7 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/heterogeneous_clot.py [--cases 5] [--seed 0] [--kinds swirl,hole,blend,plain]
-        [--blend-hu 40,50] [--out heterogeneous_clot.jsonl]
+        [--blend-hu 40,50] [--checkpoint FILE] [--out heterogeneous_clot.jsonl]
 
 An acute haematoma often holds hypodense parts: streaks and islands of unclotted blood (the swirl
 sign), one enclosed hypodense area (the black hole sign), or a hypodense side with a sharp margin
@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default="swirl,hole,blend,plain")
     parser.add_argument("--blend-hu", default="40,50", help="the blend side's HU is drawn from LEAST,MOST")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="the main network's checkpoint (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=Path("heterogeneous_clot.jsonl"))
     args = parser.parse_args()
     bounds = [float(v) for v in args.blend_hu.split(",")]
@@ -115,7 +117,8 @@ def main() -> None:
     blend_hu = (bounds[0], bounds[1])
     config = load_config()
     before = replace(config, inference=replace(config.inference, enclosed_close_mm=None))
-    segmenters = {"before": load_segmenter(config=before), "after": load_segmenter(config=config)}
+    segmenters = {"before": load_segmenter(config=before, checkpoint=args.checkpoint),
+                  "after": load_segmenter(config=config, checkpoint=args.checkpoint)}
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
     with args.out.open("w") as sink:
