@@ -75,9 +75,7 @@ class SectionZoom:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (``quality.measurements.section_zoom``)."""
-        zoomed = self.slices
-        return {"slices": list(zoomed),
-                "max_factor": round(float(self.factors[list(zoomed)].max()), 3) if zoomed else 1.0}
+        return {"slices": list(self.slices), "max_factor": round(float(self.factors.max()), 3)}
 
 
 def section_zoom(space: npt.NDArray[np.bool_], superior_mm: npt.ArrayLike, *, min_share: float = 0.6,
@@ -178,8 +176,7 @@ def faint_on_enlarged(mask: npt.NDArray[np.bool_], hu: npt.NDArray[np.floating],
     >>> int(faint.sum()), bool(faint[2, 5, 5]), bool(faint[2, 1, 1])
     (4, True, False)
     """
-    enlarged = np.zeros(mask.shape[0], dtype=bool)
-    enlarged[list(zoom.slices)] = True
+    enlarged = zoom.factors > 1.0
     faint, _ = components_by_median_3d(mask & enlarged[:, None, None], hu, below=below)
     return faint
 

@@ -43,6 +43,7 @@ __all__ = [
     "draw_calcifications",
     "draw_ventricular_blood",
     "lesion_rotation",
+    "maybe_blend_side",
     "paint_real_slice",
     "place_in_head",
     "place_in_mask",
@@ -220,6 +221,15 @@ def with_blend_side(hematoma: ShapedHematoma, rng: np.random.Generator, *,
     offset = float(rng.uniform(-max_offset, max_offset)) * hematoma.radius_mm
     hu = min(float(rng.uniform(*hu_range)), hematoma.hu - 10.0)
     return replace(hematoma, side=BlendSide(normal=normal, offset_mm=offset, hu=hu))
+
+
+def maybe_blend_side(hematoma: ShapedHematoma, rng: np.random.Generator, *, acute: bool,
+                     share: float) -> ShapedHematoma:
+    """``hematoma`` given a less dense side (:func:`with_blend_side`) with probability ``share`` when its blood
+    is ``acute`` (a blend sign needs a dense part); ``rng`` draws only for an acute one."""
+    if acute and rng.uniform() < share:
+        return with_blend_side(hematoma, rng)
+    return hematoma
 
 
 def side_record(hematoma: ShapedHematoma) -> dict[str, float]:

@@ -21,11 +21,11 @@ from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.datasets.dicom_seg import read_dicom_series
 from ichpipe.pipeline.segment.intracranial import find_intracranial_in, intracranial_mask
 from ichpipe.pipeline.synthetic.lesion_painting import (
+    maybe_blend_side,
     paint_real_slice,
     place_in_mask,
     side_record,
     slice_points,
-    with_blend_side,
 )
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank
 from ichpipe.pipeline.synthetic.recipes import (
@@ -177,8 +177,8 @@ def render_real_study(
             log.info("%s: no place found for lesion shape %s; drawing another", case_id, shape.name)
         if placed is None:
             continue
-        if blend_rng is not None and stage == "acute" and blend_rng.uniform() < blend_fraction:
-            placed = with_blend_side(placed, blend_rng)
+        if blend_rng is not None:
+            placed = maybe_blend_side(placed, blend_rng, acute=stage == "acute", share=blend_fraction)
         reach = placed.radius_mm / min(geometry.pixel_spacing_mm) + 8
         for k in range(geometry.n_slices):
             centre_rc = np.linalg.lstsq(

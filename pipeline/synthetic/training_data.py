@@ -81,9 +81,9 @@ from ichpipe.pipeline.synthetic.lesion_painting import (
     VentricularBlood,
     draw_calcifications,
     draw_ventricular_blood,
+    maybe_blend_side,
     place_in_head,
     side_record,
-    with_blend_side,
 )
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank, shape_bank
 from ichpipe.pipeline.synthetic.phantom import PhantomSpec
@@ -151,8 +151,7 @@ def render_phantom_study(
             log.info("%s: no place found for lesion shape %s; drawing another", recipe.case_id, shape.name)
         if placed is None:
             continue
-        if recipe.stage == "acute" and blend_rng.uniform() < recipe.blend_fraction:
-            placed = with_blend_side(placed, blend_rng)
+        placed = maybe_blend_side(placed, blend_rng, acute=recipe.stage == "acute", share=recipe.blend_fraction)
         shaped.append(placed)
         lesions.append(
             {"kind": "shaped", "shape": shape.name, "touches_skull": touch, "hu": round(placed.hu, 2),
