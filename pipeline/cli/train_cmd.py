@@ -65,6 +65,9 @@ def train() -> None:
 @click.option("--blend-fraction", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Share of the acute shaped haematomas given a less dense side of 35-50 HU (the blend sign),"
                    " counted as haematoma.")
+@click.option("--blend-group", default=None, metavar="NAME",
+              help="Give the studies with a blend side the training sampling group NAME (the manifest's"
+                   " sampling_group column), so that `train seg --mix NAME=SHARE` sets their share.")
 @click.option("--slice-spacing-mm", type=click.FloatRange(0.5, 10.0), default=None,
               help="Slice spacing of the phantom-head studies (same head length; default: drawn 4, 5 or 6 mm):"
                    " thin-slice test sets.")
@@ -106,6 +109,7 @@ def train_data(
     subdural_stages: str | None,
     subacute_fraction: float,
     blend_fraction: float,
+    blend_group: str | None,
     slice_spacing_mm: float | None,
     noise_scale: float,
     extra_axial_real_fraction: float,
@@ -153,6 +157,7 @@ def train_data(
             subdural_stages=items(subdural_stages, DEFAULT_SUBDURAL_STAGES),
             extra_axial_real_fraction=extra_axial_real_fraction, subacute_fraction=subacute_fraction,
             slice_spacing_mm=slice_spacing_mm, noise_scale=noise_scale, blend_fraction=blend_fraction,
+            blend_group=blend_group,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

@@ -7,6 +7,7 @@ options' seed and the case index alone, so the same options always give the same
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -159,6 +160,9 @@ class GeneratorOptions:
         dense side, the blend sign (:func:`~ichpipe.pipeline.synthetic.lesion_painting.with_blend_side`,
         35-50 HU), counted as haematoma; drawn from a stream of its own, so 0 (the default) writes
         what was written before and any share changes nothing but those sides.
+    blend_group:
+        The training sampling group (the manifest's ``sampling_group``) of the studies given a blend
+        side, so that ``train seg --mix`` sets their share; ``None``: their source's group, as any study.
     """
 
     n: int = 100
@@ -181,8 +185,12 @@ class GeneratorOptions:
     slice_spacing_mm: float | None = None
     noise_scale: float = 1.0
     blend_fraction: float = 0.0
+    blend_group: str | None = None
 
     def __post_init__(self) -> None:
+        if self.blend_group is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.blend_group):
+            raise ValueError(f"Argument 'blend_group' must be a group name of lower-case letters, digits and '-';"
+                             f" got {self.blend_group!r}.")
         if not 0.0 <= self.blend_fraction <= 1.0:
             raise ValueError(f"Argument 'blend_fraction' must be between 0 and 1; got {self.blend_fraction!r}.")
         if self.slice_spacing_mm is not None and not 0.5 <= self.slice_spacing_mm <= 10.0:

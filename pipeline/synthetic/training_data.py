@@ -363,7 +363,7 @@ def generate_dataset(
         for bg in [*backgrounds, *([xa_background] if xa_background is not None else [])]:
             if bg.patient_id in splits:
                 splits[bg.patient_id] = options.real_split
-    entries = [_with_split(w.entry, splits[w.entry.patient_id]) for w in written]
+    entries = [_with_split(_in_blend_group(w, options.blend_group), splits[w.entry.patient_id]) for w in written]
     manifest = write_manifest(out / "manifest.csv", entries)
     summary = {
         "generator": "ichpipe train data",
@@ -381,6 +381,14 @@ def generate_dataset(
     text = json.dumps(summary, indent=1, default=str).encode("utf-8")
     atomic_write(out / "dataset.json", lambda fh: fh.write(text), what="dataset summary")
     return manifest
+
+
+def _in_blend_group(case: WrittenCase, group: str | None) -> ManifestEntry:
+    """``case``'s entry, in sampling group ``group`` when one of its lesions has a blend side."""
+    sided = any("blend_side_hu" in lesion for lesion in case.record.get("lesions") or ())
+    if group is None or not sided:
+        return case.entry
+    return replace(case.entry, extra={**case.entry.extra, "sampling_group": group})
 
 
 def _with_split(entry: ManifestEntry, split: Split) -> ManifestEntry:

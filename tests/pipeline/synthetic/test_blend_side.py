@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,3 +85,19 @@ def test_real_background_needs_the_blend_stream() -> None:
     with pytest.raises(ValueError, match="'blend_rng' must be given"):
         render_real_study(None, np.random.default_rng(0), shape_bank("builtin"), "x",  # type: ignore[arg-type]
                           blend_fraction=0.5)
+
+
+def test_the_blend_group_names_the_studies_with_a_side_in_the_manifest(tmp_path: Path) -> None:
+    from ichpipe.pipeline.datasets.manifest import read_manifest
+    from ichpipe.pipeline.synthetic.training_data import generate_dataset
+
+    options = GeneratorOptions(n=4, seed=3, size=64, shapes="builtin", val_fraction=0.0, blend_fraction=1.0,
+                               blend_group="blend")
+    manifest = generate_dataset(tmp_path / "set", options)
+    records = {c["case_id"]: c for c in json.loads((tmp_path / "set" / "dataset.json").read_text())["cases"]}
+    groups = {e.case_id: e.extra.get("sampling_group", "") for e in read_manifest(manifest).entries}
+    sided = {k for k, c in records.items() if any("blend_side_hu" in lesion for lesion in c["lesions"])}
+    assert sided and sided != set(groups)  # some studies with a side, some without (no acute shaped clot)
+    assert {k for k, g in groups.items() if g == "blend"} == sided
+    with pytest.raises(ValueError, match="'blend_group' must be a group name"):
+        GeneratorOptions(n=1, blend_group="Blend side")
