@@ -3,7 +3,7 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/heterogeneous_clot.py [--cases 5] [--seed 0] [--kinds swirl,hole,blend,plain]
-        [--blend-hu 40,50] [--checkpoint FILE] [--out heterogeneous_clot.jsonl]
+        [--blend-hu 40,50] [--checkpoint FILE] [--skip-before] [--out heterogeneous_clot.jsonl]
 
 An acute haematoma often holds hypodense parts: streaks and islands of unclotted blood (the swirl
 sign), one enclosed hypodense area (the black hole sign), or a hypodense side with a sharp margin
@@ -76,9 +76,12 @@ def _low_part(kind: str, q: np.ndarray, blood: np.ndarray, offset_mm: list[np.nd
     return np.zeros_like(blood), 0.0
 
 
-def _read(volume: CTVolume, segmenter: Segmenter, config: Config) -> tuple[float, list[str]]:
+def _read(volume: CTVolume, segmenter: Segmenter, config: Config) -> tuple[float, list[str], float | None]:
+    """Volume, quality codes and (when ``inference.blend_side`` runs) the blend side read beside the blood and
+    not counted."""
     result = analyse_volume(volume, segmenter, config)
-    return result.measurement.volume_ml, list(result.quality.codes)
+    side = result.segmentation.details.get("blend_side")
+    return result.measurement.volume_ml, list(result.quality.codes), None if side is None else side["uncounted_ml"]
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -92,6 +95,9 @@ def _table(rows: list[dict[str, Any]]) -> None:
                 continue
             cells = []
             for when in ("before", "after"):
+                if when not in group[0]:  # --skip-before
+                    cells.append("not run | not run")
+                    continue
                 err = np.array([r[when]["read_ml"] - r["truth_ml"] for r in group])
                 pct = 100 * err / np.array([r["truth_ml"] for r in group])
                 wrong = [(abs(e) >= 1 and abs(p) >= 25) for e, p in zip(err, pct, strict=True)]
@@ -109,6 +115,8 @@ def main() -> None:
     parser.add_argument("--blend-hu", default="40,50", help="the blend side's HU is drawn from LEAST,MOST")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="the main network's checkpoint (default: the shipped one)")
+    parser.add_argument("--skip-before", action="store_true",
+                        help="read each study only as configured (no run without the enclosed fill)")
     parser.add_argument("--out", type=Path, default=Path("heterogeneous_clot.jsonl"))
     args = parser.parse_args()
     bounds = [float(v) for v in args.blend_hu.split(",")]
@@ -117,8 +125,9 @@ def main() -> None:
     blend_hu = (bounds[0], bounds[1])
     config = load_config()
     before = replace(config, inference=replace(config.inference, enclosed_close_mm=None))
-    segmenters = {"before": load_segmenter(config=before, checkpoint=args.checkpoint),
-                  "after": load_segmenter(config=config, checkpoint=args.checkpoint)}
+    segmenters = {"after": load_segmenter(config=config, checkpoint=args.checkpoint)}
+    if not args.skip_before:
+        segmenters["before"] = load_segmenter(config=before, checkpoint=args.checkpoint)
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
     with args.out.open("w") as sink:
@@ -130,7 +139,7 @@ def main() -> None:
             depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space])
             candidates = np.argwhere((depth >= 20.0) & (volume.hu >= 15) & (volume.hu <= 50))
             noise = np.clip(volume.hu - ndimage.gaussian_filter(volume.hu.astype(np.float32), (0, 2, 2)), -20, 20)
-            runs = (("before", before), ("after", config))
+            runs = (("after", config),) if args.skip_before else (("before", before), ("after", config))
             clean = {when: _read(volume, segmenters[when], cfg)[0] for when, cfg in runs}
             grid = np.ogrid[: space.shape[0], : space.shape[1], : space.shape[2]]
             for kind in args.kinds.split(","):
@@ -155,8 +164,10 @@ def main() -> None:
                                            "low_hu": round(low_hu, 1),
                                            "low_ml": round(mask_volume_ml(low, geo.voxel_volumes_ml), 2)}
                     for when, cfg in runs:
-                        ml, codes = _read(painted, segmenters[when], cfg)
+                        ml, codes, side_ml = _read(painted, segmenters[when], cfg)
                         row[when] = {"read_ml": round(ml - clean[when], 2), "codes": codes}
+                        if side_ml is not None:
+                            row[when]["blend_side_uncounted_ml"] = side_ml
                     print(json.dumps(row), flush=True)
                     sink.write(json.dumps(row) + "\n")
                     rows.append(row)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["MAX_HEAD_ELONGATION", "Device", "EndExtensionConfig", "ExtraAxialConfig", "InferenceConfig", "Runtime"]
+__all__ = [
+    "MAX_HEAD_ELONGATION",
+    "BlendSideConfig",
+    "Device",
+    "EndExtensionConfig",
+    "ExtraAxialConfig",
+    "InferenceConfig",
+    "Runtime",
+]
 
 #: An outline longer than this times its width is not a head's (the heads measured: 1.06-1.31): shoulders
 #: or a body in the series, wider than the head, would be the slices measured, and their long axis runs
@@ -54,6 +62,47 @@ class EndExtensionConfig:
             raise ValueError("Argument 'depth_mm' must not be negative.")
         if self.end_slice_hu is not None and not -1024.0 <= self.end_slice_hu <= 3071.0:
             raise ValueError(f"Argument 'end_slice_hu' must be an HU value or null; got {self.end_slice_hu}.")
+
+
+@dataclass(frozen=True)
+class BlendSideConfig:
+    """``inference.blend_side``: a network trained on clots with a less dense side reads beside the blood.
+
+    See :mod:`ichpipe.pipeline.segment.blend_side`.
+
+    Parameters
+    ----------
+    checkpoint:
+        The network (trained with ``ichpipe train data --blend-fraction``): a path or a file shipped
+        in ``models/checkpoints/`` (default: the shipped ``ichpipe-blend.pt``); ``""`` turns the step off.
+    threshold:
+        Its probability above which a voxel is called.
+    min_hu, max_hu:
+        A called voxel counts only where the slice's 3x3 median lies within this range (a blend's
+        side: denser than brain, less dense than the clot).
+    min_clot_median_hu:
+        ... and only when it is joined (26-connected, through such voxels) to found blood whose
+        component's median is at least this (a blend has a dense part).
+    add:
+        ``True``: what it reads is added to the blood; ``False``: only measured
+        (``details["blend_side"]``, the ``blend_side`` quality flag).
+    """
+
+    checkpoint: str = "ichpipe-blend.pt"
+    threshold: float = 0.5
+    min_hu: float = 33.0
+    max_hu: float = 55.0
+    min_clot_median_hu: float = 50.0
+    add: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("Argument 'threshold' must lie strictly between 0 and 1.")
+        if not -1024.0 <= self.min_hu < self.max_hu <= 3071.0:
+            raise ValueError(f"Arguments 'min_hu' and 'max_hu' must be HU values with min_hu < max_hu; got"
+                             f" {self.min_hu!r} and {self.max_hu!r}.")
+        if not -1024.0 <= self.min_clot_median_hu <= 3071.0:
+            raise ValueError(f"Argument 'min_clot_median_hu' must be an HU value; got {self.min_clot_median_hu!r}.")
 
 
 @dataclass(frozen=True)
@@ -259,6 +308,9 @@ class InferenceConfig:
     extra_axial:
         The second network that adds collections against the inner table
         (:class:`ExtraAxialConfig`).
+    blend_side:
+        The network that reads a clot's less dense side beside found blood
+        (:class:`BlendSideConfig`).
     """
 
     device: Device = "auto"
@@ -292,6 +344,7 @@ class InferenceConfig:
     runtime: Runtime = "auto"
     end_extension: EndExtensionConfig = field(default_factory=EndExtensionConfig)
     extra_axial: ExtraAxialConfig = field(default_factory=ExtraAxialConfig)
+    blend_side: BlendSideConfig = field(default_factory=BlendSideConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -19,6 +19,7 @@ from ichpipe.pipeline.config.cross_check_config import DisagreementConfig, Misse
 from ichpipe.pipeline.config.quality_artifact_config import FluidLevelConfig, MetalConfig, SkippedSliceConfig
 
 __all__ = [
+    "BlendSideCheckConfig",
     "BloodAtSkullConfig",
     "BloodDensityConfig",
     "BloodEdgeConfig",
@@ -235,6 +236,26 @@ class UncertainEdgeConfig:
 
     min_fraction: float = 0.3
     min_ml: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self)
+
+
+@dataclass(frozen=True)
+class BlendSideCheckConfig:
+    """Flag ``blend_side``: the blend-side network reads an uncounted less dense side beside the blood.
+
+    Parameters
+    ----------
+    min_fraction:
+        Flag when what ``inference.blend_side`` reads beside the dense blood and does not add
+        (``quality.measurements.blend_side.side_ml``) is at least this share of the volume ...
+    min_ml:
+        ... and at least this many mL.
+    """
+
+    min_fraction: float = 0.15
+    min_ml: float = 0.5
 
     def __post_init__(self) -> None:
         _check_non_negative(self)
@@ -484,8 +505,8 @@ class QualityConfig:
         beside the baseline (the behaviour before ``auto``). ``none``: no
         cross-check.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, hypodense_at_skull, blood_density,
-    uncertain_edge, image_noise, hypodense_part, disagreement, domain, metal, fluid_level, skipped_slice, skull_base,
-    missed_blood, coverage:
+    uncertain_edge, blend_side, image_noise, hypodense_part, disagreement, domain, metal, fluid_level, skipped_slice,
+    skull_base, missed_blood, coverage:
         The thresholds of each check.
     """
 
@@ -500,6 +521,7 @@ class QualityConfig:
     hypodense_at_skull: HypodenseAtSkullConfig = field(default_factory=HypodenseAtSkullConfig)
     blood_density: BloodDensityConfig = field(default_factory=BloodDensityConfig)
     uncertain_edge: UncertainEdgeConfig = field(default_factory=UncertainEdgeConfig)
+    blend_side: BlendSideCheckConfig = field(default_factory=BlendSideCheckConfig)
     image_noise: ImageNoiseConfig = field(default_factory=ImageNoiseConfig)
     hypodense_part: HypodensePartConfig = field(default_factory=HypodensePartConfig)
     disagreement: DisagreementConfig = field(default_factory=DisagreementConfig)

@@ -13,6 +13,7 @@ from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.quality_config import QualityConfig
 from ichpipe.pipeline.quality.blood_checks import (
     UntouchedPieces,
+    check_blend_side,
     check_blood_density,
     check_hypodense_part,
     check_low_density_collection,
@@ -150,6 +151,10 @@ def assess_quality(
         found_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml) - grown_ml
         report.add(check_uncertain_edge(segmentation.details["loose_call"], found_ml, **asdict(cfg.uncertain_edge)),
                    "uncertain_edge")
+    if "blend_side" in segmentation.details:
+        report.add(check_blend_side(segmentation.details["blend_side"],
+                                    mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml), **asdict(cfg.blend_side)),
+                   "blend_side")
     if "image_noise" in segmentation.details:
         report.add(check_image_noise(segmentation.details["image_noise"], **asdict(cfg.image_noise)), "image_noise")
     if "extra_axial" in segmentation.details:

@@ -21,6 +21,7 @@ from ichpipe.pipeline.segment.components import components_at_least_3d, grow_int
 
 __all__ = [
     "UntouchedPieces",
+    "check_blend_side",
     "check_blood_density",
     "check_hypodense_part",
     "check_low_density_collection",
@@ -117,9 +118,9 @@ def check_uncertain_edge(loose_call: Mapping[str, Any], volume_ml: float, *, min
     []
     """
     beside = float(loose_call.get("beside_ml") or 0.0)
-    if beside <= 0 or beside < min_ml or beside < min_fraction * volume_ml:
+    share = _large_share(beside, volume_ml, min_ml=min_ml, min_fraction=min_fraction)
+    if share is None:
         return []
-    share = beside / volume_ml if volume_ml > 0 else float("inf")
     return [QualityFlag(
         "uncertain_edge",
         f"At probability {loose_call.get('threshold')} the network calls {beside:.1f} mL more joined to the"
@@ -127,6 +128,39 @@ def check_uncertain_edge(loose_call: Mapping[str, Any], volume_ml: float, *, min
         " density, or an image unlike the training data), so the volume depends on where the line is drawn and"
         " may be too low or too high.",
         round(share, 3), min_fraction)]
+
+
+def check_blend_side(blend_side: Mapping[str, Any], volume_ml: float, *, min_fraction: float = 0.15,
+                     min_ml: float = 0.5) -> list[QualityFlag]:
+    """A network trained on blend signs reads a less dense side beside the dense blood, not counted.
+
+    ``blend_side`` is ``details["blend_side"]`` (``uncounted_ml``: what of the side the final mask does not
+    hold), ``volume_ml`` the volume found; ``min_fraction``, ``min_ml``: see
+    :class:`~ichpipe.pipeline.config.quality_config.BlendSideCheckConfig`.
+
+    >>> [f.code for f in check_blend_side({"side_ml": 2.1, "uncounted_ml": 2.1}, 6.0)]
+    ['blend_side']
+    >>> check_blend_side({"side_ml": 2.1, "uncounted_ml": 0.0}, 8.1)
+    []
+    """
+    side = float(blend_side.get("uncounted_ml") or 0.0)
+    share = _large_share(side, volume_ml, min_ml=min_ml, min_fraction=min_fraction)
+    if share is None:
+        return []
+    return [QualityFlag(
+        "blend_side",
+        f"A network trained on clots with a less dense side reads {side:.1f} mL of such a side joined to the"
+        f" dense blood ({100 * share:.0f} % of the {volume_ml:.1f} mL found) that is not counted: part of the"
+        " clot may be left out (blend sign), so the volume may be too low.",
+        round(share, 3), min_fraction)]
+
+
+def _large_share(ml: float, volume_ml: float, *, min_ml: float, min_fraction: float) -> float | None:
+    """``ml`` as a share of ``volume_ml`` when it is positive, at least ``min_ml`` and ``min_fraction`` of it;
+    else ``None``."""
+    if ml <= 0 or ml < min_ml or ml < min_fraction * volume_ml:
+        return None
+    return ml / volume_ml if volume_ml > 0 else float("inf")
 
 
 def check_hypodense_part(extra_axial: Mapping[str, Any], *, min_ml: float = 5.0) -> list[QualityFlag]:

@@ -50,6 +50,8 @@ FLAG_CODES: dict[str, str] = {
                          " part, the volume may be too low",
     "uncertain_edge": "the network calls much more blood at a looser threshold, joined to what it found: the edge is"
                       " faint, the volume may be too low or too high",
+    "blend_side": "a network trained on clots with a less dense side reads such a side beside the dense blood,"
+                  " not counted: the volume may be too low",
     "noisy_image": "the image is noisier than any the networks learnt (low dose, thin slices?): the volume may be"
                    " wrong",
     "segmenter_disagreement": "the network and the threshold baseline disagree",

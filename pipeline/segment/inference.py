@@ -49,8 +49,14 @@ from ichpipe.errors import CheckpointError, UsageError
 from ichpipe.models.hashing import require_allowlisted, verified_file_sha256
 from ichpipe.models.onnx_model import load_onnx_segmenter, nvidia_gpu_visible, onnxruntime_available, paired_onnx
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
-from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
+from ichpipe.pipeline.config.inference_config import (
+    BlendSideConfig,
+    EndExtensionConfig,
+    ExtraAxialConfig,
+    InferenceConfig,
+)
 from ichpipe.pipeline.config.models_config import resolve_checkpoint
+from ichpipe.pipeline.segment.blend_side import BlendSideRead, read_blend_side, with_blend_side, with_uncounted_side
 from ichpipe.pipeline.segment.enclosed_fill import with_enclosed_fill
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends
 from ichpipe.pipeline.segment.extra_axial_addition import add_extra_axial
@@ -160,6 +166,7 @@ class NetworkSegmenter:
             )
         self.extender = self._second_network("end_extension", self.config.end_extension.checkpoint, allowed_sha256)
         self.extra_axial = self._second_network("extra_axial", self.config.extra_axial.checkpoint, allowed_sha256)
+        self.blend_reader = self._second_network("blend_side", self.config.blend_side.checkpoint, allowed_sha256)
 
     def _second_network(self, key: str, checkpoint: str, allowed_sha256: Collection[str]) -> NetworkSegmenter | None:
         """The second network of ``inference.<key>`` (``None`` when its checkpoint is ``""``)."""
@@ -174,7 +181,7 @@ class NetworkSegmenter:
         if allowed_sha256:
             require_allowlisted(path, allowed_sha256, what=f"{key.replace('_', '-').capitalize()} checkpoint")
         plain = replace(self.config, end_extension=EndExtensionConfig(checkpoint=""),
-                        extra_axial=ExtraAxialConfig(checkpoint=""))
+                        extra_axial=ExtraAxialConfig(checkpoint=""), blend_side=BlendSideConfig(checkpoint=""))
         return NetworkSegmenter(path, config=plain, anatomy=self.anatomy, allowed_sha256=allowed_sha256)
 
     def _onnx_export(self, checkpoint_path: Path) -> Path | None:
@@ -288,7 +295,8 @@ class NetworkSegmenter:
         if self.extra_axial is not None:
             window = self.extra_axial.window
             extra_axial = {**self.extra_axial._identity(), "window": {"width": window.width, "level": window.level}}
-        described.update(described_steps(self.config, extender=extender, extra_axial=extra_axial))
+        blend = self.blend_reader._identity() if self.blend_reader is not None else None
+        described.update(described_steps(self.config, extender=extender, extra_axial=extra_axial, blend_side=blend))
         return described
 
     def network_grid_of(self, volume: CTVolume) -> tuple[int, int]:
@@ -456,6 +464,10 @@ class NetworkSegmenter:
                                            "cut": turn.cut, "read_upright": upright is not None}
         if self.extender is not None:
             result = self._extend_ends(self.extender, result, volume, intracranial, view)
+        side = None
+        if self.blend_reader is not None:
+            side = self._read_blend_side(self.blend_reader, result, volume, intracranial, view)
+            result = with_blend_side(result, side, volume, add=self.config.blend_side.add)
         found = result.mask  # the networks' blood before the extra-axial step's collections
         if self.extra_axial is not None and intracranial is not None:
             result = self._add_extra_axial(self.extra_axial, result, volume, intracranial, view)
@@ -467,7 +479,7 @@ class NetworkSegmenter:
                                         allowed=kept_inside(~result.mask, intracranial, self.config))
         if self.config.rim_mm is not None:
             result = with_edge_rim(result, found, volume, intracranial, self.config, self.anatomy)
-        return result
+        return result if side is None else with_uncounted_side(result, side, volume)
 
     def _add_extra_axial(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                          intracranial: IntracranialResult, view: NetworkView) -> SegmentationResult:
@@ -495,6 +507,18 @@ class NetworkSegmenter:
                                     low_density_ml=round(addition.low_density_ml, 4),
                                     low_density_grown_ml=round(addition.low_density_grown_ml, 4),
                                     hypodense_beside_ml=round(addition.hypodense_beside_ml, 4))
+
+    def _read_blend_side(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
+                         intracranial: IntracranialResult | None, view: NetworkView) -> BlendSideRead:
+        """What ``network`` reads as the less dense side of ``result``'s dense clots (``inference.blend_side``);
+        ``view`` as for :meth:`_add_extra_axial`."""
+        settings = self.config.blend_side
+        allowed = intracranial.mask if self.config.restrict_to_intracranial and intracranial is not None else None
+        return read_blend_side(
+            result.mask, lambda s: view.read(network, volume, slices=s, above=settings.threshold), volume.hu,
+            voxel_volumes_ml=volume.geometry.voxel_volumes_ml, min_hu=settings.min_hu, max_hu=settings.max_hu,
+            min_clot_median_hu=settings.min_clot_median_hu, allowed=allowed,
+        )
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                      intracranial: IntracranialResult | None, view: NetworkView) -> SegmentationResult:

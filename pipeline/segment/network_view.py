@@ -1,7 +1,7 @@
 """How one study is shown to every network that reads it: found once, passed to each.
 
-A study is read by up to three networks (the main one, the end-slice one, the extra-axial one;
-:mod:`~ichpipe.pipeline.segment.inference`). Each must see the slices the same way: the same head
+A study is read by up to four networks (the main one, the end-slice one, the extra-axial one, the
+blend-side one; :mod:`~ichpipe.pipeline.segment.inference`). Each must see the slices the same way: the same head
 crop, the same ring of bone painted over a stripped skull
 (:mod:`~ichpipe.pipeline.segment.skull_restore`), the same turn to read the head upright
 (:mod:`~ichpipe.pipeline.segment.upright`) and the same top slices enlarged

@@ -17,16 +17,17 @@ __all__ = ["described_steps"]
 
 
 def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | None = None,
-                    extra_axial: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    extra_axial: Mapping[str, Any] | None = None,
+                    blend_side: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The settings of each step ``config`` turns on, keyed as the report names them.
 
     Parameters
     ----------
     config:
         The inference settings.
-    extender, extra_axial:
+    extender, extra_axial, blend_side:
         The identity (name, checkpoint SHA-256 and path, runtime; the extra-axial network's window too)
-        of the end-slice and extra-axial networks, ``None`` when the step is off.
+        of the end-slice, extra-axial and blend-side networks, ``None`` when the step is off.
 
     Examples
     --------
@@ -74,6 +75,11 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
             "joined_table_share": JOINED_TABLE_SHARE,
             "judged_on": "added",  # the density and size tests read what a component adds (twenty-fourth session)
         }
+    if blend_side is not None:
+        blend = config.blend_side
+        steps["blend_side"] = {**blend_side, "threshold": blend.threshold, "min_hu": blend.min_hu,
+                               "max_hu": blend.max_hu, "min_clot_median_hu": blend.min_clot_median_hu,
+                               "add": blend.add}
     if config.upright_min_degrees is not None:
         steps["upright"] = {"min_degrees": config.upright_min_degrees,
                             "min_elongation": config.upright_min_elongation}

@@ -19,7 +19,12 @@ from ichpipe.models.hashing import file_sha256
 from ichpipe.models.onnx_export import export_checkpoint_onnx
 from ichpipe.models.onnx_model import METADATA_KEY, load_onnx_segmenter, paired_onnx
 from ichpipe.models.registry import build_model
-from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
+from ichpipe.pipeline.config.inference_config import (
+    BlendSideConfig,
+    EndExtensionConfig,
+    ExtraAxialConfig,
+    InferenceConfig,
+)
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
@@ -73,7 +78,8 @@ def test_threads_follow_the_config_then_omp_num_threads(tiny_pair, monkeypatch) 
 
 
 @pytest.mark.parametrize(("stem", "channels"),
-                         [("ichpipe-default", 1), ("ichpipe-ends", 3), ("ichpipe-extra-axial", 1)])
+                         [("ichpipe-default", 1), ("ichpipe-ends", 3), ("ichpipe-extra-axial", 1),
+                          ("ichpipe-blend", 1)])
 def test_shipped_export_belongs_to_the_shipped_checkpoint_and_matches_it(stem: str, channels: int) -> None:
     checkpoint = CHECKPOINTS / f"{stem}.pt"
     exported = load_onnx_segmenter(CHECKPOINTS / f"{stem}.onnx", threads=1,
@@ -169,8 +175,9 @@ def test_an_onnx_file_without_identity_is_refused(tiny_pair: tuple[Path, Path], 
 
 
 def test_allowlist_and_model_name_apply_to_the_export(tiny_pair: tuple[Path, Path]) -> None:
-    checkpoint, onnx = tiny_pair  # the end-slice and extra-axial networks (on by default) have their own tests
-    plain = InferenceConfig(device="cpu", end_extension=OFF, extra_axial=NO_XA)
+    checkpoint, onnx = tiny_pair  # the end-slice, extra-axial and blend-side networks (on by default): own tests
+    plain = InferenceConfig(device="cpu", end_extension=OFF, extra_axial=NO_XA,
+                            blend_side=BlendSideConfig(checkpoint=""))
     only_pt = (file_sha256(checkpoint),)
     seg = NetworkSegmenter(checkpoint, config=plain, allowed_sha256=only_pt)
     assert seg.describe()["runtime"] == "torch"

@@ -362,6 +362,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     upright (``inference.upright_min_degrees``, ``upright_min_elongation``; again the setting),
     ``+vz<S>:<F>`` when sections near the vertex under a share S of the widest were read enlarged by up to
     F (``inference.vertex_zoom_share``, ``vertex_max_zoom``; again the setting),
+    ``+blend:<SHA-256[:8]>`` when a blend-side network's reading was added to the blood
+    (``inference.blend_side.add``; measured only, it changes no volume and no method),
     ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
     edge were not counted (``inference.bone_edge_max_ml``, ``bone_edge_share``), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
@@ -410,6 +412,10 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+rim1:42+mirror'
     >>> method_name("sa_cbam_unet_slim", {"enclosed_fill": {"close_mm": 2.0, "min_hu": 20.0}, "mirror": True})
     'sa_cbam_unet_slim+encl2:20+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": True}})
+    'sa_cbam_unet_slim+blend:8f2c01ab'
+    >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": False}})
+    'sa_cbam_unet_slim'
     >>> method_name("threshold", {})
     'threshold'
     """
@@ -435,6 +441,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         joined = extra.get("joined_table_share")
         method = method if joined is None else f"{method}:j{float(joined):g}"
         method = f"{method}:a" if extra.get("judged_on") == "added" else method
+    blend = details.get("blend_side") or {}
+    if isinstance(blend, Mapping) and blend.get("add") and blend.get("checkpoint_sha256"):
+        method = f"{method}+blend:{str(blend['checkpoint_sha256'])[:8]}"
     faint = details.get("faint_growth") or {}
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"

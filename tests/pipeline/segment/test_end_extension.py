@@ -15,7 +15,12 @@ from ichpipe.errors import CheckpointError, ConfigError
 from ichpipe.models.checkpoint import save_checkpoint
 from ichpipe.models.hashing import file_sha256
 from ichpipe.models.registry import build_model
-from ichpipe.pipeline.config.inference_config import EndExtensionConfig, ExtraAxialConfig, InferenceConfig
+from ichpipe.pipeline.config.inference_config import (
+    BlendSideConfig,
+    EndExtensionConfig,
+    ExtraAxialConfig,
+    InferenceConfig,
+)
 from ichpipe.pipeline.config.loader import build_dataclass
 from ichpipe.pipeline.segment.end_extension import extend_bleed_ends, reachable_slices
 from ichpipe.pipeline.segment.inference import NetworkSegmenter
@@ -278,7 +283,8 @@ def test_a_missing_or_untrusted_second_checkpoint_is_refused(tmp_path: Path) -> 
     base = _checkpoint(tmp_path / "base.pt", channels=1, context_mm=None)
     cfg = InferenceConfig(device="cpu", runtime="torch",
                           end_extension=EndExtensionConfig(checkpoint=str(tmp_path / "nowhere.pt")),
-                          extra_axial=ExtraAxialConfig(checkpoint=""))  # its own test: test_extra_axial_addition
+                          extra_axial=ExtraAxialConfig(checkpoint=""),  # its own test: test_extra_axial_addition
+                          blend_side=BlendSideConfig(checkpoint=""))  # and test_blend_side_reader
     with pytest.raises(CheckpointError, match=r"end_extension.checkpoint .*nowhere.pt does not exist"):
         NetworkSegmenter(base, config=cfg)
     ends = _checkpoint(tmp_path / "ends.pt", channels=3, context_mm=5.0)
