@@ -248,8 +248,8 @@ class BlendSideCheckConfig:
     Parameters
     ----------
     min_fraction:
-        Flag when what ``inference.blend_side`` reads beside the dense blood and does not add
-        (``quality.measurements.blend_side.side_ml``) is at least this share of the volume ...
+        Flag when what ``inference.blend_side`` reads beside the dense blood and the final mask does
+        not hold (``quality.measurements.blend_side.uncounted_ml``) is at least this share of the volume ...
     min_ml:
         ... and at least this many mL.
     """

@@ -142,18 +142,17 @@ def assess_quality(
         hole = skipped_slice(segmentation.mask, geo.pixel_spacing_mm, slack_mm=skip.slack_mm, max_run=skip.max_run)
         report.add(check_skipped_slice(hole, min_area_mm2=skip.min_area_mm2), "skipped_slice")
         measurements["skipped_slice"] = hole.to_dict()
+    mask_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml)
     if "loose_call" in segmentation.details:
         # against the volume before the faint growth, which took part of the loose call (beside_ml counts it),
         # and before the enclosed hypodense parts and the partial-volume rim (inference.enclosed_close_mm, rim_mm),
         # which the edge measure does not see
         grown_ml = sum(float((segmentation.details.get(key) or {}).get("added_ml") or 0.0)
                        for key in ("faint_growth", "enclosed_fill", "edge_rim"))
-        found_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml) - grown_ml
-        report.add(check_uncertain_edge(segmentation.details["loose_call"], found_ml, **asdict(cfg.uncertain_edge)),
-                   "uncertain_edge")
+        report.add(check_uncertain_edge(segmentation.details["loose_call"], mask_ml - grown_ml,
+                                        **asdict(cfg.uncertain_edge)), "uncertain_edge")
     if "blend_side" in segmentation.details:
-        report.add(check_blend_side(segmentation.details["blend_side"],
-                                    mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml), **asdict(cfg.blend_side)),
+        report.add(check_blend_side(segmentation.details["blend_side"], mask_ml, **asdict(cfg.blend_side)),
                    "blend_side")
     if "image_noise" in segmentation.details:
         report.add(check_image_noise(segmentation.details["image_noise"], **asdict(cfg.image_noise)), "image_noise")

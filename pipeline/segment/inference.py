@@ -70,6 +70,7 @@ from ichpipe.pipeline.segment.intracranial import (
 )
 from ichpipe.pipeline.segment.mask_steps import (
     kept_inside,
+    space_kept,
     with_edge_rim,
     with_faint_growth,
     with_loose_call,
@@ -513,11 +514,10 @@ class NetworkSegmenter:
         """What ``network`` reads as the less dense side of ``result``'s dense clots (``inference.blend_side``);
         ``view`` as for :meth:`_add_extra_axial`."""
         settings = self.config.blend_side
-        allowed = intracranial.mask if self.config.restrict_to_intracranial and intracranial is not None else None
         return read_blend_side(
             result.mask, lambda s: view.read(network, volume, slices=s, above=settings.threshold), volume.hu,
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, min_hu=settings.min_hu, max_hu=settings.max_hu,
-            min_clot_median_hu=settings.min_clot_median_hu, allowed=allowed,
+            min_clot_median_hu=settings.min_clot_median_hu, allowed=space_kept(intracranial, self.config),
         )
 
     def _extend_ends(self, extender: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
@@ -525,7 +525,7 @@ class NetworkSegmenter:
         """``result`` grown at its bleeds' end slices by ``extender`` (``inference.end_extension``; ``view``
         as for :meth:`_add_extra_axial`)."""
         ends = self.config.end_extension
-        allowed = intracranial.mask if self.config.restrict_to_intracranial and intracranial is not None else None
+        allowed = space_kept(intracranial, self.config)
         grown = extend_bleed_ends(
             result.mask, lambda s: view.read(extender, volume, slices=s),
             offsets_mm=volume.geometry.offsets_mm, pixel_spacing_mm=volume.geometry.pixel_spacing_mm,

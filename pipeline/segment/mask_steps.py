@@ -23,16 +23,20 @@ from ichpipe.pipeline.segment.edge_rim import grow_rim
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
-__all__ = ["kept_inside", "with_edge_rim", "with_faint_growth", "with_loose_call", "without_not_blood"]
+__all__ = ["kept_inside", "space_kept", "with_edge_rim", "with_faint_growth", "with_loose_call", "without_not_blood"]
 
 BoolArray = npt.NDArray[np.bool_]
 
 
+def space_kept(intracranial: IntracranialResult | None, config: InferenceConfig) -> BoolArray | None:
+    """The intracranial space when ``config`` restricts to it and it is known, else ``None`` (anywhere)."""
+    return intracranial.mask if config.restrict_to_intracranial and intracranial is not None else None
+
+
 def kept_inside(region: BoolArray, intracranial: IntracranialResult | None, config: InferenceConfig) -> BoolArray:
     """``region`` within the intracranial space when ``config`` restricts to it and it is known."""
-    if config.restrict_to_intracranial and intracranial is not None:
-        return region & intracranial.mask
-    return region
+    space = space_kept(intracranial, config)
+    return region if space is None else region & space
 
 
 def with_edge_rim(result: SegmentationResult, found: BoolArray, volume: CTVolume,
