@@ -35,7 +35,7 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
     >>> steps["edge_rim"], steps["upright"]
     ({'rim_mm': 1.0, 'min_hu': 42.0}, {'min_degrees': 10.0, 'min_elongation': 1.05})
     >>> steps["vertex_zoom"]
-    {'min_share': 0.6, 'max_factor': 2.0}
+    {'min_share': 0.6, 'max_factor': 2.0, 'min_hu': 55.0}
     """
     steps: dict[str, Any] = {}
     if config.bone_edge_max_ml is not None:
@@ -84,5 +84,6 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
         steps["upright"] = {"min_degrees": config.upright_min_degrees,
                             "min_elongation": config.upright_min_elongation}
     if config.vertex_zoom_share is not None:
-        steps["vertex_zoom"] = {"min_share": config.vertex_zoom_share, "max_factor": config.vertex_max_zoom}
+        steps["vertex_zoom"] = {"min_share": config.vertex_zoom_share, "max_factor": config.vertex_max_zoom,
+                                "min_hu": config.vertex_zoom_min_hu}
     return steps

@@ -361,7 +361,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     ``+up<N>:<E>`` when a head turned N degrees or more (and E times longer than wide) was read turned
     upright (``inference.upright_min_degrees``, ``upright_min_elongation``; again the setting),
     ``+vz<S>:<F>`` when sections near the vertex under a share S of the widest were read enlarged by up to
-    F (``inference.vertex_zoom_share``, ``vertex_max_zoom``; again the setting),
+    F (``inference.vertex_zoom_share``, ``vertex_max_zoom``; again the setting; ``:h<N>`` when the main
+    network's pieces there were kept only from a median of N HU: ``vertex_zoom_min_hu``, since the
+    thirty-second session: a name without it was measured with or without that rule),
     ``+blend:<SHA-256[:8]>`` when a blend-side network's reading was added to the blood
     (``inference.blend_side.add``; measured only, it changes no volume and no method),
     ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
@@ -406,6 +408,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+px1.1+up10:1.05'
     >>> method_name("sa_cbam_unet_slim", {"vertex_zoom": {"min_share": 1.0, "max_factor": 2.0}, "mirror": True})
     'sa_cbam_unet_slim+vz1:2+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"vertex_zoom": {"min_share": 0.6, "max_factor": 2.0, "min_hu": 55.0}})
+    'sa_cbam_unet_slim+vz0.6:2:h55'
     >>> method_name("sa_cbam_unet_slim", {"bone_edge": {"max_ml": 1.0, "share": 0.2}, "mirror": True})
     'sa_cbam_unet_slim+bone1:0.2+mirror'
     >>> method_name("sa_cbam_unet_slim", {"edge_rim": {"rim_mm": 1.0, "min_hu": 42.0}, "mirror": True})
@@ -458,6 +462,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         method = f"{method}+px{float(widest):g}"
     method += _setting_pair(details, "upright", "up", ("min_degrees", "min_elongation"), 1.0)
     method += _setting_pair(details, "vertex_zoom", "vz", ("min_share", "max_factor"), 1.0)
+    zoom = details.get("vertex_zoom") or {}
+    if isinstance(zoom, Mapping) and zoom.get("min_share") is not None and zoom.get("min_hu") is not None:
+        method = f"{method}:h{float(zoom['min_hu']):g}"
     method += _setting_pair(details, "bone_edge", "bone", ("max_ml", "share"), 0.0)
     if details.get("mirror"):
         method = f"{method}+mirror"

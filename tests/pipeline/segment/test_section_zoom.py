@@ -88,7 +88,7 @@ def test_the_networks_are_shown_the_top_slices_enlarged_and_their_map_mapped_bac
     result = on.segment_in(dome)
     said = result.details["section_zoom"]
     assert said["slices"] == [8, 9, 10, 11]  # under 0.6 of the widest section: radius 14 of 20 and less
-    assert on.describe()["vertex_zoom"] == {"min_share": 0.6, "max_factor": 2.0}
+    assert on.describe()["vertex_zoom"] == {"min_share": 0.6, "max_factor": 2.0, "min_hu": 55.0}
     off = NetworkSegmenter(checkpoint, config=InferenceConfig(device="cpu", mirror=False, vertex_zoom_share=None))
     off.runner = Seen()
     assert "section_zoom" not in off.segment_in(dome).details and "vertex_zoom" not in off.describe()
