@@ -8,6 +8,7 @@ from typing import Literal
 __all__ = [
     "MAX_HEAD_ELONGATION",
     "BlendSideConfig",
+    "DenseEndsConfig",
     "Device",
     "EndExtensionConfig",
     "ExtraAxialConfig",
@@ -103,6 +104,50 @@ class BlendSideConfig:
                              f" {self.min_hu!r} and {self.max_hu!r}.")
         if not -1024.0 <= self.min_clot_median_hu <= 3071.0:
             raise ValueError(f"Argument 'min_clot_median_hu' must be an HU value; got {self.min_clot_median_hu!r}.")
+
+
+@dataclass(frozen=True)
+class DenseEndsConfig:
+    """``inference.dense_ends``: found blood grown beyond its end slices while clot density lies under it.
+
+    See :func:`~ichpipe.pipeline.segment.end_extension.continue_dense_ends`.
+
+    Parameters
+    ----------
+    min_hu, max_hu:
+        An added pixel's density once smoothed in plane (1 mm): a clot's, above grey matter's and under a
+        calcification's. ``min_hu: null`` turns the step off.
+    radius_mm:
+        An added pixel lies within this distance (in plane) of the blood on the slice before it.
+    depth_mm:
+        How far beyond a bleed's end slice the walk may go (always at least the next slice).
+    edge_mm:
+        An added pixel lies at least this far inside the intracranial space in plane.
+    min_area_mm2:
+        In-plane pieces under this area are not added; a slice left with less stops the walk.
+    toward:
+        ``feet``: only beyond a bleed's lower end (toward the skull base, where the networks are blind;
+        read from the slices' positions); ``both``: beyond either end (near the vertex the inner table
+        is cut obliquely and cortex 3 mm inside it reads 66 HU on the real GE head).
+    """
+
+    min_hu: float | None = 60.0
+    max_hu: float = 90.0
+    radius_mm: float = 3.0
+    depth_mm: float = 15.0
+    edge_mm: float = 2.0
+    min_area_mm2: float = 10.0
+    toward: Literal["feet", "both"] = "feet"
+
+    def __post_init__(self) -> None:
+        if self.toward not in ("feet", "both"):
+            raise ValueError(f"Argument 'toward' must be 'feet' or 'both'; got {self.toward!r}.")
+        if self.min_hu is not None and not -1024.0 <= self.min_hu < self.max_hu <= 3071.0:
+            raise ValueError(f"Arguments 'min_hu' and 'max_hu' must be HU values with min_hu < max_hu, or min_hu"
+                             f" null; got {self.min_hu!r} and {self.max_hu!r}.")
+        for name in ("radius_mm", "depth_mm", "edge_mm", "min_area_mm2"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Argument '{name}' must not be negative; got {getattr(self, name)!r}.")
 
 
 @dataclass(frozen=True)
@@ -311,6 +356,9 @@ class InferenceConfig:
     blend_side:
         The network that reads a clot's less dense side beside found blood
         (:class:`BlendSideConfig`).
+    dense_ends:
+        Found bleeds and added collections grown beyond their end slices while clot density lies under
+        them, after the extra-axial network (:class:`DenseEndsConfig`).
     """
 
     device: Device = "auto"
@@ -345,6 +393,7 @@ class InferenceConfig:
     end_extension: EndExtensionConfig = field(default_factory=EndExtensionConfig)
     extra_axial: ExtraAxialConfig = field(default_factory=ExtraAxialConfig)
     blend_side: BlendSideConfig = field(default_factory=BlendSideConfig)
+    dense_ends: DenseEndsConfig = field(default_factory=DenseEndsConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -71,6 +71,7 @@ from ichpipe.pipeline.segment.intracranial import (
 from ichpipe.pipeline.segment.mask_steps import (
     kept_inside,
     space_kept,
+    with_dense_ends,
     with_edge_rim,
     with_faint_growth,
     with_loose_call,
@@ -432,10 +433,11 @@ class NetworkSegmenter:
             mask = view.read(self, volume, above=self.config.threshold)
         else:
             mask, loose = view.read(self, volume, above=(self.config.threshold, self.config.loose_threshold))
-        # the end-slice step, the faint growth and the loose-call measurement keep to it; the extra-axial step
-        # always reads it
+        # the end-slice and dense-end steps, the faint growth and the loose-call measurement keep to it; the
+        # extra-axial step always reads it
         needs_space = ((self.config.restrict_to_intracranial and mask.any()
-                        and (self.extender is not None or loose is not None))
+                        and (self.extender is not None or loose is not None
+                             or self.config.dense_ends.min_hu is not None))
                        or self.extra_axial is not None)
         if needs_space and intracranial is None:
             intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)  # for every step
@@ -472,6 +474,10 @@ class NetworkSegmenter:
         found = result.mask  # the networks' blood before the extra-axial step's collections
         if self.extra_axial is not None and intracranial is not None:
             result = self._add_extra_axial(self.extra_axial, result, volume, intracranial, view)
+        if self.config.dense_ends.min_hu is not None:  # the collections' ends too; what it adds counts as found
+            before = result.mask
+            result = with_dense_ends(result, volume, intracranial, self.config, self.anatomy)
+            found = found | (result.mask & ~before)
         if loose is not None:
             result = with_loose_call(result, loose, volume, intracranial, self.config)
         if self.config.enclosed_close_mm is not None:  # add the hypodense parts `found` (no collection) encloses

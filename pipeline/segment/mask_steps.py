@@ -4,7 +4,8 @@
 intracranial restriction: components that are not blood dropped (:func:`without_not_blood`), faint
 components grown into the network's looser call (:func:`with_faint_growth`), and, after the end-slice
 and extra-axial networks, the looser call beside the blood measured (:func:`with_loose_call`) and the
-partial-volume rim added (:func:`with_edge_rim`). Each returns a new
+partial-volume rim added (:func:`with_edge_rim`); after the extra-axial network, bleeds and
+collections are grown beyond their ends while clot density lies under them (:func:`with_dense_ends`). Each returns a new
 :class:`~ichpipe.pipeline.segment.segmenter.SegmentationResult` whose ``details`` say what it did.
 """
 
@@ -20,10 +21,12 @@ from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.edge_rim import grow_rim
+from ichpipe.pipeline.segment.end_extension import continue_dense_ends
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
-__all__ = ["kept_inside", "space_kept", "with_edge_rim", "with_faint_growth", "with_loose_call", "without_not_blood"]
+__all__ = ["kept_inside", "space_kept", "with_dense_ends", "with_edge_rim", "with_faint_growth", "with_loose_call",
+           "without_not_blood"]
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -50,6 +53,26 @@ def with_edge_rim(result: SegmentationResult, found: BoolArray, volume: CTVolume
                    allowed=kept_inside(~result.mask, intracranial, config))
     details = {"rim_mm": config.rim_mm, "min_hu": config.rim_min_hu, "steps": rim.steps}
     return result.with_addition(volume, "edge_rim", result.mask | rim.added, rim.added, **details)
+
+
+def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: IntracranialResult | None,
+                    config: InferenceConfig, anatomy: AnatomyConfig) -> SegmentationResult:
+    """``result`` grown beyond its bleeds' end slices while clot density lies under them
+    (``inference.dense_ends``, :func:`continue_dense_ends`; ``details["dense_ends"]``)."""
+    dense = config.dense_ends
+    if dense.min_hu is None:
+        raise ValueError("Argument 'config' must set dense_ends.min_hu to grow bleeds at their ends.")
+    geometry = volume.geometry
+    step = None
+    if dense.toward == "feet" and len(geometry.positions) > 1:  # the slice order's direction toward the feet
+        step = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1
+    grown = continue_dense_ends(result.mask, volume.hu, offsets_mm=geometry.offsets_mm,
+                                pixel_spacing_mm=geometry.pixel_spacing_mm, hu_band=(dense.min_hu, dense.max_hu),
+                                hu_range=anatomy.brain_hu, radius_mm=dense.radius_mm, depth_mm=dense.depth_mm,
+                                edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2,
+                                allowed=space_kept(intracranial, config), step=step)
+    return result.with_addition(volume, "dense_ends", grown.mask, grown.added,
+                                slices_extended=len(grown.slices_extended))
 
 
 def with_faint_growth(result: SegmentationResult, loose: BoolArray, volume: CTVolume,

@@ -58,6 +58,11 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
             "depth_mm": ends.depth_mm,
             "end_slice_hu": ends.end_slice_hu,
         }
+    if config.dense_ends.min_hu is not None:
+        dense = config.dense_ends
+        steps["dense_ends"] = {"min_hu": dense.min_hu, "max_hu": dense.max_hu, "radius_mm": dense.radius_mm,
+                               "depth_mm": dense.depth_mm, "edge_mm": dense.edge_mm,
+                               "min_area_mm2": dense.min_area_mm2, "toward": dense.toward}
     if extra_axial is not None:
         extra = config.extra_axial
         steps["extra_axial"] = {

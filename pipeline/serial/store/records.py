@@ -364,6 +364,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     F (``inference.vertex_zoom_share``, ``vertex_max_zoom``; again the setting; ``:h<N>`` when the main
     network's pieces there were kept only from a median of N HU: ``vertex_zoom_min_hu``, since the
     thirty-second session: a name without it was measured with or without that rule),
+    ``+dense<N>:<M>`` when bleeds were grown beyond their lower end slices over pixels of N-M HU
+    (``inference.dense_ends``, since the thirty-second session; ``:b`` when beyond both ends: ``toward: both``),
     ``+blend:<SHA-256[:8]>`` when a blend-side network's reading was added to the blood
     (``inference.blend_side.add``; measured only, it changes no volume and no method),
     ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
@@ -416,6 +418,10 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+rim1:42+mirror'
     >>> method_name("sa_cbam_unet_slim", {"enclosed_fill": {"close_mm": 2.0, "min_hu": 20.0}, "mirror": True})
     'sa_cbam_unet_slim+encl2:20+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"dense_ends": {"min_hu": 60.0, "max_hu": 90.0, "toward": "feet"}})
+    'sa_cbam_unet_slim+dense60:90'
+    >>> method_name("sa_cbam_unet_slim", {"dense_ends": {"min_hu": 60.0, "max_hu": 90.0, "toward": "both"}})
+    'sa_cbam_unet_slim+dense60:90:b'
     >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": True}})
     'sa_cbam_unet_slim+blend:8f2c01ab'
     >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": False}})
@@ -454,6 +460,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
                   f"p{float(faint.get('threshold') or 0.0):g}")
     method += _setting_pair(details, "enclosed_fill", "encl", ("close_mm", "min_hu"), 0.0)
     method += _setting_pair(details, "edge_rim", "rim", ("rim_mm", "min_hu"), 0.0)
+    dense = _setting_pair(details, "dense_ends", "dense", ("min_hu", "max_hu"), 0.0)
+    method += f"{dense}:b" if dense and (details.get("dense_ends") or {}).get("toward") == "both" else dense
     slab = details.get("thin_slab_mm")
     if isinstance(slab, (int, float)):
         method = f"{method}+slab{float(slab):g}"

@@ -1,0 +1,125 @@
+"""``inference.dense_ends``: found bleeds grown beyond their end slices while clot density lies under them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from network_stand_ins import Grey, tiny_checkpoint
+
+from ichpipe.pipeline.config.inference_config import (
+    BlendSideConfig,
+    DenseEndsConfig,
+    EndExtensionConfig,
+    ExtraAxialConfig,
+    InferenceConfig,
+)
+from ichpipe.pipeline.segment.components import mask_volume_ml
+from ichpipe.pipeline.segment.end_extension import continue_dense_ends
+
+BRAIN_HU, CLOT_HU = 35.0, 70.0
+
+
+def _column(levels: list[float], *, size: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(HU, mask, allowed) of slices 1 mm square pixels, 5 mm apart: a 12x12 square of ``levels[i]`` HU on
+    slice ``i`` (brain elsewhere); the mask holds it on the last slice only; everything is allowed."""
+    hu = np.full((len(levels), size, size), BRAIN_HU, np.float32)
+    for i, level in enumerate(levels):
+        hu[i, 14:26, 14:26] = level
+    mask = np.zeros(hu.shape, bool)
+    mask[-1, 14:26, 14:26] = True
+    return hu, mask, np.ones(hu.shape, bool)
+
+
+def _grow(mask: np.ndarray, hu: np.ndarray, allowed: np.ndarray | None, **options):
+    return continue_dense_ends(mask, hu, offsets_mm=np.arange(len(hu)) * 5.0, pixel_spacing_mm=(1.0, 1.0),
+                               allowed=allowed, **options)
+
+
+def test_clot_density_under_a_found_end_is_added_up_to_depth_mm() -> None:
+    hu, mask, allowed = _column([CLOT_HU] * 5)
+    grown = _grow(mask, hu, allowed, depth_mm=10.0)
+    assert grown.slices_extended == (2, 3)  # 5 and 10 mm beyond the end; 15 mm is too far
+    core = np.zeros(hu.shape[1:], bool)
+    core[15:25, 15:25] = True  # the square's edge pixels smooth under 60 HU
+    assert (grown.added[3] == core).all() and (grown.added[2] == core).all()
+    assert not grown.added[:2].any() and (grown.mask == mask | grown.added).all()
+    assert _grow(mask, hu, allowed, depth_mm=0.0).slices_extended == (3,)  # always the next slice
+
+
+def test_grey_matter_calcification_and_partial_volume_under_an_end_are_not_added() -> None:
+    for level in (45.0, 55.0, 110.0):  # brighter grey matter, a partial-volume end, a calcification
+        hu, mask, allowed = _column([CLOT_HU, CLOT_HU, level, CLOT_HU])
+        grown = _grow(mask, hu, allowed)
+        assert not grown.added.any(), level  # the walk stops at the first slice with nothing to add
+
+
+def test_dense_tissue_away_from_the_blood_or_at_the_inner_table_is_not_added() -> None:
+    hu, mask, allowed = _column([BRAIN_HU, BRAIN_HU])
+    hu[0, 2:12, 2:12] = CLOT_HU  # dense, but more than radius_mm from the blood on the slice after
+    assert not _grow(mask, hu, allowed).added.any()
+    hu, mask, allowed = _column([CLOT_HU, CLOT_HU])
+    allowed[:, :, 20:] = False  # the intracranial space ends in the middle of the clot
+    added = _grow(mask, hu, allowed, edge_mm=3.0).added[0]
+    assert added[:, 17].any() and not added[:, 18:].any()  # 3 mm and more from column 20, outside the space
+    assert not _grow(mask, hu, allowed, min_area_mm2=200.0).added.any()  # a piece under min_area_mm2
+
+
+def test_the_walk_stops_where_the_mask_holds_blood_and_goes_one_way_when_told() -> None:
+    hu, mask, allowed = _column([CLOT_HU] * 4)
+    mask[1, 14:26, 14:26] = True  # two components, slices 1 and 3, the clot unread on slice 2 between them
+    assert _grow(mask, hu, allowed).slices_extended == (0, 2)  # slice 2 from either; each stops at the other
+    assert _grow(mask, hu, allowed, step=1).slices_extended == (2,)  # only beyond the upper end (of slice 1)
+    assert _grow(mask, hu, allowed, step=-1).slices_extended == (0, 2)  # beyond slice 1's and slice 3's lower ends
+    assert _grow(np.zeros_like(mask), hu, allowed).slices_extended == ()
+
+
+def test_bad_arguments_are_refused() -> None:
+    hu, mask, allowed = _column([CLOT_HU, CLOT_HU])
+    with pytest.raises(ValueError, match="'hu_band' and 'hu_range' must be"):
+        _grow(mask, hu, allowed, hu_band=(90.0, 60.0))
+    with pytest.raises(ValueError, match="'edge_mm' and 'min_area_mm2' must not be negative"):
+        _grow(mask, hu, allowed, edge_mm=-1.0)
+    with pytest.raises(ValueError, match="must have the mask's shape"):
+        _grow(mask, hu[:, :, :10], allowed)
+    with pytest.raises(ValueError, match="'min_hu' and 'max_hu' must be HU values"):
+        DenseEndsConfig(min_hu=95.0)
+    with pytest.raises(ValueError, match="'depth_mm' must not be negative"):
+        DenseEndsConfig(depth_mm=-5.0)
+    with pytest.raises(ValueError, match="'toward' must be 'feet' or 'both'"):
+        DenseEndsConfig(toward="head")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'step' must be 1, -1 or None"):
+        _grow(mask, hu, allowed, step=2)
+
+
+def _lower_slices_unread(img, yy, xx, r, i) -> None:
+    if 3 <= i <= 7:  # a clot of 75 HU the stand-in network reads on slices 6-7 only (drawn at 60 HU there)
+        img[(np.abs(yy - 30) < 5) & (np.abs(xx - 24) < 5)] = 60.0 if i >= 6 else 75.0
+
+
+def test_the_segmenter_grows_the_bleed_into_the_slices_it_read_empty(tmp_path: Path, make_head) -> None:
+    volume = make_head(_lower_slices_unread)
+    base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    found = {}
+    for min_hu in (None, 60.0):
+        cfg = InferenceConfig(device="cpu", runtime="torch", mirror=False, loose_threshold=None,
+                              faint_max_median_hu=None, rim_mm=None, end_extension=EndExtensionConfig(checkpoint=""),
+                              extra_axial=ExtraAxialConfig(checkpoint=""), blend_side=BlendSideConfig(checkpoint=""),
+                              dense_ends=DenseEndsConfig(min_hu=min_hu, depth_mm=100.0, edge_mm=0.0,
+                                                         min_area_mm2=0.0))
+        from ichpipe.pipeline.segment.inference import NetworkSegmenter
+
+        seg = NetworkSegmenter(base, config=cfg)
+        seg.runner = Grey(60.0 / 80.0)
+        found[min_hu] = seg.segment_in(volume)
+        assert ("dense_ends" in seg.describe()) == (min_hu is not None)
+    read = found[None].mask
+    assert sorted({int(z) for z in np.flatnonzero(read.any(axis=(1, 2)))}) == [6, 7]
+    assert "dense_ends" not in found[None].details
+    added = found[60.0].mask & ~read
+    assert sorted({int(z) for z in np.flatnonzero(added.any(axis=(1, 2)))}) == [3, 4, 5]
+    assert (added <= (volume.hu == 75.0)).all()
+    said = found[60.0].details["dense_ends"]
+    assert said["slices_extended"] == 3
+    assert said["added_ml"] == pytest.approx(mask_volume_ml(added, volume.geometry.voxel_volumes_ml), rel=1e-3)
