@@ -59,6 +59,14 @@ from ichpipe.pipeline.segment.segmenter import Segmenter  # noqa: E402
 ALWAYS = {"skull_absent", "hu_no_air"}
 
 
+def ellipsoid_q(grid: list[np.ndarray], centre: np.ndarray, radii: tuple[float, ...],
+                spacing: tuple[float, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+    """(offsets in mm from ``centre`` per axis, the normalised radius squared) of an ellipsoid of ``radii``
+    (mm, per axis) on ``grid`` (``np.ogrid`` of the volume) with voxel ``spacing`` (mm)."""
+    offset = [(g - c) * s for g, c, s in zip(grid, centre, spacing, strict=True)]
+    return offset, sum((o / r) ** 2 for o, r in zip(offset, radii, strict=True))
+
+
 def _low_part(kind: str, q: np.ndarray, blood: np.ndarray, offset_mm: list[np.ndarray], rng: np.random.Generator,
               blend_hu: tuple[float, float] = (40.0, 50.0)) -> tuple[np.ndarray, float]:
     """The hypodense part of a clot and its HU; ``q`` is the ellipsoid's normalised radius squared."""
@@ -147,8 +155,7 @@ def main() -> None:
                 while done < args.cases:
                     centre = candidates[rng.integers(len(candidates))]
                     radii = (rng.uniform(6, 10), rng.uniform(10, 18), rng.uniform(10, 18))
-                    offset = [(g - c) * s for g, c, s in zip(grid, centre, (step, *ps), strict=True)]
-                    q = sum((o / r) ** 2 for o, r in zip(offset, radii, strict=True))
+                    offset, q = ellipsoid_q(grid, centre, radii, (step, *ps))
                     blood = (q <= 1.0) & space & (volume.hu >= -50) & (volume.hu <= 90)
                     truth = mask_volume_ml(blood, geo.voxel_volumes_ml)
                     if truth < 3.0:

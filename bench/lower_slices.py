@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from heterogeneous_clot import ellipsoid_q  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -96,8 +97,7 @@ def main() -> None:
         while len(rows) < args.cases:
             centre = candidates[rng.integers(len(candidates))]
             radii = (rng.uniform(6, 10), rng.uniform(8, 16), rng.uniform(8, 16))
-            offset = [(g - c) * s for g, c, s in zip(grid, centre, (step, *ps), strict=True)]
-            q = sum((o / r) ** 2 for o, r in zip(offset, radii, strict=True))
+            _, q = ellipsoid_q(grid, centre, radii, (step, *ps))
             blood = (q <= 1) & space & (volume.hu >= -50) & (volume.hu <= 90)
             truth = mask_volume_ml(blood, geo.voxel_volumes_ml)
             if truth < 2.0:
