@@ -69,15 +69,12 @@ class EndExtension:
     slices_extended: tuple[int, ...]
 
 
-def _check(mask: BoolArray, offsets_mm: FloatArray, *, threshold: float, radius_mm: float,
-           depth_mm: float) -> None:
+def _check(mask: BoolArray, offsets_mm: FloatArray, *, radius_mm: float, depth_mm: float) -> None:
     if mask.ndim != 3:
         raise ValueError(f"Argument 'mask' must be 3D (slices, rows, columns); got shape {mask.shape}.")
     if len(offsets_mm) != mask.shape[0]:
         raise ValueError(f"Argument 'offsets_mm' must have one offset per slice ({mask.shape[0]}); "
                          f"got {len(offsets_mm)}.")
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"Argument 'threshold' must lie strictly between 0 and 1; got {threshold}.")
     if radius_mm < 0 or depth_mm < 0:
         raise ValueError(f"Arguments 'radius_mm' and 'depth_mm' must not be negative; got {radius_mm}, {depth_mm}.")
 
@@ -215,7 +212,9 @@ def extend_bleed_ends(
     """
     mask = np.asarray(mask, dtype=bool)
     offsets = np.asarray(offsets_mm, dtype=np.float64)
-    _check(mask, offsets, threshold=threshold, radius_mm=radius_mm, depth_mm=depth_mm)
+    _check(mask, offsets, radius_mm=radius_mm, depth_mm=depth_mm)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"Argument 'threshold' must lie strictly between 0 and 1; got {threshold}.")
     if allowed is not None and allowed.shape != mask.shape:
         raise ValueError(f"Argument 'allowed' must have the mask's shape {mask.shape}; got {allowed.shape}.")
     if (hu is None) != (hu_range is None) or (hu is not None and hu.shape != mask.shape):
@@ -369,7 +368,7 @@ def continue_dense_ends(
     """
     mask = np.asarray(mask, dtype=bool)
     offsets = np.asarray(offsets_mm, dtype=np.float64)
-    _check(mask, offsets, threshold=0.5, radius_mm=radius_mm, depth_mm=depth_mm)
+    _check(mask, offsets, radius_mm=radius_mm, depth_mm=depth_mm)
     if hu.shape != mask.shape or (allowed is not None and allowed.shape != mask.shape):
         raise ValueError(f"Arguments 'hu' and 'allowed' must have the mask's shape {mask.shape}; got {hu.shape}"
                          f" and {None if allowed is None else allowed.shape}.")
