@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from network_stand_ins import Grey, tiny_checkpoint
 
+from ichpipe.pipeline.config import load_config
 from ichpipe.pipeline.config.inference_config import (
     BlendSideConfig,
     DenseEndsConfig,
@@ -15,6 +17,7 @@ from ichpipe.pipeline.config.inference_config import (
     ExtraAxialConfig,
     InferenceConfig,
 )
+from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.segment.components import mask_volume_ml
 from ichpipe.pipeline.segment.end_extension import continue_dense_ends
 
@@ -114,6 +117,8 @@ def test_the_segmenter_grows_the_bleed_into_the_slices_it_read_empty(tmp_path: P
         seg.runner = Grey(60.0 / 80.0)
         found[min_hu] = seg.segment_in(volume)
         assert ("dense_ends" in seg.describe()) == (min_hu is not None)
+        analysis = analyse_volume(volume, seg, replace(load_config(), inference=cfg))  # the report says it too
+        assert ("dense_ends" in analysis.quality.measurements) == (min_hu is not None)
     read = found[None].mask
     assert sorted({int(z) for z in np.flatnonzero(read.any(axis=(1, 2)))}) == [6, 7]
     assert "dense_ends" not in found[None].details
