@@ -541,12 +541,25 @@ def _run_case(name: str, case: Case, study: Path, tmp: Path, store_config: Path,
     stats.corpus(clear_error=not usable, warnings=bool(outcome.warnings or outcome.skipped_files))
 
 
+#: The corpus is about reading and refusing input: `run` uses the threshold baseline and nothing beside
+#: it. With the default `quality.cross_check: auto` the default networks would read every usable study
+#: beside the baseline (about 1.5 of a case's 2 s; the networks are tested in tests/pipeline/segment).
+NO_CROSS_CHECK = "quality:\n  cross_check: none\n"
+
+
+@pytest.fixture
+def corpus_config(store_config: Path) -> Path:
+    """``store_config`` with nothing beside the threshold baseline (:data:`NO_CROSS_CHECK`)."""
+    store_config.write_text(store_config.read_text() + NO_CROSS_CHECK)
+    return store_config
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_case(name: str, good_study: Path, tmp_path: Path, store_config: Path,
+def test_bad_input_case(name: str, good_study: Path, tmp_path: Path, corpus_config: Path,
                         hardening_stats: HardeningStats) -> None:
     case = CASES[name]
     study = case.build(copy_study(good_study, tmp_path / "study"), tmp_path)
-    _run_case(name, case, study, tmp_path, store_config, hardening_stats)
+    _run_case(name, case, study, tmp_path, corpus_config, hardening_stats)
     if name.startswith("symlinks_outside"):
         # the linked series (another study UID) must not have been read
         outcome = read_study(study, discovery=_discovery(case))
@@ -571,7 +584,7 @@ def test_bad_input_real_data(name: str, shared_data: Path, tmp_path: Path, store
     assert 24 <= volume.hu.shape[0] <= 27  # 28 slices less the ones broken (two at least are unreadable)
 
 
-def test_bad_studies_do_not_stop_the_next(good_study: Path, tmp_path: Path, store_config: Path) -> None:
+def test_bad_studies_do_not_stop_the_next(good_study: Path, tmp_path: Path, corpus_config: Path) -> None:
     """A sequence of studies in one process, as a batch runs them: failures leave the next one working."""
     names = ["zip_bomb", "rle_frames_2e9_one", "duplicate_sop_different_pixels", "nested_sequences_5000",
              "one_slice"]
@@ -582,7 +595,7 @@ def test_bad_studies_do_not_stop_the_next(good_study: Path, tmp_path: Path, stor
         study = CASES[name].build(copy_study(good_study, tmp_path / f"s{i}"), tmp_path / f"t{i}")
         for target in (study, good_study):
             result = runner.invoke(cli, ["run", "--study", str(target), "--out", str(tmp_path / "out"),
-                                         "--segmenter", "threshold", "--config", str(store_config)])
+                                         "--segmenter", "threshold", "--config", str(corpus_config)])
             codes.append(result.exit_code)
     expected = [0 if CASES[n].expect == "ok" else 1 for n in names]
     assert codes[0::2] == expected
@@ -593,7 +606,7 @@ BATCH_CASES = ("zip_bomb", "rle_frames_2e9_one", "duplicate_sop_different_pixels
                "one_slice", "truncate_all_at_400", "orientation_not_orthogonal_all", "pixels_short_one")
 
 
-def test_ichpipe_batch_continues_past_every_bad_study(tmp_path: Path, store_config: Path) -> None:
+def test_ichpipe_batch_continues_past_every_bad_study(tmp_path: Path, corpus_config: Path) -> None:
     """An inbox of broken studies and good ones: each bad one fails on its own line, the good ones are done."""
     inbox = tmp_path / "inbox"
     for i, name in enumerate(BATCH_CASES):
@@ -606,7 +619,7 @@ def test_ichpipe_batch_continues_past_every_bad_study(tmp_path: Path, store_conf
     for seed in (1, 2):
         good_phantom(inbox / f"good-{seed}", seed=200 + seed)
     result = CliRunner().invoke(cli, ["batch", "--inbox", str(inbox), "--out", str(tmp_path / "out"), "--segmenter",
-                                      "threshold", "--settle-s", "0", "--json", "--config", str(store_config)])
+                                      "threshold", "--settle-s", "0", "--json", "--config", str(corpus_config)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     summary = json.loads(result.stdout)
     assert result.exit_code == 1 == summary["exit_code"]
