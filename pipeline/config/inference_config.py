@@ -186,7 +186,11 @@ class ExtraAxialConfig:
         such test); one that is not is taken as isodense, like cortex against the table ...
     low_density_min_ml:
         ... unless the component adds at least this many mL: a large subacute or chronic
-        collection (``None``: never).
+        collection (``None``: never) ...
+    low_density_max_found_depth_mm:
+        ... and is not joined to blood the first network found at a median in-plane depth of at
+        least this inside the intracranial space (``None``: no such test): that is a haematoma in the
+        parenchyma, and the call ran from it through the brain beside it to the table.
     low_density_grow_threshold:
         Such a low-density collection, once added, grows into the voxels connected to it that the
         network calls above this lower probability (``None``: no growth). The network finds only
@@ -204,6 +208,7 @@ class ExtraAxialConfig:
     min_median_hu: float | None = 50.0
     min_contrast_hu: float | None = None
     low_density_min_ml: float | None = 5.0
+    low_density_max_found_depth_mm: float | None = 12.0
     low_density_grow_threshold: float | None = 0.3
 
     def __post_init__(self) -> None:
@@ -221,6 +226,9 @@ class ExtraAxialConfig:
             raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {self.min_thickness_mm}.")
         if self.low_density_min_ml is not None and self.low_density_min_ml < 0:
             raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {self.low_density_min_ml}.")
+        deep = self.low_density_max_found_depth_mm
+        if deep is not None and deep <= 0:
+            raise ValueError(f"Argument 'low_density_max_found_depth_mm' must be positive; got {deep}.")
         grow = self.low_density_grow_threshold
         if grow is not None and not 0.0 < grow <= self.threshold:
             raise ValueError(f"Argument 'low_density_grow_threshold' must lie in (0, threshold = {self.threshold}];"

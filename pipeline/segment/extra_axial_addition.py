@@ -30,7 +30,12 @@ own it may also call things elsewhere. This step uses it only against the skull:
    the first network's job, nor a speck), and the median HU of what it adds is at least ``min_median_hu``
    (acute or mixed blood) **or** it adds at least ``low_density_min_ml`` (a large subacute or
    chronic collection; counted in ``components_low_density`` and ``low_density_ml``, and the study
-   is flagged ``extra_axial_low_density``: the network finds only part of such a collection). A
+   is flagged ``extra_axial_low_density``: the network finds only part of such a collection), but
+   not when it is joined to blood the first network found that lies deep in the intracranial space
+   (median in-plane depth at least ``low_density_max_found_depth_mm``): the call ran from an
+   intraparenchymal haematoma through the brain between it and the table (a large lobar bleed in
+   the real GE head: 7-22 mL of 37-48 HU brain added, found blood 17-25 mm deep; the dense parts of
+   the phantom subdurals it joins lie 5.7-8.8 mm deep; ``joined_deep_refused_ml``). A
    network trained on synthetic chronic subdurals alone also called the CSF and cortex of real
    atrophic convexities (a real PHE-SICH patient, median 22 HU, pieces of 0.3-2.2 mL); the shipped
    one was trained with real PHE-SICH slices in its window and calls none there (``MODEL_CARD.md``).
@@ -97,6 +102,9 @@ class ExtraAxialAddition:
         Not added: hypodense voxels (-5..28 HU) within 10 mm of the inner table that the network calls
         at the growth threshold and that are connected to an added acute component (mL): the chronic
         part of an acute-on-chronic collection, or CSF (0 without ``grow_candidate``).
+    joined_deep_refused_ml:
+        Not added: what low-density components joined to deep found blood would have added before any
+        growth (mL; ``low_density_max_found_depth_mm``).
     """
 
     mask: BoolArray
@@ -106,6 +114,7 @@ class ExtraAxialAddition:
     components_low_density: int = 0
     low_density_ml: float = 0.0
     low_density_grown_ml: float = 0.0
+    joined_deep_refused_ml: float = 0.0
     hypodense_beside_ml: float = 0.0
 
 
@@ -146,6 +155,7 @@ def add_extra_axial(
     min_thickness_mm: float = 3.0,
     min_median_hu: float | None = 50.0,
     low_density_min_ml: float | None = None,
+    low_density_max_found_depth_mm: float | None = None,
     grow_candidate: BoolArray | None = None,
     min_contrast_hu: float | None = None,
     narrow_slices: str = "anchored",
@@ -180,7 +190,11 @@ def add_extra_axial(
         The median HU of the voxels a component adds must be at least this (``None``: no such test) ...
     low_density_min_ml:
         ... unless it adds at least this many mL (``None``: never): a large subacute or chronic
-        collection, not the small calls the network makes on real atrophic convexities.
+        collection, not the small calls the network makes on real atrophic convexities ...
+    low_density_max_found_depth_mm:
+        ... unless it is joined to blood in ``mask`` whose voxels in it lie at a median in-plane depth
+        (distance inside the intracranial space's edge) of at least this (``None``: no such test): a
+        haematoma in the parenchyma, and the call ran from it through the brain to the table.
     grow_candidate:
         The second network's call at a lower threshold, bool, same shape (``None``: no growth). A
         low-density component that is added grows into the voxels of this call connected to it
@@ -232,6 +246,9 @@ def add_extra_axial(
         raise ValueError(f"Argument 'narrow_slices' must be 'skip' or 'anchored'; got {narrow_slices!r}.")
     if low_density_min_ml is not None and low_density_min_ml < 0:
         raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {low_density_min_ml}.")
+    if low_density_max_found_depth_mm is not None and low_density_max_found_depth_mm <= 0:
+        raise ValueError("Argument 'low_density_max_found_depth_mm' must be positive; got"
+                         f" {low_density_max_found_depth_mm}.")
     area = intracranial.sum(axis=(1, 2))
     wide = area >= min_area_fraction * area.max() if area.max() > 0 else np.zeros(shape[0], dtype=bool)
     interior = intracranial & wide[:, None, None] if narrow_slices == "skip" else intracranial.copy()
@@ -279,6 +296,15 @@ def add_extra_axial(
         new_ml = np.asarray(ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape) * ~found, labels,
                                         index), dtype=np.float64)
         keep &= ~low | (new_ml >= (np.inf if low_density_min_ml is None else low_density_min_ml))
+    deep_ml = 0.0
+    if low_density_max_found_depth_mm is not None and (keep & low & joined).any():
+        # a low-density component joined to a haematoma deep in the parenchyma is the brain beside it
+        picked = keep & low & joined
+        deep = np.zeros(n, dtype=bool)
+        deep[picked] = _found_depth_mm(labels, index[picked], found, intracranial, box,
+                                       pixel_spacing_mm) >= low_density_max_found_depth_mm
+        deep_ml = float(new_ml[deep].sum())
+        keep &= ~deep
     low_ml = grown_ml = beside_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
@@ -297,7 +323,28 @@ def add_extra_axial(
                                           intracranial, hu, pixel_spacing_mm, volumes)
     return ExtraAxialAddition(mask | added, added, int(keep.sum()), int(n - keep.sum()),
                               components_low_density=int((keep & low).sum()), low_density_ml=low_ml,
-                              low_density_grown_ml=grown_ml, hypodense_beside_ml=beside_ml)
+                              low_density_grown_ml=grown_ml, hypodense_beside_ml=beside_ml,
+                              joined_deep_refused_ml=deep_ml)
+
+
+def _found_depth_mm(labels: npt.NDArray[np.integer], picked: npt.NDArray[np.integer], found: BoolArray,
+                    intracranial: BoolArray, box: tuple[slice, ...],
+                    pixel_spacing_mm: tuple[float, float]) -> npt.NDArray[np.float64]:
+    """Median in-plane depth (mm inside the intracranial space's edge) of the ``found`` voxels of each
+    component ``picked`` of ``labels`` (``labels`` and ``found`` on ``box`` of the full ``intracranial``)."""
+    depth = np.zeros(labels.shape, dtype=np.float64)
+    first = range(*box[0].indices(intracranial.shape[0]))
+    for k, z in enumerate(first):
+        if not (found[k] & (labels[k] > 0)).any():
+            continue
+        measured = edge_distance_mm(intracranial[z], pixel_spacing_mm)
+        if measured is None:
+            continue
+        near, distance = measured
+        plane = np.zeros(intracranial.shape[1:], dtype=np.float64)
+        plane[near] = distance
+        depth[k] = plane[box[1], box[2]]
+    return np.asarray(ndimage.median(depth, np.where(found, labels, 0), picked), dtype=np.float64)
 
 
 def _added_median_hu(labels: npt.NDArray[np.integer], index: npt.NDArray[np.integer], hu: FloatArray,

@@ -504,7 +504,8 @@ class NetworkSegmenter:
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
             table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
             min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
-            low_density_min_ml=settings.low_density_min_ml, grow_candidate=loose,
+            low_density_min_ml=settings.low_density_min_ml,
+            low_density_max_found_depth_mm=settings.low_density_max_found_depth_mm, grow_candidate=loose,
             min_contrast_hu=settings.min_contrast_hu, narrow_slices=settings.narrow_slices,
         )
         return result.with_addition(volume, "extra_axial", addition.mask, addition.added,
@@ -513,7 +514,8 @@ class NetworkSegmenter:
                                     components_low_density=addition.components_low_density,
                                     low_density_ml=round(addition.low_density_ml, 4),
                                     low_density_grown_ml=round(addition.low_density_grown_ml, 4),
-                                    hypodense_beside_ml=round(addition.hypodense_beside_ml, 4))
+                                    hypodense_beside_ml=round(addition.hypodense_beside_ml, 4),
+                                    joined_deep_refused_ml=round(addition.joined_deep_refused_ml, 4))
 
     def _read_blend_side(self, network: NetworkSegmenter, result: SegmentationResult, volume: CTVolume,
                          intracranial: IntracranialResult | None, view: NetworkView) -> BlendSideRead:

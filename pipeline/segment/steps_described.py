@@ -76,6 +76,7 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
             "min_median_hu": extra.min_median_hu,
             "min_contrast_hu": extra.min_contrast_hu,
             "low_density_min_ml": extra.low_density_min_ml,
+            "low_density_max_found_depth_mm": extra.low_density_max_found_depth_mm,
             "low_density_grow_threshold": extra.low_density_grow_threshold,
             "joined_table_share": JOINED_TABLE_SHARE,
             "judged_on": "added",  # the density and size tests read what a component adds (twenty-fourth session)

@@ -185,6 +185,38 @@ def test_a_large_hypodense_collection_is_added_with_low_density_min_ml_and_a_sma
         ExtraAxialConfig(low_density_min_ml=-1.0)
 
 
+def test_a_low_density_call_joined_to_deep_found_blood_is_not_added_and_one_joined_to_a_shallow_one_is() -> None:
+    """A large lobar clot painted into the real GE head: the call ran from it through the 37-48 HU brain to the
+    table, too large for low_density_min_ml; the clot lay 17-25 mm deep. A subdural's dense part the first
+    network found lies against the table, and its hypodense rest is still added."""
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 4:26, 14:26] = True  # the clot and the brain between it and the table
+    found = np.zeros_like(call)
+    found[:, 14:26, 14:26] = True  # the clot: 11-16 mm inside the space's edge
+    hu = np.where(found, 60.0, 35.0).astype(np.float32)
+    options = {"hu": hu, "min_median_hu": 50.0, "low_density_min_ml": 0.3}
+    without = _add(found, call, **options)
+    assert without.components_low_density == 1 and without.added[1:5, 4:14, 14:26].all()
+    out = _add(found, call, **options, low_density_max_found_depth_mm=8.0)
+    assert out.components_added == 0 and not out.added.any()
+    assert out.joined_deep_refused_ml == pytest.approx(4 * 10 * 12 * 0.001)  # interior slices 1-4
+    assert _add(found, call, **options, low_density_max_found_depth_mm=20.0).components_low_density == 1
+    # a subdural: its dense part (found) 2-4 mm inside the table, the hypodense rest beside it
+    crescent = np.zeros_like(call)
+    crescent[:, 4:12, 10:30] = True
+    dense = np.zeros_like(call)
+    dense[:, 5:8, 10:30] = True
+    hu = np.where(dense, 60.0, 20.0).astype(np.float32)
+    kept = _add(dense, crescent, hu=hu, min_median_hu=50.0, low_density_min_ml=0.3,
+                low_density_max_found_depth_mm=8.0)
+    assert kept.components_low_density == 1 and kept.joined_deep_refused_ml == 0.0
+    assert kept.added[1:5, 8:12, 10:30].all()
+    with pytest.raises(ValueError, match="'low_density_max_found_depth_mm' must be positive"):
+        _add(found, call, **options, low_density_max_found_depth_mm=0.0)
+    with pytest.raises(ValueError, match="'low_density_max_found_depth_mm' must be positive"):
+        ExtraAxialConfig(low_density_max_found_depth_mm=-1.0)
+
+
 def test_a_call_running_from_the_blood_found_into_the_brain_is_not_added() -> None:
     """Real PHE-SICH patient 0037: the call ran from a 56 HU haematoma into the 31 HU brain between it and
     the table; the component touched the table, passed the acute test with the haematoma in it, and
