@@ -128,7 +128,11 @@ class DenseEndsConfig:
     toward:
         ``feet``: only beyond a bleed's lower end (toward the skull base, where the networks are blind;
         read from the slices' positions); ``both``: beyond either end (near the vertex the inner table
-        is cut obliquely and cortex 3 mm inside it reads 66 HU on the real GE head).
+        is cut obliquely and cortex 3 mm inside it reads 66 HU on the real GE head) ...
+    head_min_cover:
+        ... where, toward the head, a slice is added only when its pixels are at least this share of the
+        blood on the slice before (0: no such test; a clot goes on under most of its section, the cortex
+        under a strip of it).
     """
 
     min_hu: float | None = 60.0
@@ -137,11 +141,14 @@ class DenseEndsConfig:
     depth_mm: float = 15.0
     edge_mm: float = 2.0
     min_area_mm2: float = 10.0
-    toward: Literal["feet", "both"] = "feet"
+    toward: Literal["feet", "both"] = "both"
+    head_min_cover: float = 0.5
 
     def __post_init__(self) -> None:
         if self.toward not in ("feet", "both"):
             raise ValueError(f"Argument 'toward' must be 'feet' or 'both'; got {self.toward!r}.")
+        if not 0.0 <= self.head_min_cover <= 1.0:
+            raise ValueError(f"Argument 'head_min_cover' must lie between 0 and 1; got {self.head_min_cover!r}.")
         if self.min_hu is not None and not -1024.0 <= self.min_hu < self.max_hu <= 3071.0:
             raise ValueError(f"Arguments 'min_hu' and 'max_hu' must be HU values with min_hu < max_hu, or min_hu"
                              f" null; got {self.min_hu!r} and {self.max_hu!r}.")

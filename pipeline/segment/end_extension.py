@@ -309,6 +309,7 @@ def continue_dense_ends(
     min_area_mm2: float = 10.0,
     allowed: BoolArray | None = None,
     step: int | None = None,
+    min_cover: float = 0.0,
 ) -> DenseEnds:
     """Grow each 3D component of ``mask`` beyond its end slices while acute-blood density lies under it.
 
@@ -350,6 +351,10 @@ def continue_dense_ends(
         In-plane pieces of the added pixels under this area are dropped; a slice left with less stops the walk.
     allowed:
         Voxels that may be added (the intracranial space); ``None``: any.
+    min_cover:
+        A slice whose added pixels are fewer than this share of the blood on the slice before stops the
+        walk before adding (0: no such test): a clot goes on under most of its section; the cortex beside
+        the obliquely cut inner table near the vertex lies under a strip of it.
 
     Returns
     -------
@@ -379,6 +384,8 @@ def continue_dense_ends(
                          f" {min_area_mm2}.")
     if step not in (None, 1, -1):
         raise ValueError(f"Argument 'step' must be 1, -1 or None; got {step!r}.")
+    if not 0.0 <= min_cover <= 1.0:
+        raise ValueError(f"Argument 'min_cover' must lie between 0 and 1; got {min_cover!r}.")
     added = np.zeros_like(mask)
     disk = _disk(radius_mm, pixel_spacing_mm)
     pixel_mm2 = float(pixel_spacing_mm[0] * pixel_spacing_mm[1])
@@ -399,7 +406,7 @@ def continue_dense_ends(
             if n:
                 sizes = np.bincount(labels.ravel(), minlength=n + 1)
                 keep = (sizes >= min_pixels)[labels] & keep
-            if keep.sum() < min_pixels:
+            if keep.sum() < max(min_pixels, min_cover * footprint.sum()):
                 break
             added[s] |= keep
             footprint = keep

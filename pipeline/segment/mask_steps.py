@@ -12,6 +12,7 @@ their lower ends while clot density lies under them (:func:`with_dense_ends`). E
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -63,16 +64,22 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
     if dense.min_hu is None:
         raise ValueError("Argument 'config' must set dense_ends.min_hu to grow bleeds at their ends.")
     geometry = volume.geometry
-    step = None
-    if dense.toward == "feet" and len(geometry.positions) > 1:  # the slice order's direction toward the feet
-        step = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1
-    grown = continue_dense_ends(result.mask, volume.hu, offsets_mm=geometry.offsets_mm,
-                                pixel_spacing_mm=geometry.pixel_spacing_mm, hu_band=(dense.min_hu, dense.max_hu),
-                                hu_range=anatomy.brain_hu, radius_mm=dense.radius_mm, depth_mm=dense.depth_mm,
-                                edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2,
-                                allowed=space_kept(intracranial, config), step=step)
-    return result.with_addition(volume, "dense_ends", grown.mask, grown.added,
-                                slices_extended=len(grown.slices_extended))
+    walk = partial(continue_dense_ends, hu=volume.hu, offsets_mm=geometry.offsets_mm,
+                   pixel_spacing_mm=geometry.pixel_spacing_mm, hu_band=(dense.min_hu, dense.max_hu),
+                   hu_range=anatomy.brain_hu, radius_mm=dense.radius_mm, depth_mm=dense.depth_mm,
+                   edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2, allowed=space_kept(intracranial, config))
+    if len(geometry.positions) < 2:
+        grown = walk(result.mask)
+        return result.with_addition(volume, "dense_ends", grown.mask, grown.added,
+                                    slices_extended=len(grown.slices_extended))
+    feet = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1  # the slice order's way to the feet
+    grown = walk(result.mask, step=feet)
+    added = grown.added
+    if dense.toward == "both":  # toward the head too, where a clot must go on under most of its section
+        up = walk(grown.mask, step=-feet, min_cover=dense.head_min_cover)
+        added = added | up.added
+    return result.with_addition(volume, "dense_ends", result.mask | added, added,
+                                slices_extended=int(added.any(axis=(1, 2)).sum()))
 
 
 def with_faint_growth(result: SegmentationResult, loose: BoolArray, volume: CTVolume,

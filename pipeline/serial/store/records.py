@@ -367,7 +367,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     network's pieces there were kept only from a median of N HU: ``vertex_zoom_min_hu``, since the
     thirty-second session: a name without it was measured with or without that rule),
     ``+dense<N>:<M>`` when bleeds were grown beyond their lower end slices over pixels of N-M HU
-    (``inference.dense_ends``, since the thirty-second session; ``:b`` when beyond both ends: ``toward: both``),
+    (``inference.dense_ends``, since the thirty-second session; ``:b`` when beyond both ends: ``toward: both``,
+    ``:b<C>`` since the thirty-third when a slice toward the head had to cover a share C: ``head_min_cover``),
     ``+blend:<SHA-256[:8]>`` when a blend-side network's reading was added to the blood
     (``inference.blend_side.add``; measured only, it changes no volume and no method),
     ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
@@ -427,6 +428,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+dense60:90'
     >>> method_name("sa_cbam_unet_slim", {"dense_ends": {"min_hu": 60.0, "max_hu": 90.0, "toward": "both"}})
     'sa_cbam_unet_slim+dense60:90:b'
+    >>> method_name("sa_cbam_unet_slim", {"dense_ends": {"min_hu": 60.0, "max_hu": 90.0, "toward": "both",
+    ...                                                  "head_min_cover": 0.5}})
+    'sa_cbam_unet_slim+dense60:90:b0.5'
     >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": True}})
     'sa_cbam_unet_slim+blend:8f2c01ab'
     >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": False}})
@@ -468,7 +472,11 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     method += _setting_pair(details, "enclosed_fill", "encl", ("close_mm", "min_hu"), 0.0)
     method += _setting_pair(details, "edge_rim", "rim", ("rim_mm", "min_hu"), 0.0)
     dense = _setting_pair(details, "dense_ends", "dense", ("min_hu", "max_hu"), 0.0)
-    method += f"{dense}:b" if dense and (details.get("dense_ends") or {}).get("toward") == "both" else dense
+    ends = details.get("dense_ends") or {}
+    if dense and ends.get("toward") == "both":
+        cover = ends.get("head_min_cover")
+        dense += ":b" if cover is None else f":b{float(cover):g}"
+    method += dense
     slab = details.get("thin_slab_mm")
     if isinstance(slab, (int, float)):
         method = f"{method}+slab{float(slab):g}"

@@ -78,6 +78,24 @@ def test_the_walk_stops_where_the_mask_holds_blood_and_goes_one_way_when_told() 
     assert _grow(np.zeros_like(mask), hu, allowed).slices_extended == ()
 
 
+def test_min_cover_keeps_a_clot_going_on_under_its_section_and_refuses_a_strip_beside_it() -> None:
+    """Near the vertex the real GE head's cortex reads 66 HU just inside the obliquely cut table: under a
+    found clot's end it lies in a strip, where a clot going on lies under most of the section."""
+    hu, mask, allowed = _column([BRAIN_HU, CLOT_HU])
+    strip = np.full(hu.shape, BRAIN_HU, np.float32)
+    strip[0, 14:26, 14:18] = CLOT_HU  # 4 of the 12 columns under the found blood
+    strip[1, 14:26, 14:26] = CLOT_HU
+    for cover, clot_slices, strip_slices in ((0.0, (0,), (0,)), (0.5, (0,), ())):
+        hu_clot = hu.copy()
+        hu_clot[0, 14:26, 14:26] = CLOT_HU
+        assert _grow(mask, hu_clot, allowed, min_cover=cover).slices_extended == clot_slices
+        assert _grow(mask, strip, allowed, min_cover=cover).slices_extended == strip_slices
+    with pytest.raises(ValueError, match="'min_cover' must lie between 0 and 1"):
+        _grow(mask, hu, allowed, min_cover=1.5)
+    with pytest.raises(ValueError, match="'head_min_cover' must lie between 0 and 1"):
+        DenseEndsConfig(head_min_cover=-0.1)
+
+
 def test_bad_arguments_are_refused() -> None:
     hu, mask, allowed = _column([CLOT_HU, CLOT_HU])
     with pytest.raises(ValueError, match="'hu_band' and 'hu_range' must be"):
