@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from heterogeneous_clot import ellipsoid_q  # noqa: E402
-from lower_slices import ALWAYS  # noqa: E402
+from lower_slices import summary_cells  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -60,14 +60,9 @@ def _pair(text: str) -> tuple[float, float]:
 def _table(rows: list[dict[str, Any]]) -> None:
     print("| depth test | studies | MAE mL | median error % | wrong (silent) | low-density collection added |")
     print("|---|---:|---:|---:|---|---:|")
-    truth = np.array([r["truth_ml"] for r in rows])
     for when in ("off", "on"):
-        err = np.array([r[when]["read_ml"] - r["truth_ml"] for r in rows])
-        wrong = (np.abs(err) >= 1) & (np.abs(err) >= 0.25 * truth)
-        silent = sum(bool(w) and not set(r[when]["codes"]) - ALWAYS for w, r in zip(wrong, rows, strict=True))
         low = sum(1 for r in rows if r[when]["low_density_ml"] > 0)
-        print(f"| {when} | {len(rows)} | {np.mean(np.abs(err)):.2f} | {np.median(100 * err / truth):+.0f} |"
-              f" {int(wrong.sum())} ({silent}) | {low} |")
+        print(f"| {when} {summary_cells(rows, when)} {low} |")
 
 
 def _runs(on: Config) -> dict[str, tuple[Config, Any]]:

@@ -50,17 +50,22 @@ from ichpipe.pipeline.segment.intracranial import find_intracranial_in  # noqa: 
 ALWAYS = {"skull_absent", "hu_no_air"}
 
 
+def summary_cells(rows: list[dict[str, Any]], when: str) -> str:
+    """``| studies | MAE mL | median error % | wrong (silent) |`` of the JSON rows' reads ``when`` (off or on)."""
+    truth = np.array([r["truth_ml"] for r in rows])
+    err = np.array([r[when]["read_ml"] - r["truth_ml"] for r in rows])
+    wrong = (np.abs(err) >= 1) & (np.abs(err) >= 0.25 * truth)
+    silent = sum(bool(w) and not set(r[when]["codes"]) - ALWAYS for w, r in zip(wrong, rows, strict=True))
+    return (f"| {len(rows)} | {np.mean(np.abs(err)):.2f} | {np.median(100 * err / truth):+.0f} |"
+            f" {int(wrong.sum())} ({silent}) |")
+
+
 def _table(rows: list[dict[str, Any]]) -> None:
     print("| dense_ends | studies | MAE mL | median error % | wrong (silent) | studies it added to |")
     print("|---|---:|---:|---:|---|---:|")
-    truth = np.array([r["truth_ml"] for r in rows])
     for when in ("off", "on"):
-        err = np.array([r[when]["read_ml"] - r["truth_ml"] for r in rows])
-        wrong = (np.abs(err) >= 1) & (np.abs(err) >= 0.25 * truth)
-        silent = sum(bool(w) and not set(r[when]["codes"]) - ALWAYS for w, r in zip(wrong, rows, strict=True))
         added = sum(1 for r in rows if (r[when]["dense_ml"] or 0) > 0)
-        print(f"| {when} | {len(rows)} | {np.mean(np.abs(err)):.2f} | {np.median(100 * err / truth):+.0f} |"
-              f" {int(wrong.sum())} ({silent}) | {added} |")
+        print(f"| {when} {summary_cells(rows, when)} {added} |")
 
 
 def main() -> None:
