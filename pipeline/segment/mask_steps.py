@@ -4,8 +4,8 @@
 intracranial restriction: components that are not blood dropped (:func:`without_not_blood`), faint
 components grown into the network's looser call (:func:`with_faint_growth`), and, after the end-slice
 and extra-axial networks, the looser call beside the blood measured (:func:`with_loose_call`) and the
-partial-volume rim added (:func:`with_edge_rim`); between those, bleeds and collections are grown below
-their lower ends while clot density lies under them (:func:`with_dense_ends`). Each returns a new
+partial-volume rim added (:func:`with_edge_rim`); between those, bleeds and collections are grown beyond
+their end slices while clot density lies under them (:func:`with_dense_ends`). Each returns a new
 :class:`~ichpipe.pipeline.segment.segmenter.SegmentationResult` whose ``details`` say what it did.
 """
 
@@ -58,8 +58,9 @@ def with_edge_rim(result: SegmentationResult, found: BoolArray, volume: CTVolume
 
 def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: IntracranialResult | None,
                     config: InferenceConfig, anatomy: AnatomyConfig) -> SegmentationResult:
-    """``result`` grown beyond its bleeds' lower end slices (both ends with ``toward: both``) while clot density
-    lies under them (``inference.dense_ends``, :func:`continue_dense_ends`; ``details["dense_ends"]``)."""
+    """``result`` grown beyond its bleeds' lower end slices, and with ``toward: both`` (the default) beyond their
+    upper ones where clot density covers ``head_min_cover`` of the end's blood, while clot density lies under
+    them (``inference.dense_ends``, :func:`continue_dense_ends`; ``details["dense_ends"]``)."""
     dense = config.dense_ends
     if dense.min_hu is None:
         raise ValueError("Argument 'config' must set dense_ends.min_hu to grow bleeds at their ends.")
