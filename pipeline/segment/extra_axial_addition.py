@@ -130,14 +130,18 @@ def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, flo
         raise ValueError(f"Argument 'intracranial' must be 3D (slices, rows, columns); got shape {intracranial.shape}.")
     if table_mm <= 0:
         raise ValueError(f"Argument 'table_mm' must be positive; got {table_mm}.")
-    zone = np.zeros_like(intracranial)
-    for k, plane in enumerate(intracranial):
-        # the image border counts as the edge: a head clipped by the field of view ends there
-        found = edge_distance_mm(plane, pixel_spacing_mm)
-        if found is not None:
-            near, distance = found
-            zone[k][near] = plane[near] & (distance <= table_mm)
-    return zone
+    return np.stack([plane & (_plane_depth_mm(plane, pixel_spacing_mm) <= table_mm) for plane in intracranial])
+
+
+def _plane_depth_mm(plane: BoolArray, pixel_spacing_mm: tuple[float, float]) -> npt.NDArray[np.float64]:
+    """In-plane distance (mm) of each pixel of ``plane`` to its edge, 0 outside it; the image border counts as
+    the edge: a head clipped by the field of view ends there."""
+    depth = np.zeros(plane.shape, dtype=np.float64)
+    found = edge_distance_mm(plane, pixel_spacing_mm)
+    if found is not None:
+        near, distance = found
+        depth[near] = distance
+    return depth
 
 
 def add_extra_axial(
@@ -269,7 +273,9 @@ def add_extra_axial(
     labels, n = ndimage.label(allowed, structure=_CONNECT_3D)
     if n == 0:
         return ExtraAxialAddition(mask.copy(), added, 0, 0)
-    zone = inner_table_zone(intracranial[box[0]], pixel_spacing_mm, table_mm=table_mm)[:, box[1], box[2]]
+    # in-plane depth inside the intracranial edge on the call's box; the inner table's zone lies within table_mm
+    depth = np.stack([_plane_depth_mm(plane, pixel_spacing_mm)[box[1], box[2]] for plane in intracranial[box[0]]])
+    zone = intracranial[box] & (depth <= table_mm)
     index = np.arange(1, n + 1)
     touches = ndimage.maximum(zone, labels, index) > 0
     ml = np.asarray(ndimage.sum(np.broadcast_to(volumes[box[0], None, None], labels.shape), labels, index),
@@ -301,8 +307,9 @@ def add_extra_axial(
         # a low-density component joined to a haematoma deep in the parenchyma is the brain beside it
         picked = keep & low & joined
         deep = np.zeros(n, dtype=bool)
-        deep[picked] = _found_depth_mm(labels, index[picked], found, intracranial, box,
-                                       pixel_spacing_mm) >= low_density_max_found_depth_mm
+        # the median depth of the found blood in each
+        found_depth = np.asarray(ndimage.median(depth, np.where(found, labels, 0), index[picked]), dtype=np.float64)
+        deep[picked] = found_depth >= low_density_max_found_depth_mm
         deep_ml = float(new_ml[deep].sum())
         keep &= ~deep
     low_ml = grown_ml = beside_ml = 0.0
@@ -325,26 +332,6 @@ def add_extra_axial(
                               components_low_density=int((keep & low).sum()), low_density_ml=low_ml,
                               low_density_grown_ml=grown_ml, hypodense_beside_ml=beside_ml,
                               joined_deep_refused_ml=deep_ml)
-
-
-def _found_depth_mm(labels: npt.NDArray[np.integer], picked: npt.NDArray[np.integer], found: BoolArray,
-                    intracranial: BoolArray, box: tuple[slice, ...],
-                    pixel_spacing_mm: tuple[float, float]) -> npt.NDArray[np.float64]:
-    """Median in-plane depth (mm inside the intracranial space's edge) of the ``found`` voxels of each
-    component ``picked`` of ``labels`` (``labels`` and ``found`` on ``box`` of the full ``intracranial``)."""
-    depth = np.zeros(labels.shape, dtype=np.float64)
-    first = range(*box[0].indices(intracranial.shape[0]))
-    for k, z in enumerate(first):
-        if not (found[k] & (labels[k] > 0)).any():
-            continue
-        measured = edge_distance_mm(intracranial[z], pixel_spacing_mm)
-        if measured is None:
-            continue
-        near, distance = measured
-        plane = np.zeros(intracranial.shape[1:], dtype=np.float64)
-        plane[near] = distance
-        depth[k] = plane[box[1], box[2]]
-    return np.asarray(ndimage.median(depth, np.where(found, labels, 0), picked), dtype=np.float64)
 
 
 def _added_median_hu(labels: npt.NDArray[np.integer], index: npt.NDArray[np.integer], hu: FloatArray,

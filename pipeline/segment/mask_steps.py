@@ -69,11 +69,8 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
                    pixel_spacing_mm=geometry.pixel_spacing_mm, hu_band=(dense.min_hu, dense.max_hu),
                    hu_range=anatomy.brain_hu, radius_mm=dense.radius_mm, depth_mm=dense.depth_mm,
                    edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2, allowed=space_kept(intracranial, config))
-    if len(geometry.positions) < 2:
-        grown = walk(result.mask)
-        return result.with_addition(volume, "dense_ends", grown.mask, grown.added,
-                                    slices_extended=len(grown.slices_extended))
-    feet = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1  # the slice order's way to the feet
+    # the slice order's way to the feet (one slice: no end to walk beyond either way)
+    feet = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1
     grown = walk(result.mask, step=feet)
     added = grown.added
     if dense.toward == "both":  # toward the head too, where a clot must go on under most of its section
