@@ -64,6 +64,11 @@ def _summary(report: dict[str, Any], out_dir: Path) -> list[str]:
         lines.append(f"  not counted: {dense['removed_ml']:.2f} mL in {dense['components_removed']} component(s) the"
                      f" network called, denser than blood (median > {dense['median_hu_above']:g} HU: calcification"
                      " or bone)")
+    calcified = measured.get("calcified") or {}
+    if calcified.get("removed_ml") or calcified.get("parts_removed_ml"):
+        lines.append(f"  not counted: {calcified['removed_ml']:.2f} mL in {calcified['components_removed']}"
+                     f" component(s) and {calcified['parts_removed_ml']:.2f} mL beside blood, calcification (foci"
+                     " denser than acute blood; inference.calcified)")
     edge = measured.get("bone_edge_pieces") or {}
     if edge.get("removed_ml"):
         lines.append(f"  not counted: {edge['removed_ml']:.2f} mL in {edge['components_removed']} single-slice"

@@ -8,6 +8,7 @@ from typing import Literal
 __all__ = [
     "MAX_HEAD_ELONGATION",
     "BlendSideConfig",
+    "CalcifiedConfig",
     "DenseEndsConfig",
     "Device",
     "EndExtensionConfig",
@@ -153,6 +154,46 @@ class DenseEndsConfig:
             raise ValueError(f"Arguments 'min_hu' and 'max_hu' must be HU values with min_hu < max_hu, or min_hu"
                              f" null; got {self.min_hu!r} and {self.max_hu!r}.")
         for name in ("radius_mm", "depth_mm", "edge_mm", "min_area_mm2"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Argument '{name}' must not be negative; got {getattr(self, name)!r}.")
+
+
+@dataclass(frozen=True)
+class CalcifiedConfig:
+    """``inference.calcified``: components of the networks' blood that are calcification are not counted.
+
+    See :mod:`~ichpipe.pipeline.segment.calcified`.
+
+    Parameters
+    ----------
+    min_share:
+        A component with at least this share of its voxels within ``margin_mm`` (in plane) of a focus
+        denser than acute blood is calcification (a cluster in the basal ganglia, the dentate nuclei, the
+        falx). ``null`` turns the step off.
+    min_hu, min_contrast_hu:
+        A focus: a voxel whose in-plane median over ``smooth_mm`` is at least ``min_hu`` and at least
+        ``min_contrast_hu`` above its component's median.
+    margin_mm:
+        The partial-volume shoulder round a focus.
+    edge_mm:
+        Foci closer than this to the intracranial edge (in plane) do not count.
+    smooth_mm:
+        Width of the in-plane median against noise.
+    """
+
+    min_share: float | None = 0.5
+    min_hu: float = 110.0
+    min_contrast_hu: float = 30.0
+    margin_mm: float = 2.0
+    edge_mm: float = 3.0
+    smooth_mm: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.min_share is not None and not 0.0 < self.min_share <= 1.0:
+            raise ValueError(f"Argument 'min_share' must lie in (0, 1], or be null; got {self.min_share!r}.")
+        if not -1024.0 <= self.min_hu <= 3071.0:
+            raise ValueError(f"Argument 'min_hu' must be an HU value between -1024 and 3071; got {self.min_hu!r}.")
+        for name in ("min_contrast_hu", "margin_mm", "edge_mm", "smooth_mm"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Argument '{name}' must not be negative; got {getattr(self, name)!r}.")
 
@@ -374,6 +415,9 @@ class InferenceConfig:
     dense_ends:
         Found bleeds and added collections grown beyond their end slices while clot density lies under
         them, after the extra-axial network (:class:`DenseEndsConfig`).
+    calcified:
+        Components of the main network's mask that are mostly calcification are not counted, before
+        any step grows them (:class:`CalcifiedConfig`).
     """
 
     device: Device = "auto"
@@ -409,6 +453,7 @@ class InferenceConfig:
     extra_axial: ExtraAxialConfig = field(default_factory=ExtraAxialConfig)
     blend_side: BlendSideConfig = field(default_factory=BlendSideConfig)
     dense_ends: DenseEndsConfig = field(default_factory=DenseEndsConfig)
+    calcified: CalcifiedConfig = field(default_factory=CalcifiedConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

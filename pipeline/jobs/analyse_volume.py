@@ -154,13 +154,13 @@ def analyse_volume(
                                  bone_min_hu=config.anatomy.bone_min_hu, config=config.quality)
     if cross_check is not None:
         quality.measurements["cross_check"] = cross_check
-    # what the network was shown that the image did not hold; what the end-slice and extra-axial networks added;
-    # what the faint growth and the rim added; how much more the main network calls at its looser threshold; the
-    # blend side read beside the blood; what clot density below a bleed's end added; the image's noise; how far the
-    # head lay turned; which top slices were read enlarged
-    for key in ("network_input", "head_turn", "section_zoom", "image_noise", "denser_than_blood", "bone_edge_pieces",
-                "faint_growth", "end_extension", "blend_side", "extra_axial", "dense_ends", "loose_call",
-                "enclosed_fill", "edge_rim"):
+    # what the network was shown that the image did not hold; what was dropped as not blood (calcification); what
+    # the end-slice and extra-axial networks added; what the faint growth and the rim added; how much more the main
+    # network calls at its looser threshold; the blend side read beside the blood; what clot density below a bleed's
+    # end added; the image's noise; how far the head lay turned; which top slices were read enlarged
+    for key in ("network_input", "head_turn", "section_zoom", "image_noise", "denser_than_blood", "calcified",
+                "bone_edge_pieces", "faint_growth", "end_extension", "blend_side", "extra_axial", "dense_ends",
+                "loose_call", "enclosed_fill", "edge_rim"):
         if key in result.details:
             quality.measurements[key] = result.details[key]
     return Analysis(mask=mask, measurement=measurement, intracranial=space, segmentation=result, quality=quality,

@@ -75,6 +75,7 @@ from ichpipe.pipeline.segment.mask_steps import (
     with_edge_rim,
     with_faint_growth,
     with_loose_call,
+    without_calcified,
     without_not_blood,
 )
 from ichpipe.pipeline.segment.network_view import HeadExtent, NetworkView
@@ -438,22 +439,23 @@ class NetworkSegmenter:
         needs_space = ((self.config.restrict_to_intracranial and mask.any()
                         and (self.extender is not None or loose is not None
                              or self.config.dense_ends.min_hu is not None))
-                       or self.extra_axial is not None)
+                       or self.extra_axial is not None
+                       or (self.config.calcified.min_share is not None and mask.any()))
         if needs_space and intracranial is None:
             intracranial = find_intracranial_in(volume.hu, volume.geometry, self.anatomy)  # for every step
         result = restrict_to_intracranial(mask, volume, restrict=self.config.restrict_to_intracranial,
                                           min_component_ml=self.config.min_component_ml, anatomy=self.anatomy,
                                           intracranial=intracranial)
         result = without_not_blood(result, volume, self.config, self.anatomy)
+        if self.config.calcified.min_share is not None and intracranial is not None:
+            result, loose = without_calcified(result, loose, volume, intracranial, self.config)
         if zoom is not None:
             result = without_faint_enlarged(result, volume, zoom, min_hu=self.config.vertex_zoom_min_hu)
         if loose is not None and self.config.faint_max_median_hu is not None:
             result = with_faint_growth(result, loose, volume, intracranial, self.config, self.anatomy)
         if ring is not None:
-            result.details["network_input"] = {
-                "stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
-                "bone_voxels_painted": int(ring.sum()),
-            }
+            result.details["network_input"] = {"stripped_skull_restored_mm": self.config.restore_stripped_skull_mm,
+                                               "bone_voxels_painted": int(ring.sum())}
         slabs = self.network_slabs(volume)
         result.details["image_noise"] = network_image_noise(volume.hu, head[0], slabs)
         if slabs is not None:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import InferenceConfig
+from ichpipe.pipeline.segment.calcified import calcified_components
 from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.edge_rim import grow_rim
 from ichpipe.pipeline.segment.end_extension import continue_dense_ends
@@ -27,7 +28,7 @@ from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
 __all__ = ["kept_inside", "space_kept", "with_dense_ends", "with_edge_rim", "with_faint_growth", "with_loose_call",
-           "without_not_blood"]
+           "without_calcified", "without_not_blood"]
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -126,3 +127,29 @@ def without_not_blood(result: SegmentationResult, volume: CTVolume, config: Infe
                                    max_median_hu=anatomy.brain_hu[1], bone_hu=anatomy.bone_min_hu,
                                    bone_edge_max_ml=config.bone_edge_max_ml, bone_edge_share=config.bone_edge_share)
     return replace(result, mask=kept, details={**result.details, **removed}) if removed else result
+
+
+def without_calcified(result: SegmentationResult, loose: BoolArray | None, volume: CTVolume,
+                      intracranial: IntracranialResult, config: InferenceConfig
+                      ) -> tuple[SegmentationResult, BoolArray | None]:
+    """``result`` without its components that are mostly calcification and without the calcified parts of
+    the others (:func:`calcified_components`; ``details["calcified"]`` whenever there was blood: also the
+    largest share of a component near a dense focus), and the looser call ``loose`` without them and their
+    shoulders (no faint growth into them, no faint edge measured there)."""
+    settings = config.calcified
+    if settings.min_share is None:
+        raise ValueError("Argument 'config' must set calcified.min_share to drop calcified components.")
+    found = calcified_components(result.mask, volume.hu, intracranial.mask,
+                                 pixel_spacing_mm=volume.geometry.pixel_spacing_mm, min_hu=settings.min_hu,
+                                 min_contrast_hu=settings.min_contrast_hu, margin_mm=settings.margin_mm,
+                                 edge_mm=settings.edge_mm, smooth_mm=settings.smooth_mm, min_share=settings.min_share)
+    if not found.shares:
+        return result, loose
+    voxel_ml = volume.geometry.voxel_volumes_ml
+    details = {"components_removed": found.count, "removed_ml": round(found.removed_ml(voxel_ml), 4),
+               "parts_removed_ml": round(found.parts_ml(voxel_ml), 4), "largest_share": max(found.shares),
+               "min_share": settings.min_share}
+    mask = result.mask & ~found.mask & ~found.parts
+    if loose is not None and (found.count or found.parts.any()):
+        loose = loose & ~found.mask & ~found.shoulder
+    return replace(result, mask=mask, details={**result.details, "calcified": details}), loose

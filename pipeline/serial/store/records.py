@@ -372,7 +372,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     ``+blend:<SHA-256[:8]>`` when a blend-side network's reading was added to the blood
     (``inference.blend_side.add``; measured only, it changes no volume and no method),
     ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
-    edge were not counted (``inference.bone_edge_max_ml``, ``bone_edge_share``), and
+    edge were not counted (``inference.bone_edge_max_ml``, ``bone_edge_share``), ``+calc<N>:<S>`` when
+    components with a share S near foci of N HU were not counted as calcification (``inference.calcified``,
+    since the thirty-fourth session), and
     ``+mirror`` when the networks ran with test-time mirroring (``inference.mirror``).
 
     Serial comparisons treat (name, checkpoint SHA-256) as the method, so a scan measured with the
@@ -420,6 +422,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     'sa_cbam_unet_slim+vz0.6:2:h55'
     >>> method_name("sa_cbam_unet_slim", {"bone_edge": {"max_ml": 1.0, "share": 0.2}, "mirror": True})
     'sa_cbam_unet_slim+bone1:0.2+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"calcified": {"min_hu": 110.0, "min_share": 0.5}, "mirror": True})
+    'sa_cbam_unet_slim+calc110:0.5+mirror'
     >>> method_name("sa_cbam_unet_slim", {"edge_rim": {"rim_mm": 1.0, "min_hu": 42.0}, "mirror": True})
     'sa_cbam_unet_slim+rim1:42+mirror'
     >>> method_name("sa_cbam_unet_slim", {"enclosed_fill": {"close_mm": 2.0, "min_hu": 20.0}, "mirror": True})
@@ -489,6 +493,7 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     if isinstance(zoom, Mapping) and zoom.get("min_share") is not None and zoom.get("min_hu") is not None:
         method = f"{method}:h{float(zoom['min_hu']):g}"
     method += _setting_pair(details, "bone_edge", "bone", ("max_ml", "share"), 0.0)
+    method += _setting_pair(details, "calcified", "calc", ("min_hu", "min_share"), 0.0)
     if details.get("mirror"):
         method = f"{method}+mirror"
     return method

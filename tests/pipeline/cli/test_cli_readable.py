@@ -88,6 +88,21 @@ def test_run_says_what_it_did_not_count_as_denser_than_blood(tmp_path: Path) -> 
                         " (median > 120 HU: calcification or bone)")
 
 
+def test_run_says_what_it_did_not_count_as_calcification(tmp_path: Path) -> None:
+    from ichpipe.pipeline.cli.run_cmd import _summary
+
+    report = {"hematoma": {"volume_ml": 7.9, "abc2_ml": 7.1, "n_voxels": 8000},
+              "segmenter": {"name": "sa_cbam_unet_slim"}, "outputs": {},
+              "quality": {"flags": [], "measurements": {
+                  "calcified": {"components_removed": 1, "removed_ml": 0.7392, "parts_removed_ml": 0.4121,
+                                "largest_share": 0.8, "min_share": 0.5}}}}
+    lines = _summary(report, tmp_path)
+    assert lines[1] == ("  not counted: 0.74 mL in 1 component(s) and 0.41 mL beside blood, calcification (foci"
+                        " denser than acute blood; inference.calcified)")
+    report["quality"]["measurements"]["calcified"].update(removed_ml=0.0, parts_removed_ml=0.0)  # type: ignore[index]
+    assert _summary(report, tmp_path)[1].startswith("Wrote to ")
+
+
 def test_run_says_what_it_did_not_count_as_pieces_on_bones_edge(tmp_path: Path) -> None:
     from ichpipe.pipeline.cli.run_cmd import _summary
 
