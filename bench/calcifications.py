@@ -3,7 +3,7 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/calcifications.py [--cases 6] [--seed 1] [--kinds basal_ganglia,one_side,dentate,clot_beside]
-        [--peak 150,300] [--out calcifications.jsonl]
+        [--peak 150,300] [--out calcifications.jsonl] [--png docs/calcifications.png]
     python bench/calcifications.py --table calcifications.jsonl [more.jsonl ...]
 
 Physiological calcifications of the basal ganglia (the globus pallidus), the dentate nuclei and the
@@ -23,7 +23,9 @@ globus pallidus, calcified on both sides: the truth is the clot less the voxels 
 (``run``'s analysis, default networks) with the step off (``off``) and as configured (``on``). One
 JSON line per study goes to ``--out``, a table follows: for the calcifications alone how many read
 over 0.5 mL (the normal-head bar of issue 13) and how many of those raised no quality flag; for the
-clots the MAE and the wrong reads (>= 1 mL and >= 25 % off). About 15 s a study on the 2-core VM.
+clots the MAE and the wrong reads (>= 1 mL and >= 25 % off). ``--png``: one tile per kind, its first
+study's first painted slice with the truth, the read off and on outlined. About 15 s a study on the
+2-core VM.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +114,7 @@ def main() -> None:
     parser.add_argument("--peak", default="150,300", help="LEAST,MOST: a speck's peak HU (before partial volume)")
     parser.add_argument("--out", type=Path, default=Path("calcifications.jsonl"))
     parser.add_argument("--table", type=Path, nargs="+", help="print the table of these JSON-line files, run nothing")
+    parser.add_argument("--png", type=Path, help="also write an overlay of each kind's first study here")
     args = parser.parse_args()
     if args.table:
         table([json.loads(line) for path in args.table for line in path.read_text().splitlines() if line.strip()])
@@ -129,6 +133,7 @@ def main() -> None:
     clean = {when: analyse_volume(volume, seg, cfg).measurement.volume_ml for when, (cfg, seg) in runs.items()}
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
+    tiles: dict[str, Image.Image] = {}
     with args.out.open("w") as sink:
         for kind in args.kinds.split(","):
             if kind not in PLACES:
@@ -143,17 +148,46 @@ def main() -> None:
                 row: dict[str, Any] = {"kind": kind, "peak_hu": round(peak), "specks": specks,
                                        "calcified_ml": round(mask_volume_ml(raised, geo.voxel_volumes_ml), 2),
                                        "truth_ml": round(truth, 2)}
+                masks = {}
                 for when, (cfg, seg) in runs.items():
                     result = analyse_volume(replace(volume, hu=hu), seg, cfg)
+                    masks[when] = result.mask
                     dropped = result.segmentation.details.get("calcified") or {}
                     row[when] = {"read_ml": round(result.measurement.volume_ml - clean[when], 2),
                                  "codes": list(result.quality.codes),
                                  "dropped_ml": round(dropped.get("removed_ml", 0.0)
                                                      + dropped.get("parts_removed_ml", 0.0), 4)}
+                if args.png and kind not in tiles:
+                    tiles[kind] = overlay_tile(hu, {"truth": blood & ~raised, **masks}, PLACES[kind][0][0], kind)
                 print(json.dumps(row), flush=True)
                 sink.write(json.dumps(row) + "\n")
                 rows.append(row)
+    if args.png and tiles:
+        sheet = Image.new("RGB", (sum(t.width for t in tiles.values()), max(t.height for t in tiles.values())))
+        left = 0
+        for tile in tiles.values():
+            sheet.paste(tile, (left, 0))
+            left += tile.width
+        sheet.save(args.png)
+        print(f"wrote {args.png}")
     table(rows)
+
+
+def overlay_tile(hu: np.ndarray, masks: dict[str, np.ndarray], z: int, label: str) -> Image.Image:
+    """Slice ``z`` around the painted structure (W80/L40, 2x): outlines of the truth (green), the read with
+    the step off (red) and on (yellow), drawn in that order."""
+    grey = np.clip(hu[z] / 80.0 * 255.0, 0, 255).astype(np.uint8)
+    rows, cols = np.nonzero(masks["off"][z] | masks["on"][z] | masks["truth"][z])
+    centre = (int(rows.mean()), int(cols.mean())) if len(rows) else (grey.shape[0] // 2, grey.shape[1] // 2)
+    top, left = max(0, centre[0] - 80), max(0, centre[1] - 120)
+    crop = (slice(top, top + 160), slice(left, left + 240))
+    rgb = np.repeat(grey[crop][..., None], 3, axis=2)
+    for key, colour in (("truth", (0, 220, 0)), ("off", (255, 40, 40)), ("on", (255, 220, 0))):
+        plane = masks[key][z][crop]
+        rgb[plane & ~ndimage.binary_erosion(plane)] = colour
+    tile = Image.fromarray(rgb).resize((rgb.shape[1] * 2, rgb.shape[0] * 2), Image.NEAREST)
+    ImageDraw.Draw(tile).text((4, 4), f"{label}: truth green, off red, on yellow", fill=(255, 255, 255))
+    return tile
 
 
 def table(rows: list[dict[str, Any]]) -> None:
