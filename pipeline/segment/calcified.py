@@ -143,8 +143,8 @@ def calcified_components(
         focus[z] &= deep[box[1:]]
     shoulder = ndimage.binary_dilation(focus, structure=disk_2d(margin_mm, pixel_spacing_mm)[None])
     near = shoulder & crop
-    counts = np.asarray(ndimage.sum_labels(np.ones(crop.shape), labels, index))
-    shares = np.asarray(ndimage.sum_labels(near, labels, index)) / counts
+    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    shares = np.bincount(labels[near], minlength=n + 1)[1:] / counts
     calcified = index[shares >= min_share]
     out[box] = np.isin(labels, calcified)
     parts, around = np.zeros(mask.shape, dtype=bool), np.zeros(mask.shape, dtype=bool)
