@@ -28,7 +28,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.segment.components import bounding_box, disk_2d, edge_distance_mm, mask_volume_ml
+from ichpipe.pipeline.segment.components import bounding_box, disk_2d, mask_volume_ml
+from ichpipe.pipeline.segment.intracranial import plane_depth_mm
 
 __all__ = ["CalcifiedComponents", "calcified_components"]
 
@@ -135,12 +136,7 @@ def calcified_components(
     floor = np.maximum(min_hu, np.concatenate([[np.inf], medians + min_contrast_hu]))[labels]
     focus = crop & (ndimage.median_filter(values, size=(1, size, size)) >= floor)
     for z in np.flatnonzero(focus.any(axis=(1, 2))):
-        found = edge_distance_mm(intracranial[box[0]][z], pixel_spacing_mm)
-        deep = np.zeros(intracranial.shape[1:], dtype=bool)
-        if found is not None:
-            plane_box, distance = found
-            deep[plane_box] = distance >= edge_mm
-        focus[z] &= deep[box[1:]]
+        focus[z] &= plane_depth_mm(intracranial[box[0]][z], pixel_spacing_mm)[box[1:]] >= edge_mm
     shoulder = ndimage.binary_dilation(focus, structure=disk_2d(margin_mm, pixel_spacing_mm)[None])
     near = shoulder & crop
     counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]

@@ -34,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.segment.components import bounding_box, edge_distance_mm, smooth_over
+from ichpipe.pipeline.segment.components import bounding_box, smooth_over
+from ichpipe.pipeline.segment.intracranial import plane_depth_mm
 
 __all__ = ["DenseEnds", "EndExtension", "continue_dense_ends", "extend_bleed_ends", "reachable_slices"]
 
@@ -286,12 +287,7 @@ def _dense_pixels(plane_hu: FloatArray, space: BoolArray | None, spacing_mm: tup
     dense = (inside & (smooth >= hu_band[0]) & (smooth <= hu_band[1])
              & (image >= hu_band[0] - _RAW_SLACK_HU) & (image <= hu_band[1] + _RAW_SLACK_HU))
     if space is not None:
-        deep = np.zeros_like(dense)
-        found = edge_distance_mm(space, spacing_mm)
-        if found is not None:
-            box, distance = found
-            deep[box] = distance >= max(edge_mm, 1e-6)
-        dense &= deep
+        dense &= plane_depth_mm(space, spacing_mm) >= max(edge_mm, 1e-6)
     return np.asarray(dense)
 
 

@@ -53,13 +53,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ichpipe.pipeline.segment.components import (
-    bounding_box,
-    edge_distance_mm,
-    grow_into,
-    mask_volume_ml,
-    open_octagon,
-)
+from ichpipe.pipeline.segment.components import bounding_box, grow_into, mask_volume_ml, open_octagon
+from ichpipe.pipeline.segment.intracranial import plane_depth_mm
 
 __all__ = ["JOINED_TABLE_SHARE", "ExtraAxialAddition", "add_extra_axial", "inner_table_zone"]
 
@@ -130,18 +125,7 @@ def inner_table_zone(intracranial: BoolArray, pixel_spacing_mm: tuple[float, flo
         raise ValueError(f"Argument 'intracranial' must be 3D (slices, rows, columns); got shape {intracranial.shape}.")
     if table_mm <= 0:
         raise ValueError(f"Argument 'table_mm' must be positive; got {table_mm}.")
-    return np.stack([plane & (_plane_depth_mm(plane, pixel_spacing_mm) <= table_mm) for plane in intracranial])
-
-
-def _plane_depth_mm(plane: BoolArray, pixel_spacing_mm: tuple[float, float]) -> npt.NDArray[np.float64]:
-    """In-plane distance (mm) of each pixel of ``plane`` to its edge, 0 outside it; the image border counts as
-    the edge: a head clipped by the field of view ends there."""
-    depth = np.zeros(plane.shape, dtype=np.float64)
-    found = edge_distance_mm(plane, pixel_spacing_mm)
-    if found is not None:
-        near, distance = found
-        depth[near] = distance
-    return depth
+    return np.stack([plane & (plane_depth_mm(plane, pixel_spacing_mm) <= table_mm) for plane in intracranial])
 
 
 def add_extra_axial(
@@ -274,7 +258,7 @@ def add_extra_axial(
     if n == 0:
         return ExtraAxialAddition(mask.copy(), added, 0, 0)
     # in-plane depth inside the intracranial edge on the call's box; the inner table's zone lies within table_mm
-    depth = np.stack([_plane_depth_mm(plane, pixel_spacing_mm)[box[1], box[2]] for plane in intracranial[box[0]]])
+    depth = np.stack([plane_depth_mm(plane, pixel_spacing_mm)[box[1], box[2]] for plane in intracranial[box[0]]])
     zone = intracranial[box] & (depth <= table_mm)
     index = np.arange(1, n + 1)
     touches = ndimage.maximum(zone, labels, index) > 0

@@ -64,6 +64,7 @@ from ichpipe.pipeline.segment.components import (
     closing_2d,
     components_at_least_3d,
     drop_small_2d,
+    edge_distance_mm,
     fill_holes_2d,
     fill_small_holes_2d,
     largest_2d,
@@ -87,6 +88,7 @@ __all__ = [
     "head_mask",
     "intracranial_mask",
     "largest_component",
+    "plane_depth_mm",
     "restrict_to_intracranial",
     "value_levels",
 ]
@@ -489,6 +491,22 @@ def find_intracranial_in(hu: FloatArray, geometry: VolumeGeometry,
                          config: AnatomyConfig | None = None) -> IntracranialResult:
     """:func:`find_intracranial` on a volume's HU with its geometry (pixel spacing, each slice's thickness)."""
     return find_intracranial(hu, geometry.pixel_spacing_mm, geometry.slice_thickness_mm, config=config)
+
+
+def plane_depth_mm(plane: BoolArray, pixel_spacing_mm: tuple[float, float]) -> npt.NDArray[np.float64]:
+    """In-plane distance (mm) of each pixel of one slice of the intracranial space to its edge, 0 outside it;
+    the image border counts as the edge (a head clipped by the field of view ends there).
+
+    >>> plane = np.zeros((3, 7), dtype=bool); plane[:, 1:] = True  # the image border is the edge too
+    >>> plane_depth_mm(plane, (1.0, 0.5))[1].tolist()
+    [0.0, 0.5, 1.0, 1.5, 1.5, 1.0, 0.5]
+    """
+    depth = np.zeros(plane.shape, dtype=np.float64)
+    found = edge_distance_mm(plane, pixel_spacing_mm)
+    if found is not None:
+        box, distance = found
+        depth[box] = distance
+    return depth
 
 
 def intracranial_mask(hu: FloatArray, geometry: VolumeGeometry, config: AnatomyConfig | None = None) -> BoolArray:

@@ -149,7 +149,8 @@ def without_calcified(result: SegmentationResult, loose: BoolArray | None, volum
     details = {"components_removed": found.count, "removed_ml": round(found.removed_ml(voxel_ml), 4),
                "parts_removed_ml": round(found.parts_ml(voxel_ml), 4), "largest_share": max(found.shares),
                "min_share": settings.min_share}
-    mask = result.mask & ~found.mask & ~found.parts
-    if loose is not None and (found.count or found.parts.any()):
-        loose = loose & ~found.mask & ~found.shoulder
-    return replace(result, mask=mask, details={**result.details, "calcified": details}), loose
+    if found.count or found.parts.any():  # the calcified components, and the foci with their shoulders
+        dropped = found.mask | found.shoulder
+        result = replace(result, mask=result.mask & ~dropped)
+        loose = None if loose is None else loose & ~dropped
+    return replace(result, details={**result.details, "calcified": details}), loose
