@@ -196,7 +196,8 @@ class BloodOutsideConfig:
 
 @dataclass(frozen=True)
 class BloodDensityConfig:
-    """Flag ``low_density_blood``: the blood found is near brain density, so it is found only in part.
+    """Flags ``low_density_blood`` (the blood found is near brain density, so it is found only in part) and
+    ``high_density_blood`` (it is denser than acute blood: contrast or calcification read as blood?).
 
     Parameters
     ----------
@@ -208,10 +209,17 @@ class BloodDensityConfig:
         (1.01) (``MODEL_CARD.md``, "A flag for blood near brain density").
     min_ml:
         Not for less segmented blood than this (a speck's median says little).
+    high_median_hu:
+        Flag ``high_density_blood`` when that median is at or above this (``None``: never). Acute blood
+        is 50-90 HU; contrast medium that stains the brain after an angiogram or a thrombectomy reads
+        as blood to the networks up to about 120 HU (painted into the real GE head,
+        ``bench/infarcts.py --kinds stain``: stains of median 93-118 HU read whole as blood), and
+        nothing else here tells them apart on a single-energy scan.
     """
 
     max_median_hu: float | None = 47.0
     min_ml: float = 0.5
+    high_median_hu: float | None = 90.0
 
     def __post_init__(self) -> None:
         _check_non_negative(self)

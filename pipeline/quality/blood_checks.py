@@ -43,8 +43,10 @@ def check_blood_density(
     *,
     max_median_hu: float | None = 47.0,
     min_ml: float = 0.5,
+    high_median_hu: float | None = 90.0,
 ) -> list[QualityFlag]:
-    """Segmented blood whose median HU is near brain density: a subacute bleed, or blood in CSF.
+    """Segmented blood whose median HU is near brain density (a subacute bleed, or blood in CSF), or above
+    acute blood's (contrast staining, calcification).
 
     Parameters
     ----------
@@ -54,7 +56,7 @@ def check_blood_density(
         The volume in HU, the mask's shape.
     voxel_volumes_ml:
         Volume of one voxel of each slice (mL).
-    max_median_hu, min_ml:
+    max_median_hu, min_ml, high_median_hu:
         See :class:`~ichpipe.pipeline.config.quality_config.BloodDensityConfig`.
 
     >>> hu = np.full((2, 4, 4), 42.0); blood = np.ones((2, 4, 4), dtype=bool)
@@ -62,21 +64,30 @@ def check_blood_density(
     ['low_density_blood']
     >>> check_blood_density(blood, hu + 25.0, [0.1, 0.1])
     []
+    >>> [f.code for f in check_blood_density(blood, hu + 60.0, [0.1, 0.1])]  # 102 HU: not acute blood
+    ['high_density_blood']
     """
-    if max_median_hu is None or not blood.any():
+    if (max_median_hu is None and high_median_hu is None) or not blood.any():
         return []
     ml = mask_volume_ml(blood, voxel_volumes_ml)
     if ml < min_ml:
         return []
     median = float(np.median(np.asarray(hu)[blood]))
-    if median >= max_median_hu:
-        return []
-    return [QualityFlag(
-        "low_density_blood",
-        f"The {ml:.1f} mL of blood found has a median of {median:.0f} HU, under {max_median_hu:g} HU: near brain"
-        " density (a subacute bleed, or blood mixed with CSF), which the networks find only in part on phantoms; the"
-        " volume may be too low.",
-        round(median, 1), max_median_hu)]
+    if max_median_hu is not None and median < max_median_hu:
+        return [QualityFlag(
+            "low_density_blood",
+            f"The {ml:.1f} mL of blood found has a median of {median:.0f} HU, under {max_median_hu:g} HU: near brain"
+            " density (a subacute bleed, or blood mixed with CSF), which the networks find only in part on phantoms;"
+            " the volume may be too low.",
+            round(median, 1), max_median_hu)]
+    if high_median_hu is not None and median >= high_median_hu:
+        return [QualityFlag(
+            "high_density_blood",
+            f"The {ml:.1f} mL of blood found has a median of {median:.0f} HU, at or above {high_median_hu:g} HU:"
+            " denser than acute blood (50-90 HU). Contrast medium staining the brain after an angiogram or a"
+            " thrombectomy, or a calcification, may have been read as blood; the volume may be too high.",
+            round(median, 1), high_median_hu)]
+    return []
 
 
 def check_low_density_collection(extra_axial: Mapping[str, Any]) -> list[QualityFlag]:

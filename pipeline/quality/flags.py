@@ -33,7 +33,7 @@ FLAG_CODES: dict[str, str] = {
     "blood_outside_mask": "the segmenter found blood outside the intracranial space, not counted",
     "blood_at_skull_missed": "acute-blood density against the inner table was not segmented (extra-axial blood?)",
     "hypodense_at_skull": "hypodense tissue against the inner table on one side was not segmented (chronic"
-                          " subdural?): the volume may be too low",
+                          " subdural? or an infarct): the volume may be too low",
     "extra_axial_low_density": "a hypodense or isodense collection against the inner table was added: found only"
                                " in part, its edges uncertain; the volume is usually too low, at times too high",
     "extra_axial_hypodense_part": "hypodense tissue joined to an added acute collection was not counted"
@@ -48,6 +48,8 @@ FLAG_CODES: dict[str, str] = {
                    " may be too low",
     "low_density_blood": "the blood found is near brain density (subacute, or mixed with CSF): often found only in"
                          " part, the volume may be too low",
+    "high_density_blood": "the blood found is denser than acute blood (contrast staining after an angiogram or a"
+                          " thrombectomy, or a calcification, read as blood?): the volume may be too high",
     "uncertain_edge": "the network calls much more blood at a looser threshold, joined to what it found: the edge is"
                       " faint, the volume may be too low or too high",
     "blend_side": "a network trained on clots with a less dense side reads such a side beside the dense blood,"

@@ -264,6 +264,6 @@ def check_hypodense_at_skull(found: HypodenseAtSkull, *, min_ml: float = 3.0,
         "hypodense_at_skull",
         f"{more_ml:.1f} mL of hypodense tissue ({density}darker than the brain, >= 3 mm thick) lies against the"
         f" inner table on {_side(found.side_names[more])} ({where}) and {other_ml:.1f} mL on"
-        f" {_side(found.side_names[1 - more])}, not segmented: a chronic subdural haematoma may be missed (or"
-        " asymmetric atrophy); the volume may be too small.",
+        f" {_side(found.side_names[1 - more])}, not segmented: a chronic subdural haematoma may be missed (or it"
+        " is an infarct reaching the cortex, a hygroma or asymmetric atrophy); the volume may be too small.",
         round(more_ml, 3), min_ml)]

@@ -96,6 +96,7 @@ def test_messages_and_bad_arguments() -> None:
     (flag,) = check_hypodense_at_skull(HypodenseAtSkull((0.5, 6.46), ("right", "left"), (11, 12, 13)), min_ml=3.0)
     assert flag.message.startswith("6.5 mL of hypodense tissue (darker than the brain")
     assert "on the left (slices 12-14) and 0.5 mL on the right" in flag.message
+    assert "an infarct reaching the cortex" in flag.message  # what raises it on a stroke service (bench/infarcts.py)
     assert flag.value == 6.46 and flag.threshold == 3.0
     assert check_hypodense_at_skull(HypodenseAtSkull((2.9, 0.0), slices=(3,)), min_ml=3.0) == []
     assert check_hypodense_at_skull(HypodenseAtSkull((2.5, 6.0), slices=(3, 4)), max_other_share=0.33) == []

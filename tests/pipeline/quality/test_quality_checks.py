@@ -218,6 +218,28 @@ def test_blood_near_brain_density_is_flagged_and_acute_blood_is_not(small_case: 
         BloodDensityConfig(min_ml=-1.0)
 
 
+def test_blood_denser_than_acute_blood_is_flagged(small_case: PhantomCase) -> None:
+    blood = small_case.labels > 0
+    hu = small_case.hu.copy()
+    hu[blood] = 105.0  # contrast staining read as blood: above acute blood's 50-90 HU
+    space = _finder(small_case, hu)
+    report = assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask))
+    assert report.codes == ["high_density_blood"]
+    assert report.flags[0].value == pytest.approx(105.0) and report.flags[0].threshold == 90.0
+    assert "thrombectomy" in report.flags[0].message and "may be too high" in report.flags[0].message
+    hu[blood] = 88.0  # a dense acute clot: not flagged
+    assert _assess(small_case, hu) == set()
+    hu[blood] = 105.0
+    off = QualityConfig(blood_density=BloodDensityConfig(high_median_hu=None))
+    assert assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask),
+                          config=off).codes == []
+    speck = np.zeros_like(blood)
+    speck[tuple(np.argwhere(blood)[0])] = True  # one voxel: under min_ml
+    assert not check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
+    with pytest.raises(ValueError, match="'high_median_hu' must be a number >= 0"):
+        BloodDensityConfig(high_median_hu=-1.0)
+
+
 def test_a_hypodense_part_beside_an_added_acute_collection_is_flagged(small_case: PhantomCase) -> None:
     space = _finder(small_case)
     mask = (small_case.labels > 0) & space.mask
