@@ -134,6 +134,11 @@ class DenseEndsConfig:
         ... where, toward the head, a slice is added only when its pixels are at least this share of the
         blood on the slice before (0: no such test; a clot goes on under most of its section, the cortex
         under a strip of it).
+    fill_end_slice:
+        Before walking beyond a bleed's lower end, fill that end slice itself: its pixels at clot density
+        within ``radius_mm`` of the blood on the slice above, joined to what was read there
+        (:func:`~ichpipe.pipeline.segment.end_extension.fill_end_slice`): the networks read a clot's last
+        slice toward the skull base in part.
     """
 
     min_hu: float | None = 60.0
@@ -144,6 +149,7 @@ class DenseEndsConfig:
     min_area_mm2: float = 10.0
     toward: Literal["feet", "both"] = "both"
     head_min_cover: float = 0.5
+    fill_end_slice: bool = True
 
     def __post_init__(self) -> None:
         if self.toward not in ("feet", "both"):

@@ -37,7 +37,8 @@ from scipy import ndimage
 from ichpipe.pipeline.segment.components import bounding_box, smooth_over
 from ichpipe.pipeline.segment.intracranial import plane_depth_mm
 
-__all__ = ["DenseEnds", "EndExtension", "continue_dense_ends", "extend_bleed_ends", "reachable_slices"]
+__all__ = ["DenseEnds", "EndExtension", "continue_dense_ends", "extend_bleed_ends", "fill_end_slice",
+           "reachable_slices"]
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.floating]
@@ -291,6 +292,35 @@ def _dense_pixels(plane_hu: FloatArray, space: BoolArray | None, spacing_mm: tup
     return np.asarray(dense)
 
 
+def fill_end_slice(footprint: BoolArray, inner: BoolArray, dense: BoolArray, *, disk: BoolArray,
+                   min_pixels: int) -> BoolArray:
+    """The pixels of ``dense`` that fill a bleed's end slice: within ``disk`` of the blood on the slice inside it
+    (``inner``), in pieces of at least ``min_pixels`` joined (8-connected) to ``footprint``, what was read there.
+
+    A clot's last slice toward the skull base is read in part: on the real GE head the networks read 306
+    of a painted clot's 1,549 pixels on its lowest slice, over 1,882 on the slice above. What lies at
+    clot density under the slice above and joins what was read there is the same clot.
+
+    >>> end = np.zeros((10, 10), bool); end[2:4, 2:4] = True  # read in part
+    >>> above = np.zeros((10, 10), bool); above[1:7, 1:7] = True
+    >>> dense = np.zeros((10, 10), bool); dense[1:7, 1:7] = True
+    >>> dense[0, 9] = True  # clot density, but not under the blood above
+    >>> dense[9, 0:4] = True; above[8:10, 0:4] = True  # under it, but not joined to what was read
+    >>> int(fill_end_slice(end, above, dense & ~end, disk=np.ones((3, 3), bool), min_pixels=2).sum())  # 36 - 4
+    32
+    """
+    candidate = dense & _grown(inner, disk)
+    if not candidate.any():
+        return np.zeros_like(footprint)
+    labels, _ = ndimage.label(candidate | footprint, structure=np.ones((3, 3), dtype=bool))
+    joined = np.unique(labels[footprint])
+    keep = np.isin(labels, joined[joined > 0]) & candidate
+    pieces, n = ndimage.label(keep)
+    if n:
+        keep &= (np.bincount(pieces.ravel(), minlength=n + 1) >= min_pixels)[pieces]
+    return np.asarray(keep)
+
+
 def continue_dense_ends(
     mask: BoolArray,
     hu: FloatArray,
@@ -306,6 +336,7 @@ def continue_dense_ends(
     allowed: BoolArray | None = None,
     step: int | None = None,
     min_cover: float = 0.0,
+    fill_end: bool = False,
 ) -> DenseEnds:
     """Grow each 3D component of ``mask`` beyond its end slices while acute-blood density lies under it.
 
@@ -351,6 +382,9 @@ def continue_dense_ends(
         A slice whose added pixels are fewer than this share of the blood on the slice before stops the
         walk before adding (0: no such test): a clot goes on under most of its section; the cortex beside
         the obliquely cut inner table near the vertex lies under a strip of it.
+    fill_end:
+        Before walking from an end, fill the end slice itself (:func:`fill_end_slice`): the networks read
+        a clot's last slice toward the skull base in part, and the walk goes on from what it holds.
 
     Returns
     -------
@@ -390,6 +424,14 @@ def continue_dense_ends(
     for end, direction, footprint in _ends(mask):
         if step is not None and direction != step:
             continue
+        if fill_end and 0 <= end - direction < mask.shape[0]:
+            if end not in dense:
+                dense[end] = _dense_pixels(hu[end], None if allowed is None else allowed[end], pixel_spacing_mm,
+                                           hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
+            filled = fill_end_slice(footprint, mask[end - direction], dense[end] & ~mask[end], disk=disk,
+                                    min_pixels=min_pixels)
+            added[end] |= filled
+            footprint = footprint | filled
         for s in _walk(end, direction, offsets, depth_mm):
             near = _grown(footprint, disk)
             if (mask[s] & near).any():

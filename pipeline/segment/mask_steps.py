@@ -59,9 +59,10 @@ def with_edge_rim(result: SegmentationResult, found: BoolArray, volume: CTVolume
 
 def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: IntracranialResult | None,
                     config: InferenceConfig, anatomy: AnatomyConfig) -> SegmentationResult:
-    """``result`` grown beyond its bleeds' lower end slices, and with ``toward: both`` (the default) beyond their
-    upper ones where clot density covers ``head_min_cover`` of the end's blood, while clot density lies under
-    them (``inference.dense_ends``, :func:`continue_dense_ends`; ``details["dense_ends"]``)."""
+    """``result`` grown beyond its bleeds' lower end slices (with ``fill_end_slice``, the default, those end slices
+    filled first), and with ``toward: both`` (the default) beyond their upper ones where clot density covers
+    ``head_min_cover`` of the end's blood, while clot density lies under them (``inference.dense_ends``,
+    :func:`continue_dense_ends`; ``details["dense_ends"]``)."""
     dense = config.dense_ends
     if dense.min_hu is None:
         raise ValueError("Argument 'config' must set dense_ends.min_hu to grow bleeds at their ends.")
@@ -72,7 +73,7 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
                    edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2, allowed=space_kept(intracranial, config))
     # the slice order's way to the feet (one slice: no end to walk beyond either way)
     feet = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1
-    grown = walk(result.mask, step=feet)
+    grown = walk(result.mask, step=feet, fill_end=dense.fill_end_slice)
     added = grown.added
     if dense.toward == "both":  # toward the head too, where a clot must go on under most of its section
         up = walk(grown.mask, step=-feet, min_cover=dense.head_min_cover)

@@ -68,7 +68,8 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
         steps["dense_ends"] = {"min_hu": dense.min_hu, "max_hu": dense.max_hu, "radius_mm": dense.radius_mm,
                                "depth_mm": dense.depth_mm, "edge_mm": dense.edge_mm,
                                "min_area_mm2": dense.min_area_mm2, "toward": dense.toward,
-                               "head_min_cover": dense.head_min_cover if dense.toward == "both" else None}
+                               "head_min_cover": dense.head_min_cover if dense.toward == "both" else None,
+                               "fill_end_slice": dense.fill_end_slice}
     if extra_axial is not None:
         extra = config.extra_axial
         steps["extra_axial"] = {

@@ -199,45 +199,40 @@ def test_a_low_density_collection_added_against_the_table_is_flagged(small_case:
                           SegmentationResult(mask=mask, details={"extra_axial": dense_only})).codes == []
 
 
-def test_blood_near_brain_density_is_flagged_and_acute_blood_is_not(small_case: PhantomCase) -> None:
+@pytest.mark.parametrize(("level", "code", "setting", "words"), [
+    (42.0, "low_density_blood", "max_median_hu", "may be too low"),  # subacute: isodense with grey matter
+    (105.0, "high_density_blood", "high_median_hu", "thrombectomy"),  # contrast staining read as blood
+])
+def test_blood_outside_acute_density_is_flagged(small_case: PhantomCase, level: float, code: str, setting: str,
+                                                words: str) -> None:
+    blood = small_case.labels > 0
+    hu = small_case.hu.copy()
+    hu[blood] = level
+    assert _assess(small_case, hu) == {code}
+    space = _finder(small_case, hu)
+    report = assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask))
+    assert report.flags[0].value == pytest.approx(level) and words in report.flags[0].message
+    off = QualityConfig(blood_density=BloodDensityConfig(**{setting: None}))
+    assert assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask),
+                          config=off).codes == []
+    speck = np.zeros_like(blood)
+    speck[tuple(np.argwhere(blood)[0])] = True  # one voxel: under min_ml
+    assert not check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
+    with pytest.raises(ValueError, match=f"'{setting}' must be a number >= 0"):
+        BloodDensityConfig(**{setting: -1.0})
+
+
+def test_acute_blood_raises_no_density_flag(small_case: PhantomCase) -> None:
     blood = small_case.labels > 0
     assert _assess(small_case) == set()  # the phantom's acute hematoma
     hu = small_case.hu.copy()
-    hu[blood] = 42.0  # the same bleed, subacute: isodense with grey matter
-    assert _assess(small_case, hu) == {"low_density_blood"}
-    space = _finder(small_case, hu)
-    report = assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask))
-    assert report.flags[0].value == pytest.approx(42.0) and "may be too low" in report.flags[0].message
-    off = QualityConfig(blood_density=BloodDensityConfig(max_median_hu=None))
-    assert assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask),
-                          config=off).codes == []
-    speck = np.zeros_like(blood)
-    speck[tuple(np.argwhere(blood)[0])] = True  # one voxel: under min_ml
-    assert not check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
+    for level in (48.0, 88.0):  # just inside acute blood's band at either end
+        hu[blood] = level
+        assert _assess(small_case, hu) == set(), level
+    (flag,) = check_blood_density(blood, np.where(blood, 105.0, hu), small_case.volume.geometry.voxel_volumes_ml)
+    assert flag.threshold == 90.0 and "may be too high" in flag.message
     with pytest.raises(ValueError, match="'min_ml' must be a number >= 0"):
         BloodDensityConfig(min_ml=-1.0)
-
-
-def test_blood_denser_than_acute_blood_is_flagged(small_case: PhantomCase) -> None:
-    blood = small_case.labels > 0
-    hu = small_case.hu.copy()
-    hu[blood] = 105.0  # contrast staining read as blood: above acute blood's 50-90 HU
-    space = _finder(small_case, hu)
-    report = assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask))
-    assert report.codes == ["high_density_blood"]
-    assert report.flags[0].value == pytest.approx(105.0) and report.flags[0].threshold == 90.0
-    assert "thrombectomy" in report.flags[0].message and "may be too high" in report.flags[0].message
-    hu[blood] = 88.0  # a dense acute clot: not flagged
-    assert _assess(small_case, hu) == set()
-    hu[blood] = 105.0
-    off = QualityConfig(blood_density=BloodDensityConfig(high_median_hu=None))
-    assert assess_quality(with_hu(small_case, hu), space, SegmentationResult(mask=blood & space.mask),
-                          config=off).codes == []
-    speck = np.zeros_like(blood)
-    speck[tuple(np.argwhere(blood)[0])] = True  # one voxel: under min_ml
-    assert not check_blood_density(speck, hu, np.full(hu.shape[0], 0.001))
-    with pytest.raises(ValueError, match="'high_median_hu' must be a number >= 0"):
-        BloodDensityConfig(high_median_hu=-1.0)
 
 
 def test_a_hypodense_part_beside_an_added_acute_collection_is_flagged(small_case: PhantomCase) -> None:

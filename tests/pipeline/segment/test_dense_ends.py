@@ -96,6 +96,21 @@ def test_min_cover_keeps_a_clot_going_on_under_its_section_and_refuses_a_strip_b
         DenseEndsConfig(head_min_cover=-0.1)
 
 
+def test_fill_end_fills_an_end_slice_read_in_part_under_the_blood_above() -> None:
+    hu, mask, allowed = _column([BRAIN_HU, CLOT_HU, CLOT_HU])
+    mask[1, 14:26, 14:26] = True
+    mask[1, 14:26, 18:26] = False  # the lower end read in part: a 12 x 4 strip of the 12 x 12 section
+    hu[1, 30:36, 30:36] = CLOT_HU  # clot density on that slice, apart from the blood above
+    plain = _grow(mask, hu, allowed, step=-1)
+    assert not plain.added.any()  # the walk finds brain below; the end slice itself is left as read
+    filled = _grow(mask, hu, allowed, step=-1, fill_end=True)
+    core = np.zeros(hu.shape[1:], bool)
+    core[15:25, 15:25] = True  # the section's edge pixels smooth under 60 HU
+    assert (filled.added[1] == core & ~mask[1]).all() and filled.slices_extended == (1,)
+    assert not filled.added[0].any() and not filled.added[2].any()
+    assert not _grow(mask, hu, allowed, step=1, fill_end=True).added[1].any()  # only ends walked from are filled
+
+
 def test_bad_arguments_are_refused() -> None:
     hu, mask, allowed = _column([CLOT_HU, CLOT_HU])
     with pytest.raises(ValueError, match="'hu_band' and 'hu_range' must be"):
