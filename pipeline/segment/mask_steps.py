@@ -11,7 +11,7 @@ their end slices while clot density lies under them (:func:`with_dense_ends`). E
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 
 import numpy as np
@@ -141,9 +141,7 @@ def without_calcified(result: SegmentationResult, loose: BoolArray | None, volum
     if settings.min_share is None:
         raise ValueError("Argument 'config' must set calcified.min_share to drop calcified components.")
     found = calcified_components(result.mask, volume.hu, intracranial.mask,
-                                 pixel_spacing_mm=volume.geometry.pixel_spacing_mm, min_hu=settings.min_hu,
-                                 min_contrast_hu=settings.min_contrast_hu, margin_mm=settings.margin_mm,
-                                 edge_mm=settings.edge_mm, smooth_mm=settings.smooth_mm, min_share=settings.min_share)
+                                 pixel_spacing_mm=volume.geometry.pixel_spacing_mm, **asdict(settings))
     if not found.shares:
         return result, loose
     voxel_ml = volume.geometry.voxel_volumes_ml

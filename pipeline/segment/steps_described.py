@@ -8,6 +8,7 @@ are compared as measured the same way only when every step ran with the same set
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from ichpipe.pipeline.config.inference_config import InferenceConfig
@@ -41,10 +42,7 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
     if config.bone_edge_max_ml is not None:
         steps["bone_edge"] = {"max_ml": config.bone_edge_max_ml, "share": config.bone_edge_share}
     if config.calcified.min_share is not None:
-        calcified = config.calcified
-        steps["calcified"] = {"min_hu": calcified.min_hu, "min_share": calcified.min_share,
-                              "min_contrast_hu": calcified.min_contrast_hu, "margin_mm": calcified.margin_mm,
-                              "edge_mm": calcified.edge_mm, "smooth_mm": calcified.smooth_mm}
+        steps["calcified"] = asdict(config.calcified)
     if config.loose_threshold is not None:
         steps["loose_threshold"] = config.loose_threshold
         if config.faint_max_median_hu is not None:
