@@ -129,8 +129,15 @@ def histogram_mode(counts: npt.NDArray[np.float64], low: float, *, smooth_hu: fl
 
 
 def _histogram(values: FloatArray, low: float, high: float) -> npt.NDArray[np.float64]:
-    v = values[(values >= low) & (values < high)]
-    return np.bincount(np.floor(v - low).astype(np.intp), minlength=math.ceil(high - low)).astype(np.float64)
+    """Counts in 1 HU bins from ``low`` to ``high``; the difference is taken in float64 (in float32 a value just
+    under ``high`` rounds up to the bin past the last).
+
+    >>> _histogram(np.array([-500.00003, -1100.0], dtype=np.float32), -1100.0, -500.0)[[0, -1]].tolist()
+    [1.0, 1.0]
+    """
+    v = values[(values >= low) & (values < high)].astype(np.float64)
+    n = math.ceil(high - low)
+    return np.bincount(np.minimum(np.floor(v - low).astype(np.intp), n - 1), minlength=n).astype(np.float64)
 
 
 def check_hu_levels(

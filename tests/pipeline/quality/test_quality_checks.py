@@ -95,6 +95,15 @@ def test_skull_absent(variant, export: str, expected: set[str]) -> None:
     assert expected <= _assess(variant(export=export)) <= expected | {"blood_at_mask_edge"}
 
 
+def test_hu_levels_take_float_values_just_under_a_bins_edge(small_case: PhantomCase) -> None:
+    """An interpolated or fractional-slope image holds float32 values such as -500.00003 HU, which the air
+    histogram's float32 arithmetic put one bin past its end (a crash of ``run``)."""
+    hu = small_case.hu.astype(np.float32).copy()
+    hu[:, :2, :2] = np.float32(-500.00003)
+    space = _finder(small_case)
+    assert q.check_hu_levels(hu, space.mask) == q.check_hu_levels(small_case.hu, space.mask)
+
+
 @pytest.mark.parametrize("kind", ["intercept +100", "inverted before the rescale"])
 def test_hu_calibration(small_case: PhantomCase, kind: str) -> None:
     """A wrong intercept, or the former MONOCHROME1 bug (stored values inverted: about -2000 - HU)."""
