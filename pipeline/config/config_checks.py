@@ -14,9 +14,11 @@ def check_fractions(obj: object, *names: str) -> None:
             raise ValueError(f"Argument '{name}' must lie in [0, 1].")
 
 
-def check_non_negative(obj: object) -> None:
-    """Every number field of the dataclass ``obj`` is >= 0 (``None`` passes)."""
+def check_non_negative(obj: object, *, skip: tuple[str, ...] = ()) -> None:
+    """Every number field of the dataclass ``obj`` but those in ``skip`` is >= 0 (``None`` passes)."""
     for f in fields(obj):  # type: ignore[arg-type]
+        if f.name in skip:
+            continue
         value = getattr(obj, f.name)
         if isinstance(value, int | float) and not isinstance(value, bool) and not value >= 0:
             raise ValueError(f"Argument '{f.name}' must be a number >= 0.")

@@ -151,7 +151,7 @@ class ClippingConfig:
 
 @dataclass(frozen=True)
 class BloodEdgeConfig:
-    """Flag ``blood_at_mask_edge``: blood against an intracranial edge that is not bone.
+    """Flags ``blood_at_mask_edge`` (blood against an intracranial edge that is not bone) and ``blood_beside_air``.
 
     Parameters
     ----------
@@ -163,15 +163,27 @@ class BloodEdgeConfig:
     min_contact_mm:
         ... over at least this length in total (a few pixels of contact are
         noise; 10 mm is a short stretch of a hematoma's side).
+    air_max_hu:
+        On a slice whose ring is closed bone (not a skull-stripped export), an edge
+        pixel with air (at most this HU) within ``bone_search_mm`` outside the mask
+        is bounded too: the finder leaves air in the head out of the space, and
+        blood does not continue into air (a cavity after a clot's evacuation,
+        pneumocephalus). Blood whose edge lies within ``bone_search_mm`` of such
+        air (and not as near bone: a sinus) over ``min_contact_mm`` raises
+        ``blood_beside_air``: the networks never saw air inside the head.
+        ``None``: only bone bounds blood, and no such flag.
     """
 
     bone_search_mm: float = 3.0
     max_fraction: float = 0.1
     min_contact_mm: float = 10.0
+    air_max_hu: float | None = -300.0
 
     def __post_init__(self) -> None:
-        _check_non_negative(self)
+        _check_non_negative(self, skip=("air_max_hu",))
         _check_fractions(self, "max_fraction")
+        if self.air_max_hu is not None and not self.air_max_hu <= -100.0:
+            raise ValueError("Argument 'air_max_hu' must be at most -100 HU (air; fat lies near -100 HU) or null.")
 
 
 @dataclass(frozen=True)

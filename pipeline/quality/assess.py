@@ -124,8 +124,11 @@ def assess_quality(
             streaked = {z + d for z in metal.slices for d in (-1, 0, 1)}
     # where the image was clipped below bone, bone is at the clip value (math.inf: no bone can be told)
     bone_hu = intracranial.levels.bone_threshold_hu
+    # air bounds blood where bone closes the ring (in a skull-stripped export air may stand where the skull was)
+    closed = () if intracranial.skull_stripped else [
+        z for z, f in enumerate(intracranial.slices) if f.method == "closed" and f.bone_share >= 0.5]
     report.add(check_blood_at_edge(segmentation.mask, intracranial.mask, volume.hu, geo.pixel_spacing_mm,
-                                   bone_hu=bone_hu, **asdict(cfg.blood_edge)), "blood_edge")
+                                   bone_hu=bone_hu, air_slices=closed, **asdict(cfg.blood_edge)), "blood_edge")
     report.add(check_blood_outside_mask(unrestricted_ml=segmentation.unrestricted_ml,
                                         removed_ml=segmentation.removed_ml, **asdict(cfg.blood_outside)),
                "blood_outside")

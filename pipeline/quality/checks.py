@@ -15,7 +15,7 @@ int32 label volume is made, so a 600-slice study costs a few planes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -275,15 +275,22 @@ def check_blood_at_edge(
     pixel_spacing_mm: tuple[float, float],
     *,
     bone_hu: float = 300.0,
+    air_slices: Collection[int] = (),
     bone_search_mm: float = 3.0,
     max_fraction: float = 0.1,
     min_contact_mm: float = 10.0,
+    air_max_hu: float | None = -300.0,
 ) -> list[QualityFlag]:
     """Blood whose surface lies on an intracranial edge that is not bone, over a long stretch.
 
     Against the inner table a hematoma is bounded by bone and that is fine;
     where the edge is a bridged gap, the head outline or a stripped skull, the
-    blood may continue outside the mask and be cut off.
+    blood may continue outside the mask and be cut off (``blood_at_mask_edge``).
+    On ``air_slices`` (those whose ring is closed bone) air in the head bounds
+    blood too (the finder leaves air out of the space; blood does not continue
+    into an air-filled cavity), but blood whose edge lies within
+    ``bone_search_mm`` of such air, with no bone as near, over ``min_contact_mm``
+    is flagged ``blood_beside_air``: the networks never saw air inside the head.
 
     Parameters
     ----------
@@ -294,7 +301,11 @@ def check_blood_at_edge(
     bone_hu:
         Bone threshold, as used by the intracranial finder (the clip value when
         the image was clipped below 300 HU).
-    bone_search_mm, max_fraction, min_contact_mm:
+    air_slices:
+        Slices on which air outside the mask bounds the blood as bone does (a
+        closed bone ring, not a skull-stripped export: there air may stand where
+        the skull was).
+    bone_search_mm, max_fraction, min_contact_mm, air_max_hu:
         See :class:`~ichpipe.pipeline.config.quality_config.BloodEdgeConfig`.
     """
     if not blood.any():
@@ -305,26 +316,43 @@ def check_blood_at_edge(
     y, x = np.ogrid[-ry : ry + 1, -rx : rx + 1]
     reach = (y * spacing[0]) ** 2 + (x * spacing[1]) ** 2 <= bone_search_mm**2
     surface = 0
-    open_contact = 0
+    open_contact = air_contact = 0
+    air = set(air_slices) if air_max_hu is not None else set()
     for z in np.flatnonzero(blood.any(axis=(1, 2))):
         b = blood[z]
         edge = b & ~ndimage.binary_erosion(b, border_value=0)
         surface += int(edge.sum())
         at_edge = edge & ndimage.binary_dilation(~intracranial[z])
-        if not at_edge.any():
+        if not (at_edge.any() or z in air):
             continue
-        box = _box(at_edge, max(ry, rx) + 1)
-        bone_near = ndimage.binary_dilation(np.asarray(hu[z][box]) >= bone_hu, structure=reach)
-        open_contact += int((at_edge[box] & ~bone_near).sum())
+        box = _box(edge if z in air else at_edge, max(ry, rx) + 1)
+        plane = np.asarray(hu[z][box])
+        bone_near = ndimage.binary_dilation(plane >= bone_hu, structure=reach)
+        unbounded = at_edge[box] & ~bone_near
+        if z in air:  # the blood's edge near air outside the space, with no bone as near (not a sinus)
+            air_near = ndimage.binary_dilation((plane <= air_max_hu) & ~intracranial[z][box], structure=reach)
+            air_contact += int((edge[box] & air_near & ~bone_near).sum())
+            unbounded &= ~air_near
+        open_contact += int(unbounded.sum())
+    flags = []
     fraction = open_contact / surface if surface else 0.0
     length = open_contact * min(spacing)
     if fraction >= max_fraction and length >= min_contact_mm:
-        return [QualityFlag(
+        flags.append(QualityFlag(
             "blood_at_mask_edge",
             f"{100 * fraction:.0f} % of the blood's edge ({length:.0f} mm) lies on an intracranial edge without bone:"
             " the blood may continue outside the mask and be cut off.",
-            round(fraction, 3), max_fraction)]
-    return []
+            round(fraction, 3), max_fraction))
+    length = air_contact * min(spacing)
+    if length >= min_contact_mm:
+        flags.append(QualityFlag(
+            "blood_beside_air",
+            f"{length:.0f} mm of the blood's edge lies within {bone_search_mm:g} mm of air in the head (a cavity after"
+            " a clot's evacuation, a drain's track, pneumocephalus), which the networks never saw in training: on"
+            " painted cavities they read the blood beside it short, or added the brain beside it, so the volume may"
+            " be too low or too high.",
+            round(length, 1), min_contact_mm))
+    return flags
 
 
 def check_blood_outside_mask(

@@ -30,6 +30,8 @@ FLAG_CODES: dict[str, str] = {
     "blood_at_scan_end": "blood lies on the first or last slice: the bleed may go on beyond the scanned range",
     "metal_artifact": "metal in the head (clip, coil, drain, probe): its streaks can read as blood or hide it",
     "blood_at_mask_edge": "blood lies on an intracranial edge without bone: it may be cut off",
+    "blood_beside_air": "blood lies against air in the head (a cavity after evacuation, pneumocephalus), which"
+                        " the networks never saw: the volume may be too low or too high",
     "blood_outside_mask": "the segmenter found blood outside the intracranial space, not counted",
     "blood_at_skull_missed": "acute-blood density against the inner table was not segmented (extra-axial blood?)",
     "hypodense_at_skull": "hypodense tissue against the inner table on one side was not segmented (chronic"

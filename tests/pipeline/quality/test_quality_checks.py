@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from anatomy_support import PhantomCase, enhance, with_hu
+from scipy import ndimage
 
 from ichpipe.pipeline.config.quality_config import (
     BloodDensityConfig,
+    BloodEdgeConfig,
     HypodensePartConfig,
     IntracranialCheckConfig,
     QualityConfig,
@@ -137,6 +139,47 @@ def test_blood_at_mask_edge(small_case: PhantomCase) -> None:
         cut[:, :, :x_cut] = False
     assert _codes(q.check_blood_at_edge(blood & cut, cut, small_case.hu, small_case.spacing)) == {
         "blood_at_mask_edge"}
+
+
+def test_blood_against_air_in_the_head_is_flagged_as_such_where_the_ring_is_closed(small_case: PhantomCase) -> None:
+    """An air-filled cavity over a clot (after evacuation): the finder leaves the air out of the space, so the
+    clot's face against it lies on the space's edge, where the blood cannot go on (not ``blood_at_mask_edge``),
+    but air the networks never saw lies against it; on a slice not listed (a skull-stripped export, air where
+    the skull was) it counts as an open edge."""
+    r = _finder(small_case)
+    blood = (small_case.labels > 0) & r.mask
+    rows = np.nonzero(blood)[1]
+    cavity = np.zeros_like(blood)
+    cavity[:, : int(np.median(rows)), :] = True
+    cavity &= ndimage.binary_dilation(blood, iterations=3)  # the clot's half toward the front, and just around it
+    hu = small_case.hu.copy()
+    hu[cavity] = -1000.0
+    space, left = r.mask & ~cavity, blood & ~cavity
+    every = range(hu.shape[0])
+    assert _codes(q.check_blood_at_edge(left, space, hu, small_case.spacing, air_slices=every)) == {
+        "blood_beside_air"}
+    assert _codes(q.check_blood_at_edge(left, space, hu, small_case.spacing)) == {"blood_at_mask_edge"}
+    assert _codes(q.check_blood_at_edge(left, space, hu, small_case.spacing, air_slices=every,
+                                        air_max_hu=None)) == {"blood_at_mask_edge"}
+    with pytest.raises(ValueError, match="air_max_hu"):
+        BloodEdgeConfig(air_max_hu=-50.0)
+
+
+def test_an_air_filled_cavity_over_a_clot_is_flagged_through_assess(small_case: PhantomCase) -> None:
+    """The whole path: the finder leaves the cavity's air out of the space, ``assess_quality`` reads the ring as
+    closed bone there, and the clot's face against the air raises ``blood_beside_air``, not
+    ``blood_at_mask_edge``."""
+    blood = small_case.labels > 0
+    rows = np.nonzero(blood)[1]
+    cavity = np.zeros_like(blood)
+    cavity[:, : int(np.median(rows)), :] = True
+    cavity &= blood
+    hu = small_case.hu.copy()
+    hu[cavity] = -1000.0
+    space = _finder(small_case, hu).mask
+    codes = _assess(small_case, hu, blood=blood & ~cavity & space)
+    assert "blood_beside_air" in codes
+    assert "blood_at_mask_edge" not in codes
 
 
 @pytest.mark.parametrize(("unrestricted", "removed", "fires"), [
