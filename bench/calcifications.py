@@ -31,7 +31,6 @@ study's first painted slice with the truth, the read off and on outlined. About 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from jsonl_rows import keep_row, read_rows  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--png", type=Path, help="also write an overlay of each kind's first study here")
     args = parser.parse_args()
     if args.table:
-        table([json.loads(line) for path in args.table for line in path.read_text().splitlines() if line.strip()])
+        table(read_rows(args.table))
         return
     least, most = (float(v) for v in args.peak.split(","))
     on = load_config()
@@ -159,9 +159,7 @@ def main() -> None:
                                                      + dropped.get("parts_removed_ml", 0.0), 4)}
                 if args.png and kind not in tiles:
                     tiles[kind] = overlay_tile(hu, {"truth": blood & ~raised, **masks}, PLACES[kind][0][0], kind)
-                print(json.dumps(row), flush=True)
-                sink.write(json.dumps(row) + "\n")
-                rows.append(row)
+                keep_row(row, sink, rows)
     if args.png and tiles:
         sheet = Image.new("RGB", (sum(t.width for t in tiles.values()), max(t.height for t in tiles.values())))
         left = 0

@@ -16,7 +16,6 @@ on the 2-core VM.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from jsonl_rows import keep_row  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.window import WindowPreset  # noqa: E402
@@ -65,9 +66,7 @@ def main() -> None:
                    "serum_ml": round(mask_volume_ml(serum, voxel_ml), 2),
                    "ml": round(result.measurement.volume_ml, 2), "codes": list(result.quality.codes),
                    "fluid_level": result.quality.measurements.get("fluid_level")}
-            print(json.dumps(row), flush=True)
-            sink.write(json.dumps(row) + "\n")
-            rows.append(row)
+            keep_row(row, sink, rows)
     print("| study | truth mL | serum mL | read mL | flags |\n|---|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r['study']} | {r['truth_ml']} | {r['serum_ml']} | {r['ml']} | {', '.join(r['codes']) or 'none'} |")

@@ -32,7 +32,6 @@ raises, ``skull_absent`` and ``hu_no_air``). About 20 s a study on the 2-core VM
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from jsonl_rows import keep_row  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -175,9 +175,7 @@ def main() -> None:
                         row[when] = {"read_ml": round(ml - clean[when], 2), "codes": codes}
                         if side_ml is not None:
                             row[when]["blend_side_uncounted_ml"] = side_ml
-                    print(json.dumps(row), flush=True)
-                    sink.write(json.dumps(row) + "\n")
-                    rows.append(row)
+                    keep_row(row, sink, rows)
                     done += 1
     _table(rows)
 

@@ -37,7 +37,6 @@ raised. ``--png`` writes one slice of each kind's first study: the wedge (blue),
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -53,6 +52,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from heterogeneous_clot import ellipsoid_q  # noqa: E402
+from jsonl_rows import keep_row, read_rows  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--table", type=Path, nargs="+", help="print the table of these JSON-line files, run nothing")
     args = parser.parse_args()
     if args.table:
-        table([json.loads(line) for path in args.table for line in path.read_text().splitlines() if line.strip()])
+        table(read_rows(args.table))
         return
     kinds = args.kinds.split(",")
     unknown = [k for k in kinds if k not in LEVELS]
@@ -227,9 +227,7 @@ def main() -> None:
                     lesion = blood | stain
                     z = slices[len(slices) // 2] if not lesion.any() else int(np.argmax(lesion.sum(axis=(1, 2))))
                     tiles.append(overlay_tile(hu, wedge, lesion, result.mask, z, f"{kind}: read {row['read_ml']} mL"))
-                print(json.dumps(row), flush=True)
-                sink.write(json.dumps(row) + "\n")
-                rows.append(row)
+                keep_row(row, sink, rows)
     if args.png and tiles:
         sheet = Image.new("RGB", (sum(t.width for t in tiles), max(t.height for t in tiles)))
         for i, tile in enumerate(tiles):

@@ -28,7 +28,6 @@ every study). About 10 s a study on the 2-core VM.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from heterogeneous_clot import ellipsoid_q  # noqa: E402
+from jsonl_rows import keep_row  # noqa: E402
 from lower_slices import summary_cells  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
@@ -133,9 +133,7 @@ def main() -> None:
                                      "codes": list(result.quality.codes),
                                      "low_density_ml": extra.get("low_density_ml", 0.0),
                                      "refused_ml": extra.get("joined_deep_refused_ml", 0.0)}
-                    print(json.dumps(row), flush=True)
-                    sink.write(json.dumps(row) + "\n")
-                    rows.append(row)
+                    keep_row(row, sink, rows)
                     done += 1
     _table(rows)
 

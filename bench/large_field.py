@@ -31,7 +31,6 @@ as in ``evaluate --flags``; silent: wrong with no quality flag). About 20-40 s a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -46,6 +45,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from head_motion import _painted_bleeds  # noqa: E402
+from jsonl_rows import keep_row  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -149,9 +149,7 @@ def main() -> None:
             for when, cfg in runs:
                 result = analyse_volume(volume, segmenters[when], cfg)
                 row[when] = {"ml": round(result.measurement.volume_ml, 3), "codes": list(result.quality.codes)}
-            print(json.dumps(row), flush=True)
-            sink.write(json.dumps(row) + "\n")
-            rows.append(row)
+            keep_row(row, sink, rows)
     _table(rows)
 
 

@@ -24,7 +24,6 @@ on every study, ``skull_absent`` and ``hu_no_air``). About 10 s a study on the 2
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from heterogeneous_clot import ellipsoid_q  # noqa: E402
+from jsonl_rows import keep_row  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -116,9 +116,7 @@ def main() -> None:
                 row[when] = {"read_ml": round(result.measurement.volume_ml - clean[when], 2),
                              "codes": list(result.quality.codes),
                              "dense_ml": (result.segmentation.details.get("dense_ends") or {}).get("added_ml")}
-            print(json.dumps(row), flush=True)
-            sink.write(json.dumps(row) + "\n")
-            rows.append(row)
+            keep_row(row, sink, rows)
     _table(rows)
 
 

@@ -23,7 +23,6 @@ raised no flag, and the flags raised. About 10 s a study on the 2-core VM.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -37,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from jsonl_rows import keep_row, read_rows  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--table", type=Path, nargs="+", help="print the table of these JSON-line files, run nothing")
     args = parser.parse_args()
     if args.table:
-        table([json.loads(line) for path in args.table for line in path.read_text().splitlines() if line.strip()])
+        table(read_rows(args.table))
         return
     least, most = (float(v) for v in args.level.split(","))
     config = load_config()
@@ -111,9 +111,7 @@ def main() -> None:
                    "read_ml": round(result.measurement.volume_ml - clean, 2),
                    "on_mass_ml": round(mask_volume_ml(result.mask & mass, geo.voxel_volumes_ml), 2),
                    "codes": list(result.quality.codes)}
-            print(json.dumps(row), flush=True)
-            sink.write(json.dumps(row) + "\n")
-            rows.append(row)
+            keep_row(row, sink, rows)
     table(rows)
 
 

@@ -32,7 +32,6 @@ raised no flag, and the flags raised. About 10 s a study on the 2-core VM.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -47,6 +46,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from heterogeneous_clot import ellipsoid_q  # noqa: E402
+from jsonl_rows import keep_row, read_rows  # noqa: E402
 from posterior_fossa import _heads  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--table", type=Path, nargs="+", help="print the table of these JSON-line files, run nothing")
     args = parser.parse_args()
     if args.table:
-        table([json.loads(line) for path in args.table for line in path.read_text().splitlines() if line.strip()])
+        table(read_rows(args.table))
         return
     config = load_config()
     segmenter = load_segmenter(config=config)
@@ -198,9 +198,7 @@ def main() -> None:
                     row["without_air"] = {"truth_ml": round(mask_volume_ml(blood | air, geo.voxel_volumes_ml), 2),
                                           "read_ml": round(whole.measurement.volume_ml - clean, 2),
                                           "codes": list(whole.quality.codes)}
-                print(json.dumps(row), flush=True)
-                sink.write(json.dumps(row) + "\n")
-                rows.append(row)
+                keep_row(row, sink, rows)
     table(rows)
 
 

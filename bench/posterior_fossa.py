@@ -28,7 +28,6 @@ are, as before the twenty-ninth session).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +38,8 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from jsonl_rows import keep_row  # noqa: E402
 
 from ichpipe import load_segmenter  # noqa: E402
 from ichpipe.dicom_io.assemble import CTVolume  # noqa: E402
@@ -137,9 +138,7 @@ def main() -> None:
                     ml, codes, volumes = _read(painted, segmenter, cfg)
                     row[name] = {"added_ml": round(ml - clean[name], 2), "codes": codes,
                                  "volumes_ml": {k: round(float(v), 2) for k, v in volumes.items()}}
-                print(json.dumps(row), flush=True)
-                sink.write(json.dumps(row) + "\n")
-                rows.append(row)
+                keep_row(row, sink, rows)
                 done += 1
     print("| head | slice | truth mL | former: read | flags | crossing: read | the segmenter beside it | flags |")
     print("|---|---:|---:|---:|---|---:|---:|---|")

@@ -421,14 +421,18 @@ def continue_dense_ends(
     pixel_mm2 = float(pixel_spacing_mm[0] * pixel_spacing_mm[1])
     min_pixels = max(1, int(np.ceil(min_area_mm2 / pixel_mm2 - 1e-9)))
     dense: dict[int, BoolArray] = {}  # one smoothing per slice walked
+
+    def dense_on(s: int) -> BoolArray:
+        if s not in dense:
+            dense[s] = _dense_pixels(hu[s], None if allowed is None else allowed[s], pixel_spacing_mm,
+                                     hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
+        return dense[s]
+
     for end, direction, footprint in _ends(mask):
         if step is not None and direction != step:
             continue
         if fill_end and 0 <= end - direction < mask.shape[0]:
-            if end not in dense:
-                dense[end] = _dense_pixels(hu[end], None if allowed is None else allowed[end], pixel_spacing_mm,
-                                           hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
-            filled = fill_end_slice(footprint, mask[end - direction], dense[end] & ~mask[end], disk=disk,
+            filled = fill_end_slice(footprint, mask[end - direction], dense_on(end) & ~mask[end], disk=disk,
                                     min_pixels=min_pixels)
             added[end] |= filled
             footprint = footprint | filled
@@ -436,10 +440,7 @@ def continue_dense_ends(
             near = _grown(footprint, disk)
             if (mask[s] & near).any():
                 break  # blood found here already: not an end
-            if s not in dense:
-                dense[s] = _dense_pixels(hu[s], None if allowed is None else allowed[s], pixel_spacing_mm,
-                                         hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
-            keep = dense[s] & near
+            keep = dense_on(s) & near
             labels, n = ndimage.label(keep)
             if n:
                 sizes = np.bincount(labels.ravel(), minlength=n + 1)
