@@ -139,6 +139,12 @@ class DenseEndsConfig:
         within ``radius_mm`` of the blood on the slice above, joined to what was read there
         (:func:`~ichpipe.pipeline.segment.end_extension.fill_end_slice`): the networks read a clot's last
         slice toward the skull base in part.
+    fill_between_rounds:
+        After the walks, fill every slice holding blood over its pixels at clot density within
+        ``radius_mm`` of the blood on the slices beside it, joined to what it holds, in this many passes
+        (:func:`~ichpipe.pipeline.segment.end_extension.fill_between_slices`; 0: not done), but not a
+        bleed's upper end slice (near the vertex cortex lies at clot density under the oblique table):
+        the networks read a clot short where its section changes fast (a flat face, air beside it).
     """
 
     min_hu: float | None = 60.0
@@ -150,6 +156,7 @@ class DenseEndsConfig:
     toward: Literal["feet", "both"] = "both"
     head_min_cover: float = 0.5
     fill_end_slice: bool = True
+    fill_between_rounds: int = 2
 
     def __post_init__(self) -> None:
         if self.toward not in ("feet", "both"):
@@ -159,7 +166,7 @@ class DenseEndsConfig:
         if self.min_hu is not None and not -1024.0 <= self.min_hu < self.max_hu <= 3071.0:
             raise ValueError(f"Arguments 'min_hu' and 'max_hu' must be HU values with min_hu < max_hu, or min_hu"
                              f" null; got {self.min_hu!r} and {self.max_hu!r}.")
-        for name in ("radius_mm", "depth_mm", "edge_mm", "min_area_mm2"):
+        for name in ("radius_mm", "depth_mm", "edge_mm", "min_area_mm2", "fill_between_rounds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Argument '{name}' must not be negative; got {getattr(self, name)!r}.")
 

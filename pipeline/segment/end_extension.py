@@ -37,8 +37,8 @@ from scipy import ndimage
 from ichpipe.pipeline.segment.components import bounding_box, smooth_over
 from ichpipe.pipeline.segment.intracranial import plane_depth_mm
 
-__all__ = ["DenseEnds", "EndExtension", "continue_dense_ends", "extend_bleed_ends", "fill_end_slice",
-           "reachable_slices"]
+__all__ = ["DenseEnds", "EndExtension", "continue_dense_ends", "extend_bleed_ends", "fill_between_slices",
+           "fill_end_slice", "reachable_slices"]
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.floating]
@@ -260,7 +260,7 @@ def extend_bleed_ends(
 
 @dataclass(frozen=True)
 class DenseEnds:
-    """What :func:`continue_dense_ends` added.
+    """What :func:`continue_dense_ends` or :func:`fill_between_slices` added.
 
     Attributes
     ----------
@@ -290,6 +290,21 @@ def _dense_pixels(plane_hu: FloatArray, space: BoolArray | None, spacing_mm: tup
     if space is not None:
         dense &= plane_depth_mm(space, spacing_mm) >= max(edge_mm, 1e-6)
     return np.asarray(dense)
+
+
+def _dense_planes(hu: FloatArray, allowed: BoolArray | None, spacing_mm: tuple[float, float], *,
+                  hu_band: tuple[float, float], hu_range: tuple[float, float],
+                  edge_mm: float) -> Callable[[int], BoolArray]:
+    """:func:`_dense_pixels` of a slice by its index, each slice smoothed once."""
+    dense: dict[int, BoolArray] = {}
+
+    def dense_on(s: int) -> BoolArray:
+        if s not in dense:
+            dense[s] = _dense_pixels(hu[s], None if allowed is None else allowed[s], spacing_mm,
+                                     hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
+        return dense[s]
+
+    return dense_on
 
 
 def fill_end_slice(footprint: BoolArray, inner: BoolArray, dense: BoolArray, *, disk: BoolArray,
@@ -420,14 +435,7 @@ def continue_dense_ends(
     disk = _disk(radius_mm, pixel_spacing_mm)
     pixel_mm2 = float(pixel_spacing_mm[0] * pixel_spacing_mm[1])
     min_pixels = max(1, int(np.ceil(min_area_mm2 / pixel_mm2 - 1e-9)))
-    dense: dict[int, BoolArray] = {}  # one smoothing per slice walked
-
-    def dense_on(s: int) -> BoolArray:
-        if s not in dense:
-            dense[s] = _dense_pixels(hu[s], None if allowed is None else allowed[s], pixel_spacing_mm,
-                                     hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
-        return dense[s]
-
+    dense_on = _dense_planes(hu, allowed, pixel_spacing_mm, hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
     for end, direction, footprint in _ends(mask):
         if step is not None and direction != step:
             continue
@@ -451,3 +459,92 @@ def continue_dense_ends(
             footprint = keep
     extended = tuple(int(s) for s in np.flatnonzero(added.any(axis=(1, 2))))
     return DenseEnds(mask | added, added, extended)
+
+
+def fill_between_slices(
+    mask: BoolArray,
+    hu: FloatArray,
+    *,
+    pixel_spacing_mm: tuple[float, float],
+    hu_band: tuple[float, float] = (60.0, 90.0),
+    hu_range: tuple[float, float] = (-15.0, 120.0),
+    radius_mm: float = 3.0,
+    edge_mm: float = 2.0,
+    min_area_mm2: float = 10.0,
+    allowed: BoolArray | None = None,
+    rounds: int = 2,
+    head_step: int | None = None,
+) -> DenseEnds:
+    """Fill every slice of ``mask``'s blood over clot density under the blood of the slices beside it.
+
+    :func:`fill_end_slice` on each slice that holds blood, with the blood on the slices before and after it
+    as ``inner``: the pixels at acute-blood density (:func:`_dense_pixels`) within ``radius_mm`` of that
+    blood, in pieces of ``min_area_mm2`` or more joined to what the slice holds. The networks read a clot
+    short where its section changes fast (a flat face, a cavity's air beside it, the slices toward the
+    skull base) while the slices beside hold it whole. ``rounds`` passes over the slices, each from the
+    mask the last one left (a pass that adds nothing ends them): a slice filled lets its neighbours fill
+    under it in the next pass, so what is added lies within ``rounds`` x ``radius_mm`` (in plane) of the
+    blood found. It never adds a slice that holds no blood, nor a bleed not found. With ``head_step``, a
+    slice whose neighbour toward the head holds no blood there (a bleed's upper end) is not filled: near
+    the vertex the slab cuts the inner table obliquely and the cortex inside it lies at clot density (a
+    5.58 mL clot painted on the real GE head's top slices read 7.45 mL when its upper end was filled).
+
+    Parameters
+    ----------
+    mask, hu, pixel_spacing_mm, hu_band, hu_range, radius_mm, edge_mm, min_area_mm2, allowed:
+        As for :func:`continue_dense_ends`.
+    rounds:
+        Passes over the slices (at least 1).
+    head_step:
+        The slice order's step toward the head (+1 or -1); ``None``: every slice is filled from either side.
+
+    Returns
+    -------
+    DenseEnds
+        ``slices_extended``: the slices that gained pixels.
+
+    Examples
+    --------
+    A 70 HU clot on three slices whose middle slice was read in its left half only: its right half is
+    added but for its edge pixels, which the smoothing takes under 60 HU:
+
+    >>> hu = np.full((3, 20, 20), 30.0, np.float32); hu[:, 4:16, 4:16] = 70.0
+    >>> m = np.zeros(hu.shape, bool); m[:, 4:16, 4:16] = True; m[1, 4:16, 10:16] = False
+    >>> r = fill_between_slices(m, hu, pixel_spacing_mm=(1.0, 1.0))
+    >>> r.slices_extended, int(r.added.sum())  # rows 5-14, columns 10-14
+    ((1,), 50)
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3 or hu.shape != mask.shape or (allowed is not None and allowed.shape != mask.shape):
+        raise ValueError(f"Arguments 'mask', 'hu' and 'allowed' must be 3D of one shape; got {mask.shape},"
+                         f" {hu.shape} and {None if allowed is None else allowed.shape}.")
+    if rounds < 1:
+        raise ValueError(f"Argument 'rounds' must be at least 1; got {rounds!r}.")
+    if head_step not in (None, 1, -1):
+        raise ValueError(f"Argument 'head_step' must be 1, -1 or None; got {head_step!r}.")
+    if radius_mm <= 0 or edge_mm < 0 or min_area_mm2 < 0:
+        raise ValueError(f"Arguments 'radius_mm' (positive), 'edge_mm' and 'min_area_mm2' (not negative) are out"
+                         f" of range; got {radius_mm}, {edge_mm}, {min_area_mm2}.")
+    dense_on = _dense_planes(hu, allowed, pixel_spacing_mm, hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
+    disk = _disk(radius_mm, pixel_spacing_mm)
+    min_pixels = max(1, int(np.ceil(min_area_mm2 / float(pixel_spacing_mm[0] * pixel_spacing_mm[1]) - 1e-9)))
+    out = mask.copy()
+    for _ in range(rounds):
+        before = out.copy()  # each pass fills from the blood the last one left: at most radius_mm further a pass
+        for z in np.flatnonzero(before.any(axis=(1, 2))):
+            inner = np.zeros_like(before[z])
+            for n in (z - 1, z + 1):
+                if 0 <= n < before.shape[0]:
+                    inner |= before[n]
+            if not inner.any():
+                continue
+            if head_step is not None:  # only under blood that goes on toward the head
+                above = z + head_step
+                if not 0 <= above < before.shape[0] or not (before[above] & _grown(before[z], disk)).any():
+                    continue
+            out[z] |= fill_end_slice(before[z], inner, dense_on(int(z)) & ~before[z], disk=disk,
+                                     min_pixels=min_pixels)
+        if (out == before).all():
+            break
+    added = out & ~mask
+    return DenseEnds(out, added, tuple(int(s) for s in np.flatnonzero(added.any(axis=(1, 2)))))

@@ -23,7 +23,7 @@ from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.segment.calcified import calcified_components
 from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
 from ichpipe.pipeline.segment.edge_rim import grow_rim
-from ichpipe.pipeline.segment.end_extension import continue_dense_ends
+from ichpipe.pipeline.segment.end_extension import continue_dense_ends, fill_between_slices
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
 from ichpipe.pipeline.segment.segmenter import SegmentationResult
 
@@ -62,7 +62,8 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
     """``result`` grown beyond its bleeds' lower end slices (with ``fill_end_slice``, the default, those end slices
     filled first), and with ``toward: both`` (the default) beyond their upper ones where clot density covers
     ``head_min_cover`` of the end's blood, while clot density lies under them (``inference.dense_ends``,
-    :func:`continue_dense_ends`; ``details["dense_ends"]``)."""
+    :func:`continue_dense_ends`; ``details["dense_ends"]``); then, with ``fill_between_rounds``, each slice of the
+    blood filled over clot density under the blood on the slices beside it (:func:`fill_between_slices`)."""
     dense = config.dense_ends
     if dense.min_hu is None:
         raise ValueError("Argument 'config' must set dense_ends.min_hu to grow bleeds at their ends.")
@@ -78,6 +79,13 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
     if dense.toward == "both":  # toward the head too, where a clot must go on under most of its section
         up = walk(grown.mask, step=-feet, min_cover=dense.head_min_cover)
         added = added | up.added
+    if dense.fill_between_rounds:  # then each slice under the blood beside it
+        between = fill_between_slices(result.mask | added, volume.hu, pixel_spacing_mm=geometry.pixel_spacing_mm,
+                                      hu_band=(dense.min_hu, dense.max_hu), hu_range=anatomy.brain_hu,
+                                      radius_mm=dense.radius_mm, edge_mm=dense.edge_mm,
+                                      min_area_mm2=dense.min_area_mm2, allowed=space_kept(intracranial, config),
+                                      rounds=dense.fill_between_rounds, head_step=-feet)
+        added = added | between.added
     return result.with_addition(volume, "dense_ends", result.mask | added, added,
                                 slices_extended=int(added.any(axis=(1, 2)).sum()))
 

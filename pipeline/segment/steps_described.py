@@ -67,7 +67,8 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
                                "depth_mm": dense.depth_mm, "edge_mm": dense.edge_mm,
                                "min_area_mm2": dense.min_area_mm2, "toward": dense.toward,
                                "head_min_cover": dense.head_min_cover if dense.toward == "both" else None,
-                               "fill_end_slice": dense.fill_end_slice}
+                               "fill_end_slice": dense.fill_end_slice,
+                               "fill_between_rounds": dense.fill_between_rounds}
     if extra_axial is not None:
         extra = config.extra_axial
         steps["extra_axial"] = {

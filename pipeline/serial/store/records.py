@@ -369,7 +369,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     ``+dense<N>:<M>`` when bleeds were grown beyond their lower end slices over pixels of N-M HU
     (``inference.dense_ends``, since the thirty-second session; ``:b`` when beyond both ends: ``toward: both``,
     ``:b<C>`` since the thirty-third when a slice toward the head had to cover a share C: ``head_min_cover``;
-    ``:f`` since the thirty-fifth when the lower end slices were filled first: ``fill_end_slice``),
+    ``:f`` since the thirty-fifth when the lower end slices were filled first: ``fill_end_slice``; ``:i<R>``
+    since the thirty-seventh when every slice was then filled under the blood beside it in R passes:
+    ``fill_between_rounds``),
     ``+blend:<SHA-256[:8]>`` when a blend-side network's reading was added to the blood
     (``inference.blend_side.add``; measured only, it changes no volume and no method),
     ``+bone<N>:<S>`` when single-slice pieces under N mL with a share S on bone's
@@ -439,6 +441,10 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     >>> method_name("sa_cbam_unet_slim", {"dense_ends": {"min_hu": 60.0, "max_hu": 90.0, "toward": "both",
     ...                                                  "head_min_cover": 0.5, "fill_end_slice": True}})
     'sa_cbam_unet_slim+dense60:90:b0.5:f'
+    >>> method_name("sa_cbam_unet_slim", {"dense_ends": {"min_hu": 60.0, "max_hu": 90.0, "toward": "both",
+    ...                                                  "head_min_cover": 0.5, "fill_end_slice": True,
+    ...                                                  "fill_between_rounds": 2}})
+    'sa_cbam_unet_slim+dense60:90:b0.5:f:i2'
     >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": True}})
     'sa_cbam_unet_slim+blend:8f2c01ab'
     >>> method_name("sa_cbam_unet_slim", {"blend_side": {"checkpoint_sha256": "8f2c01ab99", "add": False}})
@@ -486,6 +492,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         dense += ":b" if cover is None else f":b{float(cover):g}"
     if dense and ends.get("fill_end_slice"):
         dense += ":f"
+    if dense and ends.get("fill_between_rounds"):
+        dense += f":i{int(ends['fill_between_rounds'])}"
     method += dense
     slab = details.get("thin_slab_mm")
     if isinstance(slab, (int, float)):

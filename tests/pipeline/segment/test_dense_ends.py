@@ -19,7 +19,7 @@ from ichpipe.pipeline.config.inference_config import (
 )
 from ichpipe.pipeline.jobs.analyse_volume import analyse_volume
 from ichpipe.pipeline.segment.components import mask_volume_ml
-from ichpipe.pipeline.segment.end_extension import continue_dense_ends
+from ichpipe.pipeline.segment.end_extension import continue_dense_ends, fill_between_slices
 
 BRAIN_HU, CLOT_HU = 35.0, 70.0
 
@@ -111,6 +111,40 @@ def test_fill_end_fills_an_end_slice_read_in_part_under_the_blood_above() -> Non
     assert not _grow(mask, hu, allowed, step=1, fill_end=True).added[1].any()  # only ends walked from are filled
 
 
+def _between(mask: np.ndarray, hu: np.ndarray, allowed: np.ndarray | None, **options):
+    return fill_between_slices(mask, hu, pixel_spacing_mm=(1.0, 1.0), allowed=allowed, **options)
+
+
+def test_fill_between_fills_each_slice_under_the_blood_beside_it_and_adds_no_slice() -> None:
+    hu, mask, allowed = _column([BRAIN_HU, CLOT_HU, CLOT_HU, CLOT_HU, BRAIN_HU])
+    mask[1:4, 14:26, 14:26] = True
+    mask[2, 14:26, 18:26] = False  # the middle slice read in part
+    hu[2, 30:36, 30:36] = CLOT_HU  # clot density on it, apart from the blood beside it
+    hu[[0, 4], 14:26, 14:26] = CLOT_HU  # and on the slices beyond, which hold no blood
+    allowed[2, :, 24:] = False  # outside the space
+    filled = _between(mask, hu, allowed, edge_mm=0.0)
+    core = np.zeros(hu.shape[1:], bool)
+    core[15:25, 15:24] = True  # the section's edge pixels smooth under 60 HU; none outside the space
+    assert (filled.added[2] == core & ~mask[2]).all() and filled.slices_extended == (2,)
+    assert (filled.mask == mask | filled.added).all()
+    assert not _between(np.zeros_like(mask), hu, allowed).added.any()  # no blood, nothing to fill
+
+
+def test_fill_between_goes_on_from_what_a_pass_filled_in_the_next_pass() -> None:
+    hu, mask, allowed = _column([CLOT_HU, CLOT_HU, CLOT_HU])
+    mask[:2, 14:26, 14:18] = True  # read in a 4-pixel strip on the first two slices, whole on the last
+    once = _between(mask, hu, allowed, rounds=1)
+    twice = _between(mask, hu, allowed, rounds=2)
+    assert once.added[1].sum() > 0 and twice.added[0].sum() > once.added[0].sum()
+    core = np.zeros(hu.shape[1:], bool)
+    core[15:25, 15:25] = True
+    assert (twice.mask[0] == core | mask[0]).all()
+    # the head toward slice 0: slice 0 is the bleed's upper end, never filled (cortex under the oblique table)
+    headward = _between(mask, hu, allowed, rounds=2, head_step=-1)
+    assert not headward.added[0].any() and (headward.mask[1] == core | mask[1]).all()
+    assert (_between(mask, hu, allowed, rounds=2, head_step=1).added == twice.added).all()
+
+
 def test_bad_arguments_are_refused() -> None:
     hu, mask, allowed = _column([CLOT_HU, CLOT_HU])
     with pytest.raises(ValueError, match="'hu_band' and 'hu_range' must be"):
@@ -127,6 +161,16 @@ def test_bad_arguments_are_refused() -> None:
         DenseEndsConfig(toward="head")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'step' must be 1, -1 or None"):
         _grow(mask, hu, allowed, step=2)
+    with pytest.raises(ValueError, match="'head_step' must be 1, -1 or None"):
+        _between(mask, hu, allowed, head_step=0)
+    with pytest.raises(ValueError, match="'rounds' must be at least 1"):
+        _between(mask, hu, allowed, rounds=0)
+    with pytest.raises(ValueError, match="must be 3D of one shape"):
+        _between(mask, hu[:, :, :10], allowed)
+    with pytest.raises(ValueError, match="'radius_mm' \\(positive\\)"):
+        _between(mask, hu, allowed, radius_mm=0.0)
+    with pytest.raises(ValueError, match="'fill_between_rounds' must not be negative"):
+        DenseEndsConfig(fill_between_rounds=-1)
 
 
 def _lower_slices_unread(img, yy, xx, r, i) -> None:
@@ -161,3 +205,36 @@ def test_the_segmenter_grows_the_bleed_into_the_slices_it_read_empty(tmp_path: P
     said = found[60.0].details["dense_ends"]
     assert said["slices_extended"] == 3
     assert said["added_ml"] == pytest.approx(mask_volume_ml(added, volume.geometry.voxel_volumes_ml), rel=1e-3)
+
+
+def _middle_slice_read_in_part(img, yy, xx, r, i) -> None:
+    if 3 <= i <= 8:  # a clot the stand-in network reads where it is drawn at 60 HU: all but slice 5's right half
+        square = (np.abs(yy - 30) < 6) & (np.abs(xx - 26) < 6)
+        img[square] = 60.0
+        if i == 5:
+            img[square & (xx >= 26)] = 75.0
+
+
+def test_the_segmenter_fills_a_slice_it_read_in_part_under_the_slices_beside_it(tmp_path: Path, make_head) -> None:
+    volume = make_head(_middle_slice_read_in_part)
+    base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    found = {}
+    for rounds in (0, 2):
+        cfg = InferenceConfig(device="cpu", runtime="torch", mirror=False, loose_threshold=None,
+                              faint_max_median_hu=None, rim_mm=None, end_extension=EndExtensionConfig(checkpoint=""),
+                              extra_axial=ExtraAxialConfig(checkpoint=""), blend_side=BlendSideConfig(checkpoint=""),
+                              dense_ends=DenseEndsConfig(edge_mm=0.0, min_area_mm2=0.0,
+                                                         fill_between_rounds=rounds))
+        from ichpipe.pipeline.segment.inference import NetworkSegmenter
+
+        seg = NetworkSegmenter(base, config=cfg)
+        seg.runner = Grey(60.0 / 80.0)
+        found[rounds] = seg.segment_in(volume)
+        assert seg.describe()["dense_ends"]["fill_between_rounds"] == rounds
+    half = (volume.hu[5] == 75.0)
+    assert not (found[0].mask[5] & half).any()  # as read: the right half missing
+    added = found[2].mask & ~found[0].mask
+    assert sorted({int(z) for z in np.flatnonzero(added.any(axis=(1, 2)))}) == [5]
+    assert (added[5] <= half).all() and added[5].sum() >= 0.5 * half.sum()
+    assert found[2].details["dense_ends"]["added_ml"] == pytest.approx(
+        mask_volume_ml(added, volume.geometry.voxel_volumes_ml), rel=1e-3)
