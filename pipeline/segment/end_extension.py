@@ -127,6 +127,11 @@ def _disk(radius_mm: float, spacing_mm: tuple[float, float]) -> BoolArray:
     return np.asarray((y * spacing_mm[0]) ** 2 + (x * spacing_mm[1]) ** 2 <= radius_mm ** 2 + 1e-9)
 
 
+def _min_pixels(min_area_mm2: float, spacing_mm: tuple[float, float]) -> int:
+    """Pixels (at least 1) of an in-plane piece of ``min_area_mm2``."""
+    return max(1, int(np.ceil(min_area_mm2 / float(spacing_mm[0] * spacing_mm[1]) - 1e-9)))
+
+
 def _grown(footprint: BoolArray, disk: BoolArray) -> BoolArray:
     """``footprint`` dilated by ``disk``, computed on its bounding box only (a few bleeds, large slices)."""
     out = np.zeros_like(footprint)
@@ -433,8 +438,7 @@ def continue_dense_ends(
         raise ValueError(f"Argument 'min_cover' must lie between 0 and 1; got {min_cover!r}.")
     added = np.zeros_like(mask)
     disk = _disk(radius_mm, pixel_spacing_mm)
-    pixel_mm2 = float(pixel_spacing_mm[0] * pixel_spacing_mm[1])
-    min_pixels = max(1, int(np.ceil(min_area_mm2 / pixel_mm2 - 1e-9)))
+    min_pixels = _min_pixels(min_area_mm2, pixel_spacing_mm)
     dense_on = _dense_planes(hu, allowed, pixel_spacing_mm, hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
     for end, direction, footprint in _ends(mask):
         if step is not None and direction != step:
@@ -527,10 +531,10 @@ def fill_between_slices(
                          f" of range; got {radius_mm}, {edge_mm}, {min_area_mm2}.")
     dense_on = _dense_planes(hu, allowed, pixel_spacing_mm, hu_band=hu_band, hu_range=hu_range, edge_mm=edge_mm)
     disk = _disk(radius_mm, pixel_spacing_mm)
-    min_pixels = max(1, int(np.ceil(min_area_mm2 / float(pixel_spacing_mm[0] * pixel_spacing_mm[1]) - 1e-9)))
+    min_pixels = _min_pixels(min_area_mm2, pixel_spacing_mm)
     out = mask.copy()
     for _ in range(rounds):
-        before = out.copy()  # each pass fills from the blood the last one left: at most radius_mm further a pass
+        before, grew = out.copy(), False  # each pass fills from the blood the last one left: radius_mm further
         for z in np.flatnonzero(before.any(axis=(1, 2))):
             inner = np.zeros_like(before[z])
             for n in (z - 1, z + 1):
@@ -542,9 +546,11 @@ def fill_between_slices(
                 above = z + head_step
                 if not 0 <= above < before.shape[0] or not (before[above] & _grown(before[z], disk)).any():
                     continue
-            out[z] |= fill_end_slice(before[z], inner, dense_on(int(z)) & ~before[z], disk=disk,
-                                     min_pixels=min_pixels)
-        if (out == before).all():
+            filled = fill_end_slice(before[z], inner, dense_on(int(z)) & ~before[z], disk=disk,
+                                    min_pixels=min_pixels)
+            out[z] |= filled
+            grew = grew or bool(filled.any())
+        if not grew:
             break
     added = out & ~mask
     return DenseEnds(out, added, tuple(int(s) for s in np.flatnonzero(added.any(axis=(1, 2)))))

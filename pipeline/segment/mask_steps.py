@@ -68,10 +68,11 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
     if dense.min_hu is None:
         raise ValueError("Argument 'config' must set dense_ends.min_hu to grow bleeds at their ends.")
     geometry = volume.geometry
+    allowed = space_kept(intracranial, config)
     walk = partial(continue_dense_ends, hu=volume.hu, offsets_mm=geometry.offsets_mm,
                    pixel_spacing_mm=geometry.pixel_spacing_mm, hu_band=(dense.min_hu, dense.max_hu),
                    hu_range=anatomy.brain_hu, radius_mm=dense.radius_mm, depth_mm=dense.depth_mm,
-                   edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2, allowed=space_kept(intracranial, config))
+                   edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2, allowed=allowed)
     # the slice order's way to the feet (one slice: no end to walk beyond either way)
     feet = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1
     grown = walk(result.mask, step=feet, fill_end=dense.fill_end_slice)
@@ -83,7 +84,7 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
         between = fill_between_slices(result.mask | added, volume.hu, pixel_spacing_mm=geometry.pixel_spacing_mm,
                                       hu_band=(dense.min_hu, dense.max_hu), hu_range=anatomy.brain_hu,
                                       radius_mm=dense.radius_mm, edge_mm=dense.edge_mm,
-                                      min_area_mm2=dense.min_area_mm2, allowed=space_kept(intracranial, config),
+                                      min_area_mm2=dense.min_area_mm2, allowed=allowed,
                                       rounds=dense.fill_between_rounds, head_step=-feet)
         added = added | between.added
     return result.with_addition(volume, "dense_ends", result.mask | added, added,
