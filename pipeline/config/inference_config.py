@@ -242,6 +242,11 @@ class ExtraAxialConfig:
     min_median_hu:
         The median HU of what a component adds (blood the first network found in it is not read) must
         be at least this: acute or mixed blood (``None``: any) ...
+    joined_min_median_hu:
+        ... at least this when the component is joined to blood the first network found none of which
+        lies within ``table_mm`` of the table (``None``: ``min_median_hu`` alone; needs it): the call ran
+        from a parenchymal clot over the tissue between it and the table, and the clot's partial-volume
+        edge lifts the median of what it adds ...
     min_contrast_hu:
         ... and must be this many HU denser than the brain 1-4 mm around it in plane (``None``: no
         such test); one that is not is taken as isodense, like cortex against the table ...
@@ -267,6 +272,7 @@ class ExtraAxialConfig:
     narrow_slices: str = "anchored"
     min_thickness_mm: float = 3.0
     min_median_hu: float | None = 50.0
+    joined_min_median_hu: float | None = 56.0
     min_contrast_hu: float | None = None
     low_density_min_ml: float | None = 5.0
     low_density_max_found_depth_mm: float | None = 12.0
@@ -285,6 +291,8 @@ class ExtraAxialConfig:
             raise ValueError(f"Argument 'narrow_slices' must be 'skip' or 'anchored'; got {self.narrow_slices!r}.")
         if self.min_thickness_mm < 0:
             raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {self.min_thickness_mm}.")
+        if self.joined_min_median_hu is not None and self.min_median_hu is None:
+            raise ValueError("Argument 'joined_min_median_hu' needs 'min_median_hu'; set both or neither to null.")
         if self.low_density_min_ml is not None and self.low_density_min_ml < 0:
             raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {self.low_density_min_ml}.")
         deep = self.low_density_max_found_depth_mm

@@ -28,7 +28,11 @@ own it may also call things elsewhere. This step uses it only against the skull:
    table, as on a real PHE-SICH patient),
    it holds at least ``min_ml`` (a collection against the skull, not a call in the parenchyma,
    the first network's job, nor a speck), and the median HU of what it adds is at least ``min_median_hu``
-   (acute or mixed blood) **or** it adds at least ``low_density_min_ml`` (a large subacute or
+   (acute or mixed blood; at least ``joined_min_median_hu`` when it is joined to blood the first network
+   found of which none lies within ``table_mm`` of the table: what such a call adds lies between a
+   parenchymal clot and the table, and the clot's unread edge lifts its median, as on a clot painted
+   against the real GE head's posterior midline, where the sinus and dura band beside it read 50-52 HU)
+   **or** it adds at least ``low_density_min_ml`` (a large subacute or
    chronic collection; counted in ``components_low_density`` and ``low_density_ml``, and the study
    is flagged ``extra_axial_low_density``: the network finds only part of such a collection), but
    not when it is joined to blood the first network found that lies deep in the intracranial space
@@ -142,6 +146,7 @@ def add_extra_axial(
     min_area_fraction: float = 0.7,
     min_thickness_mm: float = 3.0,
     min_median_hu: float | None = 50.0,
+    joined_min_median_hu: float | None = None,
     low_density_min_ml: float | None = None,
     low_density_max_found_depth_mm: float | None = None,
     grow_candidate: BoolArray | None = None,
@@ -176,6 +181,11 @@ def add_extra_axial(
         Diameter of the in-plane opening applied to the call (0: none).
     min_median_hu:
         The median HU of the voxels a component adds must be at least this (``None``: no such test) ...
+    joined_min_median_hu:
+        ... and at least this when it is joined to blood in ``mask`` none of which lies within ``table_mm``
+        of the inner table (``None``: ``min_median_hu`` alone; needs ``min_median_hu``): a parenchymal
+        clot, and the call ran from it over the tissue between it and the table; what it adds then
+        holds the clot's partial-volume edge ...
     low_density_min_ml:
         ... unless it adds at least this many mL (``None``: never): a large subacute or chronic
         collection, not the small calls the network makes on real atrophic convexities ...
@@ -232,6 +242,9 @@ def add_extra_axial(
         raise ValueError(f"Argument 'min_thickness_mm' must not be negative; got {min_thickness_mm}.")
     if narrow_slices not in ("skip", "anchored"):
         raise ValueError(f"Argument 'narrow_slices' must be 'skip' or 'anchored'; got {narrow_slices!r}.")
+    if joined_min_median_hu is not None and min_median_hu is None:
+        raise ValueError("Argument 'joined_min_median_hu' needs 'min_median_hu'; got joined_min_median_hu="
+                         f"{joined_min_median_hu} with min_median_hu=None.")
     if low_density_min_ml is not None and low_density_min_ml < 0:
         raise ValueError(f"Argument 'low_density_min_ml' must not be negative; got {low_density_min_ml}.")
     if low_density_max_found_depth_mm is not None and low_density_max_found_depth_mm <= 0:
@@ -278,7 +291,10 @@ def add_extra_axial(
         keep &= np.asarray(ndimage.sum(on_wide, labels, index), dtype=np.float64) >= min_ml
     low = np.zeros(n, dtype=bool)
     if min_median_hu is not None:
-        low = _added_median_hu(labels, index, hu[box], found, new_px) < min_median_hu
+        median = _added_median_hu(labels, index, hu[box], found, new_px)
+        low = median < min_median_hu
+        if joined_min_median_hu is not None:  # between a parenchymal clot and the table: its edge lifts the median
+            low |= joined & ~found_on_table & (median < joined_min_median_hu)
         if min_contrast_hu is not None:
             low |= _faint(labels, keep & ~low, hu[box], intracranial[box] & ~candidate[box] & ~mask[box],
                           pixel_spacing_mm, min_contrast_hu, margin=ring_px)

@@ -506,7 +506,7 @@ class NetworkSegmenter:
             voxel_volumes_ml=volume.geometry.voxel_volumes_ml, hu=volume.hu, hu_range=self.anatomy.brain_hu,
             table_mm=settings.table_mm, min_ml=settings.min_ml, min_area_fraction=settings.min_area_fraction,
             min_thickness_mm=settings.min_thickness_mm, min_median_hu=settings.min_median_hu,
-            low_density_min_ml=settings.low_density_min_ml,
+            joined_min_median_hu=settings.joined_min_median_hu, low_density_min_ml=settings.low_density_min_ml,
             low_density_max_found_depth_mm=settings.low_density_max_found_depth_mm, grow_candidate=loose,
             min_contrast_hu=settings.min_contrast_hu, narrow_slices=settings.narrow_slices,
         )

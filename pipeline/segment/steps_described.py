@@ -80,6 +80,7 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
             "narrow_slices": extra.narrow_slices,
             "min_thickness_mm": extra.min_thickness_mm,
             "min_median_hu": extra.min_median_hu,
+            "joined_min_median_hu": extra.joined_min_median_hu,
             "min_contrast_hu": extra.min_contrast_hu,
             "low_density_min_ml": extra.low_density_min_ml,
             "low_density_max_found_depth_mm": extra.low_density_max_found_depth_mm,

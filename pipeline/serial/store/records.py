@@ -354,7 +354,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     were added on narrow slices too: ``narrow_slices: anchored``; ``:j<S>`` when a component joined to blood
     found away from the table had to add a share S along it, since the seventeenth session; ``:fd<N>`` when
     a large low-density one joined to found blood N mm deep or more was refused:
-    ``low_density_max_found_depth_mm``, since the thirty-third session),
+    ``low_density_max_found_depth_mm``, since the thirty-third session; ``:jh<N>`` when one joined to
+    found blood away from the table counted as acute only from a median of N HU: ``joined_min_median_hu``,
+    since the thirty-eighth session),
     ``+faint<N>:<M>p<P>`` when components under N HU grew into the call at probability P from M HU
     (``inference.faint_max_median_hu``), ``+slab<N>`` when thin slices were shown to the networks as
     slabs of N mm (``inference.thin_slab_mm``; it changes nothing on slices 2.5 mm apart or more, but the
@@ -407,6 +409,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123", "judged_on": "added",
     ...                                                   "low_density_max_found_depth_mm": 12.0}})
     'sa_cbam_unet_slim+xa:0123:a:fd12'
+    >>> method_name("sa_cbam_unet_slim", {"extra_axial": {"checkpoint_sha256": "0123", "joined_min_median_hu": 56.0,
+    ...                                                   "low_density_max_found_depth_mm": 12}})
+    'sa_cbam_unet_slim+xa:0123:fd12:jh56'
     >>> method_name("sa_cbam_unet_slim", {"mirror": True})
     'sa_cbam_unet_slim+mirror'
     >>> method_name("sa_cbam_unet_slim", {"faint_growth": {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3},
@@ -476,6 +481,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
         method = f"{method}:a" if extra.get("judged_on") == "added" else method
         deep = extra.get("low_density_max_found_depth_mm")
         method = method if deep is None else f"{method}:fd{float(deep):g}"
+        joined_hu = extra.get("joined_min_median_hu")
+        method = method if joined_hu is None else f"{method}:jh{float(joined_hu):g}"
     blend = details.get("blend_side") or {}
     if isinstance(blend, Mapping) and blend.get("add") and blend.get("checkpoint_sha256"):
         method = f"{method}+blend:{str(blend['checkpoint_sha256'])[:8]}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from network_stand_ins import Grey, TwoLevel, tiny_checkpoint
+from network_stand_ins import Grey, Greys, TwoLevel, tiny_checkpoint
 
 from ichpipe.errors import CheckpointError, ConfigError
 from ichpipe.models.hashing import file_sha256
@@ -217,6 +217,41 @@ def test_a_low_density_call_joined_to_deep_found_blood_is_not_added_and_one_join
         ExtraAxialConfig(low_density_max_found_depth_mm=-1.0)
 
 
+def test_a_call_from_a_clot_away_from_the_table_adds_only_tissue_dense_enough_for_joined_min_median_hu() -> None:
+    """A clot painted against the real GE head's posterior midline: the call ran from it over the sinus and dura
+    band between it and the table; the clot's unread edge lifted what it added to 50-52 HU, over the 50 HU bar,
+    and the clot read 45-61 % high with no flag. Blood the first network found on the table (a subdural's
+    dense part) keeps the plain bar."""
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 4:24, 14:26] = True  # the clot and the band between it and the table
+    found = np.zeros_like(call)
+    found[:, 12:24, 14:26] = True  # the clot: 8 mm or more inside the space's edge
+    hu = np.where(found, 70.0, 52.0).astype(np.float32)
+    plain = _add(found, call, hu=hu, min_median_hu=50.0)
+    assert plain.components_added == 1 and plain.added[1:5, 4:12, 14:26].all()
+    out = _add(found, call, hu=hu, min_median_hu=50.0, joined_min_median_hu=56.0)
+    assert out.components_added == 0 and not out.added.any()
+    # large enough to be a low-density collection, but joined to blood that deep: refused, not added
+    deep = _add(found, call, hu=hu, min_median_hu=50.0, joined_min_median_hu=56.0, low_density_min_ml=0.3,
+                low_density_max_found_depth_mm=6.0)
+    assert not deep.added.any() and deep.joined_deep_refused_ml == pytest.approx(4 * 8 * 12 * 0.001)
+    # acute blood between the clot and the table is still added
+    dense = _add(found, call, hu=np.where(found, 70.0, 60.0).astype(np.float32), min_median_hu=50.0,
+                 joined_min_median_hu=56.0)
+    assert dense.components_added == 1 and dense.added[1:5, 4:12, 14:26].all()
+    # found blood against the table: the plain bar
+    on_table = np.zeros_like(call)
+    on_table[:, 5:8, 14:26] = True
+    kept = _add(on_table, call, hu=np.where(on_table, 70.0, 52.0).astype(np.float32), min_median_hu=50.0,
+                joined_min_median_hu=56.0)
+    assert kept.components_added == 1 and kept.components_low_density == 0
+    with pytest.raises(ValueError, match="'joined_min_median_hu' needs 'min_median_hu'"):
+        _add(found, call, hu=hu, joined_min_median_hu=56.0)
+    with pytest.raises(ValueError, match="'joined_min_median_hu' needs 'min_median_hu'"):
+        ExtraAxialConfig(min_median_hu=None)
+    assert ExtraAxialConfig(min_median_hu=None, joined_min_median_hu=None).joined_min_median_hu is None
+
+
 def test_a_call_running_from_the_blood_found_into_the_brain_is_not_added() -> None:
     """Real PHE-SICH patient 0037: the call ran from a 56 HU haematoma into the 31 HU brain between it and
     the table; the component touched the table, passed the acute test with the haematoma in it, and
@@ -421,3 +456,28 @@ def test_a_missing_or_untrusted_extra_axial_checkpoint_is_refused(tmp_path: Path
                           extra_axial=ExtraAxialConfig(checkpoint=str(extra)))
     with pytest.raises(CheckpointError, match=r"Extra-axial checkpoint .* is not in models\.checkpoint_sha256"):
         NetworkSegmenter(base, config=cfg, allowed_sha256=(file_sha256(base),))
+
+
+def test_the_segmenter_holds_a_call_from_a_clot_away_from_the_table_to_joined_min_median_hu(
+        tmp_path: Path, make_head) -> None:
+    def paint(img, yy, xx, r, i):
+        if 3 <= i <= 8:
+            img[(r >= 13) & (r < 22) & (np.abs(xx - 30) < 6) & (yy < 23)] = 52.0  # tissue between clot and table
+            img[np.hypot(yy - 23, xx - 30) < 4] = 70.0  # the clot, 4.5 mm inside the table
+
+    volume = make_head(paint)
+    base = tiny_checkpoint(tmp_path / "base.pt", {"width": 80.0, "level": 40.0})
+    extra = tiny_checkpoint(tmp_path / "extra.pt", {"width": 120.0, "level": 50.0})
+    found = {}
+    for bar in (None, 56.0):
+        cfg = InferenceConfig(device="cpu", runtime="torch", end_extension=EndExtensionConfig(checkpoint=""),
+                              extra_axial=ExtraAxialConfig(checkpoint=str(extra), min_ml=0.01,
+                                                           joined_min_median_hu=bar))
+        seg = NetworkSegmenter(base, config=cfg)
+        assert seg.extra_axial is not None
+        seg.runner = Grey(70.0 / 80.0)  # the clot through W80/L40
+        seg.extra_axial.runner = Greys(80.0 / 120.0, 62.0 / 120.0)  # the clot and the tissue through W120/L50
+        found[bar] = {**seg.segment_in(volume).details["extra_axial"], "described": seg.describe()["extra_axial"]}
+    assert found[None]["components_added"] == 1 and found[None]["added_ml"] > 0
+    assert found[56.0]["components_added"] == 0 and found[56.0]["added_ml"] == 0.0
+    assert found[56.0]["described"]["joined_min_median_hu"] == 56.0
