@@ -246,7 +246,8 @@ class ExtraAxialConfig:
         ... at least this when the component is joined to blood the first network found none of which
         lies within ``table_mm`` of the table (``None``: ``min_median_hu`` alone; needs it): the call ran
         from a parenchymal clot over the tissue between it and the table, and the clot's partial-volume
-        edge lifts the median of what it adds ...
+        edge lifts the median of what it adds; one that passes adds only its voxels whose 3 x 3 in-plane
+        median is at least this, joined to the found blood (the clot's unread rest) ...
     min_contrast_hu:
         ... and must be this many HU denser than the brain 1-4 mm around it in plane (``None``: no
         such test); one that is not is taken as isodense, like cortex against the table ...

@@ -31,7 +31,10 @@ own it may also call things elsewhere. This step uses it only against the skull:
    (acute or mixed blood; at least ``joined_min_median_hu`` when it is joined to blood the first network
    found of which none lies within ``table_mm`` of the table: what such a call adds lies between a
    parenchymal clot and the table, and the clot's unread edge lifts its median, as on a clot painted
-   against the real GE head's posterior midline, where the sinus and dura band beside it read 50-52 HU)
+   against the real GE head's posterior midline, where the sinus and dura band beside it read 50-52 HU;
+   such a component that passes adds only its dense part, its voxels whose 3 x 3 in-plane median is at
+   least that bar joined to the found blood: the clot's unread rest, not the band, as when that clot lay
+   3.4 mm from the table)
    **or** it adds at least ``low_density_min_ml`` (a large subacute or
    chronic collection; counted in ``components_low_density`` and ``low_density_ml``, and the study
    is flagged ``extra_axial_low_density``: the network finds only part of such a collection), but
@@ -185,7 +188,8 @@ def add_extra_axial(
         ... and at least this when it is joined to blood in ``mask`` none of which lies within ``table_mm``
         of the inner table (``None``: ``min_median_hu`` alone; needs ``min_median_hu``): a parenchymal
         clot, and the call ran from it over the tissue between it and the table; what it adds then
-        holds the clot's partial-volume edge ...
+        holds the clot's partial-volume edge. One that passes adds only its voxels whose 3 x 3 in-plane
+        median is at least this, joined to the found blood ...
     low_density_min_ml:
         ... unless it adds at least this many mL (``None``: never): a large subacute or chronic
         collection, not the small calls the network makes on real atrophic convexities ...
@@ -315,6 +319,11 @@ def add_extra_axial(
     low_ml = grown_ml = beside_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
+        if joined_min_median_hu is not None and (keep & ~low & joined & ~found_on_table).any():
+            # acute, joined to a clot away from the table: only its dense part (the clot's unread rest), never
+            # the tissue between the clot and the table that the call ran over with it
+            added[box] &= ~_thin_part(labels, index[keep & ~low & joined & ~found_on_table], hu[box], found,
+                                      joined_min_median_hu)
         if (keep & low).any():
             seeds = np.zeros(shape, dtype=bool)
             seeds[box] = np.isin(labels, index[keep & low])
@@ -349,6 +358,17 @@ def _added_median_hu(labels: npt.NDArray[np.integer], index: npt.NDArray[np.inte
     if adds.any():
         median[adds] = ndimage.median(hu, np.where(found, 0, labels), index[adds])
     return median
+
+
+def _thin_part(labels: npt.NDArray[np.integer], picked: npt.NDArray[np.integer], hu: FloatArray, found: BoolArray,
+               min_hu: float) -> BoolArray:
+    """The voxels of the ``picked`` components, not ``found``, outside their dense part: voxels whose 3 x 3
+    in-plane median is at least ``min_hu`` joined (26-connected) to the found blood in them."""
+    part = np.isin(labels, picked)
+    dense = part & ~found & (ndimage.median_filter(hu, size=(1, 3, 3)) >= min_hu)
+    joined, _ = ndimage.label(dense | (found & part), structure=_CONNECT_3D)
+    dense &= np.isin(joined, np.unique(joined[found & part]))
+    return part & ~found & ~dense
 
 
 def _hypodense_beside(acute_in_box: BoolArray, box: tuple[slice, ...], taken: BoolArray,

@@ -252,6 +252,23 @@ def test_a_call_from_a_clot_away_from_the_table_adds_only_tissue_dense_enough_fo
     assert ExtraAxialConfig(min_median_hu=None, joined_min_median_hu=None).joined_min_median_hu is None
 
 
+def test_a_call_from_a_clot_away_from_the_table_adds_only_the_clots_dense_rest() -> None:
+    """The same clot 3.4 mm from the table: the first network read 8.4 of its 11.6 mL, and the call held the
+    unread rest with the band, at a median of 62 HU; only the dense part joined to the clot is added."""
+    call = np.zeros((6, 40, 40), dtype=bool)
+    call[:, 4:24, 14:26] = True
+    found = np.zeros_like(call)
+    found[:, 16:24, 14:26] = True  # the part of the clot the first network read, 12 mm or more inside
+    hu = np.full(call.shape, 30.0, dtype=np.float32)
+    hu[:, 4:8, 14:26] = 48.0  # the band against the table
+    hu[:, 8:24, 14:26] = 70.0  # the clot: its unread rest (rows 8-15) and what was found
+    plain = _add(found, call, hu=hu, min_median_hu=50.0)
+    assert plain.added[1:5, 4:16, 14:26].all()
+    out = _add(found, call, hu=hu, min_median_hu=50.0, joined_min_median_hu=56.0)
+    assert out.components_added == 1 and out.components_low_density == 0
+    assert out.added[1:5, 9:16, 15:25].all() and not out.added[:, :8].any()  # (the 3 x 3 median rounds corners)
+
+
 def test_a_call_running_from_the_blood_found_into_the_brain_is_not_added() -> None:
     """Real PHE-SICH patient 0037: the call ran from a 56 HU haematoma into the 31 HU brain between it and
     the table; the component touched the table, passed the acute test with the haematoma in it, and
