@@ -293,12 +293,13 @@ def add_extra_axial(
     if narrow_slices == "anchored":
         on_wide = np.broadcast_to((volumes * wide)[box[0], None, None], labels.shape)
         keep &= np.asarray(ndimage.sum(on_wide, labels, index), dtype=np.float64) >= min_ml
+    parenchymal = joined & ~found_on_table  # joined to found blood none of which lies on the table
     low = np.zeros(n, dtype=bool)
     if min_median_hu is not None:
         median = _added_median_hu(labels, index, hu[box], found, new_px)
         low = median < min_median_hu
         if joined_min_median_hu is not None:  # between a parenchymal clot and the table: its edge lifts the median
-            low |= joined & ~found_on_table & (median < joined_min_median_hu)
+            low |= parenchymal & (median < joined_min_median_hu)
         if min_contrast_hu is not None:
             low |= _faint(labels, keep & ~low, hu[box], intracranial[box] & ~candidate[box] & ~mask[box],
                           pixel_spacing_mm, min_contrast_hu, margin=ring_px)
@@ -319,11 +320,10 @@ def add_extra_axial(
     low_ml = grown_ml = beside_ml = 0.0
     if keep.any():
         added[box] = np.isin(labels, index[keep]) & ~mask[box]
-        if joined_min_median_hu is not None and (keep & ~low & joined & ~found_on_table).any():
+        if joined_min_median_hu is not None and (keep & ~low & parenchymal).any():
             # acute, joined to a clot away from the table: only its dense part (the clot's unread rest), never
             # the tissue between the clot and the table that the call ran over with it
-            added[box] &= ~_thin_part(labels, index[keep & ~low & joined & ~found_on_table], hu[box], found,
-                                      joined_min_median_hu)
+            added[box] &= ~_thin_part(labels, index[keep & ~low & parenchymal], hu[box], found, joined_min_median_hu)
         if (keep & low).any():
             seeds = np.zeros(shape, dtype=bool)
             seeds[box] = np.isin(labels, index[keep & low])
@@ -365,10 +365,16 @@ def _thin_part(labels: npt.NDArray[np.integer], picked: npt.NDArray[np.integer],
     """The voxels of the ``picked`` components, not ``found``, outside their dense part: voxels whose 3 x 3
     in-plane median is at least ``min_hu`` joined (26-connected) to the found blood in them."""
     part = np.isin(labels, picked)
-    dense = part & ~found & (ndimage.median_filter(hu, size=(1, 3, 3)) >= min_hu)
-    joined, _ = ndimage.label(dense | (found & part), structure=_CONNECT_3D)
-    dense &= np.isin(joined, np.unique(joined[found & part]))
-    return part & ~found & ~dense
+    thin = np.zeros_like(part)
+    near = bounding_box(part, margin=1)  # the 3 x 3 median of its voxels reads no further
+    if near is None:
+        return thin
+    part_near, found_near = part[near], found[near] & part[near]
+    dense = part_near & ~found_near & (ndimage.median_filter(hu[near], size=(1, 3, 3)) >= min_hu)
+    joined, _ = ndimage.label(dense | found_near, structure=_CONNECT_3D)
+    dense &= np.isin(joined, np.unique(joined[found_near]))
+    thin[near] = part_near & ~found[near] & ~dense
+    return thin
 
 
 def _hypodense_beside(acute_in_box: BoolArray, box: tuple[slice, ...], taken: BoolArray,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,24 +69,22 @@ def with_dense_ends(result: SegmentationResult, volume: CTVolume, intracranial: 
     if dense.min_hu is None:
         raise ValueError("Argument 'config' must set dense_ends.min_hu to grow bleeds at their ends.")
     geometry = volume.geometry
-    allowed = space_kept(intracranial, config)
-    walk = partial(continue_dense_ends, hu=volume.hu, offsets_mm=geometry.offsets_mm,
-                   pixel_spacing_mm=geometry.pixel_spacing_mm, hu_band=(dense.min_hu, dense.max_hu),
-                   hu_range=anatomy.brain_hu, radius_mm=dense.radius_mm, depth_mm=dense.depth_mm,
-                   edge_mm=dense.edge_mm, min_area_mm2=dense.min_area_mm2, allowed=allowed)
+    # the clot-density test both the walks and the fill read
+    density: dict[str, Any] = {"pixel_spacing_mm": geometry.pixel_spacing_mm, "hu_band": (dense.min_hu, dense.max_hu),
+                               "hu_range": anatomy.brain_hu, "radius_mm": dense.radius_mm, "edge_mm": dense.edge_mm,
+                               "min_area_mm2": dense.min_area_mm2, "allowed": space_kept(intracranial, config)}
+    walk = partial(continue_dense_ends, hu=volume.hu, offsets_mm=geometry.offsets_mm, depth_mm=dense.depth_mm,
+                   **density)
     # the slice order's way to the feet (one slice: no end to walk beyond either way)
     feet = 1 if geometry.positions[-1, 2] < geometry.positions[0, 2] else -1
-    grown = walk(result.mask, step=feet, fill_end=dense.fill_end_slice)
+    grown = walk(mask=result.mask, step=feet, fill_end=dense.fill_end_slice)
     added = grown.added
     if dense.toward == "both":  # toward the head too, where a clot must go on under most of its section
-        up = walk(grown.mask, step=-feet, min_cover=dense.head_min_cover)
+        up = walk(mask=grown.mask, step=-feet, min_cover=dense.head_min_cover)
         added = added | up.added
     if dense.fill_between_rounds:  # then each slice under the blood beside it
-        between = fill_between_slices(result.mask | added, volume.hu, pixel_spacing_mm=geometry.pixel_spacing_mm,
-                                      hu_band=(dense.min_hu, dense.max_hu), hu_range=anatomy.brain_hu,
-                                      radius_mm=dense.radius_mm, edge_mm=dense.edge_mm,
-                                      min_area_mm2=dense.min_area_mm2, allowed=allowed,
-                                      rounds=dense.fill_between_rounds, head_step=-feet)
+        between = fill_between_slices(result.mask | added, volume.hu, rounds=dense.fill_between_rounds,
+                                      head_step=-feet, **density)
         added = added | between.added
     return result.with_addition(volume, "dense_ends", result.mask | added, added,
                                 slices_extended=int(added.any(axis=(1, 2)).sum()))

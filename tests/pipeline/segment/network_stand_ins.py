@@ -25,16 +25,17 @@ def tiny_checkpoint(path: Path, window: dict[str, float]) -> Path:
 
 
 class Grey:
-    """Stands in for a network: 0.9 where the input shows ``grey`` (0-1), else 0."""
+    """Stands in for a network: 0.9 where the input shows ``grey`` or any of ``more`` (0-1), else 0."""
 
-    def __init__(self, grey: float | None) -> None:
-        self.grey, self.images = grey, 0
+    def __init__(self, grey: float | None, *more: float) -> None:
+        self.greys, self.images = ([] if grey is None else [grey, *more]), 0
 
     def run(self, images: np.ndarray) -> np.ndarray:
         self.images += len(images)
-        if self.grey is None:
-            return np.zeros((len(images), 1, *images.shape[2:]), np.float32)
-        return np.where(np.abs(images[:, :1] - self.grey) < 0.02, 0.9, 0.0).astype(np.float32)
+        shown = np.zeros(images[:, :1].shape, dtype=bool)
+        for grey in self.greys:
+            shown |= np.abs(images[:, :1] - grey) < 0.02
+        return np.where(shown, 0.9, 0.0).astype(np.float32)
 
 
 class TwoLevel:
@@ -47,17 +48,6 @@ class TwoLevel:
         grey = images[:, :1]
         return np.where(np.abs(grey - self.sure) < 0.02, 0.9,
                         np.where(np.abs(grey - self.loose) < 0.02, 0.4, 0.0)).astype(np.float32)
-
-
-class Greys:
-    """Stands in for a network: 0.9 where the input shows any of ``greys`` (0-1), else 0."""
-
-    def __init__(self, *greys: float) -> None:
-        self.greys = greys
-
-    def run(self, images: np.ndarray) -> np.ndarray:
-        grey = images[:, :1]
-        return np.where(np.any([np.abs(grey - g) < 0.02 for g in self.greys], axis=0), 0.9, 0.0).astype(np.float32)
 
 
 class Seen:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from network_stand_ins import Grey, Greys, TwoLevel, tiny_checkpoint
+from network_stand_ins import Grey, TwoLevel, tiny_checkpoint
 
 from ichpipe.errors import CheckpointError, ConfigError
 from ichpipe.models.hashing import file_sha256
@@ -493,7 +493,7 @@ def test_the_segmenter_holds_a_call_from_a_clot_away_from_the_table_to_joined_mi
         seg = NetworkSegmenter(base, config=cfg)
         assert seg.extra_axial is not None
         seg.runner = Grey(70.0 / 80.0)  # the clot through W80/L40
-        seg.extra_axial.runner = Greys(80.0 / 120.0, 62.0 / 120.0)  # the clot and the tissue through W120/L50
+        seg.extra_axial.runner = Grey(80.0 / 120.0, 62.0 / 120.0)  # the clot and the tissue through W120/L50
         found[bar] = {**seg.segment_in(volume).details["extra_axial"], "described": seg.describe()["extra_axial"]}
     assert found[None]["components_added"] == 1 and found[None]["added_ml"] > 0
     assert found[56.0]["components_added"] == 0 and found[56.0]["added_ml"] == 0.0
