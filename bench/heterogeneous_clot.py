@@ -3,14 +3,15 @@
 Usage (from the repository root, in the project's venv)::
 
     python bench/heterogeneous_clot.py [--cases 5] [--seed 0] [--kinds swirl,hole,blend,plain]
-        [--blend-hu 40,50] [--checkpoint FILE] [--skip-before] [--out heterogeneous_clot.jsonl]
+        [--blend-hu 40,50] [--depth 20,] [--checkpoint FILE] [--skip-before] [--out heterogeneous_clot.jsonl]
 
 An acute haematoma often holds hypodense parts: streaks and islands of unclotted blood (the swirl
 sign), one enclosed hypodense area (the black hole sign), or a hypodense side with a sharp margin
 against the dense part (the blend sign); clinical volumes count the whole haematoma. No real scan
 with such a clot and a mask is in ``../shared/data``, so clots are painted into both real heads
 there (the GE HiSpeed head, DICOM; the IVH example, NIfTI): an ellipsoid (in-plane radii 10-18 mm,
-6-10 mm along the normal) centred at least 20 mm inside the intracranial space, every voxel of it
+6-10 mm along the normal) centred at least 20 mm inside the intracranial space (``--depth LEAST,MOST``:
+``6,12`` paints lobar clots clipped by the inner table), every voxel of it
 in the space from -50 to 90 HU (brain, CSF; not bone or calcification) set to a clot level drawn
 from 62-75 HU plus the head's own noise there (the image minus its 2-pixel Gaussian blur, clipped to
 +-20 HU); then its hypodense part lowered:
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default="swirl,hole,blend,plain")
     parser.add_argument("--blend-hu", default="40,50", help="the blend side's HU is drawn from LEAST,MOST")
+    parser.add_argument("--depth", default="20,",
+                        help="the clot's centre lies LEAST,MOST mm inside the intracranial space (MOST may be empty)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="the main network's checkpoint (default: the shipped one)")
     parser.add_argument("--skip-before", action="store_true",
@@ -131,6 +134,10 @@ def main() -> None:
     if len(bounds) != 2 or not bounds[0] < bounds[1]:
         parser.error(f"--blend-hu must be LEAST,MOST with LEAST < MOST; got {args.blend_hu!r}")
     blend_hu = (bounds[0], bounds[1])
+    least, _, most = args.depth.partition(",")
+    if not least or (most and not float(least) < float(most)):
+        parser.error(f"--depth must be LEAST,MOST with LEAST < MOST, or LEAST,; got {args.depth!r}")
+    depth_range = (float(least), float(most) if most else np.inf)
     config = load_config()
     before = replace(config, inference=replace(config.inference, enclosed_close_mm=None))
     segmenters = {"after": load_segmenter(config=config, checkpoint=args.checkpoint)}
@@ -145,7 +152,8 @@ def main() -> None:
             step = float(np.asarray(geo.slice_thickness_mm, dtype=float).reshape(-1)[0])
             ps = geo.pixel_spacing_mm
             depth = np.stack([ndimage.distance_transform_edt(p, sampling=ps) for p in space])
-            candidates = np.argwhere((depth >= 20.0) & (volume.hu >= 15) & (volume.hu <= 50))
+            candidates = np.argwhere((depth >= depth_range[0]) & (depth <= depth_range[1]) & (volume.hu >= 15)
+                                    & (volume.hu <= 50))
             noise = np.clip(volume.hu - ndimage.gaussian_filter(volume.hu.astype(np.float32), (0, 2, 2)), -20, 20)
             runs = (("after", config),) if args.skip_before else (("before", before), ("after", config))
             clean = {when: _read(volume, segmenters[when], cfg)[0] for when, cfg in runs}
