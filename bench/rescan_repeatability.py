@@ -104,10 +104,7 @@ def table(rows: list[dict[str, Any]], rule: ExpansionRule) -> None:
         group = [r for r in rows if least <= next(iter(r["scans"].values()))["truth_ml"] < below]
         if not group:
             continue
-        cells = {}
-        for key in ("read_ml", "abc2_ml", "truth_ml"):
-            pairs = [p for r in group for p in _pairs(r, key, rule)]
-            cells[key] = pairs
+        cells = {key: [p for r in group for p in _pairs(r, key, rule)] for key in ("read_ml", "abc2_ml", "truth_ml")}
         vol = cells["read_ml"]
         diffs = np.array([d for d, _, _, _ in vol])
         pct = np.array([100 * d / m for d, m, _, _ in vol if m > 0])

@@ -336,6 +336,10 @@ class InferenceConfig:
     faint_min_hu:
         The growth takes no voxel under this HU (oedema, CSF), nor any over the top of
         ``anatomy.brain_hu`` (calcification, bone).
+    faint_beside_acute_ml:
+        Where the mask holds an acute component (median at least ``faint_max_median_hu``) of at least
+        this many mL, faint components smaller than that do not grow: beside a dense bleed the network
+        calls pieces of brain, which the growth enlarged. ``None``: every faint component grows.
     rim_mm:
         After every other step, the blood the main and end-slice networks found (not the extra-axial
         step's collections) grows in plane by up to this many mm into voxels of ``rim_min_hu`` to the
@@ -451,6 +455,7 @@ class InferenceConfig:
     loose_threshold: float | None = 0.3
     faint_max_median_hu: float | None = 55.0
     faint_min_hu: float = 35.0
+    faint_beside_acute_ml: float | None = 1.0
     rim_mm: float | None = 1.0
     rim_min_hu: float = 42.0
     enclosed_close_mm: float | None = 2.0
@@ -512,6 +517,9 @@ class InferenceConfig:
         if self.faint_max_median_hu is not None and self.loose_threshold is None:
             raise ValueError("Argument 'faint_max_median_hu' needs 'loose_threshold' (the call it grows into);"
                              " set faint_max_median_hu to null too, or give loose_threshold.")
+        if self.faint_beside_acute_ml is not None and not self.faint_beside_acute_ml > 0.0:
+            raise ValueError(f"Argument 'faint_beside_acute_ml' must be positive, or null; got"
+                             f" {self.faint_beside_acute_ml!r}.")
         if self.rim_mm is not None and not 0.0 < self.rim_mm <= 5.0:
             raise ValueError(f"Argument 'rim_mm' must lie in (0, 5] mm, or be null; got {self.rim_mm!r}.")
         if self.enclosed_close_mm is not None and not 0.0 < self.enclosed_close_mm <= 10.0:

@@ -17,12 +17,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from ichpipe.dicom_io.assemble import CTVolume
 from ichpipe.pipeline.config.anatomy_config import AnatomyConfig
 from ichpipe.pipeline.config.inference_config import InferenceConfig
 from ichpipe.pipeline.segment.calcified import calcified_components
-from ichpipe.pipeline.segment.components import components_by_median_3d, drop_not_blood, grow_into, mask_volume_ml
+from ichpipe.pipeline.segment.components import (
+    bounding_box,
+    components_at_least_3d,
+    components_by_median_3d,
+    drop_not_blood,
+    grow_into,
+    mask_volume_ml,
+)
 from ichpipe.pipeline.segment.edge_rim import grow_rim
 from ichpipe.pipeline.segment.end_extension import continue_dense_ends, fill_between_slices
 from ichpipe.pipeline.segment.intracranial import IntracranialResult
@@ -96,19 +104,45 @@ def with_faint_growth(result: SegmentationResult, loose: BoolArray, volume: CTVo
     """``result`` with its faint components (median under ``faint_max_median_hu``) grown into ``loose``.
 
     The growth is 26-connected, intracranial, from ``faint_min_hu`` to the top of ``anatomy.brain_hu``
-    (120 HU: no calcification or bone); ``details["faint_growth"]`` says what it added.
+    (120 HU: no calcification or bone). Where the mask holds an acute component (not faint) of at least
+    ``faint_beside_acute_ml``, faint components smaller than that do not grow (pieces of brain the network
+    calls beside a dense bleed). ``details["faint_growth"]`` says what it added and how many faint
+    components it left as they were (``small_beside_acute``).
     """
     if config.faint_max_median_hu is None:
         raise ValueError("Argument 'config' must set faint_max_median_hu to grow faint blood.")
     seeds, n = components_by_median_3d(result.mask, volume.hu, below=config.faint_max_median_hu)
+    held = 0
+    if n and config.faint_beside_acute_ml is not None:
+        seeds, held = _small_faint_held(result.mask, seeds, volume.geometry.voxel_volumes_ml,
+                                        config.faint_beside_acute_ml)
+        n -= held
     if n == 0:
-        return result
+        if not held:
+            return result
+        return result.with_addition(volume, "faint_growth", result.mask, np.zeros_like(result.mask),
+                                    components_grown=0, small_beside_acute=held)
     # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
     hu = volume.hu
     region = kept_inside(loose & ~result.mask & (hu >= config.faint_min_hu) & (hu <= anatomy.brain_hu[1]),
                          intracranial, config)
     grown = grow_into(seeds, region) & region
-    return result.with_addition(volume, "faint_growth", result.mask | grown, grown, components_grown=n)
+    return result.with_addition(volume, "faint_growth", result.mask | grown, grown, components_grown=n,
+                                small_beside_acute=held)
+
+
+def _small_faint_held(mask: BoolArray, faint: BoolArray, voxel_ml: npt.ArrayLike,
+                      limit_ml: float) -> tuple[BoolArray, int]:
+    """``faint`` without its components under ``limit_ml`` when ``mask`` holds another (acute) component of at
+    least ``limit_ml``, and how many it left out."""
+    if not components_at_least_3d(mask & ~faint, voxel_ml, limit_ml).any():
+        return faint, 0
+    large = components_at_least_3d(faint, voxel_ml, limit_ml)
+    small = faint & ~large
+    box = bounding_box(small)
+    if box is None:
+        return faint, 0
+    return large, int(ndimage.label(small[box], structure=np.ones((3, 3, 3), dtype=bool))[1])
 
 
 def with_loose_call(result: SegmentationResult, loose: BoolArray, volume: CTVolume,

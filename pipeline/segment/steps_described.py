@@ -47,7 +47,8 @@ def described_steps(config: InferenceConfig, *, extender: Mapping[str, Any] | No
         steps["loose_threshold"] = config.loose_threshold
         if config.faint_max_median_hu is not None:
             steps["faint_growth"] = {"max_median_hu": config.faint_max_median_hu, "min_hu": config.faint_min_hu,
-                                     "threshold": config.loose_threshold}
+                                     "threshold": config.loose_threshold,
+                                     "beside_acute_ml": config.faint_beside_acute_ml}
     if config.enclosed_close_mm is not None:
         steps["enclosed_fill"] = {"close_mm": config.enclosed_close_mm, "min_hu": config.enclosed_min_hu}
     if config.rim_mm is not None:

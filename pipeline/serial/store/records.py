@@ -358,10 +358,11 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     found blood away from the table counted as acute only from a median of N HU: ``joined_min_median_hu``,
     since the thirty-eighth session),
     ``+faint<N>:<M>p<P>`` when components under N HU grew into the call at probability P from M HU
-    (``inference.faint_max_median_hu``), ``+slab<N>`` when thin slices were shown to the networks as
-    slabs of N mm (``inference.thin_slab_mm``; it changes nothing on slices 2.5 mm apart or more, but the
-    method is the setting), ``+px<N>`` when a slice whose network pixel would be wider than N mm was
-    read on a larger grid (``inference.max_network_pixel_mm``: a large field of view; again the setting),
+    (``inference.faint_max_median_hu``; ``a<A>`` after it when those under A mL did not beside an acute one of A
+    mL: ``faint_beside_acute_ml``, since the thirty-ninth session), ``+slab<N>`` when thin slices were shown to
+    the networks as slabs of N mm (``inference.thin_slab_mm``; it changes nothing on slices 2.5 mm apart or
+    more, but the method is the setting), ``+px<N>`` when a slice whose network pixel would be wider than N mm
+    was read on a larger grid (``inference.max_network_pixel_mm``: a large field of view; again the setting),
     ``+up<N>:<E>`` when a head turned N degrees or more (and E times longer than wide) was read turned
     upright (``inference.upright_min_degrees``, ``upright_min_elongation``; again the setting),
     ``+vz<S>:<F>`` when sections near the vertex under a share S of the widest were read enlarged by up to
@@ -417,6 +418,9 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     >>> method_name("sa_cbam_unet_slim", {"faint_growth": {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3},
     ...                                   "mirror": True})
     'sa_cbam_unet_slim+faint55:35p0.3+mirror'
+    >>> method_name("sa_cbam_unet_slim", {"faint_growth": {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3,
+    ...                                                    "beside_acute_ml": 1.0}})
+    'sa_cbam_unet_slim+faint55:35p0.3a1'
     >>> method_name("sa_cbam_unet_slim", {"thin_slab_mm": 5.0, "mirror": True})
     'sa_cbam_unet_slim+slab5+mirror'
     >>> method_name("sa_cbam_unet_slim", {"thin_slab_mm": 5.0, "max_network_pixel_mm": 1.1})
@@ -490,6 +494,8 @@ def method_name(name: str | None, details: Mapping[str, Any] | None) -> str | No
     if isinstance(faint, Mapping) and faint.get("max_median_hu") is not None:
         method = (f"{method}+faint{float(faint['max_median_hu']):g}:{float(faint.get('min_hu') or 0.0):g}"
                   f"p{float(faint.get('threshold') or 0.0):g}")
+        if faint.get("beside_acute_ml") is not None:
+            method += f"a{float(faint['beside_acute_ml']):g}"
     method += _setting_pair(details, "enclosed_fill", "encl", ("close_mm", "min_hu"), 0.0)
     method += _setting_pair(details, "edge_rim", "rim", ("rim_mm", "min_hu"), 0.0)
     dense = _setting_pair(details, "dense_ends", "dense", ("min_hu", "max_hu"), 0.0)

@@ -79,7 +79,55 @@ def test_faint_blood_grows_into_the_loose_call_but_not_into_oedema(tmp_path: Pat
     assert found[55.0].details["loose_call"]["beside_ml"] == pytest.approx(
         found[None].details["loose_call"]["beside_ml"], rel=1e-3)
     seg = _segmenter(tmp_path, loose_threshold=0.3, faint_max_median_hu=55.0)
-    assert seg.describe()["faint_growth"] == {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3}
+    assert seg.describe()["faint_growth"] == {"max_median_hu": 55.0, "min_hu": 35.0, "threshold": 0.3,
+                                              "beside_acute_ml": 1.0}
+
+
+DENSE_HU = 70.0
+
+
+def _piece_paint(img, yy, xx, r, i) -> None:
+    if 4 <= i <= 7:
+        img[(np.abs(yy - 26) < 5) & (np.abs(xx - 20) < 5)] = DENSE_HU  # a dense bleed, called surely
+    if 5 <= i <= 6:
+        img[(yy >= 36) & (yy < 42) & (xx >= 30) & (xx < 36)] = FAINT_HU  # a small faint piece apart from it
+        img[(yy >= 36) & (yy < 42) & (xx >= 36) & (xx < 39)] = FAINT_EDGE_HU  # its fainter edge, called loosely
+
+
+class _DenseAndFaint:
+    """Stands in for a network: 0.9 on the dense bleed and on faint blood, 0.4 on the faint blood's edge."""
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        grey = images[:, :1]
+        sure = (np.abs(grey - DENSE_HU / 80.0) < 0.02) | (np.abs(grey - FAINT_HU / 80.0) < 0.02)
+        return np.where(sure, 0.9, np.where(np.abs(grey - FAINT_EDGE_HU / 80.0) < 0.02, 0.4, 0.0)).astype(np.float32)
+
+
+def test_a_small_faint_piece_beside_an_acute_bleed_does_not_grow(tmp_path: Path, make_head) -> None:
+    volume = make_head(_piece_paint)
+    voxel_ml = volume.geometry.voxel_volumes_ml
+    dense, piece, edge = (volume.hu == hu for hu in (DENSE_HU, FAINT_HU, FAINT_EDGE_HU))
+    dense_ml, piece_ml = mask_volume_ml(dense, voxel_ml), mask_volume_ml(piece, voxel_ml)
+    assert piece_ml < dense_ml
+    found = {}
+    for limit in (None, (piece_ml + dense_ml) / 2, 2 * dense_ml):
+        seg = _segmenter(tmp_path, loose_threshold=0.3, faint_max_median_hu=55.0, faint_beside_acute_ml=limit)
+        seg.runner = _DenseAndFaint()
+        found[limit] = seg.segment_in(volume)
+    off, on, above = found.values()
+    np.testing.assert_array_equal(off.mask, dense | piece | edge)  # every faint component grows
+    assert off.details["faint_growth"] == {"components_grown": 1, "small_beside_acute": 0,
+                                           "added_ml": pytest.approx(mask_volume_ml(edge, voxel_ml), rel=1e-3)}
+    # smaller than the limit, beside an acute component as large as it: left as it was, and said so
+    np.testing.assert_array_equal(on.mask, dense | piece)
+    assert on.details["faint_growth"] == {"components_grown": 0, "small_beside_acute": 1, "added_ml": 0.0}
+    # no acute component reaches the limit: the piece grows
+    np.testing.assert_array_equal(above.mask, dense | piece | edge)
+
+
+def test_faint_beside_acute_ml_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="'faint_beside_acute_ml' must be positive"):
+        InferenceConfig(faint_beside_acute_ml=0.0)
 
 
 def test_the_loose_call_joined_to_the_blood_is_measured_never_added(tmp_path: Path, make_head) -> None:
