@@ -32,8 +32,8 @@ to the configured rule (:meth:`~ichpipe.pipeline.serial.expansion.ExpansionRule.
 that meets it is a false expansion. One JSON line per case goes to ``--out``; the table gives, per bleed
 size, the pairs, the false expansions by each measure (and how many of those had a quality flag on
 either scan, which makes the serial verdict ``undetermined`` instead), and the 95 % limits of agreement
-(1.96 standard deviations of the pairs' differences, in mL and in % of their mean). About 40 s a case
-on the 2-core VM.
+(1.96 standard deviations of the pairs' differences, in mL and in % of their mean). About 25 s a case
+with the four default scans on the 2-core VM (more with ``thin``).
 """
 
 from __future__ import annotations

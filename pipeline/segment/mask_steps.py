@@ -117,16 +117,14 @@ def with_faint_growth(result: SegmentationResult, loose: BoolArray, volume: CTVo
         seeds, held = _small_faint_held(result.mask, seeds, volume.geometry.voxel_volumes_ml,
                                         config.faint_beside_acute_ml)
         n -= held
-    if n == 0:
-        if not held:
-            return result
-        return result.with_addition(volume, "faint_growth", result.mask, np.zeros_like(result.mask),
-                                    components_grown=0, small_beside_acute=held)
-    # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
-    hu = volume.hu
-    region = kept_inside(loose & ~result.mask & (hu >= config.faint_min_hu) & (hu <= anatomy.brain_hu[1]),
-                         intracranial, config)
-    grown = grow_into(seeds, region) & region
+    if n == 0 and not held:
+        return result
+    grown = np.zeros_like(result.mask)
+    if n:  # not into oedema or CSF, nor into calcification or bone (over the top of anatomy.brain_hu)
+        hu = volume.hu
+        region = kept_inside(loose & ~result.mask & (hu >= config.faint_min_hu) & (hu <= anatomy.brain_hu[1]),
+                             intracranial, config)
+        grown = grow_into(seeds, region) & region
     return result.with_addition(volume, "faint_growth", result.mask | grown, grown, components_grown=n,
                                 small_beside_acute=held)
 
