@@ -16,7 +16,12 @@ from ichpipe.pipeline.config.config_checks import check_fractions as _check_frac
 from ichpipe.pipeline.config.config_checks import check_non_negative as _check_non_negative
 from ichpipe.pipeline.config.config_checks import check_pair as _check_pair
 from ichpipe.pipeline.config.cross_check_config import DisagreementConfig, MissedBloodConfig, SkullBaseConfig
-from ichpipe.pipeline.config.quality_artifact_config import FluidLevelConfig, MetalConfig, SkippedSliceConfig
+from ichpipe.pipeline.config.quality_artifact_config import (
+    DuralMassConfig,
+    FluidLevelConfig,
+    MetalConfig,
+    SkippedSliceConfig,
+)
 
 __all__ = [
     "BlendSideCheckConfig",
@@ -28,6 +33,7 @@ __all__ = [
     "CoverageConfig",
     "DisagreementConfig",
     "DomainConfig",
+    "DuralMassConfig",
     "FluidLevelConfig",
     "HuLevelsConfig",
     "HypodenseAtSkullConfig",
@@ -526,7 +532,7 @@ class QualityConfig:
         cross-check.
     intracranial, hu_levels, clipping, blood_edge, blood_outside, blood_at_skull, hypodense_at_skull, blood_density,
     uncertain_edge, blend_side, image_noise, hypodense_part, disagreement, domain, metal, fluid_level, skipped_slice,
-    skull_base, missed_blood, coverage:
+    dural_mass, skull_base, missed_blood, coverage:
         The thresholds of each check.
     """
 
@@ -549,6 +555,7 @@ class QualityConfig:
     metal: MetalConfig = field(default_factory=MetalConfig)
     fluid_level: FluidLevelConfig = field(default_factory=FluidLevelConfig)
     skipped_slice: SkippedSliceConfig = field(default_factory=SkippedSliceConfig)
+    dural_mass: DuralMassConfig = field(default_factory=DuralMassConfig)
     skull_base: SkullBaseConfig = field(default_factory=SkullBaseConfig)
     missed_blood: MissedBloodConfig = field(default_factory=MissedBloodConfig)
     coverage: CoverageConfig = field(default_factory=CoverageConfig)

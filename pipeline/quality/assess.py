@@ -32,6 +32,7 @@ from ichpipe.pipeline.quality.checks import (
     check_intracranial,
 )
 from ichpipe.pipeline.quality.coverage import check_coverage, check_field_of_view, field_edge, scan_ends
+from ichpipe.pipeline.quality.dural_mass import check_dural_based_mass, domes_on_table
 from ichpipe.pipeline.quality.flags import QualityReport
 from ichpipe.pipeline.quality.fluid_level import check_fluid_level, find_fluid_level
 from ichpipe.pipeline.quality.hypodense_at_skull import check_hypodense_at_skull, hypodense_at_skull
@@ -145,6 +146,14 @@ def assess_quality(
         hole = skipped_slice(segmentation.mask, geo.pixel_spacing_mm, slack_mm=skip.slack_mm, max_run=skip.max_run)
         report.add(check_skipped_slice(hole, min_area_mm2=skip.min_area_mm2), "skipped_slice")
         measurements["skipped_slice"] = hole.to_dict()
+    shape = cfg.dural_mass
+    if shape.min_ml is not None and segmentation.mask.any():
+        domes = domes_on_table(segmentation.mask, intracranial.mask, geo.pixel_spacing_mm, geo.slice_spacing_mm,
+                               geo.voxel_volumes_ml, start_mm=shape.start_mm, band_mm=shape.band_mm,
+                               min_ml=shape.min_ml)
+        report.add(check_dural_based_mass(domes, min_base_mm2=shape.min_base_mm2, max_overhang=shape.max_overhang,
+                                          dome_range=shape.dome_range), "dural_mass")
+        measurements["table_domes"] = [d.to_dict() for d in domes]
     mask_ml = mask_volume_ml(segmentation.mask, geo.voxel_volumes_ml)
     if "loose_call" in segmentation.details:
         # against the volume before the faint growth, which took part of the loose call (beside_ml counts it),

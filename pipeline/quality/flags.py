@@ -58,6 +58,9 @@ FLAG_CODES: dict[str, str] = {
                   " not counted: the volume may be too low",
     "noisy_image": "the image is noisier than any the networks learnt (low dose, thin slices?): the volume may be"
                    " wrong",
+    "dural_based_mass": "what was found includes a dome on the inner table with a broad base, the shape of a"
+                        " meningioma (as dense as blood on a non-contrast scan, measured as blood): the volume may"
+                        " not be blood",
     "segmenter_disagreement": "the network and the threshold baseline disagree",
     "out_of_domain_contrast": "the study looks contrast-enhanced; the network saw non-contrast CT only",
     "out_of_domain_paediatric": "a child's head size; the network saw adults only",
