@@ -124,9 +124,9 @@ class DuralMassConfig:
     min_base_mm2:
         A base of at least this area (a component that touches the table at a point has none).
     max_overhang:
-        No deeper layer wider than this times the base: a ball in the brain that reaches the table widens
-        inward (phantom bleeds cut by the table: 1.0-6.5), a dome on it does not (painted meningiomas
-        flagged: 0.76-1.42).
+        No deeper layer wider than this times the base: a piece that widens inward from a small contact
+        (phantom bleeds cut by the table: 0.98-6.5, so ``dome_range`` does most of the work) is not a dome
+        (painted meningiomas flagged: 0.76-1.42).
     dome_range:
         The greatest depth over the radius of a disc of the base's area: a hemisphere about 1, extradural
         lenses and subdural crescents 0.19-0.78 on the phantoms, phantom bleeds cut by the table mostly

@@ -17,10 +17,11 @@ networks nor a reference mark every voxel). The first layer is the **base**; eac
 over ``band_mm`` is its area. Two numbers describe the shape:
 
 - ``overhang``: the largest deeper layer's area over the base's; a dome on the table (a hemisphere:
-  its layers shrink inward) is at most about 1; a ball in the brain that touches the table grows
-  wider inward, well over 1;
+  its layers shrink inward) is at most about 1; a piece that widens inward from a small contact (a
+  bleed meeting the table at acute angles) is over it;
 - ``dome``: the component's greatest depth over the base's radius (the radius of a disc of the
-  base's area); a hemisphere is about 1, a lens or a crescent (extradural, subdural) well under it.
+  base's area); a hemisphere is about 1, a lens or a crescent (extradural, subdural) well under it,
+  a ball centred in the brain that reaches the table (more than a hemisphere) over it.
 
 A component with at least ``min_base_mm2`` of base, ``overhang`` at most ``max_overhang`` and
 ``dome`` within ``dome_range`` raises the flag. Nothing is removed from the volume: a single
