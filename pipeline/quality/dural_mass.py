@@ -40,7 +40,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ichpipe.pipeline.quality.flags import QualityFlag, slice_range_text
-from ichpipe.pipeline.segment.components import mask_volume_ml
+from ichpipe.pipeline.segment.components import bounding_box, mask_volume_ml
 
 __all__ = ["TableDome", "check_dural_based_mass", "domes_on_table"]
 
@@ -136,9 +136,9 @@ def domes_on_table(
     voxel_mm3 = float(np.prod(sampling))
     per_slice = np.asarray(voxel_volumes_ml, dtype=float)
     found: list[TableDome] = []
-    if not blood.any():
+    outer = bounding_box(blood)  # label the blood's bounding box only
+    if outer is None:
         return found
-    outer = ndimage.find_objects(blood.astype(np.uint8))[0]  # label the blood's bounding box only
     labels, _n = ndimage.label(blood[outer], structure=np.ones((3, 3, 3), dtype=bool))
     for index, inner in enumerate(ndimage.find_objects(labels), start=1):
         if inner is None:
@@ -155,9 +155,10 @@ def domes_on_table(
         # the crop's own border is not an edge: only the space's edge is (distance to its nearest False)
         depth = ndimage.distance_transform_edt(intracranial[grown], sampling=sampling)[component]
         layer = np.floor((depth - start_mm) / band_mm).astype(int)
-        areas = np.bincount(layer[layer >= 0]) * voxel_mm3 / band_mm if (layer >= 0).any() else np.zeros(0)
-        if areas.size == 0 or areas[0] == 0:
+        layer = layer[layer >= 0]
+        if not (layer == 0).any():  # no voxel in the base layer: it does not sit on the table
             continue
+        areas = np.bincount(layer) * voxel_mm3 / band_mm
         base = float(areas[0])
         overhang = float(areas[1:].max() / base) if areas.size > 1 else None
         slices = tuple(int(z) + grown[0].start for z in np.flatnonzero(component.any(axis=(1, 2))))
