@@ -68,6 +68,9 @@ def train() -> None:
 @click.option("--blend-group", default=None, metavar="NAME",
               help="Give the studies with a blend side the training sampling group NAME (the manifest's"
                    " sampling_group column), so that `train seg --mix NAME=SHARE` sets their share.")
+@click.option("--touch-skull-fraction", default=0.3, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of the intraparenchymal haematomas placed against the inner table (lobar bleeds cut by"
+                   " it) instead of inside the brain.")
 @click.option("--slice-spacing-mm", type=click.FloatRange(0.5, 10.0), default=None,
               help="Slice spacing of the phantom-head studies (same head length; default: drawn 4, 5 or 6 mm):"
                    " thin-slice test sets.")
@@ -110,6 +113,7 @@ def train_data(
     subacute_fraction: float,
     blend_fraction: float,
     blend_group: str | None,
+    touch_skull_fraction: float,
     slice_spacing_mm: float | None,
     noise_scale: float,
     extra_axial_real_fraction: float,
@@ -157,7 +161,7 @@ def train_data(
             subdural_stages=items(subdural_stages, DEFAULT_SUBDURAL_STAGES),
             extra_axial_real_fraction=extra_axial_real_fraction, subacute_fraction=subacute_fraction,
             slice_spacing_mm=slice_spacing_mm, noise_scale=noise_scale, blend_fraction=blend_fraction,
-            blend_group=blend_group,
+            blend_group=blend_group, touch_skull_fraction=touch_skull_fraction,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc

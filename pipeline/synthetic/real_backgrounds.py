@@ -30,6 +30,7 @@ from ichpipe.pipeline.synthetic.lesion_painting import (
 from ichpipe.pipeline.synthetic.lesion_shapes import ShapeBank
 from ichpipe.pipeline.synthetic.recipes import (
     DEFAULT_SUBACUTE_FRACTION,
+    DEFAULT_TOUCH_SKULL_FRACTION,
     F32,
     REAL_BACKGROUNDS,
     SHAPE_TRIES,
@@ -143,13 +144,14 @@ def load_real_background(name: str, *, ct_real_dir: Path | None = None) -> RealB
 def render_real_study(
     background: RealBackground, rng: np.random.Generator, bank: ShapeBank, case_id: str,
     *, subacute_fraction: float = DEFAULT_SUBACUTE_FRACTION, blend_fraction: float = 0.0,
-    blend_rng: np.random.Generator | None = None,
+    blend_rng: np.random.Generator | None = None, touch_skull_fraction: float = DEFAULT_TOUCH_SKULL_FRACTION,
 ) -> tuple[F32, BoolArray, list[dict[str, Any]]]:
     """Insert one or two shaped hematomas into a real background; HU, mask and lesion list.
 
     Each is subacute with probability ``subacute_fraction`` (:func:`draw_blood_hu`); an acute one gets a
     less dense side (the blend sign) with probability ``blend_fraction``, drawn from ``blend_rng`` (which
-    that share needs; ``rng``'s draws stay as they were).
+    that share needs; ``rng``'s draws stay as they were). Each is placed against the inner table with
+    probability ``touch_skull_fraction``.
     """
     if blend_fraction > 0 and blend_rng is None:
         raise ValueError("Argument 'blend_rng' must be given with a 'blend_fraction' above 0.")
@@ -164,7 +166,7 @@ def render_real_study(
     n = 1 if rng.uniform() < 0.7 else 2
     for _ in range(n):
         stage, blood = draw_blood_hu(rng, subacute_fraction=subacute_fraction)
-        touch = bool(rng.uniform() < 0.3)
+        touch = bool(rng.uniform() < touch_skull_fraction)
         placed = None
         for _ in range(SHAPE_TRIES):
             shape = bank.draw(rng)

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_LESION_MIX",
     "DEFAULT_SUBACUTE_FRACTION",
     "DEFAULT_SUBDURAL_STAGES",
+    "DEFAULT_TOUCH_SKULL_FRACTION",
     "DEMO_SEED",
     "EXTRA_AXIAL_KINDS",
     "REAL_BACKGROUNDS",
@@ -69,6 +70,9 @@ DEFAULT_LESION_MIX: tuple[str, ...] = ("subdural=0.55", "epidural=0.2", "intrave
 
 #: Default share of intraparenchymal blood drawn subacute (the rest acute).
 DEFAULT_SUBACUTE_FRACTION = 0.25
+
+#: Default share of intraparenchymal haematomas placed against the inner table (the rest inside the brain).
+DEFAULT_TOUCH_SKULL_FRACTION = 0.3
 
 #: Default shares of the subdural stages (acute 50-80 HU, subacute 30-50, chronic 0-25, mixed).
 DEFAULT_SUBDURAL_STAGES: tuple[str, ...] = ("acute=0.6", "subacute=0.25", "chronic=0.05", "mixed=0.1")
@@ -163,6 +167,10 @@ class GeneratorOptions:
     blend_group:
         The training sampling group (the manifest's ``sampling_group``) of the studies given a blend
         side, so that ``train seg --mix`` sets their share; ``None``: their source's group, as any study.
+    touch_skull_fraction:
+        Share of the intraparenchymal haematomas (phantom and real-background studies) placed against the
+        inner table (cut by it: a lobar bleed) instead of inside the brain; 0.3 by default (the shipped
+        networks' training data, which 0.3 writes again unchanged).
     """
 
     n: int = 100
@@ -186,8 +194,12 @@ class GeneratorOptions:
     noise_scale: float = 1.0
     blend_fraction: float = 0.0
     blend_group: str | None = None
+    touch_skull_fraction: float = DEFAULT_TOUCH_SKULL_FRACTION
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.touch_skull_fraction <= 1.0:
+            raise ValueError(f"Argument 'touch_skull_fraction' must be between 0 and 1;"
+                             f" got {self.touch_skull_fraction!r}.")
         if self.blend_group is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.blend_group):
             raise ValueError(f"Argument 'blend_group' must be a group name of lower-case letters, digits and '-';"
                              f" got {self.blend_group!r}.")
@@ -322,11 +334,11 @@ def draw_recipe(options: GeneratorOptions, index: int) -> PhantomRecipe:
         blood_hu=hu,
         n_hematomas=n_hem,
         shape=str(rng.choice(["ellipsoid", "irregular"])),
-        touch_skull=bool(rng.uniform() < 0.3),
+        touch_skull=bool(rng.uniform() < options.touch_skull_fraction),
         volume_ml=float(math.exp(rng.uniform(math.log(2.0), math.log(60.0)))),
         edema_mm=float(rng.uniform(1.0, 4.0)) if rng.uniform() < (0.6 if stage == "subacute" else 0.2) else 0.0,
         n_shaped=n_shaped,
-        shaped_touch_skull=tuple(bool(rng.uniform() < 0.3) for _ in range(n_shaped)),
+        shaped_touch_skull=tuple(bool(rng.uniform() < options.touch_skull_fraction) for _ in range(n_shaped)),
         ventricular_blood=bool(ivh),
         calcifications=bool(rng.uniform() < 0.4),
         blend_fraction=options.blend_fraction,

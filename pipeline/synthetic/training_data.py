@@ -259,7 +259,8 @@ def _real_case(
     hu, mask, lesions = render_real_study(background, rng, bank, case_id,
                                           subacute_fraction=options.subacute_fraction,
                                           blend_fraction=options.blend_fraction,
-                                          blend_rng=np.random.default_rng([options.seed, index, BLEND_STREAM]))
+                                          blend_rng=np.random.default_rng([options.seed, index, BLEND_STREAM]),
+                                          touch_skull_fraction=options.touch_skull_fraction)
     final = cases / case_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{case_id}.", dir=cases))
     try:
