@@ -106,6 +106,7 @@ def test_a_non_editable_install_puts_only_ichpipe_into_site_packages(tmp_path: P
     assert {f"ichpipe/models/checkpoints/ichpipe-ends.{s}" for s in ("pt", "onnx", "md")} <= set(names)
     assert {f"ichpipe/models/checkpoints/ichpipe-extra-axial.{s}" for s in ("pt", "onnx", "md")} <= set(names)
     assert {f"ichpipe/models/checkpoints/ichpipe-blend.{s}" for s in ("pt", "onnx", "md")} <= set(names)
+    assert {f"ichpipe/models/checkpoints/ichpipe-blend-lobar.{s}" for s in ("pt", "onnx", "md")} <= set(names)
 
     target = tmp_path / "site"
     install = subprocess.run(

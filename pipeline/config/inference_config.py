@@ -76,7 +76,9 @@ class BlendSideConfig:
     ----------
     checkpoint:
         The network (trained with ``ichpipe train data --blend-fraction``): a path or a file shipped
-        in ``models/checkpoints/`` (default: the shipped ``ichpipe-blend.pt``); ``""`` turns the step off.
+        in ``models/checkpoints/`` (default: the shipped ``ichpipe-blend-lobar.pt``, fine-tuned on clots
+        against the inner table too; ``ichpipe-blend.pt``, the earlier reader, also shipped, flags fewer
+        right volumes and misses most sides against the cortex); ``""`` turns the step off.
     threshold:
         Its probability above which a voxel is called.
     min_hu, max_hu:
@@ -90,7 +92,7 @@ class BlendSideConfig:
         (``details["blend_side"]``, the ``blend_side`` quality flag).
     """
 
-    checkpoint: str = "ichpipe-blend.pt"
+    checkpoint: str = "ichpipe-blend-lobar.pt"
     threshold: float = 0.5
     min_hu: float = 33.0
     max_hu: float = 55.0

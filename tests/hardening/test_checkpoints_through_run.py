@@ -65,7 +65,7 @@ def test_allow_list_admits_a_listed_digest_and_refuses_others(good_study: Path, 
                     f" ['{digest}', '{file_sha256(ends)}']\n")
     result = _run(good_study, tmp_path / "o0", half, "--segmenter", "unet", "--checkpoint", str(tiny_checkpoint))
     assert result.exit_code == 1 and f"Extra-axial checkpoint {extra} (SHA-256 {file_sha256(extra)})" in result.stderr
-    blend = REPO / "models" / "checkpoints" / "ichpipe-blend.pt"  # and the blend-side one
+    blend = REPO / "models" / "checkpoints" / "ichpipe-blend-lobar.pt"  # and the blend-side one
     most = tmp_path / "most.yaml"
     most.write_text(store_config.read_text() + "models:\n  checkpoint_sha256_allowlist:"
                     f" ['{digest}', '{file_sha256(ends)}', '{file_sha256(extra)}']\n")

@@ -79,7 +79,7 @@ def test_threads_follow_the_config_then_omp_num_threads(tiny_pair, monkeypatch) 
 
 @pytest.mark.parametrize(("stem", "channels"),
                          [("ichpipe-default", 1), ("ichpipe-ends", 3), ("ichpipe-extra-axial", 1),
-                          ("ichpipe-blend", 1)])
+                          ("ichpipe-blend", 1), ("ichpipe-blend-lobar", 1)])
 def test_shipped_export_belongs_to_the_shipped_checkpoint_and_matches_it(stem: str, channels: int) -> None:
     checkpoint = CHECKPOINTS / f"{stem}.pt"
     exported = load_onnx_segmenter(CHECKPOINTS / f"{stem}.onnx", threads=1,
